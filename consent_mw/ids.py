@@ -1,0 +1,52 @@
+"""Identifiers: random ids the middleware issues and keyed hashes of ids it must not keep.
+
+The collector imports these too, so a person's id hashes the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+
+ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+VISITOR_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+ID_TYPES = ("visitor_id", "user_id", "consent_id")
+
+
+def new_visitor_id() -> str:
+    """A random 128-bit id, hex: the ``cmw_vid`` cookie."""
+    return secrets.token_hex(16)
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(8)
+
+
+def new_consent_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256, hex, truncated to 128 bits: stable per key, useless without it."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def hash_user_id(key: bytes, user_id: str) -> str:
+    """The form in which a site's account id is stored (events.user_id)."""
+    return keyed_hash(key, "user:" + user_id)
+
+
+def subject_hash(key: bytes, id_type: str, stored_id: str) -> str:
+    """What a suppression keeps: a keyed hash of the id as events store it."""
+    return keyed_hash(key, f"subject:{id_type}:{stored_id}")
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None

@@ -1,0 +1,169 @@
+"""The middleware's one settings object, read once from ``CONSENT_MW_*`` and ``consent-mw.toml``."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consent_mw.categories import (
+    Category,
+    Tag,
+    categories_from_config,
+    tags_from_config,
+)
+from consent_mw.config import Secret, SettingsError, Source, duration
+
+DAY = 86400
+DEFAULT_POLICY_LABEL = "2024-04-23"
+DEFAULT_SEARCH_PARAMS = ("q", "s", "search", "keyword")
+DEFAULT_CLICK_ID_PARAMS = (
+    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "yclid", "msclkid", "ttclid",
+    "twclid", "li_fat_id", "ldtag_cl",
+)
+DEFAULT_EXCLUDE_PATHS = ("/_consent", "/_collector", "/dashboards", "/.well-known",
+                         "/favicon.ico", "/static/", "/robots.txt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the middleware needs; build with :meth:`from_env` or by keyword."""
+
+    # Signing: the first key signs, every key verifies (rotation).
+    secret_keys: tuple[Secret, ...]
+    cookie_salt: str = "consent-mw.consent.v1"
+
+    categories: tuple[Category, ...] = field(default_factory=lambda: categories_from_config(None))
+    tags: tuple[Tag, ...] = ()
+
+    # Policy version = label + SHA-256 of the policy text.
+    policy_label: str = DEFAULT_POLICY_LABEL
+    policy_text: str = ""
+
+    consent_cookie: str = "cmw_consent"
+    visitor_cookie: str = "cmw_vid"
+    session_cookie: str = "cmw_sid"
+    consent_max_age: int = 182 * DAY  # ~6 months, for acceptance and refusal alike
+    visitor_max_age: int = 395 * DAY  # at most 13 months, never extended
+    session_timeout: int = 30 * 60
+
+    prefix: str = "/_consent"
+    locales: tuple[str, ...] = ("ja", "en")
+    default_locale: str = "ja"
+    allowed_origins: tuple[str, ...] = ()  # extra origins allowed to POST consent
+    banner: bool = True
+    max_body_bytes: int = 8 * 1024
+
+    # Capture
+    capture: bool = True
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    search_params: tuple[str, ...] = DEFAULT_SEARCH_PARAMS
+    click_id_params: tuple[str, ...] = DEFAULT_CLICK_ID_PARAMS
+    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
+    queue_size: int = 10_000
+    batch_size: int = 1_000
+    flush_interval: float = 1.0
+    max_event_bytes: int = 16 * 1024
+    collector_url: str | None = None
+    collector_token: Secret = Secret("")
+    spool_dir: Path | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
+    suppression_refresh: float = 5.0
+    user_id_key: Secret = Secret("")  # keys the user_id hash; defaults to the first secret key
+
+    def __post_init__(self) -> None:
+        if not self.secret_keys or not all(k.value for k in self.secret_keys):
+            raise SettingsError("secret_key", "at least one non-empty secret key is required")
+        if len(self.secret_keys[0].value) < 16:
+            raise SettingsError("secret_key", "must be at least 16 characters")
+        if not self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise SettingsError("prefix", "must start with '/' and not end with '/'")
+        if self.default_locale not in self.locales:
+            raise SettingsError("default_locale", f"must be one of {self.locales}")
+        for net in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise SettingsError("trusted_proxies", f"{net!r} is not an IP network") from None
+        if self.collector_url is not None and not self.collector_url.startswith(
+            ("http://", "https://")
+        ):
+            raise SettingsError("collector_url", "must be an http(s) URL")
+        for name, value in (("queue_size", self.queue_size), ("batch_size", self.batch_size)):
+            if value < 1:
+                raise SettingsError(name, "must be >= 1")
+        if self.flush_interval <= 0:
+            raise SettingsError("flush_interval", "must be > 0")
+        if self.visitor_max_age > 396 * DAY:
+            raise SettingsError("visitor_max_age", "must be at most 13 months")
+
+    @property
+    def policy_hash(self) -> str:
+        return hashlib.sha256(self.policy_text.encode("utf-8")).hexdigest()
+
+    @property
+    def policy_version(self) -> str:
+        """``<label>+<first 12 hex of sha256>``: a new text is a new version, even unlabelled."""
+        return f"{self.policy_label}+{self.policy_hash[:12]}"
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    @property
+    def hash_key(self) -> bytes:
+        return (self.user_id_key.value or self.secret_keys[0].value).encode("utf-8")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        toml_path: str | os.PathLike[str] | None = None,
+        **overrides: object,
+    ) -> Settings:
+        """Read ``CONSENT_MW_*`` variables and the ``[consent_mw]`` table of the TOML file."""
+        src = Source.load("consent_mw", env=env, toml_path=toml_path)
+        keys = src.list("secret_key", ())
+        categories = categories_from_config(src.table.get("categories"))
+        policy_text = ""
+        policy_path = src.path("policy_file", None)
+        if policy_path is not None:
+            try:
+                policy_text = policy_path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError("policy_file", f"cannot read {policy_path}: {exc}") from exc
+        values: dict[str, object] = dict(
+            secret_keys=tuple(Secret(k) for k in keys),
+            categories=categories,
+            tags=tags_from_config(src.table.get("tags"), categories),
+            policy_label=src.str("policy_label", DEFAULT_POLICY_LABEL),
+            policy_text=policy_text,
+            consent_max_age=duration(src, "consent_max_age", 182 * DAY),
+            visitor_max_age=duration(src, "visitor_max_age", 395 * DAY),
+            session_timeout=duration(src, "session_timeout", 30 * 60),
+            prefix=src.str("prefix", "/_consent"),
+            default_locale=src.str("default_locale", "ja"),
+            allowed_origins=src.list("allowed_origins", ()),
+            banner=src.bool("banner", True),
+            capture=src.bool("capture", True),
+            trusted_proxies=src.list("trusted_proxies", ("127.0.0.1/32", "::1/128")),
+            search_params=src.list("search_params", DEFAULT_SEARCH_PARAMS),
+            click_id_params=src.list("click_id_params", DEFAULT_CLICK_ID_PARAMS),
+            exclude_paths=src.list("exclude_paths", DEFAULT_EXCLUDE_PATHS),
+            queue_size=src.int("queue_size", 10_000, minimum=1),
+            batch_size=src.int("batch_size", 1_000, minimum=1),
+            flush_interval=src.float("flush_interval", 1.0, minimum=0.001),
+            max_event_bytes=src.int("max_event_bytes", 16 * 1024, minimum=512),
+            collector_url=src.opt_str("collector_url"),
+            collector_token=src.secret("collector_token"),
+            spool_dir=src.path("spool_dir", None),
+            spool_max_bytes=src.int("spool_max_bytes", 64 * 1024 * 1024, minimum=0),
+            suppression_refresh=src.float("suppression_refresh", 5.0, minimum=0.1),
+            user_id_key=src.secret("user_id_key"),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

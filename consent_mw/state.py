@@ -1,0 +1,56 @@
+"""The consent state of one request, shared by the consent layer and capture."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from consent_mw.settings import Settings
+
+#: Key under which the middleware stores the RequestContext in the ASGI scope.
+SCOPE_KEY = "consent_mw"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentState:
+    """What the visitor decided, as read from a valid, current ``cmw_consent`` cookie.
+
+    ``categories`` names every configured category explicitly; anything not granted is False.
+    An undecided state grants only the required categories.
+    """
+
+    decided: bool
+    categories: Mapping[str, bool]
+    services: Mapping[str, bool] = field(default_factory=dict)
+    consent_id: str | None = None
+    policy_version: str = ""
+    decided_at: int | None = None  # ms since epoch
+    gpc: bool = False  # this request carries Sec-GPC: 1
+    gpc_applied: bool = False  # marketing is refused because of GPC
+    gpc_conflict: bool = False  # the visitor explicitly opted in despite GPC
+    method: str | None = None  # how the decision was made: accept_all, reject_all, save, ...
+
+    def granted(self, category: str) -> bool:
+        return bool(self.categories.get(category, False))
+
+    def service_granted(self, category: str, service: str) -> bool:
+        return self.granted(category) and bool(self.services.get(service, False))
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestContext:
+    """Per-request handle the site's code reaches through ``request.scope[SCOPE_KEY]``.
+
+    ``track()`` and ``identify()`` use it to emit events under the request's consent.
+    """
+
+    settings: Settings
+    state: ConsentState
+    locale: str
+    visitor_id: str | None = None  # only when analytics is granted
+    session_id: str | None = None
+    client_ip: str | None = None
+    capture: Any = None  # consent_mw.capture.Capture, when capture is on
+    extra_set_cookies: list[str] = field(default_factory=list)

@@ -1,0 +1,174 @@
+"""The wire format between the middleware and the collector: its single owner.
+
+A batch is gzip-compressed JSON posted to ``{collector}/v1/events``::
+
+    {"schema": "consent-mw/1", "sent_at": <ms>, "batch_id": <uuid>,
+     "events": [<event>...], "consent_records": [<record>...]}
+
+``EVENT_SCHEMA`` and ``RECORD_SCHEMA`` are JSON Schema (draft 2020-12). The collector validates
+every item against them; the contract test pins them to what the middleware actually sends.
+Bumping the format means a new ``SCHEMA_ID`` and a collector that accepts both.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+SCHEMA_ID = "consent-mw/1"
+CONTENT_TYPE = "application/json"
+CONTENT_ENCODING = "gzip"
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # decompressed
+MAX_BATCH_ITEMS = 5_000
+
+EVENT_KINDS = ("pageview", "anonymous", "custom", "identify")
+RECORD_EVENTS = ("shown", "decided", "updated", "withdrawn", "gpc_applied")
+RECORD_METHODS = ("accept_all", "reject_all", "save", "gpc", "api", "none")
+RECORD_COMPONENTS = ("banner", "preferences", "api", "self_service")
+CHANNELS = ("direct", "search", "social", "ad", "referral", "internal")
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
+TRAITS = ("age_band", "zip3", "gender", "occupation")
+
+# Field length caps: the collector truncates longer strings and counts it.
+MAX_PATH = 2048
+MAX_TEXT = 512
+MAX_UA = 1024
+
+
+def _s(max_len: int = MAX_TEXT) -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": max_len}
+
+
+_UUID = {"type": "string", "pattern": "^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"}
+_ID = {"type": ["string", "null"], "pattern": "^[0-9A-Za-z_-]{1,64}$"}
+_MS = {"type": "integer", "minimum": 0, "maximum": 32503680000000}
+_FLAGS = {"type": "object", "additionalProperties": {"type": "boolean"}, "maxProperties": 64}
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://consent-mw.dev/schema/event/1",
+    "title": "consent-mw event",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["event_id", "ts", "kind", "consent"],
+    "properties": {
+        "event_id": _UUID,
+        "ts": _MS,  # UTC ms; anonymous events are rounded down to the hour
+        "kind": {"enum": list(EVENT_KINDS)},
+        "name": _s(128),  # "pageview" or the site's custom event name
+        "consent": _FLAGS,  # categories granted when captured: drives enrichment
+        "gpc": {"type": "boolean"},
+        # analytics (pages): path is also on anonymous counts
+        "host": _s(253),
+        "path": _s(MAX_PATH),
+        "method": _s(16),
+        "status": {"type": ["integer", "null"], "minimum": 0, "maximum": 999},
+        "search_terms": _s(),
+        "referrer_host": _s(253),
+        "channel": {"enum": [*CHANNELS, None]},
+        "language": _s(64),
+        "network_type": _s(16),
+        "save_data": {"type": ["boolean", "null"]},
+        # device: raw inputs, parsed by the collector and never stored as such
+        "ua": _s(MAX_UA),
+        "ch_ua_model": _s(128),
+        "ch_ua_platform": _s(64),
+        "device_type": {"enum": [*DEVICE_TYPES, None]},  # only set on anonymous counts
+        # identifiers
+        "visitor_id": _ID,
+        "session_id": _ID,
+        "consent_id": _ID,
+        "user_id": _ID,  # already a keyed hash
+        "ip": {"type": ["string", "null"], "maxLength": 45},
+        # marketing
+        "utm_source": _s(),
+        "utm_medium": _s(),
+        "utm_campaign": _s(),
+        "utm_term": _s(),
+        "utm_content": _s(),
+        "click_id_type": _s(32),
+        # the site's own events
+        "properties": {
+            "type": "object",
+            "maxProperties": 32,
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        },
+        "traits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {t: _s(64) for t in TRAITS},
+        },
+    },
+}
+
+RECORD_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://consent-mw.dev/schema/consent-record/1",
+    "title": "consent-mw consent record",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["record_id", "consent_id", "ts", "event", "method", "component",
+                 "policy_version", "policy_hash", "categories", "gcm", "gpc"],
+    "properties": {
+        "record_id": _UUID,
+        "consent_id": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$"},
+        "visitor_id": _ID,
+        "previous_record_id": {"type": ["string", "null"], "maxLength": 64},
+        "ts": _MS,
+        "event": {"enum": list(RECORD_EVENTS)},
+        "method": {"enum": list(RECORD_METHODS)},
+        "component": {"enum": list(RECORD_COMPONENTS)},
+        "policy_version": {"type": "string", "maxLength": 128},
+        "policy_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "locale": _s(16),
+        "categories": _FLAGS,
+        "services": _FLAGS,
+        "gcm": {
+            "type": "object",
+            "additionalProperties": {"enum": ["granted", "denied"]},
+            "maxProperties": 16,
+        },
+        "gpc": {"type": "boolean"},
+        "gpc_conflict": {"type": "boolean"},
+        "host": _s(253),
+        "path": _s(MAX_PATH),
+        "ua_family": _s(64),
+        "expires_at": {"type": ["integer", "null"], "minimum": 0},
+    },
+}
+
+BATCH_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://consent-mw.dev/schema/batch/1",
+    "type": "object",
+    "required": ["schema"],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "sent_at": _MS,
+        "batch_id": {"type": "string", "maxLength": 64},
+        "events": {"type": "array", "maxItems": MAX_BATCH_ITEMS},
+        "consent_records": {"type": "array", "maxItems": MAX_BATCH_ITEMS},
+    },
+    "additionalProperties": False,
+}
+
+
+def encode_batch(
+    events: Sequence[Mapping[str, Any]],
+    consent_records: Sequence[Mapping[str, Any]] = (),
+    *,
+    batch_id: str,
+    sent_at: int,
+) -> bytes:
+    """The gzip body the HTTP transport posts."""
+    body = {
+        "schema": SCHEMA_ID,
+        "sent_at": sent_at,
+        "batch_id": batch_id,
+        "events": list(events),
+        "consent_records": list(consent_records),
+    }
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return gzip.compress(raw, compresslevel=5)
