@@ -1,0 +1,11 @@
+"""Admin API routes for visitor rights (stub; the visitor-rights work fills it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+
+def build_routes(service: Any) -> list[BaseRoute]:
+    return []
