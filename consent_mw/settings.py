@@ -18,6 +18,7 @@ from consent_mw.categories import (
 from consent_mw.config import Secret, SettingsError, Source, duration
 
 DAY = 86400
+NO_SECRET = Secret("")
 DEFAULT_POLICY_LABEL = "2024-04-23"
 DEFAULT_SEARCH_PARAMS = ("q", "s", "search", "keyword")
 DEFAULT_CLICK_ID_PARAMS = (
@@ -68,11 +69,11 @@ class Settings:
     flush_interval: float = 1.0
     max_event_bytes: int = 16 * 1024
     collector_url: str | None = None
-    collector_token: Secret = Secret("")
+    collector_token: Secret = NO_SECRET
     spool_dir: Path | None = None
     spool_max_bytes: int = 64 * 1024 * 1024
     suppression_refresh: float = 5.0
-    user_id_key: Secret = Secret("")  # keys the user_id hash; defaults to the first secret key
+    user_id_key: Secret = NO_SECRET  # keys the user_id hash; defaults to the first secret key
 
     def __post_init__(self) -> None:
         if not self.secret_keys or not all(k.value for k in self.secret_keys):
