@@ -88,7 +88,7 @@ class Source:
     def has(self, field: str) -> bool:
         return self.raw(field) is not None
 
-    def str(self, field: str, default: str) -> str:
+    def text(self, field: str, default: str) -> str:
         value = self.raw(field)
         if value is None:
             return default
@@ -104,7 +104,7 @@ class Source:
             raise SettingsError(field, f"expected a string, got {type(value).__name__}")
         return value
 
-    def int(self, field: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, field: str, default: int, *, minimum: int | None = None) -> int:
         value = self.raw(field)
         if value is None:
             result = default
@@ -121,7 +121,7 @@ class Source:
             raise SettingsError(field, f"must be >= {minimum}, got {result}")
         return result
 
-    def float(self, field: str, default: float, *, minimum: float | None = None) -> float:
+    def number(self, field: str, default: float, *, minimum: float | None = None) -> float:
         value = self.raw(field)
         if value is None:
             result = default
@@ -136,7 +136,7 @@ class Source:
             raise SettingsError(field, f"must be >= {minimum}, got {result}")
         return result
 
-    def bool(self, field: str, default: bool) -> bool:
+    def flag(self, field: str, default: bool) -> bool:
         value = self.raw(field)
         if value is None:
             return default
@@ -149,7 +149,7 @@ class Source:
             return False
         raise SettingsError(field, f"expected true/false, got {value!r}")
 
-    def list(self, field: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def strings(self, field: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """A list from TOML, or a comma-separated string from the environment."""
         value = self.raw(field)
         if value is None:
@@ -161,7 +161,7 @@ class Source:
         raise SettingsError(field, "expected a list of strings or a comma-separated string")
 
     def secret(self, field: str) -> Secret:
-        return Secret(self.str(field, ""))
+        return Secret(self.text(field, ""))
 
     def path(self, field: str, default: str | None) -> Path | None:
         value = self.opt_str(field)

@@ -128,7 +128,7 @@ class Settings:
     ) -> Settings:
         """Read ``CONSENT_MW_*`` variables and the ``[consent_mw]`` table of the TOML file."""
         src = Source.load("consent_mw", env=env, toml_path=toml_path)
-        keys = src.list("secret_key", ())
+        keys = src.strings("secret_key", ())
         categories = categories_from_config(src.table.get("categories"))
         policy_text = ""
         policy_path = src.path("policy_file", None)
@@ -141,29 +141,29 @@ class Settings:
             secret_keys=tuple(Secret(k) for k in keys),
             categories=categories,
             tags=tags_from_config(src.table.get("tags"), categories),
-            policy_label=src.str("policy_label", DEFAULT_POLICY_LABEL),
+            policy_label=src.text("policy_label", DEFAULT_POLICY_LABEL),
             policy_text=policy_text,
             consent_max_age=duration(src, "consent_max_age", 182 * DAY),
             visitor_max_age=duration(src, "visitor_max_age", 395 * DAY),
             session_timeout=duration(src, "session_timeout", 30 * 60),
-            prefix=src.str("prefix", "/_consent"),
-            default_locale=src.str("default_locale", "ja"),
-            allowed_origins=src.list("allowed_origins", ()),
-            banner=src.bool("banner", True),
-            capture=src.bool("capture", True),
-            trusted_proxies=src.list("trusted_proxies", ("127.0.0.1/32", "::1/128")),
-            search_params=src.list("search_params", DEFAULT_SEARCH_PARAMS),
-            click_id_params=src.list("click_id_params", DEFAULT_CLICK_ID_PARAMS),
-            exclude_paths=src.list("exclude_paths", DEFAULT_EXCLUDE_PATHS),
-            queue_size=src.int("queue_size", 10_000, minimum=1),
-            batch_size=src.int("batch_size", 1_000, minimum=1),
-            flush_interval=src.float("flush_interval", 1.0, minimum=0.001),
-            max_event_bytes=src.int("max_event_bytes", 16 * 1024, minimum=512),
+            prefix=src.text("prefix", "/_consent"),
+            default_locale=src.text("default_locale", "ja"),
+            allowed_origins=src.strings("allowed_origins", ()),
+            banner=src.flag("banner", True),
+            capture=src.flag("capture", True),
+            trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
+            search_params=src.strings("search_params", DEFAULT_SEARCH_PARAMS),
+            click_id_params=src.strings("click_id_params", DEFAULT_CLICK_ID_PARAMS),
+            exclude_paths=src.strings("exclude_paths", DEFAULT_EXCLUDE_PATHS),
+            queue_size=src.integer("queue_size", 10_000, minimum=1),
+            batch_size=src.integer("batch_size", 1_000, minimum=1),
+            flush_interval=src.number("flush_interval", 1.0, minimum=0.001),
+            max_event_bytes=src.integer("max_event_bytes", 16 * 1024, minimum=512),
             collector_url=src.opt_str("collector_url"),
             collector_token=src.secret("collector_token"),
             spool_dir=src.path("spool_dir", None),
-            spool_max_bytes=src.int("spool_max_bytes", 64 * 1024 * 1024, minimum=0),
-            suppression_refresh=src.float("suppression_refresh", 5.0, minimum=0.1),
+            spool_max_bytes=src.integer("spool_max_bytes", 64 * 1024 * 1024, minimum=0),
+            suppression_refresh=src.number("suppression_refresh", 5.0, minimum=0.1),
             user_id_key=src.secret("user_id_key"),
         )
         values.update(overrides)
