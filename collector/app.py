@@ -1,0 +1,229 @@
+"""The collector's HTTP face: ingest, health, metrics, OpenAPI, plus privacy and query routes.
+
+Each endpoint's docstring carries its OpenAPI operation as YAML after ``---``
+(``collector/openapi.py`` reads them); a test checks every route is described.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector import privacy_api, query_api
+from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from collector.openapi import openapi_endpoint
+from collector.store import StoreError
+from consent_mw.wire import BATCH_SCHEMA
+
+if TYPE_CHECKING:
+    from collector.service import CollectorService
+
+log = logging.getLogger("consent_mw.collector.app")
+BATCH_VALIDATOR = Draft202012Validator(BATCH_SCHEMA)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BadBody(Exception):
+    pass
+
+
+def is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_ok(request: Request, expected: str) -> bool:
+    """Constant-time check of ``Authorization: Bearer <token>``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8"))
+
+
+def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, max_compressed: int, max_decompressed: int) -> bytes:
+    """The request body, gunzipped while streaming, never holding more than the caps."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("gzip", "identity", ""):
+        raise BadBody(f"unsupported Content-Encoding {encoding!r}: use gzip or identity")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_compressed:
+        raise BodyTooLarge(f"body over {max_compressed} bytes")
+    gz = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    out = bytearray()
+    received = 0
+    cap = max_decompressed if gz is not None else max_compressed
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_compressed:
+            raise BodyTooLarge(f"body over {max_compressed} bytes")
+        if gz is None:
+            out += chunk
+            continue
+        data = chunk
+        try:
+            while data and not gz.eof:
+                # max_length bounds each step, so a bomb never inflates past the cap.
+                out += gz.decompress(data, cap + 1 - len(out))
+                if len(out) > cap:
+                    raise BodyTooLarge(f"decompressed body over {cap} bytes")
+                data = gz.unconsumed_tail
+        except zlib.error as exc:
+            raise BadBody(f"invalid gzip: {exc}") from None
+    if gz is not None and not gz.eof:
+        raise BadBody("invalid gzip: truncated stream")
+    return bytes(out)
+
+
+def build_app(service: CollectorService) -> Starlette:
+    settings = service.settings
+    metrics = service.metrics
+
+    async def post_events(request: Request) -> Response:
+        """Ingest a batch of events and consent records.
+        ---
+        summary: Ingest a batch (consent-mw/1 wire format)
+        description: >
+          Body is the JSON batch of consent_mw.wire (gzip or identity). Valid items are stored
+          even when others are rejected; replays (same event/record ids) are accepted but not
+          stored twice. Without a configured collector token, only loopback clients may post.
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Batch'}
+        responses:
+          200:
+            description: Every item accepted (replays included)
+            content:
+              application/json:
+                schema: {$ref: '#/components/schemas/IngestResult'}
+          400:
+            description: >
+              Invalid JSON or batch shape (error body), or some items rejected while the
+              others were stored (IngestResult body)
+            content:
+              application/json:
+                schema: {$ref: '#/components/schemas/IngestResult'}
+          401: {description: Missing or wrong bearer token}
+          413: {description: Body over the compressed or decompressed size limit}
+          415: {description: Unsupported Content-Encoding}
+          503: {description: Store unavailable; retry later (Retry-After)}
+        """
+        token = settings.collector_token.value
+        if (token and not bearer_ok(request, token)) or (not token and not is_loopback(request)):
+            metrics.rejected.labels("unauthorized").inc()
+            return error(401, "unauthorized", "a valid bearer token is required",
+                         **{"WWW-Authenticate": "Bearer"})
+        metrics.queue_depth.inc()
+        try:
+            return await _ingest(request)
+        finally:
+            metrics.queue_depth.dec()
+
+    async def _ingest(request: Request) -> Response:
+        try:
+            raw = await read_body(request, settings.max_body_bytes,
+                                  settings.max_decompressed_bytes)
+        except BodyTooLarge as exc:
+            metrics.rejected.labels("too_large").inc()
+            return error(413, "too_large", str(exc))
+        except BadBody as exc:
+            metrics.rejected.labels("bad_encoding").inc()
+            status = 415 if "Content-Encoding" in str(exc) else 400
+            return error(status, "bad_encoding", str(exc))
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            metrics.rejected.labels("invalid_json").inc()
+            return error(400, "invalid_json", "body is not valid UTF-8 JSON")
+        shape = best_match(BATCH_VALIDATOR.iter_errors(body))
+        if shape is not None:
+            metrics.rejected.labels("bad_batch").inc()
+            where = ".".join(str(p) for p in shape.absolute_path) or "(batch)"
+            return error(400, "bad_batch", f"{where}: {shape.message}"[:300])
+        try:
+            result = await run_in_threadpool(
+                service.ingest.process, body.get("events", []),
+                body.get("consent_records", []), batch_id=body.get("batch_id"),
+            )
+        except StoreError as exc:
+            metrics.batches.labels("store_error").inc()
+            log.error("store unavailable: %s", exc)
+            return error(503, "store_unavailable", "the store is unavailable; retry later",
+                         **{"Retry-After": "5"})
+        except Exception:  # the collector answers, whatever happens
+            metrics.batches.labels("error").inc()
+            log.exception("ingest failed")
+            return error(503, "internal", "ingest failed; retry later", **{"Retry-After": "5"})
+        metrics.batches.labels("partial" if result.rejected else "ok").inc()
+        return JSONResponse(result.as_dict(), status_code=400 if result.rejected else 200)
+
+    async def healthz(request: Request) -> Response:
+        """Liveness and store reachability.
+        ---
+        summary: Health check
+        responses:
+          200: {description: The store answers}
+          503: {description: Not started or the store does not answer}
+        """
+        try:
+            await run_in_threadpool(service.store.scalar, "SELECT 1")
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)[:200]},
+                                status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        """Prometheus metrics (counts only, no personal data).
+        ---
+        summary: Prometheus metrics
+        responses:
+          200: {description: Prometheus text exposition format, content: {text/plain: {}}}
+        """
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    routes: list[BaseRoute] = [
+        Route("/v1/events", post_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    routes += privacy_api.build_routes(service)
+    routes += query_api.build_routes(service)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.routes.append(Route("/openapi.json", openapi_endpoint(app), methods=["GET"]))
+    return app

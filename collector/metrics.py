@@ -1,0 +1,46 @@
+"""Prometheus metrics, one registry per service so tests and embedded collectors don't collide."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+PREFIX = "consent_mw_collector"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class CollectorMetrics:
+    """Counters of what came in, what was stored and what was turned away, and why."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.batches = Counter(f"{PREFIX}_batches", "Batches received, by outcome",
+                               ["outcome"], registry=r)
+        self.received = Counter(f"{PREFIX}_received", "Items received, by type (event/record)",
+                                ["type"], registry=r)
+        self.inserted = Counter(f"{PREFIX}_inserted", "Rows inserted, by table",
+                                ["table"], registry=r)
+        self.rejected = Counter(f"{PREFIX}_rejected", "Items or batches rejected, by reason",
+                                ["reason"], registry=r)
+        self.dropped = Counter(f"{PREFIX}_dropped",
+                               "Valid items not stored (duplicate, suppressed), by reason",
+                               ["reason"], registry=r)
+        self.fields = Counter(f"{PREFIX}_fields",
+                              "Fields altered on valid items (truncated, invalid_ip dropped)",
+                              ["action"], registry=r)
+        self.queue_depth = Gauge(f"{PREFIX}_queue_depth",
+                                 "Batches being validated or waiting for the store", registry=r)
+        self.insert_seconds = Histogram(
+            f"{PREFIX}_insert_seconds", "Time to insert one batch into the store",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

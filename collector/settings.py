@@ -1,0 +1,93 @@
+"""The collector's settings, read once from ``CONSENT_MW_*`` and the ``[collector]`` TOML table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consent_mw.config import Secret, SettingsError, Source, duration
+
+DAY = 86400
+MIB = 1024 * 1024
+NO_SECRET = Secret("")
+
+
+def default_store() -> str:
+    """``chdb://<cwd>/var/consent-mw.chdb``: the embedded store beside the process."""
+    return f"chdb://{Path.cwd() / 'var' / 'consent-mw.chdb'}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectorSettings:
+    """Everything the collector needs; build with :meth:`from_env` or by keyword."""
+
+    store: str = field(default_factory=default_store)
+    collector_token: Secret = NO_SECRET  # bearer for POST /v1/events; unset: loopback only
+    admin_token: Secret = NO_SECRET  # privacy API
+    query_token: Secret = NO_SECRET  # read-only query API for dashboards in another process
+    hash_key: Secret = NO_SECRET  # the middleware's user-id key (or its secret key)
+    geoip_db: Path | None = None
+    events_ttl: int = 395 * DAY  # 13 months
+    ip_ttl: int = 30 * DAY
+    records_ttl: int = 5 * 365 * DAY
+    cluster: str | None = None
+    max_body_bytes: int = 8 * MIB  # compressed, as received
+    max_decompressed_bytes: int = 32 * MIB  # after gzip: the gzip-bomb cap
+    clock_skew: int = DAY  # events whose ts is further than this from now are rejected
+    dedupe_size: int = 200_000  # event/record ids remembered to drop replays
+
+    def __post_init__(self) -> None:
+        if not self.store.startswith(("chdb://", "http://", "https://")):
+            raise SettingsError("store", "must be chdb:///path or an http(s):// ClickHouse URL")
+        for name in ("events_ttl", "ip_ttl", "records_ttl", "clock_skew"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(name, "must be > 0")
+        if self.ip_ttl > self.events_ttl:
+            raise SettingsError("ip_ttl", "must not exceed events_ttl")
+        for name in ("max_body_bytes", "max_decompressed_bytes", "dedupe_size"):
+            if getattr(self, name) < 1:
+                raise SettingsError(name, "must be >= 1")
+        if self.cluster is not None and not self.cluster.replace("_", "").replace(
+            "-", ""
+        ).isalnum():
+            raise SettingsError("cluster", f"invalid cluster name {self.cluster!r}")
+
+    @property
+    def hash_key_bytes(self) -> bytes:
+        """The key for ``consent_mw.ids.subject_hash`` and ``hash_user_id``."""
+        return self.hash_key.value.encode("utf-8")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        toml_path: str | os.PathLike[str] | None = None,
+        **overrides: object,
+    ) -> CollectorSettings:
+        src = Source.load("collector", env=env, toml_path=toml_path)
+        # The same key the middleware hashes user ids with: its own, else its first secret key.
+        key = src.secret("user_id_key")
+        if not key:
+            keys = src.strings("secret_key", ())
+            key = Secret(keys[0]) if keys else NO_SECRET
+        values: dict[str, object] = dict(
+            store=src.text("store", default_store()),
+            collector_token=src.secret("collector_token"),
+            admin_token=src.secret("admin_token"),
+            query_token=src.secret("query_token"),
+            hash_key=key,
+            geoip_db=src.path("geoip_db", None),
+            events_ttl=duration(src, "events_ttl", 395 * DAY),
+            ip_ttl=duration(src, "ip_ttl", 30 * DAY),
+            records_ttl=duration(src, "records_ttl", 5 * 365 * DAY),
+            cluster=src.opt_str("cluster"),
+            max_body_bytes=src.integer("max_body_bytes", 8 * MIB, minimum=1),
+            max_decompressed_bytes=src.integer("max_decompressed_bytes", 32 * MIB, minimum=1),
+            clock_skew=duration(src, "clock_skew", DAY),
+            dedupe_size=src.integer("dedupe_size", 200_000, minimum=1),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

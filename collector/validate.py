@@ -1,0 +1,139 @@
+"""Per-item validation of a batch: schema, clock skew, string caps and IP syntax.
+
+Pure functions over dicts; the ingest pipeline counts what they report. Oversized strings are
+truncated to the wire caps (and counted) rather than rejected, because the rest of such an event
+is still good; a field the schema does not know, a wrong type or a bad id rejects the item.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from consent_mw.wire import EVENT_SCHEMA, MAX_TEXT, RECORD_SCHEMA
+
+# Compiled once: validators are reused for every item of every batch.
+EVENT_VALIDATOR = Draft202012Validator(EVENT_SCHEMA)
+RECORD_VALIDATOR = Draft202012Validator(RECORD_SCHEMA)
+MAX_REASON = 300
+
+
+def _string_caps(schema: Mapping[str, Any]) -> dict[str, int]:
+    caps: dict[str, int] = {}
+    for name, spec in schema["properties"].items():
+        if isinstance(spec, dict) and "maxLength" in spec and name != "ip":
+            caps[name] = int(spec["maxLength"])
+    return caps
+
+
+EVENT_CAPS = _string_caps(EVENT_SCHEMA)
+RECORD_CAPS = _string_caps(RECORD_SCHEMA)
+TRAIT_CAP = 64
+
+
+@dataclass(slots=True)
+class Checked:
+    """One item after validation: the cleaned copy, or why it was rejected."""
+
+    item: dict[str, Any] | None
+    code: str = ""  # rejection code for metrics: not_object, schema, clock_skew
+    reason: str = ""  # human-readable, returned to the sender
+    truncated: int = 0  # fields cut to their cap
+    notes: list[str] = field(default_factory=list)  # e.g. "invalid_ip"
+
+
+def _reason(error: ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(item)"
+    text = f"{where}: {error.message}"
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def _truncate(item: dict[str, Any], caps: Mapping[str, int]) -> int:
+    count = 0
+    for name, cap in caps.items():
+        value = item.get(name)
+        if isinstance(value, str) and len(value) > cap:
+            item[name] = value[:cap]
+            count += 1
+    return count
+
+
+def _truncate_maps(item: dict[str, Any]) -> int:
+    count = 0
+    props = item.get("properties")
+    if isinstance(props, dict):
+        for key, value in list(props.items()):
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                props[key] = value[:MAX_TEXT]
+                count += 1
+    traits = item.get("traits")
+    if isinstance(traits, dict):
+        for key, value in list(traits.items()):
+            if isinstance(value, str) and len(value) > TRAIT_CAP:
+                traits[key] = value[:TRAIT_CAP]
+                count += 1
+    return count
+
+
+def _check_ts(item: Mapping[str, Any], now_ms: int, skew_ms: int) -> str:
+    ts = item.get("ts")
+    if isinstance(ts, int) and not isinstance(ts, bool) and abs(ts - now_ms) > skew_ms:
+        return f"ts: {ts} is more than {skew_ms // 1000}s away from the collector's clock"
+    return ""
+
+
+def normalise_ip(value: str) -> str | None:
+    """The canonical text of an IP address (IPv4-mapped IPv6 unwrapped), or None if invalid."""
+    try:
+        addr = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def check_event(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
+    if not isinstance(raw, dict):
+        return Checked(None, "not_object", "event must be a JSON object")
+    item = dict(raw)
+    if isinstance(item.get("properties"), dict):
+        item["properties"] = dict(item["properties"])
+    if isinstance(item.get("traits"), dict):
+        item["traits"] = dict(item["traits"])
+    truncated = _truncate(item, EVENT_CAPS) + _truncate_maps(item)
+    error = best_match(EVENT_VALIDATOR.iter_errors(item))
+    if error is not None:
+        return Checked(None, "schema", _reason(error), truncated)
+    skew = _check_ts(item, now_ms, skew_ms)
+    if skew:
+        return Checked(None, "clock_skew", skew, truncated)
+    checked = Checked(item, truncated=truncated)
+    ip = item.get("ip")
+    if isinstance(ip, str):
+        clean = normalise_ip(ip)
+        if clean is None:
+            item["ip"] = None
+            checked.notes.append("invalid_ip")
+        else:
+            item["ip"] = clean
+    return checked
+
+
+def check_record(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
+    if not isinstance(raw, dict):
+        return Checked(None, "not_object", "consent record must be a JSON object")
+    item = dict(raw)
+    truncated = _truncate(item, RECORD_CAPS)
+    error = best_match(RECORD_VALIDATOR.iter_errors(item))
+    if error is not None:
+        return Checked(None, "schema", _reason(error), truncated)
+    skew = _check_ts(item, now_ms, skew_ms)
+    if skew:
+        return Checked(None, "clock_skew", skew, truncated)
+    return Checked(item, truncated=truncated)
