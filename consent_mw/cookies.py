@@ -1,0 +1,161 @@
+"""Reading and writing the middleware's cookies: signed consent, visitor, session, banner-shown.
+
+``cmw_consent`` is signed with itsdangerous under its own salt; the first of
+``settings.secret_keys`` signs and every key verifies, so keys can be rotated. Anything
+that does not verify cleanly is treated as *no decision* and never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from consent_mw.consent import parse_payload, to_payload
+from consent_mw.ids import VISITOR_ID_RE, is_valid_id
+from consent_mw.settings import Settings
+from consent_mw.state import ConsentState
+
+MAX_COOKIE_LEN = 4096
+SHOWN_MAX_AGE = 30 * 60  # a consent-less visitor yields at most one `shown` record per 30 min
+
+
+def parse_cookie_header(values: list[bytes]) -> dict[str, list[str]]:
+    """Every value of every cookie name, so duplicates can be noticed (and distrusted)."""
+    cookies: dict[str, list[str]] = {}
+    for raw in values:
+        text = raw.decode("latin-1")
+        for part in text.split(";"):
+            name, sep, value = part.partition("=")
+            if not sep:
+                continue
+            name = name.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            cookies.setdefault(name, []).append(value)
+    return cookies
+
+
+def single(cookies: dict[str, list[str]], name: str) -> str | None:
+    """The cookie's value when it is present exactly once; duplicates count as absent."""
+    values = cookies.get(name)
+    if not values or len(values) != 1 or len(values[0]) > MAX_COOKIE_LEN:
+        return None
+    return values[0]
+
+
+def _canonical(token: str) -> bool:
+    """Each dot-separated part is canonical base64url: rejects bit-flips that decode the same."""
+    for part in token.lstrip(".").split("."):
+        try:
+            padded = part + "=" * (-len(part) % 4)
+            decoded = base64.urlsafe_b64decode(padded.encode("ascii"))
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            return False
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != part:
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConsent:
+    """A verified consent cookie: the decision plus bookkeeping kept beside it."""
+
+    state: ConsentState
+    gpc_recorded: bool = False
+    record_id: str | None = None
+    signed_at: int = 0  # seconds since epoch; for re-issuing without extending Max-Age
+
+
+class CookieCodec:
+    """Signs and verifies the middleware's cookies for one Settings; built once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # itsdangerous signs with the *last* key; settings list the signing key first.
+        keys = [k.value for k in reversed(settings.secret_keys)]
+        self._consent = URLSafeTimedSerializer(keys, salt=settings.cookie_salt)
+        self._shown = URLSafeTimedSerializer(keys, salt=settings.cookie_salt + ".shown")
+
+    # consent -----------------------------------------------------------------------------
+    def dump_consent(self, state: ConsentState, *, gpc_recorded: bool = False,
+                     record_id: str | None = None) -> str:
+        return self._consent.dumps(
+            to_payload(state, gpc_recorded=gpc_recorded, record_id=record_id)
+        )
+
+    def load_consent(self, value: str | None) -> StoredConsent | None:
+        """The decision in a cookie value, or None for anything not clean, current and ours."""
+        if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
+            return None
+        try:
+            payload, signed_at = self._consent.loads(
+                value, max_age=self.settings.consent_max_age, return_timestamp=True
+            )
+        except (BadData, ValueError, TypeError, UnicodeError):
+            return None
+        state = parse_payload(payload, self.settings)
+        # The decision time bounds the lifetime too, so re-signing never extends it.
+        if state is None or (state.decided_at or 0) // 1000 + self.settings.consent_max_age < (
+            time.time()
+        ):
+            return None
+        assert isinstance(payload, dict)  # parse_payload checked
+        rid = payload.get("r")
+        return StoredConsent(
+            state=state,
+            gpc_recorded=payload.get("gr") is True,
+            record_id=rid if isinstance(rid, str) and len(rid) <= 64 else None,
+            signed_at=int(signed_at.timestamp()),
+        )
+
+    # banner-shown marker -----------------------------------------------------------------
+    def dump_shown(self, consent_id: str) -> str:
+        return self._shown.dumps({"cid": consent_id, "pv": self.settings.policy_version})
+
+    def load_shown(self, value: str | None) -> str | None:
+        """The consent id of a recent ``shown`` record for this policy version, if any."""
+        if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
+            return None
+        try:
+            data: Any = self._shown.loads(value, max_age=SHOWN_MAX_AGE)
+        except (BadData, ValueError, TypeError, UnicodeError):
+            return None
+        if not isinstance(data, dict) or data.get("pv") != self.settings.policy_version:
+            return None
+        cid = data.get("cid")
+        return cid if is_valid_id(cid) else None
+
+
+def valid_visitor_id(value: str | None) -> str | None:
+    return value if value and VISITOR_ID_RE.fullmatch(value) else None
+
+
+def valid_session_id(value: str | None) -> str | None:
+    return value if value and is_valid_id(value) and len(value) <= 32 else None
+
+
+def set_cookie(name: str, value: str, *, max_age: int, secure: bool, path: str = "/") -> str:
+    """A ``Set-Cookie`` value: always HttpOnly and SameSite=Lax; Secure over https."""
+    parts = [f"{name}={value}", f"Max-Age={max(0, int(max_age))}", f"Path={path}",
+             "HttpOnly", "SameSite=Lax"]
+    if max_age <= 0:
+        parts.insert(2, "Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def expire_cookie(name: str, *, secure: bool) -> str:
+    return set_cookie(name, "", max_age=0, secure=secure)
+
+
+def remaining_max_age(stored: StoredConsent, settings: Settings) -> int:
+    """Seconds left on a consent cookie, so re-signing it never extends its lifetime."""
+    decided = (stored.state.decided_at or 0) // 1000
+    return max(0, decided + settings.consent_max_age - int(time.time()))

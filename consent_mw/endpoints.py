@@ -1,0 +1,365 @@
+"""The middleware's own routes under ``settings.prefix`` and ``/.well-known/gpc.json``.
+
+``POST {prefix}`` is the only state-changing route. Cross-site rule, in order:
+
+1. ``Origin`` present: it must equal the request's own origin (``scheme://host``; over plain
+   http also ``https://host``, for TLS-terminating proxies) or one of
+   ``settings.allowed_origins``. ``Origin: null`` is refused.
+2. else ``Sec-Fetch-Site`` present: it must be ``same-origin``, ``same-site`` or ``none``.
+3. else ``Referer`` present: its origin must pass rule 1.
+4. else 403.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from consent_mw.banner import safe_return
+from consent_mw.consent import (
+    ConsentError,
+    analytics_granted,
+    apply_gpc,
+    decide,
+    gcm_signals,
+    record_event,
+    undecided,
+)
+from consent_mw.cookies import expire_cookie, set_cookie
+from consent_mw.i18n import choose_locale
+from consent_mw.pages import render_external_transmission, render_preferences
+from consent_mw.state import ConsentState, RequestContext
+
+if TYPE_CHECKING:
+    from consent_mw.middleware import ConsentMiddleware, Incoming, Receive, Scope, Send
+
+STATIC_TYPES = {
+    ".js": b"text/javascript; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+}
+TRUE_VALUES = {"on", "true", "1", "yes"}
+FALSE_VALUES = {"off", "false", "0", "no", ""}
+FORM_CONTROL_FIELDS = {"action", "return", "form", "component"}
+COMPONENTS = ("banner", "preferences", "api")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+GPC_LAST_UPDATE = "2026-11-24"
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def respond(send: Send, status: int, body: bytes, content_type: bytes,
+                  headers: list[tuple[bytes, bytes]] | None = None,
+                  *, head: bool = False) -> None:
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+           *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, read chunk by chunk; stops as soon as it exceeds ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest(400, "client disconnected")
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _bool_field(name: str, values: list[str]) -> bool:
+    if len(values) != 1:
+        # A checkbox sends one value; a hidden "off" plus a checked "on" is common too.
+        return any(v.strip().lower() in TRUE_VALUES for v in values)
+    value = values[0].strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise BadRequest(400, f"field {name!r} must be on/off or true/false")
+
+
+class Endpoints:
+    """Routes served by the middleware itself (no host-app involvement)."""
+
+    def __init__(self, mw: ConsentMiddleware) -> None:
+        self.mw = mw
+        self.settings = mw.settings
+        self.static: dict[str, tuple[bytes, bytes]] = {}
+        root = resources.files("consent_mw") / "static"
+        for entry in root.iterdir():
+            suffix = "." + entry.name.rsplit(".", 1)[-1]
+            if entry.is_file() and suffix in STATIC_TYPES:
+                self.static[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
+        label = self.settings.policy_label
+        self.gpc_body = _json({"gpc": True,
+                               "lastUpdate": label if _DATE.match(label) else GPC_LAST_UPDATE})
+
+    async def gpc_json(self, scope: Scope, send: Send) -> None:
+        if scope.get("method") not in ("GET", "HEAD"):
+            await respond(send, 405, b"method not allowed", b"text/plain; charset=utf-8",
+                          [(b"allow", b"GET, HEAD")])
+            return
+        await respond(send, 200, self.gpc_body, b"application/json",
+                      [(b"cache-control", b"public, max-age=86400")],
+                      head=scope.get("method") == "HEAD")
+
+    async def handle(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
+                     receive: Receive, send: Send) -> None:
+        prefix = self.settings.prefix
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        sub = path[len(prefix):]
+        if sub == "/my-data" or sub.startswith("/my-data/"):
+            if not await self.mw.self_service.handle(ctx, dict(scope), receive, send):
+                await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+            return
+        if sub.startswith("/static/") and method in ("GET", "HEAD"):
+            found = self.static.get(sub[len("/static/"):])
+            if found is None:
+                await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+                return
+            await respond(send, 200, found[0], found[1],
+                          [(b"cache-control", b"public, max-age=3600"),
+                           (b"x-content-type-options", b"nosniff")],
+                          head=method == "HEAD")
+            return
+        routes = {"": ("GET", "HEAD", "POST"), "/preferences": ("GET", "HEAD"),
+                  "/external-transmission": ("GET", "HEAD")}
+        if sub not in routes:
+            await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+            return
+        if method not in routes[sub]:
+            await respond(send, 405, b"method not allowed", b"text/plain; charset=utf-8",
+                          [(b"allow", ", ".join(routes[sub]).encode())])
+            return
+        if sub == "" and method == "POST":
+            await self.post(ctx, incoming, scope, receive, send)
+            return
+        head = method == "HEAD"
+        no_store = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Sec-GPC")]
+        if sub == "":
+            await respond(send, 200, _json(self.status(ctx)), b"application/json",
+                          no_store, head=head)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        lang = (query.get("lang") or [None])[0]
+        locale = choose_locale(self.settings, html_lang=lang,
+                               accept_language=incoming.header(b"accept-language") or "")
+        if sub == "/preferences":
+            page = render_preferences(
+                self.settings, ctx.state, locale,
+                return_to=safe_return((query.get("return") or [None])[0]),
+                saved=(query.get("saved") or [""])[0] == "1",
+                self_service=self._self_service_enabled(),
+            )
+        else:
+            page = render_external_transmission(self.settings, locale)
+        await respond(send, 200, page.encode("utf-8"), b"text/html; charset=utf-8",
+                      no_store, head=head)
+
+    def _self_service_enabled(self) -> bool:
+        try:
+            return bool(self.mw.self_service.enabled)
+        except Exception:
+            return False
+
+    def status(self, ctx: RequestContext) -> dict[str, Any]:
+        state = ctx.state
+        return {
+            "decided": state.decided,
+            "categories": dict(state.categories),
+            "services": dict(state.services),
+            "policy_version": self.settings.policy_version,
+            "consent_id": state.consent_id,
+            "visitor_id": ctx.visitor_id,
+            "gcm": gcm_signals(state, self.settings),
+            "gpc": state.gpc,
+        }
+
+    # POST {prefix} ----------------------------------------------------------------------
+    def _origin_ok(self, scope: Scope, incoming: Incoming, host: str) -> bool:
+        scheme = scope.get("scheme", "http")
+        own = {f"{scheme}://{host}".lower()}
+        if scheme == "http":
+            own.add(f"https://{host}".lower())
+        allowed = own | {o.lower().rstrip("/") for o in self.settings.allowed_origins}
+        origin = incoming.header(b"origin")
+        if origin is not None:
+            return origin.strip().lower() in allowed
+        site = incoming.header(b"sec-fetch-site")
+        if site is not None:
+            return site.strip().lower() in ("same-origin", "same-site", "none")
+        referer = incoming.header(b"referer")
+        if referer:
+            parts = urlsplit(referer.strip())
+            return f"{parts.scheme}://{parts.netloc}".lower() in allowed
+        return False
+
+    async def post(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
+                   receive: Receive, send: Send) -> None:
+        ctype = (incoming.header(b"content-type") or "").split(";")[0].strip().lower()
+        is_json = ctype == "application/json" or ctype.endswith("+json")
+        accept = incoming.header(b"accept") or ""
+        answer_json = is_json or "application/json" in accept
+        try:
+            host = incoming.header(b"host")
+            if not host or not host.strip():
+                raise BadRequest(400, "missing Host header")
+            if not self._origin_ok(scope, incoming, host.strip()):
+                raise BadRequest(403, "cross-site consent submissions are refused")
+            if not is_json and ctype != "application/x-www-form-urlencoded":
+                raise BadRequest(415, "use application/json or "
+                                 "application/x-www-form-urlencoded")
+            length = incoming.header(b"content-length")
+            if length is not None:
+                try:
+                    declared = int(length)
+                except ValueError:
+                    raise BadRequest(400, "invalid Content-Length") from None
+                if declared > self.settings.max_body_bytes:
+                    raise BadRequest(413, f"body larger than {self.settings.max_body_bytes} "
+                                     "bytes")
+            body = await read_body(receive, self.settings.max_body_bytes)
+            submission = self._parse_json(body) if is_json else self._parse_form(body)
+            previous = incoming.stored.state if incoming.stored else replace(
+                undecided(self.settings), consent_id=incoming.shown_cid)
+            new = decide(self.settings, previous, gpc=incoming.gpc, **submission["decide"])
+        except BadRequest as exc:
+            await self._error(send, exc.status, exc.reason, answer_json)
+            return
+        except ConsentError as exc:
+            await self._error(send, 400, str(exc), answer_json)
+            return
+        cookies = self._apply(ctx, incoming, scope, previous, new, submission["component"])
+        if is_json:
+            await respond(send, 200, _json(self.status(ctx)), b"application/json",
+                          [(b"cache-control", b"no-store"), *cookies])
+            return
+        target = safe_return(submission["return"]).encode("latin-1", errors="replace")
+        await respond(send, 303, b"", b"text/plain; charset=utf-8",
+                      [(b"location", target), (b"cache-control", b"no-store"), *cookies])
+
+    async def _error(self, send: Send, status: int, reason: str, as_json: bool) -> None:
+        if as_json:
+            await respond(send, status, _json({"error": reason}), b"application/json")
+        else:
+            await respond(send, status, reason.encode("utf-8"), b"text/plain; charset=utf-8")
+
+    def _parse_json(self, body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise BadRequest(400, "invalid JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest(400, "expected a JSON object")
+        unknown = set(data) - {"action", "categories", "services", "component"}
+        if unknown:
+            raise BadRequest(400, f"unknown fields {sorted(unknown)}")
+        component = data.get("component", "api")
+        if component not in COMPONENTS:
+            raise BadRequest(400, f"component must be one of {list(COMPONENTS)}")
+        for key in ("categories", "services"):
+            if key in data and not isinstance(data[key], dict):
+                raise BadRequest(400, f"{key!r} must be an object of name: true/false")
+        action = data.get("action")
+        if action is not None and not isinstance(action, str):
+            raise BadRequest(400, "'action' must be a string")
+        decide_args: dict[str, Any] = {"action": action, "categories": data.get("categories"),
+                                       "services": data.get("services")}
+        if action is None and component == "api":
+            decide_args["method"] = "api"
+        return {
+            "decide": decide_args,
+            "component": component,
+            "return": None,
+        }
+
+    def _parse_form(self, body: bytes) -> dict[str, Any]:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              strict_parsing=False, max_num_fields=200)
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest(400, "invalid form body") from None
+        fields: dict[str, list[str]] = {}
+        for key, value in pairs:
+            fields.setdefault(key, []).append(value)
+        actions = fields.get("action", [])
+        if len(actions) > 1:
+            raise BadRequest(400, "more than one action")
+        action = actions[0] if actions else None
+        component = "preferences" if fields.get("form") == ["preferences"] else "banner"
+        result: dict[str, Any] = {"component": component,
+                                  "return": fields["return"][0] if fields.get("return") else None}
+        if action in ("accept_all", "reject_all"):
+            result["decide"] = {"action": action}
+            return result
+        if action not in (None, "save"):
+            raise BadRequest(400, f"unknown action {action!r}")
+        categories: dict[str, bool] = {}
+        services: dict[str, bool] = {}
+        for name, values in fields.items():
+            if name in FORM_CONTROL_FIELDS:
+                continue
+            if name.startswith("service."):
+                services[name[len("service."):]] = _bool_field(name, values)
+            else:
+                categories[name] = _bool_field(name, values)
+        explicit_services = component == "preferences" or bool(services)
+        result["decide"] = {"categories": categories,
+                            "services": services if explicit_services else None}
+        return result
+
+    def _apply(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
+               previous: ConsentState, new: ConsentState, component: str
+               ) -> list[tuple[bytes, bytes]]:
+        """Record the decision and build the cookies that carry it out at once."""
+        mw = self.mw
+        s = self.settings
+        old_ctx_state = ctx.state
+        ctx.state = apply_gpc(new, s, incoming.gpc)
+        mw.assign_ids(ctx, incoming)
+        event = record_event(previous, new, s)
+        prev_rid = incoming.stored.record_id if incoming.stored else None
+        rec = mw.record(ctx, incoming, scope, ctx.state, event=event,
+                        method=new.method or "save", component=component,
+                        previous_record_id=prev_rid)
+        rid = rec["record_id"]
+        recorded_before = bool(incoming.stored and incoming.stored.gpc_recorded
+                               and incoming.stored.state.consent_id == new.consent_id)
+        gpc_recorded = recorded_before
+        if ctx.state.gpc_applied and not recorded_before:
+            rec = mw.record(ctx, incoming, scope, ctx.state, event="gpc_applied",
+                            method="gpc", component=component, previous_record_id=rid)
+            rid = rec["record_id"]
+            gpc_recorded = True
+        withdrawing = analytics_granted(old_ctx_state, s) or analytics_granted(previous, s)
+        values = [set_cookie(s.consent_cookie,
+                             mw.codec.dump_consent(new, gpc_recorded=gpc_recorded,
+                                                   record_id=rid),
+                             max_age=s.consent_max_age, secure=incoming.secure)]
+        values += mw.id_cookies(ctx, incoming, withdrawing=withdrawing)
+        if s.consent_cookie + "_shown" in incoming.cookies:
+            values.append(expire_cookie(s.consent_cookie + "_shown", secure=incoming.secure))
+        return [(b"set-cookie", v.encode("latin-1")) for v in values]
