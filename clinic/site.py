@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from clinic.content import CAMPAIGNS, LOCALES, STRINGS, TREATMENTS, TREATMENTS_BY_SLUG, Treatment
 from clinic.content import policy_text as load_policy_text
+from consent_mw.api import track
 
 HERE = Path(__file__).resolve().parent
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -53,15 +54,6 @@ ERRORS: dict[str, dict[str, str]] = {
         "form": "The form was not submitted correctly.",
     },
 }
-
-
-def _track(request: Request, name: str, properties: Mapping[str, Any]) -> None:
-    """``consent_mw.api.track``; the site still works when analytics is not wired in."""
-    try:
-        from consent_mw import api
-    except ImportError:  # TODO(capture): consent_mw/api.py lands with the capture work
-        return
-    api.track(request, name, properties)
 
 
 def locale_of(request: Request) -> str:
@@ -206,7 +198,7 @@ def create_site(
             return render(request, "reservation.html",
                           {"values": values, "errors": errors, "bad": bad}, status=400)
         # Only what describes the demand, never who: no name, phone, e-mail or exact date.
-        _track(request, "reservation",
+        track(request, "reservation",
                {"treatment": values["treatment"], "preferred_month": values["date"][:7]})
         return render(request, "thanks.html",
                       {"item": TREATMENTS_BY_SLUG[values["treatment"]]})

@@ -1,0 +1,190 @@
+"""The whole demo in one process: clinic site + consent middleware + collector + dashboards.
+
+One process owns the embedded chDB store, so the collector is mounted in-process and the
+middleware hands batches to it through ``CollectorService.transport`` instead of HTTP. Mounted
+apps' lifespans do not run, so this app's lifespan starts and stops the collector and flushes
+capture.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp
+
+from clinic.content import POLICY_LABEL, policy_text
+from clinic.site import create_site
+from collector.service import CollectorService
+from collector.settings import CollectorSettings
+from collector.store import Store
+from consent_mw.categories import Tag
+from consent_mw.config import Secret
+from consent_mw.settings import Settings
+
+log = logging.getLogger("consent_mw.demo")
+
+GA_MEASUREMENT_ID = "G-DEMO000000"
+
+#: The demo's one third-party tag: gated by analytics consent and listed in the
+#: external-transmission notice (電気通信事業法 第27条の12).
+GOOGLE_ANALYTICS = Tag(
+    name="google_analytics",
+    kind="google_analytics",
+    category="analytics",
+    service="google_analytics",
+    measurement_id=GA_MEASUREMENT_ID,
+    recipient={"ja": "Google LLC", "en": "Google LLC"},
+    items={
+        "ja": "閲覧したページのURL、参照元、日時、ブラウザ・端末の情報、IPアドレス、Cookie 識別子",
+        "en": "URL of the pages viewed, referrer, time, browser and device information, "
+        "IP address, cookie identifier",
+    },
+    purpose={
+        "ja": "アクセス解析(サイトの利用状況の把握と改善)",
+        "en": "Analytics: understanding and improving how the site is used",
+    },
+    opt_out={
+        "ja": "クッキー設定で「アクセス解析」または「Google アナリティクス」をオフにしてください。",
+        "en": "Turn off Analytics or Google Analytics in the cookie settings.",
+    },
+    opt_out_url="https://tools.google.com/dlpage/gaoptout",
+)
+
+
+def demo_settings(secret_key: str, **overrides: Any) -> Settings:
+    """Middleware settings for the demo: the clinic's policy, the GA tag, env still applies."""
+    values: dict[str, Any] = {
+        "secret_keys": (Secret(secret_key),),
+        "policy_label": POLICY_LABEL,
+        "policy_text": policy_text(),
+        "tags": (GOOGLE_ANALYTICS,),
+    }
+    values.update(overrides)
+    return Settings.from_env(**values)
+
+
+def _optional(module: str) -> Any:
+    """A module another part of the project provides, or None while it has not landed."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise  # the module exists but is broken: say so rather than hide it
+        return None
+
+
+@dataclass(slots=True, kw_only=True)
+class DemoParts:
+    """Handles on the composed pieces, for the CLI (banner URLs) and tests (flush)."""
+
+    settings: Settings
+    service: CollectorService
+    middleware: Any = None
+    capture: Any = None
+    dashboards: Any = None
+    dashboard_users: Mapping[str, str] = field(default_factory=dict)
+    seed_events: int = 0
+    seeded: dict[str, int] | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Push everything captured so far into the store (tests, shutdown)."""
+        if self.capture is None:
+            return True
+        return bool(self.capture.force_flush(timeout))
+
+
+def seed_if_empty(store: Store, events: int, *, days: int = 30) -> dict[str, int] | None:
+    """Synthetic history for the dashboards, only into a store that has no events yet."""
+    seed_module = _optional("dashboards.seed")
+    if events <= 0 or seed_module is None:
+        return None
+    if int(store.scalar("SELECT count() FROM events")) > 0:
+        return None
+    result: dict[str, int] = seed_module.seed(store, events=events, days=days)
+    return result
+
+
+def build_demo_app(
+    store_dsn: str,
+    *,
+    secret_key: str,
+    seed_events: int = 0,
+    dashboard_password: str | None = None,
+    settings_overrides: Mapping[str, Any] | None = None,
+) -> Starlette:
+    """The composed demo; ``app.state.demo`` is its :class:`DemoParts`."""
+    settings = demo_settings(secret_key, **dict(settings_overrides or {}))
+    service = CollectorService(
+        CollectorSettings.from_env(store=store_dsn, hash_key=Secret(secret_key))
+    )
+    parts = DemoParts(settings=settings, service=service, seed_events=seed_events)
+    routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
+
+    dashboards = _build_dashboards(service, dashboard_password, parts)
+    if dashboards is not None:
+        routes.append(Mount("/dashboards", app=dashboards))
+
+    rights = _rights(service)
+    site: ASGIApp = create_site(consent_prefix=settings.prefix, self_service=rights is not None)
+    middleware_module = _optional("consent_mw.middleware")
+    if middleware_module is not None:
+        kwargs: dict[str, Any] = {"settings": settings, "transport": service.transport}
+        if rights is not None:
+            from consent_mw.self_service import SelfService
+
+            kwargs["self_service"] = SelfService(settings, rights=rights)
+        middleware = middleware_module.ConsentMiddleware(site, **kwargs)
+        parts.middleware = middleware
+        parts.capture = getattr(middleware, "capture", None)
+        site = middleware
+    else:  # TODO(consent layer): consent_mw/middleware.py has not landed; serve the bare site
+        log.warning("consent_mw.middleware is missing: serving the site without consent gating")
+    routes.append(Mount("", app=site))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # chDB calls block; keep them off the event loop.
+        await run_in_threadpool(service.start)
+        try:
+            if parts.seed_events:
+                parts.seeded = await run_in_threadpool(seed_if_empty, service.store,
+                                                       parts.seed_events)
+            if parts.capture is not None:
+                parts.capture.start()
+            yield
+        finally:
+            if parts.capture is not None:
+                await run_in_threadpool(parts.capture.shutdown, 5.0)
+            await run_in_threadpool(service.stop)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.demo = parts
+    return app
+
+
+def _rights(service: CollectorService) -> Any:
+    """The in-process visitor-rights object, when the visitor-rights work provides one."""
+    privacy = _optional("collector.privacy")
+    factory = getattr(privacy, "InProcessRights", None)
+    return None if factory is None else factory(service)
+
+
+def _build_dashboards(
+    service: CollectorService, password: str | None, parts: DemoParts
+) -> ASGIApp | None:
+    app_module = _optional("dashboards.app")
+    if app_module is None:  # TODO(dashboards): dashboards/app.py has not landed yet
+        return None
+    return None
