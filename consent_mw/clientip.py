@@ -1,0 +1,92 @@
+"""The client's IP address: the direct peer, or what trusted proxies say it is (pure).
+
+``X-Forwarded-For`` and ``Forwarded`` (RFC 7239) are anyone's to forge, so they count only
+when the direct peer is a trusted proxy (``settings.trusted_proxies``, loopback by default).
+The chain is walked right to left, past trusted hops; the first untrusted address is the
+client. An entry that is not an IP address ends the walk (everything left of it is
+unverifiable) and is never returned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=32)
+def parse_networks(nets: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in nets)
+
+
+def parse_ip(value: str) -> IPAddress | None:
+    """An address from ``1.2.3.4``, ``1.2.3.4:80``, ``[2001:db8::1]:443`` or ``2001:db8::1``."""
+    text = value.strip().strip('"').strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
+    if "%" in text:  # zone ids never identify a remote client
+        return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: IPAddress, networks: Sequence[Network]) -> bool:
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    return [v.decode("latin-1") for k, v in headers if k.lower() == name]
+
+
+def forwarded_chain(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """Hops from ``Forwarded`` (preferred, RFC 7239) or else ``X-Forwarded-For``, left to right."""
+    header_list = list(headers)
+    forwarded = _header_values(header_list, b"forwarded")
+    if forwarded:
+        chain: list[str] = []
+        for element in ",".join(forwarded).split(","):
+            node = ""
+            for pair in element.split(";"):
+                key, _, val = pair.strip().partition("=")
+                if key.strip().lower() == "for":
+                    node = val.strip()
+            chain.append(node)  # an element without for= is an unknown hop
+        return chain
+    xff = _header_values(header_list, b"x-forwarded-for")
+    return [part.strip() for part in ",".join(xff).split(",")] if xff else []
+
+
+def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> str | None:
+    """The client address for this ASGI scope, as a string, or None when unknown."""
+    client = scope.get("client")
+    peer = parse_ip(str(client[0])) if client else None
+    if peer is None:
+        return None
+    networks = parse_networks(trusted_proxies)
+    if not _trusted(peer, networks):
+        return str(peer)
+    current = peer
+    for hop in reversed(forwarded_chain(scope.get("headers") or ())):
+        ip = parse_ip(hop)
+        if ip is None:
+            break
+        current = ip
+        if not _trusted(ip, networks):
+            break
+    return str(current)
