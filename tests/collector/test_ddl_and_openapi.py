@@ -1,0 +1,95 @@
+"""DDL renders for one node and for a cluster; migrations are idempotent; OpenAPI covers routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from collector.ddl import DdlOptions, apply_migrations, render_all
+from collector.service import CollectorService
+from collector.store import Store
+
+
+def test_single_node_ddl_has_no_cluster_machinery() -> None:
+    sql = "\n".join(render_all(DdlOptions()))
+    assert "ON CLUSTER" not in sql
+    assert "Replicated" not in sql
+    assert "Distributed" not in sql
+    assert "ENGINE = MergeTree" in sql
+
+
+def test_cluster_ddl_uses_replicated_tables_behind_distributed_ones() -> None:
+    statements = render_all(DdlOptions(cluster="analytics"))
+    assert all(" ON CLUSTER `analytics`" in s for s in statements)
+    assert all("ENGINE = MergeTree" not in s for s in statements)
+    joined = "\n".join(statements)
+    for table in ("events", "consent_records"):
+        assert f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER" in joined
+        assert (f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER `analytics` AS {table}_local "
+                f"ENGINE = Distributed(`analytics`") in joined
+    assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/events_local'" in joined
+    assert "ReplicatedReplacingMergeTree(" in joined  # suppressions
+
+
+def test_migrations_are_idempotent(store: Store) -> None:
+    assert apply_migrations(store, DdlOptions()) == []
+    versions = [r[0] for r in store.rows("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == sorted(set(versions))
+
+
+def test_retention_from_settings_reaches_the_table_ttl(collector_settings: Any) -> None:
+    svc = CollectorService(collector_settings(events_ttl=100 * 86400, ip_ttl=7 * 86400))
+    svc.start()
+    try:
+        ddl = svc.store.scalar("SHOW CREATE TABLE events")
+        assert "toIntervalSecond(8640000)" in ddl
+        assert "toIntervalSecond(604800)" in ddl
+    finally:
+        svc.stop()
+
+
+def routed(app: Any) -> set[tuple[str, str]]:
+    pairs = set()
+    for route in app.routes:
+        assert isinstance(route, Route), f"unexpected route type {route!r}"
+        for method in route.methods or ():
+            if method != "HEAD":
+                pairs.add((route.path, method.lower()))
+    return pairs
+
+
+def test_openapi_describes_every_route_and_only_routes(collector_settings: Any) -> None:
+    svc = CollectorService(collector_settings())
+    doc = TestClient(svc.app).get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert described == routed(svc.app)
+    assert {"/v1/events", "/healthz", "/metrics", "/openapi.json"} <= set(doc["paths"])
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert op.get("responses"), f"{method.upper()} {path} has no responses"
+
+
+def test_openapi_refs_resolve(collector_settings: Any) -> None:
+    doc = TestClient(CollectorService(collector_settings()).app).get("/openapi.json").json()
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    assert refs
+    for ref in refs:
+        target: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        assert isinstance(target, dict)

@@ -1,0 +1,157 @@
+"""The ingest pipeline on the real engine: what is stored, altered, rejected or dropped."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from collector_testkit import IPHONE_UA, make_event, make_record, now_ms
+
+from collector.service import CollectorService
+from collector.validate import check_event
+from consent_mw.wire import MAX_PATH
+
+SKEW = 86400 * 1000
+
+
+def stored(service: CollectorService, event_id: str) -> dict[str, Any]:
+    rows = service.store.dicts("SELECT * FROM events WHERE event_id = {id:UUID}",
+                               {"id": event_id})
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason_starts"),
+    [
+        ({"kind": "click"}, "kind:"),
+        ({"status": "200"}, "status:"),
+        ({"consent": {"analytics": "yes"}}, "consent.analytics:"),
+        ({"phone": "090-1234-5678"}, "(item):"),
+        ({"visitor_id": "has spaces"}, "visitor_id:"),
+        ({"ts": now_ms() - 2 * SKEW}, "ts:"),
+        ({"ts": now_ms() + SKEW + 60_000}, "ts:"),
+        ({"event_id": "not-a-uuid"}, "event_id:"),
+        ({"traits": {"email": "x@example.com"}}, "traits:"),
+    ],
+)
+def test_invalid_events_are_rejected_with_the_field_named(
+    fields: dict[str, Any], reason_starts: str
+) -> None:
+    checked = check_event(make_event(**fields), now_ms=now_ms(), skew_ms=SKEW)
+    assert checked.item is None
+    assert checked.reason.startswith(reason_starts), checked.reason
+
+
+def test_missing_required_field_is_rejected() -> None:
+    event = make_event()
+    del event["consent"]
+    checked = check_event(event, now_ms=now_ms(), skew_ms=SKEW)
+    assert checked.item is None and "consent" in checked.reason
+
+
+def test_oversized_strings_are_truncated_and_counted() -> None:
+    checked = check_event(make_event(path="/" + "a" * 5000, search_terms="b" * 600,
+                                     properties={"note": "c" * 600}),
+                          now_ms=now_ms(), skew_ms=SKEW)
+    assert checked.item is not None
+    assert len(checked.item["path"]) == MAX_PATH
+    assert len(checked.item["search_terms"]) == 512
+    assert len(checked.item["properties"]["note"]) == 512
+    assert checked.truncated == 3
+
+
+def test_invalid_ip_is_dropped_and_the_event_kept() -> None:
+    checked = check_event(make_event(ip="300.1.2.3"), now_ms=now_ms(), skew_ms=SKEW)
+    assert checked.item is not None and checked.item["ip"] is None
+    assert checked.notes == ["invalid_ip"]
+    mapped = check_event(make_event(ip="::ffff:81.2.69.142"), now_ms=now_ms(), skew_ms=SKEW)
+    assert mapped.item is not None and mapped.item["ip"] == "81.2.69.142"
+
+
+def test_event_is_enriched_and_the_raw_ua_never_stored(service: CollectorService) -> None:
+    e = make_event(ip="81.2.69.142", consent={"analytics": True, "location": True},
+                   properties={"plan": "basic", "n": 2, "ok": True}, traits={"age_band": "30-39"},
+                   utm_source="news", channel="ad")
+    service.ingest.process([e])
+    row = stored(service, e["event_id"])
+    assert (row["browser"], row["os"], row["device_type"]) == ("Mobile Safari", "iOS", "mobile")
+    assert (row["country"], row["region"], row["city"]) == ("GB", "ENG", "London")
+    assert row["ip"] == "81.2.69.142" and row["ip_prefix"] == "81.2.69.0/24"
+    assert row["properties"] == {"plan": "basic", "n": "2", "ok": "true"}
+    assert row["traits"] == {"age_band": "30-39"}
+    assert row["utm_source"] == "news" and row["channel"] == "ad"
+    ms = service.store.scalar("SELECT toUnixTimestamp64Milli(ts) FROM events")
+    assert ms == e["ts"]
+    assert IPHONE_UA not in {str(v) for v in row.values()}
+
+
+def test_geo_is_skipped_without_location_consent(service: CollectorService) -> None:
+    e = make_event(ip="81.2.69.142", consent={"analytics": True, "location": False})
+    service.ingest.process([e])
+    row = stored(service, e["event_id"])
+    assert (row["country"], row["region"], row["city"]) == ("", "", "")
+    assert row["ip_prefix"] == "81.2.69.0/24"
+
+
+def test_anonymous_count_keeps_its_wire_device_type(service: CollectorService) -> None:
+    e = {"event_id": str(uuid.uuid4()), "ts": now_ms() // 3_600_000 * 3_600_000,
+         "kind": "anonymous", "consent": {}, "path": "/clinic", "device_type": "tablet"}
+    result = service.ingest.process([e])
+    assert result.accepted == 1 and not result.rejected
+    row = stored(service, e["event_id"])
+    assert row["device_type"] == "tablet" and row["visitor_id"] == "" and row["ip"] == ""
+
+
+def test_consent_record_maps_to_columns(service: CollectorService) -> None:
+    expires = now_ms() + 182 * 86400 * 1000
+    rec = make_record(services={"ga4": False}, expires_at=expires, gpc=True, gpc_conflict=True)
+    service.ingest.process([], [rec])
+    row = service.store.dicts("SELECT * FROM consent_records")[0]
+    assert str(row["record_id"]) == rec["record_id"]
+    assert row["categories"] == {"necessary": True, "analytics": True}
+    assert row["services"] == {"ga4": False}
+    assert row["gcm"] == {"analytics_storage": "granted"}
+    assert row["gpc"] is True and row["gpc_conflict"] is True
+    assert service.store.scalar(
+        "SELECT toUnixTimestamp64Milli(expires_at) FROM consent_records") == expires
+
+
+def test_in_process_transport_stores_like_http(service: CollectorService) -> None:
+    events = [make_event(), make_event()]
+    service.transport.send(events, [make_record()], batch_id=str(uuid.uuid4()))
+    service.transport.send(events, [], batch_id=str(uuid.uuid4()))  # replayed under a new id
+    assert service.store.scalar("SELECT count() FROM events") == 2
+    assert service.store.scalar("SELECT count() FROM consent_records") == 1
+
+
+def test_in_process_transport_raises_a_retryable_error_when_stopped(
+    service: CollectorService,
+) -> None:
+    service.stop()
+    with pytest.raises(Exception) as info:
+        service.transport.send([make_event()], [], batch_id="b")
+    assert getattr(info.value, "retryable", None) is True
+
+
+def test_suppressed_ids_are_dropped_and_counted(service: CollectorService,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = uuid.uuid4().hex
+    monkeypatch.setattr(service.ingest, "suppressed",
+                        lambda id_type, value: id_type == "visitor_id" and value == blocked)
+    result = service.ingest.process([make_event(visitor_id=blocked), make_event()])
+    assert result.accepted == 2 and result.suppressed == 1
+    assert service.store.scalar("SELECT count() FROM events") == 1
+    assert 'dropped_total{reason="suppressed"} 1.0' in service.metrics.render().decode()
+
+
+def test_start_and_stop_are_idempotent(service: CollectorService) -> None:
+    store = service.store
+    service.start()
+    assert service.store is store
+    service.stop()
+    service.stop()
+    assert not service.started
+    service.start()
+    assert service.store.scalar("SELECT 1") == 1
