@@ -1,0 +1,49 @@
+"""Consent-layer fixtures: the host app under both frameworks, with an in-memory record sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from consent_testkit import APP_FACTORIES
+from starlette.testclient import TestClient
+
+from consent_mw.records import MemorySink
+from consent_mw.settings import Settings
+
+
+@pytest.fixture(params=sorted(APP_FACTORIES))
+def framework(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def make_client(
+    framework: str, make_settings: Callable[..., Settings], sink: MemorySink
+) -> Iterator[Callable[..., TestClient]]:
+    """Build a TestClient over the framework's app: ``make_client(**settings_overrides)``."""
+    clients: list[TestClient] = []
+
+    def build(*, base_url: str = "http://testserver", middleware_kwargs: dict[str, Any]
+              | None = None, **overrides: Any) -> TestClient:
+        settings = make_settings(**overrides)
+        kwargs = {"record_sink": sink, **(middleware_kwargs or {})}
+        app = APP_FACTORIES[framework](settings, **kwargs)
+        client = TestClient(app, base_url=base_url, follow_redirects=False)
+        clients.append(client)
+        return client
+
+    yield build
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()

@@ -1,0 +1,126 @@
+"""Small host apps (Starlette and FastAPI) and helpers for the consent-layer tests."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from consent_mw import ConsentMiddleware
+from consent_mw.settings import Settings
+from consent_mw.state import SCOPE_KEY, RequestContext
+
+ORIGIN = "http://testserver"
+PAGE_JA = '<!DOCTYPE html><html lang="ja"><head><title>t</title></head><body><h1>ホーム</h1></body></html>'
+PAGE_EN = '<!DOCTYPE html><html lang="en"><head><title>t</title></head><body><h1>Home</h1></body></html>'
+PAGE_NOLANG = "<!DOCTYPE html><html><head><title>t</title></head><body><p>x</p></body></html>"
+
+
+async def page_ja(request: Request) -> Response:
+    return HTMLResponse(PAGE_JA)
+
+
+async def page_en(request: Request) -> Response:
+    return HTMLResponse(PAGE_EN)
+
+
+async def page_nolang(request: Request) -> Response:
+    return HTMLResponse(PAGE_NOLANG)
+
+
+async def stream(request: Request) -> Response:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"<html><body><p>streamed"
+        yield b"</p></body></html>"
+
+    return StreamingResponse(body(), media_type="text/html")
+
+
+async def gzipped(request: Request) -> Response:
+    return Response(gzip.compress(PAGE_EN.encode()), media_type="text/html",
+                    headers={"content-encoding": "gzip"})
+
+
+async def not_modified(request: Request) -> Response:
+    return Response(status_code=304, headers={"etag": '"x"'})
+
+
+async def json_page(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def cached(request: Request) -> Response:
+    return HTMLResponse(PAGE_EN, headers={"cache-control": "public, max-age=600"})
+
+
+async def context(request: Request) -> Response:
+    ctx = request.scope[SCOPE_KEY]
+    assert isinstance(ctx, RequestContext)
+    return JSONResponse({"decided": ctx.state.decided, "categories": dict(ctx.state.categories),
+                         "visitor_id": ctx.visitor_id, "session_id": ctx.session_id,
+                         "gpc": ctx.state.gpc, "locale": ctx.locale})
+
+
+async def excluded(request: Request) -> Response:
+    return HTMLResponse(PAGE_EN)
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    text = await websocket.receive_text()
+    await websocket.send_text("echo:" + text + ":" + str(SCOPE_KEY in websocket.scope))
+    await websocket.close()
+
+
+ROUTES = [
+    Route("/", page_ja, methods=["GET", "HEAD"]),
+    Route("/en", page_en),
+    Route("/nolang", page_nolang),
+    Route("/stream", stream),
+    Route("/gzip", gzipped),
+    Route("/notmodified", not_modified),
+    Route("/json", json_page),
+    Route("/cached", cached),
+    Route("/ctx", context),
+    Route("/static/page.html", excluded),
+    WebSocketRoute("/ws", echo),
+]
+
+
+def starlette_app(settings: Settings, **kwargs: Any) -> Any:
+    return Starlette(routes=ROUTES,
+                     middleware=[Middleware(ConsentMiddleware, settings=settings, **kwargs)])
+
+
+def fastapi_app(settings: Settings, **kwargs: Any) -> Any:
+    app = FastAPI(routes=list(ROUTES))
+
+    @app.get("/api/items")
+    async def items() -> dict[str, Any]:
+        return {"items": [1, 2]}
+
+    app.add_middleware(ConsentMiddleware, settings=settings, **kwargs)
+    return app
+
+
+APP_FACTORIES = {"starlette": starlette_app, "fastapi": fastapi_app}
+
+
+def cookie_values(response: Any) -> dict[str, str]:
+    """Set-Cookie header values by cookie name (the whole header line)."""
+    out: dict[str, str] = {}
+    for line in response.headers.get_list("set-cookie"):
+        out[line.split("=", 1)[0]] = line
+    return out
+
+
+def json_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {"origin": ORIGIN, **(extra or {})}

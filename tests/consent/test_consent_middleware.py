@@ -1,0 +1,361 @@
+"""The middleware around Starlette and FastAPI apps: banner injection, cookies, capture hook."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import pytest
+from consent_testkit import ORIGIN, PAGE_EN, cookie_values
+from starlette.testclient import TestClient
+
+import consent_mw.middleware as middleware_module
+from consent_mw import ConsentMiddleware, Settings
+from consent_mw.categories import Tag
+from consent_mw.records import MemorySink
+from consent_mw.wire import RECORD_SCHEMA
+
+MakeClient = Callable[..., TestClient]
+
+
+def decide(client: TestClient, action: str) -> Any:
+    return client.post("/_consent", json={"action": action}, headers={"origin": ORIGIN})
+
+
+def test_package_exports_the_middleware_and_settings() -> None:
+    import consent_mw
+
+    assert consent_mw.ConsentMiddleware is ConsentMiddleware
+    assert consent_mw.Settings is Settings
+
+
+def test_banner_is_injected_before_the_last_body_tag_with_a_correct_length(
+    client: TestClient,
+) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert 'id="cmw-banner"' in r.text
+    assert r.text.index('id="cmw-banner"') < r.text.rindex("</body>")
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert "すべて拒否する" in r.text  # <html lang="ja">
+
+
+def test_banner_language_follows_html_lang_then_accept_language(client: TestClient) -> None:
+    assert "Reject all" in client.get("/en").text
+    assert "Reject all" in client.get("/nolang", headers={"accept-language": "en-US"}).text
+    assert "すべて拒否する" in client.get("/nolang", headers={"accept-language": "fr"}).text
+    assert "すべて拒否する" in client.get("/nolang").text
+
+
+def test_reject_is_as_prominent_as_accept(client: TestClient) -> None:
+    html = client.get("/en").text
+    reject = re.search(r'<(\w+)([^>]*)value="reject_all"[^>]*>', html)
+    accept = re.search(r'<(\w+)([^>]*)value="accept_all"[^>]*>', html)
+    assert reject and accept
+    assert reject.group(1) == accept.group(1) == "button"
+    cls = re.compile(r'class="([^"]+)"')
+    assert cls.search(reject.group(0)).group(1) == cls.search(accept.group(0)).group(1)  # type: ignore[union-attr]
+    assert 'href="/_consent/preferences?return=/en"' in html
+
+
+def test_banner_is_an_accessible_dialog_without_inline_script_or_style(client: TestClient) -> None:
+    html = client.get("/en").text
+    banner = html[html.index("<link"):html.rindex("</body>")]
+    assert 'role="dialog"' in banner and 'aria-labelledby="cmw-banner-title"' in banner
+    assert 'id="cmw-banner-title"' in banner
+    assert "style=" not in banner and "<style" not in banner
+    assert re.findall(r"<script(?![^>]*\bsrc=)", banner) == []
+    assert 'src="/_consent/static/banner.js"' in banner
+
+
+def test_altered_html_varies_on_cookie_and_gpc_and_is_private(client: TestClient) -> None:
+    r = client.get("/cached")
+    assert "cmw-banner" in r.text
+    assert "Cookie" in r.headers["vary"] and "Sec-GPC" in r.headers["vary"]
+    assert r.headers["cache-control"].startswith("private")
+    assert "public" not in r.headers["cache-control"]
+
+
+@pytest.mark.parametrize("path", ["/stream", "/gzip", "/json", "/static/page.html"])
+def test_streamed_compressed_non_html_and_excluded_responses_are_untouched(
+    client: TestClient, path: str
+) -> None:
+    r = client.get(path)
+    assert r.status_code == 200
+    assert b"cmw-banner" not in r.content
+    assert "cmw_consent_shown" not in cookie_values(r)
+
+
+def test_head_and_304_are_untouched(client: TestClient) -> None:
+    head = client.head("/")
+    assert head.status_code == 200 and head.content == b""
+    assert "cmw_consent_shown" not in cookie_values(head)
+    assert client.get("/notmodified").status_code == 304
+
+
+def test_banner_disappears_after_a_decision_and_the_page_is_unaltered(client: TestClient) -> None:
+    assert decide(client, "reject_all").status_code == 200
+    r = client.get("/en")
+    assert r.text == PAGE_EN
+    assert "Cookie" in r.headers["vary"]
+
+
+def test_visitor_cookie_only_after_analytics_is_granted(client: TestClient) -> None:
+    assert "cmw_vid" not in cookie_values(client.get("/"))
+    r = decide(client, "reject_all")
+    assert "cmw_vid" not in client.cookies and r.json()["visitor_id"] is None
+    r = decide(client, "accept_all")
+    vid = cookie_values(r)["cmw_vid"]
+    assert f"Max-Age={395 * 86400}" in vid and "HttpOnly" in vid
+    assert client.cookies["cmw_vid"] == r.json()["visitor_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", client.cookies["cmw_vid"])
+
+
+def test_visitor_cookie_is_not_reissued_or_extended_on_later_visits(client: TestClient) -> None:
+    decide(client, "accept_all")
+    vid = client.cookies["cmw_vid"]
+    r = client.get("/")
+    assert "cmw_vid" not in cookie_values(r)
+    assert "cmw_sid" in cookie_values(r)  # the session cookie slides
+    assert client.get("/ctx").json()["visitor_id"] == vid
+
+
+def test_withdrawing_analytics_expires_visitor_and_session_cookies(client: TestClient) -> None:
+    decide(client, "accept_all")
+    client.get("/")
+    r = client.post("/_consent", json={"categories": {"marketing": True}},
+                    headers={"origin": ORIGIN})
+    cookies = cookie_values(r)
+    assert "Max-Age=0" in cookies["cmw_vid"] and "Max-Age=0" in cookies["cmw_sid"]
+    assert "cmw_vid" not in client.cookies
+    assert client.get("/ctx").json()["visitor_id"] is None
+
+
+def test_a_leftover_visitor_cookie_without_consent_is_expired(client: TestClient) -> None:
+    client.cookies.set("cmw_vid", "0" * 32)
+    r = client.get("/")
+    assert "Max-Age=0" in cookie_values(r)["cmw_vid"]
+
+
+def test_request_context_is_in_the_scope(client: TestClient) -> None:
+    body = client.get("/ctx", headers={"sec-gpc": "1", "accept-language": "en"}).json()
+    assert body == {"decided": False, "categories": {"necessary": True, "analytics": False,
+                                                     "location": False, "marketing": False},
+                    "visitor_id": None, "session_id": None, "gpc": True, "locale": "en"}
+
+
+def test_websocket_passes_through_untouched(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "echo:hi:False"
+
+
+def test_fastapi_native_route_passes_through(make_settings: Callable[..., Settings]) -> None:
+    from consent_testkit import fastapi_app
+
+    with TestClient(fastapi_app(make_settings())) as client:
+        r = client.get("/api/items")
+    assert r.json() == {"items": [1, 2]} and "set-cookie" not in r.headers
+
+
+@pytest.mark.parametrize("cookie", [
+    "cmw_consent=garbage", "cmw_consent=..", "cmw_consent=\"unterminated",
+    "cmw_consent=%ff%fe", "cmw_consent=a" + "b" * 6000, "=;;;==",
+])
+def test_bad_cookies_never_break_the_page(client: TestClient, cookie: str) -> None:
+    r = client.get("/", headers={"cookie": cookie})
+    assert r.status_code == 200 and "cmw-banner" in r.text
+
+
+def test_shown_record_is_written_once_per_undecided_visitor(client: TestClient,
+                                                             sink: MemorySink) -> None:
+    client.get("/")
+    client.get("/en")
+    client.get("/")
+    shown = [r for r in sink.records if r["event"] == "shown"]
+    assert len(shown) == 1
+    jsonschema.validate(shown[0], RECORD_SCHEMA)
+    assert shown[0]["component"] == "banner" and shown[0]["method"] == "none"
+    decide(client, "accept_all")
+    decided = [r for r in sink.records if r["event"] == "decided"]
+    assert decided[0]["consent_id"] == shown[0]["consent_id"]  # the choice answers the banner
+
+
+def test_decision_records_are_valid_and_linked(client: TestClient, sink: MemorySink) -> None:
+    decide(client, "accept_all")
+    decide(client, "reject_all")
+    client.post("/_consent", json={"categories": {"analytics": True}},
+                headers={"origin": ORIGIN})
+    events = [(r["event"], r["method"], r["component"]) for r in sink.records]
+    assert events == [("decided", "accept_all", "api"), ("withdrawn", "reject_all", "api"),
+                      ("updated", "api", "api")]
+    for prev, rec in zip(sink.records, sink.records[1:], strict=False):
+        jsonschema.validate(rec, RECORD_SCHEMA)
+        assert rec["previous_record_id"] == prev["record_id"]
+        assert rec["consent_id"] == prev["consent_id"]
+    assert all("ip" not in r for r in sink.records)
+
+
+def test_gpc_refuses_marketing_and_is_recorded_once(client: TestClient, sink: MemorySink) -> None:
+    gpc = {"sec-gpc": "1", "origin": ORIGIN}
+    r = client.post("/_consent", json={"action": "accept_all"}, headers=gpc)
+    assert r.json()["categories"]["marketing"] is False
+    assert r.json()["gcm"]["ad_user_data"] == "denied"
+    for _ in range(3):
+        client.get("/", headers=gpc)
+    applied = [rec for rec in sink.records if rec["event"] == "gpc_applied"]
+    assert len(applied) == 1 and applied[0]["method"] == "gpc" and applied[0]["gpc"] is True
+
+
+def test_gpc_arriving_after_a_grant_is_recorded_once_per_consent(client: TestClient,
+                                                                  sink: MemorySink) -> None:
+    decide(client, "accept_all")
+    for _ in range(3):
+        assert client.get("/ctx", headers={"sec-gpc": "1"}).json()["categories"][
+            "marketing"] is False
+    assert [r["event"] for r in sink.records].count("gpc_applied") == 1
+    assert client.get("/ctx").json()["categories"]["marketing"] is True  # GPC off again
+
+
+def test_explicit_opt_in_on_preferences_overrides_gpc(client: TestClient,
+                                                      sink: MemorySink) -> None:
+    r = client.post("/_consent", data={"form": "preferences", "marketing": "on",
+                                       "return": "/"}, headers={"origin": ORIGIN, "sec-gpc": "1"})
+    assert r.status_code == 303
+    assert client.get("/ctx", headers={"sec-gpc": "1"}).json()["categories"]["marketing"]
+    assert sink.records[-1]["gpc_conflict"] is True
+    assert sink.records[-1]["component"] == "preferences"
+
+
+class FakeCapture:
+    instances: list[FakeCapture] = []
+
+    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
+        self.transport = transport
+        self.pages: list[tuple[str, int, Any]] = []
+        self.calls: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.fail = False
+        FakeCapture.instances.append(self)
+
+    def page(self, ctx: Any, scope: Any, status: int) -> None:
+        self.pages.append((scope["path"], status, ctx.visitor_id))
+        if self.fail:
+            raise RuntimeError("capture broke")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.calls.append("shutdown")
+
+
+@pytest.fixture
+def fake_capture(monkeypatch: pytest.MonkeyPatch) -> type[FakeCapture]:
+    FakeCapture.instances = []
+    monkeypatch.setattr(middleware_module, "Capture", FakeCapture)
+    return FakeCapture
+
+
+def test_capture_sees_every_non_excluded_response_and_consent_records(
+    make_client: MakeClient, fake_capture: type[FakeCapture]
+) -> None:
+    client = make_client(middleware_kwargs={"transport": object(), "record_sink": None})
+    client.get("/")
+    client.get("/json")
+    client.get("/static/page.html")
+    client.get("/_consent")
+    capture = fake_capture.instances[-1]
+    assert [(p, s) for p, s, _ in capture.pages] == [("/", 200), ("/json", 200)]
+    assert [r["event"] for r in capture.records] == ["shown"]  # default sink = capture
+
+
+def test_capture_is_off_without_transport_or_collector(make_client: MakeClient,
+                                                       fake_capture: type[FakeCapture]) -> None:
+    make_client().get("/")
+    assert fake_capture.instances == []
+
+
+def test_a_failing_capture_never_breaks_the_page(make_client: MakeClient,
+                                                 fake_capture: type[FakeCapture]) -> None:
+    client = make_client(middleware_kwargs={"transport": object()})
+    client.get("/json")
+    fake_capture.instances[-1].fail = True
+    r = client.get("/en")
+    assert r.status_code == 200 and "cmw-banner" in r.text
+
+
+def test_lifespan_starts_and_shuts_down_capture(make_client: MakeClient,
+                                                fake_capture: type[FakeCapture]) -> None:
+    client = make_client(middleware_kwargs={"transport": object()})
+    with client:
+        assert fake_capture.instances[-1].calls == ["start"]
+    assert fake_capture.instances[-1].calls == ["start", "shutdown"]
+
+
+GA = Tag(name="ga4", kind="google_analytics", category="analytics", service="google_analytics",
+         measurement_id="G-TEST123", recipient={"en": "Google LLC"}, items={"en": "pages"},
+         purpose={"en": "stats"})
+ADS = Tag(name="ads", kind="script", category="marketing", src="https://ads.example/t.js",
+          recipient={"en": "Ads Inc"}, items={"en": "clicks"}, purpose={"en": "ads"})
+
+
+def test_nothing_of_google_before_a_grant(make_client: MakeClient) -> None:
+    client = make_client(tags=(GA, ADS))
+    assert "googletagmanager" not in client.get("/en").text
+    decide(client, "reject_all")
+    html = client.get("/en").text
+    assert "googletagmanager" not in html and "gcm.js" not in html and "ads.example" not in html
+
+
+def test_granted_google_tag_is_preceded_by_consent_mode_default_and_update(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(tags=(GA, ADS))
+    decide(client, "accept_all")
+    r = client.get("/en")
+    html = r.text
+    gcm_at = html.index('src="/_consent/static/gcm.js"')
+    assert gcm_at < html.index("googletagmanager.com/gtag/js?id=G-TEST123")
+    assert "data-gcm-default=" in html and "&quot;ad_storage&quot;:&quot;granted&quot;" in html
+    assert "ads.example/t.js" in html
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert r.headers["cache-control"] == "private"
+
+
+def test_tag_needs_its_service_and_gpc_removes_marketing_tags(make_client: MakeClient) -> None:
+    client = make_client(tags=(GA, ADS))
+    client.post("/_consent", json={"categories": {"analytics": True, "marketing": True},
+                                   "services": {}}, headers={"origin": ORIGIN})
+    html = client.get("/en").text
+    assert "G-TEST123" not in html and "ads.example" in html
+    assert "ads.example" not in client.get("/en", headers={"sec-gpc": "1"}).text
+
+
+def test_cookies_are_secure_over_https(make_client: MakeClient) -> None:
+    client = make_client(base_url="https://testserver")
+    r = client.post("/_consent", json={"action": "accept_all"},
+                    headers={"origin": "https://testserver"})
+    assert all(line.endswith("Secure") for line in r.headers.get_list("set-cookie"))
+    assert "Max-Age=15724800" in cookie_values(r)["cmw_consent"]
+
+
+def test_refusal_lasts_as_long_as_acceptance(client: TestClient) -> None:
+    refused = cookie_values(decide(client, "reject_all"))["cmw_consent"]
+    accepted = cookie_values(decide(client, "accept_all"))["cmw_consent"]
+    age = re.compile(r"Max-Age=(\d+)")
+    assert age.search(refused).group(1) == age.search(accepted).group(1)  # type: ignore[union-attr]
+
+
+def test_a_new_policy_version_shows_the_banner_again(make_client: MakeClient) -> None:
+    first = make_client(policy_text="v1")
+    decide(first, "accept_all")
+    second = make_client(policy_text="v2")
+    second.cookies = first.cookies
+    assert "cmw-banner" in second.get("/").text
+    assert "cmw-banner" not in first.get("/").text
