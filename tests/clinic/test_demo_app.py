@@ -1,0 +1,101 @@
+"""The composed demo app in-process: consent → capture → in-process collector → chDB store.
+
+It opens its own chDB store, so it must not share a test with the ``store`` fixture (chDB
+allows one store path per process at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from clinic.app import DemoParts, build_demo_app
+
+SECRET = "demo-test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[TestClient, DemoParts]]:
+    app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET,
+                         settings_overrides={"flush_interval": 0.05})
+    with TestClient(app) as client:  # the lifespan starts the collector and capture
+        yield client, app.state.demo
+
+
+def accept_all(client: TestClient) -> None:
+    response = client.post("/_consent", data={"action": "accept_all", "return": "/"},
+                           headers={"origin": "http://testserver"}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def stored(parts: DemoParts, sql: str) -> list[dict[str, Any]]:
+    assert parts.flush()
+    return parts.store.dicts(sql)
+
+
+@pytest.mark.slow
+def test_accepted_visit_lands_in_the_store(demo: tuple[TestClient, DemoParts]) -> None:
+    client, parts = demo
+    home = client.get("/")
+    assert home.status_code == 200
+    assert 'id="cmw-banner"' in home.text
+    accept_all(client)
+    assert client.get("/treatments/datsumo?utm_source=google&gclid=abc").status_code == 200
+    rows = stored(parts, "SELECT name, path, visitor_id FROM events WHERE name = 'pageview'")
+    paths = [r["path"] for r in rows]
+    assert "/treatments/datsumo" in paths
+    assert all(r["visitor_id"] for r in rows if r["path"] == "/treatments/datsumo")
+    records = stored(parts, "SELECT count() AS n FROM consent_records")
+    assert records[0]["n"] >= 1
+
+
+@pytest.mark.slow
+def test_reservation_event_in_the_store_has_no_personal_data(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = demo
+    accept_all(client)
+    form = {"name": "佐藤 一郎", "phone": "080-9876-5432", "email": "ichiro@example.jp",
+            "treatment": "futae", "date": "2099-01-01"}
+    assert client.post("/reservation", data=form).status_code == 400  # too far ahead
+    form["date"] = _in_days(7)
+    assert client.post("/reservation", data=form).status_code == 200
+    rows = stored(parts, "SELECT * FROM events WHERE name = 'reservation'")
+    assert len(rows) == 1
+    assert rows[0]["properties"] == {"treatment": "futae", "preferred_month": form["date"][:7]}
+    dump = repr(stored(parts, "SELECT * FROM events")) + repr(
+        stored(parts, "SELECT * FROM consent_records"))
+    for needle in ("佐藤", "080-9876-5432", "08098765432", "ichiro@example.jp"):
+        assert needle not in dump
+
+
+@pytest.mark.slow
+def test_nothing_is_stored_before_a_choice(demo: tuple[TestClient, DemoParts]) -> None:
+    client, parts = demo
+    client.get("/treatments/futae")
+    rows = stored(parts, "SELECT visitor_id, ip FROM events WHERE path = '/treatments/futae'")
+    # Without consent at most an anonymous count: no visitor id, no IP.
+    assert all(not r["visitor_id"] and not r["ip"] for r in rows)
+
+
+@pytest.mark.slow
+def test_collector_and_consent_pages_are_mounted(demo: tuple[TestClient, DemoParts]) -> None:
+    client, _ = demo
+    assert client.get("/_collector/healthz").json() == {"status": "ok"}
+    assert client.get("/_collector/metrics").status_code == 200
+    notice = client.get("/_consent/external-transmission")
+    assert notice.status_code == 200
+    assert "G-DEMO000000" in notice.text or "Google" in notice.text
+    prefs = client.get("/_consent/preferences?lang=en")
+    assert prefs.status_code == 200
+
+
+def _in_days(days: int) -> str:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    return (datetime.now(ZoneInfo("Asia/Tokyo")).date() + timedelta(days=days)).isoformat()
