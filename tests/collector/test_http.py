@@ -8,6 +8,8 @@ import uuid
 import zlib
 
 from collector_testkit import AUTH, TOKEN, batch_body, make_event, make_record, now_ms
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from collector.service import CollectorService
@@ -185,3 +187,38 @@ def test_standalone_lifespan_starts_and_stops_the_service(collector_settings) ->
         assert svc.started
         assert client.get("/healthz").status_code == 200
     assert not svc.started
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+event_like = st.fixed_dictionaries(
+    {}, optional={k: json_values for k in ("event_id", "ts", "kind", "consent", "ip", "ua",
+                                           "path", "properties", "traits", "status")})
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(event_like | json_values, max_size=5),
+       records=st.lists(json_values, max_size=3), batch_id=json_values)
+def test_arbitrary_json_never_causes_a_server_error(
+    client: TestClient, events: list[object], records: list[object], batch_id: object
+) -> None:
+    body = {"schema": "consent-mw/1", "batch_id": batch_id, "events": events,
+            "consent_records": records}
+    r = client.post("/v1/events", content=gzip.compress(json.dumps(body).encode()),
+                    headers=AUTH)
+    assert r.status_code in (200, 400), r.text
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200), gzip_it=st.booleans())
+def test_arbitrary_bytes_never_cause_a_server_error(
+    client: TestClient, raw: bytes, gzip_it: bool
+) -> None:
+    r = client.post("/v1/events", content=gzip.compress(raw) if gzip_it else raw, headers=AUTH)
+    assert r.status_code == 400, r.text
