@@ -19,8 +19,9 @@ from consent_mw.settings import Settings
 from consent_mw.state import SCOPE_KEY, RequestContext
 
 ORIGIN = "http://testserver"
-PAGE_JA = '<!DOCTYPE html><html lang="ja"><head><title>t</title></head><body><h1>ホーム</h1></body></html>'
-PAGE_EN = '<!DOCTYPE html><html lang="en"><head><title>t</title></head><body><h1>Home</h1></body></html>'
+HEAD = "<head><title>t</title></head>"
+PAGE_JA = f'<!DOCTYPE html><html lang="ja">{HEAD}<body><h1>ホーム</h1></body></html>'
+PAGE_EN = f'<!DOCTYPE html><html lang="en">{HEAD}<body><h1>Home</h1></body></html>'
 PAGE_NOLANG = "<!DOCTYPE html><html><head><title>t</title></head><body><p>x</p></body></html>"
 
 

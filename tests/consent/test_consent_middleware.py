@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -230,7 +230,7 @@ def test_explicit_opt_in_on_preferences_overrides_gpc(client: TestClient,
 
 
 class FakeCapture:
-    instances: list[FakeCapture] = []
+    instances: ClassVar[list[FakeCapture]] = []
 
     def __init__(self, settings: Settings, *, transport: Any = None) -> None:
         self.transport = transport
