@@ -8,11 +8,14 @@ capture.
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -132,7 +135,7 @@ def build_demo_app(
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events)
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
-    dashboards = _build_dashboards(service, dashboard_password, parts)
+    dashboards = _build_dashboards(service, secret_key, dashboard_password, parts)
     if dashboards is not None:
         routes.append(Mount("/dashboards", app=dashboards))
 
@@ -181,10 +184,42 @@ def _rights(service: CollectorService) -> Any:
     return None if factory is None else factory(service)
 
 
+class _ServiceStoreBackend:
+    """Dashboard queries on the collector's store, which opens only when the lifespan runs."""
+
+    def __init__(self, service: CollectorService, factory: Any) -> None:
+        self.service = service
+        self.factory = factory  # dashboards.queries.StoreBackend
+
+    def run(self, name: str, params: Mapping[str, Any]) -> Any:
+        return self.factory(self.service.store).run(name, params)
+
+
 def _build_dashboards(
-    service: CollectorService, password: str | None, parts: DemoParts
+    service: CollectorService, secret_key: str, password: str | None, parts: DemoParts
 ) -> ASGIApp | None:
     app_module = _optional("dashboards.app")
     if app_module is None:  # TODO(dashboards): dashboards/app.py has not landed yet
         return None
-    return None
+    from dashboards.auth import demo_users
+    from dashboards.queries import StoreBackend
+    from dashboards.settings import DashboardSettings
+
+    env = os.environ
+    settings = DashboardSettings.from_env()
+    changes: dict[str, Any] = {}
+    if not settings.users:  # no configured users: one demo login per role
+        password = password or env.get("CONSENT_MW_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        users, _ = demo_users(password)
+        changes["users"] = users
+        parts.dashboard_users = {name: password for name in users}
+    if not env.get("CONSENT_MW_DASHBOARD_SECRET"):
+        # Derived from the demo's persistent key, so dashboard logins survive a restart too.
+        derived = hmac.new(secret_key.encode(), b"consent-mw demo dashboards", "sha256")
+        changes["session_secret"] = Secret(derived.hexdigest())
+    if changes:
+        settings = replace(settings, **changes)
+    app: ASGIApp = app_module.create_dashboards(settings, _ServiceStoreBackend(service,
+                                                                               StoreBackend))
+    parts.dashboards = app
+    return app
