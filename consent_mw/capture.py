@@ -1,45 +1,430 @@
-"""Capture pipeline (interface stub; the capture work replaces the body, not the signatures)."""
+"""Capture pipeline: consent-gated snapshots → bounded queue → worker → events → collector.
+
+The request path (``page``, ``custom``, ``identify``, ``record``) only copies what the visitor's
+consent allows into a :class:`~consent_mw.events.Snapshot` and queues it; it never blocks and
+never raises. The worker thread builds and scrubs events (``consent_mw.events``), batches them
+with consent records, and hands them to the transport; what cannot be delivered goes to the
+spool and is replayed when the collector answers again.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from consent_mw import wire
+from consent_mw.buffer import BatchBuffer
+from consent_mw.clientip import client_ip
+from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event
+from consent_mw.ids import hash_user_id, new_event_id
 from consent_mw.settings import Settings
+from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
 from consent_mw.state import RequestContext
+from consent_mw.suppression import SuppressionList
+from consent_mw.transport import HttpTransport, RetryPolicy, SendResult, Transport, TransportError
+
+log = logging.getLogger("consent_mw.capture")
+
+DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent", "error",
+                "spool_full")
+# Room for the batch envelope under the collector's decompressed-size cap.
+BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
+REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
+
+
+def _size(item: Mapping[str, Any]) -> int:
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 class Capture:
     """Consent-gated events into a bounded queue, flushed off the request path."""
 
-    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
+    def __init__(self, settings: Settings, *, transport: Any = None,
+                 retry: RetryPolicy | None = None, spool: Spool | None = None) -> None:
         self.settings = settings
-        self.transport = transport
+        self._owns_transport = False
+        if transport is None and settings.collector_url:
+            transport = HttpTransport(settings.collector_url, settings.collector_token.value)
+            self._owns_transport = True
+        self.transport: Transport | None = transport
+        self.enabled = bool(settings.capture and transport is not None)
+        self.suppressions = SuppressionList(settings.hash_key)
+        self.retry = retry or RetryPolicy()
+        self.spool: Spool = spool or self._make_spool()
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
+        self._sent = 0
+        self._records_sent = 0
+        self._rejected = 0
+        self._down_until = 0.0  # monotonic: no sends before this, batches go to the spool
+        self._fail_streak = 0
+        self._next_suppression_refresh = 0.0
+        self._stopping = False
+        self._exclude = tuple(settings.exclude_paths)
+        self._buffer: BatchBuffer[Snapshot | dict[str, Any]] = BatchBuffer(
+            self._export,
+            max_queue=settings.queue_size,
+            batch_size=settings.batch_size,
+            interval=settings.flush_interval,
+            drop=self._count_drop,
+            tick=self._tick,
+        )
+
+    def _make_spool(self) -> Spool:
+        if self.settings.spool_dir is not None:
+            try:
+                return DiskSpool(self.settings.spool_dir, self.settings.spool_max_bytes)
+            except OSError as exc:  # a bad spool dir must not take the site down
+                log.error("spool dir %s unusable (%r); spooling in memory",
+                          self.settings.spool_dir, exc)
+        return MemorySpool(self.settings.spool_max_bytes)
+
+    # -- counters ---------------------------------------------------------------------------
+
+    def _count_drop(self, reason: str, n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._dropped[reason] += n
+
+    def stats(self) -> dict[str, Any]:
+        batches, events, records = self.spool.counts()
+        with self._lock:
+            return {
+                "queued": len(self._buffer),
+                "sent": self._sent,
+                "records_sent": self._records_sent,
+                "rejected": self._rejected,
+                "spooled": events + records,
+                "spool_batches": batches,
+                "dropped": {r: self._dropped.get(r, 0) for r in DROP_REASONS},
+            }
+
+    # -- request path -----------------------------------------------------------------------
+
+    def _emit(self, item: Snapshot | dict[str, Any]) -> None:
+        self._buffer.emit(item)
 
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """Snapshot one response for capture; never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            path = scope.get("path") or "/"
+            if path.startswith(self._exclude):
+                return
+            state = ctx.state
+            consent = {name: bool(v) for name, v in state.categories.items()}
+            ts = time.time_ns() // 1_000_000
+            headers = scope.get("headers") or ()
+            if not state.granted("analytics"):
+                ua = next((v.decode("latin-1") for k, v in headers if k == b"user-agent"), None)
+                self._emit(Snapshot(kind="page", ts=ts, consent=consent, analytics=False,
+                                    marketing=False, path=path, ua=ua))
+                return
+            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
+                                               consent_id=state.consent_id):
+                self._count_drop("suppressed")
+                return
+            picked: dict[str, str] = {}
+            for key, value in headers:
+                if key in ANALYTICS_HEADERS:
+                    picked.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+            self._emit(Snapshot(
+                kind="page", ts=ts, consent=consent, analytics=True,
+                marketing=state.granted("marketing"), gpc=state.gpc, path=path,
+                method=scope.get("method"), status=status,
+                query=(scope.get("query_string") or b"").decode("latin-1"), headers=picked,
+                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+                consent_id=state.consent_id,
+                ip=ctx.client_ip or client_ip(scope, self.settings.trusted_proxies),
+            ))
+        except Exception:
+            log.exception("capture.page failed")
+            self._count_drop("error")
 
-    def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any]) -> None:
-        """A custom event from the site's code (``track``)."""
+    def _where(self, scope: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+        if not scope:
+            return None, None
+        host = next((v.decode("latin-1") for k, v in scope.get("headers") or ()
+                     if k == b"host"), None)
+        return host, scope.get("path")
 
-    def identify(self, ctx: RequestContext, user_id: str, traits: Mapping[str, Any]) -> None:
-        """Link the visitor to an account (``identify``)."""
+    def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any], *,
+               conversion: bool = False, scope: Mapping[str, Any] | None = None) -> None:
+        """A custom event from the site's code (``track``); a conversion also needs marketing."""
+        if not self.enabled:
+            return
+        try:
+            state = ctx.state
+            if not state.granted("analytics") or (conversion and not state.granted("marketing")):
+                self._count_drop("no_consent")
+                return
+            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
+                                               consent_id=state.consent_id):
+                self._count_drop("suppressed")
+                return
+            host, path = self._where(scope)
+            self._emit(Snapshot(
+                kind="custom", ts=time.time_ns() // 1_000_000,
+                consent={n: bool(v) for n, v in state.categories.items()},
+                analytics=True, marketing=state.granted("marketing"), gpc=state.gpc,
+                path=path or "", host=host, name=str(name),
+                properties=dict(properties or {}), conversion=conversion,
+                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+                consent_id=state.consent_id,
+            ))
+        except Exception:
+            log.exception("capture.custom failed")
+            self._count_drop("error")
+
+    def identify(self, ctx: RequestContext, user_id: str, traits: Mapping[str, Any], *,
+                 scope: Mapping[str, Any] | None = None) -> None:
+        """Link the visitor to an account (``identify``): the id leaves only as a keyed hash."""
+        if not self.enabled:
+            return
+        try:
+            state = ctx.state
+            if not state.granted("analytics"):
+                self._count_drop("no_consent")
+                return
+            if user_id is None or str(user_id) == "":
+                return
+            user_hash = hash_user_id(self.settings.hash_key, str(user_id))
+            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
+                                               user_id_hash=user_hash,
+                                               consent_id=state.consent_id):
+                self._count_drop("suppressed")
+                return
+            self._emit(Snapshot(
+                kind="identify", ts=time.time_ns() // 1_000_000,
+                consent={n: bool(v) for n, v in state.categories.items()},
+                analytics=True, marketing=state.granted("marketing"), gpc=state.gpc,
+                user_id=user_hash, traits=dict(traits or {}),
+                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+                consent_id=state.consent_id,
+            ))
+        except Exception:
+            log.exception("capture.identify failed")
+            self._count_drop("error")
 
     def record(self, record: Mapping[str, Any]) -> None:
-        """A consent record (wire RECORD_SCHEMA), through the same pipeline as events."""
+        """A consent record (wire RECORD_SCHEMA), through the same pipeline as events.
+
+        Records are proof of consent, so suppression never drops them.
+        """
+        if not self.enabled:
+            return
+        try:
+            self._emit(dict(record))
+        except Exception:
+            log.exception("capture.record failed")
+            self._count_drop("error")
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Record-sink protocol: the pipeline is a consent-record sink."""
         self.record(record)
 
+    # -- worker -----------------------------------------------------------------------------
+
+    def _export(self, items: list[Snapshot | dict[str, Any]]) -> None:
+        """Build, size-check and batch ``items``; runs in the worker thread."""
+        settings = self.settings
+        batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [([], [])]
+        batch_bytes = 0
+        for item in items:
+            try:
+                if isinstance(item, Snapshot):
+                    if item.analytics and self.suppressions.is_suppressed(
+                            visitor_id=item.visitor_id, user_id_hash=item.user_id,
+                            consent_id=item.consent_id):
+                        # suppressed after it was queued: honour it at once
+                        self._count_drop("suppressed")
+                        continue
+                    built = build_event(item, new_event_id(),
+                                        search_params=settings.search_params,
+                                        click_id_params=settings.click_id_params)
+                    if built is None:
+                        self._count_drop("no_consent")
+                        continue
+                    is_event = True
+                else:
+                    built, is_event = item, False
+                size = _size(built)
+            except Exception:
+                log.exception("building a capture event failed")
+                self._count_drop("error")
+                continue
+            if size > settings.max_event_bytes:
+                self._count_drop("too_large")
+                continue
+            events, records = batches[-1]
+            if (batch_bytes + size > BATCH_BYTES
+                    or len(events) + len(records) >= wire.MAX_BATCH_ITEMS):
+                batches.append(([], []))
+                events, records = batches[-1]
+                batch_bytes = 0
+            (events if is_event else records).append(built)
+            batch_bytes += size
+        for events, records in batches:
+            if events or records:
+                self._dispatch(events, records, new_event_id())
+
+    def _dispatch(self, events: list[dict[str, Any]], records: list[dict[str, Any]],
+                  batch_id: str) -> None:
+        """Send with in-line retries; park the batch in the spool when that does not work."""
+        if self.transport is None:
+            return
+        if time.monotonic() < self._down_until:  # collector known down: don't wait on it
+            self._to_spool(batch_id, events, records)
+            return
+        attempts = 1 if self._stopping else max(1, self.retry.attempts)
+        retry_after: float | None = None
+        for attempt in range(attempts):
+            try:
+                result = self.transport.send(events, records, batch_id=batch_id)
+            except TransportError as exc:
+                if exc.status == 413 and len(events) + len(records) > 1:
+                    self._split(events, records)
+                    return
+                if not exc.retryable:
+                    self._refused(events, records, exc)
+                    return
+                retry_after = exc.retry_after
+                wait = self.retry.delay(attempt, retry_after)
+                if attempt + 1 >= attempts or wait > self.retry.max_inline_wait:
+                    break
+                log.info("collector not ready (%s); retrying in %.2fs", exc, wait)
+                time.sleep(wait)
+                continue
+            except Exception:
+                log.exception("transport failed; %d events dropped", len(events))
+                self._count_drop("error", len(events) + len(records))
+                return
+            self._delivered(events, records, result)
+            return
+        self._collector_down(retry_after)
+        self._to_spool(batch_id, events, records)
+
+    def _split(self, events: list[dict[str, Any]], records: list[dict[str, Any]]) -> None:
+        # 413: the collector's body limit is lower than ours; halve until it fits.
+        half_e, half_r = len(events) // 2, len(records) // 2
+        for part_e, part_r in ((events[:half_e], records[:half_r]),
+                               (events[half_e:], records[half_r:])):
+            if part_e or part_r:
+                self._dispatch(part_e, part_r, new_event_id())
+
+    def _delivered(self, events: list[dict[str, Any]], records: list[dict[str, Any]],
+                   result: SendResult | None) -> None:
+        rejected = result.rejected if isinstance(result, SendResult) else 0
+        if rejected:
+            log.warning("collector rejected %d items: %s", rejected,
+                        "; ".join(result.reasons[:5]) if result else "")
+        with self._lock:
+            self._fail_streak = 0
+            self._rejected += rejected
+            self._sent += max(0, len(events) - rejected)
+            self._records_sent += len(records)
+
+    def _refused(self, events: list[dict[str, Any]], records: list[dict[str, Any]],
+                 exc: TransportError) -> None:
+        log.error("collector refused a batch of %d events, %d records: %s",
+                  len(events), len(records), exc)
+        with self._lock:
+            self._rejected += len(events) + len(records)
+
+    def _collector_down(self, retry_after: float | None) -> None:
+        self._fail_streak += 1
+        self._down_until = time.monotonic() + self.retry.delay(self._fail_streak, retry_after)
+
+    def _to_spool(self, batch_id: str, events: list[dict[str, Any]],
+                  records: list[dict[str, Any]]) -> None:
+        try:
+            dropped: Dropped = self.spool.put(batch_id, events, records)
+        except Exception:
+            log.exception("spooling a batch failed; %d events dropped", len(events))
+            self._count_drop("error", len(events) + len(records))
+            return
+        self._count_drop("spool_full", dropped.events + dropped.records)
+
+    def _replay(self) -> None:
+        """Resend spooled batches, oldest first, until one fails or the budget is spent."""
+        if self.transport is None or time.monotonic() < self._down_until:
+            return
+        started = time.monotonic()
+        while time.monotonic() - started < REPLAY_BUDGET:
+            batch = self.spool.claim_oldest()
+            if batch is None:
+                return
+            try:
+                result = self.transport.send(batch.events, batch.records,
+                                             batch_id=batch.batch_id)
+            except TransportError as exc:
+                if exc.retryable:
+                    self.spool.release(batch)
+                    self._collector_down(exc.retry_after)
+                    return
+                self.spool.done(batch)
+                self._refused(batch.events, batch.records, exc)
+                continue
+            except Exception:
+                log.exception("transport failed on a spooled batch; dropped")
+                self.spool.done(batch)
+                self._count_drop("error", len(batch.events) + len(batch.records))
+                continue
+            self.spool.done(batch)
+            self._delivered(batch.events, batch.records, result)
+
+    def _refresh_suppressions(self) -> None:
+        fetch = getattr(self.transport, "fetch_suppressions", None)
+        now = time.monotonic()
+        if fetch is None or now < self._next_suppression_refresh:
+            return
+        self._next_suppression_refresh = now + self.settings.suppression_refresh
+        try:
+            answer = fetch()
+        except TransportError as exc:
+            log.info("suppression refresh failed: %s", exc)
+            return
+        if answer is not None:  # None: the collector has no privacy routes (404)
+            hashes, version = answer
+            self.suppressions.replace(hashes, version)
+
+    def _tick(self) -> None:
+        self._refresh_suppressions()
+        self._replay()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
     def start(self) -> None:
-        """Start the background worker."""
+        """Start the background worker (from the ASGI lifespan)."""
+        if self.enabled:
+            self._stopping = False
+            self._buffer.start()
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        return True
+        """Deliver (or spool) everything queued so far; True if done within ``timeout``."""
+        if not self.enabled:
+            return True
+        return self._buffer.force_flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush what is queued, then stop."""
-
-    def stats(self) -> dict[str, Any]:
-        return {"queued": 0, "sent": 0, "dropped": {}}
+        """Flush what is queued, then stop; later events are dropped as ``shutdown``."""
+        if not self.enabled:
+            return
+        self._stopping = True
+        self._buffer.shutdown(timeout)
+        if isinstance(self.spool, MemorySpool):  # a memory spool dies with the process
+            _, events, records = self.spool.counts()
+            while self.spool.claim_oldest() is not None:
+                pass
+            self._count_drop("shutdown", events + records)
+        if self._owns_transport and self.transport is not None:
+            try:
+                self.transport.close()
+            except Exception:
+                log.exception("closing the transport failed")

@@ -90,6 +90,7 @@ EVENT_SCHEMA: dict[str, Any] = {
         "utm_content": _s(),
         "click_id_type": _s(32),
         # the site's own events
+        "conversion": {"type": "boolean"},  # a custom event sent as a conversion (marketing)
         "properties": {
             "type": "object",
             "maxProperties": 32,

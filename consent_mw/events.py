@@ -1,0 +1,409 @@
+"""Build wire events (``consent_mw.wire.EVENT_SCHEMA``) from request snapshots (pure).
+
+The request path only copies what consent allows into a :class:`Snapshot`; the worker thread
+turns it into an event here. Rules (the data inventory's field map):
+
+* no ``analytics`` (undecided, refused, or only ``marketing``/``location``): an ``anonymous``
+  count: scrubbed path, ``ts`` rounded down to the hour, ``device_type``, consent flags.
+  No cookie ids, no IP, no UA string, no campaign fields.
+* ``analytics``: a ``pageview`` with host, path, status, method, ts, search terms, referrer host
+  and channel, language, network type, Save-Data, raw UA and client hints (parsed and dropped by
+  the collector), visitor/session/consent ids and the IP.
+* ``analytics`` + ``marketing``: also ``utm_*`` and ``click_id_type`` (never the click id value).
+* ``location``: only its flag in ``consent``; the collector looks the IP up only when
+  ``consent["location"]`` and ``consent["analytics"]`` are both true. Without analytics there
+  is no IP to look up, so location alone adds nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from consent_mw import wire
+from consent_mw.scrub import scrub
+
+HOUR_MS = 3_600_000
+UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_PROPERTIES = 32
+MAX_KEY = 64
+TRAIT_MAX = 64
+
+#: Request headers a pageview may use; nothing else is copied off the request.
+ANALYTICS_HEADERS = frozenset({
+    b"host", b"referer", b"user-agent", b"accept-language", b"ect", b"save-data",
+    b"sec-ch-ua-model", b"sec-ch-ua-platform",
+})
+ECT_VALUES = frozenset({"slow-2g", "2g", "3g", "4g"})
+
+SEARCH_ENGINES = (
+    "google.", "bing.com", "yahoo.", "duckduckgo.com", "baidu.com", "yandex.", "naver.com",
+    "ecosia.org", "search.brave.com", "goo.ne.jp", "biglobe.ne.jp", "so-net.ne.jp",
+    "startpage.com", "qwant.com",
+)
+SOCIAL_SITES = (
+    "facebook.com", "fb.com", "instagram.com", "t.co", "twitter.com", "x.com", "linkedin.com",
+    "lnkd.in", "line.me", "tiktok.com", "youtube.com", "pinterest.", "reddit.com",
+    "threads.net", "note.com", "mixi.jp", "ameblo.jp", "hatena.ne.jp", "bsky.app",
+)
+_LANG_RE = re.compile(r"^[a-z]{2,8}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What the request path copied, already limited to what the consent allows."""
+
+    kind: str  # "page" | "custom" | "identify"
+    ts: int  # ms
+    consent: Mapping[str, bool]
+    analytics: bool
+    marketing: bool
+    gpc: bool = False
+    path: str = "/"
+    ua: str | None = None  # anonymous: only to derive device_type, never sent
+    host: str | None = None
+    method: str | None = None
+    status: int | None = None
+    query: str = ""  # raw; only allow-listed params survive the build
+    headers: Mapping[str, str] = field(default_factory=dict)
+    visitor_id: str | None = None
+    session_id: str | None = None
+    consent_id: str | None = None
+    ip: str | None = None
+    name: str | None = None
+    properties: Mapping[str, Any] | None = None
+    conversion: bool = False
+    user_id: str | None = None  # already the keyed hash
+    traits: Mapping[str, Any] | None = None  # as given; cleaned by the build
+
+
+@lru_cache(maxsize=4096)
+def device_type(ua: str | None) -> str:
+    """desktop / mobile / tablet / bot / other, from the User-Agent (cached: UAs repeat)."""
+    if not ua:
+        return "other"
+    import user_agents  # lazy: only the worker pays for the parser
+
+    parsed = user_agents.parse(ua[: wire.MAX_UA])
+    if parsed.is_bot:
+        return "bot"
+    if parsed.is_tablet:
+        return "tablet"
+    if parsed.is_mobile:
+        return "mobile"
+    if parsed.is_pc:
+        return "desktop"
+    return "other"
+
+
+def _cap(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    return value[:limit]
+
+
+def clean_text(value: str | None, limit: int = wire.MAX_TEXT) -> str | None:
+    """Scrubbed and capped; empty becomes None."""
+    if value is None:
+        return None
+    text = scrub(value.strip())[:limit]
+    return text or None
+
+
+def query_params(query: str) -> dict[str, str]:
+    """First value of each parameter, names lower-cased."""
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    for key, value in parse_qsl(query, keep_blank_values=False):
+        params.setdefault(key.lower(), value)
+    return params
+
+
+def search_terms(params: Mapping[str, str], allowed: tuple[str, ...]) -> str | None:
+    for name in allowed:
+        value = params.get(name.lower())
+        if value and value.strip():
+            return clean_text(value)
+    return None
+
+
+def click_id_type(params: Mapping[str, str], allowed: tuple[str, ...]) -> str | None:
+    for name in allowed:
+        if params.get(name.lower()):
+            return name.lower()[:32]
+    return None
+
+
+def clean_host(value: str | None) -> str | None:
+    if not value:
+        return None
+    host = value.strip().lower()
+    if host.startswith("["):  # IPv6 literal with optional port
+        host = host.split("]", 1)[0] + "]"
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    host = host.rstrip(".")
+    return clean_text(host, 253)
+
+
+def referrer_host(referer: str | None) -> str | None:
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https", "android-app"):
+        return None
+    return clean_host(parts.hostname)
+
+
+def _same_site(a: str, b: str) -> bool:
+    a = a.removeprefix("www.")
+    b = b.removeprefix("www.")
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _matches(host: str, patterns: tuple[str, ...]) -> bool:
+    for p in patterns:
+        if p.endswith("."):
+            if host.startswith(p) or ("." + p) in host:
+                return True
+        elif host == p or host.endswith("." + p):
+            return True
+    return False
+
+
+def channel(ref_host: str | None, host: str | None, params: Mapping[str, str],
+            click_ids: tuple[str, ...]) -> str:
+    """direct / search / social / ad / referral / internal."""
+    if any(params.get(p) for p in UTM_PARAMS) or any(params.get(c.lower()) for c in click_ids):
+        return "ad"
+    if not ref_host:
+        return "direct"
+    if host and _same_site(ref_host, host):
+        return "internal"
+    if _matches(ref_host, SEARCH_ENGINES):
+        return "search"
+    if _matches(ref_host, SOCIAL_SITES):
+        return "social"
+    return "referral"
+
+
+def primary_language(accept_language: str | None) -> str | None:
+    """The primary subtag of the preferred language (highest q, first on ties): ``ja``."""
+    if not accept_language:
+        return None
+    best: tuple[float, str] | None = None
+    for part in accept_language.split(",")[:16]:
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().split("-", 1)[0].lower()
+        if not _LANG_RE.match(primary) or q <= 0:
+            continue
+        if best is None or q > best[0]:
+            best = (q, primary)
+    return best[1] if best else None
+
+
+def save_data(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() == "on"
+
+
+def network_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    return text if text in ECT_VALUES else None
+
+
+def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | float | bool | None]:
+    """At most 32 scalar properties; strings scrubbed and capped; other types dropped."""
+    out: dict[str, str | int | float | bool | None] = {}
+    if not props:
+        return out
+    for key, value in props.items():
+        if len(out) >= MAX_PROPERTIES:
+            break
+        if not isinstance(key, str) or not key:
+            continue
+        name = scrub(key)[:MAX_KEY]
+        if value is None or isinstance(value, bool | int):
+            out[name] = value
+        elif isinstance(value, float):
+            if math.isfinite(value):
+                out[name] = value
+        elif isinstance(value, str):
+            out[name] = scrub(value)[: wire.MAX_TEXT]
+    return out
+
+
+def _base(snap: Snapshot, event_id: str, kind: str) -> dict[str, Any]:
+    return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": dict(snap.consent)}
+
+
+def anonymous_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
+    event = _base(snap, event_id, "anonymous")
+    event["ts"] = snap.ts - snap.ts % HOUR_MS
+    event["name"] = "pageview"
+    event["path"] = clean_text(snap.path, wire.MAX_PATH) or "/"
+    event["device_type"] = device_type(snap.ua)
+    return event
+
+
+def _ids(snap: Snapshot, event: dict[str, Any]) -> None:
+    event["visitor_id"] = snap.visitor_id
+    event["session_id"] = snap.session_id
+    event["consent_id"] = snap.consent_id
+    event["gpc"] = snap.gpc
+
+
+def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
+                   click_id_params: tuple[str, ...]) -> dict[str, Any]:
+    h = snap.headers
+    params = query_params(snap.query)
+    host = clean_host(snap.host or h.get("host"))
+    ref = referrer_host(h.get("referer"))
+    event = _base(snap, event_id, "pageview")
+    event.update(
+        name="pageview",
+        host=host,
+        path=clean_text(snap.path, wire.MAX_PATH) or "/",
+        method=_cap(snap.method, 16),
+        status=snap.status,
+        search_terms=search_terms(params, search_params),
+        referrer_host=ref,
+        channel=channel(ref, host, params, click_id_params),
+        language=primary_language(h.get("accept-language")),
+        network_type=network_type(h.get("ect")),
+        save_data=save_data(h.get("save-data")),
+        ua=_cap(h.get("user-agent"), wire.MAX_UA),
+        ch_ua_model=_cap(h.get("sec-ch-ua-model"), 128),
+        ch_ua_platform=_cap(h.get("sec-ch-ua-platform"), 64),
+        ip=snap.ip,
+    )
+    _ids(snap, event)
+    if snap.marketing:
+        for name in UTM_PARAMS:
+            event[name] = clean_text(params.get(name))
+        event["click_id_type"] = click_id_type(params, click_id_params)
+    return event
+
+
+def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
+    event = _base(snap, event_id, "custom")
+    event["name"] = clean_text(snap.name, 128) or "event"
+    event["properties"] = clean_properties(snap.properties)
+    event["host"] = clean_host(snap.host)
+    event["path"] = clean_text(snap.path, wire.MAX_PATH) if snap.path else None
+    if snap.conversion:
+        event["conversion"] = True
+    _ids(snap, event)
+    return event
+
+
+def identify_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
+    event = _base(snap, event_id, "identify")
+    event["name"] = "identify"
+    event["user_id"] = snap.user_id
+    event["traits"] = clean_traits(snap.traits)
+    _ids(snap, event)
+    return event
+
+
+def build_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...] = (),
+                click_id_params: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The wire event for ``snap``, with None-valued fields removed; None if nothing to send."""
+    if snap.kind == "page":
+        if snap.analytics:
+            event = pageview_event(snap, event_id, search_params=search_params,
+                                   click_id_params=click_id_params)
+        else:
+            event = anonymous_event(snap, event_id)
+    elif not snap.analytics:  # custom and identify need analytics; capture gates, we re-check
+        return None
+    elif snap.kind == "custom":
+        event = custom_event(snap, event_id)
+    elif snap.kind == "identify":
+        event = identify_event(snap, event_id)
+    else:
+        return None
+    return {k: v for k, v in event.items() if v is not None}
+
+
+# -- traits (identify) ---------------------------------------------------------------------
+
+_ZIP_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF10, 0xFF1A)}
+
+
+def age_band(value: object) -> str | None:
+    """``"30-39"`` from an age; a band the site already computed is kept if well-formed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d{1,3}", text):
+            value = int(text)
+        elif re.fullmatch(r"\d{1,2}0-\d{1,2}9|\d{2,3}\+", text):
+            return text
+        else:
+            return None
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= 130:
+        return None
+    if value >= 90:
+        return "90+"
+    low = value // 10 * 10
+    return f"{low}-{low + 9}"
+
+
+def zip3(value: object) -> str | None:
+    """The first 3 digits of a (Japanese) postal code: ``"〒170-0013"`` → ``"170"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:07d}" if value < 10_000_000 else str(value)
+    if not isinstance(value, str):
+        return None
+    digits = "".join(ch for ch in value.translate(_ZIP_FOLD) if "0" <= ch <= "9")
+    return digits[:3] if len(digits) >= 3 else None
+
+
+def clean_traits(traits: Mapping[str, Any] | None) -> dict[str, str]:
+    """Only allow-listed traits (``wire.TRAITS``): ``age`` → ``age_band``, ``zip`` → ``zip3``."""
+    out: dict[str, str] = {}
+    if not traits:
+        return out
+    band = age_band(traits["age_band"]) if "age_band" in traits else None
+    if band is None and "age" in traits:
+        band = age_band(traits["age"])
+    if band:
+        out["age_band"] = band
+    z = zip3(traits["zip3"]) if "zip3" in traits else None
+    if z is None:
+        for key in ("zip", "zip_code", "postal_code"):
+            if key in traits:
+                z = zip3(traits[key])
+                break
+    if z:
+        out["zip3"] = z
+    for key in ("gender", "occupation"):
+        value = traits.get(key)
+        if isinstance(value, str):
+            text = clean_text(value, TRAIT_MAX)
+            if text:
+                out[key] = text
+    return out

@@ -1,0 +1,368 @@
+"""Capture end to end with a recording transport: drops by reason, suppression, retries,
+spooling and replay, partial success, non-retryable refusals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from capture_support import VISITOR, RecordingTransport, down, make_ctx, make_scope
+
+from consent_mw.capture import Capture
+from consent_mw.ids import hash_user_id, subject_hash
+from consent_mw.settings import Settings
+from consent_mw.transport import RetryPolicy, SendResult, TransportError
+
+FAST = RetryPolicy(attempts=2, base=0.001, cap=0.01, max_inline_wait=0.5)
+RECORD = {
+    "record_id": "8d1e4a3c-5b6f-4d2e-9a1b-2c3d4e5f6a7b",
+    "consent_id": "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d",
+    "ts": 1_713_830_400_000, "event": "decided", "method": "accept_all", "component": "banner",
+    "policy_version": "2024-04-23+abc", "policy_hash": "a" * 64,
+    "categories": {"necessary": True, "analytics": True}, "gcm": {}, "gpc": False,
+}
+
+
+def pages(capture: Capture, settings: Settings, n: int,
+          granted: tuple[str, ...] = ("analytics",)) -> None:
+    ctx = make_ctx(settings, granted, capture=capture)
+    for i in range(n):
+        capture.page(ctx, make_scope(f"/p/{i}"), 200)
+
+
+def wait_until(check: Callable[[], bool], capture: Capture, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        capture.force_flush(1)
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_full_queue_counts_queue_full_and_keeps_the_rest(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings(queue_size=5)
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 8)
+    assert capture.stats()["queued"] == 5
+    capture.shutdown(5)
+    stats = capture.stats()
+    assert stats["sent"] == 5 and stats["dropped"]["queue_full"] == 3
+
+
+def test_events_over_max_event_bytes_are_dropped_as_too_large(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings(max_event_bytes=1024)
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.custom(ctx, "big", {f"k{i}": "x" * 200 for i in range(10)})
+    capture.custom(ctx, "small", {"k": "v"})
+    capture.shutdown(5)
+    assert [e["name"] for e in transport.events] == ["small"]
+    assert capture.stats()["dropped"]["too_large"] == 1
+
+
+def test_events_after_shutdown_are_counted_as_shutdown(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    capture.start()
+    pages(capture, settings, 3)
+    capture.shutdown(5)
+    pages(capture, settings, 2)
+    capture.record(RECORD)
+    stats = capture.stats()
+    assert stats["sent"] == 3 and stats["dropped"]["shutdown"] == 3
+
+
+def test_batches_are_cut_at_batch_size(make_settings: Callable[..., Settings],
+                                       transport: RecordingTransport) -> None:
+    settings = make_settings(batch_size=10)
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 25)
+    assert capture.force_flush(5)
+    assert [len(ev) for _, ev, _ in transport.batches] == [10, 10, 5]
+    assert len({batch_id for batch_id, _, _ in transport.batches}) == 3
+
+
+def test_consent_records_ride_in_the_same_batches(make_settings: Callable[..., Settings],
+                                                 transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 2)
+    capture.write(RECORD)
+    capture.shutdown(5)
+    assert len(transport.batches) == 1
+    assert transport.records == [RECORD]
+    assert capture.stats()["records_sent"] == 1
+
+
+def test_worker_delivers_without_explicit_flush(make_settings: Callable[..., Settings],
+                                                transport: RecordingTransport) -> None:
+    settings = make_settings(flush_interval=0.05)
+    capture = Capture(settings, transport=transport)
+    capture.start()
+    try:
+        pages(capture, settings, 3)
+        deadline = time.monotonic() + 10
+        while len(transport.events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(transport.events) == 3
+    finally:
+        capture.shutdown(5)
+
+
+# -- suppression -----------------------------------------------------------------------------
+
+def test_suppressed_visitor_is_dropped_at_enqueue(make_settings: Callable[..., Settings],
+                                                  transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    capture.suppressions.add(subject_hash(settings.hash_key, "visitor_id", VISITOR))
+    pages(capture, settings, 2)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.custom(ctx, "x", {})
+    capture.record(RECORD)  # proof of consent is never suppressed
+    capture.shutdown(5)
+    assert transport.events == [] and transport.records == [RECORD]
+    assert capture.stats()["dropped"]["suppressed"] == 3
+
+
+def test_suppressed_account_is_dropped_on_identify(make_settings: Callable[..., Settings],
+                                                   transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    stored = hash_user_id(settings.hash_key, "account-42")
+    capture.suppressions.replace([subject_hash(settings.hash_key, "user_id", stored)], 7)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.identify(ctx, "account-42", {"age": 30})
+    capture.identify(ctx, "account-43", {"age": 30})
+    capture.shutdown(5)
+    assert [e["user_id"] for e in transport.events] == [hash_user_id(settings.hash_key,
+                                                                      "account-43")]
+    assert capture.stats()["dropped"]["suppressed"] == 1
+
+
+def test_suppression_arriving_while_queued_still_drops(make_settings: Callable[..., Settings],
+                                                       transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 2)
+    capture.suppressions.add(subject_hash(settings.hash_key, "visitor_id", VISITOR))
+    capture.shutdown(5)
+    assert transport.events == []
+    assert capture.stats()["dropped"]["suppressed"] == 2
+
+
+class SuppressingTransport(RecordingTransport):
+    def __init__(self, answer: tuple[list[str], int | None] | None) -> None:
+        super().__init__()
+        self.answer = answer
+        self.fetches = 0
+
+    def fetch_suppressions(self) -> tuple[list[str], int | None] | None:
+        self.fetches += 1
+        return self.answer
+
+
+def test_worker_refreshes_suppressions_from_the_transport(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(suppression_refresh=0.1)
+    h = subject_hash(settings.hash_key, "visitor_id", VISITOR)
+    t = SuppressingTransport(([h], 3))
+    capture = Capture(settings, transport=t)
+    capture.start()
+    try:
+        assert wait_until(lambda: h in capture.suppressions, capture)
+        assert capture.suppressions.version == 3
+        pages(capture, settings, 1)
+        assert capture.stats()["dropped"]["suppressed"] == 1
+    finally:
+        capture.shutdown(5)
+
+
+def test_collector_without_privacy_routes_keeps_the_local_list(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(suppression_refresh=0.1)
+    t = SuppressingTransport(None)  # what HttpTransport answers on 404
+    capture = Capture(settings, transport=t)
+    capture.suppressions.add("local-hash")
+    capture.start()
+    try:
+        assert wait_until(lambda: t.fetches >= 2, capture)
+        assert "local-hash" in capture.suppressions
+    finally:
+        capture.shutdown(5)
+
+
+# -- consent gating ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("granted", "conversion", "sent"), [
+    ((), False, False),
+    (("marketing",), False, False),
+    (("marketing",), True, False),
+    (("analytics",), False, True),
+    (("analytics",), True, False),
+    (("analytics", "marketing"), True, True),
+])
+def test_custom_events_need_analytics_and_conversions_also_marketing(
+        make_settings: Callable[..., Settings], transport: RecordingTransport,
+        granted: tuple[str, ...], conversion: bool, sent: bool) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    capture.custom(make_ctx(settings, granted, capture=capture), "booked", {},
+                   conversion=conversion)
+    capture.shutdown(5)
+    assert len(transport.events) == (1 if sent else 0)
+    assert capture.stats()["dropped"]["no_consent"] == (0 if sent else 1)
+
+
+def test_excluded_paths_are_not_captured(make_settings: Callable[..., Settings],
+                                         transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    for path in ("/_consent/preferences", "/static/app.css", "/dashboards/x", "/ok"):
+        capture.page(ctx, make_scope(path), 200)
+    capture.shutdown(5)
+    assert [e["path"] for e in transport.events] == ["/ok"]
+
+
+def test_capture_failures_never_reach_the_caller(make_settings: Callable[..., Settings],
+                                                 transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    capture.page(None, make_scope("/"), 200)  # type: ignore[arg-type]
+    capture.custom(None, "x", {})  # type: ignore[arg-type]
+    capture.identify(None, "u", {})  # type: ignore[arg-type]
+    assert capture.stats()["dropped"]["error"] == 3
+
+
+def test_capture_without_a_transport_is_a_no_op(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    capture = Capture(settings)
+    pages(capture, settings, 3)
+    capture.start()
+    assert capture.force_flush(1)
+    capture.shutdown(1)
+    assert capture.stats()["queued"] == 0 and capture.stats()["sent"] == 0
+
+
+# -- delivery ---------------------------------------------------------------------------------
+
+def test_outage_spools_in_memory_and_replays_after_recovery(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings(batch_size=5)
+    state = {"up": False, "calls": 0}
+
+    def fail() -> Exception | None:
+        state["calls"] += 1
+        return None if state["up"] else down(retry_after=0.01)
+
+    transport.fail = fail
+    capture = Capture(settings, transport=transport, retry=FAST)
+    pages(capture, settings, 12)
+    assert capture.force_flush(5)
+    assert capture.stats()["spooled"] == 12 and transport.events == []
+    state["up"] = True
+    assert wait_until(lambda: capture.stats()["spooled"] == 0, capture)
+    capture.shutdown(5)
+    ids = [e["event_id"] for e in transport.events]
+    assert len(ids) == 12 == len(set(ids))
+    assert capture.stats()["sent"] == 12
+
+
+def test_long_retry_after_spools_at_once_and_holds_further_sends(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    calls: list[int] = []
+
+    def fail() -> Exception | None:
+        calls.append(1)
+        return down(retry_after=60)
+
+    transport.fail = fail
+    capture = Capture(settings, transport=transport, retry=FAST)
+    pages(capture, settings, 3)
+    assert capture.force_flush(5)
+    pages(capture, settings, 3)
+    assert capture.force_flush(5)
+    assert len(calls) == 1  # no in-line retry, and nothing sent while Retry-After runs
+    assert capture.stats()["spooled"] == 6
+
+
+def test_partial_success_counts_rejected_and_is_not_retried(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    transport.result = SendResult(rejected=2, reasons=("ts: clock skew",) * 2)
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 5)
+    capture.shutdown(5)
+    stats = capture.stats()
+    assert len(transport.batches) == 1
+    assert stats["rejected"] == 2 and stats["sent"] == 3 and stats["spooled"] == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 400])
+def test_refused_batches_are_counted_not_retried_not_spooled(
+        make_settings: Callable[..., Settings], transport: RecordingTransport,
+        status: int) -> None:
+    settings = make_settings()
+    calls: list[int] = []
+
+    def fail() -> Exception | None:
+        calls.append(1)
+        return TransportError("no", retryable=False, status=status)
+
+    transport.fail = fail
+    capture = Capture(settings, transport=transport, retry=FAST)
+    pages(capture, settings, 4)
+    capture.shutdown(5)
+    stats = capture.stats()
+    assert len(calls) == 1
+    assert stats["rejected"] == 4 and stats["spooled"] == 0
+
+
+def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Settings],
+                                            transport: RecordingTransport) -> None:
+    settings = make_settings()
+    sizes: list[int] = []
+    real_send = transport.send
+
+    def send(events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+             batch_id: str) -> SendResult | None:
+        sizes.append(len(events))
+        if len(events) > 3:
+            raise TransportError("too big", retryable=False, status=413)
+        return real_send(events, records, batch_id=batch_id)
+
+    transport.send = send  # type: ignore[method-assign]
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 10)
+    capture.shutdown(5)
+    assert len(transport.events) == 10
+    assert all(len(ev) <= 3 for _, ev, _ in transport.batches)
+    assert capture.stats()["rejected"] == 0
+
+
+def test_unexpected_transport_exception_is_counted_as_error(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    transport.fail = lambda: ValueError("bug")
+    capture = Capture(settings, transport=transport)
+    pages(capture, settings, 2)
+    capture.shutdown(5)
+    assert capture.stats()["dropped"]["error"] == 2
+
+
+def test_memory_spool_left_at_shutdown_is_counted(make_settings: Callable[..., Settings],
+                                                  transport: RecordingTransport) -> None:
+    settings = make_settings()
+    transport.fail = lambda: down(retry_after=60)
+    capture = Capture(settings, transport=transport, retry=FAST)
+    pages(capture, settings, 4)
+    capture.shutdown(5)
+    assert capture.stats()["dropped"]["shutdown"] == 4
