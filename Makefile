@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
-STORE   ?= chdb:///$(CURDIR)/var/consent-mw.chdb
+STORE   ?= chdb://$(CURDIR)/var/consent-mw.chdb
 SEED_EVENTS ?= 20000
 
 .PHONY: demo test lint typecheck venv install install-test clean bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import socket
 import sys
@@ -161,7 +162,15 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         f"  store                 {parts.service.store.masked_dsn}",
         f"  secret key from       {secret_from}",
     ]
-    for user, password in parts.dashboard_users.items():
-        lines.append(f"  dashboards login      {user} / {password}")
+    if parts.dashboard_users:
+        passwords = set(parts.dashboard_users.values())
+        users = ", ".join(parts.dashboard_users)
+        shown = passwords.pop() if len(passwords) == 1 else "(see CONSENT_MW_DEMO_PASSWORD)"
+        origin = ("CONSENT_MW_DEMO_PASSWORD" if os.environ.get("CONSENT_MW_DEMO_PASSWORD")
+                  else "generated for this run")
+        lines.append(f"  dashboard logins      {users}")
+        lines.append(f"  dashboard password    {shown}   ({origin})")
+    elif parts.dashboards is not None:
+        lines.append("  dashboard logins      from CONSENT_MW_DASHBOARD_USERS / consent-mw.toml")
     lines.append("")
     click.echo("\n".join(lines), file=sys.stdout)
