@@ -7,6 +7,7 @@ allows one store path per process at a time).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,28 @@ from starlette.testclient import TestClient
 from clinic.app import DemoParts, build_demo_app
 
 SECRET = "demo-test-secret-0123456789abcdef"
+DASH_PASSWORD = "demo-dashboards-pw"
+
+
+@contextmanager
+def running(tmp_path: Path, seed: int = 0) -> Iterator[tuple[TestClient, DemoParts]]:
+    app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET, seed_events=seed,
+                         dashboard_password=DASH_PASSWORD,
+                         settings_overrides={"flush_interval": 0.05})
+    with TestClient(app) as client:  # the lifespan starts the collector and capture
+        yield client, app.state.demo
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[TestClient, DemoParts]]:
-    app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET,
-                         settings_overrides={"flush_interval": 0.05})
-    with TestClient(app) as client:  # the lifespan starts the collector and capture
-        yield client, app.state.demo
+    with running(tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def seeded_demo(tmp_path: Path) -> Iterator[tuple[TestClient, DemoParts]]:
+    with running(tmp_path, seed=300) as pair:
+        yield pair
 
 
 def accept_all(client: TestClient) -> None:
@@ -92,6 +107,27 @@ def test_collector_and_consent_pages_are_mounted(demo: tuple[TestClient, DemoPar
     assert "G-DEMO000000" in notice.text or "Google" in notice.text
     prefs = client.get("/_consent/preferences?lang=en")
     assert prefs.status_code == 200
+
+
+@pytest.mark.slow
+def test_dashboards_show_seeded_data_to_the_demo_login(
+    seeded_demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = seeded_demo
+    assert parts.seeded is not None and parts.seeded["events"] == 300
+    assert set(parts.dashboard_users) >= {"marketing", "privacy", "admin"}
+    assert client.get("/dashboards/", follow_redirects=False).status_code in (302, 303)
+    origin = {"origin": "http://testserver"}
+    wrong = client.post("/dashboards/login", data={"username": "admin", "password": "nope"},
+                        headers=origin)
+    assert wrong.status_code == 401
+    login = client.post("/dashboards/login", headers=origin, follow_redirects=False,
+                        data={"username": "marketing", "password": DASH_PASSWORD})
+    assert login.status_code == 303
+    overview = client.get("/dashboards/")
+    assert overview.status_code == 200
+    # The clinic's consent banner is never injected into the dashboards.
+    assert 'id="cmw-banner"' not in overview.text
 
 
 def _in_days(days: int) -> str:
