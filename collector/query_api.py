@@ -1,11 +1,588 @@
-"""Read-only query endpoint for dashboards in another process (stub; dashboards work fills it)."""
+"""The dashboards' query catalogue, and ``POST /v1/query`` that runs it for another process.
+
+Dashboards never send SQL. They name a query from :data:`CATALOGUE` and pass parameters; this
+module validates every parameter (dates, time zone, allow-listed dimensions and filters, k),
+builds the SQL from fixed fragments with bound parameters only, and runs it with
+``readonly=1``. The catalogue lives here, below the dashboards package, because the collector
+must run it without importing the dashboards (dependency direction: collector ← dashboards).
+
+Privacy rules every query carries, so no caller can forget them:
+
+- suppression: rows whose ``visitor_id``, ``user_id`` or ``consent_id`` is an active subject
+  in ``suppressions FINAL`` are excluded (purged rows are already deleted);
+- k-anonymity: a breakdown row with fewer than ``k`` distinct visitors is folded into one
+  "other" row, and "other" itself is dropped when it has fewer than ``k``; KPIs and time-series
+  points computed from fewer than ``k`` visitors come back as NULL. Anonymous counts and
+  consent records have no visitor: there ``k`` is a threshold on the count (events or consent
+  ids) instead.
+- no dimension identifies a person: there is no visitor, session, user, consent id or IP
+  dimension or filter.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import uuid
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector.store import Store
+
+log = logging.getLogger("consent_mw.collector.query")
+
+#: Every catalogue query runs with these: no writes, no DDL, no settings changes, bounded.
+READONLY_SETTINGS: dict[str, Any] = {
+    "readonly": 1,
+    "max_execution_time": 30,
+    "max_result_rows": 100_000,
+    "result_overflow_mode": "throw",
+}
+MAX_DAYS = 400
+MAX_FILTER_LEN = 512
+MAX_BODY = 16 * 1024
+OTHER = "(other)"
+
+
+class QueryError(ValueError):
+    """A request the catalogue refuses; ``reason`` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """A breakdown dimension: its SQL expression over ``events`` and which rows count."""
+
+    expr: str
+    rows: str = "kind = 'pageview'"  # which events the breakdown counts
+    filterable: bool = True
+    anonymous: bool = False  # also a column of anonymous counts
+
+
+# The only dimensions there are. Keys appear in URLs (?f.path=...); exprs are fixed SQL.
+DIMENSIONS: dict[str, Dim] = {
+    "path": Dim("path", anonymous=True),
+    # Entry page: the pageview that starts a visit from outside the site.
+    "entry_path": Dim("path", "kind = 'pageview' AND channel != 'internal'", filterable=False),
+    "channel": Dim("channel", "kind = 'pageview' AND channel != 'internal'"),
+    "referrer_host": Dim("referrer_host",
+                         "kind = 'pageview' AND channel != 'internal' AND referrer_host != ''"),
+    "utm_source": Dim("utm_source", "kind = 'pageview' AND utm_source != ''"),
+    "utm_medium": Dim("utm_medium", "kind = 'pageview' AND utm_medium != ''"),
+    "utm_campaign": Dim("utm_campaign", "kind = 'pageview' AND utm_campaign != ''"),
+    "click_id_type": Dim("click_id_type", "kind = 'pageview' AND click_id_type != ''"),
+    "search_terms": Dim("search_terms", "kind = 'pageview' AND search_terms != ''"),
+    "device_type": Dim("device_type", anonymous=True),
+    "browser": Dim("browser"),
+    "os": Dim("os"),
+    "language": Dim("language"),
+    "network_type": Dim("network_type", "kind = 'pageview' AND network_type != ''"),
+    "country": Dim("country"),
+    "region": Dim("region"),
+    "city": Dim("city"),
+    "event": Dim("name", "kind = 'custom'"),
+    "property": Dim("concat(name, ' · ', prop.1, ' = ', prop.2)",
+                    "kind = 'custom' AND notEmpty(properties)", filterable=False),
+}
+FILTERS: dict[str, str] = {k: d.expr for k, d in DIMENSIONS.items() if d.filterable}
+GRAINS: dict[str, str] = {
+    "hour": "toStartOfHour(ts, {tz:String})",
+    "day": "toDate(ts, {tz:String})",
+    "week": "toMonday(ts, {tz:String})",
+}
+TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Validated parameters: the only inputs SQL is built from."""
+
+    start: dt.date
+    end: dt.date  # inclusive
+    tz: str = "Asia/Tokyo"
+    filters: tuple[tuple[str, str], ...] = ()
+    k: int = 5
+    dim: str = "path"
+    grain: str = "day"
+    limit: int = 10
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """[start 00:00, end+1 00:00) in the site's time zone, as UTC epoch seconds."""
+        zone = zoneinfo.ZoneInfo(self.tz)
+        t0 = dt.datetime.combine(self.start, dt.time(), zone)
+        t1 = dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), zone)
+        return int(t0.timestamp()), int(t1.timestamp())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
+                "filters": dict(self.filters), "k": self.k, "dim": self.dim,
+                "grain": self.grain, "limit": self.limit}
+
+
+def _date(name: str, value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise QueryError(f"{name}: expected a date YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise QueryError(f"{name}: {value!r} is not a valid date") from None
+
+
+def _int(name: str, value: Any, default: int, lo: int, hi: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise QueryError(f"{name}: expected an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise QueryError(f"{name}: expected an integer") from None
+    if not lo <= number <= hi:
+        raise QueryError(f"{name}: must be between {lo} and {hi}")
+    return number
+
+
+def check_tz(value: Any) -> str:
+    if not isinstance(value, str) or not TZ_RE.fullmatch(value):
+        raise QueryError("tz: expected an IANA time zone name")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise QueryError(f"tz: unknown time zone {value!r}") from None
+    return value
+
+
+def check_filters(raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise QueryError("filters: expected an object of dimension → value")
+    out: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        if key not in FILTERS:
+            raise QueryError(f"filter {key!r} is not filterable; allowed: "
+                             f"{', '.join(sorted(FILTERS))}")
+        if not isinstance(value, str) or len(value) > MAX_FILTER_LEN:
+            raise QueryError(f"filter {key!r}: expected a string of at most "
+                             f"{MAX_FILTER_LEN} characters")
+        out.append((key, value))
+    return tuple(sorted(out))
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    """Validate caller parameters; every refusal names the parameter."""
+    if not isinstance(raw, Mapping):
+        raise QueryError("params: expected an object")
+    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "grain", "limit"}
+    if unknown:
+        raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
+    start = _date("start", raw.get("start"))
+    end = _date("end", raw.get("end"))
+    if end < start:
+        raise QueryError("end: must not be before start")
+    if (end - start).days >= MAX_DAYS:
+        raise QueryError(f"date range: at most {MAX_DAYS} days")
+    dim = raw.get("dim", "path")
+    if dim not in DIMENSIONS:
+        raise QueryError(f"dim: unknown dimension {dim!r}")
+    grain = raw.get("grain", "day")
+    if grain not in GRAINS:
+        raise QueryError("grain: expected hour, day or week")
+    if grain == "hour" and (end - start).days > 31:
+        raise QueryError("grain: hourly series cover at most 31 days")
+    return Params(
+        start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
+        filters=check_filters(raw.get("filters")),
+        # k = 1 would be no protection at all; the floor is not configurable on purpose.
+        k=_int("k", raw.get("k"), 5, 2, 1000), dim=dim, grain=grain,
+        limit=_int("limit", raw.get("limit"), 10, 1, 500),
+    )
+
+
+# --- SQL fragments -------------------------------------------------------------------------
+
+def _suppressed(column: str, id_type: str) -> str:
+    # subject is emptied after a purge; '' must never match rows that simply lack the id.
+    return (f"{column} NOT IN (SELECT subject FROM suppressions FINAL "
+            f"WHERE active AND id_type = '{id_type}' AND subject != '')")
+
+
+#: Rows of people who asked to be suppressed never reach a dashboard.
+EVENTS_NOT_SUPPRESSED = " AND ".join(
+    _suppressed(c, c) for c in ("visitor_id", "user_id", "consent_id"))
+RECORDS_NOT_SUPPRESSED = " AND ".join(
+    _suppressed(c, c) for c in ("visitor_id", "consent_id"))
+RANGE = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
+
+
+@dataclass(slots=True)
+class Sql:
+    """A statement and its bound parameters."""
+
+    text: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _base_params(p: Params, shift: int = 0) -> dict[str, Any]:
+    t0, t1 = p.bounds
+    return {"t0": t0 - shift, "t1": t1 - shift, "tz": p.tz, "k": p.k, "lim": p.limit}
+
+
+def _filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None) -> str:
+    parts = []
+    for i, (key, value) in enumerate(p.filters):
+        if only is not None and key not in only:
+            continue
+        params[f"f{i}"] = value
+        parts.append(f" AND {FILTERS[key]} = {{f{i}:String}}")
+    return "".join(parts)
+
+
+def detail_where(p: Params, params: dict[str, Any]) -> str:
+    """Consented detail (pageviews and custom events) in range, unsuppressed, filtered."""
+    return (f"{RANGE} AND kind IN ('pageview', 'custom') AND {EVENTS_NOT_SUPPRESSED}"
+            + _filters_sql(p, params))
+
+
+def _kpis(p: Params, shift: int = 0) -> Sql:
+    params = _base_params(p, shift)
+    text = f"""
+SELECT
+    if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+    if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
+    if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews,
+    if(v_n >= {{k:UInt32}}, b_n, NULL) AS bounces,
+    if(v_n >= {{k:UInt32}}, r_n, NULL) AS reservations,
+    if(v_n >= {{k:UInt32}}, c_n, NULL) AS converted_visits,
+    v_n < {{k:UInt32}} AS below_k
+FROM (
+    SELECT uniq(vid) AS v_n, count() AS s_n, sum(pv) AS pv_n,
+           countIf(pv = 1 AND other = 0) AS b_n, sum(res) AS r_n, countIf(res > 0) AS c_n
+    FROM (
+        SELECT session_id, any(visitor_id) AS vid,
+               countIf(kind = 'pageview') AS pv, countIf(kind = 'custom') AS other,
+               countIf(kind = 'custom' AND name = 'reservation') AS res
+        FROM events
+        WHERE {detail_where(p, params)}
+        GROUP BY session_id
+    )
+)"""
+    return Sql(text, params)
+
+
+def q_kpis(p: Params) -> Sql:
+    return _kpis(p)
+
+
+def q_kpis_previous(p: Params) -> Sql:
+    """The same KPIs over the period of equal length just before."""
+    return _kpis(p, shift=((p.end - p.start).days + 1) * 86400)
+
+
+def q_timeseries(p: Params) -> Sql:
+    params = _base_params(p)
+    text = f"""
+SELECT toString(b) AS bucket,
+       if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+       if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
+       if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews
+FROM (
+    SELECT {GRAINS[p.grain]} AS b, uniq(visitor_id) AS v_n,
+           uniq(session_id) AS s_n, countIf(kind = 'pageview') AS pv_n
+    FROM events
+    WHERE {detail_where(p, params)}
+    GROUP BY b
+)
+ORDER BY b"""
+    return Sql(text, params)
+
+
+def q_breakdown(p: Params) -> Sql:
+    """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
+    params = _base_params(p)
+    dim = DIMENSIONS[p.dim]
+    join = " ARRAY JOIN properties AS prop" if p.dim == "property" else ""
+    text = f"""
+SELECT key, is_other, v_n AS visitors, s_n AS visits, e_n AS events
+FROM (
+    SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+           finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
+           uniqMerge(vs) AS v_n, uniqMerge(ss) AS s_n, sum(n) AS e_n
+    FROM (
+        SELECT {dim.expr} AS key0, uniqState(visitor_id) AS vs, uniqState(session_id) AS ss,
+               count() AS n
+        FROM events{join}
+        WHERE {detail_where(p, params)} AND {dim.rows}
+        GROUP BY key0
+    )
+    GROUP BY key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY is_other, v_n DESC, e_n DESC, key
+LIMIT {{lim:UInt32}}"""
+    return Sql(text, params)
+
+
+ANONYMOUS_FILTERS = {k for k, d in DIMENSIONS.items() if d.anonymous}
+
+
+def _anonymous_where(p: Params, params: dict[str, Any]) -> str:
+    return f"{RANGE} AND kind = 'anonymous'" + _filters_sql(p, params, ANONYMOUS_FILTERS)
+
+
+def q_coverage(p: Params) -> Sql:
+    """Per day: anonymous counts (no consent) vs consented pageviews; k on counts."""
+    params = _base_params(p)
+    if any(k not in ANONYMOUS_FILTERS for k, _ in p.filters):
+        # Anonymous counts carry no such column: comparing them would mislead.
+        params["blocked"] = 1
+    text = f"""
+SELECT toString(d) AS day,
+       if(a_n >= {{k:UInt32}}, a_n, NULL) AS anonymous,
+       if(c_n >= {{k:UInt32}}, c_n, NULL) AS consented
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, countIf(kind = 'anonymous') AS a_n,
+           countIf(kind = 'pageview') AS c_n
+    FROM events
+    WHERE (({_anonymous_where(p, params)}) OR ({detail_where(p, params)}
+          AND kind = 'pageview'))
+          {"AND 0" if params.get("blocked") else ""}
+    GROUP BY d
+)
+ORDER BY d"""
+    params.pop("blocked", None)
+    return Sql(text, params)
+
+
+def q_anonymous_pages(p: Params) -> Sql:
+    """Anonymous counts by page; a row needs at least k counted views."""
+    params = _base_params(p)
+    block = any(k not in ANONYMOUS_FILTERS for k, _ in p.filters)
+    text = f"""
+SELECT key, is_other, v_n AS views FROM (
+    SELECT if(n >= {{k:UInt32}}, path, '') AS key, n < {{k:UInt32}} AS is_other,
+           sum(n) AS v_n
+    FROM (SELECT path, count() AS n FROM events WHERE {_anonymous_where(p, params)}
+          {"AND 0" if block else ""} GROUP BY path)
+    GROUP BY key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY is_other, v_n DESC, key
+LIMIT {{lim:UInt32}}"""
+    return Sql(text, params)
+
+
+def _records_where(params: dict[str, Any]) -> str:
+    return f"{RANGE} AND {RECORDS_NOT_SUPPRESSED}"
+
+
+def q_consent_funnel(p: Params) -> Sql:
+    """Banner shown, then decisions by method; k on distinct consent ids per row."""
+    params = _base_params(p)
+    text = f"""
+SELECT step, m AS method, if(n >= {{k:UInt32}}, n, NULL) AS consents FROM (
+    SELECT event AS step, method AS m, uniq(consent_id) AS n
+    FROM consent_records
+    WHERE {_records_where(params)} AND event IN ('shown', 'decided', 'updated', 'withdrawn')
+    GROUP BY step, m
+)
+ORDER BY step = 'shown' DESC, n DESC"""
+    return Sql(text, params)
+
+
+def q_optin(p: Params) -> Sql:
+    """Per day and category: share of decisions that granted it (k decisions a day)."""
+    params = _base_params(p)
+    text = f"""
+SELECT toString(d) AS day, category,
+       if(n >= {{k:UInt32}}, g / n, NULL) AS rate,
+       if(n >= {{k:UInt32}}, n, NULL) AS decisions
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, cat.1 AS category,
+           countIf(cat.2) AS g, count() AS n
+    FROM consent_records ARRAY JOIN categories AS cat
+    WHERE {_records_where(params)} AND event IN ('decided', 'updated') AND cat.1 != 'necessary'
+    GROUP BY d, category
+)
+ORDER BY d, category"""
+    return Sql(text, params)
+
+
+def q_gpc(p: Params) -> Sql:
+    """Per day: share of banner impressions from browsers sending GPC."""
+    params = _base_params(p)
+    text = f"""
+SELECT toString(d) AS day, if(n >= {{k:UInt32}}, g / n, NULL) AS gpc_share,
+       if(n >= {{k:UInt32}}, n, NULL) AS shown
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, countIf(gpc) AS g, count() AS n
+    FROM consent_records
+    WHERE {_records_where(params)} AND event = 'shown'
+    GROUP BY d
+)
+ORDER BY d"""
+    return Sql(text, params)
+
+
+def q_suppression_stats(p: Params) -> Sql:
+    """How many people are suppressed or purged (counts only; for privacy staff)."""
+    return Sql("""
+SELECT id_type, countIf(active) AS active, countIf(purged) AS purged
+FROM suppressions FINAL GROUP BY id_type ORDER BY id_type""")
+
+
+def q_data_version(p: Params) -> Sql:
+    """A fingerprint of the data: changes with any insert, delete, mutation or merge."""
+    return Sql("""
+SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name)))) AS version
+FROM system.parts
+WHERE active AND database = currentDatabase()
+  AND table IN ('events', 'consent_records', 'suppressions')""")
+
+
+#: Name → builder. The collector runs nothing else.
+CATALOGUE: dict[str, Callable[[Params], Sql]] = {
+    "kpis": q_kpis,
+    "kpis_previous": q_kpis_previous,
+    "timeseries": q_timeseries,
+    "breakdown": q_breakdown,
+    "coverage": q_coverage,
+    "anonymous_pages": q_anonymous_pages,
+    "consent_funnel": q_consent_funnel,
+    "optin": q_optin,
+    "gpc": q_gpc,
+    "suppression_stats": q_suppression_stats,
+    "data_version": q_data_version,
+}
+#: Queries that need no date range.
+UNDATED = {"suppression_stats", "data_version"}
+
+
+def build(name: str, raw: Mapping[str, Any]) -> Sql:
+    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters."""
+    builder = CATALOGUE.get(name) if isinstance(name, str) else None
+    if builder is None:
+        raise QueryError(f"unknown query {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+    if name in UNDATED:
+        today = dt.date.today().isoformat()
+        raw = {"start": today, "end": today, **dict(raw or {})}
+    return builder(parse_params(raw or {}))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
+    """Run one statement read-only; rows come back as JSON-safe dicts."""
+    result = store.query(sql.text, sql.params, settings=READONLY_SETTINGS)
+    names = result.column_names
+    return [{n: _jsonable(v) for n, v in zip(names, row, strict=True)}
+            for row in result.result_rows]
+
+
+def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Validate, build and run a catalogue query."""
+    return run_readonly(store, build(name, raw))
+
+
+def _token_ok(request: Request, expected: str) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8"))
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
 def build_routes(service: Any) -> list[BaseRoute]:
-    return []
+    """``POST /v1/query``, enabled when the collector has a ``query_token``."""
+
+    async def post_query(request: Request) -> Response:
+        """Run a named, read-only dashboard query.
+        ---
+        summary: Run a named dashboard query (read-only)
+        description: >
+          Body {"query": <name>, "params": {...}}. Only the dashboards' catalogue of named
+          queries runs, with bound parameters and readonly=1; SQL is never accepted. Results
+          are already suppression-aware and k-anonymous.
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [query]
+                properties:
+                  query: {type: string}
+                  params: {type: object}
+        responses:
+          200: {description: 'Rows: {"rows": [...]}'}
+          400: {description: Unknown query, SQL in the body, or invalid parameters}
+          401: {description: Missing or wrong bearer token}
+          413: {description: Body too large}
+          503: {description: Query API disabled (no query_token) or store unavailable}
+        """
+        settings = getattr(service, "settings", None)
+        secret = getattr(settings, "query_token", None)
+        expected = getattr(secret, "value", "") or ""
+        if not expected:
+            return _error(503, "disabled", "the query API needs a configured query_token")
+        if not _token_ok(request, expected):
+            return JSONResponse({"error": "unauthorized", "message": "bearer token required"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "too_large", f"body over {MAX_BODY} bytes")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return _error(400, "invalid_json", "body is not JSON")
+        if not isinstance(payload, dict):
+            return _error(400, "bad_request", "body must be an object")
+        if set(payload) - {"query", "params"}:
+            return _error(400, "bad_request",
+                          "only 'query' (a catalogue name) and 'params' are accepted; "
+                          "SQL is never accepted")
+        params = payload.get("params") or {}
+        try:
+            sql = build(payload.get("query"), params)  # type: ignore[arg-type]
+        except QueryError as exc:
+            return _error(400, "bad_query", exc.reason)
+        try:
+            rows = await run_in_threadpool(run_readonly, service.store, sql)
+        except Exception as exc:  # the store's driver raises many types
+            log.warning("query %s failed: %s", payload.get("query"), exc)
+            return _error(503, "store_error", "the query failed; see the collector log")
+        return JSONResponse({"rows": rows})
+
+    return [Route("/v1/query", post_query, methods=["POST"])]

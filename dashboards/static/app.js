@@ -1,0 +1,36 @@
+// Draw every chart described in #chart-data; no data is ever evaluated as code.
+(function () {
+  "use strict";
+  var block = document.getElementById("chart-data");
+  if (block && window.Plotly) {
+    var spec = JSON.parse(block.textContent || "{}");
+    (spec.charts || []).forEach(function (chart) {
+      var el = document.getElementById(chart.id);
+      if (!el) { return; }
+      var layout = Object.assign({
+        margin: { l: 50, r: 10, t: 10, b: 40 }, height: 280,
+        legend: { orientation: "h" }, font: { size: 11 }
+      }, chart.layout || {});
+      window.Plotly.newPlot(el, chart.traces, layout, { displaylogo: false, responsive: true });
+    });
+  }
+  // A preset other than "custom" ignores the date inputs; editing a date switches to custom.
+  var form = document.getElementById("view-form");
+  if (form) {
+    var preset = document.getElementById("preset");
+    form.querySelectorAll("input[type=date]").forEach(function (input) {
+      input.addEventListener("change", function () { preset.value = "custom"; });
+    });
+    form.addEventListener("submit", function () {
+      if (preset.value !== "custom") {
+        form.querySelectorAll("input[type=date]").forEach(function (i) { i.disabled = true; });
+      }
+      var compare = document.getElementById("compare");
+      if (compare && !compare.checked) {
+        var off = document.createElement("input");
+        off.type = "hidden"; off.name = "compare"; off.value = "0";
+        form.appendChild(off);
+      }
+    });
+  }
+})();

@@ -1,0 +1,82 @@
+"""Dashboard fixtures: a seeded store, users of every role, and a logged-in test client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from dashboards.app import create_dashboards
+from dashboards.auth import demo_users
+from dashboards.queries import StoreBackend
+from dashboards.settings import DashboardSettings
+
+PASSWORD = "test-password-1"
+TZ = dt.timezone(dt.timedelta(hours=9))
+# Seeded data ends at a fixed instant so ranges are stable: 2026-06-30 12:00 JST.
+END = int(dt.datetime(2026, 6, 30, 12, 0, tzinfo=TZ).timestamp())
+RANGE = {"preset": "custom", "start": "2026-06-17", "end": "2026-06-30"}
+ORIGIN = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def users() -> dict[str, Any]:
+    return demo_users(PASSWORD)[0]
+
+
+@pytest.fixture
+def settings(users: dict[str, Any]) -> DashboardSettings:
+    return DashboardSettings(users=users, k=5)
+
+
+@pytest.fixture
+def app(store: Any, settings: DashboardSettings) -> Starlette:
+    return Starlette(routes=[Mount("/dashboards",
+                                   app=create_dashboards(settings, StoreBackend(store)))])
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+@pytest.fixture
+def login(client: TestClient) -> Callable[[str], TestClient]:
+    def do(role: str) -> TestClient:
+        r = client.post("/dashboards/login", data={"username": role, "password": PASSWORD},
+                        headers={"Origin": ORIGIN})
+        assert r.status_code == 303, r.text
+        return client
+
+    return do
+
+
+def event(**kw: Any) -> dict[str, Any]:
+    """One consented pageview row with sensible defaults; override any column."""
+    row: dict[str, Any] = {
+        "event_id": uuid.uuid4(), "ts": dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC),
+        "kind": "pageview", "name": "pageview", "path": "/", "channel": "direct",
+        "referrer_host": "", "visitor_id": "", "session_id": "", "consent_id": "",
+        "user_id": "", "country": "JP", "browser": "Chrome", "os": "Windows",
+        "device_type": "desktop", "search_terms": "",
+    }
+    row.update(kw)
+    return row
+
+
+def insert_events(store: Any, rows: list[dict[str, Any]]) -> None:
+    cols = list(rows[0])
+    store.insert("events", [[r[c] for c in cols] for r in rows], cols)
+
+
+def visitors(prefix: str, n: int, **kw: Any) -> list[dict[str, Any]]:
+    """``n`` visitors with one session of one pageview each."""
+    return [event(visitor_id=f"{prefix}{i:04d}".ljust(32, "0"), session_id=f"{prefix}s{i}",
+                  consent_id=f"{prefix}c{i}", **kw) for i in range(n)]

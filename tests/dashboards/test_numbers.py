@@ -1,0 +1,91 @@
+"""Dashboard figures equal the same counts taken directly in SQL, on seeded traffic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from dashboards.seed import seed
+
+from .conftest import END, RANGE
+
+# Seeded range in UTC: 2026-06-17 00:00 JST .. 2026-07-01 00:00 JST.
+T0, T1 = "2026-06-16 15:00:00", "2026-06-30 15:00:00"
+WHERE = (f"ts >= toDateTime64('{T0}', 3, 'UTC') AND ts < toDateTime64('{T1}', 3, 'UTC') "
+         "AND kind IN ('pageview', 'custom')")
+
+
+@pytest.fixture
+def seeded(store: Any) -> Any:
+    seed(store, 20_000, 14, rng_seed=7, end=END)
+    return store
+
+
+def test_kpis_equal_direct_sql(seeded: Any, login: Any) -> None:
+    client: TestClient = login("marketing")
+    kpis = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
+    visitors, visits, pageviews, reservations = seeded.rows(
+        f"SELECT count(DISTINCT visitor_id), count(DISTINCT session_id), "
+        f"countIf(kind = 'pageview'), countIf(kind = 'custom' AND name = 'reservation') "
+        f"FROM events WHERE {WHERE}")[0]
+    bounces = seeded.scalar(
+        f"SELECT countIf(pv = 1 AND n = 1) FROM (SELECT session_id, countIf(kind='pageview') pv,"
+        f" count() n FROM events WHERE {WHERE} GROUP BY session_id)")
+    assert visitors > 1000
+    assert (kpis["visitors"], kpis["visits"], kpis["pageviews"], kpis["reservations"],
+            kpis["bounces"]) == (visitors, visits, pageviews, reservations, bounces)
+
+
+def test_top_pages_and_countries_equal_direct_sql(seeded: Any, login: Any) -> None:
+    client = login("marketing")
+    pages = client.get("/dashboards/api/bd_path", params=RANGE).json()["rows"]
+    direct = seeded.rows(
+        f"SELECT path, count(DISTINCT visitor_id) v, count() FROM events WHERE {WHERE} "
+        f"AND kind = 'pageview' GROUP BY path ORDER BY v DESC, path LIMIT 3")
+    assert [(r["key"], r["visitors"], r["events"]) for r in pages[:3]] == \
+        [tuple(r) for r in direct]
+    jp = client.get("/dashboards/api/bd_country", params={**RANGE, "f.browser": "Edge"}).json()
+    direct_jp = seeded.rows(
+        f"SELECT count(DISTINCT visitor_id), count() FROM events WHERE {WHERE} "
+        f"AND kind = 'pageview' AND country = 'JP' AND browser = 'Edge'")[0]
+    row = next(r for r in jp["rows"] if r["key"] == "JP")
+    assert (row["visitors"], row["events"]) == tuple(direct_jp)
+
+
+def test_timeseries_days_sum_to_pageviews(seeded: Any, login: Any) -> None:
+    client = login("marketing")
+    series = client.get("/dashboards/api/series", params=RANGE).json()["rows"]
+    kpis = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
+    assert series[0]["bucket"] == "2026-06-17"
+    assert sum(r["pageviews"] for r in series) == kpis["pageviews"]
+
+
+def test_consent_funnel_counts_match_records(seeded: Any, login: Any) -> None:
+    client = login("privacy")
+    funnel = client.get("/dashboards/api/consent_funnel", params=RANGE).json()["rows"]
+    shown = seeded.scalar(
+        f"SELECT count(DISTINCT consent_id) FROM consent_records WHERE event = 'shown' AND "
+        f"ts >= toDateTime64('{T0}', 3, 'UTC') AND ts < toDateTime64('{T1}', 3, 'UTC')")
+    assert next(r for r in funnel if r["step"] == "shown")["consents"] == shown
+    assert {r["method"] for r in funnel if r["step"] == "decided"} == \
+        {"accept_all", "reject_all", "save"}
+
+
+def test_overview_page_renders_every_panel(seeded: Any, login: Any) -> None:
+    client = login("marketing")
+    page = client.get("/dashboards/overview", params=RANGE)
+    assert page.status_code == 200
+    for panel in ("kpis", "series", "bd_path", "bd_entry_path", "bd_channel", "bd_country"):
+        assert f'id="panel-{panel}"' in page.text
+    assert 'type="application/json" id="chart-data"' in page.text
+
+
+def test_csv_download_has_the_table(seeded: Any, login: Any) -> None:
+    client = login("marketing")
+    r = client.get("/dashboards/csv/bd_channel", params=RANGE)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.text.splitlines()[0] == "key,is_other,visitors,visits,events"
+    assert "search" in r.text

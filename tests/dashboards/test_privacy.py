@@ -1,0 +1,177 @@
+"""k-anonymity at every filter combination, suppression, roles, and hostile input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .conftest import ORIGIN, RANGE, insert_events, visitors
+
+BIG = 20  # visitors in the large groups; the small group has 3 (< k = 5)
+
+
+def _setup(store: Any) -> None:
+    rows = (visitors("a", BIG, country="JP", browser="Chrome", path="/")
+            + visitors("b", BIG, country="KR", browser="Safari", path="/price")
+            # The small group: 3 visitors from FR on Firefox reading one page.
+            + visitors("c", 3, country="FR", browser="Firefox", path="/secret-page"))
+    insert_events(store, rows)
+
+
+def _keys(client: Any, panel: str, **filters: str) -> set[str]:
+    params = {**RANGE, **{f"f.{k}": v for k, v in filters.items()}}
+    r = client.get(f"/dashboards/api/{panel}", params=params)
+    assert r.status_code == 200, r.text
+    return {row["key"] for row in r.json()["rows"] if not row["is_other"]}
+
+
+def test_group_below_k_is_never_shown_alone(store: Any, login: Any) -> None:
+    _setup(store)
+    client = login("marketing")
+    assert _keys(client, "bd_country") == {"JP", "KR"}
+    assert "/secret-page" not in _keys(client, "bd_path")
+    assert "Firefox" not in _keys(client, "bd_browser")
+    # "(other)" would hold only the 3 visitors: it is dropped, not shown.
+    rows = client.get("/dashboards/api/bd_country", params=RANGE).json()["rows"]
+    assert all(r["visitors"] >= 5 for r in rows)
+
+
+def test_filter_combinations_cannot_single_out_a_small_group(store: Any, login: Any) -> None:
+    _setup(store)
+    client = login("marketing")
+    for filters in ({"country": "FR"}, {"browser": "Firefox"},
+                    {"country": "FR", "browser": "Firefox"}, {"path": "/secret-page"},
+                    {"country": "FR", "path": "/secret-page"}):
+        for panel in ("bd_path", "bd_country", "bd_browser", "bd_channel"):
+            assert _keys(client, panel, **filters) == set(), (panel, filters)
+        kpis = client.get("/dashboards/api/kpis",
+                          params={**RANGE, **{f"f.{k}": v for k, v in filters.items()}})
+        row = kpis.json()["rows"][0]
+        assert row["below_k"] == 1 and row["visitors"] is None and row["pageviews"] is None
+        series = client.get("/dashboards/api/series",
+                            params={**RANGE, **{f"f.{k}": v for k, v in filters.items()}})
+        assert all(r["visitors"] is None for r in series.json()["rows"])
+
+
+def test_small_groups_fold_into_other_when_other_reaches_k(store: Any, login: Any) -> None:
+    _setup(store)
+    insert_events(store, visitors("d", 3, country="DE", browser="Firefox", path="/x"))
+    client = login("marketing")
+    rows = client.get("/dashboards/api/bd_country", params=RANGE).json()["rows"]
+    other = [r for r in rows if r["is_other"]]
+    assert len(other) == 1 and other[0]["visitors"] == 6 and other[0]["key"] == ""
+    assert {r["key"] for r in rows if not r["is_other"]} == {"JP", "KR"}
+
+
+def test_suppressed_visitor_is_excluded_everywhere(store: Any, login: Any) -> None:
+    _setup(store)
+    # Five visitors on /promo: visible until one of them is suppressed (then 4 < k).
+    promo = visitors("p", 5, path="/promo", country="JP")
+    insert_events(store, promo)
+    client = login("marketing")
+    assert "/promo" in _keys(client, "bd_path")
+    before = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
+    store.insert("suppressions", [["visitor_id", promo[0]["visitor_id"], "h1", True, False,
+                                   "test", "test", dt.datetime.now(dt.UTC), 1]],
+                 ["id_type", "subject", "subject_hash", "active", "purged", "reason",
+                  "requested_by", "updated_at", "version"])
+    after = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
+    assert after["visitors"] == before["visitors"] - 1
+    assert after["pageviews"] == before["pageviews"] - 1
+    assert "/promo" not in _keys(client, "bd_path")
+
+
+def test_lifted_suppression_and_purged_empty_subject(store: Any, login: Any) -> None:
+    _setup(store)
+    client = login("marketing")
+    target = "a0000".ljust(32, "0")
+    cols = ["id_type", "subject", "subject_hash", "active", "purged", "reason",
+            "requested_by", "updated_at", "version"]
+    now = dt.datetime.now(dt.UTC)
+    store.insert("suppressions", [["visitor_id", target, "h2", True, False, "", "", now, 1],
+                                  # After a purge the subject is emptied: it must not match
+                                  # every row whose user_id is simply empty.
+                                  ["user_id", "", "h3", True, True, "", "", now, 1]], cols)
+    assert client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]["visitors"] \
+        == 2 * BIG + 3 - 1
+    store.insert("suppressions", [["visitor_id", target, "h2", False, False, "", "", now, 2]],
+                 cols)
+    assert client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]["visitors"] \
+        == 2 * BIG + 3
+
+
+def test_api_requires_login_and_html_redirects(client: Any) -> None:
+    assert client.get("/dashboards/api/kpis").status_code == 401
+    assert client.get("/dashboards/csv/bd_path").status_code == 401
+    r = client.get("/dashboards/overview")
+    assert r.status_code == 303 and r.headers["location"].startswith("/dashboards/login")
+
+
+def test_roles_without_access_get_403(store: Any, login: Any) -> None:
+    client = login("privacy")
+    assert client.get("/dashboards/api/bd_path").status_code == 403
+    assert client.get("/dashboards/overview").status_code == 403
+    assert client.get("/dashboards/consent").status_code == 200
+    client.cookies.clear()
+    login("marketing")
+    assert client.get("/dashboards/privacy").status_code == 403
+    assert client.get("/dashboards/api/suppression_stats").status_code == 403
+    client.cookies.clear()
+    login("admin")
+    assert client.get("/dashboards/privacy").status_code == 200
+
+
+def test_login_refuses_wrong_password_and_cross_site_posts(client: Any) -> None:
+    bad = client.post("/dashboards/login", data={"username": "admin", "password": "nope"},
+                      headers={"Origin": ORIGIN})
+    assert bad.status_code == 401 and "cmw_dash" not in bad.cookies
+    cross = client.post("/dashboards/login",
+                        data={"username": "admin", "password": "test-password-1"},
+                        headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    no_origin = client.post("/dashboards/login",
+                            data={"username": "admin", "password": "test-password-1"})
+    assert no_origin.status_code == 403
+
+
+def test_login_cookie_is_httponly_and_samesite(client: Any) -> None:
+    r = client.post("/dashboards/login", data={"username": "admin",
+                                               "password": "test-password-1"},
+                    headers={"Origin": ORIGIN})
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/dashboards/" in cookie
+
+
+def test_bad_input_gives_400_with_reason(store: Any, login: Any) -> None:
+    client = login("marketing")
+    cases = {
+        "unknown filter": {"f.visitor_id": "x"},
+        "must not be before start": {"preset": "custom", "start": "2026-06-10",
+                                     "end": "2026-06-01"},
+        "valid date": {"preset": "custom", "start": "2026-02-31", "end": "2026-03-01"},
+        "expected a date": {"preset": "custom", "start": "yesterday';DROP"},
+        "unknown preset": {"preset": "forever"},
+        "grain": {"grain": "minute"},
+    }
+    for reason, params in cases.items():
+        api = client.get("/dashboards/api/kpis", params=params)
+        assert api.status_code == 400 and reason in api.json()["error"], (reason, api.text)
+        page = client.get("/dashboards/overview", params=params)
+        assert page.status_code == 400 and "<script" not in page.text.split("<main>")[1]
+
+
+def test_hostile_values_are_bound_and_escaped(store: Any, login: Any) -> None:
+    evil = "<script>alert(1)</script>"
+    insert_events(store, visitors("e", 6, path="/search", search_terms=evil))
+    client = login("marketing")
+    sqlish = client.get("/dashboards/overview",
+                        params={**RANGE, "f.path": "/' OR 1=1 --", "f.country": evil})
+    assert sqlish.status_code == 200
+    assert evil not in sqlish.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in sqlish.text
+    page = client.get("/dashboards/acquisition", params=RANGE)
+    assert page.status_code == 200
+    assert evil not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    # The CSV neutralises formulas a spreadsheet would run.
+    insert_events(store, visitors("f", 6, path="/search", search_terms="=HYPERLINK(1)"))
+    csv = client.get("/dashboards/csv/bd_search_terms", params=RANGE).text
+    assert "'=HYPERLINK(1)" in csv
