@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -123,5 +123,11 @@ def cookie_values(response: Any) -> dict[str, str]:
     return out
 
 
-def json_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {"origin": ORIGIN, **(extra or {})}
+def run_async(fn: Any, *args: Any) -> Any:
+    """``anyio.run`` in a fresh thread: Playwright's sync API keeps a loop in the main one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, fn, *args).result()

@@ -6,9 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import pytest
-from consent_testkit import ORIGIN, cookie_values, starlette_app
+from consent_testkit import ORIGIN, cookie_values, run_async, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw.categories import Tag
@@ -92,7 +91,7 @@ def test_body_is_read_incrementally_and_stops_early() -> None:
         await read_body(receive, 2500)
 
     with pytest.raises(BadRequest) as info:
-        anyio.run(run)
+        run_async(run)
     assert info.value.status == 413 and len(sent) == 3  # never read past the limit
 
 
@@ -141,7 +140,7 @@ def test_missing_host_is_400(make_settings: Callable[..., Settings]) -> None:
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    anyio.run(app, scope, receive, send)
+    run_async(app, scope, receive, send)
     assert messages[0]["status"] == 400
     assert b"Host" in messages[1]["body"]
 

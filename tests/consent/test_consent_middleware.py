@@ -29,6 +29,9 @@ def test_package_exports_the_middleware_and_settings() -> None:
 
     assert consent_mw.ConsentMiddleware is ConsentMiddleware
     assert consent_mw.Settings is Settings
+    from consent_mw.api import identify, track
+
+    assert consent_mw.track is track and consent_mw.identify is identify
 
 
 def test_banner_is_injected_before_the_last_body_tag_with_a_correct_length(
