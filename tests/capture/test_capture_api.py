@@ -1,0 +1,90 @@
+"""track() and identify(): consent-gated, allow-listed, and never raising into the site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from capture_support import RecordingTransport, make_ctx, make_scope
+from starlette.requests import Request
+
+from consent_mw.api import identify, track
+from consent_mw.capture import Capture
+from consent_mw.ids import hash_user_id
+from consent_mw.settings import Settings
+from consent_mw.state import SCOPE_KEY
+
+
+def request_with(settings: Settings, granted: tuple[str, ...],
+                 transport: RecordingTransport) -> tuple[Request, Capture]:
+    capture = Capture(settings, transport=transport)
+    scope = make_scope("/reserve/done", headers={"host": "clinic.example.jp"})
+    scope[SCOPE_KEY] = make_ctx(settings, granted, capture=capture)
+    return Request(scope), capture
+
+
+def test_track_from_a_starlette_request(make_settings: Callable[..., Settings],
+                                        transport: RecordingTransport) -> None:
+    request, capture = request_with(make_settings(), ("analytics",), transport)
+    track(request, "booking_completed", {"treatment": "whitening"})
+    capture.shutdown(5)
+    (event,) = transport.events
+    assert event["kind"] == "custom" and event["name"] == "booking_completed"
+    assert event["properties"] == {"treatment": "whitening"}
+    assert event["path"] == "/reserve/done"
+
+
+def test_track_from_a_raw_scope(make_settings: Callable[..., Settings],
+                                transport: RecordingTransport) -> None:
+    request, capture = request_with(make_settings(), ("analytics", "marketing"), transport)
+    track(request.scope, "ad_booking", conversion=True)
+    capture.shutdown(5)
+    assert transport.events[0]["conversion"] is True
+
+
+@pytest.mark.parametrize("granted", [(), ("marketing",), ("location", "marketing")])
+def test_nothing_is_sent_without_analytics(make_settings: Callable[..., Settings],
+                                           transport: RecordingTransport,
+                                           granted: tuple[str, ...]) -> None:
+    request, capture = request_with(make_settings(), granted, transport)
+    track(request, "booking_completed", {"x": 1})
+    identify(request, "account-42", {"age": 40})
+    capture.shutdown(5)
+    assert transport.events == []
+    assert capture.stats()["dropped"]["no_consent"] == 2
+
+
+def test_identify_sends_a_keyed_hash_and_allow_listed_traits(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    request, capture = request_with(settings, ("analytics",), transport)
+    identify(request, "account-42", {"age": 67, "zip": "170-0013", "gender": "female",
+                                     "occupation": "teacher", "email": "h@example.jp",
+                                     "name": "Hanako Sato", "phone": "090-1234-5678"})
+    capture.shutdown(5)
+    (event,) = transport.events
+    assert event["user_id"] == hash_user_id(settings.hash_key, "account-42")
+    assert event["traits"] == {"age_band": "60-69", "zip3": "170", "gender": "female",
+                               "occupation": "teacher"}
+    assert "account-42" not in str(event)
+
+
+def test_calls_without_a_consent_context_do_nothing_and_do_not_raise() -> None:
+    track({"type": "http"}, "x")
+    identify({"type": "http"}, "u")
+    track(object(), "x")
+    identify(None, "u")
+
+
+def test_a_broken_capture_never_raises_into_the_site(make_settings: Callable[..., Settings]
+                                                     ) -> None:
+    class Broken:
+        def custom(self, *a: object, **k: object) -> None:
+            raise RuntimeError("boom")
+
+        identify = custom
+
+    scope = make_scope()
+    scope[SCOPE_KEY] = make_ctx(make_settings(), ("analytics",), capture=Broken())
+    track(scope, "x")
+    identify(scope, "u")

@@ -1,0 +1,97 @@
+"""HttpTransport: the request it makes and how it classifies each collector answer."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from consent_mw import wire
+from consent_mw.transport import HttpTransport, SendResult, TransportError, parse_retry_after
+
+EVENT = {"event_id": "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d", "ts": 1, "kind": "anonymous",
+         "consent": {}}
+
+
+def transport_answering(handler: Callable[[httpx.Request], httpx.Response],
+                        seen: list[httpx.Request] | None = None) -> HttpTransport:
+    def record(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return handler(request)
+
+    client = httpx.Client(transport=httpx.MockTransport(record))
+    return HttpTransport("https://collector.example/", "tok-123", client=client)
+
+
+def test_posts_a_gzip_batch_with_bearer_token() -> None:
+    seen: list[httpx.Request] = []
+    t = transport_answering(lambda r: httpx.Response(200, json={"accepted": 1, "rejected": []}),
+                            seen)
+    assert t.send([EVENT], [], batch_id="b-1") is None
+    (request,) = seen
+    assert request.url == "https://collector.example/v1/events"
+    assert request.headers["authorization"] == "Bearer tok-123"
+    assert request.headers["content-encoding"] == "gzip"
+    body: dict[str, Any] = json.loads(gzip.decompress(request.content))
+    assert body["schema"] == wire.SCHEMA_ID and body["batch_id"] == "b-1"
+    assert body["events"] == [EVENT] and body["consent_records"] == []
+
+
+def test_400_with_per_item_reasons_is_a_partial_success() -> None:
+    answer = {"accepted": 3, "rejected": [{"index": 1, "type": "event", "event_id": "x",
+                                           "reason": "ts: clock skew"}]}
+    t = transport_answering(lambda r: httpx.Response(400, json=answer))
+    assert t.send([EVENT] * 4, [], batch_id="b") == SendResult(1, ("ts: clock skew",))
+
+
+def test_400_without_item_reasons_refuses_the_whole_batch() -> None:
+    t = transport_answering(lambda r: httpx.Response(400, json={"error": "invalid_json"}))
+    with pytest.raises(TransportError) as info:
+        t.send([EVENT], [], batch_id="b")
+    assert info.value.retryable is False
+
+
+@pytest.mark.parametrize(("status", "retryable"), [
+    (401, False), (403, False), (413, False), (404, False), (429, True), (500, True),
+    (502, True), (503, True), (504, True),
+])
+def test_status_classification(status: int, retryable: bool) -> None:
+    t = transport_answering(lambda r: httpx.Response(status, headers={"Retry-After": "7"}))
+    with pytest.raises(TransportError) as info:
+        t.send([EVENT], [], batch_id="b")
+    assert info.value.retryable is retryable and info.value.status == status
+    if retryable:
+        assert info.value.retry_after == 7.0
+
+
+def test_unreachable_collector_is_retryable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    t = transport_answering(refuse)
+    with pytest.raises(TransportError) as info:
+        t.send([EVENT], [], batch_id="b")
+    assert info.value.retryable is True
+
+
+def test_retry_after_as_seconds_or_http_date() -> None:
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_suppressions_are_fetched_with_the_token_and_404_means_unsupported() -> None:
+    seen: list[httpx.Request] = []
+    t = transport_answering(lambda r: httpx.Response(200, json={"hashes": ["a", "b", 3],
+                                                                "version": 9}), seen)
+    assert t.fetch_suppressions() == (["a", "b"], 9)
+    assert seen[0].url.path == "/v1/privacy/suppressions"
+    assert seen[0].headers["authorization"] == "Bearer tok-123"
+    assert transport_answering(lambda r: httpx.Response(404)).fetch_suppressions() is None
+    with pytest.raises(TransportError):
+        transport_answering(lambda r: httpx.Response(200, json=[1])).fetch_suppressions()
