@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consent_mw.api import identify, track
 from consent_mw.capture import Capture
@@ -20,15 +21,10 @@ from consent_mw.clientip import client_ip
 from consent_mw.settings import Settings
 from consent_mw.state import SCOPE_KEY, RequestContext
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
-
-
 class Shim:
     """Consent from an ``x-test-consent`` header; nothing else of the middleware."""
 
-    def __init__(self, app: Any, settings: Settings, capture: Capture) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, capture: Capture) -> None:
         self.app, self.settings, self.capture = app, settings, capture
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,7 +43,7 @@ class Shim:
         )
         scope[SCOPE_KEY] = ctx
 
-        async def wrapped(message: dict[str, Any]) -> None:
+        async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.capture.page(ctx, scope, message["status"])
             await send(message)
