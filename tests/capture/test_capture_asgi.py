@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from capture_support import RecordingTransport, consent_state
@@ -20,6 +19,7 @@ from consent_mw.capture import Capture
 from consent_mw.clientip import client_ip
 from consent_mw.settings import Settings
 from consent_mw.state import SCOPE_KEY, RequestContext
+
 
 class Shim:
     """Consent from an ``x-test-consent`` header; nothing else of the middleware."""
