@@ -24,7 +24,7 @@ from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event
 from consent_mw.ids import hash_user_id, new_event_id
 from consent_mw.settings import Settings
 from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
-from consent_mw.state import RequestContext
+from consent_mw.state import ConsentState, RequestContext
 from consent_mw.suppression import SuppressionList
 from consent_mw.transport import HttpTransport, RetryPolicy, SendResult, Transport, TransportError
 
@@ -35,6 +35,14 @@ DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent
 # Room for the batch envelope under the collector's decompressed-size cap.
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
+
+
+def _gate(settings: Settings, name: str, signal: str) -> tuple[str, ...]:
+    """The categories that stand for ``name``: itself, or, when a site renamed it, whichever
+    optional categories drive the Consent Mode ``signal`` (as the consent layer decides)."""
+    if name in settings.category_names:
+        return (name,)
+    return tuple(c.name for c in settings.categories if signal in c.gcm and not c.required)
 
 
 def _size(item: Mapping[str, Any]) -> int:
@@ -65,7 +73,9 @@ class Capture:
         self._fail_streak = 0
         self._next_suppression_refresh = 0.0
         self._stopping = False
-        self._exclude = tuple(settings.exclude_paths)
+        self._exclude = tuple(p.rstrip("/") for p in settings.exclude_paths if p.rstrip("/"))
+        self._analytics = _gate(settings, "analytics", "analytics_storage")
+        self._marketing = _gate(settings, "marketing", "ad_storage")
         self._buffer: BatchBuffer[Snapshot | dict[str, Any]] = BatchBuffer(
             self._export,
             max_queue=settings.queue_size,
@@ -109,19 +119,25 @@ class Capture:
     def _emit(self, item: Snapshot | dict[str, Any]) -> None:
         self._buffer.emit(item)
 
+    def _excluded(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self._exclude)
+
+    def _granted(self, state: ConsentState, names: tuple[str, ...]) -> bool:
+        return any(state.granted(n) for n in names)
+
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """Snapshot one response for capture; never raises, never blocks."""
         if not self.enabled:
             return
         try:
             path = scope.get("path") or "/"
-            if path.startswith(self._exclude):
+            if self._excluded(path):
                 return
             state = ctx.state
             consent = {name: bool(v) for name, v in state.categories.items()}
             ts = time.time_ns() // 1_000_000
             headers = scope.get("headers") or ()
-            if not state.granted("analytics"):
+            if not self._granted(state, self._analytics):
                 ua = next((v.decode("latin-1") for k, v in headers if k == b"user-agent"), None)
                 self._emit(Snapshot(kind="page", ts=ts, consent=consent, analytics=False,
                                     marketing=False, path=path, ua=ua))
@@ -136,7 +152,7 @@ class Capture:
                     picked.setdefault(key.decode("latin-1"), value.decode("latin-1"))
             self._emit(Snapshot(
                 kind="page", ts=ts, consent=consent, analytics=True,
-                marketing=state.granted("marketing"), gpc=state.gpc, path=path,
+                marketing=self._granted(state, self._marketing), gpc=state.gpc, path=path,
                 method=scope.get("method"), status=status,
                 query=(scope.get("query_string") or b"").decode("latin-1"), headers=picked,
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
@@ -161,7 +177,8 @@ class Capture:
             return
         try:
             state = ctx.state
-            if not state.granted("analytics") or (conversion and not state.granted("marketing")):
+            marketing = self._granted(state, self._marketing)
+            if not self._granted(state, self._analytics) or (conversion and not marketing):
                 self._count_drop("no_consent")
                 return
             if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
@@ -172,7 +189,7 @@ class Capture:
             self._emit(Snapshot(
                 kind="custom", ts=time.time_ns() // 1_000_000,
                 consent={n: bool(v) for n, v in state.categories.items()},
-                analytics=True, marketing=state.granted("marketing"), gpc=state.gpc,
+                analytics=True, marketing=marketing, gpc=state.gpc,
                 path=path or "", host=host, name=str(name),
                 properties=dict(properties or {}), conversion=conversion,
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
@@ -189,7 +206,7 @@ class Capture:
             return
         try:
             state = ctx.state
-            if not state.granted("analytics"):
+            if not self._granted(state, self._analytics):
                 self._count_drop("no_consent")
                 return
             if user_id is None or str(user_id) == "":
@@ -203,8 +220,8 @@ class Capture:
             self._emit(Snapshot(
                 kind="identify", ts=time.time_ns() // 1_000_000,
                 consent={n: bool(v) for n, v in state.categories.items()},
-                analytics=True, marketing=state.granted("marketing"), gpc=state.gpc,
-                user_id=user_hash, traits=dict(traits or {}),
+                analytics=True, marketing=self._granted(state, self._marketing),
+                gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
             ))

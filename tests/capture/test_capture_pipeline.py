@@ -11,8 +11,10 @@ import pytest
 from capture_support import VISITOR, RecordingTransport, down, make_ctx, make_scope
 
 from consent_mw.capture import Capture
+from consent_mw.categories import DEFAULT_CATEGORIES, Category
 from consent_mw.ids import hash_user_id, subject_hash
 from consent_mw.settings import Settings
+from consent_mw.state import ConsentState, RequestContext
 from consent_mw.transport import RetryPolicy, SendResult, TransportError
 
 FAST = RetryPolicy(attempts=2, base=0.001, cap=0.01, max_inline_wait=0.5)
@@ -366,3 +368,31 @@ def test_memory_spool_left_at_shutdown_is_counted(make_settings: Callable[..., S
     pages(capture, settings, 4)
     capture.shutdown(5)
     assert capture.stats()["dropped"]["shutdown"] == 4
+
+
+def test_exclusions_match_whole_path_segments(make_settings: Callable[..., Settings],
+                                              transport: RecordingTransport) -> None:
+    settings = make_settings(exclude_paths=("/static/", "/dashboards"))
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    for path in ("/static/a.css", "/static", "/dashboards", "/dashboards/x", "/dashboardsale",
+                 "/staticky"):
+        capture.page(ctx, make_scope(path), 200)
+    capture.shutdown(5)
+    assert [e["path"] for e in transport.events] == ["/dashboardsale", "/staticky"]
+
+
+def test_a_renamed_analytics_category_gates_by_its_consent_mode_signal(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    text = {"ja": "x", "en": "x"}
+    measurement = Category(name="measurement", gcm=("analytics_storage",), label=text,
+                           covers=text, purpose=text, retention=text)
+    settings = make_settings(categories=(DEFAULT_CATEGORIES[0], measurement))
+    capture = Capture(settings, transport=transport)
+    for granted in ({"measurement": True}, {"measurement": False}):
+        state = ConsentState(decided=True, categories={"necessary": True, **granted})
+        ctx = RequestContext(settings=settings, state=state, locale="ja", visitor_id=VISITOR,
+                             capture=capture)
+        capture.page(ctx, make_scope("/"), 200)
+    capture.shutdown(5)
+    assert [e["kind"] for e in transport.events] == ["pageview", "anonymous"]
