@@ -138,6 +138,10 @@ class Capture:
             ts = time.time_ns() // 1_000_000
             headers = scope.get("headers") or ()
             if not self._granted(state, self._analytics):
+                # Anonymous counts are page counts: a redirect, an error or a form post would
+                # count a page twice or count junk paths, and there is no status to filter on.
+                if scope.get("method") != "GET" or not 200 <= status < 300:
+                    return
                 ua = next((v.decode("latin-1") for k, v in headers if k == b"user-agent"), None)
                 self._emit(Snapshot(kind="page", ts=ts, consent=consent, analytics=False,
                                     marketing=False, path=path, ua=ua))
@@ -399,7 +403,7 @@ class Capture:
     def _refresh_suppressions(self) -> None:
         fetch = getattr(self.transport, "fetch_suppressions", None)
         now = time.monotonic()
-        if fetch is None or now < self._next_suppression_refresh:
+        if fetch is None or now < self._next_suppression_refresh or now < self._down_until:
             return
         self._next_suppression_refresh = now + self.settings.suppression_refresh
         try:

@@ -104,7 +104,8 @@ class HttpTransport:
         headers = {"User-Agent": "consent-mw"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = client or httpx.Client(timeout=timeout, headers=headers)
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)), headers=headers)
         if client is not None:
             self._client.headers.update(headers)
 

@@ -396,3 +396,18 @@ def test_a_renamed_analytics_category_gates_by_its_consent_mode_signal(
         capture.page(ctx, make_scope("/"), 200)
     capture.shutdown(5)
     assert [e["kind"] for e in transport.events] == ["pageview", "anonymous"]
+
+
+@pytest.mark.parametrize(("method", "status", "counted"), [
+    ("GET", 200, True), ("GET", 204, True), ("GET", 301, False), ("GET", 404, False),
+    ("POST", 200, False), ("HEAD", 200, False),
+])
+def test_anonymous_counts_only_successful_page_loads(
+        make_settings: Callable[..., Settings], transport: RecordingTransport, method: str,
+        status: int, counted: bool) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    capture.page(make_ctx(settings, (), capture=capture), make_scope("/x", method=method),
+                 status)
+    capture.shutdown(5)
+    assert len(transport.events) == (1 if counted else 0)
