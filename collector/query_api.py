@@ -257,9 +257,17 @@ def _filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None
 
 
 def detail_where(p: Params, params: dict[str, Any]) -> str:
-    """Consented detail (pageviews and custom events) in range, unsuppressed, filtered."""
-    return (f"{RANGE} AND kind IN ('pageview', 'custom') AND {EVENTS_NOT_SUPPRESSED}"
-            + _filters_sql(p, params))
+    """Consented detail (pageviews and custom events) in range, unsuppressed, filtered.
+
+    Filters select visits: every event of a visit with at least one matching event counts
+    (so "channel = search" keeps the pages viewed after the search landing, and bounce and
+    conversion keep their meaning).
+    """
+    where = f"{RANGE} AND kind IN ('pageview', 'custom') AND {EVENTS_NOT_SUPPRESSED}"
+    if p.filters:
+        where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
+                  f"AND kind IN ('pageview', 'custom'){_filters_sql(p, params)})")
+    return where
 
 
 def _kpis(p: Params, shift: int = 0) -> Sql:
@@ -499,8 +507,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+READ_RE = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
+
+
 def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
-    """Run one statement read-only; rows come back as JSON-safe dicts."""
+    """Run one SELECT with ``readonly=1``; rows come back as JSON-safe dicts.
+
+    Anything but a SELECT is refused before it reaches the driver: besides being pointless
+    under readonly, the chDB driver applies settings of non-SELECT statements with ``SET`` and
+    cannot ``SET`` them back once ``readonly=1`` holds, which would leave the owner's session
+    read-only. A SELECT gets the settings as its own ``SETTINGS`` clause.
+    """
+    if not READ_RE.match(sql.text):
+        raise QueryError("read-only: only SELECT statements run here")
     result = store.query(sql.text, sql.params, settings=READONLY_SETTINGS)
     names = result.column_names
     return [{n: _jsonable(v) for n, v in zip(names, row, strict=True)}

@@ -1,0 +1,71 @@
+"""The dashboards in Debian's headless chromium, against a real uvicorn server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from dashboards.seed import seed
+
+from .conftest import END, PASSWORD, RANGE
+
+
+@pytest.fixture
+def server(store: Any, app: Starlette) -> Iterator[str]:
+    seed(store, 20_000, 14, rng_seed=3, end=END)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.browser
+def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: Any) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
+        assert "/dashboards/login" in page.url
+        page.fill("input[name=username]", "marketing")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#chart-series .js-plotly-plot, #chart-series.js-plotly-plot")
+        assert urlsplit(page.url).path == "/dashboards/overview"
+        assert page.locator(".js-plotly-plot").count() >= 1
+        pageviews_before = page.inner_text("[data-kpi=pageviews] dd")
+        link = page.locator("#panel-bd_channel a.filter-link").first
+        channel = link.inner_text()
+        link.click()
+        page.wait_for_load_state("load")
+        page.wait_for_selector("#active-filters")
+        assert parse_qs(urlsplit(page.url).query)["f.channel"] == [channel]
+        assert page.inner_text("[data-kpi=pageviews] dd") != pageviews_before
+        page.wait_for_selector("#chart-series .js-plotly-plot, #chart-series.js-plotly-plot")
+        page.screenshot(path=str(artifacts / "dashboards.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()

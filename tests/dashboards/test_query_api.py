@@ -1,0 +1,90 @@
+"""The collector's /v1/query: named catalogue queries only, read-only, behind a token."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from collector import query_api
+from collector.query_api import QueryError, Sql, run_readonly
+from consent_mw.config import Secret
+from dashboards.queries import CollectorBackend
+
+from .conftest import insert_events, visitors
+
+TOKEN = "query-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PARAMS = {"start": "2026-06-17", "end": "2026-06-30", "tz": "Asia/Tokyo", "k": 5}
+
+
+@pytest.fixture
+def collector(store: Any) -> TestClient:
+    service = SimpleNamespace(store=store, settings=SimpleNamespace(query_token=Secret(TOKEN)))
+    return TestClient(Starlette(routes=query_api.build_routes(service)))
+
+
+def test_named_query_runs_with_the_token(store: Any, collector: TestClient) -> None:
+    insert_events(store, visitors("a", 7, path="/"))
+    r = collector.post("/v1/query", json={"query": "kpis", "params": PARAMS}, headers=AUTH)
+    assert r.status_code == 200
+    assert r.json()["rows"][0]["visitors"] == 7
+
+
+def test_token_is_required(collector: TestClient) -> None:
+    body = {"query": "kpis", "params": PARAMS}
+    assert collector.post("/v1/query", json=body).status_code == 401
+    assert collector.post("/v1/query", json=body,
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_disabled_without_a_configured_token(store: Any) -> None:
+    service = SimpleNamespace(store=store, settings=SimpleNamespace(query_token=Secret("")))
+    client = TestClient(Starlette(routes=query_api.build_routes(service)))
+    r = client.post("/v1/query", json={"query": "kpis", "params": PARAMS}, headers=AUTH)
+    assert r.status_code == 503
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "DROP TABLE events"},
+    {"query": "SELECT * FROM events"},
+    {"query": "kpis; DROP TABLE events", "params": PARAMS},
+    {"query": "kpis", "sql": "SELECT * FROM events", "params": PARAMS},
+    {"sql": "ALTER TABLE events DELETE WHERE 1"},
+    {"query": "breakdown", "params": {**PARAMS, "dim": "visitor_id"}},
+    {"query": "breakdown", "params": {**PARAMS, "filters": {"ip": "192.0.2.1"}}},
+    {"query": "kpis", "params": {**PARAMS, "k": 1}},
+    {"query": "kpis", "params": {**PARAMS, "tz": "Asia/Tokyo'); DROP TABLE x; --"}},
+    {"query": "kpis", "params": {**PARAMS, "extra": 1}},
+])
+def test_refuses_unknown_names_sql_and_bad_params(store: Any, collector: TestClient,
+                                                  body: dict[str, Any]) -> None:
+    r = collector.post("/v1/query", json=body, headers=AUTH)
+    assert r.status_code == 400, r.text
+    assert store.scalar("SELECT count() FROM system.tables WHERE name = 'events' "
+                        "AND database = currentDatabase()") == 1
+
+
+def test_readonly_runner_refuses_writes(store: Any) -> None:
+    for statement in ("INSERT INTO events (path) VALUES ('/x')", "DROP TABLE events",
+                      "ALTER TABLE events DELETE WHERE 1", "  insert into events select *"):
+        with pytest.raises(QueryError, match="only SELECT"):
+            run_readonly(store, Sql(statement))
+    # The engine itself enforces read-only on what does run.
+    assert run_readonly(store, Sql("SELECT getSetting('readonly') AS ro")) == [{"ro": 1}]
+    assert store.scalar("SELECT count() FROM events") == 0
+    # The setting is per query: the owner's own writes still work afterwards.
+    insert_events(store, visitors("w", 1))
+    assert store.scalar("SELECT count() FROM events") == 1
+
+
+def test_collector_backend_talks_to_the_endpoint(store: Any, collector: TestClient) -> None:
+    insert_events(store, visitors("a", 6, path="/price"))
+    backend = CollectorBackend("http://testserver", TOKEN, transport=collector._transport)
+    rows = backend.run("breakdown", {**PARAMS, "dim": "path"})
+    assert [(r["key"], r["visitors"]) for r in rows] == [("/price", 6)]
+    with pytest.raises(QueryError, match="unknown query"):
+        backend.run("nope", PARAMS)
