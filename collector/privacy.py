@@ -624,6 +624,13 @@ class Privacy:
             "WHERE operation = 'purge' GROUP BY request_id, id_type, subject_hash "
             "HAVING countIf(outcome != 'started') = 0 ORDER BY started_ms")
 
+    def receipts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Purge receipts, newest first (they hold hashes only)."""
+        rows = self.store.dicts(
+            "SELECT * FROM purge_receipts ORDER BY requested_at DESC LIMIT {n:UInt32}",
+            {"n": max(1, min(limit, 10_000))})
+        return _plain_rows(rows)
+
     # -- export -------------------------------------------------------------------------
 
     def export(self, *, visitor_id: str | None = None,

@@ -1,11 +1,343 @@
-"""Admin API routes for visitor rights (stub; the visitor-rights work fills it)."""
+"""Admin API for visitor rights under ``/v1/privacy``, plus the privacy-staff page.
+
+Admin routes take ``Authorization: Bearer <CONSENT_MW_ADMIN_TOKEN>``: missing ⇒ 401, wrong ⇒
+403; without a configured admin token they answer 503. ``GET /v1/privacy/suppressions`` is for
+web processes and takes the collector token (or, with none configured, loopback clients only).
+Store work runs in the threadpool; a purge can take seconds.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector import audit
+from collector.privacy import Privacy, PrivacyError, export_zip, install
+from collector.staff import build_staff_routes
+from collector.store import StoreError
+
+log = logging.getLogger("consent_mw.collector.privacy_api")
+MAX_BODY = 16 * 1024
+MAX_TEXT = 512
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status,
+                        headers=headers)
+
+
+def _token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def _loopback(request: Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.client.host if request.client else "").is_loopback
+    except ValueError:
+        return False
+
+
+def admin_check(service: Any, request: Request) -> Response | None:
+    """None when the request carries the admin token, else the refusal."""
+    expected = service.settings.admin_token.value
+    if not expected:
+        return _error(503, "not_configured", "the privacy API needs CONSENT_MW_ADMIN_TOKEN")
+    token = _token(request)
+    if token is None:
+        return _error(401, "unauthorized", "an admin bearer token is required",
+                      **{"WWW-Authenticate": "Bearer"})
+    if not _same(token, expected):
+        return _error(403, "forbidden", "wrong admin token")
+    return None
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name) or ""
+    if not isinstance(value, str):
+        raise PrivacyError(f"{name} must be a string")
+    return value.strip()[:MAX_TEXT]
+
+
+def _ids(source: Any) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("visitor_id", "user_id"):
+        value = source.get(name)
+        if value is not None and not isinstance(value, str):
+            raise PrivacyError(f"{name} must be a string")
+        out[name] = value or None
+    return out
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PrivacyError(f"body over {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise PrivacyError("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise PrivacyError("body must be a JSON object")
+    return body
+
+
+def _guard(service: Any, fn: Handler, *, admin: bool = True) -> Handler:
+    """Authorise, then map PrivacyError to 400 and store failures to 503."""
+
+    async def endpoint(request: Request) -> Response:
+        if admin and (refused := admin_check(service, request)) is not None:
+            return refused
+        try:
+            return await fn(request)
+        except PrivacyError as exc:
+            return _error(400, "bad_request", str(exc))
+        except StoreError as exc:
+            log.error("privacy operation failed: %s", exc)
+            return _error(503, "store_unavailable", "the store is unavailable; retry later",
+                          **{"Retry-After": "5"})
+
+    endpoint.__doc__ = fn.__doc__
+    endpoint.__name__ = fn.__name__
+    return endpoint
 
 
 def build_routes(service: Any) -> list[BaseRoute]:
-    return []
+    """The privacy routes of a CollectorService (also installs its privacy operations)."""
+    privacy: Privacy = install(service)
+
+    def operation(name: str) -> Handler:
+        async def run(request: Request) -> Response:
+            body = await _json_body(request)
+            kwargs: dict[str, Any] = {**_ids(body), "reason": _text(body, "reason"),
+                                      "requested_by": _text(body, "requested_by")}
+            result = await run_in_threadpool(getattr(privacy, name), **kwargs)
+            return JSONResponse(result)
+        return run
+
+    async def suppress(request: Request) -> Response:
+        """Suppress a person (Art. 7): stop capture, hide rows, keep them.
+        ---
+        summary: Suppress a visitor or account
+        description: >
+          Capture of the person's ids stops at once in this process and within the suppression
+          refresh interval in web processes; dashboards and partner exports exclude their
+          rows. A user_id covers every visitor_id seen with it. Rows are kept.
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  visitor_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  user_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  reason: {type: string, maxLength: 512}
+                  requested_by: {type: string, maxLength: 512}
+        responses:
+          200: {description: Suppressed, content: {application/json: {}}}
+          400: {description: Malformed id, both ids or none}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+          503: {description: Admin token not configured, or store unavailable}
+        """
+        return await operation("suppress")(request)
+
+    async def unsuppress(request: Request) -> Response:
+        """Lift a suppression.
+        ---
+        summary: Lift the suppression of a visitor or account
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  visitor_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  user_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  reason: {type: string, maxLength: 512}
+                  requested_by: {type: string, maxLength: 512}
+        responses:
+          200: {description: Lifted (or was not suppressed), content: {application/json: {}}}
+          400: {description: Malformed id, both ids or none}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+          503: {description: Admin token not configured, or store unavailable}
+        """
+        return await operation("unsuppress")(request)
+
+    async def purge(request: Request) -> Response:
+        """Purge a person (Art. 6) and return the verified receipt.
+        ---
+        summary: Delete every row about a visitor or account, verified
+        description: >
+          Suppresses first (in-flight events are dropped), deletes events, anonymises consent
+          records, waits for the rewritten parts, removes outdated parts, then verifies by
+          query and by a byte scan of an embedded store. Idempotent; safe to re-run after an
+          interruption. The response is the receipt (also stored in purge_receipts).
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  visitor_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  user_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  reason: {type: string, maxLength: 512}
+                  requested_by: {type: string, maxLength: 512}
+        responses:
+          200: {description: The purge receipt, content: {application/json: {}}}
+          400: {description: Malformed id, both ids or none}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+          503: {description: Admin token not configured, or store unavailable}
+        """
+        return await operation("purge")(request)
+
+    async def export(request: Request) -> Response:
+        """Export everything about a person (Art. 5).
+        ---
+        summary: Export a visitor's or account's data
+        security: [{bearer: []}]
+        parameters:
+          - {name: visitor_id, in: query, schema: {type: string}}
+          - {name: user_id, in: query, schema: {type: string}}
+          - {name: format, in: query, schema: {enum: [json, csv]}}
+          - {name: requested_by, in: query, schema: {type: string}}
+          - {name: reason, in: query, schema: {type: string}}
+        responses:
+          200:
+            description: >
+              JSON {subject, events, consent_records, suppressions, receipts}, or a zip of
+              CSV files (format=csv). An unknown id gives empty lists.
+            content: {application/json: {}, application/zip: {}}
+          400: {description: Malformed id, both ids or none, or unknown format}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+          503: {description: Admin token not configured, or store unavailable}
+        """
+        q = request.query_params
+        fmt = q.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise PrivacyError("format must be json or csv")
+        data = await run_in_threadpool(
+            privacy.export_logged, **_ids(q), requested_by=_text(dict(q), "requested_by"),
+            reason=_text(dict(q), "reason"))
+        name = f"consent-mw-export-{data['subject']['subject_hash'][:12]}"
+        if fmt == "csv":
+            return Response(export_zip(data), media_type="application/zip", headers={
+                "Content-Disposition": f'attachment; filename="{name}.zip"'})
+        return JSONResponse(data, headers={
+            "Content-Disposition": f'attachment; filename="{name}.json"'})
+
+    async def requests_(request: Request) -> Response:
+        """The audit trail, newest first.
+        ---
+        summary: List privacy requests (audit trail)
+        security: [{bearer: []}]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, default: 100}}
+          - {name: subject_hash, in: query, schema: {type: string}}
+          - {name: operation, in: query, schema: {type: string}}
+        responses:
+          200: {description: '{"requests": [...]}', content: {application/json: {}}}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "100"))
+        except ValueError:
+            raise PrivacyError("limit must be an integer") from None
+        rows = await run_in_threadpool(
+            audit.listing, privacy.store, limit=limit, subject_hash=q.get("subject_hash"),
+            operation=q.get("operation"))
+        return JSONResponse({"requests": rows})
+
+    async def receipts(request: Request) -> Response:
+        """Purge receipts, newest first.
+        ---
+        summary: List purge receipts
+        security: [{bearer: []}]
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, default: 100}}
+        responses:
+          200: {description: '{"receipts": [...]}', content: {application/json: {}}}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", "100")), 10_000))
+        except ValueError:
+            raise PrivacyError("limit must be an integer") from None
+        rows = await run_in_threadpool(privacy.receipts, limit)
+        return JSONResponse({"receipts": rows})
+
+    async def verify(request: Request) -> Response:
+        """Verify the audit trail's hash chain.
+        ---
+        summary: Verify the audit hash chain
+        security: [{bearer: []}]
+        responses:
+          200: {description: 'Chain intact: {"ok": true, "rows": n, "problems": []}'}
+          409: {description: 'Chain broken: {"ok": false, "problems": [...]}'}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        report = await run_in_threadpool(audit.verify_chain, privacy.store)
+        return JSONResponse(report.as_dict(), status_code=200 if report.ok else 409)
+
+    async def suppressions(request: Request) -> Response:
+        """Subject hashes under suppression, for web processes' capture.
+        ---
+        summary: Active suppressions (hashes only)
+        description: >
+          Polled by web processes every suppression_refresh seconds. Takes the collector
+          token (or the admin token); without a configured collector token, loopback only.
+        security: [{bearer: []}]
+        responses:
+          200: {description: '{"hashes": [...], "version": n}', content: {application/json: {}}}
+          401: {description: Missing or wrong token}
+        """
+        tokens = [t for t in (service.settings.collector_token.value,
+                              service.settings.admin_token.value) if t]
+        given = _token(request)
+        allowed = (any(_same(given, t) for t in tokens) if given is not None
+                   else not service.settings.collector_token.value and _loopback(request))
+        if not allowed:
+            return _error(401, "unauthorized", "a valid bearer token is required",
+                          **{"WWW-Authenticate": "Bearer"})
+        return JSONResponse(privacy.suppression_list(),
+                            headers={"Cache-Control": "no-store"})
+
+    routes: list[BaseRoute] = [
+        Route("/v1/privacy/suppress", _guard(service, suppress), methods=["POST"]),
+        Route("/v1/privacy/unsuppress", _guard(service, unsuppress), methods=["POST"]),
+        Route("/v1/privacy/purge", _guard(service, purge), methods=["POST"]),
+        Route("/v1/privacy/export", _guard(service, export), methods=["GET"]),
+        Route("/v1/privacy/requests", _guard(service, requests_), methods=["GET"]),
+        Route("/v1/privacy/receipts", _guard(service, receipts), methods=["GET"]),
+        Route("/v1/privacy/audit/verify", _guard(service, verify), methods=["GET"]),
+        Route("/v1/privacy/suppressions", _guard(service, suppressions, admin=False),
+              methods=["GET"]),
+    ]
+    return routes + build_staff_routes(service, privacy)
