@@ -36,7 +36,9 @@ class CollectorService:
     def __init__(self, settings: CollectorSettings | None = None) -> None:
         self.settings = settings or CollectorSettings.from_env()
         self.metrics = CollectorMetrics()
-        self.ingest = Ingest(self.settings, self.metrics, self.suppressed)
+        # Late-bound, so a suppression check installed on the service later is the one used.
+        self.ingest = Ingest(self.settings, self.metrics,
+                             lambda id_type, stored_id: self.suppressed(id_type, stored_id))
         self.transport = InProcessTransport(self)
         # Called with the service after the store is open / before it closes (privacy, query).
         self.on_start: list[Callable[[CollectorService], None]] = []

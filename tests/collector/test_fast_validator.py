@@ -1,0 +1,94 @@
+"""The compiled fast validator never accepts what jsonschema (the authority) rejects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from collector_testkit import make_event, make_record
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.validate import (
+    EVENT_FAST,
+    EVENT_VALIDATOR,
+    RECORD_FAST,
+    RECORD_VALIDATOR,
+    compile_schema,
+)
+from consent_mw.wire import EVENT_SCHEMA, RECORD_SCHEMA
+
+# Strings at and around the wire's limits and patterns, drawn often enough to matter.
+EDGE_STRINGS = [
+    "pageview", "anonymous", "decided", "banner", "granted", "ad", "mobile", "", "has space",
+    "a" * 16, "a" * 17, "a" * 64, "a" * 65, "a" * 129, "a" * 513, "a" * 2049, "0" * 64, "g" * 64,
+    "00000000-0000-4000-8000-000000000000", "00000000000040008000000000000000", "1.2.3.4",
+]
+EDGE_VALUES: list[Any] = [
+    10**14, 2**63, -1, 1000, 3.0, 3.5, {f"k{i}": True for i in range(33)},
+    {f"k{i}": "v" for i in range(33)}, {f"k{i}": "granted" for i in range(17)},
+]
+edge_strings = st.sampled_from(EDGE_STRINGS)
+edge_values = st.sampled_from(EDGE_VALUES)
+scalars = st.one_of(edge_strings, edge_strings, edge_strings, edge_values, st.none(),
+                    st.booleans(),
+                    st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
+                    st.text(max_size=8))
+nested = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=6) | st.sampled_from(["analytics", "x"]),
+                                        inner, max_size=3), max_leaves=8)
+# Mostly scalars: nested values fail on type alone and would hide the subtler keywords.
+values = st.one_of(scalars, scalars, scalars, nested)
+
+
+def mutated(base: dict[str, Any], schema: dict[str, Any]) -> Any:
+    keys = st.sampled_from([*schema["properties"], "unknown"])
+    patches = st.dictionaries(keys, values, min_size=1, max_size=1)
+    return patches.map(lambda patch: {**base, **patch})
+
+
+@settings(max_examples=1000, deadline=None)
+@given(item=mutated(make_event(), EVENT_SCHEMA) | values)
+def test_fast_event_check_accepts_only_what_jsonschema_accepts(item: Any) -> None:
+    if EVENT_FAST(item):
+        assert EVENT_VALIDATOR.is_valid(item)
+
+
+@settings(max_examples=600, deadline=None)
+@given(item=mutated(make_record(), RECORD_SCHEMA) | values)
+def test_fast_record_check_accepts_only_what_jsonschema_accepts(item: Any) -> None:
+    if RECORD_FAST(item):
+        assert RECORD_VALIDATOR.is_valid(item)
+
+
+EDGES: list[Any] = [
+    *EDGE_STRINGS, *EDGE_VALUES,
+    None, True, False, 0, -(2**70), 2**70, float("inf"), 1e300, [], {}, {"a": 1}, {"a": None},
+    {"analytics": "yes"}, {"age_band": "a" * 65}, {"zip3": "150"}, {"x": [1]},
+]
+
+
+@pytest.mark.parametrize(("fast", "validator", "base", "schema"), [
+    (EVENT_FAST, EVENT_VALIDATOR, make_event(), EVENT_SCHEMA),
+    (RECORD_FAST, RECORD_VALIDATOR, make_record(), RECORD_SCHEMA),
+], ids=["event", "record"])
+def test_fast_check_agrees_on_every_field_at_its_edges(
+    fast: Any, validator: Any, base: dict[str, Any], schema: dict[str, Any]
+) -> None:
+    # Every field set to every edge value, one at a time: each keyword is exercised.
+    for key in [*schema["properties"], "unknown"]:
+        for value in EDGES:
+            item = {**base, key: value}
+            assert fast(item) == validator.is_valid(item), (key, value)
+
+
+def test_fast_check_accepts_ordinary_valid_items() -> None:
+    # Otherwise every item would take the slow path and the fast path would be dead code.
+    assert EVENT_FAST(make_event(properties={"n": 1.5}, traits={"zip3": "150"}, ip="::1"))
+    assert RECORD_FAST(make_record(services={"ga4": True}, expires_at=1))
+
+
+@pytest.mark.parametrize("keyword", [{"oneOf": []}, {"type": "tuple"}, {"enum": [1]}])
+def test_unsupported_keywords_fail_at_compile_time(keyword: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        compile_schema(keyword)
