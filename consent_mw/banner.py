@@ -51,6 +51,7 @@ def render_banner(settings: Settings, locale: str, return_to: str) -> str:
         f'{escape(t(locale, "external_link"))}</a></p>'
         f'<form class="cmw-actions" method="post" action="{p}">'
         f'<input type="hidden" name="return" value="{ret}">'
+        f'<input type="hidden" name="locale" value="{escape(locale, quote=True)}">'
         f'<button type="submit" class="cmw-button" name="action" value="reject_all">'
         f'{escape(t(locale, "reject_all"))}</button>'
         f'<button type="submit" class="cmw-button" name="action" value="accept_all">'

@@ -43,7 +43,7 @@ STATIC_TYPES = {
 }
 TRUE_VALUES = {"on", "true", "1", "yes"}
 FALSE_VALUES = {"off", "false", "0", "no", ""}
-FORM_CONTROL_FIELDS = {"action", "return", "form", "component"}
+FORM_CONTROL_FIELDS = {"action", "return", "form", "component", "locale"}
 COMPONENTS = ("banner", "preferences", "api")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GPC_LAST_UPDATE = "2026-11-24"
@@ -252,6 +252,8 @@ class Endpoints:
         except ConsentError as exc:
             await self._error(send, 400, str(exc), answer_json)
             return
+        if submission["locale"] in self.settings.locales:
+            ctx.locale = submission["locale"]  # the language the visitor read, for the record
         cookies = self._apply(ctx, incoming, scope, previous, new, submission["component"])
         if is_json:
             await respond(send, 200, _json(self.status(ctx)), b"application/json",
@@ -274,7 +276,7 @@ class Endpoints:
             raise BadRequest(400, "invalid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest(400, "expected a JSON object")
-        unknown = set(data) - {"action", "categories", "services", "component"}
+        unknown = set(data) - {"action", "categories", "services", "component", "locale"}
         if unknown:
             raise BadRequest(400, f"unknown fields {sorted(unknown)}")
         component = data.get("component", "api")
@@ -294,6 +296,7 @@ class Endpoints:
             "decide": decide_args,
             "component": component,
             "return": None,
+            "locale": data.get("locale"),
         }
 
     def _parse_form(self, body: bytes) -> dict[str, Any]:
@@ -310,8 +313,11 @@ class Endpoints:
             raise BadRequest(400, "more than one action")
         action = actions[0] if actions else None
         component = "preferences" if fields.get("form") == ["preferences"] else "banner"
-        result: dict[str, Any] = {"component": component,
-                                  "return": fields["return"][0] if fields.get("return") else None}
+        result: dict[str, Any] = {
+            "component": component,
+            "return": fields["return"][0] if fields.get("return") else None,
+            "locale": fields["locale"][0] if fields.get("locale") else None,
+        }
         if action in ("accept_all", "reject_all"):
             result["decide"] = {"action": action}
             return result

@@ -389,7 +389,10 @@ class ConsentMiddleware:
             self._fail("inject")
             new_body = None
         if new_body is not None:
-            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            # Validators describe the app's body, not ours: a 304 on revalidation would
+            # otherwise bring back a cached banner after the visitor decided.
+            dropped = (b"content-length", b"etag", b"last-modified")
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
             headers.append((b"content-length", str(len(new_body)).encode("ascii")))
             _make_private(headers)
             start["headers"] = headers

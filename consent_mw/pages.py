@@ -108,6 +108,7 @@ def render_preferences(settings: Settings, state: ConsentState, locale: str, *,
         f'<form class="cmw-prefs" method="post" action="{p}" '
         f'aria-labelledby="cmw-prefs-title">'
         f'<input type="hidden" name="form" value="preferences">'
+        f'<input type="hidden" name="locale" value="{escape(locale, quote=True)}">'
         f'<input type="hidden" name="return" value="{escape(here, quote=True)}">'
         f"{blocks}"
         f'<p class="cmw-actions">'

@@ -29,7 +29,7 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ action: action, component: "banner" })
+      body: JSON.stringify({ action: action, component: "banner", locale: banner.lang })
     }).then(function (response) {
       if (!response.ok) { throw new Error("consent " + response.status); }
       return response.json();

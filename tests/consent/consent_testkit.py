@@ -62,6 +62,11 @@ async def cached(request: Request) -> Response:
     return HTMLResponse(PAGE_EN, headers={"cache-control": "public, max-age=600"})
 
 
+async def etagged(request: Request) -> Response:
+    return HTMLResponse(PAGE_EN, headers={"etag": '"v1"', "last-modified":
+                                          "Mon, 01 Jan 2024 00:00:00 GMT"})
+
+
 async def context(request: Request) -> Response:
     ctx = request.scope[SCOPE_KEY]
     assert isinstance(ctx, RequestContext)
@@ -91,6 +96,7 @@ ROUTES = [
     Route("/json", json_page),
     Route("/cached", cached),
     Route("/ctx", context),
+    Route("/etag", etagged),
     Route("/static/page.html", excluded),
     WebSocketRoute("/ws", echo),
 ]

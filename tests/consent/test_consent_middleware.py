@@ -362,3 +362,23 @@ def test_a_new_policy_version_shows_the_banner_again(make_client: MakeClient) ->
     second.cookies = first.cookies
     assert "cmw-banner" in second.get("/").text
     assert "cmw-banner" not in first.get("/").text
+
+
+def test_altered_pages_drop_validators_so_a_304_cannot_revive_the_banner(
+    client: TestClient,
+) -> None:
+    r = client.get("/etag")
+    assert "cmw-banner" in r.text
+    assert "etag" not in r.headers and "last-modified" not in r.headers
+    decide(client, "reject_all")
+    assert client.get("/etag").headers["etag"] == '"v1"'  # unaltered: validators kept
+
+
+def test_records_carry_the_language_the_banner_was_shown_in(client: TestClient,
+                                                            sink: MemorySink) -> None:
+    client.get("/en")
+    client.post("/_consent", data={"action": "reject_all", "locale": "en", "return": "/en"},
+                headers={"origin": ORIGIN, "accept-language": "ja"})
+    assert [(r["event"], r["locale"]) for r in sink.records] == [("shown", "en"),
+                                                                 ("decided", "en")]
+    assert sink.records[1]["component"] == "banner"
