@@ -159,6 +159,7 @@ def create_site(
             "consent_prefix": consent_prefix,
             "self_service": self_service,
             "treatments": TREATMENTS,
+            "today": datetime.now(TOKYO).date().isoformat(),
         }
         ctx.update(context or {})
         return templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -71,6 +71,19 @@ def test_port_in_use_fails_clearly_before_opening_the_store(
     assert not (tmp_path / "store").exists()
 
 
+def test_unreachable_store_fails_with_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["demo", "--port", str(free_port()), "--store", "http://127.0.0.1:1/db"],
+        env={"CONSENT_MW_SECRET_KEY": "cli-test-secret-0123456789"},
+    )
+    assert result.exit_code == 1
+    assert "cannot open store http://127.0.0.1:1/db" in result.output
+    assert "Traceback" not in result.output
+
+
 @contextmanager
 def running_demo(cwd: Path, *, seed: int = 0) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``consent-mw demo`` in a subprocess on a free port, with its store under ``cwd``."""
