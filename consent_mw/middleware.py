@@ -355,6 +355,9 @@ class ConsentMiddleware:
             headers = list(message.get("headers", ()))
             cookies = self.id_cookies(ctx, incoming) + self.gpc_cookie(ctx, incoming, scope)
             headers.extend((b"set-cookie", c.encode("latin-1")) for c in cookies)
+            if cookies:
+                # A shared cache must never store (and replay) one visitor's ids.
+                _make_private(headers)
             ctype = _header_value(headers, b"content-type") or b""
             if ctype.lower().startswith(b"text/html"):
                 # Whether a banner or tags appear depends on these request headers.

@@ -382,3 +382,26 @@ def test_records_carry_the_language_the_banner_was_shown_in(client: TestClient,
     assert [(r["event"], r["locale"]) for r in sink.records] == [("shown", "en"),
                                                                  ("decided", "en")]
     assert sink.records[1]["component"] == "banner"
+
+
+def test_responses_carrying_id_cookies_are_never_publicly_cacheable(client: TestClient) -> None:
+    decide(client, "accept_all")
+    r = client.get("/json")
+    assert "cmw_sid" in cookie_values(r)
+    assert r.headers["cache-control"] == "private"
+
+
+def test_a_duplicated_consent_cookie_means_no_decision(client: TestClient) -> None:
+    decide(client, "accept_all")
+    value = client.cookies["cmw_consent"]
+    client.cookies.clear()
+    r = client.get("/ctx", headers={"cookie": f"cmw_consent={value}; cmw_consent={value}"})
+    assert r.json()["decided"] is False
+    r = client.get("/", headers={"cookie": f"cmw_consent={value}"})
+    assert "cmw-banner" not in r.text
+
+
+def test_banner_can_be_turned_off_for_sites_with_their_own_ui(make_client: MakeClient) -> None:
+    client = make_client(banner=False)
+    r = client.get("/en")
+    assert r.text == PAGE_EN and "cmw_consent_shown" not in cookie_values(r)
