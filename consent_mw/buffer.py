@@ -156,4 +156,6 @@ class BatchBuffer(Generic[T]):
             left = len(self._queue)
             log.warning("capture worker still busy after %.1fs; %d items queued", timeout, left)
             return False
+        # An emit that raced with shutdown may have queued after the worker's last drain.
+        self._export_all(self._take_all())
         return True
