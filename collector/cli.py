@@ -46,3 +46,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="consent-mw")
 def main() -> None:
     """consent-mw: consent-gated analytics for ASGI sites."""
+
+
+if __name__ == "__main__":
+    main()
