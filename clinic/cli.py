@@ -77,7 +77,10 @@ def _base_url(host: str, port: int) -> str:
               help="Seed this many synthetic events (30 days) when the store is empty.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def demo(host: str, port: int, store_dsn: str | None, seed_events: int, log_level: str) -> None:
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request with the client's IP (off: consent applies to logs too).")
+def demo(host: str, port: int, store_dsn: str | None, seed_events: int, log_level: str,
+         access_log: bool) -> None:
     """Serve the demo clinic site with consent gating, collector and dashboards."""
     dsn = check_store_dsn(store_dsn or default_store())
 
@@ -91,14 +94,15 @@ def demo(host: str, port: int, store_dsn: str | None, seed_events: int, log_leve
 
     sock = bind_socket(host, port)
     try:
-        _serve(sock, host, port, dsn, secret_key, secret_from, seed_events, log_level)
+        _serve(sock, host, port, dsn, secret_key, secret_from, seed_events, log_level,
+               access_log)
     finally:
         sock.close()
 
 
 def _serve(
     sock: socket.socket, host: str, port: int, dsn: str, secret_key: str, secret_from: str,
-    seed_events: int, log_level: str,
+    seed_events: int, log_level: str, access_log: bool,
 ) -> None:
     import uvicorn
 
@@ -128,7 +132,11 @@ def _serve(
     base = _base_url(host, port)
     _print_banner(base, dsn, secret_from, parts)
 
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", server_header=False)
+    # No access log by default: it would record every visitor's IP address and full URL
+    # (search terms, ad click ids) whatever they consented to. No proxy-header rewriting
+    # either: the consent middleware alone decides which proxies to trust for the client IP.
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", server_header=False,
+                            access_log=access_log, proxy_headers=False)
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; a handler that
     # ignores it turns a clean Ctrl-C / SIGTERM shutdown into exit status 0.

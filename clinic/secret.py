@@ -32,18 +32,22 @@ def load_or_create_secret(path: Path, env: Mapping[str, str] | None = None) -> t
     except FileNotFoundError:
         key = ""
     except OSError as exc:
-        raise SecretError(f"cannot read {path}: {exc}") from exc
+        raise SecretError(f"cannot read {path} ({exc.strerror}); set {ENV_VAR} or fix the "
+                          "file") from exc
     if key:
         if len(key) < MIN_LENGTH:
             raise SecretError(f"{path} holds a key shorter than {MIN_LENGTH} characters")
         return key, str(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
     # O_EXCL: two demos starting at once must not overwrite each other's key.
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return load_or_create_secret(path, env)
+    except OSError as exc:
+        raise SecretError(f"cannot create {path} ({exc.strerror}); set {ENV_VAR} or run the "
+                          "demo from a writable directory") from exc
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")
     return key, f"{path} (generated)"

@@ -90,7 +90,7 @@ def running_demo(cwd: Path, *, seed: int = 0) -> Iterator[tuple[subprocess.Popen
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_MW_")}
     args = [str(CONSENT_MW), "demo", "--host", "127.0.0.1", "--port", str(port),
-            "--store", f"chdb://{cwd / 'store'}", "--seed", str(seed), "--log-level", "warning"]
+            "--store", f"chdb://{cwd / 'store'}", "--seed", str(seed), "--log-level", "info"]
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -149,6 +149,9 @@ def test_demo_serves_stops_cleanly_and_keeps_cookies_valid_across_restarts(
         code, out = stop(proc, signal.SIGINT)
     assert code == 0, out
     assert "/dashboards/" in out and "/_collector/metrics" in out
+    assert "Application startup complete" in out
+    # No access log: it would keep every visitor's IP and URL regardless of consent.
+    assert '"GET / HTTP/1.1"' not in out
     secret = tmp_path / "var" / "secret_key"
     assert secret.stat().st_mode & 0o777 == 0o600
 

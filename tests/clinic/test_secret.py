@@ -37,3 +37,10 @@ def test_short_keys_are_refused(tmp_path: Path) -> None:
     (tmp_path / "k").write_text("short\n")
     with pytest.raises(SecretError, match="shorter than 16"):
         load_or_create_secret(tmp_path / "k", env={})
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "var"
+    blocker.write_text("a file where the directory should be")
+    with pytest.raises(SecretError, match="set CONSENT_MW_SECRET_KEY"):
+        load_or_create_secret(blocker / "secret_key", env={})
