@@ -125,6 +125,7 @@ def test_banner_reject_accept_and_withdraw(server_url: str, page_factory: Any,
     assert "cmw_vid" in cookie_names(context)
 
     page.goto(server_url + "/_consent/preferences?return=/en")
+    page.screenshot(path=str(artifacts / "preferences.png"), full_page=True)
     assert page.locator("#cmw-cat-analytics").is_checked()
     assert page.locator("#cmw-cat-necessary").is_disabled()
     with page.expect_navigation():
