@@ -405,3 +405,13 @@ def test_banner_can_be_turned_off_for_sites_with_their_own_ui(make_client: MakeC
     client = make_client(banner=False)
     r = client.get("/en")
     assert r.text == PAGE_EN and "cmw_consent_shown" not in cookie_values(r)
+
+
+def test_settings_default_to_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # no consent-mw.toml here
+    monkeypatch.setenv("CONSENT_MW_SECRET_KEY", "env-secret-0123456789abcdef")
+    monkeypatch.setenv("CONSENT_MW_PREFIX", "/privacy")
+    mw = ConsentMiddleware(lambda *a: None)  # type: ignore[arg-type]
+    assert mw.settings.prefix == "/privacy"
+    assert mw.settings.secret_keys[0].value == "env-secret-0123456789abcdef"
