@@ -19,7 +19,6 @@ from typing import Any
 
 from consent_mw import wire
 from consent_mw.buffer import BatchBuffer
-from consent_mw.clientip import client_ip
 from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event
 from consent_mw.ids import hash_user_id, new_event_id
 from consent_mw.settings import Settings
@@ -73,7 +72,9 @@ class Capture:
         self._fail_streak = 0
         self._next_suppression_refresh = 0.0
         self._stopping = False
-        self._exclude = tuple(p.rstrip("/") for p in settings.exclude_paths if p.rstrip("/"))
+        bases = [p.rstrip("/") for p in settings.exclude_paths if p.rstrip("/")]
+        self._exclude_exact = frozenset(bases)
+        self._exclude_prefixes = tuple(b + "/" for b in bases)
         self._analytics = _gate(settings, "analytics", "analytics_storage")
         self._marketing = _gate(settings, "marketing", "ad_storage")
         self._buffer: BatchBuffer[Snapshot | dict[str, Any]] = BatchBuffer(
@@ -120,9 +121,11 @@ class Capture:
         self._buffer.emit(item)
 
     def _excluded(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self._exclude)
+        return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
 
     def _granted(self, state: ConsentState, names: tuple[str, ...]) -> bool:
+        if len(names) == 1:
+            return state.granted(names[0])
         return any(state.granted(n) for n in names)
 
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
@@ -134,7 +137,7 @@ class Capture:
             if self._excluded(path):
                 return
             state = ctx.state
-            consent = {name: bool(v) for name, v in state.categories.items()}
+            consent = state.categories  # immutable per request; copied by the worker
             ts = time.time_ns() // 1_000_000
             headers = scope.get("headers") or ()
             if not self._granted(state, self._analytics):
@@ -142,26 +145,25 @@ class Capture:
                 # count a page twice or count junk paths, and there is no status to filter on.
                 if scope.get("method") != "GET" or not 200 <= status < 300:
                     return
-                ua = next((v.decode("latin-1") for k, v in headers if k == b"user-agent"), None)
+                ua = next((v for k, v in headers if k == b"user-agent"), None)
                 self._emit(Snapshot(kind="page", ts=ts, consent=consent, analytics=False,
-                                    marketing=False, path=path, ua=ua))
+                                    marketing=False, path=path,
+                                    ua=ua.decode("latin-1") if ua is not None else None))
                 return
             if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
                                                consent_id=state.consent_id):
                 self._count_drop("suppressed")
                 return
-            picked: dict[str, str] = {}
-            for key, value in headers:
-                if key in ANALYTICS_HEADERS:
-                    picked.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+            picked = tuple((k, v) for k, v in headers if k in ANALYTICS_HEADERS)
+            client = scope.get("client")
             self._emit(Snapshot(
                 kind="page", ts=ts, consent=consent, analytics=True,
                 marketing=self._granted(state, self._marketing), gpc=state.gpc, path=path,
                 method=scope.get("method"), status=status,
-                query=(scope.get("query_string") or b"").decode("latin-1"), headers=picked,
-                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
-                consent_id=state.consent_id,
-                ip=ctx.client_ip or client_ip(scope, self.settings.trusted_proxies),
+                query=(scope.get("query_string") or b"").decode("latin-1"),
+                raw_headers=picked, visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+                consent_id=state.consent_id, ip=ctx.client_ip,
+                peer=str(client[0]) if client else None,
             ))
         except Exception:
             log.exception("capture.page failed")
@@ -192,7 +194,7 @@ class Capture:
             host, path = self._where(scope)
             self._emit(Snapshot(
                 kind="custom", ts=time.time_ns() // 1_000_000,
-                consent={n: bool(v) for n, v in state.categories.items()},
+                consent=state.categories,
                 analytics=True, marketing=marketing, gpc=state.gpc,
                 path=path or "", host=host, name=str(name),
                 properties=dict(properties or {}), conversion=conversion,
@@ -223,7 +225,7 @@ class Capture:
                 return
             self._emit(Snapshot(
                 kind="identify", ts=time.time_ns() // 1_000_000,
-                consent={n: bool(v) for n, v in state.categories.items()},
+                consent=state.categories,
                 analytics=True, marketing=self._granted(state, self._marketing),
                 gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
@@ -268,7 +270,8 @@ class Capture:
                         continue
                     built = build_event(item, new_event_id(),
                                         search_params=settings.search_params,
-                                        click_id_params=settings.click_id_params)
+                                        click_id_params=settings.click_id_params,
+                                        trusted_proxies=settings.trusted_proxies)
                     if built is None:
                         self._count_drop("no_consent")
                         continue

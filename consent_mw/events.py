@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
+from consent_mw.clientip import client_ip
 from consent_mw.scrub import scrub
 
 HOUR_MS = 3_600_000
@@ -37,7 +38,7 @@ TRAIT_MAX = 64
 #: Request headers a pageview may use; nothing else is copied off the request.
 ANALYTICS_HEADERS = frozenset({
     b"host", b"referer", b"user-agent", b"accept-language", b"ect", b"save-data",
-    b"sec-ch-ua-model", b"sec-ch-ua-platform",
+    b"sec-ch-ua-model", b"sec-ch-ua-platform", b"x-forwarded-for", b"forwarded",
 })
 ECT_VALUES = frozenset({"slow-2g", "2g", "3g", "4g"})
 
@@ -54,9 +55,13 @@ SOCIAL_SITES = (
 _LANG_RE = re.compile(r"^[a-z]{2,8}$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: frozen __init__ costs µs per request
 class Snapshot:
-    """What the request path copied, already limited to what the consent allows."""
+    """What the request path copied, already limited to what the consent allows.
+
+    The request path copies raw header bytes; decoding, IP resolution and everything else
+    happen in the worker.
+    """
 
     kind: str  # "page" | "custom" | "identify"
     ts: int  # ms
@@ -71,6 +76,8 @@ class Snapshot:
     status: int | None = None
     query: str = ""  # raw; only allow-listed params survive the build
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()  # ANALYTICS_HEADERS only, undecoded
+    peer: str | None = None  # scope["client"][0]: the IP is resolved in the worker
     visitor_id: str | None = None
     session_id: str | None = None
     consent_id: str | None = None
@@ -253,7 +260,8 @@ def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | f
 
 
 def _base(snap: Snapshot, event_id: str, kind: str) -> dict[str, Any]:
-    return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": dict(snap.consent)}
+    consent = {name: bool(v) for name, v in snap.consent.items()}
+    return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": consent}
 
 
 def anonymous_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
@@ -272,9 +280,25 @@ def _ids(snap: Snapshot, event: dict[str, Any]) -> None:
     event["gpc"] = snap.gpc
 
 
+def header_map(snap: Snapshot) -> dict[str, str]:
+    """Decoded headers: the first value of each raw header, then any given as text."""
+    h: dict[str, str] = {}
+    for key, value in snap.raw_headers:
+        h.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    h.update(snap.headers)
+    return h
+
+
+def resolve_ip(snap: Snapshot, trusted_proxies: tuple[str, ...]) -> str | None:
+    if snap.ip is not None or snap.peer is None:
+        return snap.ip
+    return client_ip({"client": (snap.peer, 0), "headers": snap.raw_headers}, trusted_proxies)
+
+
 def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
-                   click_id_params: tuple[str, ...]) -> dict[str, Any]:
-    h = snap.headers
+                   click_id_params: tuple[str, ...],
+                   trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any]:
+    h = header_map(snap)
     params = query_params(snap.query)
     host = clean_host(snap.host or h.get("host"))
     ref = referrer_host(h.get("referer"))
@@ -294,7 +318,7 @@ def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, .
         ua=_cap(h.get("user-agent"), wire.MAX_UA),
         ch_ua_model=_cap(h.get("sec-ch-ua-model"), 128),
         ch_ua_platform=_cap(h.get("sec-ch-ua-platform"), 64),
-        ip=snap.ip,
+        ip=resolve_ip(snap, trusted_proxies),
     )
     _ids(snap, event)
     if snap.marketing:
@@ -326,12 +350,14 @@ def identify_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
 
 
 def build_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...] = (),
-                click_id_params: tuple[str, ...] = ()) -> dict[str, Any] | None:
+                click_id_params: tuple[str, ...] = (),
+                trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The wire event for ``snap``, with None-valued fields removed; None if nothing to send."""
     if snap.kind == "page":
         if snap.analytics:
             event = pageview_event(snap, event_id, search_params=search_params,
-                                   click_id_params=click_id_params)
+                                   click_id_params=click_id_params,
+                                   trusted_proxies=trusted_proxies)
         else:
             event = anonymous_event(snap, event_id)
     elif not snap.analytics:  # custom and identify need analytics; capture gates, we re-check
