@@ -97,7 +97,7 @@ def render_preferences(settings: Settings, state: ConsentState, locale: str, *,
         rights = (
             f'<section class="cmw-rights" aria-labelledby="cmw-rights-h">'
             f'<h2 id="cmw-rights-h">{escape(t(locale, "my_data"))}</h2><p>'
-            f'<a class="cmw-button" href="{p}/my-data/export">{escape(t(locale, "download"))}</a> '
+            f'<a class="cmw-button" href="{p}/my-data">{escape(t(locale, "download"))}</a> '
             f'<a class="cmw-button" href="{p}/my-data/delete">{escape(t(locale, "delete"))}</a>'
             f"</p></section>"
         )

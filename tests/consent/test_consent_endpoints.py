@@ -239,8 +239,9 @@ def test_self_service_links_and_routing(make_client: MakeClient) -> None:
     client = make_client(middleware_kwargs={"self_service": service})
     html = client.get("/_consent/preferences?lang=en").text
     assert "Download my data" in html and "Delete my data" in html
-    assert client.get("/_consent/my-data/export").text == "your data"
-    assert service.calls == ["/_consent/my-data/export"]
+    assert client.get("/_consent/my-data").text == "your data"
+    assert service.calls == ["/_consent/my-data"]
+    assert 'href="/_consent/my-data"' in html and 'href="/_consent/my-data/delete"' in html
 
 
 def test_self_service_declining_is_404(make_client: MakeClient) -> None:
