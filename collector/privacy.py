@@ -536,7 +536,10 @@ class Privacy:
                     "ALTER TABLE consent_records UPDATE visitor_id = '', consent_id = '', "
                     f"anonymised = true WHERE {self._record_pred(scope)}", settings=_MUTATE)
             progress("rewriting parts")
-            if before["events"]:
+            # Also when nothing is visible: an interrupted run may have left rows masked only.
+            if store.scalar("SELECT count() FROM system.parts WHERE database = "
+                            "currentDatabase() AND table = 'events' AND active AND "
+                            "has_lightweight_delete"):
                 store.command("ALTER TABLE events APPLY DELETED MASK", settings=_MUTATE)
             # The suppression stays (by hash) so late events keep being dropped; the raw id goes.
             self._write_suppressions(subjects, active=True, purged=True, root=root,

@@ -1,0 +1,64 @@
+"""Builders for the privacy tests: wire events and records, direct store rows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+ADMIN = "admin-test-token-0123456789"
+COLLECT = "collector-test-token-0123456789"
+KEY = b"privacy-test-hash-key-0123456789"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def vid() -> str:
+    return uuid.uuid4().hex
+
+
+def wire_event(**fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()), "ts": now_ms(), "kind": "pageview", "name": "pageview",
+        "consent": {"necessary": True, "analytics": True}, "host": "clinic.test",
+        "path": "/", "status": 200,
+    }
+    event.update({k: v for k, v in fields.items() if v is not None})
+    return event
+
+
+def wire_record(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "record_id": str(uuid.uuid4()), "consent_id": str(uuid.uuid4()), "ts": now_ms(),
+        "event": "decided", "method": "accept_all", "component": "banner",
+        "policy_version": "2024-04-23+abcdef012345", "policy_hash": "a" * 64,
+        "categories": {"necessary": True, "analytics": True},
+        "gcm": {"analytics_storage": "granted"}, "gpc": False,
+    }
+    record.update(fields)
+    return record
+
+
+EVENT_COLS = ["event_id", "ts", "kind", "name", "path", "visitor_id", "user_id", "consent_id"]
+
+
+def insert_events(store: Any, n: int, *, visitor_id: str = "", user_id: str = "",
+                  consent_id: str = "", path: str = "/p") -> None:
+    """Rows straight into the store (the core tests run without a collector)."""
+    now = datetime.now(UTC)
+    rows = [[uuid.uuid4(), now, "pageview", "pageview", path, visitor_id, user_id, consent_id]
+            for _ in range(n)]
+    store.insert("events", rows, EVENT_COLS)
+
+
+def insert_record(store: Any, *, visitor_id: str, consent_id: str, event: str = "decided"
+                  ) -> None:
+    store.insert("consent_records", [[uuid.uuid4(), consent_id, visitor_id,
+                                      datetime.now(UTC), event, "accept_all", "banner",
+                                      "2024-04-23+abcdef012345", "a" * 64,
+                                      {"analytics": True}, False]],
+                 ["record_id", "consent_id", "visitor_id", "ts", "event", "method",
+                  "component", "policy_version", "policy_hash", "categories", "gpc"])
