@@ -55,7 +55,7 @@ class Capture:
                  retry: RetryPolicy | None = None, spool: Spool | None = None) -> None:
         self.settings = settings
         self._owns_transport = False
-        if transport is None and settings.collector_url:
+        if transport is None and settings.capture and settings.collector_url:
             transport = HttpTransport(settings.collector_url, settings.collector_token.value)
             self._owns_transport = True
         self.transport: Transport | None = transport
