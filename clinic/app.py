@@ -129,9 +129,9 @@ def build_demo_app(
 ) -> Starlette:
     """The composed demo; ``app.state.demo`` is its :class:`DemoParts`."""
     settings = demo_settings(secret_key, **dict(settings_overrides or {}))
-    service = CollectorService(
-        CollectorSettings.from_env(store=store_dsn, hash_key=Secret(secret_key))
-    )
+    # The collector hashes ids with the middleware's key, so suppressions and purges match.
+    service = CollectorService(CollectorSettings.from_env(
+        store=store_dsn, hash_key=Secret(settings.hash_key.decode("utf-8"))))
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events)
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
@@ -151,6 +151,10 @@ def build_demo_app(
         middleware = middleware_module.ConsentMiddleware(site, **kwargs)
         parts.middleware = middleware
         parts.capture = getattr(middleware, "capture", None)
+        privacy = getattr(rights, "privacy", None)
+        if privacy is not None and parts.capture is not None:
+            # A suppression takes effect in this process's capture at once, not at next poll.
+            privacy.attach(parts.capture.suppressions)
         site = middleware
     else:  # TODO(consent layer): consent_mw/middleware.py has not landed; serve the bare site
         log.warning("consent_mw.middleware is missing: serving the site without consent gating")

@@ -47,9 +47,9 @@ def accept_all(client: TestClient) -> None:
     assert response.status_code == 303
 
 
-def stored(parts: DemoParts, sql: str) -> list[dict[str, Any]]:
+def stored(parts: DemoParts, sql: str, **params: Any) -> list[dict[str, Any]]:
     assert parts.flush()
-    return parts.store.dicts(sql)
+    return parts.store.dicts(sql, params)
 
 
 @pytest.mark.slow
@@ -128,6 +128,28 @@ def test_dashboards_show_seeded_data_to_the_demo_login(
     assert overview.status_code == 200
     # The clinic's consent banner is never injected into the dashboards.
     assert 'id="cmw-banner"' not in overview.text
+
+
+@pytest.mark.slow
+def test_a_suppressed_visitor_stops_being_captured_at_once(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = demo
+    privacy = getattr(parts.service, "privacy", None)
+    if privacy is None:
+        pytest.skip("visitor rights (collector.privacy) not composed")
+    accept_all(client)
+    client.get("/treatments/futae")
+    visitor = client.cookies.get("cmw_vid")
+    assert visitor
+    stored(parts, "SELECT 1")
+    privacy.suppress(visitor_id=visitor, reason="test", requested_by="test")
+    client.get("/treatments/hyaluronic")
+    rows = stored(parts, "SELECT path FROM events WHERE visitor_id = {v:String}", v=visitor)
+    paths = {r["path"] for r in rows}
+    assert "/treatments/futae" in paths
+    assert "/treatments/hyaluronic" not in paths
+    assert parts.capture.stats()["dropped"].get("suppressed", 0) >= 1
 
 
 def _in_days(days: int) -> str:
