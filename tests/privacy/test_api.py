@@ -1,0 +1,153 @@
+"""The admin API and the staff page on a started collector (TestClient)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+from privacy_kit import ADMIN, COLLECT, vid, wire_event
+
+from consent_mw.suppression import SuppressionList
+from consent_mw.wire import encode_batch
+
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def post_events(client: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    body = encode_batch(events, batch_id=vid(), sent_at=events[0]["ts"])
+    resp = client.post("/v1/events", content=body, headers={
+        "Authorization": f"Bearer {COLLECT}", "Content-Encoding": "gzip",
+        "Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({}, 401), ({"Authorization": "Bearer wrong"}, 403), ({"Authorization": "Basic x"}, 401),
+])
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/v1/privacy/suppress"), ("POST", "/v1/privacy/purge"),
+    ("GET", "/v1/privacy/export?visitor_id=abc"), ("GET", "/v1/privacy/requests"),
+    ("GET", "/v1/privacy/audit/verify"),
+])
+def test_admin_routes_refuse_missing_and_wrong_tokens(
+    client: Any, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    resp = client.request(method, path, headers=headers, json={"visitor_id": vid()})
+    assert resp.status_code == status
+
+
+@pytest.mark.parametrize("body", [
+    {"visitor_id": "a" * 32, "user_id": "u"}, {"visitor_id": "bad id"}, {}, {"visitor_id": 5},
+])
+def test_both_ids_or_a_malformed_id_is_a_400(client: Any, body: dict[str, Any]) -> None:
+    resp = client.post("/v1/privacy/purge", headers=AUTH, json=body)
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "bad_request"
+
+
+def test_suppression_drops_new_events_at_ingest_and_unsuppress_restores(
+    client: Any, service: Any
+) -> None:
+    target, other = vid(), vid()
+    post_events(client, [wire_event(visitor_id=target), wire_event(visitor_id=other)])
+    resp = client.post("/v1/privacy/suppress", headers=AUTH,
+                       json={"visitor_id": target, "reason": "Art. 7", "requested_by": "dpo"})
+    assert resp.status_code == 200
+    result = post_events(client, [wire_event(visitor_id=target), wire_event(visitor_id=other)])
+    assert result["suppressed"] == 1
+    client.post("/v1/privacy/unsuppress", headers=AUTH, json={"visitor_id": target})
+    assert post_events(client, [wire_event(visitor_id=target)])["suppressed"] == 0
+    counts = dict(service.store.rows("SELECT visitor_id, count() FROM events GROUP BY 1"))
+    assert counts == {target: 2, other: 2}
+
+
+def test_in_process_capture_list_follows_suppressions(client: Any, service: Any) -> None:
+    sl = SuppressionList(service.settings.hash_key_bytes)
+    service.privacy.attach(sl)
+    target = vid()
+    client.post("/v1/privacy/suppress", headers=AUTH, json={"visitor_id": target})
+    assert sl.is_suppressed(visitor_id=target)
+    client.post("/v1/privacy/unsuppress", headers=AUTH, json={"visitor_id": target})
+    assert not sl.is_suppressed(visitor_id=target)
+
+
+def test_suppression_list_endpoint_takes_the_collector_token(client: Any) -> None:
+    target = vid()
+    client.post("/v1/privacy/suppress", headers=AUTH, json={"visitor_id": target})
+    assert client.get("/v1/privacy/suppressions").status_code == 401
+    assert client.get("/v1/privacy/suppressions",
+                      headers={"Authorization": "Bearer nope"}).status_code == 401
+    resp = client.get("/v1/privacy/suppressions", headers={"Authorization": f"Bearer {COLLECT}"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert len(body["hashes"]) == 1 and target not in body["hashes"] and body["version"] > 0
+
+
+def test_purge_export_and_audit_through_the_api(client: Any) -> None:
+    target = vid()
+    post_events(client, [wire_event(visitor_id=target, path=f"/p{i}") for i in range(4)])
+    export = client.get("/v1/privacy/export", headers=AUTH, params={"visitor_id": target})
+    assert export.status_code == 200
+    assert "attachment" in export.headers["content-disposition"]
+    assert sorted(e["path"] for e in export.json()["events"]) == ["/p0", "/p1", "/p2", "/p3"]
+
+    zipped = client.get("/v1/privacy/export", headers=AUTH,
+                        params={"visitor_id": target, "format": "csv"})
+    names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
+    assert sorted(names) == ["consent_records.csv", "events.csv", "receipts.csv",
+                             "subject.json", "suppressions.csv"]
+
+    receipt = client.post("/v1/privacy/purge", headers=AUTH,
+                          json={"visitor_id": target, "reason": "r", "requested_by": "dpo"})
+    assert receipt.status_code == 200
+    assert receipt.json()["rows_deleted"]["events"] == 4 and receipt.json()["remaining"] == 0
+    assert client.get("/v1/privacy/export", headers=AUTH,
+                      params={"visitor_id": target}).json()["events"] == []
+    ops = [r["operation"] for r in client.get("/v1/privacy/requests", headers=AUTH).json()[
+        "requests"]]
+    assert ops[:3] == ["export", "purge", "purge"]
+    assert client.get("/v1/privacy/audit/verify", headers=AUTH).json()["ok"] is True
+    assert len(client.get("/v1/privacy/receipts", headers=AUTH).json()["receipts"]) == 1
+
+
+def login(client: Any) -> None:
+    resp = client.post("/v1/privacy/staff/login", data={"token": ADMIN}, follow_redirects=False)
+    assert resp.status_code == 303
+
+
+def test_staff_page_needs_a_login_and_escapes_what_it_shows(client: Any) -> None:
+    page = client.get("/v1/privacy/staff")
+    assert 'name="token"' in page.text  # the login form
+    wrong = client.post("/v1/privacy/staff/login", data={"token": "nope"})
+    assert wrong.status_code == 403
+    login(client)
+    shown = client.get("/v1/privacy/staff", params={"id_type": "visitor_id",
+                                                    "id": "<script>x</script>"})
+    assert "<script>x" not in shown.text and "&lt;script&gt;" in shown.text
+
+
+def test_staff_purge_requires_the_confirmation_and_a_csrf_token(client: Any,
+                                                                 service: Any) -> None:
+    target = vid()
+    post_events(client, [wire_event(visitor_id=target)])
+    login(client)
+    page = client.get("/v1/privacy/staff", params={"id_type": "visitor_id", "id": target})
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    form = {"action": "purge", "id_type": "visitor_id", "id": target, "reason": "asked"}
+    assert client.post("/v1/privacy/staff/action", data={**form, "csrf": "x",
+                                                         "confirm": "PURGE"}).status_code == 403
+    unconfirmed = client.post("/v1/privacy/staff/action", data={**form, "csrf": csrf,
+                                                                "confirm": "yes"})
+    assert "not confirmed" in unconfirmed.text
+    assert service.store.scalar("SELECT count() FROM events") == 1
+    done = client.post("/v1/privacy/staff/action", data={**form, "csrf": csrf,
+                                                         "confirm": "PURGE"})
+    assert "purge: done" in done.text
+    assert service.store.scalar("SELECT count() FROM events") == 0
+    exported = client.get("/v1/privacy/staff/export", params={"id_type": "visitor_id",
+                                                              "id": target})
+    assert json.loads(exported.text)["events"] == []
