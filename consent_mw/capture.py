@@ -160,7 +160,7 @@ class Capture:
                 kind="page", ts=ts, consent=consent, analytics=True,
                 marketing=self._granted(state, self._marketing), gpc=state.gpc, path=path,
                 method=scope.get("method"), status=status,
-                query=(scope.get("query_string") or b"").decode("latin-1"),
+                query=(scope.get("query_string") or b"").decode("utf-8", "replace"),
                 raw_headers=picked, visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id, ip=ctx.client_ip,
                 peer=str(client[0]) if client else None,

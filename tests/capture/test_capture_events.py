@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from capture_support import RecordingTransport, make_ctx, make_scope
 
+from consent_mw.capture import Capture
 from consent_mw.events import (
     Snapshot,
     age_band,
@@ -19,7 +22,7 @@ from consent_mw.events import (
     referrer_host,
     zip3,
 )
-from consent_mw.settings import DEFAULT_CLICK_ID_PARAMS, DEFAULT_SEARCH_PARAMS
+from consent_mw.settings import DEFAULT_CLICK_ID_PARAMS, DEFAULT_SEARCH_PARAMS, Settings
 
 FLAGS = {"necessary": True, "analytics": True, "location": False, "marketing": False}
 
@@ -154,3 +157,14 @@ def test_custom_and_identify_snapshots_without_analytics_build_nothing() -> None
     for kind in ("custom", "identify"):
         snap = Snapshot(kind=kind, ts=1, consent=FLAGS, analytics=False, marketing=True)
         assert build_event(snap, "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d") is None
+
+
+def test_raw_utf8_query_bytes_are_read_as_utf8(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    transport = RecordingTransport()
+    capture = Capture(settings, transport=transport)
+    scope = make_scope("/search")
+    scope["query_string"] = "q=インプラント".encode()  # a client that did not percent-encode
+    capture.page(make_ctx(settings, ("analytics",), capture=capture), scope, 200)
+    capture.shutdown(5)
+    assert transport.events[0]["search_terms"] == "インプラント"
