@@ -1,0 +1,99 @@
+"""Against a uvicorn-served collector: purge during live traffic, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import free_port
+from privacy_kit import ADMIN, COLLECT, vid
+
+from collector.cli import main
+from collector.privacy import scan_directory
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_purge_during_traffic_from_another_process_leaves_nothing_and_spares_others(
+    live: Any, tmp_path: Path
+) -> None:
+    target = vid()
+    stop = tmp_path / "stop"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "traffic.py"), live.url, COLLECT, target, "5", str(stop)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        count = "SELECT count() FROM events WHERE visitor_id = {v:String}"
+        wait_for(lambda: live.store.scalar(count, {"v": target}) >= 20)
+        resp = httpx.post(live.url + "/v1/privacy/purge", timeout=120,
+                          headers={"Authorization": f"Bearer {ADMIN}"},
+                          json={"visitor_id": target, "reason": "test", "requested_by": "t"})
+        assert resp.status_code == 200, resp.text
+        receipt = resp.json()
+        # Traffic keeps arriving after the receipt; it must not bring the visitor back.
+        baseline = live.store.scalar("SELECT count() FROM events")
+        wait_for(lambda: live.store.scalar("SELECT count() FROM events") > baseline + 20)
+    finally:
+        stop.touch()
+        out, _ = proc.communicate(timeout=60)
+    sent = json.loads(out)["sent"]
+
+    assert receipt["remaining"] == 0 and receipt["rows_deleted"]["events"] >= 20
+    export = httpx.get(live.url + "/v1/privacy/export", params={"visitor_id": target},
+                       headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert export["events"] == []
+    assert live.store.path is not None
+    assert scan_directory(live.store.path, [target]).matches == []
+    stored = dict(live.store.rows("SELECT visitor_id, count() FROM events GROUP BY 1"))
+    assert target not in stored
+    assert stored == {v: n for v, n in sent.items() if v != target}
+
+
+def run(*args: str, token: str = ADMIN) -> Any:
+    return CliRunner().invoke(main, list(args), env={"CONSENT_MW_ADMIN_TOKEN": token})
+
+
+def test_cli_suppress_export_purge_and_audit_verify(live: Any) -> None:
+    target = vid()
+    suppressed = run("suppress", "--visitor-id", target, "--url", live.url, "--reason", "r")
+    assert suppressed.exit_code == 0, suppressed.output
+    assert json.loads(suppressed.stdout)["active"] is True
+    exported = run("export", "--visitor-id", target, "--url", live.url)
+    assert exported.exit_code == 0
+    assert json.loads(exported.stdout)["subject"]["suppressed"] is True
+    purged = run("purge", "--visitor-id", target, "--url", live.url)
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout)["remaining"] == 0
+    verified = run("audit", "verify", "--url", live.url)
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True
+    listed = run("requests", "--url", live.url)
+    assert [r["operation"] for r in json.loads(listed.stdout)["requests"]][:2] == [
+        "purge", "purge"]
+
+
+def test_cli_fails_clearly_on_refusal_bad_input_and_no_server(live: Any) -> None:
+    wrong = run("purge", "--visitor-id", vid(), "--url", live.url, token="wrong")
+    assert wrong.exit_code == 1 and "HTTP 403" in wrong.output
+    bad = run("suppress", "--visitor-id", "no spaces allowed", "--url", live.url)
+    assert bad.exit_code == 1 and "HTTP 400" in bad.output and "malformed" in bad.output
+    both = run("purge", "--visitor-id", vid(), "--user-id", "u", "--url", live.url)
+    assert both.exit_code == 2
+    down = run("export", "--visitor-id", vid(), "--url", f"http://127.0.0.1:{free_port()}")
+    assert down.exit_code == 1 and "cannot reach the collector" in down.output
