@@ -94,6 +94,7 @@ class DemoParts:
     capture: Any = None
     dashboards: Any = None
     dashboard_users: Mapping[str, str] = field(default_factory=dict)
+    admin_token: tuple[str, str] = ("", "")  # (token, where it came from)
     seed_events: int = 0
     seeded: dict[str, int] | None = None
 
@@ -125,14 +126,23 @@ def build_demo_app(
     secret_key: str,
     seed_events: int = 0,
     dashboard_password: str | None = None,
+    admin_token: str | None = None,
     settings_overrides: Mapping[str, Any] | None = None,
 ) -> Starlette:
     """The composed demo; ``app.state.demo`` is its :class:`DemoParts`."""
     settings = demo_settings(secret_key, **dict(settings_overrides or {}))
     # The collector hashes ids with the middleware's key, so suppressions and purges match.
-    service = CollectorService(CollectorSettings.from_env(
-        store=store_dsn, hash_key=Secret(settings.hash_key.decode("utf-8"))))
-    parts = DemoParts(settings=settings, service=service, seed_events=seed_events)
+    collector_settings = CollectorSettings.from_env(
+        store=store_dsn, hash_key=Secret(settings.hash_key.decode("utf-8")))
+    admin_from = "CONSENT_MW_ADMIN_TOKEN"
+    if not collector_settings.admin_token:
+        # So the privacy-staff page can be tried; printed at start, never stored.
+        admin_from = "generated for this run"
+        collector_settings = replace(collector_settings, admin_token=Secret(
+            admin_token or secrets.token_urlsafe(18)))
+    service = CollectorService(collector_settings)
+    parts = DemoParts(settings=settings, service=service, seed_events=seed_events,
+                      admin_token=(collector_settings.admin_token.value, admin_from))
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
     dashboards = _build_dashboards(service, secret_key, dashboard_password, parts)

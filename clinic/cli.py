@@ -165,6 +165,7 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         f"  external transmission {base}{parts.settings.prefix}/external-transmission",
         f"  dashboards            {base}/dashboards/"
         + ("" if parts.dashboards is not None else "  (not available in this build)"),
+        f"  privacy staff page    {base}/_collector/v1/privacy/staff",
         f"  collector health      {base}/_collector/healthz",
         f"  collector metrics     {base}/_collector/metrics",
         f"  store                 {parts.service.store.masked_dsn}",
@@ -180,5 +181,10 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         lines.append(f"  dashboard password    {shown}   ({origin})")
     elif parts.dashboards is not None:
         lines.append("  dashboard logins      from CONSENT_MW_DASHBOARD_USERS / consent-mw.toml")
+    token, origin = parts.admin_token
+    if origin.startswith("generated"):
+        lines.append(f"  privacy admin token   {token}   ({origin})")
+    else:
+        lines.append(f"  privacy admin token   from {origin}")
     lines.append("")
     click.echo("\n".join(lines), file=sys.stdout)

@@ -152,6 +152,19 @@ def test_a_suppressed_visitor_stops_being_captured_at_once(
     assert parts.capture.stats()["dropped"].get("suppressed", 0) >= 1
 
 
+@pytest.mark.slow
+def test_privacy_admin_api_is_reachable_with_the_printed_token(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = demo
+    token, origin = parts.admin_token
+    assert len(token) >= 16 and origin.startswith("generated")
+    path = "/_collector/v1/privacy/requests"
+    assert client.get(path).status_code in (401, 403)
+    assert client.get(path, headers={"authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get("/_collector/v1/privacy/staff").status_code == 200
+
+
 def _in_days(days: int) -> str:
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
