@@ -154,3 +154,17 @@ def test_wire_contract_event_ids_are_unique_uuids(make_settings: Callable[..., S
     capture.shutdown(5)
     ids = [e["event_id"] for e in transport.events]
     assert len(ids) == 50 == len(set(ids))
+
+
+def test_wire_contract_location_needs_analytics_for_geo(
+        make_settings: Callable[..., Settings]) -> None:
+    # Decision (docs/capture.md): geolocation attaches to a measured visit. Location alone
+    # sends no IP, so the collector has nothing to look up; with analytics it gets the IP and
+    # the flag that allows the lookup.
+    alone = capture_one(make_settings(), ("location",), True)
+    assert "ip" not in alone and alone["consent"]["location"] is True
+    both = capture_one(make_settings(), ("analytics", "location"), True)
+    assert both["ip"] == "203.0.113.7"
+    assert both["consent"]["location"] is True and both["consent"]["analytics"] is True
+    without = capture_one(make_settings(), ("analytics",), True)
+    assert without["consent"]["location"] is False
