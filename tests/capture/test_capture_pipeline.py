@@ -14,6 +14,7 @@ from consent_mw.capture import Capture
 from consent_mw.categories import DEFAULT_CATEGORIES, Category
 from consent_mw.ids import hash_user_id, subject_hash
 from consent_mw.settings import Settings
+from consent_mw.spool import MemorySpool
 from consent_mw.state import ConsentState, RequestContext
 from consent_mw.transport import RetryPolicy, SendResult, TransportError
 
@@ -411,3 +412,15 @@ def test_anonymous_counts_only_successful_page_loads(
                  status)
     capture.shutdown(5)
     assert len(transport.events) == (1 if counted else 0)
+
+
+def test_a_full_spool_drops_the_oldest_and_counts_spool_full(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings(batch_size=10)
+    transport.fail = lambda: down(retry_after=60)
+    capture = Capture(settings, transport=transport, retry=FAST, spool=MemorySpool(12_000))
+    pages(capture, settings, 60)
+    assert capture.force_flush(5)
+    stats = capture.stats()
+    assert stats["dropped"]["spool_full"] > 0
+    assert stats["dropped"]["spool_full"] + stats["spooled"] == 60
