@@ -49,7 +49,10 @@ class Table:
             ]
         on = f" ON CLUSTER {_ident(opts.cluster)}"
         local = f"{self.name}_local" if self.distributed else self.name
-        zk_path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
+        # Sharded data tables replicate within their shard; the small admin tables (no
+        # Distributed front) replicate to every node, so any collector sees every suppression.
+        shard = "{shard}/" if self.distributed else ""
+        zk_path = f"'/clickhouse/tables/{shard}{{database}}/{local}', '{{replica}}'"
         args = zk_path + (f", {self.engine_args}" if self.engine_args else "")
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {local}{on} (\n{self.columns}\n) "
@@ -276,7 +279,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 def _migrations_table(o: DdlOptions) -> str:
     on = f" ON CLUSTER {_ident(o.cluster)}" if o.cluster else ""
     engine = (
-        "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/schema_migrations', "
+        "ReplicatedMergeTree('/clickhouse/tables/{database}/schema_migrations', "
         "'{replica}')" if o.cluster else "MergeTree"
     )
     return (

@@ -1,0 +1,34 @@
+"""Cluster rendering of the DDL: sharded data, cluster-wide admin tables."""
+
+from __future__ import annotations
+
+import re
+
+from collector.ddl import DdlOptions, render_all
+
+ADMIN = ("schema_migrations", "suppressions", "privacy_requests", "purge_receipts")
+
+
+def _engine_of(table: str, statements: list[str]) -> str:
+    for sql in statements:
+        if re.match(rf"CREATE TABLE IF NOT EXISTS {table}\b", sql):
+            return sql[sql.index("ENGINE"):]
+    raise AssertionError(f"no CREATE for {table}")
+
+
+def test_admin_tables_replicate_to_every_node_not_per_shard() -> None:
+    # A suppression written through one collector must reach the shards every other
+    # collector writes to; a {shard} in the Keeper path would keep it in one shard.
+    statements = render_all(DdlOptions(cluster="main"))
+    for table in ADMIN:
+        engine = _engine_of(table, statements)
+        assert engine.startswith("ENGINE = Replicated"), table
+        assert "{shard}" not in engine.split(")")[0], table
+
+
+def test_data_tables_are_sharded_behind_a_distributed_table() -> None:
+    statements = render_all(DdlOptions(cluster="main"))
+    for table in ("events", "consent_records"):
+        assert "{shard}" in _engine_of(f"{table}_local", statements)
+        assert f"Distributed(`main`, currentDatabase(), {table}_local" in _engine_of(
+            table, statements)
