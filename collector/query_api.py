@@ -21,6 +21,7 @@ Privacy rules every query carries, so no caller can forget them:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import hmac
@@ -120,6 +121,7 @@ class Params:
     dim: str = "path"
     grain: str = "day"
     limit: int = 10
+    active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
 
     @property
     def bounds(self) -> tuple[int, int]:
@@ -225,11 +227,26 @@ def _suppressed(column: str, id_type: str) -> str:
             f"WHERE active AND id_type = '{id_type}' AND subject != '')")
 
 
-#: Rows of people who asked to be suppressed never reach a dashboard.
-EVENTS_NOT_SUPPRESSED = " AND ".join(
-    _suppressed(c, c) for c in ("visitor_id", "user_id", "consent_id"))
-RECORDS_NOT_SUPPRESSED = " AND ".join(
-    _suppressed(c, c) for c in ("visitor_id", "consent_id"))
+SUBJECT_COLUMNS = {"events": ("visitor_id", "user_id", "consent_id"),
+                   "consent_records": ("visitor_id", "consent_id")}
+#: Which id types have active suppressions right now (one tiny query before each build).
+ACTIVE_TYPES_SQL = ("SELECT DISTINCT id_type FROM suppressions FINAL "
+                    "WHERE active AND subject != ''")
+
+
+def not_suppressed(table: str, active: frozenset[str] | None) -> str:
+    """Rows of people who asked to be suppressed never reach a dashboard.
+
+    ``active`` lists the id types with at least one active suppression; a condition for a
+    type nobody is suppressed under is left out, because testing every row against an empty
+    set still costs a hash per row. None (unknown) keeps every condition.
+    """
+    cols = [c for c in SUBJECT_COLUMNS[table] if active is None or c in active]
+    return " AND ".join(_suppressed(c, c) for c in cols) or "1"
+
+
+EVENTS_NOT_SUPPRESSED = not_suppressed("events", None)
+RECORDS_NOT_SUPPRESSED = not_suppressed("consent_records", None)
 RANGE = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
 
 
@@ -263,7 +280,8 @@ def detail_where(p: Params, params: dict[str, Any]) -> str:
     (so "channel = search" keeps the pages viewed after the search landing, and bounce and
     conversion keep their meaning).
     """
-    where = f"{RANGE} AND kind IN ('pageview', 'custom') AND {EVENTS_NOT_SUPPRESSED}"
+    where = (f"{RANGE} AND kind IN ('pageview', 'custom') AND "
+             f"{not_suppressed('events', p.active_suppressions)}")
     if p.filters:
         where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
                   f"AND kind IN ('pageview', 'custom'){_filters_sql(p, params)})")
@@ -329,14 +347,14 @@ def q_breakdown(p: Params) -> Sql:
     dim = DIMENSIONS[p.dim]
     join = " ARRAY JOIN properties AS prop" if p.dim == "property" else ""
     text = f"""
-SELECT key, is_other, v_n AS visitors, s_n AS visits, e_n AS events
+SELECT key, is_other, v_n AS visitors, e_n AS events
 FROM (
     SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
-           uniqMerge(vs) AS v_n, uniqMerge(ss) AS s_n, sum(n) AS e_n
+           uniqMerge(vs) AS v_n, sum(n) AS e_n
     FROM (
-        SELECT {dim.expr} AS key0, uniqState(visitor_id) AS vs, uniqState(session_id) AS ss,
-               count() AS n
+        -- No distinct visit count here: it would double the cost of every breakdown.
+        SELECT {dim.expr} AS key0, uniqState(visitor_id) AS vs, count() AS n
         FROM events{join}
         WHERE {detail_where(p, params)} AND {dim.rows}
         GROUP BY key0
@@ -398,8 +416,8 @@ LIMIT {{lim:UInt32}}"""
     return Sql(text, params)
 
 
-def _records_where(params: dict[str, Any]) -> str:
-    return f"{RANGE} AND {RECORDS_NOT_SUPPRESSED}"
+def _records_where(p: Params) -> str:
+    return f"{RANGE} AND {not_suppressed('consent_records', p.active_suppressions)}"
 
 
 def q_consent_funnel(p: Params) -> Sql:
@@ -409,7 +427,7 @@ def q_consent_funnel(p: Params) -> Sql:
 SELECT step, m AS method, if(n >= {{k:UInt32}}, n, NULL) AS consents FROM (
     SELECT event AS step, method AS m, uniq(consent_id) AS n
     FROM consent_records
-    WHERE {_records_where(params)} AND event IN ('shown', 'decided', 'updated', 'withdrawn')
+    WHERE {_records_where(p)} AND event IN ('shown', 'decided', 'updated', 'withdrawn')
     GROUP BY step, m
 )
 ORDER BY step = 'shown' DESC, n DESC"""
@@ -427,7 +445,7 @@ FROM (
     SELECT toDate(ts, {{tz:String}}) AS d, cat.1 AS category,
            countIf(cat.2) AS g, count() AS n
     FROM consent_records ARRAY JOIN categories AS cat
-    WHERE {_records_where(params)} AND event IN ('decided', 'updated') AND cat.1 != 'necessary'
+    WHERE {_records_where(p)} AND event IN ('decided', 'updated') AND cat.1 != 'necessary'
     GROUP BY d, category
 )
 ORDER BY d, category"""
@@ -443,7 +461,7 @@ SELECT toString(d) AS day, if(n >= {{k:UInt32}}, g / n, NULL) AS gpc_share,
 FROM (
     SELECT toDate(ts, {{tz:String}}) AS d, countIf(gpc) AS g, count() AS n
     FROM consent_records
-    WHERE {_records_where(params)} AND event = 'shown'
+    WHERE {_records_where(p)} AND event = 'shown'
     GROUP BY d
 )
 ORDER BY d"""
@@ -484,15 +502,27 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
 UNDATED = {"suppression_stats", "data_version"}
 
 
-def build(name: str, raw: Mapping[str, Any]) -> Sql:
-    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters."""
+def build(name: str, raw: Mapping[str, Any],
+          active_suppressions: frozenset[str] | None = None) -> Sql:
+    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
+
+    ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
+    that cannot match anything; None keeps them all.
+    """
     builder = CATALOGUE.get(name) if isinstance(name, str) else None
     if builder is None:
         raise QueryError(f"unknown query {name!r}; known: {', '.join(sorted(CATALOGUE))}")
     if name in UNDATED:
         today = dt.date.today().isoformat()
         raw = {"start": today, "end": today, **dict(raw or {})}
-    return builder(parse_params(raw or {}))
+    params = dataclasses.replace(parse_params(raw or {}),
+                                 active_suppressions=active_suppressions)
+    return builder(params)
+
+
+def active_suppression_types(store: Store) -> frozenset[str]:
+    rows = store.query(ACTIVE_TYPES_SQL, settings=READONLY_SETTINGS).result_rows
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _jsonable(value: Any) -> Any:
@@ -528,7 +558,7 @@ def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
 
 def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Validate, build and run a catalogue query."""
-    return run_readonly(store, build(name, raw))
+    return run_readonly(store, build(name, raw, active_suppression_types(store)))
 
 
 def _token_ok(request: Request, expected: str) -> bool:
@@ -594,11 +624,11 @@ def build_routes(service: Any) -> list[BaseRoute]:
                           "SQL is never accepted")
         params = payload.get("params") or {}
         try:
-            sql = build(payload.get("query"), params)  # type: ignore[arg-type]
+            build(payload.get("query"), params)  # type: ignore[arg-type]
         except QueryError as exc:
             return _error(400, "bad_query", exc.reason)
         try:
-            rows = await run_in_threadpool(run_readonly, service.store, sql)
+            rows = await run_in_threadpool(run, service.store, payload["query"], params)
         except Exception as exc:  # the store's driver raises many types
             log.warning("query %s failed: %s", payload.get("query"), exc)
             return _error(503, "store_error", "the query failed; see the collector log")

@@ -107,6 +107,12 @@ def kpi_figures(row: Mapping[str, Any] | None) -> dict[str, float | int | None]:
     }
 
 
+#: What a breakdown's count column counts: landings start a visit, so they count visits.
+EVENTS_LABEL = {"path": "Pageviews", "entry_path": "Visits", "channel": "Visits",
+                "referrer_host": "Visits", "click_id_type": "Visits", "search_terms": "Searches",
+                "utm_source": "Visits", "utm_medium": "Visits", "utm_campaign": "Visits",
+                "event": "Events", "property": "Events"}
+
 KPI_LABELS = {
     "visitors": ("Visitors", "int"), "visits": ("Visits", "int"),
     "pageviews": ("Pageviews", "int"), "views_per_visit": ("Views per visit", "dec"),
@@ -137,9 +143,11 @@ def change(cur: Any, prev: Any) -> str:
 class Dashboards:
     """State and handlers behind the Starlette app."""
 
-    def __init__(self, settings: DashboardSettings, backend: Backend) -> None:
+    def __init__(self, settings: DashboardSettings, backend: Backend, *,
+                 cache: bool = True) -> None:
         self.settings = settings
-        self.backend = backend if isinstance(backend, CachedBackend) else CachedBackend(backend)
+        self.backend = (backend if isinstance(backend, CachedBackend)
+                        else CachedBackend(backend, max_entries=512 if cache else 0))
         self.sessions = Sessions(settings.session_secret.value, settings.session_max_age)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
@@ -288,15 +296,14 @@ class Dashboards:
             if filterable and not other and filter_dim and active.get(filter_dim) != key:
                 href = base + "?" + urlencode(view.query(filters={filter_dim: key}))
             values = ([r["views"]] if panel.query == "anonymous_pages"
-                      else [r["visitors"], r["visits"], r["events"]])
+                      else [r["visitors"], r["events"]])
             out.append({"label": label, "nums": values, "href": href, "other": other})
         if panel.query == "suppression_stats":
             headers = ["Active", "Purged"]
         elif panel.query == "anonymous_pages":
             headers = ["Views (counted)"]
         else:
-            headers = ["Visitors", "Visits", "Pageviews" if panel.dim in
-                       ("path", "entry_path") else "Events"]
+            headers = ["Visitors", EVENTS_LABEL.get(panel.dim or "", "Pageviews")]
         return {"rows": out, "headers": headers}
 
     # --- handlers ------------------------------------------------------------------------------
@@ -426,9 +433,13 @@ class Dashboards:
         return await self.page(request)
 
 
-def create_dashboards(settings: DashboardSettings, backend: Backend) -> Starlette:
-    """The dashboards app; mount it anywhere (``/dashboards`` in the demo)."""
-    d = Dashboards(settings, backend)
+def create_dashboards(settings: DashboardSettings, backend: Backend, *,
+                      cache: bool = True) -> Starlette:
+    """The dashboards app; mount it anywhere (``/dashboards`` in the demo).
+
+    ``cache`` reuses panel results while the store's data version is unchanged (exact).
+    """
+    d = Dashboards(settings, backend, cache=cache)
     routes = [
         Route("/", d.guard(d.index), methods=["GET"]),
         Route("/login", d.guard(d.login_form), methods=["GET"]),

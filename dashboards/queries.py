@@ -38,9 +38,9 @@ class StoreBackend:
         self.store = store
 
     def run(self, name: str, params: Mapping[str, Any]) -> Rows:
-        sql = query_api.build(name, params)  # QueryError passes through: the caller's fault
+        query_api.build(name, params)  # QueryError passes through: the caller's fault
         try:
-            return query_api.run_readonly(self.store, sql)
+            return query_api.run(self.store, name, params)
         except Exception as exc:
             raise BackendError(f"query {name} failed: {exc}") from exc
 
@@ -89,11 +89,13 @@ class CachedBackend:
         self._lock = threading.Lock()
 
     def version(self) -> str:
+        if self.max_entries <= 0:
+            return ""
         rows = self.inner.run("data_version", {})
         return str(rows[0]["version"]) if rows else ""
 
     def run(self, name: str, params: Mapping[str, Any], *, version: str | None = None) -> Rows:
-        if version is None:
+        if version is None or self.max_entries <= 0:
             return self.inner.run(name, params)
         key = (version, name, repr(sorted((k, repr(v)) for k, v in params.items())))
         with self._lock:

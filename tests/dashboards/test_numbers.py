@@ -87,5 +87,5 @@ def test_csv_download_has_the_table(seeded: Any, login: Any) -> None:
     r = client.get("/dashboards/csv/bd_channel", params=RANGE)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
-    assert r.text.splitlines()[0] == "key,is_other,visitors,visits,events"
+    assert r.text.splitlines()[0] == "key,is_other,visitors,events"
     assert "search" in r.text

@@ -175,3 +175,18 @@ def test_hostile_values_are_bound_and_escaped(store: Any, login: Any) -> None:
     insert_events(store, visitors("f", 6, path="/search", search_terms="=HYPERLINK(1)"))
     csv = client.get("/dashboards/csv/bd_search_terms", params=RANGE).text
     assert "'=HYPERLINK(1)" in csv
+
+
+def test_suppression_by_user_id_hides_that_accounts_rows(store: Any, login: Any) -> None:
+    rows = visitors("u", 6, path="/members")
+    for r in rows[:2]:
+        r["user_id"] = "f" * 32
+    insert_events(store, rows)
+    client = login("marketing")
+    assert "/members" in _keys(client, "bd_path")
+    store.insert("suppressions", [["user_id", "f" * 32, "h9", True, False, "", "",
+                                   dt.datetime.now(dt.UTC), 1]],
+                 ["id_type", "subject", "subject_hash", "active", "purged", "reason",
+                  "requested_by", "updated_at", "version"])
+    # 4 visitors remain on /members: below k, so the page disappears from the breakdown.
+    assert "/members" not in _keys(client, "bd_path")

@@ -1,0 +1,117 @@
+"""Dashboard latency on seeded data: main page server time and each panel query.
+
+    python bench/bench_dashboards.py --events 10000000 [--runs 20] [--store chdb:///tmp/x]
+
+Seeds a fresh embedded store (unless --reuse), then measures, in this process:
+- the overview page end to end through the ASGI app (cold: result cache off, so every panel
+  query runs; warm: cache on, unchanged data), p50/p95;
+- each panel's catalogue query alone, p50/p95.
+Each run uses a different 30-day window ending on a different day, so the engine cannot
+answer from one warm result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from collector import query_api
+from collector.ddl import DdlOptions, apply_migrations
+from collector.store import Store
+from dashboards.app import create_dashboards
+from dashboards.auth import demo_users
+from dashboards.queries import PAGES, PANELS, StoreBackend, View, panel_params
+from dashboards.seed import seed
+from dashboards.settings import DashboardSettings
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def fmt(samples: list[float]) -> str:
+    return f"p50 {1000 * statistics.median(samples):7.1f} ms  p95 {1000 * pct(samples, .95):7.1f} ms"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--store", default=None)
+    ap.add_argument("--reuse", action="store_true", help="do not seed: the store has data")
+    args = ap.parse_args()
+    tmp = None
+    if args.store is None:
+        tmp = tempfile.mkdtemp(prefix="bench-dash-")
+        args.store = f"chdb://{Path(tmp) / 'store.chdb'}"
+    store = Store(args.store)
+    try:
+        apply_migrations(store, DdlOptions())
+        if not args.reuse:
+            t = time.perf_counter()
+            counts = seed(store, args.events, args.days, rng_seed=1)
+            print(f"seeded {counts['events']:,} events, {counts['consent_records']:,} records "
+                  f"in {time.perf_counter() - t:.1f}s")
+        store.command("OPTIMIZE TABLE events FINAL")
+        run(store, args.runs)
+    finally:
+        store.close()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(store: Store, runs: int) -> None:
+    users, _ = demo_users("bench-password")
+    settings = DashboardSettings(users=users)
+    today = dt.date.today()
+    windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))
+               for i in range(runs)]
+    for cache in (False, True):
+        app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
+            settings, StoreBackend(store), cache=cache))])
+        with TestClient(app, follow_redirects=False) as client:
+            r = client.post("/dashboards/login", data={"username": "marketing",
+                                                       "password": "bench-password"},
+                            headers={"Origin": "http://testserver"})
+            assert r.status_code == 303
+            samples = []
+            for start, end in windows:
+                params = {"preset": "custom", "start": start.isoformat(),
+                          "end": end.isoformat()}
+                if cache:  # warm: the same view again, data unchanged
+                    client.get("/dashboards/overview", params=params)
+                t = time.perf_counter()
+                r = client.get("/dashboards/overview", params=params)
+                samples.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.text[:300]
+            label = "warm (cached, data unchanged)" if cache else "cold (every query runs)"
+            print(f"overview page, {label:32} {fmt(samples)}")
+    print("per panel query (overview, 30 days):")
+    page = PAGES["overview"]
+    queries = [(pid, PANELS[pid]) for pid in page.panels] + [("kpis_previous", PANELS["kpis"])]
+    for pid, panel in queries:
+        samples = []
+        for start, end in windows:
+            view = View("custom", start, end, (), "auto", True)
+            params: dict[str, Any] = panel_params(panel, view, 5, "Asia/Tokyo", 10)
+            name = "kpis_previous" if pid == "kpis_previous" else panel.query
+            t = time.perf_counter()
+            query_api.run(store, name, params)
+            samples.append(time.perf_counter() - t)
+        print(f"  {pid:18} {fmt(samples)}")
+
+
+if __name__ == "__main__":
+    main()
