@@ -57,3 +57,22 @@ class CountingTransport:
 settings = Settings(secret_keys=(Secret("bench-secret-key-0123456789abcdef"),),
                     policy_text="bench policy")
 wrapped = ConsentMiddleware(bare, settings=settings, transport=CountingTransport())
+
+
+def streaming_to_dead_collector() -> ConsentMiddleware:
+    """The wrapped app streaming to a collector that is down (a closed port), with a spool.
+
+    ``uvicorn --factory bench.overhead_app:streaming_to_dead_collector``; the spool directory
+    and its cap come from BENCH_SPOOL_DIR / BENCH_SPOOL_MAX_BYTES.
+    """
+    import os
+    from pathlib import Path
+
+    down = Settings(
+        secret_keys=settings.secret_keys, policy_text=settings.policy_text,
+        collector_url=os.environ.get("BENCH_COLLECTOR_URL", "http://127.0.0.1:9"),
+        collector_token=Secret("bench-token"),
+        spool_dir=Path(os.environ["BENCH_SPOOL_DIR"]),
+        spool_max_bytes=int(os.environ.get("BENCH_SPOOL_MAX_BYTES", str(16 * 1024 * 1024))),
+    )
+    return ConsentMiddleware(bare, settings=down)
