@@ -620,12 +620,38 @@ class Privacy:
                         len(pending))
 
     def pending_purges(self) -> list[dict[str, Any]]:
-        """Purges that started and never closed (interrupted): run them again to finish."""
+        """Purges that started and never closed (interrupted): ``resume_pending`` ends them."""
         return self.store.dicts(
-            "SELECT toString(request_id) AS request_id, id_type, subject_hash, "
-            "toUnixTimestamp64Milli(min(ts)) AS started_ms FROM privacy_requests "
-            "WHERE operation = 'purge' GROUP BY request_id, id_type, subject_hash "
-            "HAVING countIf(outcome != 'started') = 0 ORDER BY started_ms")
+            "SELECT id_type, subject_hash, toString(argMaxIf(request_id, seq, "
+            "outcome = 'started')) AS request_id FROM privacy_requests "
+            "WHERE operation = 'purge' GROUP BY id_type, subject_hash "
+            "HAVING maxIf(seq, outcome = 'started') > maxIf(seq, outcome != 'started') "
+            "ORDER BY subject_hash")
+
+    def resume_pending(self) -> list[dict[str, Any]]:
+        """Run every interrupted purge again; returns the new receipts.
+
+        The raw id comes back from the person's own suppression row, which keeps it until
+        the purge's last deletion step. If it is already cleared, the deletions had finished;
+        the request is closed as ``unverifiable`` (no id left to check with).
+        """
+        receipts = []
+        for pending in self.pending_purges():
+            rows = self.store.rows(
+                "SELECT subject FROM suppressions FINAL WHERE subject_hash = {h:String} "
+                "AND subject != ''", {"h": pending["subject_hash"]}, settings=PRIVATE_SETTINGS)
+            if not rows:
+                audit.append(self.store, operation="purge", id_type=pending["id_type"],
+                             subject_hash=pending["subject_hash"], requested_by="resume",
+                             reason="interrupted purge", outcome="unverifiable",
+                             request_id=pending["request_id"],
+                             details={"note": "raw id already cleared by the interrupted run"})
+                continue
+            root = Subject(pending["id_type"], str(rows[0][0]), pending["subject_hash"])
+            with self._purge_lock:
+                receipts.append(self._purge(root, "resume of an interrupted purge", "resume",
+                                            _no_progress))
+        return receipts
 
     def receipts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Purge receipts, newest first (they hold hashes only)."""
@@ -760,7 +786,17 @@ def install(service: Any) -> Privacy:
     ingest.suppressed = privacy.is_suppressed
     setattr(ingest, "process", privacy.gate.wrap(ingest.process))  # noqa: B010
     service.on_start.append(lambda svc: privacy.load())
+    service.on_start.append(lambda svc: threading.Thread(
+        target=_resume_quietly, args=(privacy,), name="privacy-resume", daemon=True).start())
     return privacy
+
+
+def _resume_quietly(privacy: Privacy) -> None:
+    try:
+        for receipt in privacy.resume_pending():
+            log.warning("finished an interrupted purge: receipt %s", receipt["receipt_id"])
+    except Exception:  # the store may be closing; the next start tries again
+        log.exception("resuming interrupted purges failed")
 
 
 class InProcessRights:

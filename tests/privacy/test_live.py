@@ -13,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import free_port
-from privacy_kit import ADMIN, COLLECT, vid
+from privacy_kit import ADMIN, COLLECT, vid, wire_event
 
 from collector.cli import main
 from collector.privacy import scan_directory
@@ -97,3 +97,16 @@ def test_cli_fails_clearly_on_refusal_bad_input_and_no_server(live: Any) -> None
     assert both.exit_code == 2
     down = run("export", "--visitor-id", vid(), "--url", f"http://127.0.0.1:{free_port()}")
     assert down.exit_code == 1 and "cannot reach the collector" in down.output
+
+
+def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> None:
+    from consent_mw.self_service import HttpRights, RightsError
+
+    target = vid()
+    live.ingest.process([wire_event(visitor_id=target)])
+    rights = HttpRights(live.url, ADMIN)
+    assert len(rights.export(target)["events"]) == 1
+    receipt = rights.purge(target, "self-service", "visitor")
+    assert receipt["remaining"] == 0 and receipt["rows_deleted"]["events"] == 1
+    with pytest.raises(RightsError):
+        HttpRights(live.url, "wrong").export(target)

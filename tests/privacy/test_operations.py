@@ -142,7 +142,7 @@ def test_malformed_or_ambiguous_ids_are_refused(privacy: Privacy, kwargs: dict[s
         privacy.purge(**kwargs)
 
 
-def test_interrupted_purge_is_finished_by_running_it_again(
+def test_interrupted_purge_is_found_and_finished_by_resuming_it(
     privacy: Privacy, store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     v1, v2 = vid(), vid()
@@ -162,8 +162,9 @@ def test_interrupted_purge_is_finished_by_running_it_again(
     monkeypatch.setattr(store, "command", real)
     assert len(privacy.pending_purges()) == 1
     # The events are already hidden, so only the suppression rows still link v1/v2 to acct-7.
-    receipt = privacy.purge(user_id="acct-7")
-    assert receipt["remaining"] == 0
+    receipts = privacy.resume_pending()
+    assert [r["remaining"] for r in receipts] == [0]
+    assert privacy.pending_purges() == []
     assert store.path is not None
     assert scan_directory(store.path, [v1, v2, uid_hash]).matches == []
     assert privacy.is_suppressed("visitor_id", v1) and privacy.is_suppressed("visitor_id", v2)
