@@ -110,3 +110,22 @@ def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> No
     assert receipt["remaining"] == 0 and receipt["rows_deleted"]["events"] == 1
     with pytest.raises(RightsError):
         HttpRights(live.url, "wrong").export(target)
+
+
+def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
+    from consent_mw.suppression import SuppressionList
+    from consent_mw.transport import HttpTransport
+
+    target = vid()
+    httpx.post(live.url + "/v1/privacy/suppress", json={"visitor_id": target},
+               headers={"Authorization": f"Bearer {ADMIN}"}).raise_for_status()
+    transport = HttpTransport(live.url, COLLECT)
+    try:
+        answer = transport.fetch_suppressions()
+    finally:
+        transport.close()
+    assert answer is not None
+    remote = SuppressionList(live.settings.hash_key_bytes)
+    remote.replace(*answer)
+    assert remote.is_suppressed(visitor_id=target)
+    assert not remote.is_suppressed(visitor_id=vid())
