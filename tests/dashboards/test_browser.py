@@ -66,6 +66,10 @@ def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: 
         assert page.inner_text("[data-kpi=pageviews] dd") != pageviews_before
         page.wait_for_selector("#chart-series .js-plotly-plot, #chart-series.js-plotly-plot")
         page.screenshot(path=str(artifacts / "dashboards.png"), full_page=True)
+        page.goto(f"{server}/dashboards/consent?{urlencode(RANGE)}")
+        page.wait_for_selector("#chart-coverage .js-plotly-plot, #chart-coverage.js-plotly-plot")
+        assert page.locator(".js-plotly-plot").count() == 4
+        page.screenshot(path=str(artifacts / "dashboards-consent.png"), full_page=True)
         assert errors == []
     finally:
         context.close()

@@ -1,0 +1,91 @@
+"""Settings parsing, day boundaries in the site's time zone, and the two commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from consent_mw.config import SettingsError
+from dashboards.auth import demo_users, hash_password, verify_password
+from dashboards.cli import dashboards, seed
+from dashboards.settings import DashboardSettings
+
+from .conftest import RANGE, event, insert_events
+
+
+def test_users_from_env_and_toml(tmp_path: Path) -> None:
+    h = hash_password("pw-123456")
+    s = DashboardSettings.from_env(env={"CONSENT_MW_DASHBOARD_USERS":
+                                        f"hanako:marketing:{h};taro:privacy:{h}"})
+    assert {u: s.users[u].role for u in s.users} == {"hanako": "marketing", "taro": "privacy"}
+    assert verify_password(s.users, "hanako", "pw-123456") is not None
+    assert verify_password(s.users, "hanako", "wrong") is None
+    assert verify_password(s.users, "nobody", "pw-123456") is None
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[dashboards]\nk = 7\n[dashboards.users]\nadmin = {{ role = "admin", '
+                    f'password_hash = "{h}" }}\n', encoding="utf-8")
+    s2 = DashboardSettings.from_env(env={}, toml_path=str(toml))
+    assert s2.k == 7 and s2.users["admin"].role == "admin"
+
+
+@pytest.mark.parametrize("users, field", [
+    ("hanako:boss:$argon2id$x", "role"),
+    ("hanako:marketing:plaintext", "password_hash"),
+    ("just-a-name", "name:role:hash"),
+])
+def test_bad_users_are_refused_with_the_field(users: str, field: str) -> None:
+    with pytest.raises(SettingsError, match=field):
+        DashboardSettings.from_env(env={"CONSENT_MW_DASHBOARD_USERS": users})
+
+
+def test_k_below_two_is_refused() -> None:
+    with pytest.raises(SettingsError, match="k"):
+        DashboardSettings(k=1)
+
+
+def test_demo_users_cover_every_role_with_one_password() -> None:
+    users, printable = demo_users("demo-pass-1")
+    assert sorted(u.role for u in users.values()) == ["admin", "marketing", "privacy"]
+    assert "demo-pass-1" in printable
+    assert all(verify_password(users, n, "demo-pass-1") for n in users)
+
+
+def test_days_begin_at_midnight_in_the_site_time_zone(store: Any, login: Any) -> None:
+    # 2026-06-16 15:30 UTC is 2026-06-17 00:30 in Tokyo: inside a range starting 06-17.
+    inside = [event(visitor_id=f"{i:032d}", session_id=f"s{i}",
+                    ts=dt.datetime(2026, 6, 16, 15, 30, tzinfo=dt.UTC)) for i in range(5)]
+    # 2026-06-16 14:30 UTC is 23:30 on the 16th in Tokyo: outside.
+    outside = [event(visitor_id=f"9{i:031d}", session_id=f"t{i}",
+                     ts=dt.datetime(2026, 6, 16, 14, 30, tzinfo=dt.UTC)) for i in range(5)]
+    insert_events(store, inside + outside)
+    client = login("marketing")
+    kpis = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
+    assert kpis["visitors"] == 5
+    series = client.get("/dashboards/api/series", params={**RANGE, "grain": "hour"}).json()
+    assert series["rows"][0]["bucket"] == "2026-06-17 00:00:00"
+
+
+def test_dashboards_refuse_a_chdb_store_they_cannot_own(tmp_path: Path) -> None:
+    h = hash_password("pw-123456")
+    result = CliRunner().invoke(dashboards, ["--store", f"chdb://{tmp_path}/s"],
+                                env={"CONSENT_MW_DASHBOARD_USERS": f"a:admin:{h}"})
+    assert result.exit_code != 0
+    assert "--collector-url" in result.output and "owned" in result.output
+
+
+def test_dashboards_need_users(tmp_path: Path) -> None:
+    result = CliRunner().invoke(dashboards, ["--collector-url", "http://127.0.0.1:1",
+                                             "--query-token", "t"],
+                                env={"CONSENT_MW_DASHBOARD_USERS": ""})
+    assert result.exit_code != 0 and "no dashboard users" in result.output
+
+
+def test_seed_command_fills_a_store(tmp_path: Path) -> None:
+    dsn = f"chdb://{tmp_path}/seeded"
+    result = CliRunner().invoke(seed, ["--events", "3000", "--days", "3", "--store", dsn])
+    assert result.exit_code == 0, result.output
+    assert "seeded 3,000 events" in result.output
