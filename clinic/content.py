@@ -179,7 +179,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "privacy": "プライバシーポリシー",
         "cookie_settings": "クッキー設定 / Cookie settings",
         "external": "外部送信について",
-        "my_data": "あなたのデータ",
+        "my_data": "あなたのデータをダウンロード",
+        "delete_data": "あなたのデータを削除",
+        "rights_note": "アクセス解析に同意した場合、このブラウザについて記録されたデータを"
+        "いつでもダウンロード・削除できます(プライバシーポリシー第5条・第6条)。",
         "other_lang": "English",
         "hero_title": "あなたらしい美しさを、安心の医療で。",
         "hero_text": "経験豊富な医師が、カウンセリングから施術後のケアまで丁寧に対応します。"
@@ -222,7 +225,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "privacy": "Privacy policy",
         "cookie_settings": "Cookie settings / クッキー設定",
         "external": "External transmission",
-        "my_data": "Your data",
+        "my_data": "Download your data",
+        "delete_data": "Delete your data",
+        "rights_note": "If you consented to analytics, you can download or delete what was "
+        "recorded about this browser at any time (privacy policy Articles 5 and 6).",
         "other_lang": "日本語",
         "hero_title": "Your own kind of beauty, with medicine you can trust.",
         "hero_text": "Experienced doctors take care of you from the first consultation to "

@@ -165,6 +165,30 @@ def test_privacy_admin_api_is_reachable_with_the_printed_token(
     assert client.get("/_collector/v1/privacy/staff").status_code == 200
 
 
+@pytest.mark.slow
+def test_visitor_can_download_and_delete_their_data_from_the_policy_page(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = demo
+    policy = client.get("/privacy").text
+    assert 'href="/_consent/my-data"' in policy
+    assert 'href="/_consent/my-data/delete"' in policy
+    accept_all(client)
+    client.get("/treatments/datsumo")
+    visitor = client.cookies.get("cmw_vid")
+    assert visitor
+    assert parts.flush()
+    export = client.get("/_consent/my-data")
+    assert export.status_code == 200
+    assert "/treatments/datsumo" in export.text
+    deleted = client.post("/_consent/my-data/delete", data={"confirm": "yes"},
+                          headers={"origin": "http://testserver", "accept": "application/json"})
+    assert deleted.status_code == 200, deleted.text
+    left = stored(parts, "SELECT count() AS n FROM events WHERE visitor_id = {v:String}",
+                  v=visitor)
+    assert left[0]["n"] == 0
+
+
 def _in_days(days: int) -> str:
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
