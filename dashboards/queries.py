@@ -89,13 +89,17 @@ class CachedBackend:
         self._lock = threading.Lock()
 
     def version(self) -> str:
+        """The data fingerprint, or "" (no caching) when the store will not tell."""
         if self.max_entries <= 0:
             return ""
-        rows = self.inner.run("data_version", {})
+        try:
+            rows = self.inner.run("data_version", {})
+        except (BackendError, QueryError):  # e.g. a server user without access to system.parts
+            return ""
         return str(rows[0]["version"]) if rows else ""
 
     def run(self, name: str, params: Mapping[str, Any], *, version: str | None = None) -> Rows:
-        if version is None or self.max_entries <= 0:
+        if not version or self.max_entries <= 0:
             return self.inner.run(name, params)
         key = (version, name, repr(sorted((k, repr(v)) for k, v in params.items())))
         with self._lock:

@@ -88,3 +88,22 @@ def test_collector_backend_talks_to_the_endpoint(store: Any, collector: TestClie
     assert [(r["key"], r["visitors"]) for r in rows] == [("/price", 6)]
     with pytest.raises(QueryError, match="unknown query"):
         backend.run("nope", PARAMS)
+
+
+def test_cache_follows_the_data_version(store: Any) -> None:
+    from dashboards.queries import CachedBackend, StoreBackend
+
+    insert_events(store, visitors("a", 6, path="/"))
+    cached = CachedBackend(StoreBackend(store))
+    v1 = cached.version()
+    assert cached.run("kpis", PARAMS, version=v1)[0]["visitors"] == 6
+    insert_events(store, visitors("b", 1, path="/"))
+    v2 = cached.version()
+    assert v2 != v1
+    assert cached.run("kpis", PARAMS, version=v2)[0]["visitors"] == 7
+    # A purge deletes rows: the fingerprint changes, so no cached figure outlives it.
+    store.command("DELETE FROM events WHERE visitor_id = {v:String}",
+                  {"v": "b0000".ljust(32, "0")}, settings={"mutations_sync": 2})
+    v3 = cached.version()
+    assert v3 not in (v1, v2)
+    assert cached.run("kpis", PARAMS, version=v3)[0]["visitors"] == 6
