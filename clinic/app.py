@@ -9,8 +9,6 @@ capture.
 from __future__ import annotations
 
 import hmac
-import importlib
-import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -25,14 +23,21 @@ from starlette.types import ASGIApp
 
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
+from collector.privacy import InProcessRights
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from collector.store import Store
+from consent_mw.capture import Capture
 from consent_mw.categories import Tag
 from consent_mw.config import Secret
+from consent_mw.middleware import ConsentMiddleware
+from consent_mw.self_service import SelfService
 from consent_mw.settings import Settings
-
-log = logging.getLogger("consent_mw.demo")
+from dashboards.app import create_dashboards
+from dashboards.auth import demo_users
+from dashboards.queries import Rows, StoreBackend
+from dashboards.seed import seed
+from dashboards.settings import DashboardSettings
 
 GA_MEASUREMENT_ID = "G-DEMO000000"
 
@@ -74,25 +79,15 @@ def demo_settings(secret_key: str, **overrides: Any) -> Settings:
     return Settings.from_env(**values)
 
 
-def _optional(module: str) -> Any:
-    """A module another part of the project provides, or None while it has not landed."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise  # the module exists but is broken: say so rather than hide it
-        return None
-
-
 @dataclass(slots=True, kw_only=True)
 class DemoParts:
     """Handles on the composed pieces, for the CLI (banner URLs) and tests (flush)."""
 
     settings: Settings
     service: CollectorService
-    middleware: Any = None
-    capture: Any = None
-    dashboards: Any = None
+    middleware: ConsentMiddleware | None = None
+    capture: Capture | None = None
+    dashboards: ASGIApp | None = None
     dashboard_users: Mapping[str, str] = field(default_factory=dict)
     admin_token: tuple[str, str] = ("", "")  # (token, where it came from)
     seed_events: int = 0
@@ -106,18 +101,14 @@ class DemoParts:
         """Push everything captured so far into the store (tests, shutdown)."""
         if self.capture is None:
             return True
-        return bool(self.capture.force_flush(timeout))
+        return self.capture.force_flush(timeout)
 
 
 def seed_if_empty(store: Store, events: int, *, days: int = 30) -> dict[str, int] | None:
     """Synthetic history for the dashboards, only into a store that has no events yet."""
-    seed_module = _optional("dashboards.seed")
-    if events <= 0 or seed_module is None:
+    if events <= 0 or int(store.scalar("SELECT count() FROM events")) > 0:
         return None
-    if int(store.scalar("SELECT count() FROM events")) > 0:
-        return None
-    result: dict[str, int] = seed_module.seed(store, events=events, days=days)
-    return result
+    return seed(store, events=events, days=days)
 
 
 def build_demo_app(
@@ -146,29 +137,18 @@ def build_demo_app(
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
     dashboards = _build_dashboards(service, secret_key, dashboard_password, parts)
-    if dashboards is not None:
-        routes.append(Mount("/dashboards", app=dashboards))
+    routes.append(Mount("/dashboards", app=dashboards))
 
-    rights = _rights(service)
-    site: ASGIApp = create_site(consent_prefix=settings.prefix, self_service=rights is not None)
-    middleware_module = _optional("consent_mw.middleware")
-    if middleware_module is not None:
-        kwargs: dict[str, Any] = {"settings": settings, "transport": service.transport}
-        if rights is not None:
-            from consent_mw.self_service import SelfService
-
-            kwargs["self_service"] = SelfService(settings, rights=rights)
-        middleware = middleware_module.ConsentMiddleware(site, **kwargs)
-        parts.middleware = middleware
-        parts.capture = getattr(middleware, "capture", None)
-        privacy = getattr(rights, "privacy", None)
-        if privacy is not None and parts.capture is not None:
-            # A suppression takes effect in this process's capture at once, not at next poll.
-            privacy.attach(parts.capture.suppressions)
-        site = middleware
-    else:  # TODO(consent layer): consent_mw/middleware.py has not landed; serve the bare site
-        log.warning("consent_mw.middleware is missing: serving the site without consent gating")
-    routes.append(Mount("", app=site))
+    rights = InProcessRights(service)
+    site = create_site(consent_prefix=settings.prefix, self_service=True)
+    middleware = ConsentMiddleware(site, settings=settings, transport=service.transport,
+                                   self_service=SelfService(settings, rights=rights))
+    parts.middleware = middleware
+    parts.capture = middleware.capture
+    if parts.capture is not None:
+        # A suppression takes effect in this process's capture at once, not at next poll.
+        rights.privacy.attach(parts.capture.suppressions)
+    routes.append(Mount("", app=middleware))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,34 +171,19 @@ def build_demo_app(
     return app
 
 
-def _rights(service: CollectorService) -> Any:
-    """The in-process visitor-rights object, when the visitor-rights work provides one."""
-    privacy = _optional("collector.privacy")
-    factory = getattr(privacy, "InProcessRights", None)
-    return None if factory is None else factory(service)
-
-
 class _ServiceStoreBackend:
     """Dashboard queries on the collector's store, which opens only when the lifespan runs."""
 
-    def __init__(self, service: CollectorService, factory: Any) -> None:
+    def __init__(self, service: CollectorService) -> None:
         self.service = service
-        self.factory = factory  # dashboards.queries.StoreBackend
 
-    def run(self, name: str, params: Mapping[str, Any]) -> Any:
-        return self.factory(self.service.store).run(name, params)
+    def run(self, name: str, params: Mapping[str, Any]) -> Rows:
+        return StoreBackend(self.service.store).run(name, params)
 
 
 def _build_dashboards(
     service: CollectorService, secret_key: str, password: str | None, parts: DemoParts
-) -> ASGIApp | None:
-    app_module = _optional("dashboards.app")
-    if app_module is None:  # TODO(dashboards): dashboards/app.py has not landed yet
-        return None
-    from dashboards.auth import demo_users
-    from dashboards.queries import StoreBackend
-    from dashboards.settings import DashboardSettings
-
+) -> ASGIApp:
     env = os.environ
     settings = DashboardSettings.from_env()
     changes: dict[str, Any] = {}
@@ -233,7 +198,6 @@ def _build_dashboards(
         changes["session_secret"] = Secret(derived.hexdigest())
     if changes:
         settings = replace(settings, **changes)
-    app: ASGIApp = app_module.create_dashboards(settings, _ServiceStoreBackend(service,
-                                                                               StoreBackend))
+    app = create_dashboards(settings, _ServiceStoreBackend(service))
     parts.dashboards = app
     return app

@@ -163,8 +163,7 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         f"  clinic site (en)      {base}/en/",
         f"  cookie settings       {base}{parts.settings.prefix}/preferences",
         f"  external transmission {base}{parts.settings.prefix}/external-transmission",
-        f"  dashboards            {base}/dashboards/"
-        + ("" if parts.dashboards is not None else "  (not available in this build)"),
+        f"  dashboards            {base}/dashboards/",
         f"  privacy staff page    {base}/_collector/v1/privacy/staff",
         f"  collector health      {base}/_collector/healthz",
         f"  collector metrics     {base}/_collector/metrics",
@@ -179,7 +178,7 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
                   else "generated for this run")
         lines.append(f"  dashboard logins      {users}")
         lines.append(f"  dashboard password    {shown}   ({origin})")
-    elif parts.dashboards is not None:
+    else:
         lines.append("  dashboard logins      from CONSENT_MW_DASHBOARD_USERS / consent-mw.toml")
     token, origin = parts.admin_token
     if origin.startswith("generated"):

@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from clinic.app import DemoParts, build_demo_app
+from collector.privacy import install
 
 SECRET = "demo-test-secret-0123456789abcdef"
 DASH_PASSWORD = "demo-dashboards-pw"
@@ -135,9 +136,7 @@ def test_a_suppressed_visitor_stops_being_captured_at_once(
     demo: tuple[TestClient, DemoParts],
 ) -> None:
     client, parts = demo
-    privacy = getattr(parts.service, "privacy", None)
-    if privacy is None:
-        pytest.skip("visitor rights (collector.privacy) not composed")
+    privacy = install(parts.service)  # the demo's own instance (install is idempotent)
     accept_all(client)
     client.get("/treatments/futae")
     visitor = client.cookies.get("cmw_vid")
@@ -149,6 +148,7 @@ def test_a_suppressed_visitor_stops_being_captured_at_once(
     paths = {r["path"] for r in rows}
     assert "/treatments/futae" in paths
     assert "/treatments/hyaluronic" not in paths
+    assert parts.capture is not None
     assert parts.capture.stats()["dropped"].get("suppressed", 0) >= 1
 
 
