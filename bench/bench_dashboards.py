@@ -78,7 +78,7 @@ def run(store: Store, runs: int) -> None:
     today = dt.date.today()
     windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))
                for i in range(runs)]
-    for cache in (False, True):
+    for cache, filters in ((False, {}), (False, {"f.channel": "search"}), (True, {})):
         app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
             settings, StoreBackend(store), cache=cache))])
         with TestClient(app, follow_redirects=False) as client:
@@ -89,18 +89,27 @@ def run(store: Store, runs: int) -> None:
             samples = []
             for start, end in windows:
                 params = {"preset": "custom", "start": start.isoformat(),
-                          "end": end.isoformat()}
+                          "end": end.isoformat(), **filters}
                 if cache:  # warm: the same view again, data unchanged
                     client.get("/dashboards/overview", params=params)
                 t = time.perf_counter()
                 r = client.get("/dashboards/overview", params=params)
                 samples.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text[:300]
-            label = "warm (cached, data unchanged)" if cache else "cold (every query runs)"
+            label = ("warm (cached, data unchanged)" if cache else
+                     "cold, filtered f.channel=search" if filters else "cold (every query runs)")
             print(f"overview page, {label:32} {fmt(samples)}")
     print("per panel query (overview, 30 days):")
     page = PAGES["overview"]
     queries = [(pid, PANELS[pid]) for pid in page.panels] + [("kpis_previous", PANELS["kpis"])]
+    dims = [PANELS[pid].dim for pid in page.panels if PANELS[pid].query == "breakdown"]
+    samples_all = []
+    for start, end in windows:
+        view = View("custom", start, end, (), "auto", True)
+        t = time.perf_counter()
+        query_api.run(store, "breakdowns", view.params(5, "Asia/Tokyo", dims=dims, limit=10))
+        samples_all.append(time.perf_counter() - t)
+    print(f"  {'breakdowns (6 in 1)':18} {fmt(samples_all)}")
     for pid, panel in queries:
         samples = []
         for start, end in windows:

@@ -121,6 +121,7 @@ class Params:
     dim: str = "path"
     grain: str = "day"
     limit: int = 10
+    dims: tuple[str, ...] = ()  # for "breakdowns": several dimensions in one scan
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
 
     @property
@@ -134,7 +135,7 @@ class Params:
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
                 "filters": dict(self.filters), "k": self.k, "dim": self.dim,
-                "grain": self.grain, "limit": self.limit}
+                "dims": list(self.dims), "grain": self.grain, "limit": self.limit}
 
 
 def _date(name: str, value: Any) -> dt.date:
@@ -193,7 +194,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     """Validate caller parameters; every refusal names the parameter."""
     if not isinstance(raw, Mapping):
         raise QueryError("params: expected an object")
-    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "grain", "limit"}
+    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit"}
     if unknown:
         raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
     start = _date("start", raw.get("start"))
@@ -210,7 +211,12 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         raise QueryError("grain: expected hour, day or week")
     if grain == "hour" and (end - start).days > 31:
         raise QueryError("grain: hourly series cover at most 31 days")
+    dims = raw.get("dims") or ()
+    if not isinstance(dims, list | tuple) or len(dims) > 16 or any(
+            d not in DIMENSIONS or d == "property" for d in dims):
+        raise QueryError("dims: expected a list of up to 16 dimensions (not property)")
     return Params(
+        dims=tuple(dims),
         start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
         filters=check_filters(raw.get("filters")),
         # k = 1 would be no protection at all; the floor is not configurable on purpose.
@@ -367,6 +373,41 @@ LIMIT {{lim:UInt32}}"""
     return Sql(text, params)
 
 
+def q_breakdowns(p: Params) -> Sql:
+    """Several breakdowns in one scan (GROUPING SETS), each folded like :func:`q_breakdown`.
+
+    Each dimension's key is NULL on rows that dimension does not count (e.g. non-landing
+    pageviews for channels); those NULL groups are dropped before folding.
+    """
+    if not p.dims:
+        raise QueryError("dims: at least one dimension")
+    params = _base_params(p)
+    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
+                     for i, d in enumerate(p.dims))
+    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(p.dims))
+    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(p.dims))
+    sets = ", ".join(f"(k{i})" for i in range(len(p.dims)))
+    text = f"""
+SELECT dim, key, is_other, v_n AS visitors, e_n AS events
+FROM (
+    SELECT dim, if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+           finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
+           uniqMerge(vs) AS v_n, sum(n) AS e_n
+    FROM (
+        SELECT multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey,
+               assumeNotNull(nkey) AS key0, uniqState(visitor_id) AS vs, count() AS n
+        FROM (SELECT visitor_id, {keys} FROM events WHERE {detail_where(p, params)})
+        GROUP BY GROUPING SETS ({sets})
+        HAVING nkey IS NOT NULL
+    )
+    GROUP BY dim, key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY dim, is_other, v_n DESC, e_n DESC, key
+LIMIT {{lim:UInt32}} BY dim"""
+    return Sql(text, params)
+
+
 ANONYMOUS_FILTERS = {k for k, d in DIMENSIONS.items() if d.anonymous}
 
 
@@ -490,6 +531,7 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "kpis_previous": q_kpis_previous,
     "timeseries": q_timeseries,
     "breakdown": q_breakdown,
+    "breakdowns": q_breakdowns,
     "coverage": q_coverage,
     "anonymous_pages": q_anonymous_pages,
     "consent_funnel": q_consent_funnel,

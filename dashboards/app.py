@@ -226,7 +226,24 @@ class Dashboards:
 
     def page_data(self, page: Page, view: View) -> dict[str, dict[str, Any]]:
         version = self.backend.version()
-        return {pid: self.panel_data(PANELS[pid], view, version) for pid in page.panels}
+        # The page's breakdowns share one scan (and, when filtered, one visit selection).
+        combined = [PANELS[pid] for pid in page.panels
+                    if PANELS[pid].query == "breakdown" and PANELS[pid].dim != "property"]
+        by_dim: dict[str, list[dict[str, Any]]] = {}
+        if len(combined) > 1:
+            s = self.settings
+            params = view.params(s.k, s.tz, dims=[p.dim for p in combined], limit=s.top_n)
+            for row in self.backend.run("breakdowns", params, version=version):
+                rest = {k: v for k, v in row.items() if k != "dim"}  # rows may be cached
+                by_dim.setdefault(str(row["dim"]), []).append(rest)
+        out: dict[str, dict[str, Any]] = {}
+        for pid in page.panels:
+            panel = PANELS[pid]
+            if len(combined) > 1 and panel in combined:
+                out[pid] = {"panel": panel, "rows": by_dim.get(str(panel.dim), [])}
+            else:
+                out[pid] = self.panel_data(panel, view, version)
+        return out
 
     def charts(self, page_data: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Plotly traces for every chart panel on the page (data only, no code)."""

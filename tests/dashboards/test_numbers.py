@@ -89,3 +89,25 @@ def test_csv_download_has_the_table(seeded: Any, login: Any) -> None:
     assert r.headers["content-type"].startswith("text/csv")
     assert r.text.splitlines()[0] == "key,is_other,visitors,events"
     assert "search" in r.text
+
+
+def test_one_scan_breakdowns_equal_single_breakdowns(seeded: Any, login: Any) -> None:
+    from collector import query_api
+
+    dims = ["path", "entry_path", "channel", "referrer_host", "device_type", "country"]
+    base = {"start": RANGE["start"], "end": RANGE["end"], "k": 5}
+    for filters in ({}, {"channel": "search"}, {"country": "FR", "browser": "Firefox"}):
+        combined = query_api.run(seeded, "breakdowns",
+                                 {**base, "dims": dims, "filters": filters})
+        for dim in dims:
+            single = query_api.run(seeded, "breakdown", {**base, "dim": dim, "filters": filters})
+            assert single == [{k: v for k, v in r.items() if k != "dim"}
+                              for r in combined if r["dim"] == dim], (dim, filters)
+
+
+def test_overview_page_shows_what_the_panel_api_gives(seeded: Any, login: Any) -> None:
+    client = login("marketing")
+    params = {**RANGE, "f.channel": "search"}
+    page = client.get("/dashboards/overview", params=params).text
+    top = client.get("/dashboards/api/bd_path", params=params).json()["rows"][0]
+    assert f">{top['key']}</a>" in page and f"{top['visitors']:,}" in page
