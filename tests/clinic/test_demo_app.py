@@ -90,12 +90,20 @@ def test_reservation_event_in_the_store_has_no_personal_data(
 
 
 @pytest.mark.slow
-def test_nothing_is_stored_before_a_choice(demo: tuple[TestClient, DemoParts]) -> None:
+def test_before_a_choice_only_an_anonymous_hourly_count_is_stored(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
     client, parts = demo
-    client.get("/treatments/futae")
-    rows = stored(parts, "SELECT visitor_id, ip FROM events WHERE path = '/treatments/futae'")
-    # Without consent at most an anonymous count: no visitor id, no IP.
-    assert all(not r["visitor_id"] and not r["ip"] for r in rows)
+    client.get("/treatments/futae", headers={"referer": "https://www.google.com/search?q=x"})
+    rows = stored(parts, "SELECT kind, visitor_id, session_id, ip, referrer_host, ts "
+                         "FROM events WHERE path = '/treatments/futae'")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["kind"] == "anonymous"
+    assert (row["visitor_id"], row["session_id"], row["ip"], row["referrer_host"]) == (
+        "", "", "", "")
+    assert (row["ts"].minute, row["ts"].second) == (0, 0)
+    assert "cmw_vid" not in client.cookies
 
 
 @pytest.mark.slow
