@@ -465,12 +465,13 @@ def q_consent_funnel(p: Params) -> Sql:
     """Banner shown, then decisions by method; k on distinct consent ids per row."""
     params = _base_params(p)
     text = f"""
-SELECT step, m AS method, if(n >= {{k:UInt32}}, n, NULL) AS consents FROM (
+SELECT step, m AS method, n AS consents FROM (
     SELECT event AS step, method AS m, uniq(consent_id) AS n
     FROM consent_records
     WHERE {_records_where(p)} AND event IN ('shown', 'decided', 'updated', 'withdrawn')
     GROUP BY step, m
 )
+WHERE n >= {{k:UInt32}}
 ORDER BY step = 'shown' DESC, n DESC"""
     return Sql(text, params)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from .conftest import ORIGIN, RANGE, insert_events, visitors
@@ -190,3 +191,20 @@ def test_suppression_by_user_id_hides_that_accounts_rows(store: Any, login: Any)
                   "requested_by", "updated_at", "version"])
     # 4 visitors remain on /members: below k, so the page disappears from the breakdown.
     assert "/members" not in _keys(client, "bd_path")
+
+
+def test_consent_rows_below_k_are_dropped(store: Any, login: Any) -> None:
+    cols = ["record_id", "consent_id", "ts", "event", "method", "component", "categories", "gpc"]
+    now = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
+    rows = [[uuid.uuid4(), f"c{i}", now, "shown", "none", "banner", {}, False] for i in range(9)]
+    rows += [[uuid.uuid4(), f"c{i}", now, "decided", "accept_all", "banner",
+              {"analytics": True}, False] for i in range(6)]
+    rows += [[uuid.uuid4(), f"c{i}", now, "decided", "reject_all", "banner",
+              {"analytics": False}, False] for i in range(6, 9)]
+    store.insert("consent_records", rows, cols)
+    client = login("privacy")
+    funnel = client.get("/dashboards/api/consent_funnel", params=RANGE).json()["rows"]
+    assert {(r["step"], r["method"]): r["consents"] for r in funnel} == \
+        {("shown", "none"): 9, ("decided", "accept_all"): 6}
+    optin = client.get("/dashboards/api/optin", params=RANGE).json()["rows"]
+    assert [(r["category"], r["rate"]) for r in optin] == [("analytics", 6 / 9)]
