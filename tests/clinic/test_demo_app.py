@@ -107,6 +107,25 @@ def test_before_a_choice_only_an_anonymous_hourly_count_is_stored(
 
 
 @pytest.mark.slow
+def test_ad_landing_keeps_campaign_data_only_with_marketing_consent(
+    demo: tuple[TestClient, DemoParts],
+) -> None:
+    client, parts = demo
+    landing = "/lp/futae-spring?utm_source=google&utm_medium=cpc&utm_campaign=spring&gclid=abc"
+    analytics_only = client.post(
+        "/_consent", json={"categories": {"analytics": True, "marketing": False}},
+        headers={"origin": "http://testserver"})
+    assert analytics_only.status_code == 200
+    assert client.get(landing).status_code == 200
+    accept_all(client)
+    assert client.get(landing).status_code == 200
+    rows = stored(parts, "SELECT utm_source, utm_campaign, click_id_type FROM events "
+                         "WHERE path = '/lp/futae-spring' AND kind != 'anonymous'")
+    assert sorted((r["utm_source"], r["utm_campaign"], r["click_id_type"]) for r in rows) == [
+        ("", "", ""), ("google", "spring", "gclid")]
+
+
+@pytest.mark.slow
 def test_collector_and_consent_pages_are_mounted(demo: tuple[TestClient, DemoParts]) -> None:
     client, _ = demo
     assert client.get("/_collector/healthz").json() == {"status": "ok"}
