@@ -252,16 +252,21 @@ def _tables(*factories: Callable[[DdlOptions], Table]) -> Callable[[DdlOptions],
 PURGE_CLEANUP_SETTINGS = ("old_parts_lifetime = 0, cleanup_delay_period = 1, "
                           "max_cleanup_delay_period = 1, cleanup_delay_period_random_add = 0")
 PURGED_TABLES = ("events", "consent_records", "suppressions")
+#: Lets a purge hide rows with a patch part (lightweight_delete_mode = 'lightweight_update'):
+#: ~0.15 s on 10M events instead of a mutation of every part (~3 s), see docs/privacy.md.
+PATCH_SETTINGS = "enable_block_number_column = 1, enable_block_offset_column = 1"
 
 
 def _purge_cleanup(o: DdlOptions) -> list[str]:
     if o.cluster is not None:
         on = f" ON CLUSTER {_ident(o.cluster)}"
         return [f"ALTER TABLE {t}{'_local' if t != 'suppressions' else ''}{on} "
-                f"MODIFY SETTING {PURGE_CLEANUP_SETTINGS}" for t in PURGED_TABLES]
+                f"MODIFY SETTING {PURGE_CLEANUP_SETTINGS}"
+                + (f", {PATCH_SETTINGS}" if t == "events" else "") for t in PURGED_TABLES]
     stmts: list[str] = []
     for t in PURGED_TABLES:
-        stmts.append(f"ALTER TABLE {t} MODIFY SETTING {PURGE_CLEANUP_SETTINGS}")
+        stmts.append(f"ALTER TABLE {t} MODIFY SETTING {PURGE_CLEANUP_SETTINGS}"
+                     + (f", {PATCH_SETTINGS}" if t == "events" else ""))
         # The cleanup thread only reads the new period after its current (30-40 s) sleep;
         # re-attaching restarts it now. Migrations run before the collector serves.
         stmts += [f"DETACH TABLE {t}", f"ATTACH TABLE {t}"]

@@ -151,7 +151,10 @@ class IngestGate:
 
 # --- the file scan --------------------------------------------------------------------------
 
-_LZ4, _NONE, _ZSTD = 0x82, 0x02, 0x90
+_LZ4, _NONE, _ZSTD, _MULTIPLE = 0x82, 0x02, 0x90, 0x91
+# Delta, T64, DoubleDelta, Gorilla, FPC, GCD
+_NUMERIC_CODECS = {0x92, 0x93, 0x94, 0x95, 0x98, 0x9A}
+_METHODS = {_NONE, _LZ4, *range(0x90, 0x9B)}
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -163,14 +166,16 @@ class ScanReport:
     bytes_raw: int = 0
     bytes_decompressed: int = 0
     blocks_decoded: int = 0
-    blocks_opaque: int = 0  # codecs the scan cannot decode (ZSTD, Delta...): not proven
+    blocks_numeric: int = 0  # numeric-only codec chains: no string can be inside
+    blocks_opaque: int = 0  # codecs the scan cannot decode (ZSTD...): not proven
     matches: list[str] = field(default_factory=list)
     opaque_files: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "bytes_raw": self.bytes_raw,
                 "bytes_decompressed": self.bytes_decompressed,
-                "blocks_decoded": self.blocks_decoded, "blocks_opaque": self.blocks_opaque,
+                "blocks_decoded": self.blocks_decoded, "blocks_numeric": self.blocks_numeric,
+                "blocks_opaque": self.blocks_opaque,
                 "opaque_files": self.opaque_files[:20], "matches": self.matches}
 
 
@@ -203,9 +208,7 @@ def _decompressed_blocks(data: bytes, report: ScanReport) -> Iterator[bytes] | N
         if pos + 25 > len(data):
             return None
         method, csize, dsize = struct.unpack_from("<BII", data, pos + 16)
-        if csize < 9 or pos + 16 + csize > len(data) or method not in (_LZ4, _NONE, _ZSTD,
-                                                                       0x91, 0x92, 0x93, 0x94,
-                                                                       0x95, 0x96, 0x97, 0x98):
+        if csize < 9 or pos + 16 + csize > len(data) or method not in _METHODS:
             return None
         blocks.append((method, pos + 25, pos + 16 + csize, dsize))
         pos += 16 + csize
@@ -223,6 +226,12 @@ def _decompressed_blocks(data: bytes, report: ScanReport) -> Iterator[bytes] | N
                 except Exception:
                     report.blocks_opaque += 1
                     continue
+            elif method == _MULTIPLE and payload and _NUMERIC_CODECS & set(
+                    payload[1:1 + payload[0]]):
+                # A chain with Delta, T64, DoubleDelta, Gorilla, FPC or GCD: ClickHouse allows these
+                # on numeric columns only (e.g. _block_number), which cannot hold an id.
+                report.blocks_numeric += 1
+                continue
             else:
                 report.blocks_opaque += 1
                 continue
@@ -249,6 +258,8 @@ def scan_directory(root: Path, ids: Iterable[str]) -> ScanReport:
             if not hit and path.suffix == ".bin":
                 opaque = report.blocks_opaque
                 blocks = _decompressed_blocks(path.read_bytes(), report)
+                if blocks is None and size:  # not the framing we know: unproven
+                    report.blocks_opaque += 1
                 hit = blocks is not None and _contains(blocks, needles)
                 if report.blocks_opaque > opaque:
                     report.opaque_files.append(str(path.relative_to(root)))
@@ -528,7 +539,7 @@ class Privacy:
             progress("hiding")
             event_pred = self._event_pred(scope)
             if before["events"]:
-                store.command(f"DELETE FROM events WHERE {event_pred}", settings=_MUTATE)
+                self._hide_events(event_pred)
             timings.setdefault("hidden_s", time.perf_counter() - t0)
             progress("anonymising consent records")
             if before["consent_records"]:
@@ -537,6 +548,10 @@ class Privacy:
                     f"anonymised = true WHERE {self._record_pred(scope)}", settings=_MUTATE)
             progress("rewriting parts")
             # Also when nothing is visible: an interrupted run may have left rows masked only.
+            if store.scalar("SELECT count() FROM system.parts WHERE database = "
+                            "currentDatabase() AND table = 'events' AND active AND "
+                            "startsWith(name, 'patch-')"):
+                store.command("ALTER TABLE events APPLY PATCHES", settings=_MUTATE)
             if store.scalar("SELECT count() FROM system.parts WHERE database = "
                             "currentDatabase() AND table = 'events' AND active AND "
                             "has_lightweight_delete"):
@@ -604,6 +619,19 @@ class Privacy:
                               "remaining": remaining})
         progress("done")
         return receipt
+
+    def _hide_events(self, pred: str) -> None:
+        """Lightweight delete: a patch part when the table supports it, else a mask mutation.
+
+        A patch part is written like an insert (~0.15 s on 10M rows); the mask mutation touches
+        every part (seconds). Parts written before migration 3 may refuse the patch mode.
+        """
+        try:
+            self.store.command(f"DELETE FROM events WHERE {pred}", settings={
+                **_MUTATE, "lightweight_delete_mode": "lightweight_update"})
+        except Exception as exc:
+            log.info("patch-part delete unavailable (%s); using a mask mutation", exc)
+            self.store.command(f"DELETE FROM events WHERE {pred}", settings=_MUTATE)
 
     def _wait_outdated_parts(self) -> None:
         """Wait until the parts that were outdated when the mutations ended are removed."""
