@@ -177,7 +177,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "search_placeholder": "施術を検索(例:二重、脱毛)",
         "reserve": "無料カウンセリング予約",
         "privacy": "プライバシーポリシー",
-        "cookie_settings": "クッキー設定 / Cookie settings",
+        # The banner sends visitors to 「プライバシー設定」: the link must carry that name.
+        "cookie_settings": "プライバシー設定(クッキー設定 / Cookie settings)",
         "external": "外部送信について",
         "my_data": "あなたのデータをダウンロード",
         "delete_data": "あなたのデータを削除",
@@ -223,7 +224,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "search_placeholder": "Search treatments (e.g. eyelid, laser)",
         "reserve": "Book a free consultation",
         "privacy": "Privacy policy",
-        "cookie_settings": "Cookie settings / クッキー設定",
+        "cookie_settings": "Privacy settings (Cookie settings / クッキー設定)",
         "external": "External transmission",
         "my_data": "Download your data",
         "delete_data": "Delete your data",

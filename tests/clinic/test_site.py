@@ -188,3 +188,11 @@ def test_every_treatment_has_both_languages_and_prices() -> None:
             assert treatment.title[locale] and treatment.summary[locale]
             assert treatment.body[locale] and treatment.downtime[locale]
         assert treatment.prices and all(p.yen > 0 for p in treatment.prices)
+
+
+def test_footer_link_names_the_page_the_banner_points_to(client: TestClient) -> None:
+    # The banner says choices can be changed under 「プライバシー設定」 / "Privacy settings".
+    ja = client.get("/treatments/futae").text
+    en = client.get("/en/treatments/futae").text
+    assert "プライバシー設定(クッキー設定 / Cookie settings)</a>" in ja
+    assert "Privacy settings (Cookie settings / クッキー設定)</a>" in en
