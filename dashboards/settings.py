@@ -74,7 +74,8 @@ class DashboardSettings:
     top_n: int = 10
     title: str = "consent-mw dashboards"
     privacy_links: tuple[tuple[str, str], ...] = (
-        ("Collector privacy API (OpenAPI)", "/_collector/openapi.json"),
+        ("Privacy staff console (suppress, purge, export)", "/_collector/v1/privacy/staff"),
+        ("Collector API reference (OpenAPI)", "/_collector/openapi.json"),
     )
 
     def __post_init__(self) -> None:
