@@ -74,7 +74,7 @@ def live(store_dsn: str) -> Iterator[Any]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    svc.url = f"http://127.0.0.1:{port}"
+    svc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]  # for the tests
     try:
         yield svc
     finally:
