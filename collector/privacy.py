@@ -808,6 +808,9 @@ def install(service: Any) -> Privacy:
     existing = getattr(service, "privacy", None)
     if isinstance(existing, Privacy):
         return existing
+    if not service.settings.hash_key_bytes:
+        log.warning("no hash key configured (CONSENT_MW_USER_ID_KEY or CONSENT_MW_SECRET_KEY): "
+                    "user ids and suppression hashes will not match the web processes'")
     privacy = Privacy(lambda: service.store, service.settings.hash_key_bytes)
     service.privacy = privacy
     ingest = service.ingest

@@ -4,6 +4,10 @@ Admin routes take ``Authorization: Bearer <CONSENT_MW_ADMIN_TOKEN>``: missing â‡
 403; without a configured admin token they answer 503. ``GET /v1/privacy/suppressions`` is for
 web processes and takes the collector token (or, with none configured, loopback clients only).
 Store work runs in the threadpool; a purge can take seconds.
+
+``build_routes`` also installs the operations on the service (``collector.privacy.install``):
+``service.privacy``, ingest's suppression check, the ingest gate a purge waits on, and the
+start hooks that load suppressions and resume interrupted purges.
 """
 
 from __future__ import annotations
