@@ -8,7 +8,9 @@ parameters; it never sees SQL. ``StoreBackend`` runs it on a store in this proce
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from collector.query_api import FILTERS, QueryError
 from collector.store import Store
 
 Rows = list[dict[str, Any]]
+log = logging.getLogger("consent_mw.dashboards")
 
 
 class BackendError(RuntimeError):
@@ -39,10 +42,18 @@ class StoreBackend:
 
     def run(self, name: str, params: Mapping[str, Any]) -> Rows:
         query_api.build(name, params)  # QueryError passes through: the caller's fault
-        try:
-            return query_api.run(self.store, name, params)
-        except Exception as exc:
-            raise BackendError(f"query {name} failed: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                return query_api.run(self.store, name, params)
+            except Exception as exc:
+                # Seen in the demo: right after a bulk insert, chDB may drop a merged-away
+                # part under a running read ("No such file ... data.cmrk4"). A read-only
+                # query is safe to run again once.
+                if attempt == 2:
+                    raise BackendError(f"query {name} failed: {exc}") from exc
+                log.warning("query %s failed, retrying once: %s", name, exc)
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
 
 
 class CollectorBackend:

@@ -107,3 +107,24 @@ def test_cache_follows_the_data_version(store: Any) -> None:
     v3 = cached.version()
     assert v3 not in (v1, v2)
     assert cached.run("kpis", PARAMS, version=v3)[0]["visitors"] == 6
+
+
+def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
+    from dashboards.queries import BackendError, StoreBackend
+
+    class Flaky:
+        """The real store, but its next ``failures`` reads fail like a vanished part."""
+
+        def __init__(self, failures: int) -> None:
+            self.failures = failures
+
+        def query(self, *args: Any, **kw: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("No such file or directory: data.cmrk4")
+            return store.query(*args, **kw)
+
+    insert_events(store, visitors("a", 5))
+    assert StoreBackend(Flaky(1)).run("kpis", PARAMS)[0]["visitors"] == 5  # type: ignore[arg-type]
+    with pytest.raises(BackendError):
+        StoreBackend(Flaky(2)).run("kpis", PARAMS)  # type: ignore[arg-type]
