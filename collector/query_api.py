@@ -518,12 +518,26 @@ FROM suppressions FINAL GROUP BY id_type ORDER BY id_type""")
 
 
 def q_data_version(p: Params) -> Sql:
-    """A fingerprint of the data: changes with any insert, delete, mutation or merge."""
+    """Fingerprints of the data, for exact result caching.
+
+    ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
+    changes with every suppression change and every delete/mutation (a purge) on events or
+    consent records, but not with inserts of new events.
+    """
     return Sql("""
-SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name)))) AS version
-FROM system.parts
-WHERE active AND database = currentDatabase()
-  AND table IN ('events', 'consent_records', 'suppressions')""")
+SELECT
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
+     FROM system.parts
+     WHERE active AND database = currentDatabase()
+       AND table IN ('events', 'consent_records', 'suppressions')) AS version,
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
+     FROM system.parts
+     WHERE active AND database = currentDatabase() AND table = 'suppressions')
+    || '-' ||
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
+     FROM system.mutations
+     WHERE database = currentDatabase()
+       AND table IN ('events', 'consent_records', 'suppressions')) AS privacy_version""")
 
 
 #: Name → builder. The collector runs nothing else.

@@ -147,7 +147,8 @@ class Dashboards:
                  cache: bool = True) -> None:
         self.settings = settings
         self.backend = (backend if isinstance(backend, CachedBackend)
-                        else CachedBackend(backend, max_entries=512 if cache else 0))
+                        else CachedBackend(backend, max_entries=512 if cache else 0,
+                                           max_age=settings.cache_seconds))
         self.sessions = Sessions(settings.session_secret.value, settings.session_max_age)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))

@@ -87,27 +87,35 @@ class CollectorBackend:
 
 
 class CachedBackend:
-    """Reuse results while the data is unchanged (``data_version``), so numbers stay exact.
+    """Reuse results while the data is unchanged, so numbers stay exact.
 
-    The fingerprint changes with every insert, delete (purge), mutation, merge and
-    suppression, so a cached answer is always the answer a fresh query would give.
+    The key is a fingerprint of the store (``data_version``). With ``max_age = 0`` it changes
+    with every insert, delete (purge), mutation, merge and suppression, so a cached answer is
+    always the answer a fresh query would give. With ``max_age > 0`` new events may be up to
+    ``max_age`` seconds late (useful while the collector ingests continuously), but any
+    suppression change or delete still invalidates at once: privacy is never stale.
     """
 
-    def __init__(self, inner: Backend, max_entries: int = 512) -> None:
+    def __init__(self, inner: Backend, max_entries: int = 512, max_age: int = 0) -> None:
         self.inner = inner
         self.max_entries = max_entries
+        self.max_age = max_age
         self._cache: dict[tuple[str, str, str], Rows] = {}
         self._lock = threading.Lock()
 
     def version(self) -> str:
-        """The data fingerprint, or "" (no caching) when the store will not tell."""
+        """The cache key's data part, or "" (no caching) when the store will not tell."""
         if self.max_entries <= 0:
             return ""
         try:
             rows = self.inner.run("data_version", {})
         except (BackendError, QueryError):  # e.g. a server user without access to system.parts
             return ""
-        return str(rows[0]["version"]) if rows else ""
+        if not rows:
+            return ""
+        if self.max_age > 0:
+            return f"{rows[0]['privacy_version']}@{int(time.time() // self.max_age)}"
+        return str(rows[0]["version"])
 
     def run(self, name: str, params: Mapping[str, Any], *, version: str | None = None) -> Rows:
         if not version or self.max_entries <= 0:

@@ -72,6 +72,7 @@ class DashboardSettings:
     k: int = 5  # minimum distinct visitors (or counts) behind any number shown
     tz: str = "Asia/Tokyo"
     top_n: int = 10
+    cache_seconds: int = 0  # > 0: new events may show this late; privacy changes never do
     title: str = "consent-mw dashboards"
     privacy_links: tuple[tuple[str, str], ...] = (
         ("Privacy staff console (suppress, purge, export)", "/_collector/v1/privacy/staff"),
@@ -100,6 +101,8 @@ class DashboardSettings:
             "tz": src.text("dashboard_tz", str(src.table.get("tz", "Asia/Tokyo"))),
             "secure_cookie": src.flag("dashboard_secure_cookie",
                                       bool(src.table.get("secure_cookie", False))),
+            "cache_seconds": src.integer("dashboard_cache_seconds",
+                                         int(src.table.get("cache_seconds", 0)), minimum=0),
             "session_max_age": src.integer("dashboard_session_max_age",
                                            int(src.table.get("session_max_age", 8 * 3600)),
                                            minimum=60),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
@@ -128,3 +129,26 @@ def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
     assert StoreBackend(Flaky(1)).run("kpis", PARAMS)[0]["visitors"] == 5  # type: ignore[arg-type]
     with pytest.raises(BackendError):
         StoreBackend(Flaky(2)).run("kpis", PARAMS)  # type: ignore[arg-type]
+
+
+def test_max_age_cache_lags_new_events_but_never_privacy_changes(store: Any) -> None:
+    from dashboards.queries import CachedBackend, StoreBackend
+
+    insert_events(store, visitors("a", 6, path="/"))
+    cached = CachedBackend(StoreBackend(store), max_age=3600)
+    v1 = cached.version()
+    assert cached.run("kpis", PARAMS, version=v1)[0]["visitors"] == 6
+    insert_events(store, visitors("b", 1, path="/"))
+    assert cached.version() == v1  # new events may wait for the next refresh
+    store.insert("suppressions", [["visitor_id", "a0000".ljust(32, "0"), "h", True, False,
+                                   "", "", dt.datetime.now(dt.UTC), 1]],
+                 ["id_type", "subject", "subject_hash", "active", "purged", "reason",
+                  "requested_by", "updated_at", "version"])
+    v2 = cached.version()
+    assert v2 != v1
+    assert cached.run("kpis", PARAMS, version=v2)[0]["visitors"] == 6  # 7 - 1 suppressed
+    store.command("DELETE FROM events WHERE visitor_id = {v:String}",
+                  {"v": "b0000".ljust(32, "0")}, settings={"mutations_sync": 2})
+    v3 = cached.version()
+    assert v3 not in (v1, v2)
+    assert cached.run("kpis", PARAMS, version=v3)[0]["visitors"] == 5
