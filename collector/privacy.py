@@ -295,6 +295,10 @@ def _plain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: plain(v) for k, v in row.items()} for row in rows]
 
 
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -422,7 +426,7 @@ class Privacy:
             return "0"
         cities = self.store.scalar("SELECT arrayMap(x -> cityHash64(x), {v:Array(String)})",
                                    {"v": list(values)}, settings=PRIVATE_SETTINGS)
-        shas = ", ".join(f"'{hashlib.sha256(v.encode()).hexdigest()}'" for v in values)
+        shas = ", ".join(f"'{_sha(v)}'" for v in values)
         return (f"(cityHash64({column}) IN ({', '.join(str(int(c)) for c in cities)}) "
                 f"AND lower(hex(SHA256({column}))) IN ({shas}))")
 
@@ -525,6 +529,13 @@ class Privacy:
         subjects = scope.subjects(self.key)
         if not subjects:  # an unknown user id: nothing links to it, but keep it out from now
             subjects = [root]
+        # If the process dies after the raw ids left the store, a resume can still verify by
+        # these (SHA-256 of random or already keyed ids: not the ids, not reversible).
+        audit.append(store, operation="purge", id_type=root.id_type, subject_hash=root.hash,
+                     requested_by=requested_by, reason=reason, outcome="resolved",
+                     request_id=request_id,
+                     details={"sha256": [_sha(n) for n in scope.needles],
+                              "subject_hashes": sorted(s.hash for s in subjects)})
         progress("suppressing")
         before = self._counts(scope)  # before our own suppression rows, for the receipt
         self._write_suppressions(subjects, active=True, purged=False, root=root,
@@ -547,23 +558,12 @@ class Privacy:
                     "ALTER TABLE consent_records UPDATE visitor_id = '', consent_id = '', "
                     f"anonymised = true WHERE {self._record_pred(scope)}", settings=_MUTATE)
             progress("rewriting parts")
-            # Also when nothing is visible: an interrupted run may have left rows masked only.
-            if store.scalar("SELECT count() FROM system.parts WHERE database = "
-                            "currentDatabase() AND table = 'events' AND active AND "
-                            "startsWith(name, 'patch-')"):
-                store.command("ALTER TABLE events APPLY PATCHES", settings=_MUTATE)
-            if store.scalar("SELECT count() FROM system.parts WHERE database = "
-                            "currentDatabase() AND table = 'events' AND active AND "
-                            "has_lightweight_delete"):
-                store.command("ALTER TABLE events APPLY DELETED MASK", settings=_MUTATE)
+            self._rewrite_events()
             # The suppression stays (by hash) so late events keep being dropped; the raw id goes.
             self._write_suppressions(subjects, active=True, purged=True, root=root,
                                      reason=reason, requested_by=requested_by,
                                      keep_subject=False)
-            hashes = ", ".join(f"'{s.hash}'" for s in subjects)
-            if self._counts(scope)["suppressions"]:
-                store.command(f"ALTER TABLE suppressions UPDATE subject = '' WHERE "
-                              f"subject_hash IN ({hashes}) AND subject != ''", settings=_MUTATE)
+            self._clear_subjects([s.hash for s in subjects])
             progress("removing outdated parts")
             self._wait_outdated_parts()
             timings["physical_s"] = time.perf_counter() - t0
@@ -577,8 +577,44 @@ class Privacy:
             deleted["consent_records"] += after["consent_records"]
         scan = (scan_directory(store.path, scope.needles)
                 if store.embedded and store.path is not None else None)
-        remaining = sum(after.values()) + (len(scan.matches) if scan else 0)
         timings["verified_s"] = time.perf_counter() - t0
+        receipt = self._close(
+            root, request_id=request_id, requested_at=requested_at, requested_by=requested_by,
+            reason=reason, subject_hashes=sorted(s.hash for s in subjects), deleted=deleted,
+            after=after, scan=scan, timings=timings,
+            verification="count() = 0 by query on events, consent_records and suppressions; "
+            + ("no file under the store directory holds an id, raw or in LZ4 blocks"
+               if scan else "no file scan: the store is a server"))
+        progress("done")
+        return receipt
+
+    def _rewrite_events(self) -> None:
+        """Fold patch parts and deleted masks into the parts (also leftovers of a dead run)."""
+        store = self.store
+        if store.scalar("SELECT count() FROM system.parts WHERE database = currentDatabase() "
+                        "AND table = 'events' AND active AND startsWith(name, 'patch-')"):
+            store.command("ALTER TABLE events APPLY PATCHES", settings=_MUTATE)
+        if store.scalar("SELECT count() FROM system.parts WHERE database = currentDatabase() "
+                        "AND table = 'events' AND active AND has_lightweight_delete"):
+            store.command("ALTER TABLE events APPLY DELETED MASK", settings=_MUTATE)
+
+    def _clear_subjects(self, subject_hashes: Sequence[str]) -> None:
+        """Empty the raw id in every version of these suppression rows."""
+        if not subject_hashes:
+            return
+        hashes = ", ".join(f"'{h}'" for h in subject_hashes if h.isalnum())
+        if self.store.scalar(f"SELECT count() FROM suppressions WHERE subject_hash IN ({hashes}) "
+                             "AND subject != ''"):
+            self.store.command(f"ALTER TABLE suppressions UPDATE subject = '' WHERE "
+                               f"subject_hash IN ({hashes}) AND subject != ''", settings=_MUTATE)
+
+    def _close(self, root: Subject, *, request_id: str, requested_at: datetime,
+               requested_by: str, reason: str, subject_hashes: list[str],
+               deleted: dict[str, int], after: dict[str, int], scan: ScanReport | None,
+               timings: dict[str, float], verification: str) -> dict[str, Any]:
+        """Write the receipt and the closing audit row; return the receipt."""
+        store = self.store
+        remaining = sum(after.values()) + (len(scan.matches) if scan else 0)
         verified_at = _now()
         receipt = {
             "receipt_id": str(uuid.uuid4()),
@@ -589,23 +625,19 @@ class Privacy:
             "verified_at": plain(verified_at),
             "id_type": root.id_type,
             "subject_hash": root.hash,
-            "subject_hashes": sorted(s.hash for s in subjects),
+            "subject_hashes": subject_hashes,
             "rows_deleted": deleted,
             "remaining_by_query": after,
             "file_scan": scan.as_dict() if scan else None,
             "files_checked": scan.files if scan else 0,
             "remaining": remaining,
-            "verification": (
-                "count() = 0 by query on events, consent_records and suppressions; "
-                + ("no file under the store directory holds an id, raw or in LZ4 blocks"
-                   if scan else "no file scan: the store is a server")),
+            "verification": verification,
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
         store.insert(
             "purge_receipts",
             [[uuid.UUID(receipt["receipt_id"]), requested_at, verified_at, requested_by, reason,
-              root.id_type, receipt["subject_hashes"], deleted, remaining,
-              receipt["files_checked"],
+              root.id_type, subject_hashes, deleted, remaining, receipt["files_checked"],
               json.dumps({k: receipt[k] for k in ("request_id", "remaining_by_query",
                                                   "file_scan", "verification", "timings")},
                          sort_keys=True)]],
@@ -617,7 +649,6 @@ class Privacy:
                      request_id=request_id,
                      details={"receipt_id": receipt["receipt_id"], "rows_deleted": deleted,
                               "remaining": remaining})
-        progress("done")
         return receipt
 
     def _hide_events(self, pred: str) -> None:
@@ -653,33 +684,63 @@ class Privacy:
             "SELECT id_type, subject_hash, toString(argMaxIf(request_id, seq, "
             "outcome = 'started')) AS request_id FROM privacy_requests "
             "WHERE operation = 'purge' GROUP BY id_type, subject_hash "
-            "HAVING maxIf(seq, outcome = 'started') > maxIf(seq, outcome != 'started') "
+            "HAVING maxIf(seq, outcome = 'started') > "
+            "maxIf(seq, outcome IN ('completed', 'incomplete')) "
             "ORDER BY subject_hash")
 
     def resume_pending(self) -> list[dict[str, Any]]:
         """Run every interrupted purge again; returns the new receipts.
 
         The raw id comes back from the person's own suppression row, which keeps it until
-        the purge's last deletion step. If it is already cleared, the deletions had finished;
-        the request is closed as ``unverifiable`` (no id left to check with).
+        the purge's last deletion step. Past that step only the SHA-256 values in the
+        request's ``resolved`` audit row remain: the deletions are finished and verified by
+        query on them, without a file scan (there is no raw id left to look for).
         """
         receipts = []
         for pending in self.pending_purges():
             rows = self.store.rows(
                 "SELECT subject FROM suppressions FINAL WHERE subject_hash = {h:String} "
                 "AND subject != ''", {"h": pending["subject_hash"]}, settings=PRIVATE_SETTINGS)
-            if not rows:
-                audit.append(self.store, operation="purge", id_type=pending["id_type"],
-                             subject_hash=pending["subject_hash"], requested_by="resume",
-                             reason="interrupted purge", outcome="unverifiable",
-                             request_id=pending["request_id"],
-                             details={"note": "raw id already cleared by the interrupted run"})
-                continue
-            root = Subject(pending["id_type"], str(rows[0][0]), pending["subject_hash"])
             with self._purge_lock:
-                receipts.append(self._purge(root, "resume of an interrupted purge", "resume",
-                                            _no_progress))
+                if rows:
+                    root = Subject(pending["id_type"], str(rows[0][0]), pending["subject_hash"])
+                    receipts.append(self._purge(root, "resume of an interrupted purge",
+                                                "resume", _no_progress))
+                else:
+                    receipts.append(self._finish_by_sha(pending))
         return receipts
+
+    def _finish_by_sha(self, pending: Mapping[str, Any]) -> dict[str, Any]:
+        store = self.store
+        root = Subject(pending["id_type"], "", pending["subject_hash"])
+        started = store.rows(
+            "SELECT ts, details FROM privacy_requests WHERE request_id = {r:UUID} AND "
+            "outcome IN ('started', 'resolved') ORDER BY seq", {"r": pending["request_id"]})
+        details = json.loads(started[-1][1]) if started else {}
+        shas = [h for h in details.get("sha256", []) if isinstance(h, str) and h.isalnum()]
+        subject_hashes = details.get("subject_hashes") or [root.hash]
+        t0 = time.perf_counter()
+        self._rewrite_events()
+        self._clear_subjects(subject_hashes)
+        self._wait_outdated_parts()
+        listed = ", ".join(f"'{h}'" for h in shas) or "''"
+
+        def by_sha(table: str, columns: Sequence[str]) -> int:
+            pred = " OR ".join(f"lower(hex(SHA256({c}))) IN ({listed})" for c in columns)
+            return int(store.scalar(f"SELECT count() FROM {table} WHERE {pred}") or 0)
+
+        after = {"events": by_sha("events", _EVENT_ID_COLUMNS),
+                 "consent_records": by_sha("consent_records", ("visitor_id", "consent_id")),
+                 "suppressions": by_sha("suppressions", ("subject",))}
+        requested_at = started[0][0] if started else _now()
+        return self._close(
+            root, request_id=pending["request_id"], requested_at=requested_at,
+            requested_by="resume", reason="resume of an interrupted purge",
+            subject_hashes=list(subject_hashes),
+            deleted={"events": 0, "consent_records": 0, "suppressions": 0}, after=after,
+            scan=None, timings={"verified_s": time.perf_counter() - t0},
+            verification="resumed after the raw ids were erased: count() = 0 by query on "
+            "SHA-256 of every id; no file scan (no raw id left to look for)")
 
     def receipts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Purge receipts, newest first (they hold hashes only)."""
