@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--per-target", type=int, default=100)
     ap.add_argument("--dir", type=Path, default=None, help="store directory (default: tmp)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="purge at once, while the bulk load's merges still run")
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="cmw-bench-privacy-"))
     path = root / "store.chdb"
@@ -54,6 +56,15 @@ def main() -> None:
         t = time.perf_counter()
         generate(store, args.events, args.per_target)
         gen_s = time.perf_counter() - t
+        settle_s = 0.0
+        if not args.no_settle:
+            # Measure a store at rest: a mutation queues behind merges of a fresh bulk load.
+            t = time.perf_counter()
+            while store.scalar("SELECT count() FROM system.merges WHERE table = 'events'"):
+                time.sleep(0.5)
+            settle_s = time.perf_counter() - t
+        parts = store.scalar("SELECT count() FROM system.parts WHERE table = 'events' "
+                             "AND active")
         target_rows = store.scalar("SELECT count() FROM events WHERE visitor_id = {t:String}",
                                    {"t": TARGET}, settings=PRIVATE_SETTINGS)
         privacy = Privacy(store, b"bench-hash-key-0123456789abcdef")
@@ -72,6 +83,7 @@ def main() -> None:
         print(json.dumps({
             "events": args.events, "target_rows": int(target_rows or 0),
             "store_bytes": disk, "generate_s": round(gen_s, 2),
+            "settle_s": round(settle_s, 2), "active_parts": int(parts or 0),
             "export_s": round(export_s, 3), "export_events": len(exported["events"]),
             "purge_hidden_s": receipt["timings"]["hidden_s"],
             "purge_physical_s": receipt["timings"]["physical_s"],
