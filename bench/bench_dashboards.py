@@ -41,7 +41,8 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def fmt(samples: list[float]) -> str:
-    return f"p50 {1000 * statistics.median(samples):7.1f} ms  p95 {1000 * pct(samples, .95):7.1f} ms"
+    return (f"p50 {1000 * statistics.median(samples):7.1f} ms  "
+            f"p95 {1000 * pct(samples, .95):7.1f} ms  max {1000 * max(samples):7.1f} ms")
 
 
 def main() -> None:
