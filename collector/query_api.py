@@ -416,11 +416,16 @@ def _anonymous_where(p: Params, params: dict[str, Any]) -> str:
 
 
 def q_coverage(p: Params) -> Sql:
-    """Per day: anonymous counts (no consent) vs consented pageviews; k on counts."""
+    """Per day: anonymous counts (no consent) vs consented pageviews; k on counts.
+
+    Both sides filter views (not visits) and only by what anonymous counts carry (path,
+    device type); any other filter empties the panel rather than compare unlike things.
+    """
     params = _base_params(p)
-    if any(k not in ANONYMOUS_FILTERS for k, _ in p.filters):
-        # Anonymous counts carry no such column: comparing them would mislead.
-        params["blocked"] = 1
+    blocked = any(k not in ANONYMOUS_FILTERS for k, _ in p.filters)
+    consented = (f"{RANGE} AND kind = 'pageview' AND "
+                 f"{not_suppressed('events', p.active_suppressions)}"
+                 + _filters_sql(p, params, ANONYMOUS_FILTERS))
     text = f"""
 SELECT toString(d) AS day,
        if(a_n >= {{k:UInt32}}, a_n, NULL) AS anonymous,
@@ -429,13 +434,10 @@ FROM (
     SELECT toDate(ts, {{tz:String}}) AS d, countIf(kind = 'anonymous') AS a_n,
            countIf(kind = 'pageview') AS c_n
     FROM events
-    WHERE (({_anonymous_where(p, params)}) OR ({detail_where(p, params)}
-          AND kind = 'pageview'))
-          {"AND 0" if params.get("blocked") else ""}
+    WHERE (({_anonymous_where(p, params)}) OR ({consented})){" AND 0" if blocked else ""}
     GROUP BY d
 )
 ORDER BY d"""
-    params.pop("blocked", None)
     return Sql(text, params)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from .conftest import ORIGIN, RANGE, insert_events, visitors
+from .conftest import ORIGIN, RANGE, event, insert_events, visitors
 
 BIG = 20  # visitors in the large groups; the small group has 3 (< k = 5)
 
@@ -208,3 +208,16 @@ def test_consent_rows_below_k_are_dropped(store: Any, login: Any) -> None:
         {("shown", "none"): 9, ("decided", "accept_all"): 6}
     optin = client.get("/dashboards/api/optin", params=RANGE).json()["rows"]
     assert [(r["category"], r["rate"]) for r in optin] == [("analytics", 6 / 9)]
+
+
+def test_coverage_compares_views_with_views(store: Any, login: Any) -> None:
+    anon = [event(kind="anonymous", path="/price", visitor_id="", session_id="", country="",
+                  browser="", os="") for _ in range(7)]
+    insert_events(store, anon + visitors("v", 6, path="/price")
+                  + visitors("v", 6, path="/"))  # the same visits also viewed /
+    client = login("marketing")
+    rows = client.get("/dashboards/api/coverage",
+                      params={**RANGE, "f.path": "/price"}).json()["rows"]
+    assert [(r["anonymous"], r["consented"]) for r in rows] == [(7, 6)]
+    blocked = client.get("/dashboards/api/coverage", params={**RANGE, "f.country": "JP"})
+    assert blocked.json()["rows"] == []
