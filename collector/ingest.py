@@ -2,20 +2,21 @@
 
 Shared by ``POST /v1/events`` and the in-process transport, so both behave the same. Items are
 independent: a bad one is rejected with a reason, the good ones of the same batch are stored.
-Replays never count twice: ids seen recently are skipped (bounded LRU, per process), and each
-insert carries a deduplication token derived from the batch id and the ids it holds, so a replay
-after a restart is dropped by ClickHouse itself.
+Replays never count twice: ids seen recently are skipped (a bounded LRU per process, filled at
+start with the ids the store received in the last ``dedupe_warm_hours``, so a replay after a
+restart is dropped too). The rows of concurrent batches are merged into one insert per table
+(``GroupInserter``); each caller returns only once its own rows are stored.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,43 +101,220 @@ class IngestResult:
 
 
 class RecentIds:
-    """A bounded, thread-safe LRU set of ids (per process: see docs/scaling.md)."""
+    """A bounded, thread-safe LRU of ids (per process: see docs/scaling.md).
+
+    Each id maps to the :class:`Pending` insert that carries it, or None once known stored
+    (ids warmed from the store at start), so a replay that arrives while the first copy is
+    still being inserted can wait for that insert instead of being answered too early.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[str, Pending | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def reserve(self, ids: Iterable[str]) -> set[str]:
-        """Add the ids; return those already present (the replays)."""
-        seen: set[str] = set()
+    def reserve(
+        self, ids: Iterable[str], owner: Pending | None = None
+    ) -> dict[str, Pending | None]:
+        """Add the ids (carried by ``owner``); return those already present with their owner."""
+        seen: dict[str, Pending | None] = {}
+        known = self._ids
         with self._lock:
             for i in ids:
-                if i in self._ids:
-                    self._ids.move_to_end(i)
-                    seen.add(i)
+                if i in known:
+                    known.move_to_end(i)
+                    seen[i] = known[i]
                 else:
-                    self._ids[i] = None
+                    known[i] = owner
+            while len(known) > self.size:
+                known.popitem(last=False)
+        return seen
+
+    def remember(self, ids: Iterable[str]) -> None:
+        """Add ids known to be stored, oldest first (the newest stay longest)."""
+        with self._lock:
+            for i in ids:
+                self._ids[i] = None
+                self._ids.move_to_end(i)
             while len(self._ids) > self.size:
                 self._ids.popitem(last=False)
-        return seen
 
     def forget(self, ids: Iterable[str]) -> None:
         with self._lock:
             for i in ids:
                 self._ids.pop(i, None)
 
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
     def __len__(self) -> int:
         return len(self._ids)
 
 
-def _token(batch_id: str | None, table: str, ids: Sequence[str]) -> str | None:
-    # The same batch id with different content (a sender that fixed rejected items) must not
-    # be dropped as a replay, so the token covers the ids actually inserted.
-    if not batch_id:
+class Pending:
+    """One request's rows on their way into a group insert; ``done`` is set when they are
+    stored or the insert failed (``error``)."""
+
+    __slots__ = ("done", "error", "event_columns", "events_stored", "queued_at",
+                 "record_columns", "records_stored", "rows")
+
+    def __init__(self) -> None:
+        self.event_columns: list[list[Any]] | None = None
+        self.record_columns: list[list[Any]] | None = None
+        self.rows = 0
+        self.done = threading.Event()
+        self.error: StoreError | None = None
+        self.events_stored = False
+        self.records_stored = False
+        self.queued_at = 0.0
+
+    def stored(self, kind: str) -> bool:
+        """Whether this insert's items of ``kind`` (event/record) are in the store."""
+        if not self.done.is_set():
+            return False
+        return self.error is None or (self.events_stored if kind == "event"
+                                      else self.records_stored)
+
+    def finish(self, error: StoreError | None = None) -> None:
+        self.event_columns = self.record_columns = None
+        self.error = error
+        self.done.set()
+
+
+class GroupInserter:
+    """One thread that inserts the rows of every concurrent batch as one block per table.
+
+    ClickHouse pays a fixed cost per insert (a new part), so 1 000-row batches posted in
+    parallel are merged — up to ``max_rows`` — into one column-oriented insert. When the
+    first batch is queued, the thread waits up to ``linger`` for batches that other requests
+    are still validating, and not at all when none is. Each request waits for its own
+    ``Pending``; a failed insert fails exactly the requests of that block.
+    """
+
+    def __init__(self, store: Store, metrics: CollectorMetrics, *, max_rows: int,
+                 linger: float) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.max_rows = max_rows
+        self.linger = linger
+        self._queue: deque[Pending] = deque()
+        self._queued_rows = 0
+        self._preparing = 0  # requests validating now, whose rows may join the next block
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="collector-insert", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around a request's validation: a block about to be inserted may wait for it."""
+        with self._cond:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._preparing -= 1
+                self._cond.notify_all()
+
+    def submit(self, pending: Pending) -> None:
+        with self._cond:
+            if self._closing:
+                raise StoreError("collector is stopping")
+            pending.queued_at = time.monotonic()
+            self._queue.append(pending)
+            self._queued_rows += pending.rows
+            self._cond.notify_all()
+
+    @property
+    def queued(self) -> int:
+        """Batches waiting for the insert in progress to end."""
+        with self._cond:
+            return len(self._queue)
+
+    def close(self) -> None:
+        """Insert what is queued, then stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _next_block(self) -> list[Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            deadline = self._queue[0].queued_at + self.linger
+            while (self._preparing and self._queued_rows < self.max_rows
+                   and not self._closing):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            block = [self._queue.popleft()]
+            rows = block[0].rows
+            while self._queue and rows + self._queue[0].rows <= self.max_rows:
+                rows += self._queue[0].rows
+                block.append(self._queue.popleft())
+            self._queued_rows -= rows
+            return block
+
+    def _run(self) -> None:
+        while True:
+            block = self._next_block()
+            if block is None:
+                return
+            try:
+                self._insert(block)
+            except BaseException as exc:  # never leave a request waiting forever
+                error = StoreError(f"insert failed: {exc}")
+                for pending in block:
+                    if not pending.done.is_set():
+                        pending.finish(error)
+                if not isinstance(exc, Exception):
+                    raise
+
+    def _insert(self, block: list[Pending]) -> None:
+        m = self.metrics
+        start = time.perf_counter()
+        try:
+            events = _concat([p.event_columns for p in block], len(EVENT_COLUMNS))
+            if events is not None:
+                self.store.insert("events", events, EVENT_COLUMNS, column_oriented=True)
+                m.inserted.labels("events").inc(len(events[0]))
+                for p in block:
+                    p.events_stored = True
+            records = _concat([p.record_columns for p in block], len(RECORD_COLUMNS))
+            if records is not None:
+                self.store.insert("consent_records", records, RECORD_COLUMNS,
+                                  column_oriented=True)
+                m.inserted.labels("consent_records").inc(len(records[0]))
+                for p in block:
+                    p.records_stored = True
+        except Exception as exc:
+            log.error("insert of %d batch(es) failed: %s", len(block), exc)
+            error = exc if isinstance(exc, StoreError) else StoreError(f"insert failed: {exc}")
+            for p in block:
+                p.finish(error)
+        else:
+            for p in block:
+                p.finish()
+        finally:
+            m.insert_seconds.observe(time.perf_counter() - start)
+
+
+def _concat(parts: list[list[list[Any]] | None], width: int) -> list[list[Any]] | None:
+    present = [p for p in parts if p]
+    if not present:
         return None
-    digest = hashlib.sha256("\n".join(ids).encode("ascii")).hexdigest()[:32]
-    return f"{batch_id}:{table}:{digest}"
+    if len(present) == 1:
+        return present[0]
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for part in present:
+        for column, values in zip(columns, part, strict=True):
+            column.extend(values)
+    return columns
 
 
 class Ingest:
@@ -154,12 +332,46 @@ class Ingest:
         self.recent = RecentIds(settings.dedupe_size)
         self.store: Store | None = None
         self.geo: GeoLookup | None = None
+        self.inserter: GroupInserter | None = None
 
     def bind(self, store: Store, geo: GeoLookup) -> None:
+        """Start inserting into ``store``, remembering the ids it received lately."""
+        self.warm(store)
+        self.inserter = GroupInserter(
+            store, self.metrics, max_rows=self.settings.insert_max_rows,
+            linger=self.settings.insert_linger_ms / 1000)
         self.store, self.geo = store, geo
 
     def unbind(self) -> None:
+        """Insert what is queued, then stop."""
+        inserter, self.inserter = self.inserter, None
         self.store, self.geo = None, None
+        if inserter is not None:
+            inserter.close()
+
+    def warm(self, store: Store) -> int:
+        """Remember the ids stored in the last ``dedupe_warm_hours``, so a batch replayed
+        after a restart (the sender never saw the answer) is still dropped."""
+        hours = self.settings.dedupe_warm_hours
+        if not hours:
+            return 0
+        total = 0
+        for table, column in (("consent_records", "record_id"), ("events", "event_id")):
+            try:
+                rows = store.rows(
+                    f"SELECT toString({column}) FROM {table} "
+                    "WHERE received_at > now64(3) - INTERVAL {h:UInt32} HOUR "
+                    "ORDER BY received_at DESC LIMIT {n:UInt64}",
+                    {"h": hours, "n": self.recent.size})
+            except Exception as exc:  # a slow or odd store must not stop the collector
+                log.warning("could not load recent %s ids (replays may be stored twice): %s",
+                            table, exc)
+                continue
+            self.recent.remember(r[0] for r in reversed(rows))
+            total += len(rows)
+        if total:
+            log.info("remembered %d ids received in the last %d h", total, hours)
+        return total
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -171,10 +383,55 @@ class Ingest:
         batch_id: str | None = None,
         now_ms: int | None = None,
     ) -> IngestResult:
-        """Store the valid items of a batch. Raises StoreError only when the store fails."""
-        store, geo = self.store, self.geo
-        if store is None or geo is None:
+        """Store the valid items of a batch; return once they are in the store.
+
+        Raises StoreError when the store fails; the ids of this batch are then forgotten, so
+        a retry stores them. Replays are recognised by their event and record ids;
+        ``batch_id`` only names the batch in logs.
+        """
+        inserter, geo = self.inserter, self.geo
+        if inserter is None or geo is None:
             raise StoreError("collector is not started")
+        pending = Pending()
+        fresh: list[tuple[str, str]] = []  # (kind, id) this request reserved
+        waits: list[tuple[str, Pending]] = []  # replays of items still being inserted
+        try:
+            with inserter.preparing():
+                result = self._prepare(events, records, geo, now_ms, pending, fresh, waits)
+                if pending.rows:
+                    inserter.submit(pending)
+                else:
+                    pending.finish()
+        except BaseException as exc:
+            if not pending.done.is_set():
+                pending.finish(exc if isinstance(exc, StoreError)
+                               else StoreError(f"ingest failed: {exc}"))
+            self.recent.forget(i for _, i in fresh)
+            raise
+        pending.done.wait()
+        if pending.error is not None:
+            # Let a retry store them: these ids were never written.
+            self.recent.forget(i for kind, i in fresh if not pending.stored(kind))
+            log.warning("batch %s not stored: %s", batch_id, pending.error)
+            raise pending.error
+        for kind, other in waits:
+            # Answer a replay only once the first copy is in the store.
+            other.done.wait()
+            if not other.stored(kind):
+                raise StoreError("an earlier copy of these items failed to store; retry")
+        return result
+
+    def _prepare(
+        self,
+        events: Sequence[Any],
+        records: Sequence[Any],
+        geo: GeoLookup,
+        now_ms: int | None,
+        pending: Pending,
+        fresh: list[tuple[str, str]],
+        waits: list[tuple[str, Pending]],
+    ) -> IngestResult:
+        """Validate, drop replays and suppressed ids, and build ``pending``'s columns."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         skew = self.settings.clock_skew * 1000
         m = self.metrics
@@ -195,41 +452,22 @@ class Ingest:
                 good_records.append(checked)
 
         result.accepted = len(good_events) + len(good_records)
-        good_events = self._fresh(good_events, "event_id", result)
-        good_records = self._fresh(good_records, "record_id", result)
+        good_events = self._fresh(good_events, "event", "event_id", pending, fresh, waits,
+                                  result)
+        good_records = self._fresh(good_records, "record", "record_id", pending, fresh, waits,
+                                   result)
         kept = [e for e in good_events if not self._is_suppressed(e)]
         result.suppressed = len(good_events) - len(kept)
         if result.suppressed:
             m.dropped.labels("suppressed").inc(result.suppressed)
-
-        start = time.perf_counter()
-        try:
-            if kept:
-                rows = [self._event_row(e, geo) for e in kept]
-                ids = [e["event_id"] for e in kept]
-                result.inserted_events = store.insert(
-                    "events", _columns(rows, len(EVENT_COLUMNS)), EVENT_COLUMNS,
-                    column_oriented=True, dedup_token=_token(batch_id, "events", ids),
-                )
-                m.inserted.labels("events").inc(len(kept))
-            if good_records:
-                rows = [_record_row(r) for r in good_records]
-                ids = [r["record_id"] for r in good_records]
-                result.inserted_records = store.insert(
-                    "consent_records", _columns(rows, len(RECORD_COLUMNS)), RECORD_COLUMNS,
-                    column_oriented=True, dedup_token=_token(batch_id, "records", ids),
-                )
-                m.inserted.labels("consent_records").inc(len(good_records))
-        except Exception as exc:
-            # Let a retry store them: these ids were never written.
-            self.recent.forget(e["event_id"] for e in good_events)
-            self.recent.forget(r["record_id"] for r in good_records)
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"insert failed: {exc}") from exc
-        finally:
-            if kept or good_records:
-                m.insert_seconds.observe(time.perf_counter() - start)
+        if kept:
+            pending.event_columns = _columns([self._event_row(e, geo) for e in kept],
+                                             len(EVENT_COLUMNS))
+        if good_records:
+            pending.record_columns = _columns([_record_row(r) for r in good_records],
+                                              len(RECORD_COLUMNS))
+        pending.rows = len(kept) + len(good_records)
+        result.inserted_events, result.inserted_records = len(kept), len(good_records)
         return result
 
     def _check(
@@ -263,19 +501,32 @@ class Ingest:
         return checked.item
 
     def _fresh(
-        self, items: list[dict[str, Any]], id_key: str, result: IngestResult
+        self,
+        items: list[dict[str, Any]],
+        kind: str,
+        id_key: str,
+        pending: Pending,
+        reserved: list[tuple[str, str]],
+        waits: list[tuple[str, Pending]],
+        result: IngestResult,
     ) -> list[dict[str, Any]]:
+        """The items not seen before; reserves their ids for ``pending``."""
         if not items:
             return items
-        seen = self.recent.reserve(i[id_key] for i in items)
+        seen = self.recent.reserve((i[id_key] for i in items), pending)
         fresh: list[dict[str, Any]] = []
         in_batch: set[str] = set()
         for item in items:
             item_id = item[id_key]
             if item_id in seen or item_id in in_batch:
                 result.duplicates += 1
+                owner = seen.get(item_id)
+                if owner is not None and owner is not pending and all(
+                        o is not owner for _, o in waits):
+                    waits.append((kind, owner))
                 continue
             in_batch.add(item_id)
+            reserved.append((kind, item_id))
             fresh.append(item)
         dup = len(items) - len(fresh)
         if dup:

@@ -35,8 +35,13 @@ class CollectorSettings:
     cluster: str | None = None
     max_body_bytes: int = 8 * MIB  # compressed, as received
     max_decompressed_bytes: int = 32 * MIB  # after gzip: the gzip-bomb cap
-    clock_skew: int = DAY  # events whose ts is further than this from now are rejected
+    # An item whose ts is further than this from its batch's sent_at (else from the collector's
+    # clock) is rejected, and so is a batch whose sent_at is this far in the future.
+    clock_skew: int = DAY
     dedupe_size: int = 200_000  # event/record ids remembered to drop replays
+    dedupe_warm_hours: int = 24  # ids stored this recently are remembered again at start
+    insert_max_rows: int = 20_000  # rows of concurrent batches merged into one insert
+    insert_linger_ms: float = 5.0  # how long an insert waits for batches still being validated
 
     def __post_init__(self) -> None:
         if not self.store.startswith(("chdb://", "http://", "https://")):
@@ -46,9 +51,13 @@ class CollectorSettings:
                 raise SettingsError(name, "must be > 0")
         if self.ip_ttl > self.events_ttl:
             raise SettingsError("ip_ttl", "must not exceed events_ttl")
-        for name in ("max_body_bytes", "max_decompressed_bytes", "dedupe_size"):
+        for name in ("max_body_bytes", "max_decompressed_bytes", "dedupe_size",
+                     "insert_max_rows"):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be >= 1")
+        for name in ("dedupe_warm_hours", "insert_linger_ms"):
+            if getattr(self, name) < 0:
+                raise SettingsError(name, "must be >= 0")
         if self.cluster is not None and not self.cluster.replace("_", "").replace(
             "-", ""
         ).isalnum():
@@ -88,6 +97,9 @@ class CollectorSettings:
             max_decompressed_bytes=src.integer("max_decompressed_bytes", 32 * MIB, minimum=1),
             clock_skew=duration(src, "clock_skew", DAY),
             dedupe_size=src.integer("dedupe_size", 200_000, minimum=1),
+            dedupe_warm_hours=src.integer("dedupe_warm_hours", 24, minimum=0),
+            insert_max_rows=src.integer("insert_max_rows", 20_000, minimum=1),
+            insert_linger_ms=src.number("insert_linger_ms", 5.0, minimum=0),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -144,10 +144,10 @@ def test_same_batch_posted_twice_is_stored_once(client: TestClient,
     assert count(service, "consent_records") == 1
 
 
-def test_replay_after_restart_is_dropped_by_the_dedup_token(
+def test_replay_after_restart_is_dropped_by_the_remembered_ids(
     collector_settings,  # type: ignore[no-untyped-def]
 ) -> None:
-    # A new process has an empty LRU: the insert token must make ClickHouse drop the replay.
+    # A new process remembers the ids its store received lately, so the replay is dropped.
     events = [make_event(), make_event()]
     settings = collector_settings()
     for _ in range(2):

@@ -29,6 +29,16 @@ def test_defaults_and_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert s.cluster == "main"
 
 
+def test_group_commit_and_warming_settings_are_read() -> None:
+    defaults = CollectorSettings.from_env({})
+    assert (defaults.insert_max_rows, defaults.insert_linger_ms) == (20_000, 5.0)
+    assert defaults.dedupe_warm_hours == 24
+    s = CollectorSettings.from_env({"CONSENT_MW_INSERT_MAX_ROWS": "5000",
+                                    "CONSENT_MW_INSERT_LINGER_MS": "0.5",
+                                    "CONSENT_MW_DEDUPE_WARM_HOURS": "0"})
+    assert (s.insert_max_rows, s.insert_linger_ms, s.dedupe_warm_hours) == (5000, 0.5, 0)
+
+
 def test_toml_table_is_read_and_env_wins(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text('[collector]\nip_ttl = "14d"\nmax_body_bytes = 1000\n')
@@ -52,6 +62,9 @@ def test_hash_key_is_the_middlewares_user_id_key_or_secret_key() -> None:
         ({"CONSENT_MW_MAX_BODY_BYTES": "0"}, "max_body_bytes"),
         ({"CONSENT_MW_IP_TTL": "500d"}, "ip_ttl"),
         ({"CONSENT_MW_CLUSTER": "a b"}, "cluster"),
+        ({"CONSENT_MW_INSERT_MAX_ROWS": "0"}, "insert_max_rows"),
+        ({"CONSENT_MW_INSERT_LINGER_MS": "-1"}, "insert_linger_ms"),
+        ({"CONSENT_MW_DEDUPE_WARM_HOURS": "-2"}, "dedupe_warm_hours"),
     ],
 )
 def test_invalid_values_name_the_field(env: dict[str, str], field: str) -> None:
