@@ -167,10 +167,12 @@ def build_app(service: CollectorService) -> Starlette:
             metrics.rejected.labels("bad_batch").inc()
             where = ".".join(str(p) for p in shape.absolute_path) or "(batch)"
             return error(400, "bad_batch", f"{where}: {shape.message}"[:300])
+        sent_at = body.get("sent_at")
         try:
             result = await run_in_threadpool(
                 service.ingest.process, body.get("events", []),
                 body.get("consent_records", []), batch_id=body.get("batch_id"),
+                sent_at=None if sent_at is None else int(sent_at),
             )
         except StoreError as exc:
             metrics.batches.labels("store_error").inc()

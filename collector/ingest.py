@@ -26,7 +26,7 @@ from collector.enrich_geo import NOWHERE, GeoLookup, ip_prefix
 from collector.metrics import CollectorMetrics
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
-from collector.validate import Checked, check_event, check_record
+from collector.validate import COLLECTOR_CLOCK, SENT_AT, Checked, check_event, check_record
 
 log = logging.getLogger("consent_mw.collector.ingest")
 
@@ -381,13 +381,16 @@ class Ingest:
         records: Sequence[Any] = (),
         *,
         batch_id: str | None = None,
+        sent_at: int | None = None,
         now_ms: int | None = None,
     ) -> IngestResult:
         """Store the valid items of a batch; return once they are in the store.
 
         Raises StoreError when the store fails; the ids of this batch are then forgotten, so
         a retry stores them. Replays are recognised by their event and record ids;
-        ``batch_id`` only names the batch in logs.
+        ``batch_id`` only names the batch in logs. ``sent_at`` (ms) is when the sender first
+        built the batch, kept across its spool's replays: items' ``ts`` are checked against
+        it, so a batch that waited a day for the collector is still taken.
         """
         inserter, geo = self.inserter, self.geo
         if inserter is None or geo is None:
@@ -397,7 +400,8 @@ class Ingest:
         waits: list[tuple[str, Pending]] = []  # replays of items still being inserted
         try:
             with inserter.preparing():
-                result = self._prepare(events, records, geo, now_ms, pending, fresh, waits)
+                result = self._prepare(events, records, geo, sent_at, now_ms, pending, fresh,
+                                       waits)
                 if pending.rows:
                     inserter.submit(pending)
                 else:
@@ -426,6 +430,7 @@ class Ingest:
         events: Sequence[Any],
         records: Sequence[Any],
         geo: GeoLookup,
+        sent_at: int | None,
         now_ms: int | None,
         pending: Pending,
         fresh: list[tuple[str, str]],
@@ -439,17 +444,23 @@ class Ingest:
         m.received.labels("event").inc(len(events))
         m.received.labels("record").inc(len(records))
 
-        good_events: list[dict[str, Any]] = []
-        for index, raw in enumerate(events):
-            checked = self._check(check_event, raw, now, skew, index, "event", "event_id", result)
-            if checked is not None:
-                good_events.append(checked)
-        good_records: list[dict[str, Any]] = []
-        for index, raw in enumerate(records):
-            checked = self._check(check_record, raw, now, skew, index, "record", "record_id",
-                                  result)
-            if checked is not None:
-                good_records.append(checked)
+        # ts is checked against the batch's sent_at: a spool replays old batches late.
+        clock, clock_name = now, COLLECTOR_CLOCK
+        too_late = {"event": "", "record": ""}
+        if sent_at is not None:
+            clock, clock_name = sent_at, SENT_AT
+            if sent_at > now + skew:
+                reason = (f"sent_at: {sent_at} is more than {skew // 1000}s ahead of the "
+                          "collector's clock")
+                too_late = {"event": reason, "record": reason}
+            for kind, ttl, table in (("event", self.settings.events_ttl, "events"),
+                                     ("record", self.settings.records_ttl, "consent records")):
+                if sent_at < now - ttl * 1000:
+                    too_late[kind] = f"sent_at: {sent_at} is older than the {table} TTL"
+        good_events = self._check_all(check_event, events, clock, clock_name, skew, "event",
+                                      "event_id", too_late["event"], result)
+        good_records = self._check_all(check_record, records, clock, clock_name, skew,
+                                       "record", "record_id", too_late["record"], result)
 
         result.accepted = len(good_events) + len(good_records)
         good_events = self._fresh(good_events, "event", "event_id", pending, fresh, waits,
@@ -470,22 +481,54 @@ class Ingest:
         result.inserted_events, result.inserted_records = len(kept), len(good_records)
         return result
 
+    def _check_all(
+        self,
+        check: Callable[..., Checked],
+        items: Sequence[Any],
+        clock: int,
+        clock_name: str,
+        skew: int,
+        kind: str,
+        id_key: str,
+        batch_reason: str,
+        result: IngestResult,
+    ) -> list[dict[str, Any]]:
+        good: list[dict[str, Any]] = []
+        for index, raw in enumerate(items):
+            if batch_reason:  # the whole batch is out of time
+                checked = Checked(None, "clock_skew", batch_reason)
+            else:
+                checked = self._check(check, raw, clock, clock_name, skew, index, kind)
+            item = self._count(checked, raw, index, kind, id_key, result)
+            if item is not None:
+                good.append(item)
+        return good
+
     def _check(
         self,
         check: Callable[..., Checked],
         raw: Any,
-        now: int,
+        clock: int,
+        clock_name: str,
         skew: int,
+        index: int,
+        kind: str,
+    ) -> Checked:
+        try:
+            return check(raw, now_ms=clock, skew_ms=skew, clock=clock_name)
+        except Exception:  # never let one odd item cost the batch
+            log.exception("validating %s %d failed", kind, index)
+            return Checked(None, "internal", "internal validation error")
+
+    def _count(
+        self,
+        checked: Checked,
+        raw: Any,
         index: int,
         kind: str,
         id_key: str,
         result: IngestResult,
     ) -> dict[str, Any] | None:
-        try:
-            checked = check(raw, now_ms=now, skew_ms=skew)
-        except Exception:  # never let one odd item cost the batch
-            log.exception("validating %s %d failed", kind, index)
-            checked = Checked(None, "internal", "internal validation error")
         if checked.truncated:
             self.metrics.fields.labels("truncated").inc(checked.truncated)
         for note in checked.notes:

@@ -109,10 +109,17 @@ class InProcessTransport:
         self.service = service
 
     def send(
-        self, events: list[dict[str, Any]], records: list[dict[str, Any]], *, batch_id: str
+        self,
+        events: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        *,
+        batch_id: str,
+        sent_at: int | None = None,
     ) -> None:
+        """``sent_at``: when the batch was first built (ms), if the caller kept it."""
         try:
-            result = self.service.ingest.process(events, records, batch_id=batch_id)
+            result = self.service.ingest.process(events, records, batch_id=batch_id,
+                                                 sent_at=sent_at)
         except StoreError as exc:
             raise _transport_error(str(exc), retryable=True, retry_after=1.0) from exc
         if result.rejected:

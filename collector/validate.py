@@ -179,10 +179,14 @@ def _truncate_maps(item: dict[str, Any]) -> int:
     return count
 
 
-def _check_ts(item: Mapping[str, Any], now_ms: int, skew_ms: int) -> str:
+COLLECTOR_CLOCK = "the collector's clock"
+SENT_AT = "the batch's sent_at"
+
+
+def _check_ts(item: Mapping[str, Any], now_ms: int, skew_ms: int, clock: str) -> str:
     ts = item.get("ts")
     if isinstance(ts, int) and not isinstance(ts, bool) and abs(ts - now_ms) > skew_ms:
-        return f"ts: {ts} is more than {skew_ms // 1000}s away from the collector's clock"
+        return f"ts: {ts} is more than {skew_ms // 1000}s away from {clock}"
     return ""
 
 
@@ -197,7 +201,11 @@ def normalise_ip(value: str) -> str | None:
     return str(addr)
 
 
-def check_event(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
+def check_event(
+    raw: object, *, now_ms: int, skew_ms: int, clock: str = COLLECTOR_CLOCK
+) -> Checked:
+    """``now_ms`` is the time ``ts`` is checked against: the batch's ``sent_at`` when it has
+    one (``clock`` names it in the reason), else the collector's clock."""
     if not isinstance(raw, dict):
         return Checked(None, "not_object", "event must be a JSON object")
     item = dict(raw)
@@ -209,7 +217,7 @@ def check_event(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
     error = None if EVENT_FAST(item) else best_match(EVENT_VALIDATOR.iter_errors(item))
     if error is not None:
         return Checked(None, "schema", _reason(error), truncated)
-    skew = _check_ts(item, now_ms, skew_ms)
+    skew = _check_ts(item, now_ms, skew_ms, clock)
     if skew:
         return Checked(None, "clock_skew", skew, truncated)
     checked = Checked(item, truncated=truncated)
@@ -224,7 +232,9 @@ def check_event(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
     return checked
 
 
-def check_record(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
+def check_record(
+    raw: object, *, now_ms: int, skew_ms: int, clock: str = COLLECTOR_CLOCK
+) -> Checked:
     if not isinstance(raw, dict):
         return Checked(None, "not_object", "consent record must be a JSON object")
     item = dict(raw)
@@ -232,7 +242,7 @@ def check_record(raw: object, *, now_ms: int, skew_ms: int) -> Checked:
     error = None if RECORD_FAST(item) else best_match(RECORD_VALIDATOR.iter_errors(item))
     if error is not None:
         return Checked(None, "schema", _reason(error), truncated)
-    skew = _check_ts(item, now_ms, skew_ms)
+    skew = _check_ts(item, now_ms, skew_ms, clock)
     if skew:
         return Checked(None, "clock_skew", skew, truncated)
     return Checked(item, truncated=truncated)

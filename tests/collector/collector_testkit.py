@@ -48,9 +48,11 @@ def make_record(**fields: Any) -> dict[str, Any]:
 
 
 def batch_body(
-    events: list[Any], records: list[Any] | None = None, *, batch_id: str | None = None
+    events: list[Any], records: list[Any] | None = None, *, batch_id: str | None = None,
+    sent_at: int | None = None,
 ) -> bytes:
-    body = {"schema": SCHEMA_ID, "sent_at": now_ms(), "batch_id": batch_id or str(uuid.uuid4()),
+    body = {"schema": SCHEMA_ID, "sent_at": now_ms() if sent_at is None else sent_at,
+            "batch_id": batch_id or str(uuid.uuid4()),
             "events": events, "consent_records": records or []}
     return gzip.compress(json.dumps(body).encode())
 

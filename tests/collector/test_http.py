@@ -161,6 +161,20 @@ def test_replay_after_restart_is_dropped_by_the_remembered_ids(
     assert total == 2
 
 
+def test_an_old_batch_is_checked_against_its_sent_at(client: TestClient,
+                                                    service: CollectorService) -> None:
+    built = now_ms() - 2 * 86400 * 1000
+    old = make_event(ts=built - 1000)
+    r = client.post("/v1/events", content=batch_body([old], sent_at=built), headers=AUTH)
+    assert r.status_code == 200, r.text
+    ahead = now_ms() + 2 * 86400 * 1000
+    r = client.post("/v1/events", content=batch_body([make_event(ts=ahead)], sent_at=ahead),
+                    headers=AUTH)
+    assert r.status_code == 400
+    assert r.json()["rejected"][0]["reason"].startswith("sent_at:")
+    assert count(service, "events") == 1
+
+
 def test_healthz_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     client.post("/v1/events", content=batch_body([make_event(), make_event(kind="x")]),

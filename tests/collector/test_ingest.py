@@ -70,6 +70,64 @@ def test_invalid_ip_is_dropped_and_the_event_kept() -> None:
     assert mapped.item is not None and mapped.item["ip"] == "81.2.69.142"
 
 
+DAY = 86400 * 1000
+
+
+def test_a_spooled_batch_replayed_days_later_is_accepted(service: CollectorService) -> None:
+    # The web process's collector was down for three days; its spool now replays the batch.
+    built = now_ms() - 3 * DAY
+    events = [make_event(ts=built - 60_000), make_event(ts=built - 1000)]
+    result = service.ingest.process(events, [make_record(ts=built - 5000)], sent_at=built)
+    assert (result.accepted, result.rejected) == (3, [])
+    assert service.store.scalar("SELECT count() FROM events") == 2
+    assert service.store.scalar("SELECT count() FROM consent_records") == 1
+
+
+def test_in_process_transport_passes_sent_at_on(service: CollectorService) -> None:
+    built = now_ms() - 2 * DAY
+    service.transport.send([make_event(ts=built)], [], batch_id=str(uuid.uuid4()),
+                           sent_at=built)
+    assert service.store.scalar("SELECT count() FROM events") == 1
+
+
+def test_without_sent_at_an_old_event_is_still_clock_skew(service: CollectorService) -> None:
+    result = service.ingest.process([make_event(ts=now_ms() - 3 * DAY)])
+    assert [r.reason.startswith("ts:") for r in result.rejected] == [True]
+    assert "collector's clock" in result.rejected[0].reason
+
+
+def test_an_event_far_from_its_batch_sent_at_is_rejected(service: CollectorService) -> None:
+    sent = now_ms() - 3 * DAY
+    near, far = make_event(ts=sent - 1000), make_event(ts=now_ms())
+    result = service.ingest.process([near, far], sent_at=sent)
+    assert [(r.index, r.id) for r in result.rejected] == [(1, far["event_id"])]
+    assert result.rejected[0].reason.startswith("ts:")
+    assert "sent_at" in result.rejected[0].reason
+    assert 'rejected_total{reason="clock_skew"} 1.0' in service.metrics.render().decode()
+    assert service.store.scalar("SELECT count() FROM events") == 1
+
+
+def test_a_batch_sent_from_the_future_is_rejected_whole(service: CollectorService) -> None:
+    sent = now_ms() + SKEW + 60_000
+    result = service.ingest.process([make_event(ts=sent), make_event(ts=sent)],
+                                    [make_record(ts=sent)], sent_at=sent)
+    assert result.accepted == 0 and len(result.rejected) == 3
+    assert all(r.reason.startswith("sent_at:") for r in result.rejected)
+    assert service.store.scalar("SELECT count() FROM events") == 0
+
+
+def test_a_batch_older_than_the_events_ttl_loses_its_events_not_its_records(
+    service: CollectorService,
+) -> None:
+    sent = now_ms() - service.settings.events_ttl * 1000 - DAY
+    result = service.ingest.process([make_event(ts=sent)], [make_record(ts=sent)],
+                                    sent_at=sent)
+    assert [(r.type, r.reason.startswith("sent_at:")) for r in result.rejected] == [
+        ("event", True)]
+    assert "TTL" in result.rejected[0].reason
+    assert service.store.scalar("SELECT count() FROM consent_records") == 1
+
+
 def test_event_is_enriched_and_the_raw_ua_never_stored(service: CollectorService) -> None:
     e = make_event(ip="81.2.69.142", consent={"analytics": True, "location": True},
                    properties={"plan": "basic", "n": 2, "ok": True}, traits={"age_band": "30-39"},
