@@ -111,3 +111,14 @@ def test_overview_page_shows_what_the_panel_api_gives(seeded: Any, login: Any) -
     page = client.get("/dashboards/overview", params=params).text
     top = client.get("/dashboards/api/bd_path", params=params).json()["rows"][0]
     assert f">{top['key']}</a>" in page and f"{top['visitors']:,}" in page
+
+
+def test_every_page_renders_for_admin_with_and_without_filters(seeded: Any, login: Any) -> None:
+    from dashboards.queries import PAGES
+
+    client = login("admin")
+    for page in PAGES:
+        for extra in ({}, {"f.country": "JP", "grain": "week"}, {"preset": "today"}):
+            r = client.get(f"/dashboards/{page}", params={**RANGE, **extra})
+            assert r.status_code == 200, (page, extra, r.text[:300])
+            assert "could not answer" not in r.text
