@@ -1,11 +1,13 @@
 """Place from an IP address (GeoIP2/GeoLite2 City or Country DB) and the coarse IP prefix.
 
-The DB is opened once with maxminddb's C reader (``MODE_AUTO``), ~20 µs per lookup. Without a
-DB, geo fields stay empty and one warning is logged when the lookup is created.
+The DB is opened once with maxminddb's C reader (``MODE_AUTO``), ~20 µs per lookup; answers are
+cached per address (real traffic repeats addresses), as are IP prefixes. Without a DB, geo
+fields stay empty and one warning is logged when the lookup is created.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -25,8 +27,10 @@ class Place:
 
 
 NOWHERE = Place()
+CACHE_SIZE = 65_536  # addresses; ~200 bytes each
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def ip_prefix(ip: str | None) -> str:
     """The /24 (IPv4) or /48 (IPv6) network of an address, as text; "" when absent or invalid."""
     if not ip:
@@ -46,6 +50,8 @@ class GeoLookup:
         self.path = path
         self._reader: geoip2.database.Reader | None = None
         self._city = False
+        # Per reader, so a new DB (a restart) never answers from the old one's cache.
+        self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._lookup)
         if path is None:
             log.warning("no GeoIP database configured (CONSENT_MW_GEOIP_DB): geo fields stay empty")
             return
@@ -62,6 +68,11 @@ class GeoLookup:
 
     def lookup(self, ip: str | None) -> Place:
         if self._reader is None or not ip:
+            return NOWHERE
+        return self._cached(ip)
+
+    def _lookup(self, ip: str) -> Place:
+        if self._reader is None:
             return NOWHERE
         try:
             if self._city:
@@ -84,3 +95,4 @@ class GeoLookup:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+            self._cached.cache_clear()

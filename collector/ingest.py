@@ -10,6 +10,7 @@ restart is dropped too). The rows of concurrent batches are merged into one inse
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.enrich_device import device_fields
+from collector.enrich_device import DeviceInfo, device_fields
 from collector.enrich_geo import NOWHERE, GeoLookup, ip_prefix
 from collector.metrics import CollectorMetrics
 from collector.settings import CollectorSettings
@@ -45,12 +46,6 @@ RECORD_COLUMNS = (
     "record_id", "consent_id", "visitor_id", "previous_record_id", "ts", "event", "method",
     "component", "policy_version", "policy_hash", "locale", "categories", "services", "gcm",
     "gpc", "gpc_conflict", "host", "path", "ua_family", "expires_at",
-)
-# Wire fields copied as text ("" for null/absent).
-_TEXT = (
-    "host", "path", "method", "search_terms", "referrer_host", "channel", "language",
-    "network_type", "visitor_id", "session_id", "consent_id", "user_id", "utm_source",
-    "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type",
 )
 
 
@@ -586,32 +581,44 @@ class Ingest:
     # -- wire → columns -----------------------------------------------------------------
 
     def _event_row(self, e: dict[str, Any], geo: GeoLookup) -> list[Any]:
+        """One events row from a validated event (text fields are str or None)."""
+        get = e.get
         try:
-            device = device_fields(e.get("ua"), e.get("ch_ua_model"), e.get("ch_ua_platform"),
-                                   e.get("device_type"))
+            device = _device(get("ua"), get("ch_ua_model"), get("ch_ua_platform"),
+                             get("device_type"))
         except Exception:  # a parser bug must not cost the event
             log.exception("device enrichment failed")
-            device = device_fields(None, wire_device_type=e.get("device_type"))
-        consent = e.get("consent") or {}
-        ip = e.get("ip") or ""
+            device = device_fields(None, wire_device_type=get("device_type"))
+        consent = get("consent") or {}
+        ip = get("ip") or ""
         place = geo.lookup(ip) if ip and consent.get("location") is True else NOWHERE
-        t = {name: _text(e.get(name)) for name in _TEXT}
         kind = e["kind"]
+        props = get("properties")
+        traits = get("traits")
         return [
             e["event_id"], ms_to_datetime(e["ts"]), kind,
-            _text(e.get("name")) or ("pageview" if kind in ("pageview", "anonymous") else ""),
-            dict(consent), bool(e.get("gpc", False)), t["host"], t["path"], t["method"],
-            int(e.get("status") or 0), t["search_terms"], t["referrer_host"], t["channel"],
-            t["language"], t["network_type"], e.get("save_data"),
+            get("name") or ("pageview" if kind in ("pageview", "anonymous") else ""),
+            consent, bool(get("gpc", False)), get("host") or "", get("path") or "",
+            get("method") or "", int(get("status") or 0), get("search_terms") or "",
+            get("referrer_host") or "", get("channel") or "", get("language") or "",
+            get("network_type") or "", get("save_data"),
             device.browser, device.browser_version, device.os, device.os_version,
             device.device_type, device.device_brand, device.device_model,
-            t["visitor_id"], t["session_id"], t["consent_id"], t["user_id"],
+            get("visitor_id") or "", get("session_id") or "", get("consent_id") or "",
+            get("user_id") or "",
             ip, ip_prefix(ip), place.country, place.region, place.city,
-            t["utm_source"], t["utm_medium"], t["utm_campaign"], t["utm_term"],
-            t["utm_content"], t["click_id_type"],
-            {str(k): _prop(v) for k, v in (e.get("properties") or {}).items()},
-            {str(k): _text(v) for k, v in (e.get("traits") or {}).items() if v is not None},
+            get("utm_source") or "", get("utm_medium") or "", get("utm_campaign") or "",
+            get("utm_term") or "", get("utm_content") or "", get("click_id_type") or "",
+            {str(k): _prop(v) for k, v in props.items()} if props else {},
+            {str(k): str(v) for k, v in traits.items() if v is not None} if traits else {},
         ]
+
+
+@functools.lru_cache(maxsize=20_000)
+def _device(ua: str | None, ch_ua_model: str | None, ch_ua_platform: str | None,
+            wire_device_type: str | None) -> DeviceInfo:
+    """Device fields per distinct (UA, client hints) — few in real traffic."""
+    return device_fields(ua, ch_ua_model, ch_ua_platform, wire_device_type)
 
 
 def _record_row(r: dict[str, Any]) -> list[Any]:

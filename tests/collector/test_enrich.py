@@ -119,6 +119,20 @@ def test_geoip_country_db_gives_the_country_only() -> None:
         geo.close()
 
 
+def test_geoip_answers_are_cached_per_db_and_dropped_on_close() -> None:
+    # A collector restarted with another DB must not answer from the old DB's cache.
+    city = GeoLookup(GEOIP_DIR / "GeoIP2-City-Test.mmdb")
+    assert city.lookup("81.2.69.142") == city.lookup("81.2.69.142") == Place("GB", "ENG",
+                                                                             "London")
+    country = GeoLookup(GEOIP_DIR / "GeoLite2-Country-Test.mmdb")
+    try:
+        assert country.lookup("81.2.69.142") == Place("GB", "", "")
+    finally:
+        country.close()
+    city.close()
+    assert city.lookup("81.2.69.142") == Place()
+
+
 def test_geoip_finds_tokyo_in_a_db_built_for_the_test(tmp_path: Path) -> None:
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet
