@@ -11,7 +11,7 @@ import ipaddress
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -141,12 +141,14 @@ def build_app(service: CollectorService) -> Starlette:
             return error(401, "unauthorized", "a valid bearer token is required",
                          **{"WWW-Authenticate": "Bearer"})
         metrics.queue_depth.inc()
+        expected = service.ingest.expect()  # an insert about to start may wait for this batch
         try:
-            return await _ingest(request)
+            return await _ingest(request, expected)
         finally:
+            expected()
             metrics.queue_depth.dec()
 
-    async def _ingest(request: Request) -> Response:
+    async def _ingest(request: Request, expected: Callable[[], None]) -> Response:
         try:
             raw = await read_body(request, settings.max_body_bytes,
                                   settings.max_decompressed_bytes)
@@ -157,6 +159,10 @@ def build_app(service: CollectorService) -> Starlette:
             metrics.rejected.labels("bad_encoding").inc()
             status = 415 if "Content-Encoding" in str(exc) else 400
             return error(status, "bad_encoding", str(exc))
+        # Parsing and validating are CPU work: off the event loop, with the insert wait.
+        return await run_in_threadpool(_ingest_body, raw, expected)
+
+    def _ingest_body(raw: bytes, expected: Callable[[], None]) -> Response:
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
@@ -169,10 +175,10 @@ def build_app(service: CollectorService) -> Starlette:
             return error(400, "bad_batch", f"{where}: {shape.message}"[:300])
         sent_at = body.get("sent_at")
         try:
-            result = await run_in_threadpool(
-                service.ingest.process, body.get("events", []),
-                body.get("consent_records", []), batch_id=body.get("batch_id"),
-                sent_at=None if sent_at is None else int(sent_at),
+            result = service.ingest.process(
+                body.get("events", []), body.get("consent_records", []),
+                batch_id=body.get("batch_id"), sent_at=None if sent_at is None else int(sent_at),
+                expected=expected,
             )
         except StoreError as exc:
             metrics.batches.labels("store_error").inc()

@@ -237,6 +237,42 @@ def test_a_batch_replayed_after_a_restart_is_stored_once(
     assert stored == (2, 1)
 
 
+def test_an_insert_waits_for_a_batch_that_arrived_and_is_still_being_read(
+    collector_settings: Callable[..., CollectorSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = CollectorService(collector_settings(insert_linger_ms=60_000))
+    svc.start()
+    try:
+        h = HeldInserts(svc)
+        h.release.set()
+        monkeypatch.setattr(svc.store, "insert", h.insert)
+        arrived = svc.ingest.expect()  # what POST /v1/events does before reading the body
+        first = Call(lambda: svc.ingest.process([make_event()]))
+        wait_until(lambda: queued(svc) == 1)
+        svc.ingest.process([make_event(), make_event()], expected=arrived)
+        assert first.outcome().inserted_events == 1
+        assert h.rows == [("events", 3)]
+    finally:
+        svc.stop()
+
+
+def test_a_batch_that_never_comes_does_not_hold_the_insert(
+    collector_settings: Callable[..., CollectorSettings],
+) -> None:
+    svc = CollectorService(collector_settings(insert_linger_ms=60_000))
+    svc.start()
+    try:
+        arrived = svc.ingest.expect()
+        first = Call(lambda: svc.ingest.process([make_event()]))
+        wait_until(lambda: queued(svc) == 1)
+        arrived()  # e.g. the body was too large: nothing will come
+        arrived()  # idempotent
+        assert first.outcome().inserted_events == 1
+        assert count(svc, "events") == 1
+    finally:
+        svc.stop()
+
+
 @pytest.mark.parametrize(("warm_hours", "stored"), [(24, 3), (0, 5)])
 def test_ids_stored_before_a_restart_are_remembered_unless_warming_is_off(
     collector_settings: Callable[..., CollectorSettings], warm_hours: int, stored: int

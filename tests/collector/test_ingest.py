@@ -145,6 +145,13 @@ def test_event_is_enriched_and_the_raw_ua_never_stored(service: CollectorService
     assert IPHONE_UA not in {str(v) for v in row.values()}
 
 
+def test_a_ts_sent_as_a_whole_float_is_stored_at_that_time(service: CollectorService) -> None:
+    ts = now_ms()
+    e = make_event(ts=float(ts))  # JSON 1.7e12 parses to a float; the schema allows it
+    assert service.ingest.process([e]).inserted_events == 1
+    assert service.store.scalar("SELECT toUnixTimestamp64Milli(ts) FROM events") == ts
+
+
 def test_geo_is_skipped_without_location_consent(service: CollectorService) -> None:
     e = make_event(ip="81.2.69.142", consent={"analytics": True, "location": False})
     service.ingest.process([e])
