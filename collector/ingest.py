@@ -563,8 +563,11 @@ class Ingest:
                 index, kind, item_id if isinstance(item_id, str) else None, checked.reason))
             self.metrics.rejected.labels(checked.code).inc()
             return None
-        # One spelling per id, so replays match whatever case or dashes the sender used.
-        checked.item[id_key] = str(uuid.UUID(checked.item[id_key]))
+        # One spelling per id, so replays match whatever case or dashes the sender used. The
+        # pattern passed: 36 characters means dashes in place, so only the case can differ.
+        item_id = checked.item[id_key]
+        if len(item_id) != 36 or item_id != item_id.lower():
+            checked.item[id_key] = str(uuid.UUID(item_id))
         return checked.item
 
     def _fresh(

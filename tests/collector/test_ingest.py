@@ -183,6 +183,17 @@ def test_consent_record_maps_to_columns(service: CollectorService) -> None:
         "SELECT toUnixTimestamp64Milli(expires_at) FROM consent_records") == expires
 
 
+def test_a_replay_is_recognised_whatever_the_spelling_of_its_ids(
+    service: CollectorService,
+) -> None:
+    event_id = str(uuid.uuid4())
+    spellings = [event_id, event_id.upper(), event_id.replace("-", ""),
+                 event_id.upper().replace("-", "")]
+    results = [service.ingest.process([make_event(event_id=s)]) for s in spellings]
+    assert [r.duplicates for r in results] == [0, 1, 1, 1]
+    assert str(service.store.scalar("SELECT event_id FROM events")) == event_id
+
+
 def test_in_process_transport_stores_like_http(service: CollectorService) -> None:
     events = [make_event(), make_event()]
     service.transport.send(events, [make_record()], batch_id=str(uuid.uuid4()))
