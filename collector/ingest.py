@@ -298,7 +298,8 @@ class GroupInserter:
                     p.records_stored = True
         except Exception as exc:
             log.error("insert of %d batch(es) failed: %s", len(block), exc)
-            error = exc if isinstance(exc, StoreError) else StoreError(f"insert failed: {exc}")
+            # A new exception, without the traceback that would keep this block's rows alive.
+            error = StoreError(str(exc) if isinstance(exc, StoreError) else f"insert failed: {exc}")
             for p in block:
                 p.finish(error)
         else:
@@ -424,8 +425,8 @@ class Ingest:
                 pending.finish()
         except BaseException as exc:
             if not pending.done.is_set():
-                pending.finish(exc if isinstance(exc, StoreError)
-                               else StoreError(f"ingest failed: {exc}"))
+                pending.finish(StoreError(str(exc) if isinstance(exc, StoreError)
+                                          else f"ingest failed: {exc}"))
             self.recent.forget(i for _, i in fresh)
             raise
         finally:
@@ -435,7 +436,7 @@ class Ingest:
             # Let a retry store them: these ids were never written.
             self.recent.forget(i for kind, i in fresh if not pending.stored(kind))
             log.warning("batch %s not stored: %s", batch_id, pending.error)
-            raise pending.error
+            raise StoreError(str(pending.error))  # the shared one stays traceback-free
         for kind, other in waits:
             # Answer a replay only once the first copy is in the store.
             other.done.wait()
