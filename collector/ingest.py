@@ -143,9 +143,6 @@ class RecentIds:
             for i in ids:
                 self._ids.pop(i, None)
 
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._ids
-
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -184,10 +181,10 @@ class GroupInserter:
     """One thread that inserts the rows of every concurrent batch as one block per table.
 
     ClickHouse pays a fixed cost per insert (a new part), so 1 000-row batches posted in
-    parallel are merged — up to ``max_rows`` — into one column-oriented insert. When the
-    first batch is queued, the thread waits up to ``linger`` for batches that other requests
-    are still validating, and not at all when none is. Each request waits for its own
-    ``Pending``; a failed insert fails exactly the requests of that block.
+    parallel are merged — up to ``max_rows`` — into one column-oriented insert. When a batch
+    is queued, the thread waits up to ``linger`` for batches that have arrived and are still
+    being read or validated (:meth:`expect`), and not at all when none has. Each request waits
+    for its own ``Pending``; a failed insert fails exactly the requests of that block.
     """
 
     def __init__(self, store: Store, metrics: CollectorMetrics, *, max_rows: int,
@@ -198,7 +195,7 @@ class GroupInserter:
         self.linger = linger
         self._queue: deque[Pending] = deque()
         self._queued_rows = 0
-        self._preparing = 0  # requests validating now, whose rows may join the next block
+        self._preparing = 0  # batches arrived but not queued yet: they may join the next block
         self._closing = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="collector-insert", daemon=True)
