@@ -161,6 +161,26 @@ def test_a_failed_insert_fails_only_its_own_batches_and_they_can_be_retried(
     assert count(service, "events") == 4
 
 
+def test_when_only_the_records_insert_fails_the_retry_stores_the_records_alone(
+    service: CollectorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, records = [make_event(), make_event()], [make_record()]
+    real = service.store.insert
+
+    def records_fail(table: str, *args: Any, **kw: Any) -> int:
+        if table == "consent_records":
+            raise StoreError("disk full")
+        return real(table, *args, **kw)
+
+    monkeypatch.setattr(service.store, "insert", records_fail)
+    with pytest.raises(StoreError):
+        service.ingest.process(events, records)
+    monkeypatch.setattr(service.store, "insert", real)
+    retried = service.ingest.process(events, records)  # what the sender does after a 503
+    assert (retried.duplicates, retried.inserted_records) == (2, 1)
+    assert count(service, "events") == 2 and count(service, "consent_records") == 1
+
+
 def test_a_replay_of_items_still_being_inserted_waits_and_fails_with_them(
     service: CollectorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
