@@ -668,4 +668,6 @@ def _record_row(r: dict[str, Any]) -> list[Any]:
 
 
 def _columns(rows: list[list[Any]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=False)]  # rows are all `width` long
