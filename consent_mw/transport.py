@@ -95,6 +95,16 @@ def _rejected_items(body: Any) -> tuple[int, tuple[str, ...]] | None:
     return None
 
 
+def batch_time(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> int:
+    """The batch's ``sent_at``: its newest item's time, the same on every replay.
+
+    The collector judges clock skew against it, so a batch replayed from the spool a day
+    after it was built is old data arriving late, not a client with a broken clock.
+    """
+    stamps = [item["ts"] for item in (*events, *records) if isinstance(item.get("ts"), int)]
+    return max(stamps) if stamps else int(time.time() * 1000)
+
+
 class HttpTransport:
     """POST ``{collector_url}/v1/events``: gzip JSON, bearer token, sync httpx client."""
 
@@ -112,7 +122,7 @@ class HttpTransport:
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
              batch_id: str) -> SendResult | None:
         body = wire.encode_batch(events, records, batch_id=batch_id,
-                                 sent_at=int(time.time() * 1000))
+                                 sent_at=batch_time(events, records))
         try:
             response = self._client.post(
                 self.base_url + "/v1/events",

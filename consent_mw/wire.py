@@ -2,7 +2,7 @@
 
 A batch is gzip-compressed JSON posted to ``{collector}/v1/events``::
 
-    {"schema": "consent-mw/1", "sent_at": <ms>, "batch_id": <uuid>,
+    {"schema": "consent-mw/1", "sent_at": <ms: newest item's ts>, "batch_id": <uuid>,
      "events": [<event>...], "consent_records": [<record>...]}
 
 ``EVENT_SCHEMA`` and ``RECORD_SCHEMA`` are JSON Schema (draft 2020-12). The collector validates

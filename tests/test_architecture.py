@@ -1,4 +1,4 @@
-"""The dependency direction the architecture promises: consent_mw ← collector ← dashboards ← clinic."""
+"""The dependency direction: consent_mw ← collector ← dashboards ← clinic."""
 
 from __future__ import annotations
 
