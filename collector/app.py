@@ -6,8 +6,6 @@ Each endpoint's docstring carries its OpenAPI operation as YAML after ``---``
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
 import zlib
@@ -24,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector import privacy_api, query_api
+from collector.auth import bearer_ok, is_loopback
 from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.openapi import openapi_endpoint
 from collector.store import StoreError
@@ -42,23 +41,6 @@ class BodyTooLarge(Exception):
 
 class BadBody(Exception):
     pass
-
-
-def is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def bearer_ok(request: Request, expected: str) -> bool:
-    """Constant-time check of ``Authorization: Bearer <token>``."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    return hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8"))
 
 
 def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:

@@ -12,8 +12,6 @@ start hooks that load suppressions and resume interrupted purges.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector import audit
+from collector.auth import bearer_token, is_loopback, tokens_equal
 from collector.privacy import Privacy, PrivacyError, export_zip, install
 from collector.staff import build_staff_routes
 from collector.store import StoreError
@@ -40,32 +39,16 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
                         headers=headers)
 
 
-def _token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-def _loopback(request: Request) -> bool:
-    try:
-        return ipaddress.ip_address(request.client.host if request.client else "").is_loopback
-    except ValueError:
-        return False
-
-
 def admin_check(service: Any, request: Request) -> Response | None:
     """None when the request carries the admin token, else the refusal."""
     expected = service.settings.admin_token.value
     if not expected:
         return _error(503, "not_configured", "the privacy API needs CONSENT_MW_ADMIN_TOKEN")
-    token = _token(request)
+    token = bearer_token(request)
     if token is None:
         return _error(401, "unauthorized", "an admin bearer token is required",
                       **{"WWW-Authenticate": "Bearer"})
-    if not _same(token, expected):
+    if not tokens_equal(token, expected):
         return _error(403, "forbidden", "wrong admin token")
     return None
 
@@ -324,9 +307,9 @@ def build_routes(service: Any) -> list[BaseRoute]:
         """
         tokens = [t for t in (service.settings.collector_token.value,
                               service.settings.admin_token.value) if t]
-        given = _token(request)
-        allowed = (any(_same(given, t) for t in tokens) if given is not None
-                   else not service.settings.collector_token.value and _loopback(request))
+        given = bearer_token(request)
+        allowed = (any(tokens_equal(given, t) for t in tokens) if given is not None
+                   else not service.settings.collector_token.value and is_loopback(request))
         if not allowed:
             return _error(401, "unauthorized", "a valid bearer token is required",
                           **{"WWW-Authenticate": "Bearer"})

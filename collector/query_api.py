@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
-import hmac
 import ipaddress
 import json
 import logging
@@ -40,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collector.auth import bearer_ok
 from collector.store import Store
 
 log = logging.getLogger("consent_mw.collector.query")
@@ -620,13 +620,6 @@ def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]
     return run_readonly(store, build(name, raw, active_suppression_types(store)))
 
 
-def _token_ok(request: Request, expected: str) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    return hmac.compare_digest(token.strip().encode("utf-8"), expected.encode("utf-8"))
-
-
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
@@ -665,7 +658,7 @@ def build_routes(service: Any) -> list[BaseRoute]:
         expected = getattr(secret, "value", "") or ""
         if not expected:
             return _error(503, "disabled", "the query API needs a configured query_token")
-        if not _token_ok(request, expected):
+        if not bearer_ok(request, expected):
             return JSONResponse({"error": "unauthorized", "message": "bearer token required"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         body = await request.body()
