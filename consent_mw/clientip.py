@@ -9,6 +9,7 @@ unverifiable) and is never returned.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -75,14 +76,23 @@ def forwarded_chain(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
 def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> str | None:
     """The client address for this ASGI scope, as a string, or None when unknown."""
     client = scope.get("client")
-    peer = parse_ip(str(client[0])) if client else None
+    if not client:
+        return None
+    return _resolve(str(client[0]), tuple(forwarded_chain(scope.get("headers") or ())),
+                    trusted_proxies)
+
+
+@functools.lru_cache(maxsize=4096)  # the same peers and proxy chains come back constantly
+def _resolve(peer_text: str, chain: tuple[str, ...], trusted_proxies: tuple[str, ...]
+             ) -> str | None:
+    peer = parse_ip(peer_text)
     if peer is None:
         return None
     networks = parse_networks(trusted_proxies)
     if not _trusted(peer, networks):
         return str(peer)
     current = peer
-    for hop in reversed(forwarded_chain(scope.get("headers") or ())):
+    for hop in reversed(chain):
         ip = parse_ip(hop)
         if ip is None:
             break

@@ -22,6 +22,7 @@ from consent_mw.state import ConsentState
 
 MAX_COOKIE_LEN = 4096
 SHOWN_MAX_AGE = 30 * 60  # a consent-less visitor yields at most one `shown` record per 30 min
+VERIFIED_CACHE_SIZE = 4096
 
 
 def parse_cookie_header(values: list[bytes]) -> dict[str, list[str]]:
@@ -81,6 +82,10 @@ class CookieCodec:
         keys = [k.value for k in reversed(settings.secret_keys)]
         self._consent = URLSafeTimedSerializer(keys, salt=settings.cookie_salt)
         self._shown = URLSafeTimedSerializer(keys, salt=settings.cookie_salt + ".shown")
+        # Verifying a cookie (base64, HMAC, zlib, JSON) costs more than a whole bare request;
+        # a returning visitor sends the same value on every page, so each distinct value is
+        # verified once. Only verified values are cached, and their age is checked on each hit.
+        self._verified: dict[str, StoredConsent] = {}
 
     # consent -----------------------------------------------------------------------------
     def dump_consent(self, state: ConsentState, *, gpc_recorded: bool = False,
@@ -91,7 +96,28 @@ class CookieCodec:
 
     def load_consent(self, value: str | None) -> StoredConsent | None:
         """The decision in a cookie value, or None for anything not clean, current and ours."""
-        if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
+        if not value or len(value) > MAX_COOKIE_LEN:
+            return None
+        cached = self._verified.get(value)
+        if cached is not None:
+            if self._current(cached, time.time()):
+                return cached
+            self._verified.pop(value, None)
+            return None
+        stored = self._verify(value)
+        if stored is not None:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)), None)  # oldest first
+            self._verified[value] = stored
+        return stored
+
+    def _current(self, stored: StoredConsent, now: float) -> bool:
+        max_age = self.settings.consent_max_age
+        decided = (stored.state.decided_at or 0) // 1000
+        return stored.signed_at + max_age >= now and decided + max_age >= now
+
+    def _verify(self, value: str) -> StoredConsent | None:
+        if not _canonical(value):
             return None
         try:
             payload, signed_at = self._consent.loads(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -105,6 +106,7 @@ def from_html(body: bytes) -> str | None:
     return match.group(1).decode("ascii").lower() if match else None
 
 
+@functools.lru_cache(maxsize=1024)  # browsers send a handful of distinct headers
 def from_accept_language(header: str, supported: tuple[str, ...]) -> str | None:
     """The supported locale the visitor ranks highest (q-values honoured)."""
     ranked: list[tuple[float, int, str]] = []

@@ -9,6 +9,7 @@ kept as written.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -109,6 +110,7 @@ def _may_hold_pii(folded: str) -> bool:
     return "@" in folded or "%40" in folded or any("0" <= ch <= "9" for ch in folded)
 
 
+@functools.lru_cache(maxsize=8192)  # paths and search terms repeat; the regexes are costly
 def scrub(value: str) -> str:
     """``value`` with e-mails, phone numbers and Luhn-valid card numbers replaced by markers."""
     if not value:

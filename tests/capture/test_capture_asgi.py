@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from capture_support import RecordingTransport, consent_state
@@ -68,7 +69,9 @@ def run(settings: Settings, capture: Capture, requests: list[tuple[str, dict[str
             for url, headers in requests:
                 await client.get(url, headers=headers)
 
-    asyncio.run(go())
+    # In a fresh thread: Playwright's sync API (browser tests) leaves a loop in the main one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result()
 
 
 def test_pageview_custom_and_identify_from_a_real_request(
