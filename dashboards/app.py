@@ -368,7 +368,10 @@ class Dashboards:
                                 headers=SECURITY_HEADERS)
         return session, panel
 
-    async def api(self, request: Request) -> Response:
+    async def _panel_data(
+        self, request: Request
+    ) -> Response | tuple[Panel, View, list[dict[str, Any]]]:
+        """The requested panel's rows for the request's view, or the refusal to send."""
         found = self._panel_for(request)
         if isinstance(found, Response):
             return found
@@ -376,19 +379,23 @@ class Dashboards:
         view = parse_view(request.query_params, self.settings.tz)
         version = await run_in_threadpool(self.backend.version)
         rows = await run_in_threadpool(self.panel_rows, panel, view, version)
+        return panel, view, rows
+
+    async def api(self, request: Request) -> Response:
+        data = await self._panel_data(request)
+        if isinstance(data, Response):
+            return data
+        panel, view, rows = data
         return JSONResponse({"panel": panel.id, "view": {
             "start": view.start.isoformat(), "end": view.end.isoformat(),
             "filters": dict(view.filters), "k": self.settings.k}, "rows": rows},
             headers=SECURITY_HEADERS)
 
     async def csv_download(self, request: Request) -> Response:
-        found = self._panel_for(request)
-        if isinstance(found, Response):
-            return found
-        _, panel = found
-        view = parse_view(request.query_params, self.settings.tz)
-        version = await run_in_threadpool(self.backend.version)
-        rows = await run_in_threadpool(self.panel_rows, panel, view, version)
+        data = await self._panel_data(request)
+        if isinstance(data, Response):
+            return data
+        panel, view, rows = data
         buf = io.StringIO()
         if rows:
             writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
