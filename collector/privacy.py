@@ -602,11 +602,11 @@ class Privacy:
         """Empty the raw id in every version of these suppression rows."""
         if not subject_hashes:
             return
-        hashes = ", ".join(f"'{h}'" for h in subject_hashes if h.isalnum())
-        if self.store.scalar(f"SELECT count() FROM suppressions WHERE subject_hash IN ({hashes}) "
-                             "AND subject != ''"):
-            self.store.command(f"ALTER TABLE suppressions UPDATE subject = '' WHERE "
-                               f"subject_hash IN ({hashes}) AND subject != ''", settings=_MUTATE)
+        params = {"h": list(subject_hashes)}
+        where = "subject_hash IN {h:Array(String)} AND subject != ''"
+        if self.store.scalar(f"SELECT count() FROM suppressions WHERE {where}", params):
+            self.store.command(f"ALTER TABLE suppressions UPDATE subject = '' WHERE {where}",
+                               params, settings=_MUTATE)
 
     def _close(self, root: Subject, *, request_id: str, requested_at: datetime,
                requested_by: str, reason: str, subject_hashes: list[str],
