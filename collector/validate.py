@@ -265,19 +265,19 @@ def _truncate(item: dict[str, Any], caps: Mapping[str, int]) -> int:
 
 
 def _truncate_maps(item: dict[str, Any]) -> int:
+    return _cap_values(item.get("properties"), MAX_TEXT) + _cap_values(item.get("traits"),
+                                                                       TRAIT_CAP)
+
+
+def _cap_values(mapping: Any, cap: int) -> int:
+    """Truncate the string values of a dict to ``cap``; how many were cut."""
+    if not isinstance(mapping, dict):
+        return 0
     count = 0
-    props = item.get("properties")
-    if isinstance(props, dict):
-        for key, value in list(props.items()):
-            if isinstance(value, str) and len(value) > MAX_TEXT:
-                props[key] = value[:MAX_TEXT]
-                count += 1
-    traits = item.get("traits")
-    if isinstance(traits, dict):
-        for key, value in list(traits.items()):
-            if isinstance(value, str) and len(value) > TRAIT_CAP:
-                traits[key] = value[:TRAIT_CAP]
-                count += 1
+    for key, value in list(mapping.items()):
+        if isinstance(value, str) and len(value) > cap:
+            mapping[key] = value[:cap]
+            count += 1
     return count
 
 
