@@ -17,6 +17,7 @@ turns it into an event here. Rules (the data inventory's field map):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -260,17 +261,27 @@ def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | f
 
 
 def _base(snap: Snapshot, event_id: str, kind: str) -> dict[str, Any]:
-    consent = {name: bool(v) for name, v in snap.consent.items()}
-    return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": consent}
+    return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": dict(snap.consent)}
+
+
+@lru_cache(maxsize=4096)  # the same pages are counted over and over
+def _anonymous_fields(path: str, ua: str | None) -> tuple[tuple[tuple[str, Any], ...], int]:
+    fields = {"name": "pageview", "path": clean_text(path, wire.MAX_PATH) or "/",
+              "device_type": device_type(ua)}
+    return tuple(fields.items()), json_size(fields)
 
 
 def anonymous_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
+    return anonymous_event_sized(snap, event_id)[0]
+
+
+def anonymous_event_sized(snap: Snapshot, event_id: str) -> tuple[dict[str, Any], int]:
+    """The anonymous count and an upper bound of its encoded size."""
     event = _base(snap, event_id, "anonymous")
     event["ts"] = snap.ts - snap.ts % HOUR_MS
-    event["name"] = "pageview"
-    event["path"] = clean_text(snap.path, wire.MAX_PATH) or "/"
-    event["device_type"] = device_type(snap.ua)
-    return event
+    items, size = _anonymous_fields(snap.path, snap.ua)
+    event.update(items)
+    return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
 def _ids(snap: Snapshot, event: dict[str, Any]) -> None:
@@ -295,15 +306,15 @@ def resolve_ip(snap: Snapshot, trusted_proxies: tuple[str, ...]) -> str | None:
     return client_ip({"client": (snap.peer, 0), "headers": snap.raw_headers}, trusted_proxies)
 
 
-def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
-                   click_id_params: tuple[str, ...],
-                   trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any]:
+def _request_fields(snap: Snapshot, search_params: tuple[str, ...],
+                    click_id_params: tuple[str, ...],
+                    trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
+    """Everything a pageview derives from the request itself (not from the visitor's ids)."""
     h = header_map(snap)
     params = query_params(snap.query)
     host = clean_host(snap.host or h.get("host"))
     ref = referrer_host(h.get("referer"))
-    event = _base(snap, event_id, "pageview")
-    event.update(
+    fields: dict[str, Any] = dict(
         name="pageview",
         host=host,
         path=clean_text(snap.path, wire.MAX_PATH) or "/",
@@ -320,12 +331,78 @@ def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, .
         ch_ua_platform=_cap(h.get("sec-ch-ua-platform"), 64),
         ip=resolve_ip(snap, trusted_proxies),
     )
-    _ids(snap, event)
     if snap.marketing:
         for name in UTM_PARAMS:
-            event[name] = clean_text(params.get(name))
-        event["click_id_type"] = click_id_type(params, click_id_params)
-    return event
+            fields[name] = clean_text(params.get(name))
+        fields["click_id_type"] = click_id_type(params, click_id_params)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@lru_cache(maxsize=4096)
+def _cached_request_fields(path: str, query: str, raw_headers: tuple[tuple[bytes, bytes], ...],
+                           host: str | None, method: str | None, status: int | None,
+                           peer: str | None, marketing: bool, search_params: tuple[str, ...],
+                           click_id_params: tuple[str, ...], trusted_proxies: tuple[str, ...]
+                           ) -> tuple[tuple[tuple[str, Any], ...], int]:
+    """The request-derived fields and the bytes they take in compact JSON."""
+    snap = Snapshot(kind="page", ts=0, consent={}, analytics=True, marketing=marketing,
+                    path=path, query=query, raw_headers=raw_headers, host=host,
+                    method=method, status=status, peer=peer)
+    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+    return tuple(fields.items()), json_size(fields)
+
+
+def json_size(item: Mapping[str, Any]) -> int:
+    """Bytes of ``item`` as the transport encodes it (compact, UTF-8)."""
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+# Upper bound of what a pageview adds to its request fields: event_id, ts, kind, three ids
+# (each at most 64 id characters) and gpc, with their keys and punctuation.
+_ENVELOPE_BOUND = 400
+
+
+def _consent_bound(consent: Mapping[str, bool]) -> int:
+    # "name":false, per category; 6 bytes per character covers any JSON escape.
+    return 16 + sum(6 * len(k) + 10 for k in consent)
+
+
+def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
+                   click_id_params: tuple[str, ...],
+                   trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A pageview; None-valued fields are left out."""
+    return pageview_event_sized(snap, event_id, search_params=search_params,
+                                click_id_params=click_id_params,
+                                trusted_proxies=trusted_proxies)[0]
+
+
+def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
+                         click_id_params: tuple[str, ...],
+                         trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
+    """A pageview and an upper bound of its encoded size.
+
+    A returning visitor repeats the same page, headers and query, so what derives from the
+    request alone is built (parsed, scrubbed, classified) once and reused: it is a pure
+    function of those inputs. Only the ids, time and consent change from event to event.
+    """
+    event = _base(snap, event_id, "pageview")
+    if snap.headers or snap.ip is not None:  # text headers or a given IP: not cache keys
+        fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+        event.update(fields)
+        size = json_size(fields)
+    else:
+        items, size = _cached_request_fields(
+            snap.path, snap.query, snap.raw_headers, snap.host, snap.method, snap.status,
+            snap.peer, snap.marketing, search_params, click_id_params, trusted_proxies)
+        event.update(items)
+    if snap.visitor_id is not None:
+        event["visitor_id"] = snap.visitor_id
+    if snap.session_id is not None:
+        event["session_id"] = snap.session_id
+    if snap.consent_id is not None:
+        event["consent_id"] = snap.consent_id
+    event["gpc"] = snap.gpc
+    return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
 def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
@@ -353,22 +430,33 @@ def build_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...]
                 click_id_params: tuple[str, ...] = (),
                 trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The wire event for ``snap``, with None-valued fields removed; None if nothing to send."""
-    if snap.kind == "page":
+    return build_event_sized(snap, event_id, search_params=search_params,
+                             click_id_params=click_id_params,
+                             trusted_proxies=trusted_proxies)[0]
+
+
+def build_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...] = (),
+                      click_id_params: tuple[str, ...] = (),
+                      trusted_proxies: tuple[str, ...] = ()
+                      ) -> tuple[dict[str, Any] | None, int]:
+    """:func:`build_event` and the event's encoded size: exact, or for a pageview an upper
+    bound that costs no encoding (the worker batches and size-checks by it)."""
+    if snap.kind == "page":  # both builders leave None-valued fields out already
         if snap.analytics:
-            event = pageview_event(snap, event_id, search_params=search_params,
-                                   click_id_params=click_id_params,
-                                   trusted_proxies=trusted_proxies)
-        else:
-            event = anonymous_event(snap, event_id)
-    elif not snap.analytics:  # custom and identify need analytics; capture gates, we re-check
-        return None
-    elif snap.kind == "custom":
+            return pageview_event_sized(snap, event_id, search_params=search_params,
+                                        click_id_params=click_id_params,
+                                        trusted_proxies=trusted_proxies)
+        return anonymous_event_sized(snap, event_id)
+    if not snap.analytics:  # custom and identify need analytics; capture gates, we re-check
+        return None, 0
+    if snap.kind == "custom":
         event = custom_event(snap, event_id)
     elif snap.kind == "identify":
         event = identify_event(snap, event_id)
     else:
-        return None
-    return {k: v for k, v in event.items() if v is not None}
+        return None, 0
+    clean = {k: v for k, v in event.items() if v is not None}
+    return clean, json_size(clean)
 
 
 # -- traits (identify) ---------------------------------------------------------------------

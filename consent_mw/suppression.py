@@ -7,6 +7,7 @@ without a lock.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 
@@ -49,6 +50,11 @@ class SuppressionList:
             return False
         for id_type, value in (("visitor_id", visitor_id), ("user_id", user_id_hash),
                                ("consent_id", consent_id)):
-            if value and subject_hash(self._key, id_type, value) in hashes:
+            if value and _subject_hash(self._key, id_type, value) in hashes:
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=8192)  # a visitor's pages repeat the same ids: one HMAC each
+def _subject_hash(key: bytes, id_type: str, value: str) -> str:
+    return subject_hash(key, id_type, value)

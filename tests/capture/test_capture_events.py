@@ -168,3 +168,40 @@ def test_raw_utf8_query_bytes_are_read_as_utf8(make_settings: Callable[..., Sett
     capture.page(make_ctx(settings, ("analytics",), capture=capture), scope, 200)
     capture.shutdown(5)
     assert transport.events[0]["search_terms"] == "インプラント"
+
+
+def test_event_ids_are_unique_rfc9562_uuids() -> None:
+    import uuid
+
+    from consent_mw.ids import new_event_id
+
+    ids = [new_event_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 8 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_reused_request_build_matches_a_fresh_one_and_keeps_per_event_fields() -> None:
+    from consent_mw.events import Snapshot, _request_fields, build_event_sized, json_size
+
+    def snap(visitor: str, referer: bytes) -> Snapshot:
+        return Snapshot(kind="page", ts=1_700_000_000_000, consent={"analytics": True},
+                        analytics=True, marketing=True, path="/a", method="GET", status=200,
+                        query="q=hi+me@example.com&utm_source=x",
+                        raw_headers=((b"host", b"clinic.example"), (b"referer", referer)),
+                        visitor_id=visitor, session_id="s1", peer="203.0.113.9")
+
+    first, size = build_event_sized(snap("v1", b"https://www.google.com/"), "e1",
+                                    search_params=("q",))
+    again, _ = build_event_sized(snap("v2", b"https://www.google.com/"), "e2",
+                                 search_params=("q",))
+    other, _ = build_event_sized(snap("v1", b"https://t.co/x"), "e3", search_params=("q",))
+    assert first is not None and again is not None and other is not None
+    fresh = _request_fields(snap("v1", b"https://www.google.com/"), ("q",), (), ())
+    assert {k: first[k] for k in fresh} == fresh
+    assert first["search_terms"] == "hi [email]" and first["utm_source"] == "x"
+    assert (first["visitor_id"], again["visitor_id"]) == ("v1", "v2")
+    assert (first["event_id"], again["event_id"]) == ("e1", "e2")
+    assert (first["channel"], other["channel"]) == ("ad", "ad")
+    assert (first["referrer_host"], other["referrer_host"]) == ("www.google.com", "t.co")
+    assert json_size(first) <= size  # the bound the worker batches by is never short
