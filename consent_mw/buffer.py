@@ -56,21 +56,23 @@ class BatchBuffer(Generic[T]):
         return self._thread is not None and self._thread.is_alive()
 
     def emit(self, item: T) -> bool:
-        """Queue ``item`` without waiting; False (and counted) when full or shut down."""
+        """Queue ``item`` without waiting; False (and counted) when full or shut down.
+
+        No lock on this path (it runs for every response): ``deque.append`` and ``popleft``
+        are atomic, so the bound can be overshot only by threads emitting at the same instant.
+        """
         if self._closed:
             self._drop("shutdown", 1)
             return False
-        with self._cv:
-            if len(self._queue) >= self.max_queue:
-                full = True
-            else:
-                full = False
-                self._queue.append(item)
-                if len(self._queue) >= self.batch_size:
-                    self._cv.notify()
-        if full:
+        queue = self._queue
+        size = len(queue)
+        if size >= self.max_queue:
             self._drop("queue_full", 1)
             return False
+        queue.append(item)
+        if (size + 1) % self.batch_size == 0:  # wake the worker once per batch, not per item
+            with self._cv:
+                self._cv.notify()
         return True
 
     def start(self) -> None:
@@ -82,10 +84,9 @@ class BatchBuffer(Generic[T]):
             self._thread.start()
 
     def _take_all(self) -> list[T]:
-        with self._cv:
-            items = list(self._queue)
-            self._queue.clear()
-        return items
+        # popleft, not list()+clear(): an item appended in between would be lost.
+        queue = self._queue
+        return [queue.popleft() for _ in range(len(queue))]
 
     def _export_all(self, items: list[T]) -> None:
         with self._export_lock:

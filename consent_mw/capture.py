@@ -9,7 +9,6 @@ spool and is replayed when the collector answers again.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 from consent_mw import wire
 from consent_mw.buffer import BatchBuffer
-from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event
+from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event_sized, json_size
 from consent_mw.ids import hash_user_id, new_event_id
 from consent_mw.settings import Settings
 from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
@@ -42,10 +41,6 @@ def _gate(settings: Settings, name: str, signal: str) -> tuple[str, ...]:
     if name in settings.category_names:
         return (name,)
     return tuple(c.name for c in settings.categories if signal in c.gcm and not c.required)
-
-
-def _size(item: Mapping[str, Any]) -> int:
-    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 class Capture:
@@ -123,22 +118,24 @@ class Capture:
     def _excluded(self, path: str) -> bool:
         return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
 
-    def _granted(self, state: ConsentState, names: tuple[str, ...]) -> bool:
-        if len(names) == 1:
-            return state.granted(names[0])
-        return any(state.granted(n) for n in names)
+    @staticmethod
+    def _granted(state: ConsentState, names: tuple[str, ...]) -> bool:
+        categories = state.categories
+        return any(categories.get(n, False) for n in names)
 
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
-        """Snapshot one response for capture; never raises, never blocks."""
+        """Snapshot one response for capture; never raises, never blocks.
+
+        This runs on every response, so it only copies and queues: suppression, parsing,
+        scrubbing and everything else happen in the worker.
+        """
         if not self.enabled:
             return
         try:
             path = scope.get("path") or "/"
-            if self._excluded(path):
+            if path in self._exclude_exact or path.startswith(self._exclude_prefixes):
                 return
             state = ctx.state
-            consent = state.categories  # immutable per request; copied by the worker
-            ts = time.time_ns() // 1_000_000
             headers = scope.get("headers") or ()
             if not self._granted(state, self._analytics):
                 # Anonymous counts are page counts: a redirect, an error or a form post would
@@ -146,22 +143,19 @@ class Capture:
                 if scope.get("method") != "GET" or not 200 <= status < 300:
                     return
                 ua = next((v for k, v in headers if k == b"user-agent"), None)
-                self._emit(Snapshot(kind="page", ts=ts, consent=consent, analytics=False,
-                                    marketing=False, path=path,
-                                    ua=ua.decode("latin-1") if ua is not None else None))
+                self._buffer.emit(Snapshot(
+                    kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
+                    analytics=False, marketing=False, path=path,
+                    ua=ua.decode("latin-1") if ua is not None else None))
                 return
-            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
-                                               consent_id=state.consent_id):
-                self._count_drop("suppressed")
-                return
-            picked = tuple((k, v) for k, v in headers if k in ANALYTICS_HEADERS)
             client = scope.get("client")
-            self._emit(Snapshot(
-                kind="page", ts=ts, consent=consent, analytics=True,
-                marketing=self._granted(state, self._marketing), gpc=state.gpc, path=path,
-                method=scope.get("method"), status=status,
+            self._buffer.emit(Snapshot(
+                kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
+                analytics=True, marketing=self._granted(state, self._marketing),
+                gpc=state.gpc, path=path, method=scope.get("method"), status=status,
                 query=(scope.get("query_string") or b"").decode("utf-8", "replace"),
-                raw_headers=picked, visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+                raw_headers=tuple(h for h in headers if h[0] in ANALYTICS_HEADERS),
+                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id, ip=ctx.client_ip,
                 peer=str(client[0]) if client else None,
             ))
@@ -265,20 +259,23 @@ class Capture:
                     if item.analytics and self.suppressions.is_suppressed(
                             visitor_id=item.visitor_id, user_id_hash=item.user_id,
                             consent_id=item.consent_id):
-                        # suppressed after it was queued: honour it at once
+                        # pages are checked here only; custom events and identify also
+                        # when queued. Suppressed after queueing: honoured at once.
                         self._count_drop("suppressed")
                         continue
-                    built = build_event(item, new_event_id(),
-                                        search_params=settings.search_params,
-                                        click_id_params=settings.click_id_params,
-                                        trusted_proxies=settings.trusted_proxies)
+                    built, size = build_event_sized(
+                        item, new_event_id(), search_params=settings.search_params,
+                        click_id_params=settings.click_id_params,
+                        trusted_proxies=settings.trusted_proxies)
                     if built is None:
                         self._count_drop("no_consent")
                         continue
                     is_event = True
                 else:
                     built, is_event = item, False
-                size = _size(built)
+                    size = json_size(built)
+                if size > settings.max_event_bytes:
+                    size = json_size(built)  # the bound may be loose: decide on the real size
             except Exception:
                 log.exception("building a capture event failed")
                 self._count_drop("error")

@@ -182,7 +182,9 @@ def test_worker_refreshes_suppressions_from_the_transport(
         assert wait_until(lambda: h in capture.suppressions, capture)
         assert capture.suppressions.version == 3
         pages(capture, settings, 1)
+        assert capture.force_flush(5)  # pages are checked against the list by the worker
         assert capture.stats()["dropped"]["suppressed"] == 1
+        assert capture.stats()["sent"] == 0
     finally:
         capture.shutdown(5)
 
