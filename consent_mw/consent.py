@@ -144,13 +144,22 @@ def apply_gpc(state: ConsentState, settings: Settings, gpc: bool) -> ConsentStat
     return replace(state, gpc=True, gpc_applied=True, categories=categories, services=services)
 
 
-def analytics_granted(state: ConsentState, settings: Settings) -> bool:
-    """Whether visitor/session cookies may exist: ``analytics``, or whichever category drives
-    ``analytics_storage`` when a site renamed it."""
+def analytics_gate(settings: Settings) -> tuple[str, ...]:
+    """The categories that stand for analytics: ``analytics``, or whichever optional
+    categories drive ``analytics_storage`` when a site renamed it."""
     if "analytics" in settings.category_names:
-        return state.granted("analytics")
-    return any(state.granted(c.name) for c in settings.categories
-               if "analytics_storage" in c.gcm and not c.required)
+        return ("analytics",)
+    return tuple(c.name for c in settings.categories
+                 if "analytics_storage" in c.gcm and not c.required)
+
+
+def granted_any(state: ConsentState, gate: tuple[str, ...]) -> bool:
+    return any(state.granted(name) for name in gate)
+
+
+def analytics_granted(state: ConsentState, settings: Settings) -> bool:
+    """Whether visitor/session cookies may exist (see :func:`analytics_gate`)."""
+    return granted_any(state, analytics_gate(settings))
 
 
 def gcm_signals(state: ConsentState, settings: Settings) -> dict[str, str]:

@@ -112,9 +112,12 @@ class CookieCodec:
         return stored
 
     def _current(self, stored: StoredConsent, now: float) -> bool:
-        max_age = self.settings.consent_max_age
+        return now <= self.expires_at(stored)
+
+    def expires_at(self, stored: StoredConsent) -> float:
+        """When a verified consent stops counting (s): re-signing never extends it."""
         decided = (stored.state.decided_at or 0) // 1000
-        return stored.signed_at + max_age >= now and decided + max_age >= now
+        return float(min(stored.signed_at, decided) + self.settings.consent_max_age)
 
     def _verify(self, value: str) -> StoredConsent | None:
         if not _canonical(value):
@@ -146,16 +149,25 @@ class CookieCodec:
 
     def load_shown(self, value: str | None) -> str | None:
         """The consent id of a recent ``shown`` record for this policy version, if any."""
+        shown = self.load_shown_until(value)
+        return shown[0] if shown else None
+
+    def load_shown_until(self, value: str | None) -> tuple[str, float] | None:
+        """:meth:`load_shown` and when the marker expires (s since the epoch)."""
         if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
             return None
         try:
-            data: Any = self._shown.loads(value, max_age=SHOWN_MAX_AGE)
+            data: Any
+            data, signed_at = self._shown.loads(value, max_age=SHOWN_MAX_AGE,
+                                                return_timestamp=True)
         except (BadData, ValueError, TypeError, UnicodeError):
             return None
         if not isinstance(data, dict) or data.get("pv") != self.settings.policy_version:
             return None
         cid = data.get("cid")
-        return cid if is_valid_id(cid) else None
+        if not is_valid_id(cid):
+            return None
+        return str(cid), signed_at.timestamp() + SHOWN_MAX_AGE
 
 
 def valid_visitor_id(value: str | None) -> str | None:
@@ -164,6 +176,26 @@ def valid_visitor_id(value: str | None) -> str | None:
 
 def valid_session_id(value: str | None) -> str | None:
     return value if value and is_valid_id(value) and len(value) <= 32 else None
+
+
+def session_cookie_value(session_id: str, now: float) -> str:
+    """``cmw_sid``: the session id and when the cookie was set, ``<id>.<unix seconds, hex>``.
+
+    The time lets the middleware slide the cookie once a minute instead of on every response.
+    """
+    return f"{session_id}.{int(now):x}"
+
+
+def parse_session_cookie(value: str | None) -> tuple[str, int] | None:
+    """(session id, when set) from ``cmw_sid``; a bare id (older cookies) reads as set at 0."""
+    if not value:
+        return None
+    sid, _, stamp = value.partition(".")
+    if valid_session_id(sid) is None:
+        return None
+    if 0 < len(stamp) <= 10 and all(c in "0123456789abcdef" for c in stamp):
+        return sid, int(stamp, 16)
+    return sid, 0
 
 
 def set_cookie(name: str, value: str, *, max_age: int, secure: bool, path: str = "/") -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import codecs
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 import anyio.to_thread
@@ -19,25 +20,18 @@ import anyio.to_thread
 from consent_mw import i18n
 from consent_mw.banner import render_banner, return_target
 from consent_mw.capture import Capture
-from consent_mw.consent import (
-    analytics_granted,
-    apply_gpc,
-    gpc_from_headers,
-    undecided,
-)
+from consent_mw.consent import analytics_gate, undecided
 from consent_mw.cookies import (
     SHOWN_MAX_AGE,
     CookieCodec,
     StoredConsent,
     expire_cookie,
-    parse_cookie_header,
     remaining_max_age,
+    session_cookie_value,
     set_cookie,
-    single,
-    valid_session_id,
-    valid_visitor_id,
 )
 from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
+from consent_mw.reading import Reader, Reading
 from consent_mw.records import MemorySink, RecordSink, build_record
 from consent_mw.self_service import SelfService
 from consent_mw.settings import Settings
@@ -53,43 +47,115 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("consent_mw")
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
+SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
 
 
-@dataclass(slots=True)
 class Incoming:
-    """What the middleware read from one request (headers parsed once)."""
+    """What the middleware read from one request: the shared :class:`Reading` of its consent
+    inputs, plus per-request flags. Other headers are decoded only when asked for."""
 
-    headers: dict[bytes, list[bytes]]
-    cookies: dict[str, list[str]]
-    stored: StoredConsent | None
-    gpc: bool
-    visitor_cookie: str | None
-    session_cookie: str | None
-    shown_cid: str | None
-    secure: bool
-    new_visitor: bool = False
-    set_cookies: list[str] = field(default_factory=list)
+    __slots__ = (
+        "_headers",
+        "new_session",
+        "new_visitor",
+        "raw_headers",
+        "reading",
+        "secure",
+        "set_cookies",
+    )
+
+    def __init__(self, raw_headers: Any, reading: Reading, *, secure: bool) -> None:
+        self.raw_headers = raw_headers
+        self.reading = reading
+        self.secure = secure
+        self.new_visitor = False
+        self.new_session = False
+        self.set_cookies: list[str] = []
+        self._headers: dict[bytes, list[bytes]] | None = None
+
+    @property
+    def headers(self) -> dict[bytes, list[bytes]]:
+        if self._headers is None:
+            result: dict[bytes, list[bytes]] = {}
+            for key, value in self.raw_headers:
+                result.setdefault(bytes(key).lower(), []).append(bytes(value))
+            self._headers = result
+        return self._headers
 
     def header(self, name: bytes) -> str | None:
         values = self.headers.get(name)
         return values[0].decode("latin-1") if values else None
 
+    # The reading, under the names the endpoints use.
+    @property
+    def cookies(self) -> Mapping[str, list[str]]:
+        return self.reading.cookies
 
-def _headers(scope: Scope) -> dict[bytes, list[bytes]]:
-    result: dict[bytes, list[bytes]] = {}
-    for key, value in scope.get("headers", ()):
-        result.setdefault(bytes(key).lower(), []).append(bytes(value))
-    return result
+    @property
+    def stored(self) -> StoredConsent | None:
+        return self.reading.stored
+
+    @property
+    def gpc(self) -> bool:
+        return self.reading.gpc
+
+    @property
+    def visitor_cookie(self) -> str | None:
+        return self.reading.visitor_cookie
+
+    @property
+    def session_cookie(self) -> str | None:
+        return self.reading.session_cookie
+
+    @property
+    def shown_cid(self) -> str | None:
+        return self.reading.shown_cid
 
 
-def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:
-    existing = [v for k, v in headers if k.lower() == b"vary"]
+def _consent_inputs(scope: Scope) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]:
+    """Cookie, Sec-GPC and Accept-Language values (ASGI header names are lower-case)."""
+    cookie: list[bytes] = []
+    gpc: list[bytes] = []
+    accept_language = b""
+    for key, value in scope.get("headers") or ():
+        if key == b"cookie":
+            cookie.append(bytes(value))
+        elif key == b"sec-gpc":
+            gpc.append(bytes(value))
+        elif key == b"accept-language" and not accept_language:
+            accept_language = bytes(value)
+    return tuple(cookie), tuple(gpc), accept_language
+
+
+class _ResponseInfo:
+    """The response headers the middleware looks at, found in one pass."""
+
+    __slots__ = ("encoding", "html", "vary")
+
+    def __init__(self, headers: Any) -> None:
+        ctype: bytes | None = None
+        self.encoding: bytes | None = None
+        self.vary: list[bytes] = []
+        for key, value in headers:
+            name = key.lower()
+            if name == b"content-type":
+                if ctype is None:
+                    ctype = value
+            elif name == b"content-encoding":
+                if self.encoding is None:
+                    self.encoding = value
+            elif name == b"vary":
+                self.vary.append(value)
+        self.html = ctype is not None and ctype.lower().startswith(b"text/html")
+
+
+def _missing_vary(existing: list[bytes]) -> bytes | None:
+    """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
     have = {p.strip().lower() for v in existing for p in v.split(b",")}
     if b"*" in have:
-        return
+        return None
     missing = [n for n in (b"Cookie", b"Sec-GPC") if n.lower() not in have]
-    if missing:
-        headers.append((b"vary", b", ".join(missing)))
+    return b", ".join(missing) if missing else None
 
 
 def _make_private(headers: list[tuple[bytes, bytes]]) -> None:
@@ -157,8 +223,12 @@ class ConsentMiddleware:
         self.self_service = self_service if self_service is not None else SelfService(s)
         self.errors: Counter[str] = Counter()
         self.endpoints = Endpoints(self)
+        self.reader = Reader(s, self.codec)
+        self._analytics_gate = analytics_gate(s)
         self._prefix_slash = s.prefix + "/"
-        self._exclude = tuple(p.rstrip("/") for p in s.exclude_paths if p.strip("/"))
+        bases = [p.rstrip("/") for p in s.exclude_paths if p.strip("/")]
+        self._exclude_exact = frozenset(bases)
+        self._exclude_prefixes = tuple(b + "/" for b in bases)
         self._injects = s.banner or bool(s.tags)
 
     # ------------------------------------------------------------------------------------
@@ -199,48 +269,32 @@ class ConsentMiddleware:
             self._fail("record_sink")
 
     def excluded(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self._exclude)
+        return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
 
     # ------------------------------------------------------------------------------------
     def read_request(self, scope: Scope) -> tuple[Incoming, RequestContext]:
         """Parse the request's consent inputs into an :class:`Incoming` and a context."""
-        s = self.settings
-        headers = _headers(scope)
-        cookies = parse_cookie_header(headers.get(b"cookie", []))
-        stored = self.codec.load_consent(single(cookies, s.consent_cookie))
-        gpc = gpc_from_headers(headers.get(b"sec-gpc", []))
-        incoming = Incoming(
-            headers=headers,
-            cookies=cookies,
-            stored=stored,
-            gpc=gpc,
-            visitor_cookie=valid_visitor_id(single(cookies, s.visitor_cookie)),
-            session_cookie=valid_session_id(single(cookies, s.session_cookie)),
-            shown_cid=None if stored else self.codec.load_shown(
-                single(cookies, s.consent_cookie + "_shown")),
-            secure=scope.get("scheme") in ("https", "wss"),
-        )
-        state = apply_gpc(stored.state if stored else undecided(s), s, gpc)
-        ctx = RequestContext(
-            settings=s,
-            state=state,
-            locale=i18n.choose_locale(s, accept_language=incoming.header(b"accept-language")
-                                      or ""),
-            capture=self.capture,
-        )
+        reading = self.reader.read(*_consent_inputs(scope))
+        incoming = Incoming(scope.get("headers") or (), reading,
+                            secure=scope.get("scheme") in ("https", "wss"))
+        ctx = RequestContext(settings=self.settings, state=reading.state,
+                             locale=reading.locale, capture=self.capture)
         self.assign_ids(ctx, incoming)
         return incoming, ctx
 
     def assign_ids(self, ctx: RequestContext, incoming: Incoming) -> None:
         """Visitor and session ids exist only while analytics is granted."""
-        if analytics_granted(ctx.state, self.settings):
-            ctx.visitor_id = incoming.visitor_cookie or new_visitor_id()
-            incoming.new_visitor = incoming.visitor_cookie is None
-            ctx.session_id = incoming.session_cookie or new_session_id()
+        if any(ctx.state.granted(name) for name in self._analytics_gate):
+            reading = incoming.reading
+            ctx.visitor_id = reading.visitor_cookie or new_visitor_id()
+            incoming.new_visitor = reading.visitor_cookie is None
+            ctx.session_id = reading.session_cookie or new_session_id()
+            incoming.new_session = reading.session_cookie is None
         else:
             ctx.visitor_id = None
             ctx.session_id = None
             incoming.new_visitor = False
+            incoming.new_session = False
 
     def id_cookies(self, ctx: RequestContext, incoming: Incoming, *,
                    withdrawing: bool = False) -> list[str]:
@@ -256,8 +310,14 @@ class ConsentMiddleware:
                 out.append(set_cookie(s.visitor_cookie, ctx.visitor_id,
                                       max_age=s.visitor_max_age, secure=incoming.secure))
             if ctx.session_id:
-                out.append(set_cookie(s.session_cookie, ctx.session_id,
-                                      max_age=s.session_timeout, secure=incoming.secure))
+                now = time.time()
+                issued = incoming.reading.session_issued
+                # Slid at most once a minute: a Set-Cookie on every response costs every
+                # response, and a session timeout one minute early changes nothing.
+                if incoming.new_session or not now - SESSION_SLIDE <= issued <= now + SESSION_SLIDE:
+                    out.append(set_cookie(s.session_cookie,
+                                          session_cookie_value(ctx.session_id, now),
+                                          max_age=s.session_timeout, secure=incoming.secure))
         else:
             if withdrawing or s.visitor_cookie in incoming.cookies:
                 out.append(expire_cookie(s.visitor_cookie, secure=incoming.secure))
@@ -298,10 +358,13 @@ class ConsentMiddleware:
         except Exception:
             # Bad input must never cost the visitor the page: fall back to "undecided".
             self._fail("read_request")
-            incoming = Incoming(headers={}, cookies={}, stored=None, gpc=False,
-                                visitor_cookie=None, session_cookie=None, shown_cid=None,
-                                secure=scope.get("scheme") == "https")
-            ctx = RequestContext(settings=self.settings, state=undecided(self.settings),
+            state = undecided(self.settings)
+            incoming = Incoming((), Reading(
+                cookies={}, stored=None, gpc=False, state=state,
+                locale=self.settings.default_locale, visitor_cookie=None, session_cookie=None,
+                session_issued=0, shown_cid=None, until=0.0,
+            ), secure=scope.get("scheme") == "https")
+            ctx = RequestContext(settings=self.settings, state=state,
                                  locale=self.settings.default_locale, capture=self.capture)
         scope[SCOPE_KEY] = ctx
         path: str = scope.get("path", "")
@@ -323,8 +386,8 @@ class ConsentMiddleware:
             nonlocal held, passthrough
             kind = message["type"]
             if kind == "http.response.start":
-                self._on_start(ctx, incoming, scope, message, excluded)
-                if not excluded and self._wants_body(ctx, scope, message):
+                info = self._on_start(ctx, incoming, scope, message, excluded)
+                if info is not None and self._wants_body(ctx, scope, message, info):
                     held = message
                     return
                 await send(message)
@@ -342,42 +405,50 @@ class ConsentMiddleware:
         return wrapper
 
     def _on_start(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
-                  message: Message, excluded: bool) -> None:
+                  message: Message, excluded: bool) -> _ResponseInfo | None:
+        """Capture the page and add cookies and ``Vary``; the response's headers, as read."""
         status = int(message.get("status", 200))
         if excluded:
-            return
+            return None
         if self.capture is not None:
             try:
                 self.capture.page(ctx, scope, status)
             except Exception:
                 self._fail("capture.page")
+        headers = message.get("headers") or ()
         try:
-            headers = list(message.get("headers", ()))
+            info = _ResponseInfo(headers)
+        except Exception:  # headers that are not (name, value) pairs: leave them to the server
+            self._fail("response_start")
+            return None
+        try:
             cookies = self.id_cookies(ctx, incoming) + self.gpc_cookie(ctx, incoming, scope)
+            # Whether a banner or tags appear depends on these request headers.
+            vary = _missing_vary(info.vary) if info.html else None
+            if not cookies and not vary:
+                return info  # the common case: the app's headers go out as they are
+            headers = list(headers)
             headers.extend((b"set-cookie", c.encode("latin-1")) for c in cookies)
             if cookies:
                 # A shared cache must never store (and replay) one visitor's ids.
                 _make_private(headers)
-            ctype = _header_value(headers, b"content-type") or b""
-            if ctype.lower().startswith(b"text/html"):
-                # Whether a banner or tags appear depends on these request headers.
-                _add_vary(headers)
+            if vary:
+                headers.append((b"vary", vary))
             message["headers"] = headers
         except Exception:
             self._fail("response_start")
+        return info
 
-    def _wants_body(self, ctx: RequestContext, scope: Scope, message: Message) -> bool:
+    def _wants_body(self, ctx: RequestContext, scope: Scope, message: Message,
+                    info: _ResponseInfo) -> bool:
         if not self._injects or scope.get("method") == "HEAD":
             return False
         status = int(message.get("status", 200))
         if status < 200 or status in (204, 205, 304):
             return False
-        headers = message.get("headers", [])
-        ctype = (_header_value(headers, b"content-type") or b"").lower()
-        if not ctype.startswith(b"text/html"):
+        if not info.html:
             return False
-        encoding = _header_value(headers, b"content-encoding")
-        if encoding and encoding.strip().lower() != b"identity":
+        if info.encoding and info.encoding.strip().lower() != b"identity":
             return False
         if ctx.state.decided:
             return bool(self.settings.tags)

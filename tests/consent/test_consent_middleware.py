@@ -121,8 +121,30 @@ def test_visitor_cookie_is_not_reissued_or_extended_on_later_visits(client: Test
     vid = client.cookies["cmw_vid"]
     r = client.get("/")
     assert "cmw_vid" not in cookie_values(r)
-    assert "cmw_sid" in cookie_values(r)  # the session cookie slides
     assert client.get("/ctx").json()["visitor_id"] == vid
+
+
+def test_the_session_cookie_slides_at_most_once_a_minute(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    decide(client, "accept_all")
+    first = client.cookies["cmw_sid"]
+    sid = client.get("/ctx").json()["session_id"]
+    assert first.split(".")[0] == sid
+    assert "cmw_sid" not in cookie_values(client.get("/"))  # set 0 s ago: not again
+    later = middleware_module.time.time() + 61
+    monkeypatch.setattr(middleware_module.time, "time", lambda: later)
+    slid = cookie_values(client.get("/"))["cmw_sid"]
+    assert slid.startswith(f"cmw_sid={sid}.{int(later):x};") and "Max-Age=1800" in slid
+    assert client.get("/ctx").json()["session_id"] == sid
+
+
+def test_a_session_cookie_without_a_time_is_kept_and_stamped(client: TestClient) -> None:
+    decide(client, "accept_all")
+    del client.cookies["cmw_sid"]
+    client.cookies.set("cmw_sid", "legacy0123456789")
+    r = client.get("/ctx")
+    assert r.json()["session_id"] == "legacy0123456789"
+    assert cookie_values(r)["cmw_sid"].startswith("cmw_sid=legacy0123456789.")
 
 
 def test_withdrawing_analytics_expires_visitor_and_session_cookies(client: TestClient) -> None:
@@ -386,6 +408,7 @@ def test_records_carry_the_language_the_banner_was_shown_in(client: TestClient,
 
 def test_responses_carrying_id_cookies_are_never_publicly_cacheable(client: TestClient) -> None:
     decide(client, "accept_all")
+    del client.cookies["cmw_sid"]  # a new session: the response sets its cookie
     r = client.get("/json")
     assert "cmw_sid" in cookie_values(r)
     assert r.headers["cache-control"] == "private"

@@ -1,0 +1,102 @@
+"""What a request's consent inputs say, read once per distinct set of inputs.
+
+A returning visitor's browser sends the same ``Cookie``, ``Sec-GPC`` and ``Accept-Language``
+on every page. Everything the middleware derives from them (the verified consent cookie, the
+GPC-adjusted state, the banner locale, the id cookies, the banner-shown marker) is a pure
+function of those bytes and the clock, so a :class:`Reader` computes it once and reuses it
+until the clock could change the answer (a cookie expiring) or for at most a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from consent_mw import i18n
+from consent_mw.consent import apply_gpc, gpc_from_headers, undecided
+from consent_mw.cookies import (
+    CookieCodec,
+    StoredConsent,
+    parse_cookie_header,
+    parse_session_cookie,
+    single,
+    valid_visitor_id,
+)
+from consent_mw.settings import Settings
+from consent_mw.state import ConsentState
+
+READING_CACHE_SIZE = 4096
+MAX_CACHED_KEY_BYTES = 4096  # larger inputs are read every time instead of being kept
+READING_TTL = 60.0  # seconds; also bounds how stale a cached reading can be
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The consent inputs of a request, parsed and verified. Shared: never mutate."""
+
+    cookies: Mapping[str, list[str]]
+    stored: StoredConsent | None
+    gpc: bool
+    state: ConsentState
+    locale: str
+    visitor_cookie: str | None
+    session_cookie: str | None  # the session id
+    session_issued: int  # when the session cookie was last set (s); 0 when unknown
+    shown_cid: str | None
+    until: float  # time.time() after which it must be read again
+
+
+class Reader:
+    """Reads (and caches) :class:`Reading` s for one Settings."""
+
+    def __init__(self, settings: Settings, codec: CookieCodec) -> None:
+        self.settings = settings
+        self.codec = codec
+        self._undecided = undecided(settings)
+        self._cache: dict[tuple[tuple[bytes, ...], tuple[bytes, ...], bytes], Reading] = {}
+
+    def read(self, cookie: tuple[bytes, ...], sec_gpc: tuple[bytes, ...],
+             accept_language: bytes) -> Reading:
+        key = (cookie, sec_gpc, accept_language)
+        now = time.time()
+        hit = self._cache.get(key)
+        if hit is not None and now < hit.until:
+            return hit
+        reading = self._read(cookie, sec_gpc, accept_language, now)
+        if sum(map(len, cookie)) + len(accept_language) <= MAX_CACHED_KEY_BYTES:
+            cache = self._cache
+            cache.pop(key, None)
+            if len(cache) >= READING_CACHE_SIZE:
+                cache.pop(next(iter(cache)), None)  # oldest first
+            cache[key] = reading
+        return reading
+
+    def _read(self, cookie: tuple[bytes, ...], sec_gpc: tuple[bytes, ...],
+              accept_language: bytes, now: float) -> Reading:
+        s = self.settings
+        cookies = parse_cookie_header(list(cookie))
+        stored = self.codec.load_consent(single(cookies, s.consent_cookie))
+        gpc = gpc_from_headers(list(sec_gpc))
+        until = now + READING_TTL
+        shown_cid: str | None = None
+        if stored is not None:
+            until = min(until, self.codec.expires_at(stored))
+        else:
+            shown = self.codec.load_shown_until(single(cookies, s.consent_cookie + "_shown"))
+            if shown is not None:
+                shown_cid, shown_until = shown
+                until = min(until, shown_until)
+        session = parse_session_cookie(single(cookies, s.session_cookie))
+        return Reading(
+            cookies=cookies,
+            stored=stored,
+            gpc=gpc,
+            state=apply_gpc(stored.state if stored else self._undecided, s, gpc),
+            locale=i18n.choose_locale(s, accept_language=accept_language.decode("latin-1")),
+            visitor_cookie=valid_visitor_id(single(cookies, s.visitor_cookie)),
+            session_cookie=session[0] if session else None,
+            session_issued=session[1] if session else 0,
+            shown_cid=shown_cid,
+            until=until,
+        )
