@@ -18,11 +18,18 @@ from typing import Any
 
 from consent_mw import wire
 from consent_mw.buffer import BatchBuffer
-from consent_mw.events import ANALYTICS_HEADERS, Snapshot, build_event_sized, json_size
+from consent_mw.events import (
+    ANALYTICS_HEADERS,
+    PageHit,
+    Snapshot,
+    build_event_sized,
+    hit_event_sized,
+    json_size,
+)
 from consent_mw.ids import hash_user_id, new_event_id
 from consent_mw.settings import Settings
 from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
-from consent_mw.state import ConsentState, RequestContext
+from consent_mw.state import RequestContext
 from consent_mw.suppression import SuppressionList
 from consent_mw.transport import HttpTransport, RetryPolicy, SendResult, Transport, TransportError
 
@@ -72,7 +79,7 @@ class Capture:
         self._exclude_prefixes = tuple(b + "/" for b in bases)
         self._analytics = _gate(settings, "analytics", "analytics_storage")
         self._marketing = _gate(settings, "marketing", "ad_storage")
-        self._buffer: BatchBuffer[Snapshot | dict[str, Any]] = BatchBuffer(
+        self._buffer: BatchBuffer[PageHit | Snapshot | dict[str, Any]] = BatchBuffer(
             self._export,
             max_queue=settings.queue_size,
             batch_size=settings.batch_size,
@@ -112,16 +119,11 @@ class Capture:
 
     # -- request path -----------------------------------------------------------------------
 
-    def _emit(self, item: Snapshot | dict[str, Any]) -> None:
+    def _emit(self, item: PageHit | Snapshot | dict[str, Any]) -> None:
         self._buffer.emit(item)
 
     def _excluded(self, path: str) -> bool:
         return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
-
-    @staticmethod
-    def _granted(state: ConsentState, names: tuple[str, ...]) -> bool:
-        categories = state.categories
-        return any(categories.get(n, False) for n in names)
 
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """Snapshot one response for capture; never raises, never blocks.
@@ -137,7 +139,7 @@ class Capture:
                 return
             state = ctx.state
             headers = scope.get("headers") or ()
-            if not self._granted(state, self._analytics):
+            if not state.granted_any(self._analytics):
                 # Anonymous counts are page counts: a redirect, an error or a form post would
                 # count a page twice or count junk paths, and there is no status to filter on.
                 if scope.get("method") != "GET" or not 200 <= status < 300:
@@ -148,20 +150,32 @@ class Capture:
                     analytics=False, marketing=False, path=path,
                     ua=ua.decode("latin-1") if ua is not None else None))
                 return
-            client = scope.get("client")
-            self._buffer.emit(Snapshot(
-                kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
-                analytics=True, marketing=self._granted(state, self._marketing),
-                gpc=state.gpc, path=path, method=scope.get("method"), status=status,
-                query=(scope.get("query_string") or b"").decode("utf-8", "replace"),
-                raw_headers=tuple(h for h in headers if h[0] in ANALYTICS_HEADERS),
-                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
-                consent_id=state.consent_id, ip=ctx.client_ip,
-                peer=str(client[0]) if client else None,
+            if ctx.client_ip is not None:  # the site resolved the IP itself
+                self._buffer.emit(self._page_snapshot(ctx, scope, status, path, headers))
+                return
+            self._buffer.emit(PageHit(
+                time.time_ns() // 1_000_000, state.categories,
+                state.granted_any(self._marketing), state.gpc, path, scope.get("method"),
+                status, scope.get("query_string") or b"",
+                tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]),
+                ctx.visitor_id, ctx.session_id, state.consent_id, scope.get("client"),
             ))
         except Exception:
             log.exception("capture.page failed")
             self._count_drop("error")
+
+    def _page_snapshot(self, ctx: RequestContext, scope: Mapping[str, Any], status: int,
+                       path: str, headers: Any) -> Snapshot:
+        state = ctx.state
+        return Snapshot(
+            kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
+            analytics=True, marketing=state.granted_any(self._marketing), gpc=state.gpc,
+            path=path, method=scope.get("method"), status=status,
+            query=(scope.get("query_string") or b"").decode("utf-8", "replace"),
+            raw_headers=tuple(h for h in headers if h[0] in ANALYTICS_HEADERS),
+            visitor_id=ctx.visitor_id, session_id=ctx.session_id,
+            consent_id=state.consent_id, ip=ctx.client_ip,
+        )
 
     def _where(self, scope: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
         if not scope:
@@ -177,8 +191,8 @@ class Capture:
             return
         try:
             state = ctx.state
-            marketing = self._granted(state, self._marketing)
-            if not self._granted(state, self._analytics) or (conversion and not marketing):
+            marketing = state.granted_any(self._marketing)
+            if not state.granted_any(self._analytics) or (conversion and not marketing):
                 self._count_drop("no_consent")
                 return
             if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
@@ -206,7 +220,7 @@ class Capture:
             return
         try:
             state = ctx.state
-            if not self._granted(state, self._analytics):
+            if not state.granted_any(self._analytics):
                 self._count_drop("no_consent")
                 return
             if user_id is None or str(user_id) == "":
@@ -220,7 +234,7 @@ class Capture:
             self._emit(Snapshot(
                 kind="identify", ts=time.time_ns() // 1_000_000,
                 consent=state.categories,
-                analytics=True, marketing=self._granted(state, self._marketing),
+                analytics=True, marketing=state.granted_any(self._marketing),
                 gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
@@ -248,19 +262,29 @@ class Capture:
 
     # -- worker -----------------------------------------------------------------------------
 
-    def _export(self, items: list[Snapshot | dict[str, Any]]) -> None:
+    def _export(self, items: list[PageHit | Snapshot | dict[str, Any]]) -> None:
         """Build, size-check and batch ``items``; runs in the worker thread."""
         settings = self.settings
         batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [([], [])]
         batch_bytes = 0
         for item in items:
+            built: dict[str, Any] | None
             try:
-                if isinstance(item, Snapshot):
+                if isinstance(item, PageHit):
+                    if self.suppressions.is_suppressed(visitor_id=item.visitor_id,
+                                                       consent_id=item.consent_id):
+                        self._count_drop("suppressed")  # checked here, not per request
+                        continue
+                    built, size = hit_event_sized(
+                        item, new_event_id(), search_params=settings.search_params,
+                        click_id_params=settings.click_id_params,
+                        trusted_proxies=settings.trusted_proxies)
+                    is_event = True
+                elif isinstance(item, Snapshot):
                     if item.analytics and self.suppressions.is_suppressed(
                             visitor_id=item.visitor_id, user_id_hash=item.user_id,
                             consent_id=item.consent_id):
-                        # pages are checked here only; custom events and identify also
-                        # when queued. Suppressed after queueing: honoured at once.
+                        # suppressed after it was queued: honoured at once
                         self._count_drop("suppressed")
                         continue
                     built, size = build_event_sized(
@@ -273,7 +297,7 @@ class Capture:
                     is_event = True
                 else:
                     built, is_event = item, False
-                    size = json_size(built)
+                    size = json_size(item)
                 if size > settings.max_event_bytes:
                     size = json_size(built)  # the bound may be loose: decide on the real size
             except Exception:

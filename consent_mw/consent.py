@@ -153,13 +153,9 @@ def analytics_gate(settings: Settings) -> tuple[str, ...]:
                  if "analytics_storage" in c.gcm and not c.required)
 
 
-def granted_any(state: ConsentState, gate: tuple[str, ...]) -> bool:
-    return any(state.granted(name) for name in gate)
-
-
 def analytics_granted(state: ConsentState, settings: Settings) -> bool:
     """Whether visitor/session cookies may exist (see :func:`analytics_gate`)."""
-    return granted_any(state, analytics_gate(settings))
+    return state.granted_any(analytics_gate(settings))
 
 
 def gcm_signals(state: ConsentState, settings: Settings) -> dict[str, str]:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
@@ -88,6 +88,28 @@ class Snapshot:
     conversion: bool = False
     user_id: str | None = None  # already the keyed hash
     traits: Mapping[str, Any] | None = None  # as given; cleaned by the build
+
+
+class PageHit(NamedTuple):
+    """A consented pageview as the request path queues it: raw values, cheap to make.
+
+    Everything else (decoding, the client IP, suppression, parsing) happens in the worker;
+    the result equals :func:`build_event` of the equivalent :class:`Snapshot`.
+    """
+
+    ts: int  # ms
+    consent: Mapping[str, bool]
+    marketing: bool
+    gpc: bool
+    path: str
+    method: str | None
+    status: int
+    query: bytes  # raw; only allow-listed params survive the build
+    raw_headers: tuple[tuple[bytes, bytes], ...]  # ANALYTICS_HEADERS only, undecoded
+    visitor_id: str | None
+    session_id: str | None
+    consent_id: str | None
+    client: Any  # scope["client"]
 
 
 @lru_cache(maxsize=4096)
@@ -395,14 +417,34 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
             snap.path, snap.query, snap.raw_headers, snap.host, snap.method, snap.status,
             snap.peer, snap.marketing, search_params, click_id_params, trusted_proxies)
         event.update(items)
-    if snap.visitor_id is not None:
-        event["visitor_id"] = snap.visitor_id
-    if snap.session_id is not None:
-        event["session_id"] = snap.session_id
-    if snap.consent_id is not None:
-        event["consent_id"] = snap.consent_id
-    event["gpc"] = snap.gpc
+    _finish(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
+
+
+def hit_event_sized(hit: PageHit, event_id: str, *, search_params: tuple[str, ...] = (),
+                    click_id_params: tuple[str, ...] = (),
+                    trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
+    """The pageview of a :class:`PageHit` and an upper bound of its encoded size."""
+    items, size = _cached_request_fields(
+        hit.path, hit.query.decode("utf-8", "replace"), hit.raw_headers, None, hit.method,
+        hit.status, str(hit.client[0]) if hit.client else None, hit.marketing,
+        search_params, click_id_params, trusted_proxies)
+    event = {"event_id": event_id, "ts": hit.ts, "kind": "pageview",
+             "consent": dict(hit.consent)}
+    event.update(items)
+    _finish(event, hit.visitor_id, hit.session_id, hit.consent_id, hit.gpc)
+    return event, size + _ENVELOPE_BOUND + _consent_bound(hit.consent)
+
+
+def _finish(event: dict[str, Any], visitor_id: str | None, session_id: str | None,
+            consent_id: str | None, gpc: bool) -> None:
+    if visitor_id is not None:
+        event["visitor_id"] = visitor_id
+    if session_id is not None:
+        event["session_id"] = session_id
+    if consent_id is not None:
+        event["consent_id"] = consent_id
+    event["gpc"] = gpc
 
 
 def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from consent_mw.cookies import (
     set_cookie,
 )
 from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
-from consent_mw.reading import Reader, Reading
+from consent_mw.reading import Reader, Reading, ReadingKey
 from consent_mw.records import MemorySink, RecordSink, build_record
 from consent_mw.self_service import SelfService
 from consent_mw.settings import Settings
@@ -61,7 +61,6 @@ class Incoming:
         "raw_headers",
         "reading",
         "secure",
-        "set_cookies",
     )
 
     def __init__(self, raw_headers: Any, reading: Reading, *, secure: bool) -> None:
@@ -70,7 +69,6 @@ class Incoming:
         self.secure = secure
         self.new_visitor = False
         self.new_session = False
-        self.set_cookies: list[str] = []
         self._headers: dict[bytes, list[bytes]] | None = None
 
     @property
@@ -112,19 +110,22 @@ class Incoming:
         return self.reading.shown_cid
 
 
-def _consent_inputs(scope: Scope) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]:
-    """Cookie, Sec-GPC and Accept-Language values (ASGI header names are lower-case)."""
-    cookie: list[bytes] = []
-    gpc: list[bytes] = []
+def _consent_inputs(scope: Scope) -> ReadingKey:
+    """Cookie, Sec-GPC and Accept-Language values (ASGI header names are lower-case).
+
+    Several Cookie fields (HTTP/2 splits them) are joined with "; ", as RFC 9113 says.
+    """
+    cookie: bytes | None = None
+    gpc: tuple[bytes, ...] = ()
     accept_language = b""
     for key, value in scope.get("headers") or ():
         if key == b"cookie":
-            cookie.append(bytes(value))
+            cookie = bytes(value) if cookie is None else cookie + b"; " + bytes(value)
         elif key == b"sec-gpc":
-            gpc.append(bytes(value))
+            gpc += (bytes(value),)
         elif key == b"accept-language" and not accept_language:
             accept_language = bytes(value)
-    return tuple(cookie), tuple(gpc), accept_language
+    return cookie or b"", gpc, accept_language
 
 
 class _ResponseInfo:
@@ -151,6 +152,8 @@ class _ResponseInfo:
 
 def _missing_vary(existing: list[bytes]) -> bytes | None:
     """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
+    if not existing:
+        return b"Cookie, Sec-GPC"
     have = {p.strip().lower() for v in existing for p in v.split(b",")}
     if b"*" in have:
         return None
@@ -190,6 +193,49 @@ def _charset(content_type: bytes) -> str:
             except LookupError:
                 return "utf-8"
     return "utf-8"
+
+
+class _PageSend:
+    """The send wrapper of one page response.
+
+    A class rather than a closure: one object per request instead of a function and a cell
+    per captured variable, which matters on a path every response takes.
+    """
+
+    __slots__ = ("ctx", "excluded", "held", "incoming", "mw", "passthrough", "scope", "send")
+
+    def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, incoming: Incoming,
+                 scope: Scope, send: Send) -> None:
+        self.mw = mw
+        self.ctx = ctx
+        self.incoming = incoming
+        self.scope = scope
+        self.send = send
+        self.excluded = mw.excluded(scope.get("path", ""))
+        self.held: Message | None = None
+        self.passthrough = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            mw = self.mw
+            info = mw._on_start(self.ctx, self.incoming, self.scope, message, self.excluded)
+            if info is not None and mw._wants_body(self.ctx, self.scope, message, info):
+                self.held = message
+                return
+            await self.send(message)
+            return
+        held = self.held
+        if held is not None and not self.passthrough:
+            self.held = None
+            if kind == "http.response.body" and not message.get("more_body", False):
+                await self.mw._send_injected(self.ctx, self.incoming, self.scope, held,
+                                             message, self.send)
+                return
+            # Streamed (or an extension message): leave it alone.
+            self.passthrough = True
+            await self.send(held)
+        await self.send(message)
 
 
 class ConsentMiddleware:
@@ -274,7 +320,7 @@ class ConsentMiddleware:
     # ------------------------------------------------------------------------------------
     def read_request(self, scope: Scope) -> tuple[Incoming, RequestContext]:
         """Parse the request's consent inputs into an :class:`Incoming` and a context."""
-        reading = self.reader.read(*_consent_inputs(scope))
+        reading = self.reader.read(_consent_inputs(scope))
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
         ctx = RequestContext(settings=self.settings, state=reading.state,
@@ -284,7 +330,7 @@ class ConsentMiddleware:
 
     def assign_ids(self, ctx: RequestContext, incoming: Incoming) -> None:
         """Visitor and session ids exist only while analytics is granted."""
-        if any(ctx.state.granted(name) for name in self._analytics_gate):
+        if ctx.state.granted_any(self._analytics_gate):
             reading = incoming.reading
             ctx.visitor_id = reading.visitor_cookie or new_visitor_id()
             incoming.new_visitor = reading.visitor_cookie is None
@@ -378,31 +424,7 @@ class ConsentMiddleware:
 
     def _page_send(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                    send: Send) -> Send:
-        excluded = self.excluded(scope.get("path", ""))
-        held: Message | None = None
-        passthrough = False
-
-        async def wrapper(message: Message) -> None:
-            nonlocal held, passthrough
-            kind = message["type"]
-            if kind == "http.response.start":
-                info = self._on_start(ctx, incoming, scope, message, excluded)
-                if info is not None and self._wants_body(ctx, scope, message, info):
-                    held = message
-                    return
-                await send(message)
-                return
-            if held is not None and not passthrough:
-                start, held = held, None
-                if kind == "http.response.body" and not message.get("more_body", False):
-                    await self._send_injected(ctx, incoming, scope, start, message, send)
-                    return
-                # Streamed (or an extension message): leave it alone.
-                passthrough = True
-                await send(start)
-            await send(message)
-
-        return wrapper
+        return _PageSend(self, ctx, incoming, scope, send)
 
     def _on_start(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                   message: Message, excluded: bool) -> _ResponseInfo | None:
@@ -422,7 +444,9 @@ class ConsentMiddleware:
             self._fail("response_start")
             return None
         try:
-            cookies = self.id_cookies(ctx, incoming) + self.gpc_cookie(ctx, incoming, scope)
+            cookies = self.id_cookies(ctx, incoming)
+            if ctx.state.gpc_applied:
+                cookies += self.gpc_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers.
             vary = _missing_vary(info.vary) if info.html else None
             if not cookies and not vary:
@@ -441,6 +465,8 @@ class ConsentMiddleware:
 
     def _wants_body(self, ctx: RequestContext, scope: Scope, message: Message,
                     info: _ResponseInfo) -> bool:
+        if ctx.state.decided and not self.settings.tags:  # the common case, decided first
+            return False
         if not self._injects or scope.get("method") == "HEAD":
             return False
         status = int(message.get("status", 200))

@@ -30,6 +30,10 @@ READING_CACHE_SIZE = 4096
 MAX_CACHED_KEY_BYTES = 4096  # larger inputs are read every time instead of being kept
 READING_TTL = 60.0  # seconds; also bounds how stale a cached reading can be
 
+#: ``Cookie`` (all fields joined with "; "), the ``Sec-GPC`` values, the first
+#: ``Accept-Language``: everything a reading depends on besides the clock.
+ReadingKey = tuple[bytes, tuple[bytes, ...], bytes]
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:
@@ -54,17 +58,17 @@ class Reader:
         self.settings = settings
         self.codec = codec
         self._undecided = undecided(settings)
-        self._cache: dict[tuple[tuple[bytes, ...], tuple[bytes, ...], bytes], Reading] = {}
+        self._cache: dict[ReadingKey, Reading] = {}
 
-    def read(self, cookie: tuple[bytes, ...], sec_gpc: tuple[bytes, ...],
-             accept_language: bytes) -> Reading:
-        key = (cookie, sec_gpc, accept_language)
+    def read(self, key: ReadingKey) -> Reading:
+        """The reading of a request's consent inputs (see :data:`ReadingKey`)."""
         now = time.time()
         hit = self._cache.get(key)
         if hit is not None and now < hit.until:
             return hit
+        cookie, sec_gpc, accept_language = key
         reading = self._read(cookie, sec_gpc, accept_language, now)
-        if sum(map(len, cookie)) + len(accept_language) <= MAX_CACHED_KEY_BYTES:
+        if len(cookie) + len(accept_language) <= MAX_CACHED_KEY_BYTES:
             cache = self._cache
             cache.pop(key, None)
             if len(cache) >= READING_CACHE_SIZE:
@@ -72,10 +76,10 @@ class Reader:
             cache[key] = reading
         return reading
 
-    def _read(self, cookie: tuple[bytes, ...], sec_gpc: tuple[bytes, ...],
-              accept_language: bytes, now: float) -> Reading:
+    def _read(self, cookie: bytes, sec_gpc: tuple[bytes, ...], accept_language: bytes,
+              now: float) -> Reading:
         s = self.settings
-        cookies = parse_cookie_header(list(cookie))
+        cookies = parse_cookie_header([cookie] if cookie else [])
         stored = self.codec.load_consent(single(cookies, s.consent_cookie))
         gpc = gpc_from_headers(list(sec_gpc))
         until = now + READING_TTL

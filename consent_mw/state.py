@@ -31,9 +31,18 @@ class ConsentState:
     gpc_applied: bool = False  # marketing is refused because of GPC
     gpc_conflict: bool = False  # the visitor explicitly opted in despite GPC
     method: str | None = None  # how the decision was made: accept_all, reject_all, save, ...
+    #: The granted categories, for checks that run on every request (set from ``categories``).
+    granted_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        granted = frozenset(name for name, on in self.categories.items() if on)
+        object.__setattr__(self, "granted_names", granted)
 
     def granted(self, category: str) -> bool:
-        return bool(self.categories.get(category, False))
+        return category in self.granted_names
+
+    def granted_any(self, categories: tuple[str, ...]) -> bool:
+        return not self.granted_names.isdisjoint(categories)
 
     def service_granted(self, category: str, service: str) -> bool:
         return self.granted(category) and bool(self.services.get(service, False))
@@ -53,4 +62,3 @@ class RequestContext:
     session_id: str | None = None
     client_ip: str | None = None
     capture: Any = None  # consent_mw.capture.Capture, when capture is on
-    extra_set_cookies: list[str] = field(default_factory=list)

@@ -30,9 +30,9 @@ def test_the_same_inputs_give_the_same_reading_without_rereading(
     settings = make_settings()
     reader, codec = _reader(settings)
     cookie = _cookie(codec, settings)
-    first = reader.read((cookie,), (), b"en")
+    first = reader.read((cookie, (), b"en"))
     assert first.state.decided and first.locale == "en"
-    assert reader.read((cookie,), (), b"en") is first
+    assert reader.read((cookie, (), b"en")) is first
 
 
 def test_sec_gpc_and_accept_language_are_part_of_what_is_read(
@@ -41,11 +41,11 @@ def test_sec_gpc_and_accept_language_are_part_of_what_is_read(
     settings = make_settings()
     reader, codec = _reader(settings)
     cookie = _cookie(codec, settings)
-    plain = reader.read((cookie,), (), b"en")
-    with_gpc = reader.read((cookie,), (b"1",), b"en")
+    plain = reader.read((cookie, (), b"en"))
+    with_gpc = reader.read((cookie, (b"1",), b"en"))
     assert plain.state.granted("marketing") and not with_gpc.state.granted("marketing")
     assert with_gpc.state.gpc_applied
-    assert reader.read((cookie,), (), b"ja").locale == "ja"
+    assert reader.read((cookie, (), b"ja")).locale == "ja"
 
 
 def test_a_cached_reading_ends_when_its_consent_cookie_expires(
@@ -54,11 +54,11 @@ def test_a_cached_reading_ends_when_its_consent_cookie_expires(
     settings = make_settings(consent_max_age=30)  # shorter than the reading TTL
     reader, codec = _reader(settings)
     cookie = _cookie(codec, settings)
-    assert reader.read((cookie,), (), b"").state.decided
+    assert reader.read((cookie, (), b"")).state.decided
     later = time.time() + 31
     monkeypatch.setattr(reading.time, "time", lambda: later)
     monkeypatch.setattr("consent_mw.cookies.time.time", lambda: later)
-    assert not reader.read((cookie,), (), b"").state.decided
+    assert not reader.read((cookie, (), b"")).state.decided
 
 
 def test_the_reading_cache_stays_bounded_and_skips_huge_inputs(
@@ -67,9 +67,9 @@ def test_the_reading_cache_stays_bounded_and_skips_huge_inputs(
     monkeypatch.setattr(reading, "READING_CACHE_SIZE", 3)
     reader, _ = _reader(make_settings())
     for n in range(5):
-        reader.read((f"x={n}".encode(),), (), b"")
+        reader.read((f"x={n}".encode(), (), b""))
     assert len(reader._cache) == 3
-    reader.read((b"x=" + b"a" * (reading.MAX_CACHED_KEY_BYTES + 1),), (), b"")
+    reader.read((b"x=" + b"a" * (reading.MAX_CACHED_KEY_BYTES + 1), (), b""))
     assert len(reader._cache) == 3
 
 
