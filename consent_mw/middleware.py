@@ -31,7 +31,7 @@ from consent_mw.cookies import (
     set_cookie,
 )
 from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
-from consent_mw.reading import Reader, Reading, ReadingKey
+from consent_mw.reading import SESSION_SLIDE, Reader, Reading, ReadingKey
 from consent_mw.records import MemorySink, RecordSink, build_record
 from consent_mw.self_service import SelfService
 from consent_mw.settings import Settings
@@ -47,7 +47,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("consent_mw")
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
-SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
 
 
 class Incoming:
@@ -150,10 +149,13 @@ class _ResponseInfo:
         self.html = ctype is not None and ctype.lower().startswith(b"text/html")
 
 
+_VARY = b"Cookie, Sec-GPC"
+
+
 def _missing_vary(existing: list[bytes]) -> bytes | None:
     """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
     if not existing:
-        return b"Cookie, Sec-GPC"
+        return _VARY
     have = {p.strip().lower() for v in existing for p in v.split(b",")}
     if b"*" in have:
         return None
@@ -219,8 +221,10 @@ class _PageSend:
         kind = message["type"]
         if kind == "http.response.start":
             mw = self.mw
-            info = mw._on_start(self.ctx, self.incoming, self.scope, message, self.excluded)
-            if info is not None and mw._wants_body(self.ctx, self.scope, message, info):
+            ctx = self.ctx
+            info = mw._on_start(ctx, self.incoming, self.scope, message, self.excluded)
+            if (info is not None and (mw._has_tags or not ctx.state.decided)
+                    and mw._wants_body(ctx, self.scope, message, info)):
                 self.held = message
                 return
             await self.send(message)
@@ -270,6 +274,7 @@ class ConsentMiddleware:
         self.errors: Counter[str] = Counter()
         self.endpoints = Endpoints(self)
         self.reader = Reader(s, self.codec)
+        self._has_tags = bool(s.tags)
         self._analytics_gate = analytics_gate(s)
         self._prefix_slash = s.prefix + "/"
         bases = [p.rstrip("/") for p in s.exclude_paths if p.strip("/")]
@@ -323,15 +328,25 @@ class ConsentMiddleware:
         reading = self.reader.read(_consent_inputs(scope))
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
-        ctx = RequestContext(settings=self.settings, state=reading.state,
-                             locale=reading.locale, capture=self.capture)
-        self.assign_ids(ctx, incoming)
+        if reading.ids_settled:  # a returning visitor mid-session: ids straight from cookies
+            ctx = RequestContext(settings=self.settings, state=reading.state,
+                                 locale=reading.locale, capture=self.capture,
+                                 visitor_id=reading.visitor_cookie,
+                                 session_id=reading.session_cookie)
+        else:
+            ctx = RequestContext(settings=self.settings, state=reading.state,
+                                 locale=reading.locale, capture=self.capture)
+            self.assign_ids(ctx, incoming)
         return incoming, ctx
 
     def assign_ids(self, ctx: RequestContext, incoming: Incoming) -> None:
         """Visitor and session ids exist only while analytics is granted."""
-        if ctx.state.granted_any(self._analytics_gate):
-            reading = incoming.reading
+        reading = incoming.reading
+        if ctx.state is reading.state and reading.ids_settled:  # the common case
+            ctx.visitor_id = reading.visitor_cookie
+            ctx.session_id = reading.session_cookie
+            incoming.new_visitor = incoming.new_session = False
+        elif ctx.state.granted_any(self._analytics_gate):
             ctx.visitor_id = reading.visitor_cookie or new_visitor_id()
             incoming.new_visitor = reading.visitor_cookie is None
             ctx.session_id = reading.session_cookie or new_session_id()
@@ -420,7 +435,7 @@ class ConsentMiddleware:
         if path == self.settings.prefix or path.startswith(self._prefix_slash):
             await self.endpoints.handle(ctx, incoming, scope, receive, send)
             return
-        await self.app(scope, receive, self._page_send(ctx, incoming, scope, send))
+        await self.app(scope, receive, _PageSend(self, ctx, incoming, scope, send))
 
     def _page_send(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                    send: Send) -> Send:
@@ -444,18 +459,24 @@ class ConsentMiddleware:
             self._fail("response_start")
             return None
         try:
-            cookies = self.id_cookies(ctx, incoming)
-            if ctx.state.gpc_applied:
-                cookies += self.gpc_cookie(ctx, incoming, scope)
+            reading = incoming.reading
+            state = ctx.state
+            if reading.ids_settled and state is reading.state:
+                cookies = None  # ids present and the session cookie recently set
+            else:
+                cookies = self.id_cookies(ctx, incoming)
+            if state.gpc_applied:
+                cookies = (cookies or []) + self.gpc_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers.
-            vary = _missing_vary(info.vary) if info.html else None
-            if not cookies and not vary:
-                return info  # the common case: the app's headers go out as they are
+            vary = (_missing_vary(info.vary) if info.vary else _VARY) if info.html else None
+            if not cookies:
+                if vary:
+                    message["headers"] = [*headers, (b"vary", vary)]
+                return info
             headers = list(headers)
             headers.extend((b"set-cookie", c.encode("latin-1")) for c in cookies)
-            if cookies:
-                # A shared cache must never store (and replay) one visitor's ids.
-                _make_private(headers)
+            # A shared cache must never store (and replay) one visitor's ids.
+            _make_private(headers)
             if vary:
                 headers.append((b"vary", vary))
             message["headers"] = headers

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consent_mw import i18n
-from consent_mw.consent import apply_gpc, gpc_from_headers, undecided
+from consent_mw.consent import analytics_gate, apply_gpc, gpc_from_headers, undecided
 from consent_mw.cookies import (
     CookieCodec,
     StoredConsent,
@@ -29,6 +29,7 @@ from consent_mw.state import ConsentState
 READING_CACHE_SIZE = 4096
 MAX_CACHED_KEY_BYTES = 4096  # larger inputs are read every time instead of being kept
 READING_TTL = 60.0  # seconds; also bounds how stale a cached reading can be
+SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
 
 #: ``Cookie`` (all fields joined with "; "), the ``Sec-GPC`` values, the first
 #: ``Accept-Language``: everything a reading depends on besides the clock.
@@ -49,6 +50,10 @@ class Reading:
     session_issued: int  # when the session cookie was last set (s); 0 when unknown
     shown_cid: str | None
     until: float  # time.time() after which it must be read again
+    analytics: bool = False  # visitor and session ids may exist
+    #: Analytics granted, both id cookies present and the session cookie set less than
+    #: SESSION_SLIDE ago (``until`` ends before that changes): no id cookie to (re)set.
+    ids_settled: bool = False
 
 
 class Reader:
@@ -58,6 +63,7 @@ class Reader:
         self.settings = settings
         self.codec = codec
         self._undecided = undecided(settings)
+        self._analytics_gate = analytics_gate(settings)
         self._cache: dict[ReadingKey, Reading] = {}
 
     def read(self, key: ReadingKey) -> Reading:
@@ -92,15 +98,25 @@ class Reader:
                 shown_cid, shown_until = shown
                 until = min(until, shown_until)
         session = parse_session_cookie(single(cookies, s.session_cookie))
+        state = apply_gpc(stored.state if stored else self._undecided, s, gpc)
+        visitor = valid_visitor_id(single(cookies, s.visitor_cookie))
+        analytics = state.granted_any(self._analytics_gate)
+        issued = session[1] if session else 0
+        settled = False
+        if analytics and visitor and session and now - SESSION_SLIDE <= issued <= now:
+            settled = True
+            until = min(until, issued + SESSION_SLIDE)
         return Reading(
             cookies=cookies,
             stored=stored,
             gpc=gpc,
-            state=apply_gpc(stored.state if stored else self._undecided, s, gpc),
+            state=state,
             locale=i18n.choose_locale(s, accept_language=accept_language.decode("latin-1")),
-            visitor_cookie=valid_visitor_id(single(cookies, s.visitor_cookie)),
+            visitor_cookie=visitor,
             session_cookie=session[0] if session else None,
-            session_issued=session[1] if session else 0,
+            session_issued=issued,
             shown_cid=shown_cid,
             until=until,
+            analytics=analytics,
+            ids_settled=settled,
         )
