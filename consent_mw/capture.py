@@ -39,6 +39,7 @@ DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent
                 "spool_full")
 # Room for the batch envelope under the collector's decompressed-size cap.
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
+_new_hit = tuple.__new__
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
 
 
@@ -153,13 +154,14 @@ class Capture:
             if ctx.client_ip is not None:  # the site resolved the IP itself
                 self._buffer.emit(self._page_snapshot(ctx, scope, status, path, headers))
                 return
-            self._buffer.emit(PageHit(
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
+            self._buffer.emit(_new_hit(PageHit, (
                 time.time_ns() // 1_000_000, state.categories,
                 state.granted_any(self._marketing), state.gpc, path, scope.get("method"),
                 status, scope.get("query_string") or b"",
                 tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]),
                 ctx.visitor_id, ctx.session_id, state.consent_id, scope.get("client"),
-            ))
+            )))
         except Exception:
             log.exception("capture.page failed")
             self._count_drop("error")

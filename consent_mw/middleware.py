@@ -127,26 +127,22 @@ def _consent_inputs(scope: Scope) -> ReadingKey:
     return cookie or b"", gpc, accept_language
 
 
-class _ResponseInfo:
-    """The response headers the middleware looks at, found in one pass."""
-
-    __slots__ = ("encoding", "html", "vary")
-
-    def __init__(self, headers: Any) -> None:
-        ctype: bytes | None = None
-        self.encoding: bytes | None = None
-        self.vary: list[bytes] = []
-        for key, value in headers:
-            name = key.lower()
-            if name == b"content-type":
-                if ctype is None:
-                    ctype = value
-            elif name == b"content-encoding":
-                if self.encoding is None:
-                    self.encoding = value
-            elif name == b"vary":
-                self.vary.append(value)
-        self.html = ctype is not None and ctype.lower().startswith(b"text/html")
+def _response_info(headers: Any) -> tuple[bool, bytes | None, list[bytes] | None]:
+    """(is HTML, Content-Encoding, Vary values) of response headers, in one pass."""
+    ctype: bytes | None = None
+    encoding: bytes | None = None
+    vary: list[bytes] | None = None
+    for key, value in headers:
+        name = key.lower()
+        if name == b"content-type":
+            if ctype is None:
+                ctype = value
+        elif name == b"content-encoding":
+            if encoding is None:
+                encoding = value
+        elif name == b"vary":
+            vary = [value] if vary is None else [*vary, value]
+    return ctype is not None and ctype.lower().startswith(b"text/html"), encoding, vary
 
 
 _VARY = b"Cookie, Sec-GPC"
@@ -442,7 +438,7 @@ class ConsentMiddleware:
         return _PageSend(self, ctx, incoming, scope, send)
 
     def _on_start(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
-                  message: Message, excluded: bool) -> _ResponseInfo | None:
+                  message: Message, excluded: bool) -> tuple[bool, bytes | None] | None:
         """Capture the page and add cookies and ``Vary``; the response's headers, as read."""
         status = int(message.get("status", 200))
         if excluded:
@@ -454,7 +450,7 @@ class ConsentMiddleware:
                 self._fail("capture.page")
         headers = message.get("headers") or ()
         try:
-            info = _ResponseInfo(headers)
+            html, encoding, existing_vary = _response_info(headers)
         except Exception:  # headers that are not (name, value) pairs: leave them to the server
             self._fail("response_start")
             return None
@@ -468,11 +464,11 @@ class ConsentMiddleware:
             if state.gpc_applied:
                 cookies = (cookies or []) + self.gpc_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers.
-            vary = (_missing_vary(info.vary) if info.vary else _VARY) if info.html else None
+            vary = (_missing_vary(existing_vary) if existing_vary else _VARY) if html else None
             if not cookies:
                 if vary:
                     message["headers"] = [*headers, (b"vary", vary)]
-                return info
+                return html, encoding
             headers = list(headers)
             headers.extend((b"set-cookie", c.encode("latin-1")) for c in cookies)
             # A shared cache must never store (and replay) one visitor's ids.
@@ -482,10 +478,10 @@ class ConsentMiddleware:
             message["headers"] = headers
         except Exception:
             self._fail("response_start")
-        return info
+        return html, encoding
 
     def _wants_body(self, ctx: RequestContext, scope: Scope, message: Message,
-                    info: _ResponseInfo) -> bool:
+                    info: tuple[bool, bytes | None]) -> bool:
         if ctx.state.decided and not self.settings.tags:  # the common case, decided first
             return False
         if not self._injects or scope.get("method") == "HEAD":
@@ -493,9 +489,10 @@ class ConsentMiddleware:
         status = int(message.get("status", 200))
         if status < 200 or status in (204, 205, 304):
             return False
-        if not info.html:
+        html, encoding = info
+        if not html:
             return False
-        if info.encoding and info.encoding.strip().lower() != b"identity":
+        if encoding and encoding.strip().lower() != b"identity":
             return False
         if ctx.state.decided:
             return bool(self.settings.tags)
