@@ -267,20 +267,24 @@ class Capture:
     def _export(self, items: list[PageHit | Snapshot | dict[str, Any]]) -> None:
         """Build, size-check and batch ``items``; runs in the worker thread."""
         settings = self.settings
+        # Hoisted: this loop runs once per event.
+        search, click_ids, proxies = (settings.search_params, settings.click_id_params,
+                                      settings.trusted_proxies)
+        max_bytes = settings.max_event_bytes
+        suppressions = self.suppressions if len(self.suppressions) else None
         batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [([], [])]
         batch_bytes = 0
         for item in items:
             built: dict[str, Any] | None
             try:
                 if isinstance(item, PageHit):
-                    if self.suppressions.is_suppressed(visitor_id=item.visitor_id,
-                                                       consent_id=item.consent_id):
+                    if suppressions is not None and suppressions.is_suppressed(
+                            visitor_id=item.visitor_id, consent_id=item.consent_id):
                         self._count_drop("suppressed")  # checked here, not per request
                         continue
-                    built, size = hit_event_sized(
-                        item, new_event_id(), search_params=settings.search_params,
-                        click_id_params=settings.click_id_params,
-                        trusted_proxies=settings.trusted_proxies)
+                    built, size = hit_event_sized(item, new_event_id(), search_params=search,
+                                                  click_id_params=click_ids,
+                                                  trusted_proxies=proxies)
                     is_event = True
                 elif isinstance(item, Snapshot):
                     if item.analytics and self.suppressions.is_suppressed(
@@ -300,13 +304,13 @@ class Capture:
                 else:
                     built, is_event = item, False
                     size = json_size(item)
-                if size > settings.max_event_bytes:
+                if size > max_bytes:
                     size = json_size(built)  # the bound may be loose: decide on the real size
             except Exception:
                 log.exception("building a capture event failed")
                 self._count_drop("error")
                 continue
-            if size > settings.max_event_bytes:
+            if size > max_bytes:
                 self._count_drop("too_large")
                 continue
             events, records = batches[-1]

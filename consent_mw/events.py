@@ -385,8 +385,13 @@ _ENVELOPE_BOUND = 400
 
 
 def _consent_bound(consent: Mapping[str, bool]) -> int:
+    return _consent_bound_of(tuple(consent))
+
+
+@lru_cache(maxsize=64)  # the same few category sets, event after event
+def _consent_bound_of(names: tuple[str, ...]) -> int:
     # "name":false, per category; 6 bytes per character covers any JSON escape.
-    return 16 + sum(6 * len(k) + 10 for k in consent)
+    return 16 + sum(6 * len(k) + 10 for k in names)
 
 
 def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
@@ -421,17 +426,31 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
+@lru_cache(maxsize=4096)
+def _cached_hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes], ...],
+                         method: str | None, status: int, client: Any, marketing: bool,
+                         search_params: tuple[str, ...], click_id_params: tuple[str, ...],
+                         trusted_proxies: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+    """A pageview with its request-derived fields only, and their encoded size (never
+    mutated: each event is a copy)."""
+    items, size = _cached_request_fields(
+        path, query.decode("utf-8", "replace"), raw_headers, None, method, status,
+        str(client[0]) if client else None, marketing, search_params, click_id_params,
+        trusted_proxies)
+    return {"kind": "pageview", **dict(items)}, size
+
+
 def hit_event_sized(hit: PageHit, event_id: str, *, search_params: tuple[str, ...] = (),
                     click_id_params: tuple[str, ...] = (),
                     trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
     """The pageview of a :class:`PageHit` and an upper bound of its encoded size."""
-    items, size = _cached_request_fields(
-        hit.path, hit.query.decode("utf-8", "replace"), hit.raw_headers, None, hit.method,
-        hit.status, str(hit.client[0]) if hit.client else None, hit.marketing,
-        search_params, click_id_params, trusted_proxies)
-    event = {"event_id": event_id, "ts": hit.ts, "kind": "pageview",
-             "consent": dict(hit.consent)}
-    event.update(items)
+    template, size = _cached_hit_template(
+        hit.path, hit.query, hit.raw_headers, hit.method, hit.status, hit.client,
+        hit.marketing, search_params, click_id_params, trusted_proxies)
+    event = template.copy()  # a C-level copy of ~20 fields
+    event["event_id"] = event_id
+    event["ts"] = hit.ts
+    event["consent"] = dict(hit.consent)
     _finish(event, hit.visitor_id, hit.session_id, hit.consent_id, hit.gpc)
     return event, size + _ENVELOPE_BOUND + _consent_bound(hit.consent)
 

@@ -281,7 +281,7 @@ class ConsentMiddleware:
     # ------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, send)  # a plain call returning the awaitable
         elif scope["type"] == "lifespan" and self.capture is not None:
             await self.app(scope, self._lifespan_receive(receive), send)
         else:
@@ -409,7 +409,11 @@ class ConsentMiddleware:
                            secure=incoming.secure)]
 
     # ------------------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _http(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """What to await for an HTTP request: an endpoint of ours or the app behind us.
+
+        Not a coroutine itself: one coroutine frame fewer on every request.
+        """
         try:
             incoming, ctx = self.read_request(scope)
         except Exception:
@@ -426,12 +430,10 @@ class ConsentMiddleware:
         scope[SCOPE_KEY] = ctx
         path: str = scope.get("path", "")
         if path == GPC_JSON_PATH:
-            await self.endpoints.gpc_json(scope, send)
-            return
+            return self.endpoints.gpc_json(scope, send)
         if path == self.settings.prefix or path.startswith(self._prefix_slash):
-            await self.endpoints.handle(ctx, incoming, scope, receive, send)
-            return
-        await self.app(scope, receive, _PageSend(self, ctx, incoming, scope, send))
+            return self.endpoints.handle(ctx, incoming, scope, receive, send)
+        return self.app(scope, receive, _PageSend(self, ctx, incoming, scope, send))
 
     def _page_send(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                    send: Send) -> Send:
