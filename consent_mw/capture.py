@@ -88,6 +88,7 @@ class Capture:
             drop=self._count_drop,
             tick=self._tick,
         )
+        self._emit_hit = self._buffer.emit
 
     def _make_spool(self) -> Spool:
         if self.settings.spool_dir is not None:
@@ -155,7 +156,7 @@ class Capture:
                 self._buffer.emit(self._page_snapshot(ctx, scope, status, path, headers))
                 return
             # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
-            self._buffer.emit(_new_hit(PageHit, (
+            self._emit_hit(_new_hit(PageHit, (
                 time.time_ns() // 1_000_000, state.categories,
                 state.granted_any(self._marketing), state.gpc, path, scope.get("method"),
                 status, scope.get("query_string") or b"",

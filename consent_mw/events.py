@@ -451,8 +451,15 @@ def hit_event_sized(hit: PageHit, event_id: str, *, search_params: tuple[str, ..
     event["event_id"] = event_id
     event["ts"] = hit.ts
     event["consent"] = dict(hit.consent)
-    _finish(event, hit.visitor_id, hit.session_id, hit.consent_id, hit.gpc)
-    return event, size + _ENVELOPE_BOUND + _consent_bound(hit.consent)
+    # Inline _finish: this runs once per captured page.
+    if hit.visitor_id is not None:
+        event["visitor_id"] = hit.visitor_id
+    if hit.session_id is not None:
+        event["session_id"] = hit.session_id
+    if hit.consent_id is not None:
+        event["consent_id"] = hit.consent_id
+    event["gpc"] = hit.gpc
+    return event, size + _ENVELOPE_BOUND + _consent_bound_of(tuple(hit.consent))
 
 
 def _finish(event: dict[str, Any], visitor_id: str | None, session_id: str | None,

@@ -32,25 +32,32 @@ def new_consent_id() -> str:
 
 
 class _EventIds:
-    """UUIDv8 strings (RFC 9562): 62 random bits per process, then a 60-bit counter.
+    """UUIDv8 strings (RFC 9562): 74 random bits per process, then a 48-bit counter.
 
     The capture worker names every event; ``str(uuid.uuid4())`` costs about 2 µs, which is a
     visible share of a request's budget. A random per-process prefix keeps ids unique across
-    processes (the collector deduplicates on them); the prefix is redrawn after ``fork``.
+    processes (the collector deduplicates on them); it is redrawn after ``fork`` and, should
+    the counter ever run out (2**48 events), before it would wrap.
     """
+
+    _LAST = 0xFFFFFFFFFFFF
 
     def __init__(self) -> None:
         self.reseed()
 
     def reseed(self) -> None:
-        r = secrets.randbits(62)
-        variant = 0x8 | (r & 0x3)  # RFC 9562 variant: binary 10xx
-        self._prefix = f"{r >> 30:08x}-{(r >> 14) & 0xFFFF:04x}-8{(r >> 2) & 0xFFF:03x}-{variant:x}"
+        r = secrets.randbits(74)
+        variant = 0x8 | ((r >> 12) & 0x3)  # RFC 9562 variant: binary 10xx
+        self._prefix = (f"{r >> 42:08x}-{(r >> 26) & 0xFFFF:04x}-8{(r >> 14) & 0xFFF:03x}-"
+                        f"{variant:x}{r & 0xFFF:03x}-")
         self._counter = itertools.count()
 
     def __call__(self) -> str:
         n = next(self._counter)  # atomic under the GIL
-        return f"{self._prefix}{(n >> 48) & 0xFFF:03x}-{n & 0xFFFFFFFFFFFF:012x}"
+        if n > self._LAST:
+            self.reseed()
+            n = next(self._counter)
+        return f"{self._prefix}{n:012x}"
 
 
 new_event_id = _EventIds()

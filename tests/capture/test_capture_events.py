@@ -205,3 +205,20 @@ def test_a_reused_request_build_matches_a_fresh_one_and_keeps_per_event_fields()
     assert (first["channel"], other["channel"]) == ("ad", "ad")
     assert (first["referrer_host"], other["referrer_host"]) == ("www.google.com", "t.co")
     assert json_size(first) <= size  # the bound the worker batches by is never short
+
+
+def test_event_ids_draw_a_new_prefix_instead_of_wrapping_the_counter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import itertools
+    import uuid
+
+    from consent_mw.ids import _EventIds
+
+    ids = _EventIds()
+    before = ids()
+    monkeypatch.setattr(ids, "_counter", itertools.count(_EventIds._LAST))
+    last = ids()
+    after = ids()
+    assert last.endswith("-ffffffffffff") and last[:24] == before[:24]
+    assert after[:24] != before[:24] and after.endswith("-000000000000")
+    assert uuid.UUID(after).version == 8
