@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,7 @@ class CookieCodec:
         stored = self._verify(value)
         if stored is not None:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                self._verified.pop(next(iter(self._verified)), None)  # oldest first
+                evict_oldest(self._verified)
             self._verified[value] = stored
         return stored
 
@@ -217,3 +218,10 @@ def remaining_max_age(stored: StoredConsent, settings: Settings) -> int:
     """Seconds left on a consent cookie, so re-signing it never extends its lifetime."""
     decided = (stored.state.decided_at or 0) // 1000
     return max(0, decided + settings.consent_max_age - int(time.time()))
+
+
+def evict_oldest(cache: dict[Any, Any]) -> None:
+    """Drop the oldest entry. Another thread may change the dict meanwhile (a server running
+    requests in threads): losing that race only means one entry too many, never an error."""
+    with contextlib.suppress(StopIteration, RuntimeError):
+        cache.pop(next(iter(cache)), None)

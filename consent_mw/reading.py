@@ -18,6 +18,7 @@ from consent_mw.consent import analytics_gate, apply_gpc, gpc_from_headers, unde
 from consent_mw.cookies import (
     CookieCodec,
     StoredConsent,
+    evict_oldest,
     parse_cookie_header,
     parse_session_cookie,
     single,
@@ -78,7 +79,7 @@ class Reader:
             cache = self._cache
             cache.pop(key, None)
             if len(cache) >= READING_CACHE_SIZE:
-                cache.pop(next(iter(cache)), None)  # oldest first
+                evict_oldest(cache)
             cache[key] = reading
         return reading
 
@@ -120,3 +121,4 @@ class Reader:
             analytics=analytics,
             ids_settled=settled,
         )
+
