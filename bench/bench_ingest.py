@@ -31,7 +31,7 @@ from bench import workload
 from consent_mw.wire import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
-GEOIP = ROOT.parent / "shared" / "testdata" / "geoip" / "GeoIP2-City-Test.mmdb"
+GEOIP = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
 TOKEN = "bench-collector-token"
 
 

@@ -19,7 +19,7 @@ from consent_mw.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-GEOIP_DIR = SHARED / "testdata" / "geoip"
+GEOIP_DIR = ROOT / "tests" / "data" / "geoip"  # vendored: see its README
 POLICY_FILE = SHARED / "design" / "clinic-privacy-policy.txt"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -12,7 +12,7 @@ from typing import Any
 from consent_mw.wire import SCHEMA_ID
 
 TOKEN = "collector-test-token"
-GEOIP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "geoip"
+GEOIP_DIR = Path(__file__).resolve().parents[1] / "data" / "geoip"  # vendored copies
 GEOIP_CITY = GEOIP_DIR / "GeoIP2-City-Test.mmdb"
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
