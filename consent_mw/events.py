@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
 from consent_mw.clientip import client_ip
+from consent_mw.i18n import ranked_languages
 from consent_mw.scrub import scrub
 
 HOUR_MS = 3_600_000
@@ -53,7 +54,6 @@ SOCIAL_SITES = (
     "lnkd.in", "line.me", "tiktok.com", "youtube.com", "pinterest.", "reddit.com",
     "threads.net", "note.com", "mixi.jp", "ameblo.jp", "hatena.ne.jp", "bsky.app",
 )
-_LANG_RE = re.compile(r"^[a-z]{2,8}$")
 
 
 @dataclass(slots=True, kw_only=True)  # not frozen: frozen __init__ costs µs per request
@@ -230,22 +230,8 @@ def primary_language(accept_language: str | None) -> str | None:
     """The primary subtag of the preferred language (highest q, first on ties): ``ja``."""
     if not accept_language:
         return None
-    best: tuple[float, str] | None = None
-    for part in accept_language.split(",")[:16]:
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                continue
-        primary = tag.strip().split("-", 1)[0].lower()
-        if not _LANG_RE.match(primary) or q <= 0:
-            continue
-        if best is None or q > best[0]:
-            best = (q, primary)
-    return best[1] if best else None
+    ranked = ranked_languages(accept_language)
+    return ranked[0] if ranked else None
 
 
 def save_data(value: str | None) -> bool | None:

@@ -106,9 +106,15 @@ def from_html(body: bytes) -> str | None:
     return match.group(1).decode("ascii").lower() if match else None
 
 
+_PRIMARY_TAG = re.compile(r"^[a-z]{2,8}$")
+
+
 @functools.lru_cache(maxsize=1024)  # browsers send a handful of distinct headers
-def from_accept_language(header: str, supported: tuple[str, ...]) -> str | None:
-    """The supported locale the visitor ranks highest (q-values honoured)."""
+def ranked_languages(header: str) -> tuple[str, ...]:
+    """Primary language subtags of ``Accept-Language``, most wanted first.
+
+    Highest q first, header order on ties; q=0, unparsable q and malformed tags are left out.
+    """
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate(header.split(",")[:20]):
         tag, _, params = part.strip().partition(";")
@@ -118,11 +124,16 @@ def from_accept_language(header: str, supported: tuple[str, ...]) -> str | None:
             try:
                 quality = float(params[2:])
             except ValueError:
-                quality = 0.0
-        primary = tag.strip().split("-")[0].lower()
-        if primary in supported and quality > 0:
+                continue
+        primary = tag.strip().split("-", 1)[0].lower()
+        if quality > 0 and _PRIMARY_TAG.match(primary):
             ranked.append((-quality, index, primary))
-    return min(ranked)[2] if ranked else None
+    return tuple(primary for _, _, primary in sorted(ranked))
+
+
+def from_accept_language(header: str, supported: tuple[str, ...]) -> str | None:
+    """The supported locale the visitor ranks highest (q-values honoured)."""
+    return next((lang for lang in ranked_languages(header) if lang in supported), None)
 
 
 def choose_locale(settings: Settings, *, html_lang: str | None = None,
