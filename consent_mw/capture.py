@@ -27,7 +27,7 @@ from consent_mw.events import (
     json_size,
 )
 from consent_mw.ids import hash_user_id, new_event_id
-from consent_mw.settings import Settings
+from consent_mw.settings import PathExclusions, Settings
 from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
 from consent_mw.state import RequestContext
 from consent_mw.suppression import SuppressionList
@@ -75,9 +75,7 @@ class Capture:
         self._fail_streak = 0
         self._next_suppression_refresh = 0.0
         self._stopping = False
-        bases = [p.rstrip("/") for p in settings.exclude_paths if p.rstrip("/")]
-        self._exclude_exact = frozenset(bases)
-        self._exclude_prefixes = tuple(b + "/" for b in bases)
+        self._excluded = PathExclusions(settings.exclude_paths)
         self._analytics = _gate(settings, "analytics", "analytics_storage")
         self._marketing = _gate(settings, "marketing", "ad_storage")
         self._buffer: BatchBuffer[PageHit | Snapshot | dict[str, Any]] = BatchBuffer(
@@ -124,9 +122,6 @@ class Capture:
     def _emit(self, item: PageHit | Snapshot | dict[str, Any]) -> None:
         self._buffer.emit(item)
 
-    def _excluded(self, path: str) -> bool:
-        return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
-
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """Snapshot one response for capture; never raises, never blocks.
 
@@ -137,7 +132,7 @@ class Capture:
             return
         try:
             path = scope.get("path") or "/"
-            if path in self._exclude_exact or path.startswith(self._exclude_prefixes):
+            if path in self._excluded:  # the public API's guarantee, also for other callers
                 return
             state = ctx.state
             headers = scope.get("headers") or ()

@@ -34,7 +34,7 @@ from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
 from consent_mw.reading import SESSION_SLIDE, Reader, Reading, ReadingKey
 from consent_mw.records import MemorySink, RecordSink, build_record
 from consent_mw.self_service import SelfService
-from consent_mw.settings import Settings
+from consent_mw.settings import PathExclusions, Settings
 from consent_mw.state import SCOPE_KEY, ConsentState, RequestContext
 from consent_mw.tags import render_tags
 
@@ -273,9 +273,7 @@ class ConsentMiddleware:
         self._has_tags = bool(s.tags)
         self._analytics_gate = analytics_gate(s)
         self._prefix_slash = s.prefix + "/"
-        bases = [p.rstrip("/") for p in s.exclude_paths if p.strip("/")]
-        self._exclude_exact = frozenset(bases)
-        self._exclude_prefixes = tuple(b + "/" for b in bases)
+        self._excluded = PathExclusions(s.exclude_paths)
         self._injects = s.banner or bool(s.tags)
 
     # ------------------------------------------------------------------------------------
@@ -316,7 +314,7 @@ class ConsentMiddleware:
             self._fail("record_sink")
 
     def excluded(self, path: str) -> bool:
-        return path in self._exclude_exact or path.startswith(self._exclude_prefixes)
+        return path in self._excluded
 
     # ------------------------------------------------------------------------------------
     def read_request(self, scope: Scope) -> tuple[Incoming, RequestContext]:

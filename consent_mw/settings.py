@@ -29,6 +29,22 @@ DEFAULT_EXCLUDE_PATHS = ("/_consent", "/_collector", "/dashboards", "/.well-know
                          "/favicon.ico", "/static/", "/robots.txt")
 
 
+class PathExclusions:
+    """``exclude_paths`` matched by whole segments: ``/static`` covers ``/static`` and
+    ``/static/app.css``, never ``/staticky``. Built once; ``path in exclusions`` per request."""
+
+    __slots__ = ("_exact", "_prefixes")
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        bases = [p.rstrip("/") for p in paths if p.strip("/")]
+        self._exact = frozenset(bases)
+        self._prefixes = tuple(b + "/" for b in bases)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and (path in self._exact
+                                          or path.startswith(self._prefixes))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything the middleware needs; build with :meth:`from_env` or by keyword."""
