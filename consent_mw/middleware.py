@@ -450,6 +450,8 @@ class ConsentMiddleware:
                 self._fail("capture.page")
         headers = message.get("headers") or ()
         try:
+            if not isinstance(headers, list | tuple):  # any iterable is allowed: read it once
+                headers = message["headers"] = list(headers)
             html, encoding, existing_vary = _response_info(headers)
         except Exception:  # headers that are not (name, value) pairs: leave them to the server
             self._fail("response_start")

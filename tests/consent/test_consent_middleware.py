@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -131,8 +132,8 @@ def test_the_session_cookie_slides_at_most_once_a_minute(
     sid = client.get("/ctx").json()["session_id"]
     assert first.split(".")[0] == sid
     assert "cmw_sid" not in cookie_values(client.get("/"))  # set 0 s ago: not again
-    later = middleware_module.time.time() + 61
-    monkeypatch.setattr(middleware_module.time, "time", lambda: later)
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
     slid = cookie_values(client.get("/"))["cmw_sid"]
     assert slid.startswith(f"cmw_sid={sid}.{int(later):x};") and "Max-Age=1800" in slid
     assert client.get("/ctx").json()["session_id"] == sid
@@ -438,3 +439,32 @@ def test_settings_default_to_the_environment(monkeypatch: pytest.MonkeyPatch,
     mw = ConsentMiddleware(lambda *a: None)  # type: ignore[arg-type]
     assert mw.settings.prefix == "/privacy"
     assert mw.settings.secret_keys[0].value == "env-secret-0123456789abcdef"
+
+
+def test_response_headers_given_as_a_generator_are_read_once_and_kept(
+        make_settings: Callable[..., Settings]) -> None:
+    import asyncio
+    import threading
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": (h for h in [(b"content-type", b"application/json"),
+                                            (b"x-app", b"1")])})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    mw = ConsentMiddleware(app, settings=make_settings())
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "scheme": "http"}
+    # In its own thread: a browser test's Playwright may leave a loop in this one.
+    runner = threading.Thread(target=lambda: asyncio.run(mw(scope, receive, send)))
+    runner.start()
+    runner.join(10)
+    assert (b"x-app", b"1") in list(sent[0]["headers"])
+    assert not mw.errors
