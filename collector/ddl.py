@@ -273,11 +273,25 @@ def _purge_cleanup(o: DdlOptions) -> list[str]:
     return stmts
 
 
+#: A custom event the site sent as an ad conversion (``track(..., conversion=True)``, which
+#: needs marketing consent). Added to existing stores; the Distributed front gets it too.
+CONVERSION_COLUMN = "conversion Bool DEFAULT false"
+
+
+def _conversion_column(o: DdlOptions) -> list[str]:
+    add = f"ADD COLUMN IF NOT EXISTS {CONVERSION_COLUMN} AFTER click_id_type"
+    if o.cluster is None:
+        return [f"ALTER TABLE events {add}"]
+    on = f" ON CLUSTER {_ident(o.cluster)}"
+    return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
               _tables(suppressions_table, privacy_requests_table, purge_receipts_table)),
     Migration(3, "purge: remove outdated parts promptly", _purge_cleanup),
+    Migration(4, "events: the conversion flag of custom events", _conversion_column),
 )
 
 

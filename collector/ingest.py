@@ -44,7 +44,7 @@ EVENT_COLUMNS = (
     "browser", "browser_version", "os", "os_version", "device_type", "device_brand",
     "device_model", "visitor_id", "session_id", "consent_id", "user_id", "ip", "ip_prefix",
     "country", "region", "city", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "click_id_type", "properties", "traits",
+    "utm_content", "click_id_type", "conversion", "properties", "traits",
 )
 RECORD_COLUMNS = (
     "record_id", "consent_id", "visitor_id", "previous_record_id", "ts", "event", "method",
@@ -643,6 +643,7 @@ class Ingest:
             ip, ip_prefix(ip), place.country, place.region, place.city,
             get("utm_source") or "", get("utm_medium") or "", get("utm_campaign") or "",
             get("utm_term") or "", get("utm_content") or "", get("click_id_type") or "",
+            get("conversion") is True,
             {str(k): _prop(v) for k, v in props.items()} if props else {},
             {str(k): str(v) for k, v in traits.items() if v is not None} if traits else {},
         ]

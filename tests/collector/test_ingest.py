@@ -202,6 +202,19 @@ def test_in_process_transport_stores_like_http(service: CollectorService) -> Non
     assert service.store.scalar("SELECT count() FROM consent_records") == 1
 
 
+def test_a_conversion_is_stored_as_such_and_other_events_are_not(
+        service: CollectorService) -> None:
+    consent = {"necessary": True, "analytics": True, "marketing": True}
+    service.transport.send([
+        make_event(kind="custom", name="ad_booking", consent=consent, conversion=True),
+        make_event(kind="custom", name="reservation", consent=consent),
+        make_event(),
+    ], [], batch_id=str(uuid.uuid4()))
+    rows = service.store.rows("SELECT name, conversion FROM events ORDER BY name")
+    assert [tuple(r) for r in rows] == [("ad_booking", True), ("pageview", False),
+                                        ("reservation", False)]
+
+
 def test_in_process_transport_raises_a_retryable_error_when_stopped(
     service: CollectorService,
 ) -> None:
