@@ -18,6 +18,7 @@ from typing import Any
 
 from consent_mw import wire
 from consent_mw.buffer import BatchBuffer
+from consent_mw.consent import analytics_gate, marketing_gate
 from consent_mw.events import (
     ANALYTICS_HEADERS,
     PageHit,
@@ -41,14 +42,6 @@ DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
 _new_hit = tuple.__new__
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
-
-
-def _gate(settings: Settings, name: str, signal: str) -> tuple[str, ...]:
-    """The categories that stand for ``name``: itself, or, when a site renamed it, whichever
-    optional categories drive the Consent Mode ``signal`` (as the consent layer decides)."""
-    if name in settings.category_names:
-        return (name,)
-    return tuple(c.name for c in settings.categories if signal in c.gcm and not c.required)
 
 
 class Capture:
@@ -76,8 +69,8 @@ class Capture:
         self._next_suppression_refresh = 0.0
         self._stopping = False
         self._excluded = PathExclusions(settings.exclude_paths)
-        self._analytics = _gate(settings, "analytics", "analytics_storage")
-        self._marketing = _gate(settings, "marketing", "ad_storage")
+        self._analytics = analytics_gate(settings)
+        self._marketing = marketing_gate(settings)
         self._buffer: BatchBuffer[PageHit | Snapshot | dict[str, Any]] = BatchBuffer(
             self._export,
             max_queue=settings.queue_size,

@@ -144,13 +144,22 @@ def apply_gpc(state: ConsentState, settings: Settings, gpc: bool) -> ConsentStat
     return replace(state, gpc=True, gpc_applied=True, categories=categories, services=services)
 
 
+def category_gate(settings: Settings, name: str, signal: str) -> tuple[str, ...]:
+    """The categories that stand for ``name``: itself, or, when a site renamed it, whichever
+    optional categories drive the Consent Mode ``signal``."""
+    if name in settings.category_names:
+        return (name,)
+    return tuple(c.name for c in settings.categories if signal in c.gcm and not c.required)
+
+
 def analytics_gate(settings: Settings) -> tuple[str, ...]:
-    """The categories that stand for analytics: ``analytics``, or whichever optional
-    categories drive ``analytics_storage`` when a site renamed it."""
-    if "analytics" in settings.category_names:
-        return ("analytics",)
-    return tuple(c.name for c in settings.categories
-                 if "analytics_storage" in c.gcm and not c.required)
+    """The categories that stand for analytics (ids, detailed capture)."""
+    return category_gate(settings, "analytics", "analytics_storage")
+
+
+def marketing_gate(settings: Settings) -> tuple[str, ...]:
+    """The categories that stand for marketing (campaign fields, conversions)."""
+    return category_gate(settings, "marketing", "ad_storage")
 
 
 def analytics_granted(state: ConsentState, settings: Settings) -> bool:
