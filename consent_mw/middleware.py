@@ -148,7 +148,7 @@ def _response_info(headers: Any) -> tuple[bool, bytes | None, list[bytes] | None
 _VARY = b"Cookie, Sec-GPC"
 
 
-def _missing_vary(existing: list[bytes]) -> bytes | None:
+def _missing_vary(existing: list[bytes] | None) -> bytes | None:
     """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
     if not existing:
         return _VARY
@@ -322,21 +322,15 @@ class ConsentMiddleware:
         reading = self.reader.read(_consent_inputs(scope))
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
-        if reading.ids_settled:  # a returning visitor mid-session: ids straight from cookies
-            ctx = RequestContext(settings=self.settings, state=reading.state,
-                                 locale=reading.locale, capture=self.capture,
-                                 visitor_id=reading.visitor_cookie,
-                                 session_id=reading.session_cookie)
-        else:
-            ctx = RequestContext(settings=self.settings, state=reading.state,
-                                 locale=reading.locale, capture=self.capture)
-            self.assign_ids(ctx, incoming)
+        ctx = RequestContext(settings=self.settings, state=reading.state,
+                             locale=reading.locale, capture=self.capture)
+        self.assign_ids(ctx, incoming)
         return incoming, ctx
 
     def assign_ids(self, ctx: RequestContext, incoming: Incoming) -> None:
         """Visitor and session ids exist only while analytics is granted."""
         reading = incoming.reading
-        if ctx.state is reading.state and reading.ids_settled:  # the common case
+        if ctx.state is reading.state and reading.ids_settled:  # a returning visitor
             ctx.visitor_id = reading.visitor_cookie
             ctx.session_id = reading.session_cookie
             incoming.new_visitor = incoming.new_session = False
@@ -433,10 +427,6 @@ class ConsentMiddleware:
             return self.endpoints.handle(ctx, incoming, scope, receive, send)
         return self.app(scope, receive, _PageSend(self, ctx, incoming, scope, send))
 
-    def _page_send(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
-                   send: Send) -> Send:
-        return _PageSend(self, ctx, incoming, scope, send)
-
     def _on_start(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                   message: Message, excluded: bool) -> tuple[bool, bytes | None] | None:
         """Capture the page and add cookies and ``Vary``; the response's headers, as read."""
@@ -466,7 +456,7 @@ class ConsentMiddleware:
             if state.gpc_applied:
                 cookies = (cookies or []) + self.gpc_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers.
-            vary = (_missing_vary(existing_vary) if existing_vary else _VARY) if html else None
+            vary = _missing_vary(existing_vary) if html else None
             if not cookies:
                 if vary:
                     message["headers"] = [*headers, (b"vary", vary)]
