@@ -292,11 +292,16 @@ def anonymous_event_sized(snap: Snapshot, event_id: str) -> tuple[dict[str, Any]
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
-def _ids(snap: Snapshot, event: dict[str, Any]) -> None:
-    event["visitor_id"] = snap.visitor_id
-    event["session_id"] = snap.session_id
-    event["consent_id"] = snap.consent_id
-    event["gpc"] = snap.gpc
+def _set_ids(event: dict[str, Any], visitor_id: str | None, session_id: str | None,
+             consent_id: str | None, gpc: bool) -> None:
+    """The ids an event carries under analytics; absent ids are left out, not null."""
+    if visitor_id is not None:
+        event["visitor_id"] = visitor_id
+    if session_id is not None:
+        event["session_id"] = session_id
+    if consent_id is not None:
+        event["consent_id"] = consent_id
+    event["gpc"] = gpc
 
 
 def header_map(snap: Snapshot) -> dict[str, str]:
@@ -408,7 +413,7 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
             snap.path, snap.query, snap.raw_headers, snap.host, snap.method, snap.status,
             snap.peer, snap.marketing, search_params, click_id_params, trusted_proxies)
         event.update(items)
-    _finish(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
+    _set_ids(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
@@ -437,26 +442,8 @@ def hit_event_sized(hit: PageHit, event_id: str, *, search_params: tuple[str, ..
     event["event_id"] = event_id
     event["ts"] = hit.ts
     event["consent"] = dict(hit.consent)
-    # Inline _finish: this runs once per captured page.
-    if hit.visitor_id is not None:
-        event["visitor_id"] = hit.visitor_id
-    if hit.session_id is not None:
-        event["session_id"] = hit.session_id
-    if hit.consent_id is not None:
-        event["consent_id"] = hit.consent_id
-    event["gpc"] = hit.gpc
+    _set_ids(event, hit.visitor_id, hit.session_id, hit.consent_id, hit.gpc)
     return event, size + _ENVELOPE_BOUND + _consent_bound_of(tuple(hit.consent))
-
-
-def _finish(event: dict[str, Any], visitor_id: str | None, session_id: str | None,
-            consent_id: str | None, gpc: bool) -> None:
-    if visitor_id is not None:
-        event["visitor_id"] = visitor_id
-    if session_id is not None:
-        event["session_id"] = session_id
-    if consent_id is not None:
-        event["consent_id"] = consent_id
-    event["gpc"] = gpc
 
 
 def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
@@ -467,7 +454,7 @@ def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
     event["path"] = clean_text(snap.path, wire.MAX_PATH) if snap.path else None
     if snap.conversion:
         event["conversion"] = True
-    _ids(snap, event)
+    _set_ids(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
     return event
 
 
@@ -476,7 +463,7 @@ def identify_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
     event["name"] = "identify"
     event["user_id"] = snap.user_id
     event["traits"] = clean_traits(snap.traits)
-    _ids(snap, event)
+    _set_ids(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
     return event
 
 
