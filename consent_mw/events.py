@@ -279,10 +279,6 @@ def _anonymous_fields(path: str, ua: str | None) -> tuple[tuple[tuple[str, Any],
     return tuple(fields.items()), json_size(fields)
 
 
-def anonymous_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
-    return anonymous_event_sized(snap, event_id)[0]
-
-
 def anonymous_event_sized(snap: Snapshot, event_id: str) -> tuple[dict[str, Any], int]:
     """The anonymous count and an upper bound of its encoded size."""
     event = _base(snap, event_id, "anonymous")
@@ -383,15 +379,6 @@ def _consent_bound(consent: Mapping[str, bool]) -> int:
 def _consent_bound_of(names: tuple[str, ...]) -> int:
     # "name":false, per category; 6 bytes per character covers any JSON escape.
     return 16 + sum(6 * len(k) + 10 for k in names)
-
-
-def pageview_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
-                   click_id_params: tuple[str, ...],
-                   trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A pageview; None-valued fields are left out."""
-    return pageview_event_sized(snap, event_id, search_params=search_params,
-                                click_id_params=click_id_params,
-                                trusted_proxies=trusted_proxies)[0]
 
 
 def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
