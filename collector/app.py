@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import privacy_api, query_api
+from collector import privacy_api, query_api, rollup
 from collector.auth import bearer_ok, is_loopback
 from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.openapi import openapi_endpoint
@@ -205,6 +205,7 @@ def build_app(service: CollectorService) -> Starlette:
     ]
     routes += privacy_api.build_routes(service)
     routes += query_api.build_routes(service)
+    rollup.install(service)  # after privacy: it listens to suppression changes
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

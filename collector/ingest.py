@@ -46,6 +46,7 @@ EVENT_COLUMNS = (
     "country", "region", "city", "utm_source", "utm_medium", "utm_campaign", "utm_term",
     "utm_content", "click_id_type", "conversion", "properties", "traits",
 )
+TS_COLUMN = EVENT_COLUMNS.index("ts")
 RECORD_COLUMNS = (
     "record_id", "consent_id", "visitor_id", "previous_record_id", "ts", "event", "method",
     "component", "policy_version", "policy_hash", "locale", "categories", "services", "gcm",
@@ -188,8 +189,10 @@ class GroupInserter:
     """
 
     def __init__(self, store: Store, metrics: CollectorMetrics, *, max_rows: int,
-                 linger: float) -> None:
+                 linger: float,
+                 after_events: Sequence[Callable[[Sequence[Any]], None]] = ()) -> None:
         self.store = store
+        self.after_events = tuple(after_events)
         self.metrics = metrics
         self.max_rows = max_rows
         self.linger = linger
@@ -286,6 +289,11 @@ class GroupInserter:
                 m.inserted.labels("events").inc(len(events[0]))
                 for p in block:
                     p.events_stored = True
+                for hook in self.after_events:
+                    try:
+                        hook(events[TS_COLUMN])
+                    except Exception:  # the rows are stored; a refresh's count check catches up
+                        log.exception("after-insert hook failed")
             records = _concat([p.record_columns for p in block], len(RECORD_COLUMNS))
             if records is not None:
                 self.store.insert("consent_records", records, RECORD_COLUMNS,
@@ -339,13 +347,15 @@ class Ingest:
         self.store: Store | None = None
         self.geo: GeoLookup | None = None
         self.inserter: GroupInserter | None = None
+        # Called with the ts column of every events insert, after it (the rollup's dirty days).
+        self.after_events: list[Callable[[Sequence[Any]], None]] = []
 
     def bind(self, store: Store, geo: GeoLookup) -> None:
         """Start inserting into ``store``, remembering the ids it received lately."""
         self.warm(store)
         self.inserter = GroupInserter(
             store, self.metrics, max_rows=self.settings.insert_max_rows,
-            linger=self.settings.insert_linger_ms / 1000)
+            linger=self.settings.insert_linger_ms / 1000, after_events=self.after_events)
         self.store, self.geo = store, geo
 
     def unbind(self) -> None:

@@ -30,7 +30,7 @@ import logging
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.auth import bearer_ok
+from collector.ddl import EXACT_UP_TO, uniq
 from collector.store import Store
 
 log = logging.getLogger("consent_mw.collector.query")
@@ -52,6 +53,9 @@ READONLY_SETTINGS: dict[str, Any] = {
     "result_overflow_mode": "throw",
 }
 MAX_DAYS = 400
+#: The largest k: distinct counts up to here are exact, so no group below k can pass for k.
+K_MAX = 500
+assert K_MAX < EXACT_UP_TO
 MAX_FILTER_LEN = 512
 MAX_BODY = 16 * 1024
 OTHER = "(other)"
@@ -123,19 +127,26 @@ class Params:
     limit: int = 10
     dims: tuple[str, ...] = ()  # for "breakdowns": several dimensions in one scan
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
+    # Days served from the daily rollup, with their builds; set by the runner, never the caller.
+    rollup: tuple[tuple[dt.date, int], ...] | None = None
 
     @property
     def bounds(self) -> tuple[int, int]:
         """[start 00:00, end+1 00:00) in the site's time zone, as UTC epoch seconds."""
-        zone = zoneinfo.ZoneInfo(self.tz)
-        t0 = dt.datetime.combine(self.start, dt.time(), zone)
-        t1 = dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), zone)
-        return int(t0.timestamp()), int(t1.timestamp())
+        return day_bounds(self.tz, self.start, self.end)
 
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
                 "filters": dict(self.filters), "k": self.k, "dim": self.dim,
                 "dims": list(self.dims), "grain": self.grain, "limit": self.limit}
+
+
+def day_bounds(tz: str, start: dt.date, end: dt.date) -> tuple[int, int]:
+    """[start 00:00, end+1 00:00) in time zone ``tz``, as UTC epoch seconds."""
+    zone = zoneinfo.ZoneInfo(tz)
+    t0 = dt.datetime.combine(start, dt.time(), zone)
+    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+    return int(t0.timestamp()), int(t1.timestamp())
 
 
 def _date(name: str, value: Any) -> dt.date:
@@ -220,7 +231,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
         filters=check_filters(raw.get("filters")),
         # k = 1 would be no protection at all; the floor is not configurable on purpose.
-        k=_int("k", raw.get("k"), 5, 2, 1000), dim=dim, grain=grain,
+        k=_int("k", raw.get("k"), 5, 2, K_MAX), dim=dim, grain=grain,
         limit=_int("limit", raw.get("limit"), 10, 1, 500),
     )
 
@@ -279,14 +290,15 @@ def _filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None
     return "".join(parts)
 
 
-def detail_where(p: Params, params: dict[str, Any]) -> str:
+def detail_where(p: Params, params: dict[str, Any], span: str = RANGE) -> str:
     """Consented detail (pageviews and custom events) in range, unsuppressed, filtered.
 
     Filters select visits: every event of a visit with at least one matching event counts
     (so "channel = search" keeps the pages viewed after the search landing, and bounce and
-    conversion keep their meaning).
+    conversion keep their meaning). ``span`` narrows the range to the days the rollup does
+    not cover (filtered views never use the rollup).
     """
-    where = (f"{RANGE} AND kind IN ('pageview', 'custom') AND "
+    where = (f"{span} AND kind IN ('pageview', 'custom') AND "
              f"{not_suppressed('events', p.active_suppressions)}")
     if p.filters:
         where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
@@ -294,8 +306,124 @@ def detail_where(p: Params, params: dict[str, Any]) -> str:
     return where
 
 
-def _kpis(p: Params, shift: int = 0) -> Sql:
-    params = _base_params(p, shift)
+# --- the daily rollup --------------------------------------------------------------------
+# Unfiltered panels read closed days from rollup tables that collector.rollup builds with the
+# very fragments below, and only the other days from events; both sides carry uniq states,
+# so merged figures equal a raw scan's. Which days are current is decided per query
+# (:func:`rollup_plan`): a day counts only if its build excluded every suppression there is.
+
+#: Which rollup days are current: built, not dirtied since, and built after the latest
+#: suppression change (suppressions' max(version) is the stamp a build records).
+ROLLUP_PLAN_SQL = """
+SELECT day, b FROM (
+    SELECT day, argMax(build, version) AS b, argMax(stamp, version) AS st
+    FROM rollup_days
+    WHERE tz = {tz:String} AND day >= {d0:Date} AND day <= {d1:Date}
+    GROUP BY day
+)
+WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
+ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns"})
+ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
+               "AND build IN {builds:Array(UInt64)}")
+
+
+def visits_sql(where: str, tz_param: str = "tz") -> str:
+    """One row per visit: a session's events within one day of the site's time zone.
+
+    Visits end at midnight, so a day's figures sum to the period's (and a rollup of days is
+    exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level.
+    """
+    return f"""SELECT session_id, toDate(ts, {{{tz_param}:String}}) AS d,
+           {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
+           countIf(kind = 'custom') AS other,
+           countIf(kind = 'custom' AND name = 'reservation') AS res
+    FROM events WHERE {where} GROUP BY session_id, d"""
+
+
+#: Per-visit rows → (visitors state, visits, pageviews, bounces, reservations, converted).
+VISIT_TOTALS = (f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(pv) AS pv_n, "
+                "countIf(pv = 1 AND other = 0) AS b_n, sum(res) AS r_n, countIf(res > 0) AS c_n")
+
+
+def grouped_sql(dims: Sequence[str], where: str) -> str:
+    """(dim, key0, vs, n) for several dimensions in one scan (GROUPING SETS).
+
+    Each dimension's key is NULL on rows that dimension does not count (e.g. non-landing
+    pageviews for channels); those NULL groups are dropped.
+    """
+    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
+                     for i, d in enumerate(dims))
+    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(dims))
+    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(dims))
+    sets = ", ".join(f"(k{i})" for i in range(len(dims)))
+    return f"""SELECT dim, key0, vs, n FROM (
+        SELECT multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey,
+               toString(assumeNotNull(nkey)) AS key0, {uniq('State')}(visitor_id) AS vs,
+               count() AS n
+        FROM (SELECT visitor_id, {keys} FROM events WHERE {where})
+        GROUP BY GROUPING SETS ({sets})
+        HAVING nkey IS NOT NULL)"""
+
+
+def property_sql(where: str) -> str:
+    """(dim, key0, vs, n) of custom-event properties (one row per event and property)."""
+    d = DIMENSIONS["property"]
+    return f"""SELECT 'property' AS dim, toString({d.expr}) AS key0,
+           {uniq('State')}(visitor_id) AS vs, count() AS n
+    FROM events ARRAY JOIN properties AS prop WHERE {where} AND {d.rows} GROUP BY key0"""
+
+
+def _split(p: Params, start: dt.date, end: dt.date) -> tuple[list[int], list[tuple[int, int]]]:
+    """The builds of rolled-up days in [start, end], and the epoch spans left to scan."""
+    fresh = dict(p.rollup or ())
+    builds: list[int] = []
+    spans: list[tuple[int, int]] = []
+    day, run = start, None
+    while day <= end:
+        if day in fresh:
+            builds.append(fresh[day])
+            if run is not None:
+                spans.append(day_bounds(p.tz, run, day - dt.timedelta(days=1)))
+                run = None
+        elif run is None:
+            run = day
+        day += dt.timedelta(days=1)
+    if run is not None:
+        spans.append(day_bounds(p.tz, run, end))
+    return builds, spans
+
+
+def _span_sql(spans: Sequence[tuple[int, int]], params: dict[str, Any]) -> str:
+    parts = []
+    for i, (a, b) in enumerate(spans):
+        params[f"s{i}a"], params[f"s{i}b"] = a, b
+        parts.append(f"(ts >= toDateTime64({{s{i}a:Int64}}, 3, 'UTC') "
+                     f"AND ts < toDateTime64({{s{i}b:Int64}}, 3, 'UTC'))")
+    return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+
+def _sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
+             end: dt.date | None = None) -> tuple[str, str | None]:
+    """(where for the events part, where for the rollup part or None when unused)."""
+    if p.rollup is None:
+        return detail_where(p, params), None
+    start, end = start or p.start, end or p.end
+    builds, spans = _split(p, start, end)
+    if not builds:
+        return detail_where(p, params, _span_sql([day_bounds(p.tz, start, end)], params)), None
+    params.update(builds=builds, rd0=start, rd1=end)
+    return detail_where(p, params, _span_sql(spans, params)), ROLLUP_ROWS
+
+
+def _kpis(p: Params, previous: bool = False) -> Sql:
+    span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
+    start, end = p.start - span, p.end - span
+    params = _base_params(p, int(span.total_seconds()))
+    where, rolled = _sources(p, params, start, end)
+    source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
+    if rolled:
+        source += (" UNION ALL SELECT visitors, visits, pageviews, bounces, reservations, "
+                   f"converted FROM rollup_totals WHERE {rolled}")
     text = f"""
 SELECT
     if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
@@ -306,16 +434,9 @@ SELECT
     if(v_n >= {{k:UInt32}}, c_n, NULL) AS converted_visits,
     v_n < {{k:UInt32}} AS below_k
 FROM (
-    SELECT uniq(vid) AS v_n, count() AS s_n, sum(pv) AS pv_n,
-           countIf(pv = 1 AND other = 0) AS b_n, sum(res) AS r_n, countIf(res > 0) AS c_n
-    FROM (
-        SELECT session_id, any(visitor_id) AS vid,
-               countIf(kind = 'pageview') AS pv, countIf(kind = 'custom') AS other,
-               countIf(kind = 'custom' AND name = 'reservation') AS res
-        FROM events
-        WHERE {detail_where(p, params)}
-        GROUP BY session_id
-    )
+    SELECT {uniq('Merge')}(vs) AS v_n, sum(s_n) AS s_n, sum(pv_n) AS pv_n, sum(b_n) AS b_n,
+           sum(r_n) AS r_n, sum(c_n) AS c_n
+    FROM ({source})
 )"""
     return Sql(text, params)
 
@@ -326,86 +447,86 @@ def q_kpis(p: Params) -> Sql:
 
 def q_kpis_previous(p: Params) -> Sql:
     """The same KPIs over the period of equal length just before."""
-    return _kpis(p, shift=((p.end - p.start).days + 1) * 86400)
+    return _kpis(p, previous=True)
+
+
+ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
 
 
 def q_timeseries(p: Params) -> Sql:
     params = _base_params(p)
+    if p.grain not in ROLLUP_GRAINS:
+        p = dataclasses.replace(p, rollup=None)
+    where, rolled = _sources(p, params)
+    source = (f"SELECT {GRAINS[p.grain]} AS b, {uniq('State')}(visitor_id) AS vs, "
+              f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
+              f"FROM events WHERE {where} GROUP BY b")
+    if rolled:
+        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
+                   f"pageviews FROM rollup_totals WHERE {rolled}")
     text = f"""
 SELECT toString(b) AS bucket,
        if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
        if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
        if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews
 FROM (
-    SELECT {GRAINS[p.grain]} AS b, uniq(visitor_id) AS v_n,
-           uniq(session_id) AS s_n, countIf(kind = 'pageview') AS pv_n
-    FROM events
-    WHERE {detail_where(p, params)}
+    SELECT b, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(ss) AS s_n, sum(pv) AS pv_n
+    FROM ({source})
     GROUP BY b
 )
 ORDER BY b"""
     return Sql(text, params)
 
 
-def q_breakdown(p: Params) -> Sql:
-    """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
-    params = _base_params(p)
-    dim = DIMENSIONS[p.dim]
-    join = " ARRAY JOIN properties AS prop" if p.dim == "property" else ""
-    text = f"""
-SELECT key, is_other, v_n AS visitors, e_n AS events
-FROM (
-    SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
-           finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
-           uniqMerge(vs) AS v_n, sum(n) AS e_n
-    FROM (
-        -- No distinct visit count here: it would double the cost of every breakdown.
-        SELECT {dim.expr} AS key0, uniqState(visitor_id) AS vs, count() AS n
-        FROM events{join}
-        WHERE {detail_where(p, params)} AND {dim.rows}
-        GROUP BY key0
-    )
-    GROUP BY key, is_other
-)
-WHERE v_n >= {{k:UInt32}}
-ORDER BY is_other, v_n DESC, e_n DESC, key
-LIMIT {{lim:UInt32}}"""
-    return Sql(text, params)
+def _rows_with_rollup(source: str, rolled: str | None, dims: Sequence[str],
+                      params: dict[str, Any]) -> str:
+    """(dim, key0, vs, n) from events, merged with the rollup's rows of ``dims`` if used."""
+    if not rolled:
+        return source
+    params["rdims"] = list(dims)
+    return f"""SELECT dim, key0, {uniq('MergeState')}(vs) AS vs, sum(n) AS n FROM (
+        {source}
+        UNION ALL
+        SELECT dim, key AS key0, visitors AS vs, events AS n FROM rollup_dims
+        WHERE {rolled} AND dim IN {{rdims:Array(String)}})
+    GROUP BY dim, key0"""
 
 
-def q_breakdowns(p: Params) -> Sql:
-    """Several breakdowns in one scan (GROUPING SETS), each folded like :func:`q_breakdown`.
-
-    Each dimension's key is NULL on rows that dimension does not count (e.g. non-landing
-    pageviews for channels); those NULL groups are dropped before folding.
-    """
-    if not p.dims:
-        raise QueryError("dims: at least one dimension")
-    params = _base_params(p)
-    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
-                     for i, d in enumerate(p.dims))
-    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(p.dims))
-    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(p.dims))
-    sets = ", ".join(f"(k{i})" for i in range(len(p.dims)))
-    text = f"""
+def _folded(rows: str) -> str:
+    """Fold keys seen by fewer than k visitors into one "other" row per dimension."""
+    return f"""
 SELECT dim, key, is_other, v_n AS visitors, e_n AS events
 FROM (
     SELECT dim, if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
-           uniqMerge(vs) AS v_n, sum(n) AS e_n
-    FROM (
-        SELECT multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey,
-               assumeNotNull(nkey) AS key0, uniqState(visitor_id) AS vs, count() AS n
-        FROM (SELECT visitor_id, {keys} FROM events WHERE {detail_where(p, params)})
-        GROUP BY GROUPING SETS ({sets})
-        HAVING nkey IS NOT NULL
-    )
+           {uniq('Merge')}(vs) AS v_n, sum(n) AS e_n
+    FROM ({rows})
     GROUP BY dim, key, is_other
 )
 WHERE v_n >= {{k:UInt32}}
 ORDER BY dim, is_other, v_n DESC, e_n DESC, key
 LIMIT {{lim:UInt32}} BY dim"""
-    return Sql(text, params)
+
+
+def q_breakdown(p: Params) -> Sql:
+    """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
+    params = _base_params(p)
+    where, rolled = _sources(p, params)
+    # No distinct visit count here: it would double the cost of every breakdown.
+    source = (property_sql(where) if p.dim == "property"
+              else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
+    rows = _rows_with_rollup(source, rolled, [p.dim], params)
+    return Sql(f"SELECT key, is_other, visitors, events FROM ({_folded(rows)})", params)
+
+
+def q_breakdowns(p: Params) -> Sql:
+    """Several breakdowns in one scan (GROUPING SETS), each folded like :func:`q_breakdown`."""
+    if not p.dims:
+        raise QueryError("dims: at least one dimension")
+    params = _base_params(p)
+    where, rolled = _sources(p, params)
+    rows = _rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params)
+    return Sql(_folded(rows), params)
 
 
 ANONYMOUS_FILTERS = {k for k, d in DIMENSIONS.items() if d.anonymous}
@@ -561,22 +682,28 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
 UNDATED = {"suppression_stats", "data_version"}
 
 
-def build(name: str, raw: Mapping[str, Any],
-          active_suppressions: frozenset[str] | None = None) -> Sql:
-    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
-
-    ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
-    that cannot match anything; None keeps them all.
-    """
-    builder = CATALOGUE.get(name) if isinstance(name, str) else None
-    if builder is None:
+def params_for(name: str, raw: Mapping[str, Any]) -> Params:
+    """Validated parameters of a catalogue query, or QueryError (unknown name, bad values)."""
+    if not isinstance(name, str) or name not in CATALOGUE:
         raise QueryError(f"unknown query {name!r}; known: {', '.join(sorted(CATALOGUE))}")
     if name in UNDATED:
         today = dt.date.today().isoformat()
         raw = {"start": today, "end": today, **dict(raw or {})}
-    params = dataclasses.replace(parse_params(raw or {}),
-                                 active_suppressions=active_suppressions)
-    return builder(params)
+    return parse_params(raw or {})
+
+
+def build(name: str, raw: Mapping[str, Any],
+          active_suppressions: frozenset[str] | None = None,
+          rollup: Sequence[tuple[dt.date, int]] | None = None) -> Sql:
+    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
+
+    ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
+    that cannot match anything; None keeps them all. ``rollup`` (from :func:`rollup_plan`)
+    lists the current rollup days and their builds; None scans events only.
+    """
+    params = dataclasses.replace(params_for(name, raw), active_suppressions=active_suppressions,
+                                 rollup=tuple(rollup) if rollup else None)
+    return CATALOGUE[name](params)
 
 
 def active_suppression_types(store: Store) -> frozenset[str]:
@@ -615,9 +742,31 @@ def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
             for row in result.result_rows]
 
 
+def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]:
+    """The current rollup days (and builds) a query may read; [] when it must scan events.
+
+    Filtered views select visits across the whole range, and hourly series are finer than a
+    day: neither can use daily aggregates.
+    """
+    if name not in ROLLUP_QUERIES or p.filters or (name == "timeseries"
+                                                   and p.grain not in ROLLUP_GRAINS):
+        return []
+    first = p.start - dt.timedelta(days=(p.end - p.start).days + 1) \
+        if name == "kpis_previous" else p.start
+    try:
+        rows = store.query(ROLLUP_PLAN_SQL, {"tz": p.tz, "d0": first, "d1": p.end},
+                           settings=READONLY_SETTINGS).result_rows
+    except Exception as exc:  # e.g. a server user not granted the rollup tables
+        log.debug("rollup unavailable, scanning events: %s", exc)
+        return []
+    return [(r[0], int(r[1])) for r in rows]
+
+
 def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Validate, build and run a catalogue query."""
-    return run_readonly(store, build(name, raw, active_suppression_types(store)))
+    params = params_for(name, raw)
+    return run_readonly(store, build(name, raw, active_suppression_types(store),
+                                     rollup_plan(store, name, params)))
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,12 @@ class CollectorSettings:
     dedupe_warm_hours: int = 24  # ids stored this recently are remembered again at start
     insert_max_rows: int = 20_000  # rows of concurrent batches merged into one insert
     insert_linger_ms: float = 5.0  # how long an insert waits for batches still being validated
+    # Daily rollups for the dashboards: days in this time zone (the dashboards' dashboard_tz),
+    # refreshed every rollup_interval seconds (0: never, dashboards scan events), a day being
+    # rolled up once it has been over for rollup_grace seconds.
+    rollup_tz: str = "Asia/Tokyo"
+    rollup_interval: float = 60.0
+    rollup_grace: int = 900
 
     def __post_init__(self) -> None:
         if not self.store.startswith(("chdb://", "http://", "https://")):
@@ -55,7 +62,11 @@ class CollectorSettings:
                      "insert_max_rows"):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be >= 1")
-        for name in ("dedupe_warm_hours", "insert_linger_ms"):
+        try:
+            zoneinfo.ZoneInfo(self.rollup_tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingsError("dashboard_tz", f"unknown time zone {self.rollup_tz!r}") from None
+        for name in ("dedupe_warm_hours", "insert_linger_ms", "rollup_interval", "rollup_grace"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, "must be >= 0")
         if self.cluster is not None and not self.cluster.replace("_", "").replace(
@@ -100,6 +111,10 @@ class CollectorSettings:
             dedupe_warm_hours=src.integer("dedupe_warm_hours", 24, minimum=0),
             insert_max_rows=src.integer("insert_max_rows", 20_000, minimum=1),
             insert_linger_ms=src.number("insert_linger_ms", 5.0, minimum=0),
+            # One variable for both sides, so the rollup's days are the dashboards' days.
+            rollup_tz=src.text("dashboard_tz", "Asia/Tokyo"),
+            rollup_interval=src.number("rollup_interval", 60.0, minimum=0),
+            rollup_grace=duration(src, "rollup_grace", 900),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

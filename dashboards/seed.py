@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from collector.rollup import mark_range_dirty
 from collector.store import Store
 
 DAY = 86400
@@ -318,4 +319,6 @@ def seed(store: Store, events: int, days: int, rng_seed: int = 1,
                                     "visitor_count": min(CHUNK_SESSIONS,
                                                          record_visitors - start)})
     records = int(store.scalar("SELECT count() FROM consent_records")) - records_before
+    # Days already rolled up now have more events: dashboards scan them until rebuilt.
+    mark_range_dirty(store, params["first_day"], end)
     return {"events": written, "consent_records": records, "visitors": visitors}

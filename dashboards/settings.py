@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.query_api import K_MAX
 from consent_mw.config import Secret, SettingsError, Source
 
 ROLES = ("marketing", "privacy", "admin")
@@ -80,8 +81,8 @@ class DashboardSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.k < 2:
-            raise SettingsError("dashboard_k", "must be at least 2")
+        if not 2 <= self.k <= K_MAX:
+            raise SettingsError("dashboard_k", f"must be between 2 and {K_MAX}")
         try:
             zoneinfo.ZoneInfo(self.tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

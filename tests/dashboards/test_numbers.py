@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from collector.ddl import EXACT_UP_TO, uniq
 from dashboards.seed import seed
 
 from .conftest import END, RANGE
@@ -15,6 +16,10 @@ from .conftest import END, RANGE
 T0, T1 = "2026-06-16 15:00:00", "2026-06-30 15:00:00"
 WHERE = (f"ts >= toDateTime64('{T0}', 3, 'UTC') AND ts < toDateTime64('{T1}', 3, 'UTC') "
          "AND kind IN ('pageview', 'custom')")
+# Distinct visitors are counted with the dashboards' estimator: exact up to EXACT_UP_TO.
+U = uniq()
+# A visit ends at midnight in the site's time zone.
+VISIT = "session_id, toDate(ts, 'Asia/Tokyo')"
 
 
 @pytest.fixture
@@ -26,14 +31,14 @@ def seeded(store: Any) -> Any:
 def test_kpis_equal_direct_sql(seeded: Any, login: Any) -> None:
     client: TestClient = login("marketing")
     kpis = client.get("/dashboards/api/kpis", params=RANGE).json()["rows"][0]
-    visitors, visits, pageviews, reservations = seeded.rows(
-        f"SELECT count(DISTINCT visitor_id), count(DISTINCT session_id), "
+    visitors, exact, visits, pageviews, reservations = seeded.rows(
+        f"SELECT {U}(visitor_id), count(DISTINCT visitor_id), count(DISTINCT {VISIT}), "
         f"countIf(kind = 'pageview'), countIf(kind = 'custom' AND name = 'reservation') "
         f"FROM events WHERE {WHERE}")[0]
     bounces = seeded.scalar(
-        f"SELECT countIf(pv = 1 AND n = 1) FROM (SELECT session_id, countIf(kind='pageview') pv,"
-        f" count() n FROM events WHERE {WHERE} GROUP BY session_id)")
-    assert visitors > 1000
+        f"SELECT countIf(pv = 1 AND n = 1) FROM (SELECT countIf(kind='pageview') pv,"
+        f" count() n FROM events WHERE {WHERE} GROUP BY {VISIT})")
+    assert exact > EXACT_UP_TO and abs(visitors - exact) / exact < 0.03
     assert (kpis["visitors"], kpis["visits"], kpis["pageviews"], kpis["reservations"],
             kpis["bounces"]) == (visitors, visits, pageviews, reservations, bounces)
 
@@ -42,7 +47,7 @@ def test_top_pages_and_countries_equal_direct_sql(seeded: Any, login: Any) -> No
     client = login("marketing")
     pages = client.get("/dashboards/api/bd_path", params=RANGE).json()["rows"]
     direct = seeded.rows(
-        f"SELECT path, count(DISTINCT visitor_id) v, count() FROM events WHERE {WHERE} "
+        f"SELECT path, {U}(visitor_id) v, count() FROM events WHERE {WHERE} "
         f"AND kind = 'pageview' GROUP BY path ORDER BY v DESC, path LIMIT 3")
     assert [(r["key"], r["visitors"], r["events"]) for r in pages[:3]] == \
         [tuple(r) for r in direct]
@@ -50,6 +55,7 @@ def test_top_pages_and_countries_equal_direct_sql(seeded: Any, login: Any) -> No
     direct_jp = seeded.rows(
         f"SELECT count(DISTINCT visitor_id), count() FROM events WHERE {WHERE} "
         f"AND kind = 'pageview' AND country = 'JP' AND browser = 'Edge'")[0]
+    assert direct_jp[0] <= EXACT_UP_TO  # small enough to be exact: count(DISTINCT) holds
     row = next(r for r in jp["rows"] if r["key"] == "JP")
     assert (row["visitors"], row["events"]) == tuple(direct_jp)
 
