@@ -190,7 +190,7 @@ class GroupInserter:
 
     def __init__(self, store: Store, metrics: CollectorMetrics, *, max_rows: int,
                  linger: float,
-                 after_events: Sequence[Callable[[Sequence[Any]], None]] = ()) -> None:
+                 after_events: Sequence[Callable[[Sequence[int]], None]] = ()) -> None:
         self.store = store
         self.after_events = tuple(after_events)
         self.metrics = metrics
@@ -347,8 +347,8 @@ class Ingest:
         self.store: Store | None = None
         self.geo: GeoLookup | None = None
         self.inserter: GroupInserter | None = None
-        # Called with the ts column of every events insert, after it (the rollup's dirty days).
-        self.after_events: list[Callable[[Sequence[Any]], None]] = []
+        # Called after every events insert with its ts column, epoch ms (the rollup: late days).
+        self.after_events: list[Callable[[Sequence[int]], None]] = []
 
     def bind(self, store: Store, geo: GeoLookup) -> None:
         """Start inserting into ``store``, remembering the ids it received lately."""

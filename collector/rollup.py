@@ -208,9 +208,12 @@ class Rollup:
 
     # -- ingest hook --------------------------------------------------------------------
 
-    def note_inserted(self, ts_column: Sequence[Any]) -> None:
-        """Mark closed days dirty that an insert just added events to (late events)."""
-        if not ts_column:
+    def note_inserted(self, ts_ms: Sequence[int]) -> None:
+        """Mark closed days dirty that an insert just added events to (late events).
+
+        ``ts_ms`` is the insert's ts column as ingest writes it: epoch milliseconds.
+        """
+        if not ts_ms:
             return
         start, end = self._today
         now = self.clock()
@@ -218,11 +221,11 @@ class Rollup:
             today = dt.datetime.fromtimestamp(now, self.zone).date()
             start, end = (float(t) for t in query_api.day_bounds(self.tz, today, today))
             self._today = (start, end)
-        earliest = min(ts_column)
-        if earliest.timestamp() >= start:
+        cutoff = start * 1000
+        if min(ts_ms) >= cutoff:  # the usual case: every event is from today
             return
-        days = {ts.astimezone(self.zone).date() for ts in ts_column if ts.timestamp() < start}
-        self.mark_dirty(days)
+        self.mark_dirty({dt.datetime.fromtimestamp(ms / 1000, self.zone).date()
+                         for ms in ts_ms if ms < cutoff})
 
     def mark_dirty(self, days: Sequence[dt.date] | set[dt.date]) -> None:
         rows = [[self.tz, d, self._now_ns(), 0, 0, 0] for d in sorted(days)]

@@ -1,0 +1,195 @@
+"""The daily rollup answers exactly what a scan of the raw events answers, at every change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from collector import query_api
+from collector.ddl import EXACT_UP_TO, uniq
+from collector.privacy import Privacy
+from collector.rollup import KEEP_SUPERSEDED_S, Rollup
+from consent_mw.config import SettingsError
+from dashboards.seed import seed
+from dashboards.settings import DashboardSettings
+
+from .conftest import END, event, insert_events
+
+KEY = b"rollup-test-key-0123456789"
+BASE = {"start": "2026-06-17", "end": "2026-06-30", "k": 5}
+DIMS = ["path", "entry_path", "channel", "referrer_host", "device_type", "country"]
+# Every query the rollup serves, over a range whose last day (06-30) is still open.
+QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("kpis", {}), ("kpis_previous", {}),
+    ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
+    ("breakdowns", {"dims": DIMS}),
+    *[("breakdown", {"dim": d}) for d in query_api.DIMENSIONS],
+]
+
+
+@pytest.fixture
+def seeded(store: Any) -> Any:
+    seed(store, 20_000, 14, rng_seed=7, end=END)
+    return store
+
+
+def rollup(store: Any, now: float = END) -> Rollup:
+    return Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: now)
+
+
+def served_and_raw(store: Any, name: str, raw: dict[str, Any]) -> tuple[Any, Any, int]:
+    """(rows as the catalogue serves them, rows of a raw scan, rollup days used)."""
+    params = query_api.params_for(name, raw)
+    plan = query_api.rollup_plan(store, name, params)
+    active = query_api.active_suppression_types(store)
+    served = query_api.run(store, name, raw)
+    scanned = query_api.run_readonly(store, query_api.build(name, raw, active, None))
+    return served, scanned, len(plan)
+
+
+def assert_all_equal_raw(store: Any, *, expect_rollup: bool = True) -> None:
+    for name, extra in QUERIES:
+        served, scanned, days = served_and_raw(store, name, {**BASE, **extra})
+        assert served == scanned, (name, extra)
+        assert (days > 0) == expect_rollup, (name, extra, days)
+
+
+def kpis(store: Any) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = query_api.run(store, "kpis", BASE)
+    return rows[0]
+
+
+def test_rollup_answers_equal_a_raw_scan_for_every_query(seeded: Any) -> None:
+    report = rollup(seeded).refresh()
+    # 06-17 .. 06-29 are over; 06-30 (END is its noon) is scanned raw.
+    assert report.built == tuple(dt.date(2026, 6, d) for d in range(17, 30))
+    assert_all_equal_raw(seeded)
+    assert rollup(seeded).refresh().built == ()  # nothing changed: nothing rebuilt
+
+
+def test_filtered_and_hourly_views_never_read_the_rollup(seeded: Any) -> None:
+    rollup(seeded).refresh()
+    filtered = query_api.params_for("kpis", {**BASE, "filters": {"channel": "search"}})
+    hourly = query_api.params_for("timeseries", {**BASE, "start": "2026-06-29", "grain": "hour"})
+    assert query_api.rollup_plan(seeded, "kpis", filtered) == []
+    assert query_api.rollup_plan(seeded, "timeseries", hourly) == []
+
+
+def first_visitor(store: Any, day: str) -> tuple[str, set[dt.date]]:
+    visitor = str(store.scalar(
+        "SELECT visitor_id FROM events WHERE toDate(ts, 'Asia/Tokyo') = {d:Date} "
+        "AND visitor_id != '' AND kind = 'pageview' ORDER BY visitor_id LIMIT 1",
+        {"d": dt.date.fromisoformat(day)}))
+    days = {r[0] for r in store.rows(
+        "SELECT DISTINCT toDate(ts, 'Asia/Tokyo') FROM events WHERE visitor_id = {v:String}",
+        {"v": visitor})}
+    return visitor, days
+
+
+def test_a_suppression_applies_at_once_and_refresh_rebuilds_only_that_persons_days(
+        seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    before = kpis(seeded)
+    visitor, days = first_visitor(seeded, "2026-06-20")
+    privacy = Privacy(seeded, KEY)
+    privacy.suppress(visitor_id=visitor)
+    # The stamp moved: every day is scanned raw until the refresh, so the person is gone now.
+    assert_all_equal_raw(seeded, expect_rollup=False)
+    assert kpis(seeded)["visitors"] < before["visitors"]
+    report = r.refresh()
+    assert set(report.built) == days & set(report.built) == {
+        d for d in days if d < dt.date(2026, 6, 30)}
+    assert report.restamped == 13 - len(report.built)
+    assert_all_equal_raw(seeded)
+    privacy.unsuppress(visitor_id=visitor)
+    assert_all_equal_raw(seeded, expect_rollup=False)
+    assert set(r.refresh().built) == set(report.built)
+    assert_all_equal_raw(seeded)
+    assert kpis(seeded) == before
+
+
+def test_a_purge_leaves_the_rollup_exact(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    visitor, _ = first_visitor(seeded, "2026-06-21")
+    Privacy(seeded, KEY, cleanup_timeout=5).purge(visitor_id=visitor)
+    r.refresh()
+    assert_all_equal_raw(seeded)
+    # Rollups hold hashes in uniq states, never an id.
+    assert not seeded.scalar(
+        "SELECT count() FROM rollup_dims WHERE position(key, {v:String}) > 0", {"v": visitor})
+
+
+def test_late_events_from_ingest_mark_their_day_until_it_is_rebuilt(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    late = [event(ts=dt.datetime(2026, 6, 20, 3, i, tzinfo=dt.UTC), visitor_id=f"late{i:02}",
+                  session_id=f"late-s{i}", path="/late") for i in range(6)]
+    insert_events(seeded, late)
+    r.note_inserted([int(e["ts"].timestamp() * 1000) for e in late])  # as ingest calls it
+    served, scanned, days = served_and_raw(seeded, "breakdown",
+                                           {**BASE, "dim": "path", "limit": 500})
+    assert served == scanned and days == 12  # 06-20 is scanned raw
+    assert any(row["key"] == "/late" for row in served)
+    assert r.refresh().built == (dt.date(2026, 6, 20),)
+    assert_all_equal_raw(seeded)
+
+
+def test_today_events_leave_closed_days_alone(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    r.note_inserted([(END - 60) * 1000])
+    assert len(query_api.rollup_plan(seeded, "kpis", query_api.params_for("kpis", BASE))) == 13
+
+
+def test_rows_written_around_the_collector_are_caught_by_the_count_check(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    insert_events(seeded, [event(ts=dt.datetime(2026, 6, 22, 5, 0, tzinfo=dt.UTC),
+                                 visitor_id=f"direct{i}", session_id=f"direct{i}")
+                           for i in range(3)])
+    assert r.refresh().built == (dt.date(2026, 6, 22),)
+    assert_all_equal_raw(seeded)
+
+
+def test_seeding_marks_rolled_up_days_dirty(seeded: Any) -> None:
+    rollup(seeded).refresh()
+    seed(seeded, 300, 3, rng_seed=99, end=END - 86400)  # 06-27 .. 06-29
+    plan = query_api.rollup_plan(seeded, "kpis", query_api.params_for("kpis", BASE))
+    assert {d for d, _ in plan} == {dt.date(2026, 6, d) for d in range(17, 27)}
+
+
+def test_superseded_builds_are_deleted_once_no_query_can_use_them(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    r.mark_dirty({dt.date(2026, 6, 25)})
+    assert r.refresh().collected == 0  # the old build may still be read by a running query
+    builds = "SELECT count(DISTINCT build) FROM rollup_totals WHERE day = '2026-06-25'"
+    assert seeded.scalar(builds) == 2
+    assert rollup(seeded, END + KEEP_SUPERSEDED_S + 1).refresh().collected == 1
+    assert seeded.scalar(builds) == 1
+    assert_all_equal_raw(seeded)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 30])
+def test_distinct_counts_are_exact_up_to_the_bound_even_merged(store: Any, parts: int) -> None:
+    """Why k may not exceed K_MAX: below EXACT_UP_TO no estimate can pass a group for k."""
+    sizes = [1, 5, 99, 255, 256, 300, 499, EXACT_UP_TO - 1, EXACT_UP_TO]
+    rows = store.rows(f"""
+        SELECT n, {uniq('Merge')}(st) FROM (
+            SELECT n, {uniq('State')}(toString(cityHash64(x, n))) AS st
+            FROM (SELECT arrayJoin({{sizes:Array(UInt32)}}) AS n) ARRAY JOIN range(n) AS x
+            GROUP BY n, x % {parts})
+        GROUP BY n ORDER BY n""", {"sizes": sizes})
+    assert [(int(n), int(u)) for n, u in rows] == [(n, n) for n in sorted(sizes)]
+    assert query_api.K_MAX < EXACT_UP_TO
+
+
+def test_k_above_the_exact_range_is_refused(users: Any) -> None:
+    with pytest.raises(query_api.QueryError, match="k: must be between 2 and 500"):
+        query_api.params_for("kpis", {**BASE, "k": 501})
+    with pytest.raises(SettingsError, match="dashboard_k"):
+        DashboardSettings(users=users, k=query_api.K_MAX + 1)
