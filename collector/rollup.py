@@ -57,10 +57,6 @@ class RefreshReport:
     seconds: float
 
 
-def _build_sql(table: str, select: str) -> str:
-    return f"INSERT INTO {table} {select}"
-
-
 class Rollup:
     """Builds and repairs one time zone's daily rollup; thread-safe, one refresh at a time."""
 
@@ -140,15 +136,15 @@ class Rollup:
                  f"{query_api.not_suppressed('events', active)}")
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
-        store.command(_build_sql(
-            "rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "
-            "reservations, converted, sessions)",
-            f"{head}, {query_api.VISIT_TOTALS}, {uniq('State')}(session_id) "
-            f"FROM ({query_api.visits_sql(where)})"), params, settings=INSERT_SETTINGS)
-        store.command(_build_sql(
-            "rollup_dims (tz, day, build, dim, key, visitors, events)",
+        store.command(
+            "INSERT INTO rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "
+            f"reservations, converted, sessions) {head}, {query_api.VISIT_TOTALS}, "
+            f"{uniq('State')}(session_id) FROM ({query_api.visits_sql(where)})",
+            params, settings=INSERT_SETTINGS)
+        store.command(
+            "INSERT INTO rollup_dims (tz, day, build, dim, key, visitors, events) "
             f"{head}, dim, key0, vs, n FROM ({query_api.grouped_sql(ROLLUP_DIMS, where)} "
-            f"UNION ALL {query_api.property_sql(where)})"), params, settings=INSERT_SETTINGS)
+            f"UNION ALL {query_api.property_sql(where)})", params, settings=INSERT_SETTINGS)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
