@@ -327,13 +327,13 @@ ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
                "AND build IN {builds:Array(UInt64)}")
 
 
-def visits_sql(where: str, tz_param: str = "tz") -> str:
+def visits_sql(where: str) -> str:
     """One row per visit: a session's events within one day of the site's time zone.
 
     Visits end at midnight, so a day's figures sum to the period's (and a rollup of days is
     exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level.
     """
-    return f"""SELECT session_id, toDate(ts, {{{tz_param}:String}}) AS d,
+    return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d,
            {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
            countIf(kind = 'custom') AS other,
            countIf(kind = 'custom' AND name = 'reservation') AS res
@@ -701,9 +701,13 @@ def build(name: str, raw: Mapping[str, Any],
     that cannot match anything; None keeps them all. ``rollup`` (from :func:`rollup_plan`)
     lists the current rollup days and their builds; None scans events only.
     """
-    params = dataclasses.replace(params_for(name, raw), active_suppressions=active_suppressions,
-                                 rollup=tuple(rollup) if rollup else None)
-    return CATALOGUE[name](params)
+    return _sql(name, params_for(name, raw), active_suppressions, rollup)
+
+
+def _sql(name: str, p: Params, active_suppressions: frozenset[str] | None,
+         rollup: Sequence[tuple[dt.date, int]] | None) -> Sql:
+    return CATALOGUE[name](dataclasses.replace(p, active_suppressions=active_suppressions,
+                                               rollup=tuple(rollup) if rollup else None))
 
 
 def active_suppression_types(store: Store) -> frozenset[str]:
@@ -765,8 +769,8 @@ def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]
 def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Validate, build and run a catalogue query."""
     params = params_for(name, raw)
-    return run_readonly(store, build(name, raw, active_suppression_types(store),
-                                     rollup_plan(store, name, params)))
+    return run_readonly(store, _sql(name, params, active_suppression_types(store),
+                                    rollup_plan(store, name, params)))
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

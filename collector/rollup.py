@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -223,7 +223,7 @@ class Rollup:
         self.mark_dirty({dt.datetime.fromtimestamp(ms / 1000, self.zone).date()
                          for ms in ts_ms if ms < cutoff})
 
-    def mark_dirty(self, days: Sequence[dt.date] | set[dt.date]) -> None:
+    def mark_dirty(self, days: Iterable[dt.date]) -> None:
         rows = [[self.tz, d, self._now_ns(), 0, 0, 0] for d in sorted(days)]
         if rows:
             self.store.insert("rollup_days", rows, DAY_COLUMNS)
@@ -255,7 +255,6 @@ class RollupWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self.refreshed = threading.Event()  # set after every refresh (tests, the bench)
-        self.failures = 0
         self._thread = threading.Thread(target=self._run, name="collector-rollup", daemon=True)
 
     def start(self) -> None:
@@ -276,7 +275,6 @@ class RollupWorker:
             try:
                 self.rollup.refresh()
             except Exception:  # the store may be closing; dashboards scan raw meanwhile
-                self.failures += 1
                 log.exception("rollup refresh failed")
             self.refreshed.set()
             self._wake.wait(self.interval)
@@ -301,11 +299,10 @@ def install(service: Any) -> Rollup | None:
     rollup = Rollup(lambda: service.store, settings.rollup_tz, grace=settings.rollup_grace)
     service.rollup = rollup
     service.ingest.after_events.append(rollup.note_inserted)
-    holder: dict[str, RollupWorker] = {}
+    service.rollup_worker = None
 
     def start(svc: Any) -> None:
         worker = RollupWorker(rollup, settings.rollup_interval)
-        holder["worker"] = worker
         service.rollup_worker = worker
         privacy = getattr(svc, "privacy", None)
         if privacy is not None:
@@ -313,7 +310,7 @@ def install(service: Any) -> Rollup | None:
         worker.start()
 
     def stop(svc: Any) -> None:
-        worker = holder.pop("worker", None)
+        worker, service.rollup_worker = service.rollup_worker, None
         if worker is not None:
             worker.stop()
 
