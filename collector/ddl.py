@@ -302,6 +302,8 @@ ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims")
 #: Its states merge across days (what lets the rollup answer exactly what a scan of the raw
 #: events answers) in at most 12 KiB. A count, even of merged states, is exact up to
 #: EXACT_UP_TO (so k-anonymity decisions are exact), then a HyperLogLog estimate (~0.8 %).
+# Changing it changes the rollup tables' column type: that needs a new migration that drops
+# and recreates them (the next refresh rebuilds every day).
 UNIQ_PRECISION = 14
 EXACT_UP_TO = 2 ** (UNIQ_PRECISION - 5)
 
