@@ -21,10 +21,10 @@ from consent_mw.buffer import BatchBuffer
 from consent_mw.consent import analytics_gate, marketing_gate
 from consent_mw.events import (
     ANALYTICS_HEADERS,
+    HitBuilder,
     PageHit,
     Snapshot,
     build_event_sized,
-    hit_event_sized,
     json_size,
 )
 from consent_mw.ids import hash_user_id, new_event_id
@@ -80,6 +80,9 @@ class Capture:
             tick=self._tick,
         )
         self._emit_hit = self._buffer.emit
+        self._build_hit = HitBuilder(
+            marketing=self._marketing, search_params=settings.search_params,
+            click_id_params=settings.click_id_params, trusted_proxies=settings.trusted_proxies)
 
     def _make_spool(self) -> Spool:
         if self.settings.spool_dir is not None:
@@ -145,14 +148,28 @@ class Capture:
                 return
             # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
             self._emit_hit(_new_hit(PageHit, (
-                time.time_ns() // 1_000_000, state.categories,
-                state.granted_any(self._marketing), state.gpc, path, scope.get("method"),
-                status, scope.get("query_string") or b"",
-                tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]),
-                ctx.visitor_id, ctx.session_id, state.consent_id, scope.get("client"),
+                time.time_ns() // 1_000_000, state, path, scope.get("method"), status,
+                scope.get("query_string") or b"", tuple(headers), ctx.visitor_id,
+                ctx.session_id, scope.get("client"),
             )))
         except Exception:
             log.exception("capture.page failed")
+            self._count_drop("error")
+
+    def hit(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
+        """:meth:`page` for a caller that has checked the path is not excluded (the
+        middleware's settled visitors). A visitor id means analytics is granted."""
+        try:
+            if ctx.visitor_id is None or ctx.client_ip is not None or not self.enabled:
+                self.page(ctx, scope, status)
+                return
+            self._emit_hit(_new_hit(PageHit, (
+                time.time_ns() // 1_000_000, ctx.state, scope["path"], scope.get("method"),
+                status, scope.get("query_string") or b"", tuple(scope.get("headers") or ()),
+                ctx.visitor_id, ctx.session_id, scope.get("client"),
+            )))
+        except Exception:
+            log.exception("capture.hit failed")
             self._count_drop("error")
 
     def _page_snapshot(self, ctx: RequestContext, scope: Mapping[str, Any], status: int,
@@ -257,23 +274,22 @@ class Capture:
         """Build, size-check and batch ``items``; runs in the worker thread."""
         settings = self.settings
         # Hoisted: this loop runs once per event.
-        search, click_ids, proxies = (settings.search_params, settings.click_id_params,
-                                      settings.trusted_proxies)
         max_bytes = settings.max_event_bytes
+        build_hit = self._build_hit
         suppressions = self.suppressions if len(self.suppressions) else None
-        batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [([], [])]
-        batch_bytes = 0
+        events: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        batches = [(events, records)]
+        batch_bytes = batch_items = 0
         for item in items:
             built: dict[str, Any] | None
             try:
                 if isinstance(item, PageHit):
                     if suppressions is not None and suppressions.is_suppressed(
-                            visitor_id=item.visitor_id, consent_id=item.consent_id):
+                            visitor_id=item.visitor_id, consent_id=item.state.consent_id):
                         self._count_drop("suppressed")  # checked here, not per request
                         continue
-                    built, size = hit_event_sized(item, new_event_id(), search_params=search,
-                                                  click_id_params=click_ids,
-                                                  trusted_proxies=proxies)
+                    built, size = build_hit(item, new_event_id())
                     is_event = True
                 elif isinstance(item, Snapshot):
                     if item.analytics and self.suppressions.is_suppressed(
@@ -302,14 +318,13 @@ class Capture:
             if size > max_bytes:
                 self._count_drop("too_large")
                 continue
-            events, records = batches[-1]
-            if (batch_bytes + size > BATCH_BYTES
-                    or len(events) + len(records) >= wire.MAX_BATCH_ITEMS):
-                batches.append(([], []))
-                events, records = batches[-1]
-                batch_bytes = 0
+            if batch_bytes + size > BATCH_BYTES or batch_items >= wire.MAX_BATCH_ITEMS:
+                events, records = [], []
+                batches.append((events, records))
+                batch_bytes = batch_items = 0
             (events if is_event else records).append(built)
             batch_bytes += size
+            batch_items += 1
         for events, records in batches:
             if events or records:
                 self._dispatch(events, records, new_event_id())

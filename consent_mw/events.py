@@ -30,6 +30,7 @@ from consent_mw import wire
 from consent_mw.clientip import client_ip
 from consent_mw.i18n import ranked_languages
 from consent_mw.scrub import scrub
+from consent_mw.state import ConsentState
 
 HOUR_MS = 3_600_000
 UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -91,24 +92,22 @@ class Snapshot:
 
 
 class PageHit(NamedTuple):
-    """A consented pageview as the request path queues it: raw values, cheap to make.
+    """A consented pageview as the request path queues it: references, cheap to make.
 
-    Everything else (decoding, the client IP, suppression, parsing) happens in the worker;
-    the result equals :func:`build_event` of the equivalent :class:`Snapshot`.
+    Everything else (consent flags from ``state``, picking the analytics headers out of all
+    of them, decoding, the client IP, suppression, parsing) happens in the worker; the result
+    equals :func:`build_event` of the equivalent :class:`Snapshot`.
     """
 
     ts: int  # ms
-    consent: Mapping[str, bool]
-    marketing: bool
-    gpc: bool
+    state: ConsentState  # shared and frozen: categories, marketing, gpc, consent id
     path: str
     method: str | None
     status: int
     query: bytes  # raw; only allow-listed params survive the build
-    raw_headers: tuple[tuple[bytes, bytes], ...]  # ANALYTICS_HEADERS only, undecoded
+    headers: tuple[tuple[bytes, bytes], ...]  # every request header; the worker filters
     visitor_id: str | None
     session_id: str | None
-    consent_id: str | None
     client: Any  # scope["client"]
 
 
@@ -406,31 +405,62 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
 
 @lru_cache(maxsize=4096)
 def _cached_hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes], ...],
-                         method: str | None, status: int, client: Any, marketing: bool,
+                         method: str | None, status: int, peer: Any, marketing: bool,
                          search_params: tuple[str, ...], click_id_params: tuple[str, ...],
                          trusted_proxies: tuple[str, ...]) -> tuple[dict[str, Any], int]:
     """A pageview with its request-derived fields only, and their encoded size (never
-    mutated: each event is a copy)."""
+    mutated: each event is a copy). ``peer`` is the client's host, without its port: the
+    port changes with every connection and would make every new connection a miss."""
     items, size = _cached_request_fields(
         path, query.decode("utf-8", "replace"), raw_headers, None, method, status,
-        str(client[0]) if client else None, marketing, search_params, click_id_params,
+        None if peer is None else str(peer), marketing, search_params, click_id_params,
         trusted_proxies)
     return {"kind": "pageview", **dict(items)}, size
 
 
-def hit_event_sized(hit: PageHit, event_id: str, *, search_params: tuple[str, ...] = (),
-                    click_id_params: tuple[str, ...] = (),
-                    trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
-    """The pageview of a :class:`PageHit` and an upper bound of its encoded size."""
-    template, size = _cached_hit_template(
-        hit.path, hit.query, hit.raw_headers, hit.method, hit.status, hit.client,
-        hit.marketing, search_params, click_id_params, trusted_proxies)
-    event = template.copy()  # a C-level copy of ~20 fields
-    event["event_id"] = event_id
-    event["ts"] = hit.ts
-    event["consent"] = dict(hit.consent)
-    _set_ids(event, hit.visitor_id, hit.session_id, hit.consent_id, hit.gpc)
-    return event, size + _ENVELOPE_BOUND + _consent_bound_of(tuple(hit.consent))
+class HitBuilder:
+    """Builds the pageviews of :class:`PageHit` s for one set of settings (the worker's).
+
+    What depends only on a consent state (the marketing flag, the size of its ``consent``
+    map) is worked out once per state: a returning visitor's state object is shared by all
+    of their requests. The cache holds the states it keys, so their ids cannot be reused
+    while cached, and is cleared when it fills.
+    """
+
+    __slots__ = ("_click_ids", "_marketing", "_proxies", "_search", "_states")
+
+    MAX_STATES = 4096
+
+    def __init__(self, *, marketing: tuple[str, ...], search_params: tuple[str, ...] = (),
+                 click_id_params: tuple[str, ...] = (),
+                 trusted_proxies: tuple[str, ...] = ()) -> None:
+        self._marketing = marketing
+        self._search = search_params
+        self._click_ids = click_id_params
+        self._proxies = trusted_proxies
+        self._states: dict[int, tuple[ConsentState, bool, int]] = {}
+
+    def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
+        """The pageview and an upper bound of its encoded size."""
+        state = hit.state
+        known = self._states.get(id(state))
+        if known is None or known[0] is not state:
+            if len(self._states) >= self.MAX_STATES:
+                self._states.clear()
+            known = (state, state.granted_any(self._marketing),
+                     _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)))
+            self._states[id(state)] = known
+        client = hit.client
+        template, size = _cached_hit_template(
+            hit.path, hit.query, tuple([h for h in hit.headers if h[0] in ANALYTICS_HEADERS]),
+            hit.method, hit.status, client[0] if client else None, known[1], self._search,
+            self._click_ids, self._proxies)
+        event = template.copy()  # a C-level copy of ~20 fields
+        event["event_id"] = event_id
+        event["ts"] = hit.ts
+        event["consent"] = dict(state.categories)
+        _set_ids(event, hit.visitor_id, hit.session_id, state.consent_id, state.gpc)
+        return event, size + known[2]
 
 
 def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import RecordingTransport, make_ctx, make_scope
+from capture_support import (
+    SESSION,
+    VISITOR,
+    RecordingTransport,
+    consent_state,
+    make_ctx,
+    make_scope,
+)
 
 from consent_mw.capture import Capture
 from consent_mw.events import (
@@ -222,3 +229,32 @@ def test_event_ids_draw_a_new_prefix_instead_of_wrapping_the_counter(
     assert last.endswith("-ffffffffffff") and last[:24] == before[:24]
     assert after[:24] != before[:24] and after.endswith("-000000000000")
     assert uuid.UUID(after).version == 8
+
+
+def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse_it() -> None:
+    from consent_mw.events import HitBuilder, PageHit, _cached_hit_template, json_size
+
+    state = consent_state(("analytics", "marketing"))
+    headers = ((b"host", b"clinic.example"), (b"cookie", b"cmw_vid=secret"),
+               (b"referer", b"https://www.google.com/"), (b"user-agent", b"Mozilla/5.0"))
+    build = HitBuilder(marketing=("marketing",), search_params=("q",))
+
+    def hit(port: int) -> PageHit:
+        return PageHit(1_700_000_000_000, state, "/a", "GET", 200, b"q=implant&gclid=1",
+                       headers, VISITOR, SESSION, ("203.0.113.9", port))
+
+    _cached_hit_template.cache_clear()
+    event, size = build(hit(50000), "e1")
+    again, _ = build(hit(50001), "e2")  # the same browser on a new connection
+    snap = Snapshot(kind="page", ts=1_700_000_000_000, consent=state.categories,
+                    analytics=True, marketing=True, gpc=False, path="/a", method="GET",
+                    status=200, query="q=implant&gclid=1",
+                    raw_headers=tuple(h for h in headers if h[0] != b"cookie"),
+                    visitor_id=VISITOR, session_id=SESSION, consent_id=state.consent_id,
+                    peer="203.0.113.9")
+    assert event == build_event(snap, "e1", search_params=("q",))
+    assert event["search_terms"] == "implant" and event["channel"] == "search"
+    assert "cmw_vid=secret" not in json.dumps(event)  # the worker keeps analytics headers only
+    assert {**again, "event_id": "e1"} == event
+    assert _cached_hit_template.cache_info().misses == 1
+    assert json_size(event) <= size
