@@ -148,6 +148,24 @@ def _response_info(headers: Any) -> tuple[bool, bytes | None, list[bytes] | None
 _VARY = b"Cookie, Sec-GPC"
 
 
+def _html_vary(headers: Any) -> bytes | None:
+    """The ``Vary`` value to add to a response with these headers: None unless it is HTML
+    (only HTML gets a banner or tags) and lacks some of it. :func:`_response_info` and
+    :func:`_missing_vary` in one pass, for the settled path."""
+    html: bool | None = None
+    existing: list[bytes] | None = None
+    for key, value in headers:
+        name = key.lower()
+        if name == b"content-type":
+            if html is None:
+                html = value.lower().startswith(b"text/html")
+        elif name == b"vary":
+            existing = [value] if existing is None else [*existing, value]
+    if not html:
+        return None
+    return _VARY if existing is None else _missing_vary(existing)
+
+
 def _missing_vary(existing: list[bytes] | None) -> bytes | None:
     """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
     if not existing:
@@ -238,6 +256,44 @@ class _PageSend:
         await self.send(message)
 
 
+class _SettledSend:
+    """The send wrapper for a returning visitor with nothing to set (``Reading.settled``):
+    capture the page and add ``Vary`` to HTML; no cookie, no body change.
+
+    A plain method that returns the wrapped ``send``'s awaitable, so no coroutine of ours
+    runs per message; the work is inline because every call here is paid on every page.
+    """
+
+    __slots__ = ("ctx", "mw", "scope", "send")
+
+    def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, scope: Scope,
+                 send: Send) -> None:
+        self.mw = mw
+        self.ctx = ctx
+        self.scope = scope
+        self.send = send
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] != "http.response.start":
+            return self.send(message)
+        mw = self.mw
+        if mw.capture is not None:
+            try:
+                mw.capture.hit(self.ctx, self.scope, int(message.get("status", 200)))
+            except Exception:
+                mw._fail("capture.page")
+        try:
+            headers = message.get("headers") or ()
+            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
+                headers = message["headers"] = list(headers)
+            vary = _html_vary(headers)
+            if vary is not None:
+                message["headers"] = [*headers, (b"vary", vary)]
+        except Exception:
+            mw._fail("response_start")
+        return self.send(message)
+
+
 class ConsentMiddleware:
     """Consent layer around any ASGI app (Starlette, FastAPI, ...).
 
@@ -275,6 +331,11 @@ class ConsentMiddleware:
         self._prefix_slash = s.prefix + "/"
         self._excluded = PathExclusions(s.exclude_paths)
         self._injects = s.banner or bool(s.tags)
+        self._fast = not s.tags  # tags are injected into every decided visitor's page
+        # Hoisted for the settled path: our own endpoints and the excluded paths.
+        self._prefix = s.prefix
+        self._own_prefixes = (self._prefix_slash, GPC_JSON_PATH)
+        self._excluded_exact, self._excluded_prefixes = self._excluded.parts
 
     # ------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -406,6 +467,21 @@ class ConsentMiddleware:
 
         Not a coroutine itself: one coroutine frame fewer on every request.
         """
+        path: str = scope.get("path", "")
+        if self._fast and not (path.startswith(self._own_prefixes) or path == self._prefix):
+            try:
+                reading = self.reader.read(_consent_inputs(scope))
+            except Exception:
+                reading = None  # the full path below logs it and falls back
+            if reading is not None and reading.settled:
+                # A returning visitor with nothing to set or record: the common case.
+                ctx = RequestContext(self.settings, reading.state, reading.locale,
+                                     reading.visitor_cookie, reading.session_cookie, None,
+                                     self.capture)
+                scope[SCOPE_KEY] = ctx
+                if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
+                    return self.app(scope, receive, send)
+                return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
         try:
             incoming, ctx = self.read_request(scope)
         except Exception:
@@ -420,7 +496,6 @@ class ConsentMiddleware:
             ctx = RequestContext(settings=self.settings, state=state,
                                  locale=self.settings.default_locale, capture=self.capture)
         scope[SCOPE_KEY] = ctx
-        path: str = scope.get("path", "")
         if path == GPC_JSON_PATH:
             return self.endpoints.gpc_json(scope, send)
         if path == self.settings.prefix or path.startswith(self._prefix_slash):

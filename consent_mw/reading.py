@@ -55,6 +55,11 @@ class Reading:
     #: Analytics granted, both id cookies present and the session cookie set less than
     #: SESSION_SLIDE ago (``until`` ends before that changes): no id cookie to (re)set.
     ids_settled: bool = False
+    #: Decided, with nothing to set, expire or record: ids settled under analytics, no id
+    #: cookies to expire without it, no ``gpc_applied`` record due. A page response then
+    #: needs no Set-Cookie and (without tags) no body change, only ``Vary``: the
+    #: middleware's fast path.
+    settled: bool = False
 
 
 class Reader:
@@ -120,5 +125,10 @@ class Reader:
             until=until,
             analytics=analytics,
             ids_settled=settled,
+            settled=(state.decided
+                     and (settled if analytics else not (s.visitor_cookie in cookies
+                                                         or s.session_cookie in cookies))
+                     and not (state.gpc_applied and stored is not None
+                              and not stored.gpc_recorded)),
         )
 

@@ -271,6 +271,8 @@ class FakeCapture:
         if self.fail:
             raise RuntimeError("capture broke")
 
+    hit = page  # the middleware's call for settled visitors
+
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(record)
 
