@@ -31,7 +31,7 @@ from consent_mw.cookies import (
     set_cookie,
 )
 from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
-from consent_mw.reading import SESSION_SLIDE, Reader, Reading, ReadingKey
+from consent_mw.reading import SESSION_SLIDE, Reader, Reading
 from consent_mw.records import MemorySink, RecordSink, build_record
 from consent_mw.self_service import SelfService
 from consent_mw.settings import PathExclusions, Settings
@@ -107,24 +107,6 @@ class Incoming:
     @property
     def shown_cid(self) -> str | None:
         return self.reading.shown_cid
-
-
-def _consent_inputs(scope: Scope) -> ReadingKey:
-    """Cookie, Sec-GPC and Accept-Language values (ASGI header names are lower-case).
-
-    Several Cookie fields (HTTP/2 splits them) are joined with "; ", as RFC 9113 says.
-    """
-    cookie: bytes | None = None
-    gpc: tuple[bytes, ...] = ()
-    accept_language = b""
-    for key, value in scope.get("headers") or ():
-        if key == b"cookie":
-            cookie = bytes(value) if cookie is None else cookie + b"; " + bytes(value)
-        elif key == b"sec-gpc":
-            gpc += (bytes(value),)
-        elif key == b"accept-language" and not accept_language:
-            accept_language = bytes(value)
-    return cookie or b"", gpc, accept_language
 
 
 def _response_info(headers: Any) -> tuple[bool, bytes | None, list[bytes] | None]:
@@ -380,7 +362,7 @@ class ConsentMiddleware:
     # ------------------------------------------------------------------------------------
     def read_request(self, scope: Scope) -> tuple[Incoming, RequestContext]:
         """Parse the request's consent inputs into an :class:`Incoming` and a context."""
-        reading = self.reader.read(_consent_inputs(scope))
+        reading = self.reader.read_headers(scope.get("headers") or ())
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
         ctx = RequestContext(settings=self.settings, state=reading.state,
@@ -470,7 +452,7 @@ class ConsentMiddleware:
         path: str = scope.get("path", "")
         if self._fast and not (path.startswith(self._own_prefixes) or path == self._prefix):
             try:
-                reading = self.reader.read(_consent_inputs(scope))
+                reading = self.reader.read_headers(scope.get("headers") or ())
             except Exception:
                 reading = None  # the full path below logs it and falls back
             if reading is not None and reading.settled:

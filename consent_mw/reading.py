@@ -10,7 +10,7 @@ until the clock could change the answer (a cookie expiring) or for at most a min
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from consent_mw import i18n
@@ -71,6 +71,29 @@ class Reader:
         self._undecided = undecided(settings)
         self._analytics_gate = analytics_gate(settings)
         self._cache: dict[ReadingKey, Reading] = {}
+
+    def read_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Reading:
+        """The reading of a request's ASGI headers (names lower-case, as ASGI requires).
+
+        Picks out the :data:`ReadingKey`; several Cookie fields (HTTP/2 splits them) are
+        joined with "; ", as RFC 9113 says. One function with :meth:`read`'s cache lookup
+        inlined, because every request calls it.
+        """
+        cookie: bytes | None = None
+        gpc: tuple[bytes, ...] = ()
+        accept_language = b""
+        for key, value in headers:
+            if key == b"cookie":
+                cookie = bytes(value) if cookie is None else cookie + b"; " + bytes(value)
+            elif key == b"sec-gpc":
+                gpc += (bytes(value),)
+            elif key == b"accept-language" and not accept_language:
+                accept_language = bytes(value)
+        inputs = (cookie or b"", gpc, accept_language)
+        hit = self._cache.get(inputs)
+        if hit is not None and time.time() < hit.until:
+            return hit
+        return self.read(inputs)
 
     def read(self, key: ReadingKey) -> Reading:
         """The reading of a request's consent inputs (see :data:`ReadingKey`)."""

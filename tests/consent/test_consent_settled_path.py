@@ -16,7 +16,6 @@ from consent_testkit import ORIGIN, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw import ConsentMiddleware
-from consent_mw.middleware import _consent_inputs
 from consent_mw.settings import Settings
 
 DECISIONS: dict[str, dict[str, Any]] = {
@@ -70,7 +69,7 @@ class Site:
         cookie = "; ".join(f"{k}={v}" for k, v in self.client.cookies.items())
         raw = [(b"cookie", cookie.encode())] + [(k.lower().encode(), v.encode())
                                                 for k, v in headers.items()]
-        return self.mw.reader.read(_consent_inputs({"headers": raw}))
+        return self.mw.reader.read_headers(raw)
 
 
 @pytest.fixture
