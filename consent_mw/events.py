@@ -442,7 +442,8 @@ class HitBuilder:
 
     def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
         """The pageview and an upper bound of its encoded size."""
-        state = hit.state
+        # One unpack instead of ten attribute reads: this runs for every page of every visitor.
+        ts, state, path, method, status, query, headers, visitor_id, session_id, client = hit
         known = self._states.get(id(state))
         if known is None or known[0] is not state:
             if len(self._states) >= self.MAX_STATES:
@@ -450,16 +451,22 @@ class HitBuilder:
             known = (state, state.granted_any(self._marketing),
                      _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)))
             self._states[id(state)] = known
-        client = hit.client
         template, size = _cached_hit_template(
-            hit.path, hit.query, tuple([h for h in hit.headers if h[0] in ANALYTICS_HEADERS]),
-            hit.method, hit.status, client[0] if client else None, known[1], self._search,
-            self._click_ids, self._proxies)
+            path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]), method,
+            status, client[0] if client else None, known[1], self._search, self._click_ids,
+            self._proxies)
         event = template.copy()  # a C-level copy of ~20 fields
         event["event_id"] = event_id
-        event["ts"] = hit.ts
+        event["ts"] = ts
         event["consent"] = dict(state.categories)
-        _set_ids(event, hit.visitor_id, hit.session_id, state.consent_id, state.gpc)
+        # _set_ids, inline
+        if visitor_id is not None:
+            event["visitor_id"] = visitor_id
+        if session_id is not None:
+            event["session_id"] = session_id
+        if state.consent_id is not None:
+            event["consent_id"] = state.consent_id
+        event["gpc"] = state.gpc
         return event, size + known[2]
 
 
