@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any
 
 import jsonschema
-from consent_testkit import ORIGIN, starlette_app
+from consent_testkit import ORIGIN, ListTransport, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw.settings import Settings
 from consent_mw.wire import RECORD_SCHEMA
-
-
-class ListTransport:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
-        with self.lock:
-            self.events.extend(events)
-            self.records.extend(records)
-
-    def close(self) -> None:
-        pass
 
 
 def test_pages_and_consent_records_reach_the_transport_under_consent(

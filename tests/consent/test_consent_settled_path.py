@@ -7,12 +7,11 @@ settled path on and once with it off, and compares everything that leaves the mi
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from consent_testkit import ORIGIN, starlette_app
+from consent_testkit import ORIGIN, ListTransport, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw import ConsentMiddleware
@@ -28,22 +27,6 @@ DECISIONS: dict[str, dict[str, Any]] = {
 # HTML, JSON, an app-set Cache-Control, validators, an excluded path, a 304.
 PATHS = ["/en", "/json", "/cached", "/etag", "/static/page.html", "/notmodified", "/context"]
 VOLATILE_EVENT_FIELDS = ("event_id", "ts")
-
-
-class ListTransport:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
-        with self.lock:
-            self.events.extend(events)
-            self.records.extend(records)
-
-    def close(self) -> None:
-        pass
 
 
 class Site:
