@@ -109,43 +109,29 @@ class Incoming:
         return self.reading.shown_cid
 
 
-def _response_info(headers: Any) -> tuple[bool, bytes | None, list[bytes] | None]:
-    """(is HTML, Content-Encoding, Vary values) of response headers, in one pass."""
-    ctype: bytes | None = None
+def _response_info(headers: Any) -> tuple[bool, bytes | None, bytes | None]:
+    """(is HTML, Content-Encoding, the ``Vary`` value to add) of response headers, in one
+    pass. Only HTML gets a banner or tags, so only HTML needs ``Vary``; None when the
+    response is not HTML or already names both headers."""
+    html: bool | None = None
     encoding: bytes | None = None
     vary: list[bytes] | None = None
     for key, value in headers:
         name = key.lower()
         if name == b"content-type":
-            if ctype is None:
-                ctype = value
+            if html is None:
+                html = value.lower().startswith(b"text/html")
         elif name == b"content-encoding":
             if encoding is None:
                 encoding = value
         elif name == b"vary":
             vary = [value] if vary is None else [*vary, value]
-    return ctype is not None and ctype.lower().startswith(b"text/html"), encoding, vary
+    if not html:
+        return False, encoding, None
+    return True, encoding, _VARY if vary is None else _missing_vary(vary)
 
 
 _VARY = b"Cookie, Sec-GPC"
-
-
-def _html_vary(headers: Any) -> bytes | None:
-    """The ``Vary`` value to add to a response with these headers: None unless it is HTML
-    (only HTML gets a banner or tags) and lacks some of it. :func:`_response_info` and
-    :func:`_missing_vary` in one pass, for the settled path."""
-    html: bool | None = None
-    existing: list[bytes] | None = None
-    for key, value in headers:
-        name = key.lower()
-        if name == b"content-type":
-            if html is None:
-                html = value.lower().startswith(b"text/html")
-        elif name == b"vary":
-            existing = [value] if existing is None else [*existing, value]
-    if not html:
-        return None
-    return _VARY if existing is None else _missing_vary(existing)
 
 
 def _missing_vary(existing: list[bytes] | None) -> bytes | None:
@@ -268,7 +254,7 @@ class _SettledSend:
             headers = message.get("headers") or ()
             if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
                 headers = message["headers"] = list(headers)
-            vary = _html_vary(headers)
+            vary = _response_info(headers)[2]
             if vary is not None:
                 message["headers"] = [*headers, (b"vary", vary)]
         except Exception:
@@ -360,9 +346,12 @@ class ConsentMiddleware:
         return path in self._excluded
 
     # ------------------------------------------------------------------------------------
-    def read_request(self, scope: Scope) -> tuple[Incoming, RequestContext]:
-        """Parse the request's consent inputs into an :class:`Incoming` and a context."""
-        reading = self.reader.read_headers(scope.get("headers") or ())
+    def read_request(self, scope: Scope, reading: Reading | None = None
+                     ) -> tuple[Incoming, RequestContext]:
+        """Parse the request's consent inputs (unless ``reading`` has them already) into an
+        :class:`Incoming` and a context."""
+        if reading is None:
+            reading = self.reader.read_headers(scope.get("headers") or ())
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
         ctx = RequestContext(settings=self.settings, state=reading.state,
@@ -450,22 +439,22 @@ class ConsentMiddleware:
         Not a coroutine itself: one coroutine frame fewer on every request.
         """
         path: str = scope.get("path", "")
-        if self._fast and not (path.startswith(self._own_prefixes) or path == self._prefix):
-            try:
-                reading = self.reader.read_headers(scope.get("headers") or ())
-            except Exception:
-                reading = None  # the full path below logs it and falls back
-            if reading is not None and reading.settled:
-                # A returning visitor with nothing to set or record: the common case.
-                ctx = RequestContext(self.settings, reading.state, reading.locale,
-                                     reading.visitor_cookie, reading.session_cookie, None,
-                                     self.capture)
-                scope[SCOPE_KEY] = ctx
-                if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
-                    return self.app(scope, receive, send)
-                return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
         try:
-            incoming, ctx = self.read_request(scope)
+            reading: Reading | None = self.reader.read_headers(scope.get("headers") or ())
+        except Exception:
+            reading = None  # read_request below fails the same way, logs it and falls back
+        if (reading is not None and reading.settled and self._fast
+                and not (path.startswith(self._own_prefixes) or path == self._prefix)):
+            # A returning visitor with nothing to set or record: the common case.
+            ctx = RequestContext(self.settings, reading.state, reading.locale,
+                                 reading.visitor_cookie, reading.session_cookie, None,
+                                 self.capture)
+            scope[SCOPE_KEY] = ctx
+            if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
+                return self.app(scope, receive, send)
+            return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
+        try:
+            incoming, ctx = self.read_request(scope, reading)
         except Exception:
             # Bad input must never cost the visitor the page: fall back to "undecided".
             self._fail("read_request")
@@ -497,9 +486,9 @@ class ConsentMiddleware:
                 self._fail("capture.page")
         headers = message.get("headers") or ()
         try:
-            if not isinstance(headers, list | tuple):  # any iterable is allowed: read it once
+            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
                 headers = message["headers"] = list(headers)
-            html, encoding, existing_vary = _response_info(headers)
+            html, encoding, vary = _response_info(headers)
         except Exception:  # headers that are not (name, value) pairs: leave them to the server
             self._fail("response_start")
             return None
@@ -512,8 +501,7 @@ class ConsentMiddleware:
                 cookies = self.id_cookies(ctx, incoming)
             if state.gpc_applied:
                 cookies = (cookies or []) + self.gpc_cookie(ctx, incoming, scope)
-            # Whether a banner or tags appear depends on these request headers.
-            vary = _missing_vary(existing_vary) if html else None
+            # Whether a banner or tags appear depends on these request headers: ``vary``.
             if not cookies:
                 if vary:
                     message["headers"] = [*headers, (b"vary", vary)]
