@@ -146,27 +146,26 @@ class Capture:
             if ctx.client_ip is not None:  # the site resolved the IP itself
                 self._buffer.emit(self._page_snapshot(ctx, scope, status, path, headers))
                 return
-            # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
-            self._emit_hit(_new_hit(PageHit, (
-                time.time_ns() // 1_000_000, state, path, scope.get("method"), status,
-                scope.get("query_string") or b"", tuple(headers), ctx.visitor_id,
-                ctx.session_id, scope.get("client"),
-            )))
         except Exception:
             log.exception("capture.page failed")
             self._count_drop("error")
+            return
+        self.hit(ctx, scope, status)
 
     def hit(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """:meth:`page` for a caller that has checked the path is not excluded (the
-        middleware's settled visitors). A visitor id means analytics is granted."""
+        middleware's settled visitors): a consented page is queued as a :class:`PageHit`."""
         try:
-            if ctx.visitor_id is None or ctx.client_ip is not None or not self.enabled:
-                self.page(ctx, scope, status)
+            if (ctx.client_ip is not None or not self.enabled
+                    or not ctx.state.granted_any(self._analytics)):
+                self.page(ctx, scope, status)  # it handles these itself, without hit()
                 return
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
             self._emit_hit(_new_hit(PageHit, (
-                time.time_ns() // 1_000_000, ctx.state, scope["path"], scope.get("method"),
-                status, scope.get("query_string") or b"", tuple(scope.get("headers") or ()),
-                ctx.visitor_id, ctx.session_id, scope.get("client"),
+                time.time_ns() // 1_000_000, ctx.state, scope.get("path") or "/",
+                scope.get("method"), status, scope.get("query_string") or b"",
+                tuple(scope.get("headers") or ()), ctx.visitor_id, ctx.session_id,
+                scope.get("client"),
             )))
         except Exception:
             log.exception("capture.hit failed")
