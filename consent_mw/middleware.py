@@ -299,7 +299,9 @@ class ConsentMiddleware:
         self._prefix_slash = s.prefix + "/"
         self._excluded = PathExclusions(s.exclude_paths)
         self._injects = s.banner or bool(s.tags)
-        self._fast = not s.tags  # tags are injected into every decided visitor's page
+        # Off with tags (they go into every decided visitor's page); tests turn it off to
+        # compare the two paths.
+        self._settled_path = not s.tags
         # Hoisted for the settled path: our own endpoints and the excluded paths.
         self._prefix = s.prefix
         self._own_prefixes = (self._prefix_slash, GPC_JSON_PATH)
@@ -443,7 +445,7 @@ class ConsentMiddleware:
             reading: Reading | None = self.reader.read_headers(scope.get("headers") or ())
         except Exception:
             reading = None  # read_request below fails the same way, logs it and falls back
-        if (reading is not None and reading.settled and self._fast
+        if (reading is not None and reading.settled and self._settled_path
                 and not (path.startswith(self._own_prefixes) or path == self._prefix)):
             # A returning visitor with nothing to set or record: the common case.
             ctx = RequestContext(self.settings, reading.state, reading.locale,

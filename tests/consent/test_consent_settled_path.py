@@ -40,7 +40,7 @@ class Site:
         """The response and the events it produced, with the settled path on or off."""
         capture = self.mw.capture
         assert capture is not None and capture.force_flush(5.0)  # earlier requests' events
-        self.mw._fast = settled_path
+        self.mw._settled_path = settled_path
         before = len(self.transport.events)
         response = self.client.get(path, **kwargs)
         assert capture.force_flush(5.0)
