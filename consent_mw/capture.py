@@ -153,11 +153,11 @@ class Capture:
         self.hit(ctx, scope, status)
 
     def hit(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
-        """:meth:`page` for a caller that has checked the path is not excluded (the
-        middleware's settled visitors): a consented page is queued as a :class:`PageHit`."""
+        """:meth:`page` for a caller that has checked that analytics is granted and the path
+        is not excluded (the middleware's settled visitors, and page() itself): the page is
+        queued as a :class:`PageHit`."""
         try:
-            if (ctx.client_ip is not None or not self.enabled
-                    or not ctx.state.granted_any(self._analytics)):
+            if ctx.client_ip is not None or not self.enabled:
                 self.page(ctx, scope, status)  # it handles these itself, without hit()
                 return
             # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).

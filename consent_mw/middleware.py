@@ -246,8 +246,11 @@ class _SettledSend:
             return self.send(message)
         mw = self.mw
         if mw.capture is not None:
+            ctx = self.ctx
             try:
-                mw.capture.hit(self.ctx, self.scope, int(message.get("status", 200)))
+                # Settled ids exist exactly when analytics is granted.
+                (mw.capture.hit if ctx.visitor_id is not None else mw.capture.page)(
+                    ctx, self.scope, int(message.get("status", 200)))
             except Exception:
                 mw._fail("capture.page")
         try:
