@@ -90,10 +90,11 @@ class Reader:
             elif key == b"accept-language" and not accept_language:
                 accept_language = bytes(value)
         inputs = (cookie or b"", gpc, accept_language)
+        now = time.time()
         hit = self._cache.get(inputs)
-        if hit is not None and time.time() < hit.until:
+        if hit is not None and now < hit.until:
             return hit
-        return self.read(inputs)
+        return self._read_and_keep(inputs, now)
 
     def read(self, key: ReadingKey) -> Reading:
         """The reading of a request's consent inputs (see :data:`ReadingKey`)."""
@@ -101,6 +102,10 @@ class Reader:
         hit = self._cache.get(key)
         if hit is not None and now < hit.until:
             return hit
+        return self._read_and_keep(key, now)
+
+    def _read_and_keep(self, key: ReadingKey, now: float) -> Reading:
+        """Read ``key`` afresh and cache the result (unless its inputs are huge)."""
         cookie, sec_gpc, accept_language = key
         reading = self._read(cookie, sec_gpc, accept_language, now)
         if len(cookie) + len(accept_language) <= MAX_CACHED_KEY_BYTES:
