@@ -27,7 +27,7 @@ from consent_mw.events import (
     build_event_sized,
     json_size,
 )
-from consent_mw.ids import hash_user_id, new_event_id
+from consent_mw.ids import hash_user_id, new_event_id, new_event_ids
 from consent_mw.settings import PathExclusions, Settings
 from consent_mw.spool import DiskSpool, Dropped, MemorySpool, Spool
 from consent_mw.state import RequestContext
@@ -40,7 +40,6 @@ DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent
                 "spool_full")
 # Room for the batch envelope under the collector's decompressed-size cap.
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
-_new_hit = tuple.__new__
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
 
 
@@ -160,13 +159,14 @@ class Capture:
             if ctx.client_ip is not None or not self.enabled:
                 self.page(ctx, scope, status)  # it handles these itself, without hit()
                 return
-            # tuple.__new__ skips NamedTuple's Python-level __new__ (a visible cost here).
-            self._emit_hit(_new_hit(PageHit, (
+            # The header list itself, not a copy: the server made it for this request and
+            # the worker only reads it (the analytics headers) before it is dropped.
+            self._emit_hit((
                 time.time_ns() // 1_000_000, ctx.state, scope.get("path") or "/",
                 scope.get("method"), status, scope.get("query_string") or b"",
-                tuple(scope.get("headers") or ()), ctx.visitor_id, ctx.session_id,
+                scope.get("headers") or (), ctx.visitor_id, ctx.session_id,
                 scope.get("client"),
-            )))
+            ))
         except Exception:
             log.exception("capture.hit failed")
             self._count_drop("error")
@@ -280,15 +280,16 @@ class Capture:
         records: list[dict[str, Any]] = []
         batches = [(events, records)]
         batch_bytes = batch_items = 0
-        for item in items:
+        event_ids = new_event_ids(len(items))  # one per item, drawn at once; records skip theirs
+        for item, event_id in zip(items, event_ids, strict=True):
             built: dict[str, Any] | None
             try:
-                if isinstance(item, PageHit):
+                if isinstance(item, tuple):  # a PageHit: [7] is the visitor id, [1] the state
                     if suppressions is not None and suppressions.is_suppressed(
-                            visitor_id=item.visitor_id, consent_id=item.state.consent_id):
+                            visitor_id=item[7], consent_id=item[1].consent_id):
                         self._count_drop("suppressed")  # checked here, not per request
                         continue
-                    built, size = build_hit(item, new_event_id())
+                    built, size = build_hit(item, event_id)
                     is_event = True
                 elif isinstance(item, Snapshot):
                     if item.analytics and self.suppressions.is_suppressed(
@@ -298,7 +299,7 @@ class Capture:
                         self._count_drop("suppressed")
                         continue
                     built, size = build_event_sized(
-                        item, new_event_id(), search_params=settings.search_params,
+                        item, event_id, search_params=settings.search_params,
                         click_id_params=settings.click_id_params,
                         trusted_proxies=settings.trusted_proxies)
                     if built is None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
@@ -91,24 +91,17 @@ class Snapshot:
     traits: Mapping[str, Any] | None = None  # as given; cleaned by the build
 
 
-class PageHit(NamedTuple):
-    """A consented pageview as the request path queues it: references, cheap to make.
-
-    Everything else (consent flags from ``state``, picking the analytics headers out of all
-    of them, decoding, the client IP, suppression, parsing) happens in the worker; the result
-    equals :func:`build_event` of the equivalent :class:`Snapshot`.
-    """
-
-    ts: int  # ms
-    state: ConsentState  # shared and frozen: categories, marketing, gpc, consent id
-    path: str
-    method: str | None
-    status: int
-    query: bytes  # raw; only allow-listed params survive the build
-    headers: tuple[tuple[bytes, bytes], ...]  # every request header; the worker filters
-    visitor_id: str | None
-    session_id: str | None
-    client: Any  # scope["client"]
+#: A consented pageview as the request path queues it: a plain tuple of references, because
+#: it is made for every page and a NamedTuple costs four times as much to make. In order:
+#: ts (ms); the visitor's ConsentState (shared and frozen: categories, marketing, gpc,
+#: consent id); path; method; status; the raw query (only allow-listed params survive the
+#: build); the request's header list as the server gave it (every header: the worker picks
+#: the analytics ones); visitor id; session id; ``scope["client"]``.
+#: Everything else (consent flags, filtering, decoding, the client IP, suppression, parsing)
+#: happens in the worker; the result equals :func:`build_event` of the equivalent
+#: :class:`Snapshot`.
+PageHit = tuple[int, ConsentState, str, "str | None", int, bytes,
+                "Sequence[tuple[bytes, bytes]]", "str | None", "str | None", Any]
 
 
 @lru_cache(maxsize=4096)
@@ -403,11 +396,10 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
 
-@lru_cache(maxsize=4096)
-def _cached_hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes], ...],
-                         method: str | None, status: int, peer: Any, marketing: bool,
-                         search_params: tuple[str, ...], click_id_params: tuple[str, ...],
-                         trusted_proxies: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+def _hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes], ...],
+                  method: str | None, status: int, peer: Any, marketing: bool,
+                  search_params: tuple[str, ...], click_id_params: tuple[str, ...],
+                  trusted_proxies: tuple[str, ...]) -> tuple[dict[str, Any], int]:
     """A pageview with its request-derived fields only, and their encoded size (never
     mutated: each event is a copy). ``peer`` is the client's host, without its port: the
     port changes with every connection and would make every new connection a miss."""
@@ -422,14 +414,18 @@ class HitBuilder:
     """Builds the pageviews of :class:`PageHit` s for one set of settings (the worker's).
 
     What depends only on a consent state (the marketing flag, the size of its ``consent``
-    map) is worked out once per state: a returning visitor's state object is shared by all
-    of their requests. The cache holds the states it keys, so their ids cannot be reused
+    map, the map itself) is worked out once per state: a returning visitor's state object is
+    shared by all of their requests. The events of one state share its ``consent`` dict, as
+    they share the template's values: built events are read (encoded, validated), never
+    changed in place. The cache holds the states it keys, so their ids cannot be reused
     while cached, and is cleared when it fills.
     """
 
-    __slots__ = ("_click_ids", "_marketing", "_proxies", "_search", "_states")
+    __slots__ = ("_click_ids", "_marketing", "_proxies", "_search", "_states", "_templates",
+                 "misses")
 
     MAX_STATES = 4096
+    MAX_TEMPLATES = 4096
 
     def __init__(self, *, marketing: tuple[str, ...], search_params: tuple[str, ...] = (),
                  click_id_params: tuple[str, ...] = (),
@@ -438,7 +434,10 @@ class HitBuilder:
         self._search = search_params
         self._click_ids = click_id_params
         self._proxies = trusted_proxies
-        self._states: dict[int, tuple[ConsentState, bool, int]] = {}
+        self._states: dict[int, tuple[ConsentState, bool, int, dict[str, bool]]] = {}
+        # Keyed without the settings (fixed per builder): hashing them per event adds up.
+        self._templates: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+        self.misses = 0  # templates built, for tests and tuning
 
     def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
         """The pageview and an upper bound of its encoded size."""
@@ -449,16 +448,23 @@ class HitBuilder:
             if len(self._states) >= self.MAX_STATES:
                 self._states.clear()
             known = (state, state.granted_any(self._marketing),
-                     _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)))
+                     _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)),
+                     dict(state.categories))
             self._states[id(state)] = known
-        template, size = _cached_hit_template(
-            path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]), method,
-            status, client[0] if client else None, known[1], self._search, self._click_ids,
-            self._proxies)
+        key = (path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]), method,
+               status, client[0] if client else None, known[1])
+        cached = self._templates.get(key)
+        if cached is None:
+            if len(self._templates) >= self.MAX_TEMPLATES:
+                self._templates.clear()
+            cached = self._templates[key] = _hit_template(
+                *key, self._search, self._click_ids, self._proxies)
+            self.misses += 1
+        template, size = cached
         event = template.copy()  # a C-level copy of ~20 fields
         event["event_id"] = event_id
         event["ts"] = ts
-        event["consent"] = dict(state.categories)
+        event["consent"] = known[3]
         # _set_ids, inline
         if visitor_id is not None:
             event["visitor_id"] = visitor_id

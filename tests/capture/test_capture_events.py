@@ -232,7 +232,7 @@ def test_event_ids_draw_a_new_prefix_instead_of_wrapping_the_counter(
 
 
 def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse_it() -> None:
-    from consent_mw.events import HitBuilder, PageHit, _cached_hit_template, json_size
+    from consent_mw.events import HitBuilder, PageHit, json_size
 
     state = consent_state(("analytics", "marketing"))
     headers = ((b"host", b"clinic.example"), (b"cookie", b"cmw_vid=secret"),
@@ -240,10 +240,9 @@ def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse
     build = HitBuilder(marketing=("marketing",), search_params=("q",))
 
     def hit(port: int) -> PageHit:
-        return PageHit(1_700_000_000_000, state, "/a", "GET", 200, b"q=implant&gclid=1",
-                       headers, VISITOR, SESSION, ("203.0.113.9", port))
+        return (1_700_000_000_000, state, "/a", "GET", 200, b"q=implant&gclid=1",
+                headers, VISITOR, SESSION, ("203.0.113.9", port))
 
-    _cached_hit_template.cache_clear()
     event, size = build(hit(50000), "e1")
     again, _ = build(hit(50001), "e2")  # the same browser on a new connection
     snap = Snapshot(kind="page", ts=1_700_000_000_000, consent=state.categories,
@@ -256,5 +255,5 @@ def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse
     assert event["search_terms"] == "implant" and event["channel"] == "search"
     assert "cmw_vid=secret" not in json.dumps(event)  # the worker keeps analytics headers only
     assert {**again, "event_id": "e1"} == event
-    assert _cached_hit_template.cache_info().misses == 1
+    assert build.misses == 1
     assert json_size(event) <= size
