@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from consent_mw import wire
@@ -41,6 +41,45 @@ DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent
 # Room for the batch envelope under the collector's decompressed-size cap.
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
+
+
+class _Batches:
+    """Items grouped into batches under the wire's caps; events over the per-event limit are
+    dropped as ``too_large``."""
+
+    def __init__(self, max_event_bytes: int, count_drop: Callable[[str, int], None]) -> None:
+        self.max_event_bytes = max_event_bytes
+        self.count_drop = count_drop
+        self.batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [([], [])]
+        self.bytes = 0
+        self.items = 0
+
+    def add_events(self, events: list[dict[str, Any]], sizes: list[int]) -> None:
+        """Events with upper bounds of their sizes."""
+        total = sum(sizes)
+        if (not self.items and events and max(sizes) <= self.max_event_bytes
+                and total <= BATCH_BYTES and len(events) <= wire.MAX_BATCH_ITEMS):
+            self.batches[-1] = (events, self.batches[-1][1])  # the usual case: one batch
+            self.bytes, self.items = total, len(events)
+            return
+        for event, size in zip(events, sizes, strict=True):
+            self.add(event, size, True)
+
+    def add(self, built: dict[str, Any], size: int, is_event: bool) -> None:
+        if size > self.max_event_bytes:
+            size = json_size(built)  # the bound may be loose: decide on the real size
+            if size > self.max_event_bytes:
+                self.count_drop("too_large", 1)
+                return
+        if self.bytes + size > BATCH_BYTES or self.items >= wire.MAX_BATCH_ITEMS:
+            self.batches.append(([], []))
+            self.bytes = self.items = 0
+        self.batches[-1][0 if is_event else 1].append(built)
+        self.bytes += size
+        self.items += 1
+
+    def done(self) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        return [(events, records) for events, records in self.batches if events or records]
 
 
 class Capture:
@@ -270,64 +309,56 @@ class Capture:
     # -- worker -----------------------------------------------------------------------------
 
     def _export(self, items: list[PageHit | Snapshot | dict[str, Any]]) -> None:
-        """Build, size-check and batch ``items``; runs in the worker thread."""
-        settings = self.settings
-        # Hoisted: this loop runs once per event.
-        max_bytes = settings.max_event_bytes
-        build_hit = self._build_hit
-        suppressions = self.suppressions if len(self.suppressions) else None
-        events: list[dict[str, Any]] = []
-        records: list[dict[str, Any]] = []
-        batches = [(events, records)]
-        batch_bytes = batch_items = 0
-        event_ids = new_event_ids(len(items))  # one per item, drawn at once; records skip theirs
-        for item, event_id in zip(items, event_ids, strict=True):
-            built: dict[str, Any] | None
+        """Build, size-check and batch ``items``; runs in the worker thread.
+
+        Pageviews (nearly every item) are built in one call, the rest one by one.
+        """
+        hits: list[PageHit] = [item for item in items if isinstance(item, tuple)]
+        others = ([item for item in items if not isinstance(item, tuple)]
+                  if len(hits) < len(items) else [])
+        if hits and len(self.suppressions):  # checked here, not per request
+            suppressed = self.suppressions.is_suppressed
+            kept = [hit for hit in hits  # [7] is the visitor id, [1] the state
+                    if not suppressed(visitor_id=hit[7], consent_id=hit[1].consent_id)]
+            self._count_drop("suppressed", len(hits) - len(kept))
+            hits = kept
+        events, sizes = self._build_hit.build_all(hits, new_event_ids(len(hits)),
+                                                  self._build_failed)
+        batches = _Batches(self.settings.max_event_bytes, self._count_drop)
+        batches.add_events(events, sizes)
+        for item in others:
             try:
-                if isinstance(item, tuple):  # a PageHit: [7] is the visitor id, [1] the state
-                    if suppressions is not None and suppressions.is_suppressed(
-                            visitor_id=item[7], consent_id=item[1].consent_id):
-                        self._count_drop("suppressed")  # checked here, not per request
-                        continue
-                    built, size = build_hit(item, event_id)
-                    is_event = True
-                elif isinstance(item, Snapshot):
-                    if item.analytics and self.suppressions.is_suppressed(
-                            visitor_id=item.visitor_id, user_id_hash=item.user_id,
-                            consent_id=item.consent_id):
-                        # suppressed after it was queued: honoured at once
-                        self._count_drop("suppressed")
-                        continue
-                    built, size = build_event_sized(
-                        item, event_id, search_params=settings.search_params,
-                        click_id_params=settings.click_id_params,
-                        trusted_proxies=settings.trusted_proxies)
-                    if built is None:
-                        self._count_drop("no_consent")
-                        continue
-                    is_event = True
-                else:
-                    built, is_event = item, False
-                    size = json_size(item)
-                if size > max_bytes:
-                    size = json_size(built)  # the bound may be loose: decide on the real size
+                built, size, is_event = self._build_other(item)
             except Exception:
-                log.exception("building a capture event failed")
-                self._count_drop("error")
+                self._build_failed()
                 continue
-            if size > max_bytes:
-                self._count_drop("too_large")
-                continue
-            if batch_bytes + size > BATCH_BYTES or batch_items >= wire.MAX_BATCH_ITEMS:
-                events, records = [], []
-                batches.append((events, records))
-                batch_bytes = batch_items = 0
-            (events if is_event else records).append(built)
-            batch_bytes += size
-            batch_items += 1
-        for events, records in batches:
-            if events or records:
-                self._dispatch(events, records, new_event_id())
+            if built is not None:
+                batches.add(built, size, is_event)
+        for events, records in batches.done():
+            self._dispatch(events, records, new_event_id())
+
+    def _build_failed(self) -> None:
+        log.exception("building a capture event failed")
+        self._count_drop("error")
+
+    def _build_other(self, item: Snapshot | dict[str, Any]
+                     ) -> tuple[dict[str, Any] | None, int, bool]:
+        """A custom or identify event, a non-consented pageview, or a consent record."""
+        if isinstance(item, Snapshot):
+            if item.analytics and self.suppressions.is_suppressed(
+                    visitor_id=item.visitor_id, user_id_hash=item.user_id,
+                    consent_id=item.consent_id):
+                self._count_drop("suppressed")  # suppressed after it was queued: honoured
+                return None, 0, True
+            settings = self.settings
+            built, size = build_event_sized(
+                item, new_event_id(), search_params=settings.search_params,
+                click_id_params=settings.click_id_params,
+                trusted_proxies=settings.trusted_proxies)
+            if built is None:
+                self._count_drop("no_consent")
+            return built, size, True
+        return item, json_size(item), False
 
     def _dispatch(self, events: list[dict[str, Any]], records: list[dict[str, Any]],
                   batch_id: str) -> None:

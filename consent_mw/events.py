@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -410,6 +410,10 @@ def _hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes
     return {"kind": "pageview", **dict(items)}, size
 
 
+#: path, query, analytics headers, method, status, client host, marketing granted.
+_TemplateKey = tuple[str, bytes, tuple[tuple[bytes, bytes], ...], "str | None", int, Any, bool]
+
+
 class HitBuilder:
     """Builds the pageviews of :class:`PageHit` s for one set of settings (the worker's).
 
@@ -436,44 +440,80 @@ class HitBuilder:
         self._proxies = trusted_proxies
         self._states: dict[int, tuple[ConsentState, bool, int, dict[str, bool]]] = {}
         # Keyed without the settings (fixed per builder): hashing them per event adds up.
-        self._templates: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+        self._templates: dict[_TemplateKey, tuple[dict[str, Any], int]] = {}
         self.misses = 0  # templates built, for tests and tuning
 
     def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
-        """The pageview and an upper bound of its encoded size."""
-        # One unpack instead of ten attribute reads: this runs for every page of every visitor.
-        ts, state, path, method, status, query, headers, visitor_id, session_id, client = hit
-        known = self._states.get(id(state))
-        if known is None or known[0] is not state:
-            if len(self._states) >= self.MAX_STATES:
-                self._states.clear()
-            known = (state, state.granted_any(self._marketing),
-                     _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)),
-                     dict(state.categories))
-            self._states[id(state)] = known
-        key = (path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]), method,
-               status, client[0] if client else None, known[1])
-        cached = self._templates.get(key)
-        if cached is None:
-            if len(self._templates) >= self.MAX_TEMPLATES:
-                self._templates.clear()
-            cached = self._templates[key] = _hit_template(
-                *key, self._search, self._click_ids, self._proxies)
-            self.misses += 1
-        template, size = cached
-        event = template.copy()  # a C-level copy of ~20 fields
-        event["event_id"] = event_id
-        event["ts"] = ts
-        event["consent"] = known[3]
-        # _set_ids, inline
-        if visitor_id is not None:
-            event["visitor_id"] = visitor_id
-        if session_id is not None:
-            event["session_id"] = session_id
-        if state.consent_id is not None:
-            event["consent_id"] = state.consent_id
-        event["gpc"] = state.gpc
-        return event, size + known[2]
+        """The pageview of one hit and an upper bound of its encoded size."""
+        events, sizes = self.build_all((hit,), (event_id,))
+        if not events:
+            raise ValueError("the hit could not be built")
+        return events[0], sizes[0]
+
+    def build_all(self, hits: Sequence[PageHit], event_ids: Sequence[str],
+                  on_error: Callable[[], None] | None = None
+                  ) -> tuple[list[dict[str, Any]], list[int]]:
+        """The pageviews of ``hits`` (one id each, in order) and upper bounds of their encoded
+        sizes. A hit that cannot be built is left out and reported to ``on_error`` (which may
+        log; it runs inside the ``except``).
+
+        One loop with the per-event work inline, because a call per event cost a third of
+        the whole build.
+        """
+        events: list[dict[str, Any]] = []
+        sizes: list[int] = []
+        states = self._states
+        templates = self._templates
+        for hit, event_id in zip(hits, event_ids, strict=True):
+            try:
+                # One unpack instead of ten lookups: this runs for every page of every visitor.
+                ts, state, path, method, status, query, headers, visitor_id, session_id, \
+                    client = hit
+                known = states.get(id(state))
+                if known is None or known[0] is not state:
+                    known = self._learn(state)
+                key: _TemplateKey = (
+                    path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]),
+                    method, status, client[0] if client else None, known[1])
+                cached = templates.get(key)
+                if cached is None:
+                    cached = self._template(key)
+                event = cached[0].copy()  # a C-level copy of ~20 fields
+                event["event_id"] = event_id
+                event["ts"] = ts
+                event["consent"] = known[3]
+                if visitor_id is not None:
+                    event["visitor_id"] = visitor_id
+                if session_id is not None:
+                    event["session_id"] = session_id
+                if state.consent_id is not None:
+                    event["consent_id"] = state.consent_id
+                event["gpc"] = state.gpc
+            except Exception:
+                if on_error is None:
+                    raise
+                on_error()
+                continue
+            events.append(event)
+            sizes.append(cached[1] + known[2])
+        return events, sizes
+
+    def _learn(self, state: ConsentState) -> tuple[ConsentState, bool, int, dict[str, bool]]:
+        if len(self._states) >= self.MAX_STATES:
+            self._states.clear()
+        known = (state, state.granted_any(self._marketing),
+                 _ENVELOPE_BOUND + _consent_bound_of(tuple(state.categories)),
+                 dict(state.categories))
+        self._states[id(state)] = known
+        return known
+
+    def _template(self, key: _TemplateKey) -> tuple[dict[str, Any], int]:
+        if len(self._templates) >= self.MAX_TEMPLATES:
+            self._templates.clear()
+        self.misses += 1
+        built = self._templates[key] = _hit_template(
+            *key, self._search, self._click_ids, self._proxies)
+        return built
 
 
 def custom_event(snap: Snapshot, event_id: str) -> dict[str, Any]:

@@ -426,3 +426,59 @@ def test_a_full_spool_drops_the_oldest_and_counts_spool_full(
     stats = capture.stats()
     assert stats["dropped"]["spool_full"] > 0
     assert stats["dropped"]["spool_full"] + stats["spooled"] == 60
+
+
+def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
+        make_settings: Callable[..., Settings], transport: RecordingTransport,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from consent_mw import wire
+
+    monkeypatch.setattr(wire, "MAX_BATCH_ITEMS", 40)
+    settings = make_settings(batch_size=100, queue_size=200)
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    for i in range(90):
+        capture.page(ctx, make_scope(f"/p{i}"), 200)
+    capture.record({"record_id": "r1", "ts": 1})
+    capture.shutdown(5)
+    assert [(len(events), len(records)) for _, events, records in transport.batches] == [
+        (40, 0), (40, 0), (10, 1)]
+    assert sorted(e["path"] for e in transport.events) == sorted(f"/p{i}" for i in range(90))
+    assert len({e["event_id"] for e in transport.events}) == 90
+
+
+def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    from consent_mw.events import json_size
+
+    probe = RecordingTransport()
+    settings = make_settings()
+    capture = Capture(settings, transport=probe)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.page(ctx, make_scope("/short"), 200)
+    capture.shutdown(5)
+    real = json_size(probe.events[0])
+
+    # The size bound the worker batches by is loose: an event under the limit is kept even
+    # when its bound is over it; one a byte over the limit is dropped.
+    settings = make_settings(max_event_bytes=real + len("/long") - len("/short"))
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.page(ctx, make_scope("/long"), 200)
+    capture.page(ctx, make_scope("/longer"), 200)
+    capture.shutdown(5)
+    assert [e["path"] for e in transport.events] == ["/long"]
+    assert capture.stats()["dropped"]["too_large"] == 1
+
+
+def test_a_pageview_that_cannot_be_built_is_counted_and_the_rest_of_its_batch_is_sent(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    settings = make_settings()
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics",), capture=capture)
+    capture.page(ctx, make_scope("/a"), 200)
+    capture.page(ctx, {**make_scope("/broken"), "headers": [None]}, 200)  # not header pairs
+    capture.page(ctx, make_scope("/b"), 200)
+    capture.shutdown(5)
+    assert [e["path"] for e in transport.events] == ["/a", "/b"]
+    assert capture.stats()["dropped"]["error"] == 1
