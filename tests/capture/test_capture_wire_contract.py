@@ -168,3 +168,24 @@ def test_wire_contract_location_needs_analytics_for_geo(
     assert both["consent"]["location"] is True and both["consent"]["analytics"] is True
     without = capture_one(make_settings(), ("analytics",), True)
     assert without["consent"]["location"] is False
+
+
+def test_batches_decode_to_the_events_sent_including_what_orjson_refuses(
+        make_settings: Callable[..., Settings]) -> None:
+    import gzip
+
+    from consent_mw.wire import encode_batch
+
+    settings = make_settings()
+    transport = RecordingTransport()
+    capture = Capture(settings, transport=transport)
+    ctx = make_ctx(settings, ("analytics", "marketing"), capture=capture)
+    capture.page(ctx, make_scope("/ホワイトニング", QUERY, HEADERS), 200)
+    capture.custom(ctx, "booking", {"value": 3000, "huge": 10**30, "ratio": 0.25,
+                                    "note": "予約 \"quoted\" \\ </script>"})
+    capture.shutdown(5)
+    events = transport.events
+    body = encode_batch(events, [], batch_id="b1", sent_at=1)
+    decoded = json.loads(gzip.decompress(body))  # as the collector reads it
+    assert decoded["events"] == json.loads(json.dumps(events))
+    assert decoded["events"][1]["properties"]["huge"] == 10**30
