@@ -47,6 +47,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("consent_mw")
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
+#: How the settled path routes a path: a page to capture, an excluded path, our endpoint.
+_ROUTE_PAGE, _ROUTE_EXCLUDED, _ROUTE_OURS = 0, 1, 2
+MAX_ROUTES = 4096
 
 
 class Incoming:
@@ -305,10 +308,9 @@ class ConsentMiddleware:
         # Off with tags (they go into every decided visitor's page); tests turn it off to
         # compare the two paths.
         self._settled_path = not s.tags
-        # Hoisted for the settled path: our own endpoints and the excluded paths.
-        self._prefix = s.prefix
-        self._own_prefixes = (self._prefix_slash, GPC_JSON_PATH)
-        self._excluded_exact, self._excluded_prefixes = self._excluded.parts
+        # The settled path's routing of a path (a page, excluded, or ours), kept per path:
+        # a site has few, and one lookup beats four prefix tests on every request.
+        self._routes: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -349,6 +351,20 @@ class ConsentMiddleware:
 
     def excluded(self, path: str) -> bool:
         return path in self._excluded
+
+    def _route(self, path: str) -> int:
+        """Where the settled path sends ``path``, remembered (bounded: paths come from
+        visitors, so the map is emptied when full)."""
+        if path == self.settings.prefix or path.startswith((self._prefix_slash, GPC_JSON_PATH)):
+            route = _ROUTE_OURS
+        elif path in self._excluded:
+            route = _ROUTE_EXCLUDED
+        else:
+            route = _ROUTE_PAGE
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
+        self._routes[path] = route
+        return route
 
     # ------------------------------------------------------------------------------------
     def read_request(self, scope: Scope, reading: Reading | None = None
@@ -448,16 +464,19 @@ class ConsentMiddleware:
             reading: Reading | None = self.reader.read_headers(scope.get("headers") or ())
         except Exception:
             reading = None  # read_request below fails the same way, logs it and falls back
-        if (reading is not None and reading.settled and self._settled_path
-                and not (path.startswith(self._own_prefixes) or path == self._prefix)):
+        if reading is not None and reading.settled and self._settled_path:
             # A returning visitor with nothing to set or record: the common case.
-            ctx = RequestContext(self.settings, reading.state, reading.locale,
-                                 reading.visitor_cookie, reading.session_cookie, None,
-                                 self.capture)
-            scope[SCOPE_KEY] = ctx
-            if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
-                return self.app(scope, receive, send)
-            return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
+            route = self._routes.get(path)
+            if route is None:
+                route = self._route(path)
+            if route != _ROUTE_OURS:
+                ctx = RequestContext(self.settings, reading.state, reading.locale,
+                                     reading.visitor_cookie, reading.session_cookie, None,
+                                     self.capture)
+                scope[SCOPE_KEY] = ctx
+                if route == _ROUTE_EXCLUDED:
+                    return self.app(scope, receive, send)
+                return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
         try:
             incoming, ctx = self.read_request(scope, reading)
         except Exception:

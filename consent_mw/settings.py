@@ -40,11 +40,6 @@ class PathExclusions:
         self._exact = frozenset(bases)
         self._prefixes = tuple(b + "/" for b in bases)
 
-    @property
-    def parts(self) -> tuple[frozenset[str], tuple[str, ...]]:
-        """(exact paths, prefixes): ``path in exact or path.startswith(prefixes)`` inline."""
-        return self._exact, self._prefixes
-
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and (path in self._exact
                                           or path.startswith(self._prefixes))

@@ -138,3 +138,22 @@ def test_a_settled_visitor_with_gpc_records_gpc_applied_once(site: Site) -> None
     applied = [r for r in site.transport.records if r["event"] == "gpc_applied"]
     assert len(applied) == 1
     assert site.reading(**gpc).settled
+
+
+def test_a_settled_visitor_reaches_our_endpoints_and_the_route_map_stays_bounded(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consent_mw import middleware
+
+    site.client.post("/_consent", json={"action": "accept_all"}, headers={"origin": ORIGIN})
+    assert site.reading().settled
+    consent, _ = site.get("/_consent", settled_path=True)
+    gpc, _ = site.get("/.well-known/gpc.json", settled_path=True)
+    assert consent.status_code == 200 and consent.json()["categories"]["analytics"] is True
+    assert gpc.status_code == 200 and gpc.json()["gpc"] is True
+
+    monkeypatch.setattr(middleware, "MAX_ROUTES", 8)
+    for i in range(20):  # paths come from visitors: the map is emptied, not grown
+        site.get(f"/page-{i}", settled_path=True)
+    assert 0 < len(site.mw._routes) <= 8
+    _, events = site.get("/static/page.html", settled_path=True)  # still excluded after
+    assert events == []
