@@ -444,9 +444,7 @@ class HitBuilder:
 
     def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
         """The pageview of one hit and an upper bound of its encoded size."""
-        events, sizes = self.build_all((hit,), (event_id,))
-        if not events:
-            raise ValueError("the hit could not be built")
+        events, sizes = self.build_all((hit,), (event_id,))  # raises what the build raised
         return events[0], sizes[0]
 
     def build_all(self, hits: Sequence[PageHit], event_ids: Sequence[str],
