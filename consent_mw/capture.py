@@ -117,7 +117,8 @@ class Capture:
             drop=self._count_drop,
             tick=self._tick,
         )
-        self._emit_hit = self._buffer.emit
+        # Bound once: every page queues through it.
+        self._emit = self._buffer.emit
         self._build_hit = HitBuilder(
             marketing=self._marketing, search_params=settings.search_params,
             click_id_params=settings.click_id_params, trusted_proxies=settings.trusted_proxies)
@@ -153,9 +154,6 @@ class Capture:
 
     # -- request path -----------------------------------------------------------------------
 
-    def _emit(self, item: PageHit | Snapshot | dict[str, Any]) -> None:
-        self._buffer.emit(item)
-
     def page(self, ctx: RequestContext, scope: Mapping[str, Any], status: int) -> None:
         """Snapshot one response for capture; never raises, never blocks.
 
@@ -176,13 +174,13 @@ class Capture:
                 if scope.get("method") != "GET" or not 200 <= status < 300:
                     return
                 ua = next((v for k, v in headers if k == b"user-agent"), None)
-                self._buffer.emit(Snapshot(
+                self._emit(Snapshot(
                     kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
                     analytics=False, marketing=False, path=path,
                     ua=ua.decode("latin-1") if ua is not None else None))
                 return
             if ctx.client_ip is not None:  # the site resolved the IP itself
-                self._buffer.emit(self._page_snapshot(ctx, scope, status, path, headers))
+                self._emit(self._page_snapshot(ctx, scope, status, path, headers))
                 return
         except Exception:
             log.exception("capture.page failed")
@@ -200,7 +198,7 @@ class Capture:
                 return
             # The header list itself, not a copy: the server made it for this request and
             # the worker only reads it (the analytics headers) before it is dropped.
-            self._emit_hit((
+            self._emit((
                 time.time_ns() // 1_000_000, ctx.state, scope.get("path") or "/",
                 scope.get("method"), status, scope.get("query_string") or b"",
                 scope.get("headers") or (), ctx.visitor_id, ctx.session_id,
