@@ -105,8 +105,13 @@ def parse_payload(payload: Any, settings: Settings) -> ConsentState | None:
 
 
 def to_payload(state: ConsentState, *, gpc_recorded: bool = False,
-               record_id: str | None = None) -> dict[str, Any]:
-    """The cookie payload of a decided state (inverse of :func:`parse_payload`)."""
+               record_id: str | None = None,
+               visitor_binding: str | None = None) -> dict[str, Any]:
+    """The cookie payload of a decided state (inverse of :func:`parse_payload`).
+
+    ``visitor_binding`` (``ids.visitor_binding`` of the visitor id issued with this decision)
+    is what makes a ``cmw_vid`` cookie count: an id the payload does not bind is ignored.
+    """
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
         "cid": state.consent_id,
@@ -122,6 +127,8 @@ def to_payload(state: ConsentState, *, gpc_recorded: bool = False,
         payload["gr"] = True
     if record_id:
         payload["r"] = record_id
+    if visitor_binding:
+        payload["vb"] = visitor_binding
     return payload
 
 

@@ -10,20 +10,25 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from consent_mw.bounded import BoundedCache
 from consent_mw.consent import parse_payload, to_payload
-from consent_mw.ids import VISITOR_ID_RE, is_valid_id
+from consent_mw.ids import VISITOR_ID_RE, is_valid_id, visitor_binding
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
 
 MAX_COOKIE_LEN = 4096
 SHOWN_MAX_AGE = 30 * 60  # a consent-less visitor yields at most one `shown` record per 30 min
 VERIFIED_CACHE_SIZE = 4096
+VERIFIED_CACHE_BYTES = 4 * 1024 * 1024
+_BINDING_LEN = 32
 
 
 def parse_cookie_header(values: list[bytes]) -> dict[str, list[str]]:
@@ -72,6 +77,15 @@ class StoredConsent:
     gpc_recorded: bool = False
     record_id: str | None = None
     signed_at: int = 0  # seconds since epoch; for re-issuing without extending Max-Age
+    #: ``ids.visitor_binding`` of the visitor id issued to this browser, if any: the only
+    #: visitor id the middleware will accept from it.
+    visitor_binding: str | None = None
+
+    def binds(self, visitor_id: str | None) -> bool:
+        """Whether ``visitor_id`` is the one this consent was issued with."""
+        binding = self.visitor_binding
+        return (binding is not None and visitor_id is not None
+                and hmac.compare_digest(visitor_binding(visitor_id), binding))
 
 
 class CookieCodec:
@@ -83,17 +97,24 @@ class CookieCodec:
         keys = [k.value for k in reversed(settings.secret_keys)]
         self._consent = URLSafeTimedSerializer(keys, salt=settings.cookie_salt)
         self._shown = URLSafeTimedSerializer(keys, salt=settings.cookie_salt + ".shown")
+        # The session cookie is not a signed payload (it is re-issued once a minute and must
+        # stay cheap): an HMAC tag binds it to the visitor id. Every key verifies.
+        self._session_keys = [(settings.cookie_salt + ".sid:" + k.value).encode("utf-8")
+                              for k in settings.secret_keys]
         # Verifying a cookie (base64, HMAC, zlib, JSON) costs more than a whole bare request;
         # a returning visitor sends the same value on every page, so each distinct value is
         # verified once. Only verified values are cached, and their age is checked on each hit.
-        self._verified: dict[str, StoredConsent] = {}
+        self._verified: BoundedCache[str, StoredConsent] = BoundedCache(
+            max_entries=VERIFIED_CACHE_SIZE, max_bytes=VERIFIED_CACHE_BYTES)
 
     # consent -----------------------------------------------------------------------------
     def dump_consent(self, state: ConsentState, *, gpc_recorded: bool = False,
-                     record_id: str | None = None) -> str:
-        return self._consent.dumps(
-            to_payload(state, gpc_recorded=gpc_recorded, record_id=record_id)
-        )
+                     record_id: str | None = None, visitor_id: str | None = None) -> str:
+        """The signed cookie value; ``visitor_id`` is bound to it (see :meth:`StoredConsent.
+        binds`)."""
+        return self._consent.dumps(to_payload(
+            state, gpc_recorded=gpc_recorded, record_id=record_id,
+            visitor_binding=visitor_binding(visitor_id) if visitor_id else None))
 
     def load_consent(self, value: str | None) -> StoredConsent | None:
         """The decision in a cookie value, or None for anything not clean, current and ours."""
@@ -103,13 +124,11 @@ class CookieCodec:
         if cached is not None:
             if self._current(cached, time.time()):
                 return cached
-            self._verified.pop(value, None)
+            self._verified.pop(value)
             return None
         stored = self._verify(value)
         if stored is not None:
-            if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                evict_oldest(self._verified)
-            self._verified[value] = stored
+            self._verified.put(value, stored, 2 * len(value))
         return stored
 
     def _current(self, stored: StoredConsent, now: float) -> bool:
@@ -137,12 +156,44 @@ class CookieCodec:
             return None
         assert isinstance(payload, dict)  # parse_payload checked
         rid = payload.get("r")
+        binding = payload.get("vb")
         return StoredConsent(
             state=state,
             gpc_recorded=payload.get("gr") is True,
             record_id=rid if isinstance(rid, str) and len(rid) <= 64 else None,
             signed_at=int(signed_at.timestamp()),
+            visitor_binding=(binding if isinstance(binding, str)
+                             and len(binding) == _BINDING_LEN else None),
         )
+
+    # session ------------------------------------------------------------------------------
+    def _session_tag(self, key: bytes, visitor_id: str, session_id: str, stamp: str) -> str:
+        message = f"{visitor_id}:{session_id}:{stamp}".encode("ascii")
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:_BINDING_LEN]
+
+    def dump_session(self, session_id: str, visitor_id: str, now: float) -> str:
+        """``cmw_sid``: ``<id>.<when set, unix seconds hex>.<tag>``. The time lets the
+        middleware slide the cookie once a minute instead of on every response; the tag binds
+        the session to the visitor id, so a session cookie is only ever the server's."""
+        stamp = f"{int(now):x}"
+        tag = self._session_tag(self._session_keys[0], visitor_id, session_id, stamp)
+        return f"{session_id}.{stamp}.{tag}"
+
+    def load_session(self, value: str | None, visitor_id: str | None
+                     ) -> tuple[str, int] | None:
+        """(session id, when set) from a ``cmw_sid`` issued with ``visitor_id``, else None."""
+        if not value or visitor_id is None or len(value) > 128:
+            return None
+        sid, _, rest = value.partition(".")
+        stamp, _, tag = rest.partition(".")
+        if (valid_session_id(sid) is None or not 0 < len(stamp) <= 10
+                or not all(c in "0123456789abcdef" for c in stamp)
+                or len(tag) != _BINDING_LEN):
+            return None
+        for key in self._session_keys:
+            if hmac.compare_digest(self._session_tag(key, visitor_id, sid, stamp), tag):
+                return sid, int(stamp, 16)
+        return None
 
     # banner-shown marker -----------------------------------------------------------------
     def dump_shown(self, consent_id: str) -> str:
@@ -177,26 +228,6 @@ def valid_visitor_id(value: str | None) -> str | None:
 
 def valid_session_id(value: str | None) -> str | None:
     return value if value and is_valid_id(value) and len(value) <= 32 else None
-
-
-def session_cookie_value(session_id: str, now: float) -> str:
-    """``cmw_sid``: the session id and when the cookie was set, ``<id>.<unix seconds, hex>``.
-
-    The time lets the middleware slide the cookie once a minute instead of on every response.
-    """
-    return f"{session_id}.{int(now):x}"
-
-
-def parse_session_cookie(value: str | None) -> tuple[str, int] | None:
-    """(session id, when set) from ``cmw_sid``; a bare id (older cookies) reads as set at 0."""
-    if not value:
-        return None
-    sid, _, stamp = value.partition(".")
-    if valid_session_id(sid) is None:
-        return None
-    if 0 < len(stamp) <= 10 and all(c in "0123456789abcdef" for c in stamp):
-        return sid, int(stamp, 16)
-    return sid, 0
 
 
 def set_cookie(name: str, value: str, *, max_age: int, secure: bool, path: str = "/") -> str:

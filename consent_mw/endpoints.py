@@ -363,7 +363,7 @@ class Endpoints:
         withdrawing = analytics_granted(old_ctx_state, s) or analytics_granted(previous, s)
         values = [set_cookie(s.consent_cookie,
                              mw.codec.dump_consent(new, gpc_recorded=gpc_recorded,
-                                                   record_id=rid),
+                                                   record_id=rid, visitor_id=ctx.visitor_id),
                              max_age=s.consent_max_age, secure=incoming.secure)]
         values += mw.id_cookies(ctx, incoming, withdrawing=withdrawing)
         if s.consent_cookie + "_shown" in incoming.cookies:

@@ -80,6 +80,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_event_ids.reseed)
 
 
+def visitor_binding(visitor_id: str) -> str:
+    """What a signed consent cookie holds to bind a visitor id to the browser it was issued to.
+
+    The signature over the payload is what makes the binding trustworthy; hashing only keeps
+    the raw id out of the necessary cookie. No key: a key rotation must not unbind everyone.
+    """
+    return hashlib.sha256(b"consent-mw.vid:" + visitor_id.encode("ascii")).hexdigest()[:32]
+
+
 def keyed_hash(key: bytes, value: str) -> str:
     """HMAC-SHA256, hex, truncated to 128 bits: stable per key, useless without it."""
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

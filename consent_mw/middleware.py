@@ -27,7 +27,6 @@ from consent_mw.cookies import (
     StoredConsent,
     expire_cookie,
     remaining_max_age,
-    session_cookie_value,
     set_cookie,
 )
 from consent_mw.ids import new_consent_id, new_session_id, new_visitor_id
@@ -100,12 +99,12 @@ class Incoming:
         return self.reading.gpc
 
     @property
-    def visitor_cookie(self) -> str | None:
-        return self.reading.visitor_cookie
+    def visitor_id(self) -> str | None:
+        return self.reading.visitor_id
 
     @property
-    def session_cookie(self) -> str | None:
-        return self.reading.session_cookie
+    def session_id(self) -> str | None:
+        return self.reading.session_id
 
     @property
     def shown_cid(self) -> str | None:
@@ -384,14 +383,15 @@ class ConsentMiddleware:
         """Visitor and session ids exist only while analytics is granted."""
         reading = incoming.reading
         if ctx.state is reading.state and reading.ids_settled:  # a returning visitor
-            ctx.visitor_id = reading.visitor_cookie
-            ctx.session_id = reading.session_cookie
+            ctx.visitor_id = reading.visitor_id
+            ctx.session_id = reading.session_id
             incoming.new_visitor = incoming.new_session = False
         elif ctx.state.granted_any(self._analytics_gate):
-            ctx.visitor_id = reading.visitor_cookie or new_visitor_id()
-            incoming.new_visitor = reading.visitor_cookie is None
-            ctx.session_id = reading.session_cookie or new_session_id()
-            incoming.new_session = reading.session_cookie is None
+            # Only a bound id is kept (see Reading.visitor_id); anything else is replaced.
+            ctx.visitor_id = reading.visitor_id or new_visitor_id()
+            incoming.new_visitor = reading.visitor_id is None
+            ctx.session_id = reading.session_id or new_session_id()  # bound to the visitor
+            incoming.new_session = reading.session_id is None
         else:
             ctx.visitor_id = None
             ctx.session_id = None
@@ -417,8 +417,8 @@ class ConsentMiddleware:
                 # Slid at most once a minute: a Set-Cookie on every response costs every
                 # response, and a session timeout one minute early changes nothing.
                 if incoming.new_session or not now - SESSION_SLIDE <= issued <= now + SESSION_SLIDE:
-                    out.append(set_cookie(s.session_cookie,
-                                          session_cookie_value(ctx.session_id, now),
+                    value = self.codec.dump_session(ctx.session_id, ctx.visitor_id, now)
+                    out.append(set_cookie(s.session_cookie, value,
                                           max_age=s.session_timeout, secure=incoming.secure))
         else:
             if withdrawing or s.visitor_cookie in incoming.cookies:
@@ -439,16 +439,25 @@ class ConsentMiddleware:
         self.write_record(rec)
         return rec
 
-    def gpc_cookie(self, ctx: RequestContext, incoming: Incoming, scope: Scope) -> list[str]:
-        """Record ``gpc_applied`` once per consent id and policy version, not per request:
-        the cookie remembers it was recorded (re-signed without extending its lifetime)."""
+    def resign_cookie(self, ctx: RequestContext, incoming: Incoming, scope: Scope
+                      ) -> list[str]:
+        """The consent cookie re-signed, without extending its lifetime, when a page response
+        must change it: to bind a visitor id issued just now, or to remember that
+        ``gpc_applied`` was recorded (once per consent id and policy version, not per
+        request)."""
         stored = incoming.stored
-        if stored is None or not ctx.state.gpc_applied or stored.gpc_recorded:
+        if stored is None:
             return []
-        rec = self.record(ctx, incoming, scope, ctx.state, event="gpc_applied", method="gpc",
-                          component="api", previous_record_id=stored.record_id)
-        value = self.codec.dump_consent(stored.state, gpc_recorded=True,
-                                        record_id=rec["record_id"])
+        gpc_due = ctx.state.gpc_applied and not stored.gpc_recorded
+        if not gpc_due and not incoming.new_visitor:
+            return []
+        record_id = stored.record_id
+        if gpc_due:
+            rec = self.record(ctx, incoming, scope, ctx.state, event="gpc_applied",
+                              method="gpc", component="api", previous_record_id=record_id)
+            record_id = rec["record_id"]
+        value = self.codec.dump_consent(stored.state, gpc_recorded=stored.gpc_recorded or gpc_due,
+                                        record_id=record_id, visitor_id=ctx.visitor_id)
         return [set_cookie(self.settings.consent_cookie, value,
                            max_age=remaining_max_age(stored, self.settings),
                            secure=incoming.secure)]
@@ -471,7 +480,7 @@ class ConsentMiddleware:
                 route = self._route(path)
             if route != _ROUTE_OURS:
                 ctx = RequestContext(self.settings, reading.state, reading.locale,
-                                     reading.visitor_cookie, reading.session_cookie, None,
+                                     reading.visitor_id, reading.session_id, None,
                                      self.capture)
                 scope[SCOPE_KEY] = ctx
                 if route == _ROUTE_EXCLUDED:
@@ -485,7 +494,7 @@ class ConsentMiddleware:
             state = undecided(self.settings)
             incoming = Incoming((), Reading(
                 cookies={}, stored=None, gpc=False, state=state,
-                locale=self.settings.default_locale, visitor_cookie=None, session_cookie=None,
+                locale=self.settings.default_locale, visitor_id=None, session_id=None,
                 session_issued=0, shown_cid=None, until=0.0,
             ), secure=scope.get("scheme") == "https")
             ctx = RequestContext(settings=self.settings, state=state,
@@ -523,8 +532,8 @@ class ConsentMiddleware:
                 cookies = None  # ids present and the session cookie recently set
             else:
                 cookies = self.id_cookies(ctx, incoming)
-            if state.gpc_applied:
-                cookies = (cookies or []) + self.gpc_cookie(ctx, incoming, scope)
+            if state.gpc_applied or incoming.new_visitor:
+                cookies = (cookies or []) + self.resign_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers: ``vary``.
             if not cookies:
                 if vary:

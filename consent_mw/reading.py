@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from consent_mw import i18n
+from consent_mw.bounded import BoundedCache
 from consent_mw.consent import analytics_gate, apply_gpc, gpc_from_headers, undecided
 from consent_mw.cookies import (
     CookieCodec,
     StoredConsent,
-    evict_oldest,
     parse_cookie_header,
-    parse_session_cookie,
     single,
     valid_visitor_id,
 )
@@ -28,13 +27,38 @@ from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
 
 READING_CACHE_SIZE = 4096
-MAX_CACHED_KEY_BYTES = 4096  # larger inputs are read every time instead of being kept
+READING_CACHE_BYTES = 8 * 1024 * 1024
 READING_TTL = 60.0  # seconds; also bounds how stale a cached reading can be
 SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
+
+#: Size caps of the request headers the middleware reads. A larger value is treated as
+#: absent: browsers send far less (a Cookie header rarely passes 8 KB), and every byte kept
+#: is a byte an attacker chose.
+MAX_COOKIE_HEADER = 16 * 1024
+MAX_GPC_VALUE = 16  # "1" is the only value that means anything
+MAX_GPC_VALUES = 4
+MAX_ACCEPT_LANGUAGE = 512
 
 #: ``Cookie`` (all fields joined with "; "), the ``Sec-GPC`` values, the first
 #: ``Accept-Language``: everything a reading depends on besides the clock.
 ReadingKey = tuple[bytes, tuple[bytes, ...], bytes]
+
+
+def capped_key(cookie: bytes, gpc: tuple[bytes, ...], accept_language: bytes) -> ReadingKey:
+    """The reading key of raw header values, each over its cap treated as absent."""
+    if len(cookie) > MAX_COOKIE_HEADER:
+        cookie = b""
+    if gpc and (len(gpc) > MAX_GPC_VALUES or any(len(v) > MAX_GPC_VALUE for v in gpc)):
+        gpc = tuple(v for v in gpc[:MAX_GPC_VALUES] if len(v) <= MAX_GPC_VALUE)
+    if len(accept_language) > MAX_ACCEPT_LANGUAGE:
+        accept_language = b""
+    return cookie, gpc, accept_language
+
+
+def key_bytes(key: ReadingKey) -> int:
+    """What a cached reading of ``key`` holds: the key, and the parsed cookies (about as
+    large again)."""
+    return 2 * len(key[0]) + sum(map(len, key[1])) + len(key[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +70,17 @@ class Reading:
     gpc: bool
     state: ConsentState
     locale: str
-    visitor_cookie: str | None
-    session_cookie: str | None  # the session id
+    #: The visitor id the consent cookie binds, when the ``cmw_vid`` cookie carries it. A
+    #: ``cmw_vid`` the consent does not bind (another visitor's, planted, or issued before
+    #: binding existed) is ignored: it never names whose data this is.
+    visitor_id: str | None
+    session_id: str | None  # from a session cookie issued with ``visitor_id``
     session_issued: int  # when the session cookie was last set (s); 0 when unknown
     shown_cid: str | None
     until: float  # time.time() after which it must be read again
     analytics: bool = False  # visitor and session ids may exist
-    #: Analytics granted, both id cookies present and the session cookie set less than
-    #: SESSION_SLIDE ago (``until`` ends before that changes): no id cookie to (re)set.
+    #: Analytics granted, both ids bound and the session cookie set less than SESSION_SLIDE
+    #: ago (``until`` ends before that changes): no id cookie to (re)set.
     ids_settled: bool = False
     #: Decided, with nothing to set, expire or record: ids settled under analytics, no id
     #: cookies to expire without it, no ``gpc_applied`` record due. A page response then
@@ -70,7 +97,9 @@ class Reader:
         self.codec = codec
         self._undecided = undecided(settings)
         self._analytics_gate = analytics_gate(settings)
-        self._cache: dict[ReadingKey, Reading] = {}
+        self._cache: BoundedCache[ReadingKey, Reading] = BoundedCache(
+            max_entries=READING_CACHE_SIZE, max_bytes=READING_CACHE_BYTES)
+        self._get = self._cache.get
 
     def read_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Reading:
         """The reading of a request's ASGI headers (names lower-case, as ASGI requires).
@@ -91,50 +120,50 @@ class Reader:
                 accept_language = bytes(value)
         inputs = (cookie or b"", gpc, accept_language)
         now = time.time()
-        hit = self._cache.get(inputs)
+        hit = self._get(inputs)
         if hit is not None and now < hit.until:
             return hit
-        return self._read_and_keep(inputs, now)
+        return self._read_and_keep(capped_key(*inputs), now)
 
     def read(self, key: ReadingKey) -> Reading:
         """The reading of a request's consent inputs (see :data:`ReadingKey`)."""
         now = time.time()
-        hit = self._cache.get(key)
+        hit = self._get(key)
         if hit is not None and now < hit.until:
             return hit
-        return self._read_and_keep(key, now)
+        return self._read_and_keep(capped_key(*key), now)
 
     def _read_and_keep(self, key: ReadingKey, now: float) -> Reading:
-        """Read ``key`` afresh and cache the result (unless its inputs are huge)."""
+        """Read ``key`` afresh and cache the result (charged by its size)."""
         cookie, sec_gpc, accept_language = key
         reading = self._read(cookie, sec_gpc, accept_language, now)
-        if len(cookie) + len(accept_language) <= MAX_CACHED_KEY_BYTES:
-            cache = self._cache
-            cache.pop(key, None)
-            if len(cache) >= READING_CACHE_SIZE:
-                evict_oldest(cache)
-            cache[key] = reading
+        # Kept under the capped key only: an over-cap input is read afresh every time, so
+        # sending one costs the sender as much as it costs us, and nothing is kept for it.
+        self._cache.put(key, reading, key_bytes(key))
         return reading
 
     def _read(self, cookie: bytes, sec_gpc: tuple[bytes, ...], accept_language: bytes,
               now: float) -> Reading:
         s = self.settings
+        codec = self.codec
         cookies = parse_cookie_header([cookie] if cookie else [])
-        stored = self.codec.load_consent(single(cookies, s.consent_cookie))
+        stored = codec.load_consent(single(cookies, s.consent_cookie))
         gpc = gpc_from_headers(list(sec_gpc))
         until = now + READING_TTL
         shown_cid: str | None = None
         if stored is not None:
-            until = min(until, self.codec.expires_at(stored))
+            until = min(until, codec.expires_at(stored))
         else:
-            shown = self.codec.load_shown_until(single(cookies, s.consent_cookie + "_shown"))
+            shown = codec.load_shown_until(single(cookies, s.consent_cookie + "_shown"))
             if shown is not None:
                 shown_cid, shown_until = shown
                 until = min(until, shown_until)
-        session = parse_session_cookie(single(cookies, s.session_cookie))
         state = apply_gpc(stored.state if stored else self._undecided, s, gpc)
-        visitor = valid_visitor_id(single(cookies, s.visitor_cookie))
         analytics = state.granted_any(self._analytics_gate)
+        visitor = valid_visitor_id(single(cookies, s.visitor_cookie))
+        if stored is None or not analytics or not stored.binds(visitor):
+            visitor = None
+        session = codec.load_session(single(cookies, s.session_cookie), visitor)
         issued = session[1] if session else 0
         settled = False
         if analytics and visitor and session and now - SESSION_SLIDE <= issued <= now:
@@ -146,8 +175,8 @@ class Reader:
             gpc=gpc,
             state=state,
             locale=i18n.choose_locale(s, accept_language=accept_language.decode("latin-1")),
-            visitor_cookie=visitor,
-            session_cookie=session[0] if session else None,
+            visitor_id=visitor,
+            session_id=session[0] if session else None,
             session_issued=issued,
             shown_cid=shown_cid,
             until=until,
@@ -159,4 +188,3 @@ class Reader:
                      and not (state.gpc_applied and stored is not None
                               and not stored.gpc_recorded)),
         )
-
