@@ -89,13 +89,14 @@ def http_run(events: list[dict[str, object]], batch: int, workdir: Path) -> tupl
 def raw_run(events: list[dict[str, object]], batch: int, workdir: Path) -> float:
     from collector.ddl import DdlOptions, apply_migrations
     from collector.enrich_geo import GeoLookup
+    from collector.gate import SuppressionGate
     from collector.ingest import EVENT_COLUMNS, Ingest
     from collector.metrics import CollectorMetrics
     from collector.settings import CollectorSettings
     from collector.store import Store
 
     settings = CollectorSettings.from_env({"CONSENT_MW_SECRET_KEY": "x" * 32})
-    ingest = Ingest(settings, CollectorMetrics(), lambda *_: False)
+    ingest = Ingest(settings, CollectorMetrics(), SuppressionGate(b""))
     geo = GeoLookup(GEOIP)
     rows = [ingest._event_row(e, geo) for e in events]  # enrichment, untimed
     store = Store(f"chdb://{workdir / 'raw.chdb'}")

@@ -139,7 +139,7 @@ def build_demo_app(
     dashboards = _build_dashboards(service, secret_key, dashboard_password, parts)
     routes.append(Mount("/dashboards", app=dashboards))
 
-    rights = InProcessRights(service)
+    rights = InProcessRights(service.privacy)
     site = create_site(consent_prefix=settings.prefix, self_service=True)
     middleware = ConsentMiddleware(site, settings=settings, transport=service.transport,
                                    self_service=SelfService(settings, rights=rights))

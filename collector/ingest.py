@@ -23,6 +23,7 @@ from typing import Any
 
 from collector.enrich_device import DeviceInfo, device_fields
 from collector.enrich_geo import NOWHERE, GeoLookup, ip_prefix
+from collector.gate import SuppressionGate
 from collector.metrics import CollectorMetrics
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
@@ -36,7 +37,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # every 128 items (~1.5 ms of work) lets an insert go on at once: 1 000-row inserts took ~40 ms
 # beside a validating thread instead of ~15 ms.
 _YIELD_MASK = 127
-SUPPRESSIBLE = ("visitor_id", "user_id", "consent_id")
 
 EVENT_COLUMNS = (
     "event_id", "ts", "kind", "name", "consent", "gpc", "host", "path", "method", "status",
@@ -50,7 +50,7 @@ TS_COLUMN = EVENT_COLUMNS.index("ts")
 RECORD_COLUMNS = (
     "record_id", "consent_id", "visitor_id", "previous_record_id", "ts", "event", "method",
     "component", "policy_version", "policy_hash", "locale", "categories", "services", "gcm",
-    "gpc", "gpc_conflict", "host", "path", "ua_family", "expires_at",
+    "gpc", "gpc_conflict", "host", "path", "ua_family", "expires_at", "anonymised",
 )
 
 
@@ -87,6 +87,7 @@ class IngestResult:
     accepted: int = 0  # valid items, stored now or already stored (replays)
     duplicates: int = 0
     suppressed: int = 0
+    anonymised: int = 0  # consent records of suppressed people, stored without their ids
     inserted_events: int = 0
     inserted_records: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -96,6 +97,7 @@ class IngestResult:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
+            "anonymised": self.anonymised,
             "rejected": [r.as_dict() for r in self.rejected],
         }
 
@@ -338,11 +340,11 @@ class Ingest:
         self,
         settings: CollectorSettings,
         metrics: CollectorMetrics,
-        suppressed: Callable[[str, str], bool],
+        gate: SuppressionGate,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.suppressed = suppressed
+        self.gate = gate
         self.recent = RecentIds(settings.dedupe_size)
         self.store: Store | None = None
         self.geo: GeoLookup | None = None
@@ -417,6 +419,12 @@ class Ingest:
         it, so a batch that waited a day for the collector is still taken. ``expected`` is
         what :meth:`expect` returned when the request arrived.
         """
+        with self.gate.in_flight():  # a purge waits for calls that passed its check
+            return self._process(events, records, batch_id, sent_at, now_ms, expected)
+
+    def _process(self, events: Sequence[Any], records: Sequence[Any], batch_id: str | None,
+                 sent_at: int | None, now_ms: int | None,
+                 expected: Callable[[], None] | None) -> IngestResult:
         inserter, geo = self.inserter, self.geo
         if inserter is None or geo is None:
             raise StoreError("collector is not started")
@@ -493,10 +501,15 @@ class Ingest:
                                   result)
         good_records = self._fresh(good_records, "record", "record_id", pending, fresh, waits,
                                    result)
-        kept = [e for e in good_events if not self._is_suppressed(e)]
+        blocks = self.gate.blocks_event
+        kept = [e for e in good_events if not blocks(e)]
         result.suppressed = len(good_events) - len(kept)
         if result.suppressed:
             m.dropped.labels("suppressed").inc(result.suppressed)
+        admit = self.gate.admit_record
+        result.anonymised = sum(admit(r) for r in good_records)
+        if result.anonymised:
+            m.fields.labels("record_anonymised").inc(result.anonymised)
         if kept:
             rows: list[list[Any]] = []
             for index, event in enumerate(kept):
@@ -611,13 +624,6 @@ class Ingest:
             self.metrics.dropped.labels("duplicate").inc(dup)
         return fresh
 
-    def _is_suppressed(self, event: dict[str, Any]) -> bool:
-        for id_type in SUPPRESSIBLE:
-            value = event.get(id_type)
-            if value and self.suppressed(id_type, value):
-                return True
-        return False
-
     # -- wire → columns -----------------------------------------------------------------
 
     def _event_row(self, e: dict[str, Any], geo: GeoLookup) -> list[Any]:
@@ -675,6 +681,7 @@ def _record_row(r: dict[str, Any]) -> list[Any]:
         dict(r["categories"]), dict(r.get("services") or {}), dict(r["gcm"]), bool(r["gpc"]),
         bool(r.get("gpc_conflict", False)), _text(r.get("host")), _text(r.get("path")),
         _text(r.get("ua_family")), int(expires) if expires is not None else None,
+        r.get("anonymised") is True,
     ]
 
 

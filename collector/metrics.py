@@ -42,5 +42,17 @@ class CollectorMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
         )
 
+        self.purges = Counter(f"{PREFIX}_purges",
+                              "Purge requests, by outcome (queued, completed, incomplete, "
+                              "failed, rejected_queue_full)", ["outcome"], registry=r)
+        self.purge_queue = Gauge(f"{PREFIX}_purge_queue",
+                                 "Purge requests waiting for the next batch", registry=r)
+        self.purge_batch_seconds = Histogram(
+            f"{PREFIX}_purge_batch_seconds", "Time of one batch of purges (one physical pass)",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=r)
+        self.purge_batch_size = Histogram(
+            f"{PREFIX}_purge_batch_size", "Purge requests served by one physical pass",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 200), registry=r)
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

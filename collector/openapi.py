@@ -51,6 +51,7 @@ def components() -> dict[str, Any]:
                     "accepted": {"type": "integer"},
                     "duplicates": {"type": "integer"},
                     "suppressed": {"type": "integer"},
+                    "anonymised": {"type": "integer"},
                     "rejected": {"type": "array", "items": rejected},
                 },
             },

@@ -5,9 +5,9 @@ Admin routes take ``Authorization: Bearer <CONSENT_MW_ADMIN_TOKEN>``: missing â‡
 web processes and takes the collector token (or, with none configured, loopback clients only).
 Store work runs in the threadpool; a purge can take seconds.
 
-``build_routes`` also installs the operations on the service (``collector.privacy.install``):
-``service.privacy``, ingest's suppression check, the ingest gate a purge waits on, and the
-start hooks that load suppressions and resume interrupted purges.
+Purges are queued and run in batches (``collector.purge``): ``POST /v1/privacy/purges`` answers
+202 at once with the request id, ``GET /v1/privacy/purges/{request_id}`` follows it, and
+``POST /v1/privacy/purge`` waits for the receipt (the CLI's way).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from starlette.routing import BaseRoute, Route
 
 from collector import audit
 from collector.auth import bearer_token, is_loopback, tokens_equal
-from collector.privacy import Privacy, PrivacyError, export_zip, install
+from collector.privacy import Privacy, PrivacyError, PurgeFailed, export_zip
+from collector.purge import PurgeQueueFull
 from collector.staff import build_staff_routes
 from collector.store import StoreError
 
@@ -97,6 +98,12 @@ def _guard(service: Any, fn: Handler, *, admin: bool = True) -> Handler:
             log.error("privacy operation failed: %s", exc)
             return _error(503, "store_unavailable", "the store is unavailable; retry later",
                           **{"Retry-After": "5"})
+        except PurgeQueueFull as exc:
+            return _error(503, "busy", str(exc), **{"Retry-After": "60"})
+        except PurgeFailed as exc:
+            log.error("purge failed: %s", exc)
+            return _error(503, "purge_failed", "the purge did not finish; it is resumed "
+                          "automatically, retry later for the receipt", **{"Retry-After": "30"})
 
     endpoint.__doc__ = fn.__doc__
     endpoint.__name__ = fn.__name__
@@ -104,8 +111,8 @@ def _guard(service: Any, fn: Handler, *, admin: bool = True) -> Handler:
 
 
 def build_routes(service: Any) -> list[BaseRoute]:
-    """The privacy routes of a CollectorService (also installs its privacy operations)."""
-    privacy: Privacy = install(service)
+    """The privacy routes of a CollectorService."""
+    privacy: Privacy = service.privacy
 
     def operation(name: str) -> Handler:
         async def run(request: Request) -> Response:
@@ -199,6 +206,60 @@ def build_routes(service: Any) -> list[BaseRoute]:
           503: {description: Admin token not configured, or store unavailable}
         """
         return await operation("purge")(request)
+
+    async def request_purge(request: Request) -> Response:
+        """Queue a purge and answer at once.
+        ---
+        summary: Ask for a purge (queued; answers 202)
+        description: >
+          The person is suppressed before the answer (capture stops, dashboards hide them,
+          web processes reset their browser). The rows are deleted and verified in the next
+          batch; follow it at the returned status URL.
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  visitor_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  user_id: {type: string, pattern: '^[0-9A-Za-z_-]{1,64}$'}
+                  reason: {type: string, maxLength: 512}
+                  requested_by: {type: string, maxLength: 512}
+        responses:
+          202: {description: 'Queued: {"request_id", "status", "status_url"}'}
+          400: {description: Malformed id, both ids or none}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+          503: {description: Queue full or store unavailable (Retry-After)}
+        """
+        body = await _json_body(request)
+        job = await run_in_threadpool(
+            lambda: privacy.request_purge(**_ids(body), reason=_text(body, "reason"),
+                                          requested_by=_text(body, "requested_by")))
+        return JSONResponse({"request_id": job.request_id, "status": job.status,
+                             "status_url": f"/v1/privacy/purges/{job.request_id}"},
+                            status_code=202)
+
+    async def purge_status(request: Request) -> Response:
+        """Where a queued purge is.
+        ---
+        summary: Status of a purge request
+        security: [{bearer: []}]
+        parameters:
+          - {name: request_id, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: '{"request_id", "status", "requested_at", "receipt", "error"}'}
+          404: {description: No such purge request}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        found = await run_in_threadpool(privacy.purge_status,
+                                        str(request.path_params["request_id"]))
+        if found is None:
+            return _error(404, "not_found", "no such purge request")
+        return JSONResponse(found)
 
     async def export(request: Request) -> Response:
         """Export everything about a person (Art. 5).
@@ -302,7 +363,10 @@ def build_routes(service: Any) -> list[BaseRoute]:
           token (or the admin token); without a configured collector token, loopback only.
         security: [{bearer: []}]
         responses:
-          200: {description: '{"hashes": [...], "version": n}', content: {application/json: {}}}
+          200:
+            description: '{"hashes": [...], "purged": [...], "version": n}: purged is the
+              subset whose purge was asked for (their browsers are reset)'
+            content: {application/json: {}}
           401: {description: Missing or wrong token}
         """
         tokens = [t for t in (service.settings.collector_token.value,
@@ -320,6 +384,9 @@ def build_routes(service: Any) -> list[BaseRoute]:
         Route("/v1/privacy/suppress", _guard(service, suppress), methods=["POST"]),
         Route("/v1/privacy/unsuppress", _guard(service, unsuppress), methods=["POST"]),
         Route("/v1/privacy/purge", _guard(service, purge), methods=["POST"]),
+        Route("/v1/privacy/purges", _guard(service, request_purge), methods=["POST"]),
+        Route("/v1/privacy/purges/{request_id}", _guard(service, purge_status),
+              methods=["GET"]),
         Route("/v1/privacy/export", _guard(service, export), methods=["GET"]),
         Route("/v1/privacy/requests", _guard(service, requests_), methods=["GET"]),
         Route("/v1/privacy/receipts", _guard(service, receipts), methods=["GET"]),

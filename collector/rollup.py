@@ -286,7 +286,7 @@ class _KickOnSuppression:
     def __init__(self, worker: RollupWorker) -> None:
         self.worker = worker
 
-    def replace(self, hashes: Any, version: int) -> None:
+    def replace(self, hashes: Any, version: int | None = None, *, purged: Any = ()) -> None:
         self.worker.kick()
 
 

@@ -17,8 +17,10 @@ from starlette.applications import Starlette
 
 from collector.ddl import DdlOptions, apply_migrations
 from collector.enrich_geo import GeoLookup
+from collector.gate import SuppressionGate
 from collector.ingest import Ingest
 from collector.metrics import CollectorMetrics
+from collector.privacy import Privacy
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 
@@ -36,9 +38,15 @@ class CollectorService:
     def __init__(self, settings: CollectorSettings | None = None) -> None:
         self.settings = settings or CollectorSettings.from_env()
         self.metrics = CollectorMetrics()
-        # Late-bound, so a suppression check installed on the service later is the one used.
-        self.ingest = Ingest(self.settings, self.metrics,
-                             lambda id_type, stored_id: self.suppressed(id_type, stored_id))
+        key = self.settings.hash_key_bytes
+        if not key:
+            log.warning("no hash key configured (CONSENT_MW_USER_ID_KEY or "
+                        "CONSENT_MW_SECRET_KEY): user ids and suppression hashes will not "
+                        "match the web processes'")
+        # The one suppression gate: privacy changes it, ingest obeys it.
+        self.gate = SuppressionGate(key)
+        self.ingest = Ingest(self.settings, self.metrics, self.gate)
+        self.privacy = Privacy(lambda: self.store, key, gate=self.gate, metrics=self.metrics)
         self.transport = InProcessTransport(self)
         # Called with the service after the store is open / before it closes (privacy, query).
         self.on_start: list[Callable[[CollectorService], None]] = []
@@ -77,6 +85,7 @@ class CollectorService:
             self._store = store
             self._geo = GeoLookup(self.settings.geoip_db)
             self.ingest.bind(store, self._geo)
+            self.privacy.start()
             for hook in self.on_start:
                 hook(self)
             log.info("collector started on %s", store.masked_dsn)
@@ -90,16 +99,13 @@ class CollectorService:
                     hook(self)
                 except Exception:
                     log.exception("collector stop hook failed")
+            self.privacy.stop()
             self.ingest.unbind()
             if self._geo is not None:
                 self._geo.close()
                 self._geo = None
             self._store.close()
             self._store = None
-
-    def suppressed(self, id_type: str, stored_id: str) -> bool:
-        """Whether events of this id are suppressed (visitor rights fill this in)."""
-        return False
 
 
 class InProcessTransport:

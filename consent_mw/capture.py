@@ -475,8 +475,8 @@ class Capture:
             log.info("suppression refresh failed: %s", exc)
             return
         if answer is not None:  # None: the collector has no privacy routes (404)
-            hashes, version = answer
-            self.suppressions.replace(hashes, version)
+            hashes, version, purged = answer
+            self.suppressions.replace(hashes, version, purged=purged)
 
     def _tick(self) -> None:
         self._refresh_suppressions()

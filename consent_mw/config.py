@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consent_mw.errors import ConsentMWError
+
 ENV_PREFIX = "CONSENT_MW_"
 DEFAULT_TOML = "consent-mw.toml"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConsentMWError, ValueError):
     """A configuration value is missing or invalid; the message names the field."""
 
     def __init__(self, field: str, reason: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from consent_mw.categories import GCM_SIGNALS, Category
+from consent_mw.errors import ConsentMWError
 from consent_mw.ids import is_valid_id, new_consent_id
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
@@ -23,7 +24,7 @@ GPC_SIGNALS = frozenset({"ad_storage", "ad_user_data", "ad_personalization"})
 METHODS = ("accept_all", "reject_all", "save", "gpc", "api", "none")
 
 
-class ConsentError(ValueError):
+class ConsentError(ConsentMWError, ValueError):
     """A consent submission that cannot be applied; the message says why (answered as 400)."""
 
 

@@ -1,23 +1,16 @@
 """The middleware's own routes under ``settings.prefix`` and ``/.well-known/gpc.json``.
 
-``POST {prefix}`` is the only state-changing route. Cross-site rule, in order:
-
-1. ``Origin`` present: it must equal the request's own origin (``scheme://host``; over plain
-   http also ``https://host``, for TLS-terminating proxies) or one of
-   ``settings.allowed_origins``. ``Origin: null`` is refused.
-2. else ``Sec-Fetch-Site`` present: it must be ``same-origin``, ``same-site`` or ``none``.
-3. else ``Referer`` present: its origin must pass rule 1.
-4. else 403.
+``POST {prefix}`` (a consent decision) and the deletion POST of ``{prefix}/my-data`` are the
+only state-changing routes; both pass ``consent_mw.http.same_origin``, else 403.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl
 
 from consent_mw.banner import safe_return
 from consent_mw.consent import (
@@ -30,6 +23,7 @@ from consent_mw.consent import (
     undecided,
 )
 from consent_mw.cookies import expire_cookie, set_cookie
+from consent_mw.http import BadRequest, json_bytes, parse_json, read_body, respond, same_origin
 from consent_mw.i18n import choose_locale
 from consent_mw.pages import render_external_transmission, render_preferences
 from consent_mw.state import ConsentState, RequestContext
@@ -47,45 +41,6 @@ FORM_CONTROL_FIELDS = {"action", "return", "form", "component", "locale"}
 COMPONENTS = ("banner", "preferences", "api")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GPC_LAST_UPDATE = "2026-11-24"
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-async def respond(send: Send, status: int, body: bytes, content_type: bytes,
-                  headers: list[tuple[bytes, bytes]] | None = None,
-                  *, head: bool = False) -> None:
-    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-           *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-def _json(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The request body, read chunk by chunk; stops as soon as it exceeds ``limit``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest(400, "client disconnected")
-        if message["type"] != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _bool_field(name: str, values: list[str]) -> bool:
@@ -113,7 +68,7 @@ class Endpoints:
             if entry.is_file() and suffix in STATIC_TYPES:
                 self.static[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
         label = self.settings.policy_label
-        self.gpc_body = _json({"gpc": True,
+        self.gpc_body = json_bytes({"gpc": True,
                                "lastUpdate": label if _DATE.match(label) else GPC_LAST_UPDATE})
 
     async def gpc_json(self, scope: Scope, send: Send) -> None:
@@ -132,7 +87,11 @@ class Endpoints:
         method: str = scope.get("method", "GET")
         sub = path[len(prefix):]
         if sub == "/my-data" or sub.startswith("/my-data/"):
-            if not await self.mw.self_service.handle(ctx, dict(scope), receive, send):
+            def forget() -> list[tuple[bytes, bytes]]:
+                return self._forget(ctx, incoming, scope, "self_service")
+
+            if not await self.mw.self_service.handle(ctx, dict(scope), receive, send,
+                                                     forget=forget):
                 await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
             return
         if sub.startswith("/static/") and method in ("GET", "HEAD"):
@@ -159,8 +118,10 @@ class Endpoints:
             return
         head = method == "HEAD"
         no_store = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Sec-GPC")]
+        if incoming.forget:  # a purged person's browser: reset it with this answer
+            no_store += self._forget(ctx, incoming, scope, "api", reset=False)
         if sub == "":
-            await respond(send, 200, _json(self.status(ctx)), b"application/json",
+            await respond(send, 200, json_bytes(self.status(ctx)), b"application/json",
                           no_store, head=head)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -178,6 +139,17 @@ class Endpoints:
             page = render_external_transmission(self.settings, locale)
         await respond(send, 200, page.encode("utf-8"), b"text/html; charset=utf-8",
                       no_store, head=head)
+
+    def _forget(self, ctx: RequestContext, incoming: Incoming, scope: Scope, component: str,
+                *, reset: bool = True) -> list[tuple[bytes, bytes]]:
+        """The Set-Cookie headers that reset this browser after a deletion; ``reset`` first
+        puts the context in the withdrawn state (a purge asked for just now)."""
+        if reset:
+            ctx.state = self.mw.forgotten_state()
+            ctx.visitor_id = ctx.session_id = None
+            incoming.forget = True
+        values = self.mw.forget_cookies(ctx, incoming, scope, component=component)
+        return [(b"set-cookie", v.encode("latin-1")) for v in values]
 
     def _self_service_enabled(self) -> bool:
         try:
@@ -199,24 +171,6 @@ class Endpoints:
         }
 
     # POST {prefix} ----------------------------------------------------------------------
-    def _origin_ok(self, scope: Scope, incoming: Incoming, host: str) -> bool:
-        scheme = scope.get("scheme", "http")
-        own = {f"{scheme}://{host}".lower()}
-        if scheme == "http":
-            own.add(f"https://{host}".lower())
-        allowed = own | {o.lower().rstrip("/") for o in self.settings.allowed_origins}
-        origin = incoming.header(b"origin")
-        if origin is not None:
-            return origin.strip().lower() in allowed
-        site = incoming.header(b"sec-fetch-site")
-        if site is not None:
-            return site.strip().lower() in ("same-origin", "same-site", "none")
-        referer = incoming.header(b"referer")
-        if referer:
-            parts = urlsplit(referer.strip())
-            return f"{parts.scheme}://{parts.netloc}".lower() in allowed
-        return False
-
     async def post(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                    receive: Receive, send: Send) -> None:
         ctype = (incoming.header(b"content-type") or "").split(";")[0].strip().lower()
@@ -227,7 +181,7 @@ class Endpoints:
             host = incoming.header(b"host")
             if not host or not host.strip():
                 raise BadRequest(400, "missing Host header")
-            if not self._origin_ok(scope, incoming, host.strip()):
+            if not same_origin(scope, self.settings.allowed_origins):
                 raise BadRequest(403, "cross-site consent submissions are refused")
             if not is_json and ctype != "application/x-www-form-urlencoded":
                 raise BadRequest(415, "use application/json or "
@@ -243,8 +197,11 @@ class Endpoints:
                                      "bytes")
             body = await read_body(receive, self.settings.max_body_bytes)
             submission = self._parse_json(body) if is_json else self._parse_form(body)
-            previous = incoming.stored.state if incoming.stored else replace(
-                undecided(self.settings), consent_id=incoming.shown_cid)
+            if incoming.forget:  # a purged person's browser: its old ids are never reused
+                previous = ctx.state
+            else:
+                previous = incoming.stored.state if incoming.stored else replace(
+                    undecided(self.settings), consent_id=incoming.shown_cid)
             new = decide(self.settings, previous, gpc=incoming.gpc, **submission["decide"])
         except BadRequest as exc:
             await self._error(send, exc.status, exc.reason, answer_json)
@@ -256,7 +213,7 @@ class Endpoints:
             ctx.locale = submission["locale"]  # the language the visitor read, for the record
         cookies = self._apply(ctx, incoming, scope, previous, new, submission["component"])
         if is_json:
-            await respond(send, 200, _json(self.status(ctx)), b"application/json",
+            await respond(send, 200, json_bytes(self.status(ctx)), b"application/json",
                           [(b"cache-control", b"no-store"), *cookies])
             return
         target = safe_return(submission["return"]).encode("latin-1", errors="replace")
@@ -265,15 +222,12 @@ class Endpoints:
 
     async def _error(self, send: Send, status: int, reason: str, as_json: bool) -> None:
         if as_json:
-            await respond(send, status, _json({"error": reason}), b"application/json")
+            await respond(send, status, json_bytes({"error": reason}), b"application/json")
         else:
             await respond(send, status, reason.encode("utf-8"), b"text/plain; charset=utf-8")
 
     def _parse_json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise BadRequest(400, "invalid JSON") from None
+        data = parse_json(body, self.settings.max_body_bytes)
         if not isinstance(data, dict):
             raise BadRequest(400, "expected a JSON object")
         unknown = set(data) - {"action", "categories", "services", "component", "locale"}
@@ -344,23 +298,30 @@ class Endpoints:
         mw = self.mw
         s = self.settings
         old_ctx_state = ctx.state
+        stored = incoming.stored
+        prev_rid = stored.record_id if stored else None
+        if incoming.forget:
+            # The reset comes first in the proof: withdrawn after the deletion, then this.
+            rec = mw.record(ctx, incoming, scope, previous, event="withdrawn",
+                            method="reject_all", component="api")
+            prev_rid, stored = rec["record_id"], None
         ctx.state = apply_gpc(new, s, incoming.gpc)
         mw.assign_ids(ctx, incoming)
         event = record_event(previous, new, s)
-        prev_rid = incoming.stored.record_id if incoming.stored else None
         rec = mw.record(ctx, incoming, scope, ctx.state, event=event,
                         method=new.method or "save", component=component,
                         previous_record_id=prev_rid)
         rid = rec["record_id"]
-        recorded_before = bool(incoming.stored and incoming.stored.gpc_recorded
-                               and incoming.stored.state.consent_id == new.consent_id)
+        recorded_before = bool(stored and stored.gpc_recorded
+                               and stored.state.consent_id == new.consent_id)
         gpc_recorded = recorded_before
         if ctx.state.gpc_applied and not recorded_before:
             rec = mw.record(ctx, incoming, scope, ctx.state, event="gpc_applied",
                             method="gpc", component=component, previous_record_id=rid)
             rid = rec["record_id"]
             gpc_recorded = True
-        withdrawing = analytics_granted(old_ctx_state, s) or analytics_granted(previous, s)
+        withdrawing = (incoming.forget or analytics_granted(old_ctx_state, s)
+                       or analytics_granted(previous, s))
         values = [set_cookie(s.consent_cookie,
                              mw.codec.dump_consent(new, gpc_recorded=gpc_recorded,
                                                    record_id=rid, visitor_id=ctx.visitor_id),

@@ -46,6 +46,41 @@ MESSAGES: dict[str, dict[str, str]] = {
         "opt_out": "オプトアウト",
         "category": "カテゴリ",
         "prefs_link": "プライバシー設定",
+        "back_to_site": "サイトに戻る",
+        "md_nothing_title": "記録されたデータはありません",
+        "md_no_visitor": "このブラウザーにはアクセス解析の識別子がないため、あなたに結び付く記録は"
+        "ありません。アクセス解析に同意していない間の閲覧は、匿名の集計としてだけ数えています。",
+        "md_delete_title": "データの削除",
+        "md_delete_text": "このブラウザーの識別子で記録されたページ閲覧とイベントをすべて削除し、"
+        "以後の記録を止めます。同意の記録は、何に同意したかの証拠として、あなたとの結び付きを"
+        "消したうえで保存します。",
+        "md_delete_button": "データを削除する",
+        "md_requested_title": "削除を受け付けました",
+        "md_requested_text": "記録は止まり、このブラウザーの同意は「すべて拒否」に戻りました。"
+        "データの削除と、削除できたことの確認は数分で終わります。",
+        "md_reference": "受付番号",
+        "md_check_status": "削除の状況を確認する",
+        "md_keep_link": "このリンクを控えておくと、後で結果を確認できます。",
+        "md_status_title": "削除の状況",
+        "md_status_pending": "削除を処理しています。しばらくしてから、このページを"
+        "再読み込みしてください。",
+        "md_status_done": "データを削除し、残っていないことを確認しました。",
+        "md_status_incomplete": "一部の削除を確認できませんでした。お手数ですが、お問い合わせ窓口へ"
+        "受付番号をお知らせください。",
+        "md_deleted_events": "削除したページ閲覧・イベント",
+        "md_anonymised_records": "結び付きを消した同意の記録",
+        "md_verified_at": "確認日時",
+        "md_receipt": "受領番号",
+        "md_kept": "保存を続けるもの",
+        "md_kept_text": "同意の記録(いつ、どの説明に対して、何を選んだか)は、法令に基づく証拠として"
+        "最長5年保存します。あなたの識別子との結び付きは消去しています。",
+        "md_unknown": "このリンクに当たる削除の依頼は見つかりませんでした。",
+        "md_busy": "ただいま混み合っています。しばらくしてからもう一度お試しください。",
+        "md_unavailable": "ただいま処理できません。しばらくしてからもう一度お試しください。",
+        "md_rate_limited": "短い時間に多くの依頼がありました。しばらくしてから"
+        "もう一度お試しください。",
+        "md_cross_site": "他のサイトから送られた依頼は受け付けていません。",
+        "md_not_confirmed": "削除の確認が取れませんでした。もう一度ボタンを押してください。",
     },
     "en": {
         "banner_title": "Cookies and analytics",
@@ -85,6 +120,42 @@ MESSAGES: dict[str, dict[str, str]] = {
         "opt_out": "Opt-out",
         "category": "Category",
         "prefs_link": "Privacy settings",
+        "back_to_site": "Back to the site",
+        "md_nothing_title": "Nothing is recorded about you",
+        "md_no_visitor": "This browser has no analytics identifier, so nothing recorded here is "
+        "linked to you. While analytics is not consented to, visits are only counted "
+        "anonymously.",
+        "md_delete_title": "Delete my data",
+        "md_delete_text": "This deletes every page view and event recorded under this browser's "
+        "identifier and stops further recording. Consent records are kept as proof of what "
+        "was agreed, with every link to you removed.",
+        "md_delete_button": "Delete my data",
+        "md_requested_title": "Your deletion is under way",
+        "md_requested_text": "Recording has stopped, and this browser's consent is back to "
+        "\u201creject all\u201d. Deleting your data and verifying that nothing is left takes a "
+        "few minutes.",
+        "md_reference": "Reference",
+        "md_check_status": "Check the deletion",
+        "md_keep_link": "Keep this link to check the result later.",
+        "md_status_title": "Deletion status",
+        "md_status_pending": "Your deletion is being processed. Reload this page in a little "
+        "while.",
+        "md_status_done": "Your data was deleted, and we verified that none is left.",
+        "md_status_incomplete": "Part of the deletion could not be verified. Please contact us "
+        "with the reference below.",
+        "md_deleted_events": "Page views and events deleted",
+        "md_anonymised_records": "Consent records unlinked from you",
+        "md_verified_at": "Verified at",
+        "md_receipt": "Receipt",
+        "md_kept": "What is kept",
+        "md_kept_text": "Consent records (when, against which notice, what was chosen) are kept "
+        "for up to 5 years as legal proof, with the link to your identifiers erased.",
+        "md_unknown": "No deletion request matches this link.",
+        "md_busy": "We are busy right now. Please try again shortly.",
+        "md_unavailable": "This cannot be done right now. Please try again later.",
+        "md_rate_limited": "Too many requests in a short time. Please try again later.",
+        "md_cross_site": "Requests sent from other sites are refused.",
+        "md_not_confirmed": "The deletion was not confirmed. Please press the button again.",
     },
 }
 

@@ -20,7 +20,7 @@ import anyio.to_thread
 from consent_mw import i18n
 from consent_mw.banner import render_banner, return_target
 from consent_mw.capture import Capture
-from consent_mw.consent import analytics_gate, undecided
+from consent_mw.consent import analytics_gate, decide, undecided
 from consent_mw.cookies import (
     SHOWN_MAX_AGE,
     CookieCodec,
@@ -57,6 +57,7 @@ class Incoming:
 
     __slots__ = (
         "_headers",
+        "forget",
         "new_session",
         "new_visitor",
         "raw_headers",
@@ -70,6 +71,8 @@ class Incoming:
         self.secure = secure
         self.new_visitor = False
         self.new_session = False
+        #: The browser carries the ids of a purged person: reset it on this response.
+        self.forget = False
         self._headers: dict[bytes, list[bytes]] | None = None
 
     @property
@@ -295,6 +298,8 @@ class ConsentMiddleware:
         self.records: RecordSink = (
             record_sink if record_sink is not None else (self.capture or MemorySink())
         )
+        # Whose purge was asked for: their browsers are reset when they come back.
+        self._suppressions = self.capture.suppressions if self.capture is not None else None
         self.self_service = self_service if self_service is not None else SelfService(s)
         self.errors: Counter[str] = Counter()
         self.endpoints = Endpoints(self)
@@ -366,18 +371,55 @@ class ConsentMiddleware:
         return route
 
     # ------------------------------------------------------------------------------------
-    def read_request(self, scope: Scope, reading: Reading | None = None
-                     ) -> tuple[Incoming, RequestContext]:
+    def read_request(self, scope: Scope, reading: Reading | None = None, *,
+                     forget: bool = False) -> tuple[Incoming, RequestContext]:
         """Parse the request's consent inputs (unless ``reading`` has them already) into an
-        :class:`Incoming` and a context."""
+        :class:`Incoming` and a context. ``forget``: the browser belongs to a purged person
+        and is treated as having withdrawn (see :meth:`forget_cookies`)."""
         if reading is None:
             reading = self.reader.read_headers(scope.get("headers") or ())
         incoming = Incoming(scope.get("headers") or (), reading,
                             secure=scope.get("scheme") in ("https", "wss"))
-        ctx = RequestContext(settings=self.settings, state=reading.state,
+        state = reading.state
+        if forget:
+            state = self.forgotten_state()
+            incoming.forget = True
+        ctx = RequestContext(settings=self.settings, state=state,
                              locale=reading.locale, capture=self.capture)
         self.assign_ids(ctx, incoming)
         return incoming, ctx
+
+    def is_forgotten(self, reading: Reading) -> bool:
+        """Whether this browser still carries the visitor or consent id of a purged person.
+
+        Costs one attribute read while nobody's purge was asked for.
+        """
+        suppressions = self._suppressions
+        if suppressions is None or not suppressions.has_purged:
+            return False
+        stored = reading.stored
+        return suppressions.is_purged(
+            visitor_id=reading.visitor_id,
+            consent_id=stored.state.consent_id if stored is not None else reading.shown_cid)
+
+    def forgotten_state(self) -> ConsentState:
+        """After a deletion: every optional category refused, under a new consent id, so
+        nothing later carries the old one. Only a new, explicit decision records again."""
+        return decide(self.settings, undecided(self.settings), action="reject_all")
+
+    def forget_cookies(self, ctx: RequestContext, incoming: Incoming, scope: Scope, *,
+                       component: str) -> list[str]:
+        """Reset a deleted visitor's browser: the withdrawal recorded (with no visitor id),
+        the consent cookie carrying it, the visitor, session and banner cookies expired."""
+        s = self.settings
+        rec = self.record(ctx, incoming, scope, ctx.state, event="withdrawn",
+                          method="reject_all", component=component)
+        value = self.codec.dump_consent(ctx.state, record_id=rec["record_id"])
+        out = [set_cookie(s.consent_cookie, value, max_age=s.consent_max_age,
+                          secure=incoming.secure)]
+        out += [expire_cookie(name, secure=incoming.secure)
+                for name in (s.visitor_cookie, s.session_cookie, s.consent_cookie + "_shown")]
+        return out
 
     def assign_ids(self, ctx: RequestContext, incoming: Incoming) -> None:
         """Visitor and session ids exist only while analytics is granted."""
@@ -387,11 +429,13 @@ class ConsentMiddleware:
             ctx.session_id = reading.session_id
             incoming.new_visitor = incoming.new_session = False
         elif ctx.state.granted_any(self._analytics_gate):
-            # Only a bound id is kept (see Reading.visitor_id); anything else is replaced.
-            ctx.visitor_id = reading.visitor_id or new_visitor_id()
-            incoming.new_visitor = reading.visitor_id is None
-            ctx.session_id = reading.session_id or new_session_id()  # bound to the visitor
-            incoming.new_session = reading.session_id is None
+            # Only a bound id is kept (see Reading.visitor_id), and never a purged person's.
+            visitor = None if incoming.forget else reading.visitor_id
+            session = None if incoming.forget else reading.session_id
+            ctx.visitor_id = visitor or new_visitor_id()
+            incoming.new_visitor = visitor is None
+            ctx.session_id = session or new_session_id()  # bound to the visitor
+            incoming.new_session = session is None
         else:
             ctx.visitor_id = None
             ctx.session_id = None
@@ -473,7 +517,13 @@ class ConsentMiddleware:
             reading: Reading | None = self.reader.read_headers(scope.get("headers") or ())
         except Exception:
             reading = None  # read_request below fails the same way, logs it and falls back
-        if reading is not None and reading.settled and self._settled_path:
+        forget = False
+        if reading is not None and self._suppressions is not None:
+            try:
+                forget = self.is_forgotten(reading)
+            except Exception:
+                self._fail("is_forgotten")
+        if reading is not None and reading.settled and self._settled_path and not forget:
             # A returning visitor with nothing to set or record: the common case.
             route = self._routes.get(path)
             if route is None:
@@ -487,7 +537,7 @@ class ConsentMiddleware:
                     return self.app(scope, receive, send)
                 return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
         try:
-            incoming, ctx = self.read_request(scope, reading)
+            incoming, ctx = self.read_request(scope, reading, forget=forget)
         except Exception:
             # Bad input must never cost the visitor the page: fall back to "undecided".
             self._fail("read_request")
@@ -528,11 +578,13 @@ class ConsentMiddleware:
         try:
             reading = incoming.reading
             state = ctx.state
-            if reading.ids_settled and state is reading.state:
+            if incoming.forget:
+                cookies = self.forget_cookies(ctx, incoming, scope, component="api")
+            elif reading.ids_settled and state is reading.state:
                 cookies = None  # ids present and the session cookie recently set
             else:
                 cookies = self.id_cookies(ctx, incoming)
-            if state.gpc_applied or incoming.new_visitor:
+            if not incoming.forget and (state.gpc_applied or incoming.new_visitor):
                 cookies = (cookies or []) + self.resign_cookie(ctx, incoming, scope)
             # Whether a banner or tags appear depends on these request headers: ``vary``.
             if not cookies:

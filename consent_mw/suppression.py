@@ -1,8 +1,11 @@
-"""Who must not be captured any more (Article 7: suspension of use).
+"""Who must not be captured any more (Article 7: suspension of use), and who asked to be
+forgotten (Article 6).
 
 The list holds subject hashes (``ids.subject_hash(key, id_type, stored_id)``), never the ids.
-Lookups happen on the request path, so the set is replaced wholesale (copy on write) and read
-without a lock.
+``purged`` is the subset whose purge was asked for: the middleware resets a browser that still
+carries one of those ids (its consent withdrawn, its id cookies expired), so deleting stops
+recording even for a browser that was not the one asking. Lookups happen on the request path,
+so the sets are replaced wholesale (copy on write) and read without a lock.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ class SuppressionList:
     def __init__(self, key: bytes, hashes: Iterable[str] = ()) -> None:
         self._key = key
         self._hashes: frozenset[str] = frozenset(hashes)
+        self._purged: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self.version: int | None = None
 
@@ -36,12 +40,30 @@ class SuppressionList:
     def discard(self, *hashes: str) -> None:
         with self._lock:
             self._hashes = self._hashes - frozenset(hashes)
+            self._purged = self._purged - frozenset(hashes)
 
-    def replace(self, hashes: Iterable[str], version: int | None = None) -> None:
+    def replace(self, hashes: Iterable[str], version: int | None = None, *,
+                purged: Iterable[str] = ()) -> None:
         new = frozenset(hashes)
+        gone = frozenset(purged) & new
         with self._lock:
             self._hashes = new
+            self._purged = gone
             self.version = version
+
+    @property
+    def has_purged(self) -> bool:
+        """Whether anyone's purge was asked for: while not, the request path checks nothing."""
+        return bool(self._purged)
+
+    def is_purged(self, visitor_id: str | None = None, consent_id: str | None = None) -> bool:
+        """Whether this browser's visitor or consent id belongs to a purged person."""
+        purged = self._purged
+        if not purged:
+            return False
+        return bool((visitor_id and _subject_hash(self._key, "visitor_id", visitor_id) in purged)
+                    or (consent_id
+                        and _subject_hash(self._key, "consent_id", consent_id) in purged))
 
     def is_suppressed(self, visitor_id: str | None = None, user_id_hash: str | None = None,
                       consent_id: str | None = None) -> bool:

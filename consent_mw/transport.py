@@ -18,11 +18,12 @@ from typing import Any, Protocol
 import httpx
 
 from consent_mw import wire
+from consent_mw.errors import ConsentMWError
 
 log = logging.getLogger("consent_mw.transport")
 
 
-class TransportError(Exception):
+class TransportError(ConsentMWError):
     """A batch was not delivered. ``retryable`` says whether sending it again can help."""
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
@@ -152,8 +153,9 @@ class HttpTransport:
         raise TransportError(f"collector answered {status}: {response.text[:200]}",
                              retryable=False, status=status)
 
-    def fetch_suppressions(self) -> tuple[list[str], int | None] | None:
-        """``GET /v1/privacy/suppressions``; None when the collector has no such route (404)."""
+    def fetch_suppressions(self) -> tuple[list[str], int | None, list[str]] | None:
+        """``GET /v1/privacy/suppressions``: (hashes, version, purged hashes); None when the
+        collector has no such route (404)."""
         try:
             response = self._client.get(self.base_url + "/v1/privacy/suppressions")
         except httpx.HTTPError as exc:
@@ -169,7 +171,9 @@ class HttpTransport:
             raise TransportError("suppressions: unexpected body", retryable=False)
         hashes = [h for h in body["hashes"] if isinstance(h, str)]
         version = body.get("version")
-        return hashes, version if isinstance(version, int) else None
+        purged = body.get("purged")
+        return (hashes, version if isinstance(version, int) else None,
+                [h for h in purged if isinstance(h, str)] if isinstance(purged, list) else [])
 
     def close(self) -> None:
         self._client.close()

@@ -9,8 +9,6 @@ applies suppression and k-anonymity; this module only chooses which ones and sho
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -35,6 +33,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from collector.csvsafe import write_csv
 from collector.query_api import DIMENSIONS, QueryError
 from dashboards.auth import PAGE_ROLES, Session, Sessions, verify_password
 from dashboards.queries import (
@@ -78,13 +77,6 @@ def script_json(data: Any) -> Markup:
                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
     return Markup(text)  # noqa: S704 - every character that could end the block is escaped
-
-
-def csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in user-supplied strings (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _ratio(num: Any, den: Any) -> float | None:
@@ -396,14 +388,9 @@ class Dashboards:
         if isinstance(data, Response):
             return data
         panel, view, rows = data
-        buf = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: csv_cell(v) for k, v in r.items()})
+        text = write_csv(rows, list(rows[0])) if rows else ""
         name = f"{panel.id}_{view.start.isoformat()}_{view.end.isoformat()}.csv"
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+        return Response(text, media_type="text/csv; charset=utf-8",
                         headers={**SECURITY_HEADERS,
                                  "Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -161,12 +161,12 @@ def test_suppression_arriving_while_queued_still_drops(make_settings: Callable[.
 
 
 class SuppressingTransport(RecordingTransport):
-    def __init__(self, answer: tuple[list[str], int | None] | None) -> None:
+    def __init__(self, answer: tuple[list[str], int | None, list[str]] | None) -> None:
         super().__init__()
         self.answer = answer
         self.fetches = 0
 
-    def fetch_suppressions(self) -> tuple[list[str], int | None] | None:
+    def fetch_suppressions(self) -> tuple[list[str], int | None, list[str]] | None:
         self.fetches += 1
         return self.answer
 
@@ -175,7 +175,7 @@ def test_worker_refreshes_suppressions_from_the_transport(
         make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(suppression_refresh=0.1)
     h = subject_hash(settings.hash_key, "visitor_id", VISITOR)
-    t = SuppressingTransport(([h], 3))
+    t = SuppressingTransport(([h], 3, []))
     capture = Capture(settings, transport=t)
     capture.start()
     try:

@@ -88,8 +88,9 @@ def test_retry_after_as_seconds_or_http_date() -> None:
 def test_suppressions_are_fetched_with_the_token_and_404_means_unsupported() -> None:
     seen: list[httpx.Request] = []
     t = transport_answering(lambda r: httpx.Response(200, json={"hashes": ["a", "b", 3],
+                                                                "purged": ["b", 4],
                                                                 "version": 9}), seen)
-    assert t.fetch_suppressions() == (["a", "b"], 9)
+    assert t.fetch_suppressions() == (["a", "b"], 9, ["b"])
     assert seen[0].url.path == "/v1/privacy/suppressions"
     assert seen[0].headers["authorization"] == "Bearer tok-123"
     assert transport_answering(lambda r: httpx.Response(404)).fetch_suppressions() is None

@@ -6,6 +6,7 @@ allows one store path per process at a time).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from clinic.app import DemoParts, build_demo_app
-from collector.privacy import install
 
 SECRET = "demo-test-secret-0123456789abcdef"
 DASH_PASSWORD = "demo-dashboards-pw"
@@ -163,7 +163,7 @@ def test_a_suppressed_visitor_stops_being_captured_at_once(
     demo: tuple[TestClient, DemoParts],
 ) -> None:
     client, parts = demo
-    privacy = install(parts.service)  # the demo's own instance (install is idempotent)
+    privacy = parts.service.privacy  # the demo's own instance
     accept_all(client)
     client.get("/treatments/futae")
     visitor = client.cookies.get("cmw_vid")
@@ -210,7 +210,13 @@ def test_visitor_can_download_and_delete_their_data_from_the_policy_page(
     assert "/treatments/datsumo" in export.text
     deleted = client.post("/_consent/my-data/delete", data={"confirm": "yes"},
                           headers={"origin": "http://testserver", "accept": "application/json"})
-    assert deleted.status_code == 200, deleted.text
+    assert deleted.status_code == 202, deleted.text
+    status_url = deleted.json()["status_url"]
+    deadline = time.monotonic() + 60
+    while client.get(status_url, headers={"accept": "application/json"}).json()[
+            "status"] != "completed":
+        assert time.monotonic() < deadline, "the purge batch did not run"
+        time.sleep(0.2)
     left = stored(parts, "SELECT count() AS n FROM events WHERE visitor_id = {v:String}",
                   v=visitor)
     assert left[0]["n"] == 0

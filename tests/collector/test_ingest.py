@@ -10,6 +10,7 @@ from collector_testkit import IPHONE_UA, make_event, make_record, now_ms
 
 from collector.service import CollectorService
 from collector.validate import check_event
+from consent_mw.ids import subject_hash
 from consent_mw.wire import MAX_PATH
 
 SKEW = 86400 * 1000
@@ -224,11 +225,10 @@ def test_in_process_transport_raises_a_retryable_error_when_stopped(
     assert getattr(info.value, "retryable", None) is True
 
 
-def test_suppressed_ids_are_dropped_and_counted(service: CollectorService,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_suppressed_ids_are_dropped_and_counted(service: CollectorService) -> None:
     blocked = uuid.uuid4().hex
-    monkeypatch.setattr(service.ingest, "suppressed",
-                        lambda id_type, value: id_type == "visitor_id" and value == blocked)
+    service.gate.change([subject_hash(service.gate.key, "visitor_id", blocked)], active=True,
+                        purged=False, version=1)
     result = service.ingest.process([make_event(visitor_id=blocked), make_event()])
     assert result.accepted == 2 and result.suppressed == 1
     assert service.store.scalar("SELECT count() FROM events") == 1

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from collector_testkit import make_event, make_record, now_ms
 
 from collector.ddl import DdlOptions, apply_migrations
+from collector.gate import SuppressionGate
 from collector.ingest import EVENT_COLUMNS, ms_to_datetime
 from collector.retention import apply_retention
 from collector.store import Store
@@ -32,7 +33,7 @@ def test_short_ip_ttl_empties_the_ip_column_but_keeps_the_row(store: Store) -> N
     from collector.metrics import CollectorMetrics
     from collector.settings import CollectorSettings
 
-    ingest = Ingest(CollectorSettings(store=store.dsn), CollectorMetrics(), lambda *_: False)
+    ingest = Ingest(CollectorSettings(store=store.dsn), CollectorMetrics(), SuppressionGate(b""))
     ingest.bind(store, GeoLookup(None))
     ingest.process([make_event(ts=now_ms() - 2 * HOUR_MS, ip="81.2.69.142"),
                     make_event(ip="81.2.69.160")])
@@ -92,7 +93,7 @@ def test_consent_records_outlive_events(store: Store) -> None:
     from collector.metrics import CollectorMetrics
     from collector.settings import CollectorSettings
 
-    ingest = Ingest(CollectorSettings(store=store.dsn), CollectorMetrics(), lambda *_: False)
+    ingest = Ingest(CollectorSettings(store=store.dsn), CollectorMetrics(), SuppressionGate(b""))
     ingest.bind(store, GeoLookup(None))
     ingest.process([], [make_record(ts=now_ms() - 2 * HOUR_MS)])
     apply_retention(store, DdlOptions(events_ttl=HOUR_MS // 1000, ip_ttl=60))

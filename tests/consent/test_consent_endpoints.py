@@ -65,7 +65,7 @@ def test_bad_json_submissions_are_400_with_a_reason(client: TestClient, body: An
 def test_invalid_json_is_400(client: TestClient) -> None:
     r = client.post("/_consent", content=b"{nope",
                     headers={**SAME, "content-type": "application/json"})
-    assert r.status_code == 400 and r.json() == {"error": "invalid JSON"}
+    assert r.status_code == 400 and r.json()["error"].startswith("invalid JSON")
 
 
 def test_wrong_content_type_is_415(client: TestClient) -> None:
@@ -224,7 +224,7 @@ class EnabledSelfService:
         return True
 
     async def handle(self, ctx: RequestContext, scope: dict[str, Any], receive: Any,
-                     send: Any) -> bool:
+                     send: Any, *, forget: Any) -> bool:
         self.calls.append(scope["path"])
         if not self.handles:
             return False

@@ -16,6 +16,7 @@ import consent_mw.middleware as middleware_module
 from consent_mw import ConsentMiddleware, Settings
 from consent_mw.categories import Tag
 from consent_mw.records import MemorySink
+from consent_mw.suppression import SuppressionList
 from consent_mw.wire import RECORD_SCHEMA
 
 MakeClient = Callable[..., TestClient]
@@ -265,6 +266,7 @@ class FakeCapture:
         self.calls: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.fail = False
+        self.suppressions = SuppressionList(settings.hash_key)
         FakeCapture.instances.append(self)
 
     def page(self, ctx: Any, scope: Any, status: int) -> None:

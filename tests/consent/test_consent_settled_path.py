@@ -106,9 +106,9 @@ def test_the_settled_path_is_the_one_taken(site: Site, monkeypatch: pytest.Monke
     full_reads: list[str] = []
     original = site.mw.read_request
 
-    def spy(scope: Any, reading: Any = None) -> Any:
+    def spy(scope: Any, reading: Any = None, **kw: Any) -> Any:
         full_reads.append(scope["path"])
-        return original(scope, reading)
+        return original(scope, reading, **kw)
 
     monkeypatch.setattr(site.mw, "read_request", spy)
     site.get("/en", settled_path=True)

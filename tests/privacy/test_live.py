@@ -16,7 +16,7 @@ from conftest import free_port
 from privacy_kit import ADMIN, COLLECT, vid, wire_event
 
 from collector.cli import main
-from collector.privacy import scan_directory
+from collector.disk_scan import scan_directory
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -106,8 +106,13 @@ def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> No
     live.ingest.process([wire_event(visitor_id=target)])
     rights = HttpRights(live.url, ADMIN)
     assert len(rights.export(target)["events"]) == 1
-    receipt = rights.purge(target, "self-service", "visitor")
+    request_id = rights.request_purge(target)
+    # Queued: the visitor is suppressed at once, and the receipt follows the batch.
+    assert live.privacy.is_suppressed("visitor_id", target)
+    wait_for(lambda: (rights.purge_status(request_id) or {}).get("status") == "completed")
+    receipt = (rights.purge_status(request_id) or {})["receipt"]
     assert receipt["remaining"] == 0 and receipt["rows_deleted"]["events"] == 1
+    assert rights.purge_status("00000000-0000-4000-8000-000000000000") is None
     with pytest.raises(RightsError):
         HttpRights(live.url, "wrong").export(target)
 
@@ -126,6 +131,7 @@ def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
         transport.close()
     assert answer is not None
     remote = SuppressionList(live.settings.hash_key_bytes)
-    remote.replace(*answer)
+    hashes, version, purged = answer
+    remote.replace(hashes, version, purged=purged)
     assert remote.is_suppressed(visitor_id=target)
     assert not remote.is_suppressed(visitor_id=vid())

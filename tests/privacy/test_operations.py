@@ -14,12 +14,9 @@ from privacy_kit import KEY, insert_events, insert_record, vid
 
 from collector import audit
 from collector.ddl import DdlOptions, apply_migrations
-from collector.privacy import (
-    Privacy,
-    PrivacyError,
-    exclude_suppressed_sql,
-    scan_directory,
-)
+from collector.disk_scan import scan_directory
+from collector.privacy import Privacy, PrivacyError
+from collector.query_api import not_suppressed
 from collector.store import Store
 from consent_mw.ids import hash_user_id
 
@@ -27,9 +24,9 @@ HERE = Path(__file__).parent
 
 
 def visible_counts(store: Any) -> dict[str, int]:
-    """A dashboard-style query that applies the exclusion helper."""
-    rows = store.rows(f"SELECT visitor_id, count() FROM events WHERE {exclude_suppressed_sql()} "
-                      "GROUP BY visitor_id")
+    """A dashboard-style query that applies the one suppression rule."""
+    rows = store.rows("SELECT visitor_id, count() FROM events WHERE "
+                      f"{not_suppressed('events', None)} GROUP BY visitor_id")
     return {str(v): int(n) for v, n in rows}
 
 

@@ -1,0 +1,124 @@
+"""HTTP plumbing of the middleware's own routes: responses, bodies, JSON, and the one
+same-origin rule.
+
+Same-origin rule for every state-changing route (consent, deletion), in order:
+
+1. ``Origin`` present: it must equal the request's own origin (``scheme://host``; over plain
+   http also ``https://host``, for TLS-terminating proxies) or one of ``allowed_origins``.
+   ``Origin: null`` is refused.
+2. else ``Sec-Fetch-Site`` present: it must be ``same-origin``, ``same-site`` or ``none``.
+3. else ``Referer`` present: its origin must pass rule 1.
+4. else refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from consent_mw.errors import ConsentMWError
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: The largest JSON body the middleware parses (consent decisions, deletion confirmations).
+MAX_JSON_BYTES = 64 * 1024
+
+
+class BadRequest(ConsentMWError):
+    """A request refused with ``status`` (4xx); ``reason`` says why, in one line."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of a request header (ASGI names are lower-case)."""
+    for key, value in headers:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def same_origin(scope: Mapping[str, Any], allowed_origins: Iterable[str] = ()) -> bool:
+    """The module docstring's rule, for an ASGI scope."""
+    headers = scope.get("headers") or ()
+    host = (header(headers, b"host") or "").strip()
+    if not host:
+        return False
+    scheme = scope.get("scheme", "http")
+    own = {f"{scheme}://{host}".lower()}
+    if scheme == "http":
+        own.add(f"https://{host}".lower())
+    own |= {o.lower().rstrip("/") for o in allowed_origins}
+    origin = header(headers, b"origin")
+    if origin is not None:
+        return origin.strip().lower() in own
+    site = header(headers, b"sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() in ("same-origin", "same-site", "none")
+    referer = header(headers, b"referer")
+    if referer:
+        try:
+            parts = urlsplit(referer.strip())
+        except ValueError:
+            return False
+        return f"{parts.scheme}://{parts.netloc}".lower() in own
+    return False
+
+
+async def respond(send: Send, status: int, body: bytes, content_type: bytes,
+                  headers: Iterable[tuple[bytes, bytes]] = (), *, head: bool = False) -> None:
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+           *headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, read chunk by chunk; stops as soon as it exceeds ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest(400, "client disconnected")
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def parse_json(body: bytes, limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON document, or :class:`BadRequest` (400 or 413) saying what is wrong with it.
+
+    Every way ``json.loads`` can fail is a client error: bad UTF-8, bad syntax, nesting past
+    the recursion limit, an integer past Python's 4,300-digit conversion limit.
+    """
+    if len(body) > limit:
+        raise BadRequest(413, f"body larger than {limit} bytes")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest(400, "invalid JSON: not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(400, f"invalid JSON: {exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno}") from None
+    except RecursionError:
+        raise BadRequest(400, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer over the digit limit
+        raise BadRequest(400, f"invalid JSON: {str(exc)[:120]}") from None

@@ -1,0 +1,72 @@
+"""Rate limits keyed on what a client cannot mint for free.
+
+A visitor id costs one consent POST and a cookie jar is free, so limits that protect work
+(a purge, an export) key on the client's address as well: resolved through the trusted-proxy
+rule (``consent_mw.clientip``), and for IPv6 the /64 a single host is usually given, since
+anyone with one address has 2**64 of them. Each key gets a token bucket of ``limit`` requests
+refilled over ``window`` seconds; the table is bounded (oldest keys go first), so a flood of
+keys costs at most ``max_keys`` small entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict
+
+
+def address_key(ip: str | None) -> str:
+    """What to limit an address by: the address for IPv4, its /64 for IPv6."""
+    if not ip:
+        return "ip:unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "ip:unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        network = ipaddress.ip_network(f"{address}/64", strict=False)
+        return f"ip6:{network.network_address}"
+    return f"ip:{address}"
+
+
+class RateLimit:
+    """Token buckets per key: ``limit`` requests per ``window`` seconds, bursts included."""
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = 65_536) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a rate limit needs limit >= 1 and window > 0")
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._rate = limit / window  # tokens per second
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def check(self, *keys: str) -> float | None:
+        """Take one token from every key's bucket: None when all allow it, else the seconds
+        until the emptiest one would (and no token is taken from any)."""
+        now = time.monotonic()
+        with self._lock:
+            levels = [self._level(key, now) for key in keys]
+            short = [(1 - level) / self._rate for level in levels if level < 1]
+            if short:
+                return max(short)
+            for key, level in zip(keys, levels, strict=True):
+                self._store(key, level - 1, now)
+            return None
+
+    def _level(self, key: str, now: float) -> float:
+        found = self._buckets.get(key)
+        if found is None:
+            return float(self.limit)
+        tokens, then = found
+        return min(float(self.limit), tokens + (now - then) * self._rate)
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
+        buckets = self._buckets
+        buckets[key] = (tokens, now)
+        buckets.move_to_end(key)
+        while len(buckets) > self.max_keys:
+            buckets.popitem(last=False)
