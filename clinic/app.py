@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
+from collector.accounts import demo_accounts
 from collector.privacy import InProcessRights
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
@@ -34,7 +35,6 @@ from consent_mw.middleware import ConsentMiddleware
 from consent_mw.self_service import SelfService
 from consent_mw.settings import Settings
 from dashboards.app import create_dashboards
-from dashboards.auth import demo_users
 from dashboards.queries import Rows, StoreBackend
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
@@ -126,17 +126,27 @@ def build_demo_app(
     collector_settings = CollectorSettings.from_env(
         store=store_dsn, hash_key=Secret(settings.hash_key.decode("utf-8")))
     admin_from = "CONSENT_MW_ADMIN_TOKEN"
+    changes: dict[str, Any] = {}
     if not collector_settings.admin_token:
-        # So the privacy-staff page can be tried; printed at start, never stored.
+        # So the admin API can be tried; printed at start, never stored.
         admin_from = "generated for this run"
-        collector_settings = replace(collector_settings, admin_token=Secret(
-            admin_token or secrets.token_urlsafe(18)))
+        changes["admin_token"] = Secret(admin_token or secrets.token_urlsafe(18))
+    if not collector_settings.collector_token:
+        # The demo's capture hands batches over in-process; nothing should post over HTTP,
+        # and without a token any local client (a proxy in front included) could.
+        changes["collector_token"] = Secret(secrets.token_urlsafe(24))
+    dashboard_settings, demo_passwords = _dashboard_settings(secret_key, dashboard_password)
+    if not collector_settings.staff_users:  # the staff console logs in the same people
+        changes["staff_users"] = dashboard_settings.users
+    collector_settings = replace(collector_settings, **changes)
     service = CollectorService(collector_settings)
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events,
-                      admin_token=(collector_settings.admin_token.value, admin_from))
+                      admin_token=(collector_settings.admin_token.value, admin_from),
+                      dashboard_users=demo_passwords)
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
-    dashboards = _build_dashboards(service, secret_key, dashboard_password, parts)
+    dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service))
+    parts.dashboards = dashboards
     routes.append(Mount("/dashboards", app=dashboards))
 
     rights = InProcessRights(service.privacy)
@@ -181,23 +191,23 @@ class _ServiceStoreBackend:
         return StoreBackend(self.service.store).run(name, params)
 
 
-def _build_dashboards(
-    service: CollectorService, secret_key: str, password: str | None, parts: DemoParts
-) -> ASGIApp:
+def _dashboard_settings(secret_key: str, password: str | None
+                        ) -> tuple[DashboardSettings, dict[str, str]]:
+    """The dashboards' settings, with one demo login per role when none are configured; and
+    those logins' passwords, to print."""
     env = os.environ
     settings = DashboardSettings.from_env()
     changes: dict[str, Any] = {}
+    passwords: dict[str, str] = {}
     if not settings.users:  # no configured users: one demo login per role
         password = password or env.get("CONSENT_MW_DEMO_PASSWORD") or secrets.token_urlsafe(9)
-        users, _ = demo_users(password)
+        users = demo_accounts(password)
         changes["users"] = users
-        parts.dashboard_users = {name: password for name in users}
+        passwords = {name: password for name in users}
     if not env.get("CONSENT_MW_DASHBOARD_SECRET"):
         # Derived from the demo's persistent key, so dashboard logins survive a restart too.
         derived = hmac.new(secret_key.encode(), b"consent-mw demo dashboards", "sha256")
         changes["session_secret"] = Secret(derived.hexdigest())
     if changes:
         settings = replace(settings, **changes)
-    app = create_dashboards(settings, _ServiceStoreBackend(service))
-    parts.dashboards = app
-    return app
+    return settings, passwords

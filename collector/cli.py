@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "audit": "collector.cli_privacy:audit",
     "dashboards": "dashboards.cli:dashboards",
     "seed": "dashboards.cli:seed",
+    "staff": "collector.cli_staff:staff",
 }
 
 

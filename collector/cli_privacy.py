@@ -2,8 +2,9 @@
 
 These talk HTTP to the collector (the process that owns the store), so they never import chDB.
 ``audit verify --store`` is the exception: it opens a store that no collector is running on.
-The token comes from ``CONSENT_MW_ADMIN_TOKEN``. Output is JSON on stdout; failures exit
-non-zero with the server's reason on stderr.
+The token is the person's own (``CONSENT_MW_STAFF_TOKEN``, so the audit trail names them) or
+the shared ``CONSENT_MW_ADMIN_TOKEN`` with ``--requested-by``. ``--reason`` and a requester are
+required. Output is JSON on stdout; failures exit non-zero with a one-line reason on stderr.
 """
 
 from __future__ import annotations
@@ -22,22 +23,30 @@ import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000/_collector"
 TOKEN_ENV = "CONSENT_MW_ADMIN_TOKEN"  # noqa: S105 (a variable name, not a secret)
+STAFF_TOKEN_ENV = "CONSENT_MW_STAFF_TOKEN"  # noqa: S105
 TIMEOUT = httpx.Timeout(10.0, read=600.0)  # a purge of a large store takes a while
 
 
 def _token() -> str:
-    token = os.environ.get(TOKEN_ENV, "")
+    token = os.environ.get(STAFF_TOKEN_ENV, "") or os.environ.get(TOKEN_ENV, "")
     if not token:
-        raise click.ClickException(f"set {TOKEN_ENV} to the collector's admin token")
+        raise click.ClickException(f"set {STAFF_TOKEN_ENV} to your personal token (or "
+                                   f"{TOKEN_ENV} to the collector's admin token)")
     return token
 
 
-def _reason(resp: httpx.Response) -> str:
+def _reason(resp: httpx.Response, url: str) -> str:
+    """The collector's reason, or a line saying the URL is not a collector at all (instead
+    of, say, a whole HTML 404 page)."""
     try:
         body = resp.json()
-        return str(body.get("message") or body.get("error") or body)
     except ValueError:
-        return resp.text[:300] or resp.reason_phrase
+        body = None
+    if isinstance(body, dict) and (body.get("message") or body.get("error")):
+        return f"HTTP {resp.status_code}: {body.get('message') or body.get('error')}"
+    return (f"{url} did not answer as a consent-mw collector (HTTP {resp.status_code}, "
+            f"{resp.headers.get('content-type', 'no content type')}); --url must be the "
+            f"collector's base URL, e.g. {DEFAULT_URL}")
 
 
 def _call(method: str, url: str, path: str, *, params: dict[str, Any] | None = None,
@@ -71,7 +80,10 @@ def _call(method: str, url: str, path: str, *, params: dict[str, Any] | None = N
         if spin is not None:
             spin.join()
     if resp.status_code >= 400:
-        raise click.ClickException(f"HTTP {resp.status_code}: {_reason(resp)}")
+        raise click.ClickException(_reason(resp, url))
+    if "json" not in resp.headers.get("content-type", "") and "zip" not in resp.headers.get(
+            "content-type", ""):
+        raise click.ClickException(_reason(resp, url))
     return resp
 
 
@@ -90,15 +102,30 @@ def _ids(visitor_id: str | None, user_id: str | None) -> dict[str, str]:
     return {"visitor_id": visitor_id} if visitor_id else {"user_id": str(user_id)}
 
 
+class Missing(click.ClickException):
+    """A required value left empty: one line, exit status 2 (a usage error)."""
+
+    exit_code = 2
+
+
+def _accountable(reason: str, requested_by: str) -> None:
+    """Every operation names why and for whom: the audit trail keeps both."""
+    if not reason.strip():
+        raise Missing("--reason is required: say why (e.g. \"Art. 6 request #43\")")
+    if not requested_by.strip():
+        raise Missing("--requested-by is required: name the person who asked")
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--visitor-id", help="the cmw_vid cookie value"),
         click.option("--user-id", help="the site's account id (hashed like the middleware)"),
         click.option("--url", default=DEFAULT_URL, show_default=True,
                      help="the collector's base URL"),
-        click.option("--reason", default="", help="why (kept in the audit trail)"),
+        click.option("--reason", default="", help="why (required; kept in the audit trail)"),
         click.option("--requested-by", default=lambda: os.environ.get("USER", ""),
-                     help="who asked (default: $USER)"),
+                     help="who asked (default: $USER; with a personal token, the token's "
+                          "owner is recorded)"),
         click.option("--output", type=click.Path(path_type=Path), default=None,
                      help="write to this file instead of stdout"),
     ]):
@@ -111,7 +138,9 @@ def _operation(name: str, spinner: str | None = None) -> click.Command:
     @_common
     def command(visitor_id: str | None, user_id: str | None, url: str, reason: str,
                 requested_by: str, output: Path | None) -> None:
-        body = {**_ids(visitor_id, user_id), "reason": reason, "requested_by": requested_by}
+        ids = _ids(visitor_id, user_id)
+        _accountable(reason, requested_by)
+        body = {**ids, "reason": reason.strip(), "requested_by": requested_by.strip()}
         resp = _call("POST", url, f"/v1/privacy/{name}", body=body, spinner=spinner)
         data = resp.json()
         _emit(data, output)
@@ -138,8 +167,10 @@ def export(visitor_id: str | None, user_id: str | None, url: str, reason: str,
     """Export everything about a visitor or account (Art. 5)."""
     if fmt == "csv" and output is None:
         raise click.UsageError("--format csv writes a zip: give --output FILE")
-    params = {**_ids(visitor_id, user_id), "format": fmt, "reason": reason,
-              "requested_by": requested_by}
+    ids = _ids(visitor_id, user_id)
+    _accountable(reason, requested_by)
+    params = {**ids, "format": fmt, "reason": reason.strip(),
+              "requested_by": requested_by.strip()}
     resp = _call("GET", url, "/v1/privacy/export", params=params, spinner="exporting")
     if fmt == "csv":
         assert output is not None
@@ -175,14 +206,7 @@ def verify(url: str | None, store: str | None) -> None:
     if url and store:
         raise click.UsageError("give --url or --store, not both")
     if store:
-        from collector.audit import verify_chain
-        from collector.store import Store
-
-        s = Store(store)
-        try:
-            report = verify_chain(s).as_dict()
-        finally:
-            s.close()
+        report = _verify_store(store)
     else:
         target = (url or DEFAULT_URL).rstrip("/") + "/v1/privacy/audit/verify"
         try:
@@ -191,8 +215,36 @@ def verify(url: str | None, store: str | None) -> None:
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach the collector: {exc}") from None
         if resp.status_code not in (200, 409):
-            raise click.ClickException(f"HTTP {resp.status_code}: {_reason(resp)}")
-        report = resp.json()
+            raise click.ClickException(_reason(resp, url or DEFAULT_URL))
+        try:
+            report = resp.json()
+        except ValueError:
+            raise click.ClickException(_reason(resp, url or DEFAULT_URL)) from None
     _emit(report, None)
     if not report.get("ok"):
         raise click.ClickException("the audit chain is broken")
+
+
+def _verify_store(dsn: str) -> dict[str, Any]:
+    """Verify the chain in a store opened here: one line when it cannot be opened."""
+    from collector.audit import verify_chain
+    from collector.store import Store
+
+    try:
+        s = Store(dsn)
+    except Exception as exc:  # chDB's errors for a directory in use are long and varied
+        raise click.ClickException(
+            f"cannot open the store {dsn}: {_first_line(exc)}. If a collector is running on "
+            f"it, verify through it instead: consent-mw audit verify --url URL") from None
+    try:
+        return verify_chain(s).as_dict()
+    except Exception as exc:
+        raise click.ClickException(f"cannot read the audit trail in {dsn}: "
+                                   f"{_first_line(exc)}") from None
+    finally:
+        s.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

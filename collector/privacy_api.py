@@ -1,9 +1,17 @@
 """Admin API for visitor rights under ``/v1/privacy``, plus the privacy-staff page.
 
-Admin routes take ``Authorization: Bearer <CONSENT_MW_ADMIN_TOKEN>``: missing ⇒ 401, wrong ⇒
-403; without a configured admin token they answer 503. ``GET /v1/privacy/suppressions`` is for
-web processes and takes the collector token (or, with none configured, loopback clients only).
-Store work runs in the threadpool; a purge can take seconds.
+Admin routes take ``Authorization: Bearer <token>``, missing ⇒ 401, wrong ⇒ 403, and act as a
+person, whose name goes into the audit trail and the receipts:
+
+- a staff member's personal token (``collector.accounts``, privacy or admin role): the
+  operation is theirs, whatever ``requested_by`` says;
+- the shared ``CONSENT_MW_ADMIN_TOKEN``, for machines (the CLI, a web process's self-service):
+  the caller must name the person in ``requested_by``, recorded as ``<name> [admin token]``.
+
+Suppress, unsuppress and purge need a ``reason``. Without any token or account configured the
+routes answer 503. ``GET /v1/privacy/suppressions`` is for web processes and takes the
+collector token (or, with none configured, loopback clients only). Store work runs in the
+threadpool; a purge can take seconds.
 
 Purges are queued and run in batches (``collector.purge``): ``POST /v1/privacy/purges`` answers
 202 at once with the request id, ``GET /v1/privacy/purges/{request_id}`` follows it, and
@@ -12,7 +20,6 @@ Purges are queued and run in batches (``collector.purge``): ``POST /v1/privacy/p
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,11 +30,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector import audit
+from collector.accounts import PRIVACY_ROLES, account_for_token
 from collector.auth import bearer_token, is_loopback, tokens_equal
 from collector.privacy import Privacy, PrivacyError, PurgeFailed, export_zip
 from collector.purge import PurgeQueueFull
 from collector.staff import build_staff_routes
 from collector.store import StoreError
+from consent_mw.http import BadRequest, parse_json
 
 log = logging.getLogger("consent_mw.collector.privacy_api")
 MAX_BODY = 16 * 1024
@@ -40,18 +49,45 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
                         headers=headers)
 
 
+MACHINE = "[admin token]"
+
+
 def admin_check(service: Any, request: Request) -> Response | None:
-    """None when the request carries the admin token, else the refusal."""
-    expected = service.settings.admin_token.value
-    if not expected:
-        return _error(503, "not_configured", "the privacy API needs CONSENT_MW_ADMIN_TOKEN")
+    """None when the request carries a token that may act on visitors' rights (and
+    ``request.state.person`` is then the account name, or None for the machine token), else
+    the refusal."""
+    settings = service.settings
+    expected = settings.admin_token.value
+    if not expected and not any(a.token_sha256 for a in settings.staff_users.values()):
+        return _error(503, "not_configured", "the privacy API needs CONSENT_MW_ADMIN_TOKEN "
+                      "or staff accounts with personal tokens")
     token = bearer_token(request)
     if token is None:
-        return _error(401, "unauthorized", "an admin bearer token is required",
+        return _error(401, "unauthorized", "a bearer token is required",
                       **{"WWW-Authenticate": "Bearer"})
-    if not tokens_equal(token, expected):
-        return _error(403, "forbidden", "wrong admin token")
+    if expected and tokens_equal(token, expected):
+        request.state.person = None
+        return None
+    account = account_for_token(settings.staff_users, token)
+    if account is None:
+        return _error(403, "forbidden", "wrong token")
+    if account.role not in PRIVACY_ROLES:
+        return _error(403, "forbidden", f"{account.name} ({account.role}) cannot act on "
+                      "visitors' rights")
+    request.state.person = account.name
     return None
+
+
+def requested_by(request: Request, given: str) -> str:
+    """Who the operation is recorded under: the token's account, or the name the machine
+    token's caller gives (required, and marked as asserted by it)."""
+    person = getattr(request.state, "person", None)
+    if person:
+        return str(person)
+    if not given:
+        raise PrivacyError("requested_by is required with the admin token: name the person "
+                           "who asked (or use your personal token)")
+    return f"{given} {MACHINE}"
 
 
 def _text(body: dict[str, Any], name: str) -> str:
@@ -72,13 +108,15 @@ def _ids(source: Any) -> dict[str, str | None]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PrivacyError(f"body over {MAX_BODY} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():  # never more than MAX_BODY held
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise PrivacyError(f"body over {MAX_BODY} bytes")
     try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise PrivacyError("body must be a JSON object") from None
+        body = parse_json(bytes(raw) or b"{}", MAX_BODY)
+    except BadRequest as exc:
+        raise PrivacyError(exc.reason) from None
     if not isinstance(body, dict):
         raise PrivacyError("body must be a JSON object")
     return body
@@ -117,8 +155,13 @@ def build_routes(service: Any) -> list[BaseRoute]:
     def operation(name: str) -> Handler:
         async def run(request: Request) -> Response:
             body = await _json_body(request)
-            kwargs: dict[str, Any] = {**_ids(body), "reason": _text(body, "reason"),
-                                      "requested_by": _text(body, "requested_by")}
+            reason = _text(body, "reason")
+            if not reason:
+                raise PrivacyError("reason is required: say why (it goes into the audit "
+                                   "trail)")
+            kwargs: dict[str, Any] = {**_ids(body), "reason": reason,
+                                      "requested_by": requested_by(
+                                          request, _text(body, "requested_by"))}
             result = await run_in_threadpool(getattr(privacy, name), **kwargs)
             return JSONResponse(result)
         return run
@@ -235,9 +278,12 @@ def build_routes(service: Any) -> list[BaseRoute]:
           503: {description: Queue full or store unavailable (Retry-After)}
         """
         body = await _json_body(request)
+        reason = _text(body, "reason")
+        if not reason:
+            raise PrivacyError("reason is required: say why (it goes into the audit trail)")
+        who = requested_by(request, _text(body, "requested_by"))
         job = await run_in_threadpool(
-            lambda: privacy.request_purge(**_ids(body), reason=_text(body, "reason"),
-                                          requested_by=_text(body, "requested_by")))
+            lambda: privacy.request_purge(**_ids(body), reason=reason, requested_by=who))
         return JSONResponse({"request_id": job.request_id, "status": job.status,
                              "status_url": f"/v1/privacy/purges/{job.request_id}"},
                             status_code=202)
@@ -288,7 +334,8 @@ def build_routes(service: Any) -> list[BaseRoute]:
         if fmt not in ("json", "csv"):
             raise PrivacyError("format must be json or csv")
         data = await run_in_threadpool(
-            privacy.export_logged, **_ids(q), requested_by=_text(dict(q), "requested_by"),
+            privacy.export_logged, **_ids(q),
+            requested_by=requested_by(request, _text(dict(q), "requested_by")),
             reason=_text(dict(q), "reason"))
         name = f"consent-mw-export-{data['subject']['subject_hash'][:12]}"
         if fmt == "csv":

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.accounts import Account, staff_accounts
 from consent_mw.config import Secret, SettingsError, Source, duration
 
 DAY = 86400
@@ -49,6 +50,10 @@ class CollectorSettings:
     rollup_tz: str = "Asia/Tokyo"
     rollup_interval: float = 60.0
     rollup_grace: int = 900
+    #: Staff accounts (``collector.accounts``): the console's logins, personal API tokens.
+    staff_users: Mapping[str, Account] = field(default_factory=dict, repr=False)
+    #: Peers whose X-Forwarded-For names the client (what login throttling keys on).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
     def __post_init__(self) -> None:
         if not self.store.startswith(("chdb://", "http://", "https://")):
@@ -115,6 +120,9 @@ class CollectorSettings:
             rollup_tz=src.text("dashboard_tz", "Asia/Tokyo"),
             rollup_interval=src.number("rollup_interval", 60.0, minimum=0),
             rollup_grace=duration(src, "rollup_grace", 900),
+            staff_users=staff_accounts(dict(src.env), None if toml_path is None
+                                       else str(toml_path)),
+            trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

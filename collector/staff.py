@@ -1,27 +1,38 @@
 """The privacy-staff page at ``/v1/privacy/staff``: look up, export, suppress, purge, receipts.
 
-Login is the admin token posted once; the session is a signed cookie (itsdangerous, keyed by
-the admin token, so rotating the token logs everyone out). State-changing forms carry a CSRF
-token bound to the session and the cookie is ``SameSite=Strict``. Templates autoescape.
+Staff log in with their own account (``collector.accounts``; the ``privacy`` or ``admin``
+role), so every action is recorded under their name. Logins are throttled per account and per
+address and password checks are bounded; the session lives on the server (logout ends it for
+every copy of the cookie). Every form is same-origin only and carries the session's CSRF
+token; the cookie is ``SameSite=Strict``. Templates autoescape.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collector.accounts import (
+    PRIVACY_ROLES,
+    LoginBusy,
+    LoginGuard,
+    PasswordChecker,
+    Session,
+    SessionStore,
+)
 from collector.privacy import Privacy, PrivacyError
 from collector.store import StoreError
+from collector.web import FormTooLarge, client_key, is_same_origin, read_form
+
+if TYPE_CHECKING:
+    from collector.service import CollectorService
 
 COOKIE = "cmw_staff"
 SESSION_AGE = 8 * 3600
@@ -36,13 +47,14 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .5rem;t
 
 _LOGIN = """{% extends "base" %}{% block body %}
 {% if error %}<p class="warn">{{ error }}</p>{% endif %}
-<form method="post" action="{{ base }}/login"><label>Admin token
-<input type="password" name="token" autocomplete="current-password" required></label>
+<form method="post" action="{{ base }}/login"><p><label>User
+<input name="username" autocomplete="username" required></label></p><p><label>Password
+<input type="password" name="password" autocomplete="current-password" required></label></p>
 <button>Log in</button></form>{% endblock %}"""
 
 _HOME = """{% extends "base" %}{% block body %}
-<form method="post" action="{{ base }}/logout" class="inline">
-<input type="hidden" name="csrf" value="{{ csrf }}"><button>Log out</button></form>
+<p>{{ user }} ({{ role }}) <form method="post" action="{{ base }}/logout" class="inline">
+<input type="hidden" name="csrf" value="{{ csrf }}"><button>Log out</button></form></p>
 <form method="get" action="{{ base }}"><p>
 <select name="id_type"><option value="visitor_id"{% if id_type == 'visitor_id' %} selected{% endif
 %}>visitor_id</option><option value="user_id"{% if id_type == 'user_id' %} selected{% endif
@@ -87,27 +99,18 @@ ENV = Environment(loader=DictLoader({"base": _BASE, "login": _LOGIN, "home": _HO
                   autoescape=select_autoescape(default=True, default_for_string=True))
 
 
-def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
-    """Routes of the staff page; they answer 503 until an admin token is configured."""
+def build_staff_routes(service: CollectorService, privacy: Privacy) -> list[BaseRoute]:
+    """Routes of the staff page; they answer 503 until staff accounts are configured."""
+    settings = service.settings
+    # Sessions live in this process; a restart logs everyone out, which fails safe.
+    sessions = SessionStore(secrets.token_hex(32), salt="consent-mw.staff",
+                            max_age=SESSION_AGE)
+    guard = LoginGuard()
+    passwords = PasswordChecker()
 
-    def serializer() -> URLSafeTimedSerializer | None:
-        token = service.settings.admin_token.value
-        return URLSafeTimedSerializer(token, salt="consent-mw.staff") if token else None
-
-    def session(request: Request) -> str | None:
-        ser = serializer()
-        raw = request.cookies.get(COOKIE)
-        if ser is None or not raw:
-            return None
-        try:
-            sid = ser.loads(raw, max_age=SESSION_AGE)
-        except BadSignature:
-            return None
-        return sid if isinstance(sid, str) else None
-
-    def csrf_for(sid: str) -> str:
-        key = service.settings.admin_token.value.encode("utf-8")
-        return hmac.new(key, ("csrf:" + sid).encode(), hashlib.sha256).hexdigest()
+    def session(request: Request) -> Session | None:
+        found = sessions.get(request.cookies.get(COOKIE), settings.staff_users)
+        return found if found is not None and found.role in PRIVACY_ROLES else None
 
     def base(request: Request) -> str:
         return str(request.scope.get("root_path", "")) + PATH
@@ -125,12 +128,15 @@ def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
         return {"visitor_id": ident if id_type == "visitor_id" else None,
                 "user_id": ident if id_type == "user_id" else None}
 
+    def unconfigured() -> HTMLResponse:
+        return HTMLResponse("the staff page needs staff accounts (CONSENT_MW_STAFF_USERS)", 503)
+
     async def home(request: Request, *, message: str = "", result: str = "",
                    error: str = "", form: dict[str, str] | None = None) -> Response:
-        if serializer() is None:
-            return HTMLResponse("the staff page needs CONSENT_MW_ADMIN_TOKEN", 503)
-        sid = session(request)
-        if sid is None:
+        if not settings.staff_users:
+            return unconfigured()
+        current = session(request)
+        if current is None:
             return page("login", base=base(request))
         src = form if form is not None else dict(request.query_params)
         id_type, ident = src.get("id_type", "visitor_id"), src.get("id", "").strip()
@@ -144,7 +150,8 @@ def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
             error, receipts = str(exc), []
         except StoreError:
             return HTMLResponse("the store is unavailable", 503)
-        return page("home", base=base(request), csrf=csrf_for(sid), id_type=id_type,
+        return page("home", base=base(request), csrf=current.csrf, user=current.user,
+                    role=current.role, id_type=id_type,
                     ident=ident, summary=summary, receipts=receipts, message=message,
                     result=result, error=error)
 
@@ -162,39 +169,77 @@ def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
         return await home(request)
 
     async def login(request: Request) -> Response:
-        """Log in with the admin token.
+        """Log in with a staff account (privacy or admin role).
         ---
         summary: Staff login
         requestBody:
           content:
             application/x-www-form-urlencoded:
-              schema: {type: object, properties: {token: {type: string}}}
+              schema:
+                type: object
+                properties: {username: {type: string}, password: {type: string}}
         responses:
           303: {description: Logged in; redirect to the page}
-          403: {description: Wrong token}
-          503: {description: No admin token configured}
+          401: {description: Unknown user, wrong password, or a role without this page}
+          403: {description: Cross-site form post}
+          413: {description: Form too large}
+          429: {description: Too many failed logins for this account or address (Retry-After)}
+          503: {description: No staff accounts configured, or too many logins at once}
         """
-        ser = serializer()
-        if ser is None:
-            return HTMLResponse("the staff page needs CONSENT_MW_ADMIN_TOKEN", 503)
-        form = await request.form()
-        token = str(form.get("token") or "")
-        expected = service.settings.admin_token.value
-        if not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
-            return page("login", status=403, base=base(request), error="wrong token")
+        if not settings.staff_users:
+            return unconfigured()
+        if not is_same_origin(request):
+            return HTMLResponse("cross-site form posts are refused", 403)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return HTMLResponse(str(exc), 413)
+        name = form.get("username", "")[:128]
+        keys = ("user:" + name, client_key(request, settings.trusted_proxies))
+        wait = guard.retry_after(*keys)
+        if wait is not None:
+            retry = str(int(wait) + 1)
+            response = page("login", status=429, base=base(request),
+                            error=f"too many failed logins; try again in {retry} s")
+            response.headers["Retry-After"] = retry
+            return response
+        try:
+            account = await passwords.verify(settings.staff_users, name,
+                                             form.get("password", "")[:1024])
+        except LoginBusy:
+            response = page("login", status=503, base=base(request),
+                            error="too many logins at once; try again in a moment")
+            response.headers["Retry-After"] = "2"
+            return response
+        if account is None or account.role not in PRIVACY_ROLES:
+            guard.failed(*keys)
+            return page("login", status=401, base=base(request),
+                        error="unknown user, wrong password, or an account without the "
+                              "privacy role")
+        guard.succeeded(keys[0])
         resp = RedirectResponse(base(request), status_code=303)
-        resp.set_cookie(COOKIE, ser.dumps(secrets.token_hex(16)), max_age=SESSION_AGE,
+        resp.set_cookie(COOKIE, sessions.create(account), max_age=SESSION_AGE,
                         httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
         return resp
 
     async def logout(request: Request) -> Response:
-        """End the staff session.
+        """End the staff session (for every copy of its cookie).
         ---
         summary: Staff logout
         responses:
           303: {description: Logged out; redirect to the login form}
+          403: {description: Cross-site form post, or a wrong CSRF token}
         """
+        current = session(request)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return HTMLResponse(str(exc), 413)
+        if not is_same_origin(request) or (
+                current is not None and form.get("csrf") != current.csrf):
+            return HTMLResponse("log out from the staff page itself", 403)
+        sessions.end(request.cookies.get(COOKIE))
         resp = RedirectResponse(base(request), status_code=303)
         resp.delete_cookie(COOKIE)
         return resp
@@ -219,21 +264,27 @@ def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
           200: {description: The page with the outcome, content: {text/html: {}}}
           403: {description: Not logged in, or a bad CSRF token}
         """
-        sid = session(request)
-        raw = await request.form()
-        form = {k: str(v) for k, v in raw.items()}
-        if sid is None or not hmac.compare_digest(form.get("csrf", ""), csrf_for(sid)):
+        current = session(request)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return HTMLResponse(str(exc), 413)
+        if (current is None or not is_same_origin(request)
+                or not secrets.compare_digest(form.get("csrf", ""), current.csrf)):
             return HTMLResponse("log in again", 403)
         name = form.get("action", "")
         if name not in ("suppress", "unsuppress", "purge"):
             return await home(request, error="unknown action", form=form)
         if name == "purge" and form.get("confirm", "").strip() != "PURGE":
             return await home(request, error="purge not confirmed: type PURGE", form=form)
+        if not form.get("reason", "").strip():
+            return await home(request, error="give a reason: it goes into the audit trail",
+                              form=form)
         try:
             kwargs = ids(form.get("id_type", ""), form.get("id", "").strip())
             result = await run_in_threadpool(
                 lambda: getattr(privacy, name)(**kwargs, reason=form.get("reason", "")[:512],
-                                               requested_by="staff"))
+                                               requested_by=current.user))
         except PrivacyError as exc:
             return await home(request, error=str(exc), form=form)
         return await home(request, message=f"{name}: done",
@@ -251,13 +302,14 @@ def build_staff_routes(service: Any, privacy: Privacy) -> list[BaseRoute]:
           400: {description: Malformed id}
           403: {description: Not logged in}
         """
-        if session(request) is None:
+        current = session(request)
+        if current is None:
             return HTMLResponse("log in first", 403)
         q = request.query_params
         try:
             kwargs = ids(q.get("id_type", ""), q.get("id", "").strip())
             data = await run_in_threadpool(
-                lambda: privacy.export_logged(**kwargs, requested_by="staff",
+                lambda: privacy.export_logged(**kwargs, requested_by=current.user,
                                               reason="staff export"))
         except PrivacyError as exc:
             return HTMLResponse(str(exc), 400)

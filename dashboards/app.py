@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import plotly
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -33,9 +33,11 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from collector.accounts import LoginBusy, LoginGuard, PasswordChecker, Session, SessionStore
 from collector.csvsafe import write_csv
 from collector.query_api import DIMENSIONS, QueryError
-from dashboards.auth import PAGE_ROLES, Session, Sessions, verify_password
+from collector.web import FormTooLarge, client_key, is_same_origin, read_form
+from dashboards.auth import PAGE_ROLES
 from dashboards.queries import (
     PAGES,
     PANELS,
@@ -141,7 +143,11 @@ class Dashboards:
         self.backend = (backend if isinstance(backend, CachedBackend)
                         else CachedBackend(backend, max_entries=512 if cache else 0,
                                            max_age=settings.cache_seconds))
-        self.sessions = Sessions(settings.session_secret.value, settings.session_max_age)
+        self.sessions = SessionStore(settings.session_secret.value,
+                                     salt="consent-mw.dashboards.session",
+                                     max_age=settings.session_max_age)
+        self.login_guard = LoginGuard()
+        self.passwords = PasswordChecker()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.globals.update(fmt=fmt, change=change, KPI_LABELS=KPI_LABELS, PAGES=PAGES,
@@ -153,22 +159,14 @@ class Dashboards:
         return str(request.scope.get("root_path", "")).rstrip("/")
 
     def render(self, request: Request, template: str, status: int = 200,
-               **context: Any) -> HTMLResponse:
+               headers: Mapping[str, str] | None = None, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(root=self.root(request), **context)
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        return HTMLResponse(html, status_code=status,
+                            headers={**SECURITY_HEADERS, **(headers or {})})
 
     def session(self, request: Request) -> Session | None:
-        return self.sessions.load(request.cookies.get(self.settings.cookie_name),
-                                  self.settings.users)
-
-    def same_origin(self, request: Request) -> bool:
-        """POSTs must come from our own pages (CSRF), by Origin or else Referer."""
-        origin = request.headers.get("origin") or request.headers.get("referer")
-        if not origin:
-            return False
-        parts = urlsplit(origin)
-        host = request.headers.get("host", "")
-        return parts.scheme in ("http", "https") and parts.netloc == host
+        return self.sessions.get(request.cookies.get(self.settings.cookie_name),
+                                 self.settings.users)
 
     def error(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith((self.root(request) + "/api/",
@@ -406,28 +404,54 @@ class Dashboards:
         return root + "/"
 
     async def login(self, request: Request) -> Response:
-        if not self.same_origin(request):
+        if not is_same_origin(request):
             return self.error(request, 403, "Cross-site form posts are refused.")
-        form = await request.form()
-        name = str(form.get("username", ""))[:128]
-        password = str(form.get("password", ""))[:1024]
-        target = self.safe_next(request, str(form.get("next", "")))
-        user = await run_in_threadpool(verify_password, self.settings.users, name, password)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.error(request, 413, str(exc))
+        name = form.get("username", "")[:128]
+        password = form.get("password", "")[:1024]
+        target = self.safe_next(request, form.get("next", ""))
+        keys = ("user:" + name, client_key(request, self.settings.trusted_proxies))
+        wait = self.login_guard.retry_after(*keys)
+        if wait is not None:
+            return self.render(request, "login.html", status=429, next=target, user=None,
+                               error="Too many failed logins. Try again in "
+                                     f"{int(wait) + 1} seconds.",
+                               headers={"Retry-After": str(int(wait) + 1)})
+        try:
+            user = await self.passwords.verify(self.settings.users, name, password)
+        except LoginBusy:
+            return self.render(request, "login.html", status=503, next=target, user=None,
+                               error="The server is busy. Try again in a moment.",
+                               headers={"Retry-After": "2"})
         if user is None:
+            self.login_guard.failed(*keys)
             return self.render(request, "login.html", status=401, next=target,
                                error="Unknown user or wrong password.", user=None)
+        self.login_guard.succeeded(keys[0])
         if user.role == "privacy" and target == self.root(request) + "/":
             target = self.root(request) + "/consent"
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-        response.set_cookie(self.settings.cookie_name, self.sessions.dump(user),
+        response.set_cookie(self.settings.cookie_name, self.sessions.create(user),
                             max_age=self.settings.session_max_age, httponly=True,
                             samesite="lax", secure=self.settings.secure_cookie,
                             path=self.root(request) + "/")
         return response
 
     async def logout(self, request: Request) -> Response:
-        if not self.same_origin(request):
+        if not is_same_origin(request):
             return self.error(request, 403, "Cross-site form posts are refused.")
+        cookie = request.cookies.get(self.settings.cookie_name)
+        session = self.sessions.get(cookie, self.settings.users)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.error(request, 413, str(exc))
+        if session is not None and form.get("csrf") != session.csrf:
+            return self.error(request, 403, "This form has expired; reload the page.")
+        self.sessions.end(cookie)  # every copy of the cookie stops working
         response = RedirectResponse(self.root(request) + "/login", status_code=303,
                                     headers=SECURITY_HEADERS)
         response.delete_cookie(self.settings.cookie_name, path=self.root(request) + "/")

@@ -25,7 +25,7 @@ from consent_mw.config import SettingsError
 def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str | None,
                query_token: str | None, toml_path: str | None, hash_password: bool) -> None:
     """Serve the marketing dashboards on their own."""
-    from dashboards.auth import hash_password as make_hash
+    from collector.accounts import hash_password as make_hash
 
     if hash_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)

@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from collector.accounts import demo_accounts
 from dashboards.app import create_dashboards
-from dashboards.auth import demo_users
 from dashboards.queries import StoreBackend
 from dashboards.settings import DashboardSettings
 
@@ -27,7 +27,7 @@ ORIGIN = "http://testserver"
 
 @pytest.fixture(scope="session")
 def users() -> dict[str, Any]:
-    return demo_users(PASSWORD)[0]
+    return demo_accounts(PASSWORD)
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from privacy_kit import ADMIN, COLLECT, KEY
+from privacy_kit import ADMIN, COLLECT, KEY, staff_accounts
 
 from collector.privacy import Privacy
+
+STAFF_ACCOUNTS = staff_accounts()
 
 
 @pytest.fixture
@@ -26,7 +28,8 @@ def collector_settings(store_dsn: str, **overrides: Any) -> Any:
     from consent_mw.config import Secret
 
     values: dict[str, Any] = {"store": store_dsn, "admin_token": Secret(ADMIN),
-                              "collector_token": Secret(COLLECT), "hash_key": Secret(KEY.decode())}
+                              "collector_token": Secret(COLLECT), "hash_key": Secret(KEY.decode()),
+                              "staff_users": STAFF_ACCOUNTS}
     values.update(overrides)
     return CollectorSettings(**values)
 

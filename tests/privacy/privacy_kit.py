@@ -10,6 +10,23 @@ from typing import Any
 ADMIN = "admin-test-token-0123456789"
 COLLECT = "collector-test-token-0123456789"
 KEY = b"privacy-test-hash-key-0123456789"
+#: A privacy-staff account with a password and a personal token, and a marketing one.
+STAFF, STAFF_PASSWORD, STAFF_TOKEN = "sato", "sato-password-0123", "cmw_sato-personal-token-0123"
+MARKETER, MARKETER_TOKEN = "ito", "cmw_ito-personal-token-0123"
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def staff_accounts() -> dict[str, Any]:
+    from collector.accounts import Account, hash_password, token_digest
+
+    hashed = hash_password(STAFF_PASSWORD)
+    return {STAFF: Account(STAFF, "privacy", hashed, (token_digest(STAFF_TOKEN),)),
+            MARKETER: Account(MARKETER, "marketing", hashed, (token_digest(MARKETER_TOKEN),))}
+
+
+def why(**fields: Any) -> dict[str, Any]:
+    """A privacy API body: the ids, and the reason and requester the API requires."""
+    return {"reason": "Art. 7 request", "requested_by": "dpo", **fields}
 
 
 def now_ms() -> int:

@@ -8,7 +8,18 @@ import zipfile
 from typing import Any
 
 import pytest
-from privacy_kit import ADMIN, COLLECT, vid, wire_event
+from privacy_kit import (
+    ADMIN,
+    COLLECT,
+    MARKETER_TOKEN,
+    ORIGIN,
+    STAFF,
+    STAFF_PASSWORD,
+    STAFF_TOKEN,
+    vid,
+    why,
+    wire_event,
+)
 
 from consent_mw.suppression import SuppressionList
 from consent_mw.wire import encode_batch
@@ -59,7 +70,7 @@ def test_suppression_drops_new_events_at_ingest_and_unsuppress_restores(
     assert resp.status_code == 200
     result = post_events(client, [wire_event(visitor_id=target), wire_event(visitor_id=other)])
     assert result["suppressed"] == 1
-    client.post("/v1/privacy/unsuppress", headers=AUTH, json={"visitor_id": target})
+    client.post("/v1/privacy/unsuppress", headers=AUTH, json=why(visitor_id=target))
     assert post_events(client, [wire_event(visitor_id=target)])["suppressed"] == 0
     counts = dict(service.store.rows("SELECT visitor_id, count() FROM events GROUP BY 1"))
     assert counts == {target: 2, other: 2}
@@ -69,15 +80,15 @@ def test_in_process_capture_list_follows_suppressions(client: Any, service: Any)
     sl = SuppressionList(service.settings.hash_key_bytes)
     service.privacy.attach(sl)
     target = vid()
-    client.post("/v1/privacy/suppress", headers=AUTH, json={"visitor_id": target})
+    client.post("/v1/privacy/suppress", headers=AUTH, json=why(visitor_id=target))
     assert sl.is_suppressed(visitor_id=target)
-    client.post("/v1/privacy/unsuppress", headers=AUTH, json={"visitor_id": target})
+    client.post("/v1/privacy/unsuppress", headers=AUTH, json=why(visitor_id=target))
     assert not sl.is_suppressed(visitor_id=target)
 
 
 def test_suppression_list_endpoint_takes_the_collector_token(client: Any) -> None:
     target = vid()
-    client.post("/v1/privacy/suppress", headers=AUTH, json={"visitor_id": target})
+    client.post("/v1/privacy/suppress", headers=AUTH, json=why(visitor_id=target))
     assert client.get("/v1/privacy/suppressions").status_code == 401
     assert client.get("/v1/privacy/suppressions",
                       headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -90,13 +101,13 @@ def test_suppression_list_endpoint_takes_the_collector_token(client: Any) -> Non
 def test_purge_export_and_audit_through_the_api(client: Any) -> None:
     target = vid()
     post_events(client, [wire_event(visitor_id=target, path=f"/p{i}") for i in range(4)])
-    export = client.get("/v1/privacy/export", headers=AUTH, params={"visitor_id": target})
+    export = client.get("/v1/privacy/export", headers=AUTH, params=why(visitor_id=target))
     assert export.status_code == 200
     assert "attachment" in export.headers["content-disposition"]
     assert sorted(e["path"] for e in export.json()["events"]) == ["/p0", "/p1", "/p2", "/p3"]
 
     zipped = client.get("/v1/privacy/export", headers=AUTH,
-                        params={"visitor_id": target, "format": "csv"})
+                        params=why(visitor_id=target, format="csv"))
     names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
     assert sorted(names) == ["consent_records.csv", "events.csv", "receipts.csv",
                              "subject.json", "suppressions.csv"]
@@ -106,7 +117,7 @@ def test_purge_export_and_audit_through_the_api(client: Any) -> None:
     assert receipt.status_code == 200
     assert receipt.json()["rows_deleted"]["events"] == 4 and receipt.json()["remaining"] == 0
     assert client.get("/v1/privacy/export", headers=AUTH,
-                      params={"visitor_id": target}).json()["events"] == []
+                      params=why(visitor_id=target)).json()["events"] == []
     ops = [r["operation"] for r in client.get("/v1/privacy/requests", headers=AUTH).json()[
         "requests"]]
     assert ops[:3] == ["export", "purge", "purge"]
@@ -115,39 +126,93 @@ def test_purge_export_and_audit_through_the_api(client: Any) -> None:
 
 
 def login(client: Any) -> None:
-    resp = client.post("/v1/privacy/staff/login", data={"token": ADMIN}, follow_redirects=False)
+    resp = client.post("/v1/privacy/staff/login", headers=ORIGIN, follow_redirects=False,
+                       data={"username": STAFF, "password": STAFF_PASSWORD})
     assert resp.status_code == 303
 
 
 def test_staff_page_needs_a_login_and_escapes_what_it_shows(client: Any) -> None:
     page = client.get("/v1/privacy/staff")
-    assert 'name="token"' in page.text  # the login form
-    wrong = client.post("/v1/privacy/staff/login", data={"token": "nope"})
-    assert wrong.status_code == 403
+    assert 'name="password"' in page.text  # the login form
+    wrong = client.post("/v1/privacy/staff/login", headers=ORIGIN,
+                        data={"username": STAFF, "password": "nope"})
+    assert wrong.status_code == 401
     login(client)
     shown = client.get("/v1/privacy/staff", params={"id_type": "visitor_id",
                                                     "id": "<script>x</script>"})
     assert "<script>x" not in shown.text and "&lt;script&gt;" in shown.text
 
 
-def test_staff_purge_requires_the_confirmation_and_a_csrf_token(client: Any,
-                                                                 service: Any) -> None:
+def test_staff_purge_requires_the_confirmation_and_a_csrf_token_and_names_the_person(
+        client: Any, service: Any) -> None:
     target = vid()
     post_events(client, [wire_event(visitor_id=target)])
     login(client)
     page = client.get("/v1/privacy/staff", params={"id_type": "visitor_id", "id": target})
     csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
     form = {"action": "purge", "id_type": "visitor_id", "id": target, "reason": "asked"}
-    assert client.post("/v1/privacy/staff/action", data={**form, "csrf": "x",
-                                                         "confirm": "PURGE"}).status_code == 403
-    unconfirmed = client.post("/v1/privacy/staff/action", data={**form, "csrf": csrf,
-                                                                "confirm": "yes"})
+    assert client.post("/v1/privacy/staff/action", headers=ORIGIN,
+                       data={**form, "csrf": "x", "confirm": "PURGE"}).status_code == 403
+    unconfirmed = client.post("/v1/privacy/staff/action", headers=ORIGIN,
+                              data={**form, "csrf": csrf, "confirm": "yes"})
     assert "not confirmed" in unconfirmed.text
     assert service.store.scalar("SELECT count() FROM events") == 1
-    done = client.post("/v1/privacy/staff/action", data={**form, "csrf": csrf,
-                                                         "confirm": "PURGE"})
+    done = client.post("/v1/privacy/staff/action", headers=ORIGIN,
+                       data={**form, "csrf": csrf, "confirm": "PURGE"})
     assert "purge: done" in done.text
     assert service.store.scalar("SELECT count() FROM events") == 0
     exported = client.get("/v1/privacy/staff/export", params={"id_type": "visitor_id",
                                                               "id": target})
     assert json.loads(exported.text)["events"] == []
+    who = {r["requested_by"] for r in service.store.dicts(
+        "SELECT requested_by FROM privacy_requests")}
+    assert who == {STAFF}
+    receipt = service.privacy.receipts()[0]
+    assert receipt["requested_by"] == STAFF
+
+
+def test_a_personal_token_acts_as_its_owner_whatever_the_body_claims(
+        client: Any, service: Any) -> None:
+    target = vid()
+    mine = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    resp = client.post("/v1/privacy/suppress", headers=mine,
+                       json=why(visitor_id=target, requested_by="someone-else"))
+    assert resp.status_code == 200
+    rows = service.store.dicts("SELECT requested_by FROM privacy_requests")
+    assert [r["requested_by"] for r in rows] == [STAFF]
+
+
+def test_the_shared_admin_token_must_name_the_person_and_is_marked(
+        client: Any, service: Any) -> None:
+    target = vid()
+    anonymous = client.post("/v1/privacy/suppress", headers=AUTH,
+                            json={"visitor_id": target, "reason": "r"})
+    assert anonymous.status_code == 400 and "requested_by" in anonymous.json()["message"]
+    no_reason = client.post("/v1/privacy/purge", headers=AUTH,
+                            json={"visitor_id": target, "requested_by": "sato"})
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()["message"]
+    named = client.post("/v1/privacy/suppress", headers=AUTH,
+                        json=why(visitor_id=target, requested_by="sato"))
+    assert named.status_code == 200
+    rows = service.store.dicts("SELECT requested_by FROM privacy_requests")
+    assert [r["requested_by"] for r in rows] == ["sato [admin token]"]
+
+
+def test_a_marketing_account_cannot_act_on_visitors_rights(client: Any) -> None:
+    resp = client.post("/v1/privacy/suppress", json=why(visitor_id=vid()),
+                       headers={"Authorization": f"Bearer {MARKETER_TOKEN}"})
+    assert resp.status_code == 403
+
+
+def test_staff_logout_ends_the_session_for_every_copy_of_the_cookie(client: Any) -> None:
+    login(client)
+    stolen = client.cookies.get("cmw_staff")
+    page = client.get("/v1/privacy/staff")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    forged = client.post("/v1/privacy/staff/logout", data={"csrf": csrf},
+                         headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403  # another site cannot log staff out
+    assert client.post("/v1/privacy/staff/logout", data={"csrf": csrf}, headers=ORIGIN,
+                       follow_redirects=False).status_code == 303
+    client.cookies.set("cmw_staff", stolen)
+    assert 'name="password"' in client.get("/v1/privacy/staff").text

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import free_port
-from privacy_kit import ADMIN, COLLECT, vid, wire_event
+from privacy_kit import ADMIN, COLLECT, vid, why, wire_event
 
 from collector.cli import main
 from collector.disk_scan import scan_directory
@@ -56,7 +56,7 @@ def test_purge_during_traffic_from_another_process_leaves_nothing_and_spares_oth
     sent = json.loads(out)["sent"]
 
     assert receipt["remaining"] == 0 and receipt["rows_deleted"]["events"] >= 20
-    export = httpx.get(live.url + "/v1/privacy/export", params={"visitor_id": target},
+    export = httpx.get(live.url + "/v1/privacy/export", params=why(visitor_id=target),
                        headers={"Authorization": f"Bearer {ADMIN}"}).json()
     assert export["events"] == []
     assert live.store.path is not None
@@ -66,19 +66,23 @@ def test_purge_during_traffic_from_another_process_leaves_nothing_and_spares_oth
     assert stored == {v: n for v, n in sent.items() if v != target}
 
 
-def run(*args: str, token: str = ADMIN) -> Any:
-    return CliRunner().invoke(main, list(args), env={"CONSENT_MW_ADMIN_TOKEN": token})
+def run(*args: str, token: str = ADMIN, **env: str) -> Any:
+    return CliRunner().invoke(main, list(args), env={"CONSENT_MW_ADMIN_TOKEN": token,
+                                                     "CONSENT_MW_STAFF_TOKEN": "", **env})
+
+
+WHO = ("--reason", "Art. 6 request #43", "--requested-by", "sato")
 
 
 def test_cli_suppress_export_purge_and_audit_verify(live: Any) -> None:
     target = vid()
-    suppressed = run("suppress", "--visitor-id", target, "--url", live.url, "--reason", "r")
+    suppressed = run("suppress", "--visitor-id", target, "--url", live.url, *WHO)
     assert suppressed.exit_code == 0, suppressed.output
     assert json.loads(suppressed.stdout)["active"] is True
-    exported = run("export", "--visitor-id", target, "--url", live.url)
+    exported = run("export", "--visitor-id", target, "--url", live.url, *WHO)
     assert exported.exit_code == 0
     assert json.loads(exported.stdout)["subject"]["suppressed"] is True
-    purged = run("purge", "--visitor-id", target, "--url", live.url)
+    purged = run("purge", "--visitor-id", target, "--url", live.url, *WHO)
     assert purged.exit_code == 0, purged.output
     assert json.loads(purged.stdout)["remaining"] == 0
     verified = run("audit", "verify", "--url", live.url)
@@ -89,14 +93,40 @@ def test_cli_suppress_export_purge_and_audit_verify(live: Any) -> None:
 
 
 def test_cli_fails_clearly_on_refusal_bad_input_and_no_server(live: Any) -> None:
-    wrong = run("purge", "--visitor-id", vid(), "--url", live.url, token="wrong")
+    wrong = run("purge", "--visitor-id", vid(), "--url", live.url, *WHO, token="wrong")
     assert wrong.exit_code == 1 and "HTTP 403" in wrong.output
-    bad = run("suppress", "--visitor-id", "no spaces allowed", "--url", live.url)
+    bad = run("suppress", "--visitor-id", "no spaces allowed", "--url", live.url, *WHO)
     assert bad.exit_code == 1 and "HTTP 400" in bad.output and "malformed" in bad.output
-    both = run("purge", "--visitor-id", vid(), "--user-id", "u", "--url", live.url)
+    both = run("purge", "--visitor-id", vid(), "--user-id", "u", "--url", live.url, *WHO)
     assert both.exit_code == 2
-    down = run("export", "--visitor-id", vid(), "--url", f"http://127.0.0.1:{free_port()}")
+    down = run("export", "--visitor-id", vid(), "--url", f"http://127.0.0.1:{free_port()}",
+               *WHO)
     assert down.exit_code == 1 and "cannot reach the collector" in down.output
+
+
+@pytest.mark.parametrize("args, missing", [
+    (("--reason", "", "--requested-by", "sato"), "--reason"),
+    (("--reason", "  ", "--requested-by", "sato"), "--reason"),
+    (("--reason", "Art. 6", "--requested-by", ""), "--requested-by"),
+])
+def test_cli_refuses_a_purge_without_a_reason_or_a_requester(
+        live: Any, args: tuple[str, ...], missing: str) -> None:
+    target = vid()
+    result = run("purge", "--visitor-id", target, "--url", live.url, *args)
+    assert result.exit_code == 2 and missing in result.output
+    assert len(result.output.strip().splitlines()) <= 3
+    assert live.privacy.pending_purges() == [] and not live.privacy.is_suppressed(
+        "visitor_id", target)
+
+
+def test_cli_says_in_a_line_when_the_url_is_not_a_collector(live: Any) -> None:
+    # The collector's own /healthz is JSON but not the privacy API; a path off the API is a
+    # plain 404: both are "not a collector at this URL", in one line.
+    wrong = run("export", "--visitor-id", vid(), "--url", live.url + "/nothing-here", *WHO)
+    assert wrong.exit_code == 1
+    errors = [line for line in wrong.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "did not answer as a consent-mw collector" in errors[0]
+    assert "<" not in wrong.output  # no page dumped
 
 
 def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> None:
@@ -122,7 +152,7 @@ def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
     from consent_mw.transport import HttpTransport
 
     target = vid()
-    httpx.post(live.url + "/v1/privacy/suppress", json={"visitor_id": target},
+    httpx.post(live.url + "/v1/privacy/suppress", json=why(visitor_id=target),
                headers={"Authorization": f"Bearer {ADMIN}"}).raise_for_status()
     transport = HttpTransport(live.url, COLLECT)
     try:

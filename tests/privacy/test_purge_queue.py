@@ -6,7 +6,16 @@ import time
 from typing import Any
 
 import pytest
-from privacy_kit import ADMIN, KEY, insert_events, insert_record, vid, wire_event, wire_record
+from privacy_kit import (
+    ADMIN,
+    KEY,
+    insert_events,
+    insert_record,
+    vid,
+    why,
+    wire_event,
+    wire_record,
+)
 
 from collector import disk_scan, purge
 from collector.disk_scan import scan_directory
@@ -132,7 +141,7 @@ def test_the_api_queues_a_purge_and_reports_it(client: Any, service: Any) -> Non
     assert status.json()["receipt"]["remaining"] == 0
     assert client.get("/v1/privacy/purges/" + vid(), headers=auth).status_code == 404
     service.privacy.purges.max_waiting = 0
-    full = client.post("/v1/privacy/purges", json={"visitor_id": vid()}, headers=auth)
+    full = client.post("/v1/privacy/purges", json=why(visitor_id=vid()), headers=auth)
     assert full.status_code == 503 and full.headers["retry-after"] == "60"
     metrics = client.get("/metrics").text
     assert 'purges_total{outcome="rejected_queue_full"} 1.0' in metrics

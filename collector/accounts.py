@@ -1,0 +1,300 @@
+"""Staff accounts, and the logins of the dashboards and the privacy-staff console.
+
+Every person who reads the dashboards or acts on a visitor's rights has an account: a name, a
+role (``marketing``, ``privacy``, ``admin``), an argon2id password hash and, optionally, the
+SHA-256 of personal API tokens. Accounts come from configuration (``CONSENT_MW_STAFF_USERS`` or
+``[staff.users]``, see :func:`parse_accounts`); the collector's shared admin token stays for
+machines, and what it does is recorded with the name its caller gives, marked as such.
+
+Logins are defended the same way wherever they are:
+
+- :class:`LoginGuard`: after a few failures, each account and each client address (resolved
+  through the trusted proxies) must wait, doubling up to 15 minutes; a success clears the
+  account. Over the limit the answer is 429 with ``Retry-After``, before any password work.
+- :class:`PasswordChecker`: at most ``max_concurrent`` argon2 checks run at once (each takes
+  64 MiB); others wait up to a few seconds, then get a 503. Memory stays bounded however many
+  logins arrive together.
+- :class:`SessionStore`: sessions live on the server. The cookie holds a signed random id;
+  logout deletes the session, so a copied cookie stops working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadData, URLSafeSerializer
+
+from consent_mw.config import SettingsError, Source
+
+ROLES = ("marketing", "privacy", "admin")
+#: Roles that may act on visitors' rights (the staff console, the admin API as a person).
+PRIVACY_ROLES = frozenset({"privacy", "admin"})
+
+_HASHER = PasswordHasher()
+# A fixed hash to verify against for unknown users, so timing does not reveal who exists.
+_DUMMY = _HASHER.hash(secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One staff member."""
+
+    name: str
+    role: str
+    password_hash: str = field(repr=False)
+    token_sha256: tuple[str, ...] = field(default=(), repr=False)
+
+
+def token_digest(token: str) -> str:
+    """What configuration keeps of a personal token: its SHA-256, hex. Tokens are random and
+    long, so a fast hash is enough (and lets every API call be checked cheaply)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh personal token and the digest to put in the account's configuration."""
+    token = "cmw_" + secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def parse_accounts(raw: Any, *, field_name: str = "staff_users") -> dict[str, Account]:
+    """Accounts from a TOML table (``sato = {role = "privacy", password_hash = "$argon2id$...",
+    tokens = ["<sha256>"]}``) or the environment form ``name:role:hash[:sha256,...]``,
+    entries separated by ``;`` or new lines (argon2 hashes hold commas, never colons)."""
+    if raw is None:
+        return {}
+    items: list[tuple[str, str, str, tuple[str, ...]]] = []
+    if isinstance(raw, str):
+        for entry in raw.replace("\n", ";").split(";"):
+            if not entry.strip():
+                continue
+            parts = entry.strip().split(":", 3)
+            if len(parts) < 3:
+                raise SettingsError(field_name, "each entry must be name:role:hash[:tokens]")
+            tokens = tuple(t for t in (parts[3].split(",") if len(parts) > 3 else ()) if t)
+            items.append((parts[0], parts[1], parts[2], tokens))
+    elif isinstance(raw, Mapping):
+        for name, spec in raw.items():
+            if not isinstance(spec, Mapping):
+                raise SettingsError(f"{field_name}.{name}",
+                                    "expected {role, password_hash, tokens}")
+            tokens = spec.get("tokens", ())
+            if not isinstance(tokens, list | tuple) or not all(isinstance(t, str)
+                                                               for t in tokens):
+                raise SettingsError(f"{field_name}.{name}.tokens", "expected a list of digests")
+            items.append((str(name), str(spec.get("role", "")),
+                          str(spec.get("password_hash", "")), tuple(tokens)))
+    else:
+        raise SettingsError(field_name, "expected a table of users")
+    accounts: dict[str, Account] = {}
+    for name, role, password_hash, tokens in items:
+        if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            raise SettingsError(field_name, f"invalid user name {name!r}")
+        if role not in ROLES:
+            raise SettingsError(f"{field_name}.{name}.role",
+                                f"must be one of {', '.join(ROLES)}")
+        if not password_hash.startswith("$argon2"):
+            raise SettingsError(f"{field_name}.{name}.password_hash",
+                                "must be an argon2 hash (consent-mw staff hash-password)")
+        for digest in tokens:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise SettingsError(f"{field_name}.{name}.tokens",
+                                    "each token is kept as its SHA-256 in hex "
+                                    "(consent-mw staff new-token)")
+        accounts[name] = Account(name, role, password_hash, tokens)
+    return accounts
+
+
+def staff_accounts(env: Mapping[str, str], toml_path: str | None = None) -> dict[str, Account]:
+    """The staff accounts: ``CONSENT_MW_STAFF_USERS`` or ``[staff.users]``, else the older
+    dashboard-only ``CONSENT_MW_DASHBOARD_USERS`` or ``[dashboards.users]``. The collector and
+    the dashboards both read them here, so a person has one login for both."""
+    staff = Source.load("staff", env=env, toml_path=toml_path)
+    raw = env.get("CONSENT_MW_STAFF_USERS") or staff.table.get("users")
+    if raw:
+        return parse_accounts(raw)
+    dashboards = Source.load("dashboards", env=env, toml_path=toml_path)
+    return parse_accounts(env.get("CONSENT_MW_DASHBOARD_USERS")
+                          or dashboards.table.get("users"), field_name="dashboard_users")
+
+
+def account_for_token(accounts: Mapping[str, Account], token: str) -> Account | None:
+    """The account a personal token belongs to (constant-time over every digest)."""
+    digest = token_digest(token)
+    found: Account | None = None
+    for account in accounts.values():
+        for known in account.token_sha256:
+            if hmac.compare_digest(known, digest):
+                found = account
+    return found
+
+
+def demo_accounts(password: str) -> dict[str, Account]:
+    """One account per role sharing ``password`` (the demo prints it)."""
+    hashed = hash_password(password)
+    return {role: Account(role, role, hashed) for role in ROLES}
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+class LoginGuard:
+    """Failed logins per key (an account, an address): after ``free`` failures, the next try
+    must wait ``base * 2**(n - free)`` seconds after the last one, at most ``cap``."""
+
+    def __init__(self, *, free: int = 5, base: float = 1.0, cap: float = 900.0,
+                 max_keys: int = 65_536) -> None:
+        self.free, self.base, self.cap, self.max_keys = free, base, cap, max_keys
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, *keys: str) -> float | None:
+        """Seconds until any of ``keys`` may try again, or None."""
+        now = time.monotonic()
+        waits = []
+        with self._lock:
+            for key in keys:
+                count, last = self._failures.get(key, (0, 0.0))
+                if count >= self.free:
+                    ready = last + min(self.cap, self.base * 2 ** (count - self.free))
+                    if ready > now:
+                        waits.append(ready - now)
+        return max(waits) if waits else None
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                count, _ = self._failures.get(key, (0, 0.0))
+                self._failures[key] = (count + 1, now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+class LoginBusy(RuntimeError):
+    """Too many password checks at once; answered 503 with Retry-After."""
+
+
+class PasswordChecker:
+    """argon2 verification, at most ``max_concurrent`` at a time, off the event loop."""
+
+    def __init__(self, *, max_concurrent: int = 2, wait: float = 5.0) -> None:
+        self._limiter = anyio.CapacityLimiter(max_concurrent)
+        self.wait = wait
+
+    async def verify(self, accounts: Mapping[str, Account], name: str,
+                     password: str) -> Account | None:
+        """The account when the password matches; None otherwise (the same work either
+        way). Raises :class:`LoginBusy` when no check could start within ``wait``."""
+        try:
+            with anyio.fail_after(self.wait):
+                await self._limiter.acquire()
+        except TimeoutError:
+            raise LoginBusy("too many logins at once; try again in a moment") from None
+        try:
+            return await anyio.to_thread.run_sync(verify_password, accounts, name, password)
+        finally:
+            self._limiter.release()
+
+
+def verify_password(accounts: Mapping[str, Account], name: str,
+                    password: str) -> Account | None:
+    account = accounts.get(name)
+    try:
+        _HASHER.verify(account.password_hash if account else _DUMMY, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    return account
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: str
+    role: str
+    csrf: str  # bound to this session: forms carry it back
+    expires: float
+
+
+class SessionStore:
+    """Server-side sessions: the cookie names one, signed; logout ends it for every copy.
+
+    In memory, bounded (the oldest sessions end first); a restart logs everyone out, which
+    fails safe. One process serves a given console, so nothing needs sharing.
+    """
+
+    def __init__(self, secret: str, *, salt: str, max_age: int,
+                 max_sessions: int = 10_000) -> None:
+        self._signer = URLSafeSerializer(secret, salt=salt)
+        self.max_age = max_age
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, account: Account) -> str:
+        """A new session for ``account``; returns the cookie value."""
+        sid = secrets.token_hex(16)
+        session = Session(account.name, account.role, secrets.token_urlsafe(24),
+                          time.time() + self.max_age)
+        with self._lock:
+            self._sessions[sid] = session
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+        return str(self._signer.dumps(sid))
+
+    def _sid(self, cookie: str | None) -> str | None:
+        if not cookie or len(cookie) > 256:
+            return None
+        try:
+            sid = self._signer.loads(cookie)
+        except BadData:
+            return None
+        return sid if isinstance(sid, str) else None
+
+    def get(self, cookie: str | None, accounts: Mapping[str, Account]) -> Session | None:
+        """The live session of this cookie. A session ends at logout, at its age limit, and
+        when its account is removed or changes role."""
+        sid = self._sid(cookie)
+        if sid is None:
+            return None
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is None:
+                return None
+            account = accounts.get(session.user)
+            if (session.expires < time.time() or account is None
+                    or account.role != session.role):
+                del self._sessions[sid]
+                return None
+        return session
+
+    def end(self, cookie: str | None) -> None:
+        sid = self._sid(cookie)
+        if sid is not None:
+            with self._lock:
+                self._sessions.pop(sid, None)
