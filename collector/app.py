@@ -2,17 +2,25 @@
 
 Each endpoint's docstring carries its OpenAPI operation as YAML after ``---``
 (``collector/openapi.py`` reads them); a test checks every route is described.
+
+What one batch can cost is bounded before any Python object is built from it: the body is
+inflated under ``max_decompressed_bytes``, then its JSON structure is counted (objects,
+values) against what a batch of ``wire.MAX_BATCH_ITEMS`` items can hold, and at most
+``max_concurrent_ingests`` batches are read and decoded at once (others wait, then get 503).
+A 31 KB gzip body that inflates to ten million empty objects is a 413 after counting, not a
+gigabyte of dicts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from starlette.applications import Starlette
@@ -26,13 +34,32 @@ from collector.auth import bearer_ok, is_loopback
 from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.openapi import openapi_endpoint
 from collector.store import StoreError
-from consent_mw.wire import BATCH_SCHEMA
+from consent_mw.wire import BATCH_SCHEMA, MAX_BATCH_ITEMS
 
 if TYPE_CHECKING:
     from collector.service import CollectorService
 
 log = logging.getLogger("consent_mw.collector.app")
 BATCH_VALIDATOR = Draft202012Validator(BATCH_SCHEMA)
+#: Objects a valid batch can hold: the batch, and per item (events and records, each at most
+#: MAX_BATCH_ITEMS) itself and its maps (consent, properties, traits; categories, services,
+#: gcm). Counting braces over-counts braces inside strings, which only makes it stricter;
+#: a sender whose batch is refused with 413 splits it and sends the halves.
+MAX_OBJECTS = 1 + 2 * MAX_BATCH_ITEMS * 4
+#: Values of any kind (a comma separates two): ~45 fields per item and 32 properties.
+MAX_VALUES = 2 * MAX_BATCH_ITEMS * 100
+
+
+def structure_error(raw: bytes) -> str | None:
+    """Why ``raw`` holds more JSON values than any valid batch, or None. Runs in C
+    (``bytes.count``), before the parser builds anything."""
+    objects = raw.count(b"{")
+    if objects > MAX_OBJECTS:
+        return f"{objects} objects: more than a batch of {MAX_BATCH_ITEMS} items holds"
+    values = raw.count(b",")
+    if values > MAX_VALUES:
+        return f"{values} values: more than a batch of {MAX_BATCH_ITEMS} items holds"
+    return None
 
 
 class BodyTooLarge(Exception):
@@ -84,6 +111,8 @@ async def read_body(request: Request, max_compressed: int, max_decompressed: int
 def build_app(service: CollectorService) -> Starlette:
     settings = service.settings
     metrics = service.metrics
+    # Batches read and decoded at once: each may hold max_decompressed_bytes and its objects.
+    decoding = anyio.CapacityLimiter(settings.max_concurrent_ingests)
 
     async def post_events(request: Request) -> Response:
         """Ingest a batch of events and consent records.
@@ -122,6 +151,13 @@ def build_app(service: CollectorService) -> Starlette:
             metrics.rejected.labels("unauthorized").inc()
             return error(401, "unauthorized", "a valid bearer token is required",
                          **{"WWW-Authenticate": "Bearer"})
+        try:
+            with anyio.fail_after(settings.ingest_wait):
+                await decoding.acquire()
+        except TimeoutError:
+            metrics.rejected.labels("busy").inc()
+            return error(503, "busy", "too many batches at once; retry later",
+                         **{"Retry-After": "1"})
         metrics.queue_depth.inc()
         expected = service.ingest.expect()  # an insert about to start may wait for this batch
         try:
@@ -129,6 +165,7 @@ def build_app(service: CollectorService) -> Starlette:
         finally:
             expected()
             metrics.queue_depth.dec()
+            decoding.release()
 
     async def _ingest(request: Request, expected: Callable[[], None]) -> Response:
         try:
@@ -145,11 +182,15 @@ def build_app(service: CollectorService) -> Starlette:
         return await run_in_threadpool(_ingest_body, raw, expected)
 
     def _ingest_body(raw: bytes, expected: Callable[[], None]) -> Response:
+        too_many = structure_error(raw)
+        if too_many is not None:
+            metrics.rejected.labels("too_many_items").inc()
+            return error(413, "too_many_items", too_many)
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
+            body = orjson.loads(raw)  # also refuses nesting past 1,024 levels
+        except orjson.JSONDecodeError as exc:
             metrics.rejected.labels("invalid_json").inc()
-            return error(400, "invalid_json", "body is not valid UTF-8 JSON")
+            return error(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}"[:300])
         shape = best_match(BATCH_VALIDATOR.iter_errors(body))
         if shape is not None:
             metrics.rejected.labels("bad_batch").inc()

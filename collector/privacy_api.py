@@ -36,6 +36,7 @@ from collector.privacy import Privacy, PrivacyError, PurgeFailed, export_zip
 from collector.purge import PurgeQueueFull
 from collector.staff import build_staff_routes
 from collector.store import StoreError
+from collector.web import BodyTooLarge, read_limited
 from consent_mw.http import BadRequest, parse_json
 
 log = logging.getLogger("consent_mw.collector.privacy_api")
@@ -108,13 +109,12 @@ def _ids(source: Any) -> dict[str, str | None]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = bytearray()
-    async for chunk in request.stream():  # never more than MAX_BODY held
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise PrivacyError(f"body over {MAX_BODY} bytes")
     try:
-        body = parse_json(bytes(raw) or b"{}", MAX_BODY)
+        raw = await read_limited(request, MAX_BODY)
+    except BodyTooLarge as exc:
+        raise PrivacyError(str(exc)) from None
+    try:
+        body = parse_json(raw or b"{}", MAX_BODY)
     except BadRequest as exc:
         raise PrivacyError(exc.reason) from None
     if not isinstance(body, dict):

@@ -25,7 +25,6 @@ import dataclasses
 import datetime as dt
 import decimal
 import ipaddress
-import json
 import logging
 import re
 import uuid
@@ -42,6 +41,8 @@ from starlette.routing import BaseRoute, Route
 from collector.auth import bearer_ok
 from collector.ddl import EXACT_UP_TO, uniq
 from collector.store import Store
+from collector.web import BodyTooLarge, read_limited
+from consent_mw.http import BadRequest, parse_json
 
 log = logging.getLogger("consent_mw.collector.query")
 
@@ -814,13 +815,12 @@ def build_routes(service: Any) -> list[BaseRoute]:
         if not bearer_ok(request, expected):
             return JSONResponse({"error": "unauthorized", "message": "bearer token required"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _error(413, "too_large", f"body over {MAX_BODY} bytes")
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            return _error(400, "invalid_json", "body is not JSON")
+            payload = parse_json(await read_limited(request, MAX_BODY), MAX_BODY)
+        except BodyTooLarge:
+            return _error(413, "too_large", f"body over {MAX_BODY} bytes")
+        except BadRequest as exc:
+            return _error(400, "invalid_json", exc.reason)
         if not isinstance(payload, dict):
             return _error(400, "bad_request", "body must be an object")
         if set(payload) - {"query", "params"}:

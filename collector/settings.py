@@ -36,7 +36,10 @@ class CollectorSettings:
     records_ttl: int = 5 * 365 * DAY
     cluster: str | None = None
     max_body_bytes: int = 8 * MIB  # compressed, as received
-    max_decompressed_bytes: int = 32 * MIB  # after gzip: the gzip-bomb cap
+    # After gzip: the gzip-bomb cap. Senders keep batches under 4 MiB (wire.MAX_BATCH_BYTES).
+    max_decompressed_bytes: int = 8 * MIB
+    max_concurrent_ingests: int = 4  # batches read and decoded at once; memory is ~2x each
+    ingest_wait: float = 10.0  # seconds a batch waits for its turn before a 503
     # An item whose ts is further than this from its batch's sent_at (else from the collector's
     # clock) is rejected, and so is a batch whose sent_at is this far in the future.
     clock_skew: int = DAY
@@ -64,7 +67,7 @@ class CollectorSettings:
         if self.ip_ttl > self.events_ttl:
             raise SettingsError("ip_ttl", "must not exceed events_ttl")
         for name in ("max_body_bytes", "max_decompressed_bytes", "dedupe_size",
-                     "insert_max_rows"):
+                     "insert_max_rows", "max_concurrent_ingests"):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be >= 1")
         try:
@@ -110,7 +113,9 @@ class CollectorSettings:
             records_ttl=duration(src, "records_ttl", 5 * 365 * DAY),
             cluster=src.opt_str("cluster"),
             max_body_bytes=src.integer("max_body_bytes", 8 * MIB, minimum=1),
-            max_decompressed_bytes=src.integer("max_decompressed_bytes", 32 * MIB, minimum=1),
+            max_decompressed_bytes=src.integer("max_decompressed_bytes", 8 * MIB, minimum=1),
+            max_concurrent_ingests=src.integer("max_concurrent_ingests", 4, minimum=1),
+            ingest_wait=src.number("ingest_wait", 10.0, minimum=0.1),
             clock_skew=duration(src, "clock_skew", DAY),
             dedupe_size=src.integer("dedupe_size", 200_000, minimum=1),
             dedupe_warm_hours=src.integer("dedupe_warm_hours", 24, minimum=0),

@@ -18,17 +18,30 @@ class FormTooLarge(ValueError):
     """A form body over the limit; answered 413."""
 
 
-async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """An urlencoded form, never holding more than ``limit`` bytes of body (Starlette's own
-    form parsing reads any size). Repeated fields keep their first value."""
+class BodyTooLarge(ValueError):
+    """A request body over its limit; answered 413."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, never holding more than ``limit`` bytes of it."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise FormTooLarge(f"form larger than {limit} bytes")
+        raise BodyTooLarge(f"body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise FormTooLarge(f"form larger than {limit} bytes")
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """An urlencoded form, never holding more than ``limit`` bytes of body (Starlette's own
+    form parsing reads any size). Repeated fields keep their first value."""
+    try:
+        body = await read_limited(request, limit)
+    except BodyTooLarge:
+        raise FormTooLarge(f"form larger than {limit} bytes") from None
     try:
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
                           max_num_fields=100)

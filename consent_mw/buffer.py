@@ -1,6 +1,10 @@
 """A bounded queue drained by one background thread, in the style of OpenTelemetry's
 BatchProcessor: ``emit`` never waits on I/O, the worker exports by size or by interval.
 
+Bounded twice: at most ``max_queue`` items and ``max_bytes`` bytes (as the emitter counts
+them). An item can hold what a request sent (its headers: uvicorn with httptools accepts a
+10 MB header), so a count alone bounds nothing.
+
 The buffer knows nothing about events: ``export`` gets lists of items, ``tick`` runs after each
 wake-up (the capture uses it to replay the spool and refresh suppressions), ``drop`` is told
 about everything it had to throw away, with a reason.
@@ -29,6 +33,7 @@ class BatchBuffer(Generic[T]):
         max_queue: int = 10_000,
         batch_size: int = 1_000,
         interval: float = 1.0,
+        max_bytes: int = 32 * 1024 * 1024,
         drop: Callable[[str, int], None] = lambda reason, n: None,
         tick: Callable[[], None] | None = None,
         name: str = "consent-mw-capture",
@@ -37,10 +42,12 @@ class BatchBuffer(Generic[T]):
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.interval = interval
+        self.max_bytes = max_bytes
+        self._bytes = 0  # of the queued items, as emitted; approximate under thread races
         self._drop = drop
         self._tick = tick
         self._name = name
-        self._queue: deque[T] = deque()
+        self._queue: deque[tuple[T, int]] = deque()
         self._cv = threading.Condition(threading.Lock())
         self._export_lock = threading.Lock()  # worker and inline flushes never export at once
         self._flush_requests: list[threading.Event] = []
@@ -55,21 +62,27 @@ class BatchBuffer(Generic[T]):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def emit(self, item: T) -> bool:
-        """Queue ``item`` without waiting; False (and counted) when full or shut down.
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def emit(self, item: T, nbytes: int = 0) -> bool:
+        """Queue ``item`` (``nbytes`` large) without waiting; False (and counted as
+        ``queue_full``) when either bound is reached, ``shutdown`` once shut down.
 
         No lock on this path (it runs for every response): ``deque.append`` and ``popleft``
-        are atomic, so the bound can be overshot only by threads emitting at the same instant.
+        are atomic, so the bounds can be overshot only by threads emitting at the same instant.
         """
         if self._closed:
             self._drop("shutdown", 1)
             return False
         queue = self._queue
         size = len(queue)
-        if size >= self.max_queue:
+        if size >= self.max_queue or self._bytes + nbytes > self.max_bytes:
             self._drop("queue_full", 1)
             return False
-        queue.append(item)
+        self._bytes += nbytes
+        queue.append((item, nbytes))
         if (size + 1) % self.batch_size == 0:  # wake the worker once per batch, not per item
             with self._cv:
                 self._cv.notify()
@@ -86,7 +99,11 @@ class BatchBuffer(Generic[T]):
     def _take_all(self) -> list[T]:
         # popleft, not list()+clear(): an item appended in between would be lost.
         queue = self._queue
-        return [queue.popleft() for _ in range(len(queue))]
+        taken = [queue.popleft() for _ in range(len(queue))]
+        released = sum(nbytes for _, nbytes in taken)
+        # Re-anchored when empty, so lost updates between threads never accumulate.
+        self._bytes = 0 if not queue else max(0, self._bytes - released)
+        return [item for item, _ in taken]
 
     def _export_all(self, items: list[T]) -> None:
         with self._export_lock:

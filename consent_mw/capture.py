@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from consent_mw import wire
@@ -38,6 +39,10 @@ log = logging.getLogger("consent_mw.capture")
 
 DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent", "error",
                 "spool_full")
+#: What a queued item costs beyond the request data it holds (the tuple, its references).
+ITEM_OVERHEAD = 256
+RECORD_BYTES = 2048  # a consent record, built by the middleware: a fixed, small shape
+_VALUE = itemgetter(1)
 # Room for the batch envelope under the collector's decompressed-size cap.
 BATCH_BYTES = wire.MAX_BATCH_BYTES - 64 * 1024
 REPLAY_BUDGET = 2.0  # seconds of spool replay per worker wake-up, so new batches keep moving
@@ -82,6 +87,14 @@ class _Batches:
         return [(events, records) for events, records in self.batches if events or records]
 
 
+def _props_size(values: Mapping[str, Any] | None) -> int:
+    """What the site's properties or traits weigh in the queue (the build keeps 32 of them,
+    each capped, but the queue holds them as given)."""
+    if not values:
+        return 0
+    return sum(len(str(k)) + (len(v) if isinstance(v, str) else 16) for k, v in values.items())
+
+
 class Capture:
     """Consent-gated events into a bounded queue, flushed off the request path."""
 
@@ -112,6 +125,7 @@ class Capture:
         self._buffer: BatchBuffer[PageHit | Snapshot | dict[str, Any]] = BatchBuffer(
             self._export,
             max_queue=settings.queue_size,
+            max_bytes=settings.queue_max_bytes,
             batch_size=settings.batch_size,
             interval=settings.flush_interval,
             drop=self._count_drop,
@@ -144,6 +158,7 @@ class Capture:
         with self._lock:
             return {
                 "queued": len(self._buffer),
+                "queued_bytes": self._buffer.bytes,
                 "sent": self._sent,
                 "records_sent": self._records_sent,
                 "rejected": self._rejected,
@@ -174,13 +189,16 @@ class Capture:
                 if scope.get("method") != "GET" or not 200 <= status < 300:
                     return
                 ua = next((v for k, v in headers if k == b"user-agent"), None)
+                agent = ua[:wire.MAX_UA].decode("latin-1") if ua is not None else None
                 self._emit(Snapshot(
                     kind="page", ts=time.time_ns() // 1_000_000, consent=state.categories,
-                    analytics=False, marketing=False, path=path,
-                    ua=ua.decode("latin-1") if ua is not None else None))
+                    analytics=False, marketing=False, path=path, ua=agent),
+                    ITEM_OVERHEAD + len(path) + len(agent or ""))
                 return
             if ctx.client_ip is not None:  # the site resolved the IP itself
-                self._emit(self._page_snapshot(ctx, scope, status, path, headers))
+                snap = self._page_snapshot(ctx, scope, status, path, headers)
+                self._emit(snap, ITEM_OVERHEAD + len(path) + len(snap.query)
+                           + sum(len(v) for _, v in snap.raw_headers))
                 return
         except Exception:
             log.exception("capture.page failed")
@@ -197,13 +215,15 @@ class Capture:
                 self.page(ctx, scope, status)  # it handles these itself, without hit()
                 return
             # The header list itself, not a copy: the server made it for this request and
-            # the worker only reads it (the analytics headers) before it is dropped.
+            # the worker only reads it (the analytics headers) before it is dropped. Queued, it
+            # is charged its size: a server may accept megabytes of headers.
+            headers = scope.get("headers") or ()
+            path = scope.get("path") or "/"
+            query = scope.get("query_string") or b""
             self._emit((
-                time.time_ns() // 1_000_000, ctx.state, scope.get("path") or "/",
-                scope.get("method"), status, scope.get("query_string") or b"",
-                scope.get("headers") or (), ctx.visitor_id, ctx.session_id,
-                scope.get("client"),
-            ))
+                time.time_ns() // 1_000_000, ctx.state, path, scope.get("method"), status,
+                query, headers, ctx.visitor_id, ctx.session_id, scope.get("client"),
+            ), ITEM_OVERHEAD + len(path) + len(query) + sum(map(len, map(_VALUE, headers))))
         except Exception:
             log.exception("capture.hit failed")
             self._count_drop("error")
@@ -252,7 +272,7 @@ class Capture:
                 properties=dict(properties or {}), conversion=conversion,
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
-            ))
+            ), ITEM_OVERHEAD + len(path or "") + len(str(name)) + _props_size(properties))
         except Exception:
             log.exception("capture.custom failed")
             self._count_drop("error")
@@ -282,7 +302,7 @@ class Capture:
                 gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
-            ))
+            ), ITEM_OVERHEAD + _props_size(traits))
         except Exception:
             log.exception("capture.identify failed")
             self._count_drop("error")
@@ -295,7 +315,7 @@ class Capture:
         if not self.enabled:
             return
         try:
-            self._emit(dict(record))
+            self._emit(dict(record), RECORD_BYTES)
         except Exception:
             log.exception("capture.record failed")
             self._count_drop("error")

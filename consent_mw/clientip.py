@@ -17,6 +17,10 @@ from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Hops considered, from the right (the nearest): no deployment has more trusted proxies than
+#: this, and the chain is a cache key, so its size must not be the client's to choose.
+MAX_HOPS = 16
+MAX_HOP_LENGTH = 64  # "[IPv6 with zone]:port", quoted, fits
 
 
 @lru_cache(maxsize=32)
@@ -78,8 +82,10 @@ def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> str
     client = scope.get("client")
     if not client:
         return None
-    return _resolve(str(client[0]), tuple(forwarded_chain(scope.get("headers") or ())),
-                    trusted_proxies)
+    chain = forwarded_chain(scope.get("headers") or ())[-MAX_HOPS:]
+    # A hop too long to be an address ends the walk like any non-address would.
+    hops = tuple(h if len(h) <= MAX_HOP_LENGTH else "" for h in chain)
+    return _resolve(str(client[0])[:MAX_HOP_LENGTH], hops, trusted_proxies)
 
 
 @functools.lru_cache(maxsize=4096)  # the same peers and proxy chains come back constantly

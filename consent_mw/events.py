@@ -26,9 +26,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
+from consent_mw.bounded import BoundedCache
 from consent_mw.clientip import client_ip
 from consent_mw.i18n import ranked_languages
-from consent_mw.scrub import scrub
+from consent_mw.scrub import scrub_capped
 from consent_mw.state import ConsentState
 
 HOUR_MS = 3_600_000
@@ -103,14 +104,18 @@ PageHit = tuple[int, ConsentState, str, "str | None", int, bytes,
                 "Sequence[tuple[bytes, bytes]]", "str | None", "str | None", Any]
 
 
-@lru_cache(maxsize=4096)
 def device_type(ua: str | None) -> str:
     """desktop / mobile / tablet / bot / other, from the User-Agent (cached: UAs repeat)."""
+    return _device_type(ua[: wire.MAX_UA] if ua else None)
+
+
+@lru_cache(maxsize=4096)  # keyed on at most MAX_UA characters: ~4 MiB at most
+def _device_type(ua: str | None) -> str:
     if not ua:
         return "other"
     import user_agents  # lazy: only the worker pays for the parser
 
-    parsed = user_agents.parse(ua[: wire.MAX_UA])
+    parsed = user_agents.parse(ua)
     if parsed.is_bot:
         return "bot"
     if parsed.is_tablet:
@@ -132,7 +137,7 @@ def clean_text(value: str | None, limit: int = wire.MAX_TEXT) -> str | None:
     """Scrubbed and capped; empty becomes None."""
     if value is None:
         return None
-    text = scrub(value.strip())[:limit]
+    text = scrub_capped(value.strip(), limit)
     return text or None
 
 
@@ -248,14 +253,14 @@ def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | f
             break
         if not isinstance(key, str) or not key:
             continue
-        name = scrub(key)[:MAX_KEY]
+        name = scrub_capped(key, MAX_KEY)
         if value is None or isinstance(value, bool | int):
             out[name] = value
         elif isinstance(value, float):
             if math.isfinite(value):
                 out[name] = value
         elif isinstance(value, str):
-            out[name] = scrub(value)[: wire.MAX_TEXT]
+            out[name] = scrub_capped(value, wire.MAX_TEXT)
     return out
 
 
@@ -263,7 +268,11 @@ def _base(snap: Snapshot, event_id: str, kind: str) -> dict[str, Any]:
     return {"event_id": event_id, "ts": snap.ts, "kind": kind, "consent": dict(snap.consent)}
 
 
-@lru_cache(maxsize=4096)  # the same pages are counted over and over
+#: How much of a path a build can read (``scrub_capped`` of MAX_PATH): the cache keys on it.
+KEY_PATH = 4 * wire.MAX_PATH + 320
+
+
+@lru_cache(maxsize=1024)  # keys of at most KEY_PATH + MAX_UA characters: ~10 MiB at most
 def _anonymous_fields(path: str, ua: str | None) -> tuple[tuple[tuple[str, Any], ...], int]:
     fields = {"name": "pageview", "path": clean_text(path, wire.MAX_PATH) or "/",
               "device_type": device_type(ua)}
@@ -274,7 +283,8 @@ def anonymous_event_sized(snap: Snapshot, event_id: str) -> tuple[dict[str, Any]
     """The anonymous count and an upper bound of its encoded size."""
     event = _base(snap, event_id, "anonymous")
     event["ts"] = snap.ts - snap.ts % HOUR_MS
-    items, size = _anonymous_fields(snap.path, snap.ua)
+    items, size = _anonymous_fields(snap.path[:KEY_PATH], snap.ua[:wire.MAX_UA] if snap.ua
+                                    else None)
     event.update(items)
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
@@ -338,20 +348,6 @@ def _request_fields(snap: Snapshot, search_params: tuple[str, ...],
     return {k: v for k, v in fields.items() if v is not None}
 
 
-@lru_cache(maxsize=4096)
-def _cached_request_fields(path: str, query: str, raw_headers: tuple[tuple[bytes, bytes], ...],
-                           host: str | None, method: str | None, status: int | None,
-                           peer: str | None, marketing: bool, search_params: tuple[str, ...],
-                           click_id_params: tuple[str, ...], trusted_proxies: tuple[str, ...]
-                           ) -> tuple[tuple[tuple[str, Any], ...], int]:
-    """The request-derived fields and the bytes they take in compact JSON."""
-    snap = Snapshot(kind="page", ts=0, consent={}, analytics=True, marketing=marketing,
-                    path=path, query=query, raw_headers=raw_headers, host=host,
-                    method=method, status=status, peer=peer)
-    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
-    return tuple(fields.items()), json_size(fields)
-
-
 def json_size(item: Mapping[str, Any]) -> int:
     """Bytes of ``item`` as the transport encodes it (compact, UTF-8)."""
     return len(wire.encode_json(item))
@@ -375,22 +371,13 @@ def _consent_bound_of(names: tuple[str, ...]) -> int:
 def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
                          click_id_params: tuple[str, ...],
                          trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
-    """A pageview and an upper bound of its encoded size.
-
-    A returning visitor repeats the same page, headers and query, so what derives from the
-    request alone is built (parsed, scrubbed, classified) once and reused: it is a pure
-    function of those inputs. Only the ids, time and consent change from event to event.
-    """
+    """A pageview and an upper bound of its encoded size."""
     event = _base(snap, event_id, "pageview")
-    if snap.headers or snap.ip is not None:  # text headers or a given IP: not cache keys
-        fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
-        event.update(fields)
-        size = json_size(fields)
-    else:
-        items, size = _cached_request_fields(
-            snap.path, snap.query, snap.raw_headers, snap.host, snap.method, snap.status,
-            snap.peer, snap.marketing, search_params, click_id_params, trusted_proxies)
-        event.update(items)
+    # Snapshot pageviews are the rare ones (a site that resolved the IP itself); the common
+    # PageHit path caches its request fields in HitBuilder.
+    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+    event.update(fields)
+    size = json_size(fields)
     _set_ids(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
     return event, size + _ENVELOPE_BOUND + _consent_bound(snap.consent)
 
@@ -402,11 +389,11 @@ def _hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes
     """A pageview with its request-derived fields only, and their encoded size (never
     mutated: each event is a copy). ``peer`` is the client's host, without its port: the
     port changes with every connection and would make every new connection a miss."""
-    items, size = _cached_request_fields(
-        path, query.decode("utf-8", "replace"), raw_headers, None, method, status,
-        None if peer is None else str(peer), marketing, search_params, click_id_params,
-        trusted_proxies)
-    return {"kind": "pageview", **dict(items)}, size
+    snap = Snapshot(kind="page", ts=0, consent={}, analytics=True, marketing=marketing,
+                    path=path, query=query.decode("utf-8", "replace"), raw_headers=raw_headers,
+                    method=method, status=status, peer=None if peer is None else str(peer))
+    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+    return {"kind": "pageview", **fields}, json_size(fields)
 
 
 #: path, query, analytics headers, method, status, client host, marketing granted.
@@ -429,6 +416,8 @@ class HitBuilder:
 
     MAX_STATES = 4096
     MAX_TEMPLATES = 4096
+    #: Templates are keyed on what the request sent (path, query, headers): bounded in bytes.
+    MAX_TEMPLATE_BYTES = 8 * 1024 * 1024
 
     def __init__(self, *, marketing: tuple[str, ...], search_params: tuple[str, ...] = (),
                  click_id_params: tuple[str, ...] = (),
@@ -439,7 +428,8 @@ class HitBuilder:
         self._proxies = trusted_proxies
         self._states: dict[int, tuple[ConsentState, bool, int, dict[str, bool]]] = {}
         # Keyed without the settings (fixed per builder): hashing them per event adds up.
-        self._templates: dict[_TemplateKey, tuple[dict[str, Any], int]] = {}
+        self._templates: BoundedCache[_TemplateKey, tuple[dict[str, Any], int]] = BoundedCache(
+            max_entries=self.MAX_TEMPLATES, max_bytes=self.MAX_TEMPLATE_BYTES)
         self.misses = 0  # templates built, for tests and tuning
 
     def __call__(self, hit: PageHit, event_id: str) -> tuple[dict[str, Any], int]:
@@ -505,11 +495,13 @@ class HitBuilder:
         return known
 
     def _template(self, key: _TemplateKey) -> tuple[dict[str, Any], int]:
-        if len(self._templates) >= self.MAX_TEMPLATES:
-            self._templates.clear()
         self.misses += 1
-        built = self._templates[key] = _hit_template(
-            *key, self._search, self._click_ids, self._proxies)
+        built = _hit_template(*key, self._search, self._click_ids, self._proxies)
+        path, query, headers = key[0], key[1], key[2]
+        # Charged twice its key: the template holds about as much again. One larger than the
+        # whole budget is simply not kept.
+        self._templates.put(key, built, 2 * (len(path) + len(query)
+                                             + sum(len(v) for _, v in headers)))
         return built
 
 

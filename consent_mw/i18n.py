@@ -180,12 +180,22 @@ def from_html(body: bytes) -> str | None:
 _PRIMARY_TAG = re.compile(r"^[a-z]{2,8}$")
 
 
-@functools.lru_cache(maxsize=1024)  # browsers send a handful of distinct headers
+MAX_ACCEPT_LANGUAGE = 512  # browsers send a few dozen characters
+
+
 def ranked_languages(header: str) -> tuple[str, ...]:
     """Primary language subtags of ``Accept-Language``, most wanted first.
 
     Highest q first, header order on ties; q=0, unparsable q and malformed tags are left out.
+    A header over ``MAX_ACCEPT_LANGUAGE`` characters counts as absent.
     """
+    if len(header) > MAX_ACCEPT_LANGUAGE:
+        return ()
+    return _ranked_languages(header)
+
+
+@functools.lru_cache(maxsize=1024)  # browsers send a handful of distinct headers
+def _ranked_languages(header: str) -> tuple[str, ...]:
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate(header.split(",")[:20]):
         tag, _, params = part.strip().partition(";")

@@ -49,6 +49,7 @@ GPC_JSON_PATH = "/.well-known/gpc.json"
 #: How the settled path routes a path: a page to capture, an excluded path, our endpoint.
 _ROUTE_PAGE, _ROUTE_EXCLUDED, _ROUTE_OURS = 0, 1, 2
 MAX_ROUTES = 4096
+MAX_ROUTED_PATH = 512
 
 
 class Incoming:
@@ -365,9 +366,10 @@ class ConsentMiddleware:
             route = _ROUTE_EXCLUDED
         else:
             route = _ROUTE_PAGE
-        if len(self._routes) >= MAX_ROUTES:
-            self._routes.clear()
-        self._routes[path] = route
+        if len(path) <= MAX_ROUTED_PATH:  # so the map holds at most ~2 MiB of paths
+            if len(self._routes) >= MAX_ROUTES:
+                self._routes.clear()
+            self._routes[path] = route
         return route
 
     # ------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
 MAX_COOKIE_HEADER = 16 * 1024
 MAX_GPC_VALUE = 16  # "1" is the only value that means anything
 MAX_GPC_VALUES = 4
-MAX_ACCEPT_LANGUAGE = 512
+MAX_ACCEPT_LANGUAGE = i18n.MAX_ACCEPT_LANGUAGE
 
 #: ``Cookie`` (all fields joined with "; "), the ``Sec-GPC`` values, the first
 #: ``Accept-Language``: everything a reading depends on besides the clock.

@@ -25,15 +25,19 @@ class RecordSink(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
 
-@lru_cache(maxsize=1024)
 def ua_family(user_agent: str) -> str | None:
     """``Browser/OS`` families only, e.g. ``Chrome/Linux``; never the full string."""
+    return _ua_family(user_agent[:1024])
+
+
+@lru_cache(maxsize=1024)  # keyed on at most 1,024 characters
+def _ua_family(user_agent: str) -> str | None:
     if not user_agent:
         return None
     from user_agents import parse  # deferred: its regex tables load slowly
 
     try:
-        ua = parse(user_agent[:1024])
+        ua = parse(user_agent)
     except Exception:  # a hostile UA must not break a consent answer
         return None
     return f"{ua.browser.family}/{ua.os.family}"[:64]

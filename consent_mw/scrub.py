@@ -110,9 +110,36 @@ def _may_hold_pii(folded: str) -> bool:
     return "@" in folded or "%40" in folded or any("0" <= ch <= "9" for ch in folded)
 
 
-@functools.lru_cache(maxsize=8192)  # paths and search terms repeat; the regexes are costly
+#: Longer values are scrubbed without being cached, so the cache holds at most
+#: CACHE_ENTRIES * CACHED_LENGTH characters whatever requests send.
+CACHE_ENTRIES = 4096
+CACHED_LENGTH = 1024
+#: A marker is never less than a quarter of what it replaces (a 23-character card number
+#: becomes "[card]"), and nothing it replaces is longer than an e-mail address (254).
+MAX_SHRINK = 4
+LONGEST_MATCH = 320
+
+
 def scrub(value: str) -> str:
     """``value`` with e-mails, phone numbers and Luhn-valid card numbers replaced by markers."""
+    if len(value) > CACHED_LENGTH:
+        return _scrub(value)
+    return _cached(value)
+
+
+def scrub_capped(value: str, limit: int) -> str:
+    """``scrub(value)[:limit]`` without scrubbing more of ``value`` than can reach the result:
+    the first ``limit`` characters out come from at most ``MAX_SHRINK * limit`` characters in,
+    and anything to be replaced that starts there ends within ``LONGEST_MATCH`` more."""
+    return scrub(value[:MAX_SHRINK * limit + LONGEST_MATCH])[:limit]
+
+
+@functools.lru_cache(maxsize=CACHE_ENTRIES)  # paths and search terms repeat; regexes are costly
+def _cached(value: str) -> str:
+    return _scrub(value)
+
+
+def _scrub(value: str) -> str:
     if not value:
         return value
     folded = value.translate(_FOLD)

@@ -81,6 +81,7 @@ class Settings:
     click_id_params: tuple[str, ...] = DEFAULT_CLICK_ID_PARAMS
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
     queue_size: int = 10_000
+    queue_max_bytes: int = 32 * 1024 * 1024  # what queued requests may hold, headers included
     batch_size: int = 1_000
     flush_interval: float = 1.0
     max_event_bytes: int = 16 * 1024
@@ -178,6 +179,8 @@ class Settings:
             click_id_params=src.strings("click_id_params", DEFAULT_CLICK_ID_PARAMS),
             exclude_paths=src.strings("exclude_paths", DEFAULT_EXCLUDE_PATHS),
             queue_size=src.integer("queue_size", 10_000, minimum=1),
+            queue_max_bytes=src.integer("queue_max_bytes", 32 * 1024 * 1024,
+                                        minimum=64 * 1024),
             batch_size=src.integer("batch_size", 1_000, minimum=1),
             flush_interval=src.number("flush_interval", 1.0, minimum=0.001),
             max_event_bytes=src.integer("max_event_bytes", 16 * 1024, minimum=512),

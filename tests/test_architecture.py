@@ -44,3 +44,29 @@ def test_consent_mw_never_imports_the_clickhouse_driver() -> None:
         if names & {"chdb", "clickhouse_connect"}
     }
     assert offenders == {}
+
+
+CLOCK_CALLS = {"now_ms", "time", "time_ns", "now", "today", "utcnow", "monotonic"}
+
+
+def test_no_test_reads_the_clock_when_its_module_is_imported() -> None:
+    """A time computed at import goes stale: a parameter meant to be "a minute in the future"
+    is in the past when the test runs more than a minute later (it failed one run in three)."""
+    offenders = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        at_import: list[ast.AST] = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                at_import += [*node.decorator_list, *node.args.defaults]
+            elif isinstance(node, ast.ClassDef):
+                at_import += node.decorator_list
+            else:
+                at_import.append(node)
+        for node in at_import:
+            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+                func = call.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in CLOCK_CALLS:
+                    offenders.append(f"{path.relative_to(ROOT)}:{call.lineno}")
+    assert offenders == []

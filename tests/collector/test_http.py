@@ -7,6 +7,7 @@ import json
 import uuid
 import zlib
 
+import pytest
 from collector_testkit import AUTH, TOKEN, batch_body, make_event, make_record, now_ms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,3 +238,38 @@ def test_arbitrary_bytes_never_cause_a_server_error(
 ) -> None:
     r = client.post("/v1/events", content=gzip.compress(raw) if gzip_it else raw, headers=AUTH)
     assert r.status_code == 400, r.text
+
+
+def _gzipped(raw: bytes) -> bytes:
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return comp.compress(raw) + comp.flush()
+
+
+def test_a_body_of_millions_of_empty_objects_is_counted_and_refused_before_parsing(
+        client: TestClient, service: CollectorService) -> None:
+    # Under the decompressed-size cap, but more objects than any batch holds (finding 5:
+    # json.loads of this took the collector from 0.5 to 1.4 GiB before answering 400).
+    raw = b'{"schema":"consent-mw/1","events":[' + b"{}," * 2_000_000 + b'{}]}'
+    body = _gzipped(raw)
+    assert len(body) < 40_000 and len(raw) < service.settings.max_decompressed_bytes
+    r = client.post("/v1/events", content=body, headers=AUTH)
+    assert r.status_code == 413 and r.json()["error"] == "too_many_items"
+    assert 'rejected_total{reason="too_many_items"} 1.0' in client.get("/metrics").text
+
+
+def test_a_body_of_millions_of_values_is_refused_too(client: TestClient) -> None:
+    raw = b'{"schema":"consent-mw/1","events":[' + b'"ab",' * 1_500_000 + b'"ab"]}'
+    r = client.post("/v1/events", content=_gzipped(raw), headers=AUTH)
+    assert r.status_code == 413 and r.json()["error"] == "too_many_items"
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 5000 + b"]" * 5000,  # past the parser's depth limit
+    b'{"schema": "consent-mw/1", "sent_at": ' + b"9" * 5000 + b"}",  # past int limits
+    b"\xff\xfe{}",  # not UTF-8
+])
+def test_json_the_parser_refuses_is_a_400_with_a_reason(client: TestClient,
+                                                         raw: bytes) -> None:
+    r = client.post("/v1/events", content=_gzipped(raw), headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_json"
+    assert r.json()["message"]
