@@ -9,12 +9,14 @@ required. Output is JSON on stdout; failures exit non-zero with a one-line reaso
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +232,19 @@ def _verify_store(dsn: str) -> dict[str, Any]:
     from collector.audit import verify_chain
     from collector.store import Store
 
-    try:
-        s = Store(dsn)
-    except Exception as exc:  # chDB's errors for a directory in use are long and varied
-        raise click.ClickException(
-            f"cannot open the store {dsn}: {_first_line(exc)}. If a collector is running on "
-            f"it, verify through it instead: consent-mw audit verify --url URL") from None
+    with _native_stderr() as native:
+        try:
+            s = Store(dsn)
+        except Exception as exc:  # chDB's errors for a directory in use are long and varied
+            said = f"{exc} {native.read()}"
+            if "lock" in said.lower() or "already running" in said.lower():
+                raise click.ClickException(
+                    f"the store {dsn} is in use by another process (a running collector or "
+                    "demo): verify through it instead, consent-mw audit verify --url URL"
+                ) from None
+            raise click.ClickException(f"cannot open the store {dsn}: {_first_line(exc)}; "
+                                       "to verify through a running collector use --url URL"
+                                       ) from None
     try:
         return verify_chain(s).as_dict()
     except Exception as exc:
@@ -243,6 +252,36 @@ def _verify_store(dsn: str) -> dict[str, Any]:
                                    f"{_first_line(exc)}") from None
     finally:
         s.close()
+
+
+class _Captured:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> str:
+        try:
+            return self.path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[_Captured]:
+    """Capture what native code (chDB) writes straight to file descriptor 2, so a failure is
+    reported once, in our words, instead of as its multi-line log."""
+    with tempfile.TemporaryDirectory() as tmp:
+        captured = _Captured(Path(tmp) / "stderr")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with captured.path.open("wb") as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield captured
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,154 @@
+"""Memory under the trust-boundary attacks: each server in its own process (uvicorn with
+httptools), its peak RSS (VmHWM) read from /proc before and after.
+
+    python bench/bench_attacks.py [--python PATH]
+
+``--python`` runs the servers with another interpreter (another checkout's venv), for
+before/after figures; the attacks are the same. tests/security/test_memory.py asserts the
+bounds; this prints the numbers for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+async def many(url: str, count: int, concurrency: int,
+               vary: Callable[[int], dict[str, str]] | None = None,
+               **kw: object) -> dict[int, int]:
+    """``count`` requests, ``concurrency`` at a time; ``vary(n)`` adds headers per request."""
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(n: int) -> None:
+            headers = {**kw.get("headers", {}), **(vary(n) if vary else {})}  # type: ignore[dict-item]
+            args = {k: v for k, v in kw.items() if k != "headers"}
+            async with sem:
+                try:
+                    code = (await client.request(url=url, headers=headers,
+                                                 **args)).status_code  # type: ignore[arg-type]
+                except httpx.HTTPError:
+                    code = 0
+                statuses[code] = statuses.get(code, 0) + 1
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+    return statuses
+
+
+def consented_cookie(base: str) -> str:
+    """The cookies of a visitor who accepted analytics: their pages are captured in full."""
+    r = httpx.post(base.rstrip("/") + "/_consent", json={"action": "accept_all"},
+                   headers={"Origin": base.rstrip("/")})
+    r.raise_for_status()
+    return "; ".join(f"{k}={v}" for k, v in r.cookies.items())
+
+
+def run(name: str, command: list[str], ready: Callable[[subprocess.Popen[str]], None],
+        attack: Callable[[], dict[int, int]], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.Popen(command, cwd=HERE.parent, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    try:
+        ready(proc)
+        time.sleep(0.5)
+        before = peak_mib(proc.pid)
+        started = time.perf_counter()
+        statuses = attack()
+        seconds = time.perf_counter() - started
+        after = peak_mib(proc.pid)
+        print(f"{name:58s} peak {before:7.0f} -> {after:7.0f} MiB  (+{after - before:6.0f})"
+              f"  {seconds:5.1f} s  statuses {dict(sorted(statuses.items()))}", flush=True)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    py = args.python
+
+    def line_ready(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        if "ready" not in proc.stdout.readline():
+            raise RuntimeError("server did not start")
+
+    port = free_port()
+    web = f"http://127.0.0.1:{port}/"
+    gpc = "1" * (256 * 1024 - 8)
+    run("1,024 requests, distinct 256 KB Sec-GPC values (web)",
+        [py, str(HERE / "attack_servers.py"), "web", str(port)], line_ready,
+        lambda: asyncio.run(many(web, 1024, 16, method="GET",
+                                 vary=lambda n: {"sec-gpc": f"{gpc}{n:08d}"})))
+    port = free_port()
+    web = f"http://127.0.0.1:{port}/"
+    run("400 consented requests, 1 MB header, collector stalled (web)",
+        [py, str(HERE / "attack_servers.py"), "web", str(port)], line_ready,
+        lambda: asyncio.run(many(web, 400, 8, method="GET", headers={
+            "x-padding": "p" * 1024 * 1024, "cookie": consented_cookie(web)})))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    run("40 concurrent wrong logins (dashboards)",
+        [py, str(HERE / "attack_servers.py"), "dashboards", str(port)], line_ready,
+        lambda: asyncio.run(many(base + "/dashboards/login", 40, 40, method="POST",
+                                 data={"username": "marketing", "password": "wrong"},
+                                 headers={"Origin": base})))
+    raw = b'{"schema":"consent-mw/1","events":[' + b"{}," * 2_700_000 + b"{}]}"
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = comp.compress(raw) + comp.flush()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+
+        def collector_ready(proc: subprocess.Popen[str]) -> None:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(base + "/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            raise RuntimeError("collector did not start")
+
+        run(f"4 concurrent {len(bomb) // 1024} KB gzip bodies of 2.7M objects (collector)",
+            [py, "-m", "collector.cli", "collector", "--port", str(port), "--store",
+             f"chdb://{tmp}/store", "--log-level", "warning"], collector_ready,
+            lambda: asyncio.run(many(base + "/v1/events", 8, 4, method="POST", content=bomb,
+                                     headers={"Authorization": "Bearer bench-token-0123456789",
+                                              "Content-Encoding": "gzip",
+                                              "Content-Type": "application/json"})),
+            env={"CONSENT_MW_COLLECTOR_TOKEN": "bench-token-0123456789"})
+
+
+if __name__ == "__main__":
+    main()
