@@ -231,7 +231,10 @@ def valid_session_id(value: str | None) -> str | None:
 
 
 def set_cookie(name: str, value: str, *, max_age: int, secure: bool, path: str = "/") -> str:
-    """A ``Set-Cookie`` value: always HttpOnly and SameSite=Lax; Secure over https."""
+    """A ``Set-Cookie`` value: always HttpOnly and SameSite=Lax; Secure over https, and always
+    for ``__Host-``/``__Secure-`` names (browsers refuse them otherwise, and behind a
+    TLS-terminating proxy the request itself may look like plain http)."""
+    secure = secure or name.startswith(("__Host-", "__Secure-"))
     parts = [f"{name}={value}", f"Max-Age={max(0, int(max_age))}", f"Path={path}",
              "HttpOnly", "SameSite=Lax"]
     if max_age <= 0:

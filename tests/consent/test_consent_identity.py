@@ -83,3 +83,28 @@ def test_changing_a_decision_keeps_the_bound_id(make_settings: Callable[..., Set
     r = client.post("/_consent", json={"categories": {"analytics": True}},
                     headers={"origin": ORIGIN})
     assert r.json()["visitor_id"] == vid
+
+
+def test_host_prefixed_cookie_names_work_and_are_always_secure(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(capture=False, consent_cookie="__Host-cmw_consent",
+                             visitor_cookie="__Host-cmw_vid", session_cookie="__Host-cmw_sid")
+    client = TestClient(starlette_app(settings), base_url="https://testserver")
+    r = client.post("/_consent", json={"action": "accept_all"},
+                    headers={"origin": "https://testserver"})
+    lines = r.headers.get_list("set-cookie")
+    assert {line.split("=", 1)[0] for line in lines} >= {"__Host-cmw_consent",
+                                                         "__Host-cmw_vid", "__Host-cmw_sid"}
+    assert all("Secure" in line and "Path=/" in line and "Domain" not in line
+               for line in lines)
+    vid = r.json()["visitor_id"]
+    assert client.get("/ctx").json()["visitor_id"] == vid
+
+
+def test_host_prefixed_cookies_are_secure_even_when_a_proxy_hides_https(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(capture=False, consent_cookie="__Host-cmw_consent",
+                             visitor_cookie="__Host-cmw_vid", session_cookie="__Host-cmw_sid")
+    client = TestClient(starlette_app(settings))  # plain http, as behind a TLS proxy
+    r = client.post("/_consent", json={"action": "accept_all"}, headers={"origin": ORIGIN})
+    assert all("; Secure" in line for line in r.headers.get_list("set-cookie"))
