@@ -20,7 +20,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -217,6 +217,11 @@ def create_site(
     async def robots(request: Request) -> Response:
         return PlainTextResponse("User-agent: *\nDisallow: /dashboards/\nDisallow: /_collector/\n")
 
+    async def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico on pages that name no icon (the consent pages).
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return render(request, "404.html", status=404)
 
@@ -234,6 +239,7 @@ def create_site(
         routes.append(Route(localized(path, "en"), endpoint, methods=methods))
     routes.append(Route("/en", home, methods=["GET"]))
     routes.append(Route("/robots.txt", robots, methods=["GET"]))
+    routes.append(Route("/favicon.ico", favicon, methods=["GET", "HEAD"]))
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     return Starlette(routes=routes, exception_handlers={404: not_found})
 

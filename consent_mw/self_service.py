@@ -264,7 +264,10 @@ class _Page:
             (b"content-type", ctype.encode("latin-1")),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"), *headers]})
+            # same-origin, not no-referrer: under no-referrer browsers send "Origin: null"
+            # with the page's own form POST, which the same-origin rule refuses. The status
+            # link's signed reference still never leaves the site.
+            (b"referrer-policy", b"same-origin"), *headers]})
         await self.send_({"type": "http.response.body", "body": b"" if self.head else body})
 
     async def plain(self, status: int, text: str, headers: Headers = ()) -> None:

@@ -142,3 +142,30 @@ def process(args: list[str], *, env: dict[str, str] | None = None,
 def server_command(kind: str, port: int) -> list[str]:
     """A server of ``bench/attack_servers.py`` (the bench runs the same attacks)."""
     return [sys.executable, str(ROOT / "bench" / "attack_servers.py"), kind, str(port)]
+
+
+class Demo:
+    """The served demo: its URL, its parts (store, privacy, capture), browsers on it."""
+
+    def __init__(self, served: Served, parts: Any) -> None:  # clinic.app.DemoParts
+        self.served = served
+        self.parts = parts
+        self.url = served.url
+        self._browsers: list[Browser] = []
+
+    def browser(self) -> Browser:
+        b = Browser(self.url)
+        self._browsers.append(b)
+        return b
+
+    @property
+    def store(self) -> Any:
+        return self.parts.store
+
+    def flush(self) -> None:
+        assert self.parts.flush(10)
+
+    def close(self) -> None:
+        for b in self._browsers:
+            b.close()
+        self.served.stop()

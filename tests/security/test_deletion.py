@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Demo
-from security_kit import SECRET, Browser, free_port, serve, wait_for
+from security_kit import SECRET, Browser, Demo, free_port, serve, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse

@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Demo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_kit import SECRET, Browser, Served, serve, wait_for
+from security_kit import SECRET, Browser, Demo, Served, serve, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse

@@ -9,8 +9,7 @@ import io
 import zipfile
 
 import httpx
-from conftest import Demo
-from security_kit import wait_for
+from security_kit import Demo, wait_for
 
 
 def test_fresh_visitor_ids_from_one_address_do_not_reset_the_limit(demo: Demo) -> None:
