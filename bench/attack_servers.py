@@ -7,6 +7,8 @@ until killed; prints "ready" once listening.
 - ``web``: a site behind ConsentMiddleware, capture on, its transport stalled (the worker
   blocks on the first batch, as when a collector stops answering), so whatever capture
   queues stays queued: the queue's byte bound is what keeps memory flat.
+- ``web-flowing``: the same with a transport that takes every batch at once: what the
+  worker keeps (its caches) is what stays.
 - ``dashboards``: the dashboards app with one account per role (password ``PASSWORD``); its
   store is never reached by a login.
 """
@@ -41,7 +43,18 @@ class StalledTransport:
         self._never.set()
 
 
-def web() -> Any:
+class DiscardingTransport:
+    """A collector that takes everything at once."""
+
+    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+             batch_id: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def web(transport: Any = None) -> Any:
     from consent_mw import ConsentMiddleware
     from consent_mw.config import Secret
     from consent_mw.settings import Settings
@@ -51,7 +64,9 @@ def web() -> Any:
 
     site = Starlette(routes=[Route("/", page)])
     settings = Settings(secret_keys=(Secret(SECRET),), policy_text="policy")
-    return ConsentMiddleware(site, settings=settings, transport=StalledTransport())
+    return ConsentMiddleware(site, settings=settings,
+                             transport=transport if transport is not None
+                             else StalledTransport())
 
 
 def dashboards() -> Any:
@@ -73,7 +88,8 @@ def dashboards() -> Any:
 
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
-    app = {"web": web, "dashboards": dashboards}[kind]()
+    app = {"web": web, "web-flowing": lambda: web(DiscardingTransport()),
+           "dashboards": dashboards}[kind]()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             http="httptools", loop="uvloop", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -51,7 +51,9 @@ async def many(url: str, count: int, concurrency: int,
         sem = asyncio.Semaphore(concurrency)
 
         async def one(n: int) -> None:
-            headers = {**kw.get("headers", {}), **(vary(n) if vary else {})}  # type: ignore[dict-item]
+            # A list of pairs, not a dict: some attacks repeat a header thousands of times.
+            headers = [*httpx.Headers(kw.get("headers")).multi_items(),  # type: ignore[arg-type]
+                       *(vary(n) if vary else {}).items()]
             args = {k: v for k, v in kw.items() if k != "headers"}
             async with sem:
                 try:
@@ -63,6 +65,35 @@ async def many(url: str, count: int, concurrency: int,
 
         await asyncio.gather(*(one(n) for n in range(count)))
     return statuses
+
+
+async def raw_many(port: int, head: bytes, count: int, concurrency: int) -> dict[int, int]:
+    """``count`` GETs of the raw request head ``head`` over plain sockets: building tens of
+    thousands of headers per request in an HTTP client would time the client, not the
+    server."""
+    statuses: dict[int, int] = {}
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(head)
+                await writer.drain()
+                line = await reader.readline()
+                code = int(line.split()[1]) if line.startswith(b"HTTP/") else 0
+            finally:
+                writer.close()
+            statuses[code] = statuses.get(code, 0) + 1
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return statuses
+
+
+def request_head(cookie: str, lines: list[str]) -> bytes:
+    return ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            + (f"Cookie: {cookie}\r\n" if cookie else "")
+            + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode("latin-1")
 
 
 def consented_cookie(base: str) -> str:
@@ -116,6 +147,21 @@ def main() -> None:
         [py, str(HERE / "attack_servers.py"), "web", str(port)], line_ready,
         lambda: asyncio.run(many(web, 400, 8, method="GET", headers={
             "x-padding": "p" * 1024 * 1024, "cookie": consented_cookie(web)})))
+    port = free_port()
+    names = [f"x-{n:04d}-{'n' * 90}:" for n in range(2000)]
+    run("1,000 consented requests of 2,000 empty 100-byte-name headers, stalled (web)",
+        [py, str(HERE / "attack_servers.py"), "web", str(port)], line_ready,
+        lambda: asyncio.run(raw_many(port, request_head(
+            consented_cookie(f"http://127.0.0.1:{port}"), names), 1000, 8)))
+    port = free_port()
+    run("300 consented requests of 20,000 empty Referer headers, flowing (web)",
+        [py, str(HERE / "attack_servers.py"), "web-flowing", str(port)], line_ready,
+        lambda: asyncio.run(raw_many(port, request_head(
+            consented_cookie(f"http://127.0.0.1:{port}"), ["Referer:"] * 20_000), 300, 4)))
+    port = free_port()
+    run("one request of 70,000 Sec-GPC headers, timed (web)",
+        [py, str(HERE / "attack_servers.py"), "web", str(port)], line_ready,
+        lambda: asyncio.run(raw_many(port, request_head("", ["Sec-GPC: 1"] * 70_000), 1, 1)))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     run("40 concurrent wrong logins (dashboards)",

@@ -154,42 +154,77 @@ def demo_accounts(password: str) -> dict[str, Account]:
 # --- throttling -------------------------------------------------------------------------------
 
 class LoginGuard:
-    """Failed logins per key (an account, an address): after ``free`` failures, the next try
-    must wait ``base * 2**(n - free)`` seconds after the last one, at most ``cap``."""
+    """Failed logins per key (an account, an address). Within the first ``free`` attempts,
+    tries in flight count as attempts: a burst of concurrent logins cannot all get through
+    before the first failure is recorded. After ``free`` failures the next try must wait
+    ``base * 2**(n - free)`` seconds after the last one, at most ``cap``, and only one try at a
+    time is let through.
+
+    Use: ``wait = begin(*keys)``; None means go ahead, and ``finish(*keys, failed=...)`` must
+    follow (``succeeded(key)`` clears a key after a good password).
+    """
 
     def __init__(self, *, free: int = 5, base: float = 1.0, cap: float = 900.0,
                  max_keys: int = 65_536) -> None:
         self.free, self.base, self.cap, self.max_keys = free, base, cap, max_keys
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # key -> (failures, monotonic time of the last failure, attempts in flight)
+        self._state: OrderedDict[str, tuple[int, float, int]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _wait(self, key: str, now: float) -> float | None:
+        failures, last, flying = self._state.get(key, (0, 0.0, 0))
+        if failures + flying < self.free:
+            return None
+        if failures >= self.free:
+            ready = last + min(self.cap, self.base * 2.0 ** (failures - self.free))
+            if ready > now:
+                return ready - now
+            if not flying:
+                return None  # the one try the delay allows
+        return 1.0  # the budget is taken by tries in flight: come back in a moment
+
     def retry_after(self, *keys: str) -> float | None:
-        """Seconds until any of ``keys`` may try again, or None."""
+        """Seconds until any of ``keys`` may try again, or None (reserves nothing)."""
         now = time.monotonic()
-        waits = []
         with self._lock:
-            for key in keys:
-                count, last = self._failures.get(key, (0, 0.0))
-                if count >= self.free:
-                    ready = last + min(self.cap, self.base * 2 ** (count - self.free))
-                    if ready > now:
-                        waits.append(ready - now)
+            waits = [w for w in (self._wait(k, now) for k in keys) if w is not None]
         return max(waits) if waits else None
 
-    def failed(self, *keys: str) -> None:
+    def begin(self, *keys: str) -> float | None:
+        """Reserve an attempt for every key, or return the seconds to wait (reserving
+        nothing)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [w for w in (self._wait(k, now) for k in keys) if w is not None]
+            if waits:
+                return max(waits)
+            for key in keys:
+                failures, last, flying = self._state.get(key, (0, 0.0, 0))
+                self._put(key, (failures, last, flying + 1))
+        return None
+
+    def finish(self, *keys: str, failed: bool) -> None:
+        """End the attempt :meth:`begin` reserved; a failure counts against every key."""
         now = time.monotonic()
         with self._lock:
             for key in keys:
-                count, _ = self._failures.get(key, (0, 0.0))
-                self._failures[key] = (count + 1, now)
-                self._failures.move_to_end(key)
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+                failures, last, flying = self._state.get(key, (0, 0.0, 1))
+                self._put(key, (failures + 1, now, flying - 1) if failed
+                          else (failures, last, max(0, flying - 1)))
 
-    def succeeded(self, *keys: str) -> None:
+    def succeeded(self, key: str) -> None:
+        """A good password clears the account's failures (its tries in flight stay)."""
         with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            found = self._state.get(key)
+            if found is not None:
+                self._put(key, (0, 0.0, found[2]))
+
+    def _put(self, key: str, value: tuple[int, float, int]) -> None:
+        state = self._state
+        state[key] = value
+        state.move_to_end(key)
+        while len(state) > self.max_keys:
+            state.popitem(last=False)
 
 
 class LoginBusy(RuntimeError):
@@ -226,6 +261,44 @@ def verify_password(accounts: Mapping[str, Account], name: str,
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     return account
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    """What a login attempt came to: an account, or a wait (throttled or busy), or neither
+    (wrong user or password)."""
+
+    account: Account | None = None
+    retry_after: float | None = None  # throttled: 429 with Retry-After
+    busy: bool = False  # no password check could start: 503
+
+
+class Logins:
+    """The one login rule of the dashboards and the staff console: throttle, then check."""
+
+    def __init__(self, *, guard: LoginGuard | None = None,
+                 checker: PasswordChecker | None = None) -> None:
+        self.guard = guard or LoginGuard()
+        self.checker = checker or PasswordChecker()
+
+    async def attempt(self, accounts: Mapping[str, Account], name: str, password: str, *,
+                      address: str) -> LoginOutcome:
+        """Check ``name``/``password`` from the client at ``address`` (a ``client_key``)."""
+        keys = ("user:" + name, address)
+        wait = self.guard.begin(*keys)
+        if wait is not None:
+            return LoginOutcome(retry_after=wait)
+        failed = False
+        try:
+            account = await self.checker.verify(accounts, name, password)
+            failed = account is None
+        except LoginBusy:
+            return LoginOutcome(busy=True)
+        finally:
+            self.guard.finish(*keys, failed=failed)
+        if account is not None:
+            self.guard.succeeded(keys[0])
+        return LoginOutcome(account=account)
 
 
 # --- sessions -----------------------------------------------------------------------------

@@ -53,13 +53,14 @@ class Privacy:
 
     def __init__(self, store: Store | Callable[[], Store], key: bytes, *,
                  gate: SuppressionGate | None = None, cleanup_timeout: float = 90.0,
+                 purge_interval: float = 30.0,
                  metrics: CollectorMetrics | None = None) -> None:
         self._store_fn: Callable[[], Store] = store if callable(store) else (lambda: store)
         self.key = key
         self.gate = gate if gate is not None else SuppressionGate(key)
         self._lock = threading.RLock()  # suppression writes and their versions
         self.purger = Purger(self, cleanup_timeout=cleanup_timeout)
-        self.purges = PurgeQueue(self.purger, metrics=metrics)
+        self.purges = PurgeQueue(self.purger, interval=purge_interval, metrics=metrics)
 
     @property
     def store(self) -> Store:
@@ -105,12 +106,31 @@ class Privacy:
         with self._lock:
             version = max(self.gate.version + 1, time.time_ns() // 1000)
             now = now_utc()
-            rows = [[s.id_type, s.stored if keep_subject else "", s.hash, active, purged,
-                     root.hash, reason, requested_by, now, version] for s in subjects]
+            kept = self._purged_subjects(subjects) if active and not purged else None
+            rows = []
+            for s in subjects:
+                row_purged, subject = purged, s.stored if keep_subject else ""
+                if kept is not None and s.hash in self.gate.purged:
+                    # A purged subject stays purged whatever is written later: a suppression
+                    # after the purge must not make it liftable, nor store its id again (a
+                    # purge still running keeps the id it needs until its last step).
+                    row_purged, subject = True, subject if s.hash in kept else ""
+                rows.append([s.id_type, subject, s.hash, active, row_purged, root.hash, reason,
+                             requested_by, now, version])
             self.store.insert("suppressions", rows, SUPPRESSION_COLUMNS,
                               settings=PRIVATE_SETTINGS)
             self.gate.change((s.hash for s in subjects), active=active, purged=purged,
                              version=version)
+
+    def _purged_subjects(self, subjects: Sequence[Subject]) -> set[str]:
+        """Of ``subjects`` whose purge was asked for, the hashes whose raw id the store still
+        keeps (their purge has not reached its last step)."""
+        gone = [s.hash for s in subjects if s.hash in self.gate.purged]
+        if not gone:
+            return set()
+        return {str(r[0]) for r in self.store.rows(
+            "SELECT subject_hash FROM suppressions FINAL WHERE subject_hash IN "
+            "{h:Array(String)} AND subject != ''", {"h": gone}, settings=PRIVATE_SETTINGS)}
 
     # -- suppress / unsuppress ----------------------------------------------------------
 

@@ -409,6 +409,13 @@ def build_routes(service: Any) -> list[BaseRoute]:
           Polled by web processes every suppression_refresh seconds. Takes the collector
           token (or the admin token); without a configured collector token, loopback only.
         security: [{bearer: []}]
+        parameters:
+          - name: since
+            in: query
+            schema: {type: integer}
+            description: 'the version held: if it is still current the answer is
+              {"unchanged": true}'
+
         responses:
           200:
             description: '{"hashes": [...], "purged": [...], "version": n}: purged is the
@@ -424,6 +431,11 @@ def build_routes(service: Any) -> list[BaseRoute]:
         if not allowed:
             return _error(401, "unauthorized", "a valid bearer token is required",
                           **{"WWW-Authenticate": "Bearer"})
+        since = request.query_params.get("since", "")
+        if since.isdigit() and int(since) == privacy.version:
+            # The list only grows with purges; web processes ask every few seconds.
+            return JSONResponse({"version": privacy.version, "unchanged": True},
+                                headers={"Cache-Control": "no-store"})
         return JSONResponse(privacy.suppression_list(),
                             headers={"Cache-Control": "no-store"})
 

@@ -405,12 +405,16 @@ class PurgeQueue:
     """
 
     def __init__(self, purger: Purger, *, max_waiting: int = 1_000, max_batch: int = 200,
-                 linger: float = 0.5, keep: int = 10_000,
+                 linger: float = 0.5, interval: float = 30.0, keep: int = 10_000,
                  metrics: CollectorMetrics | None = None) -> None:
         self.purger = purger
         self.max_waiting = max_waiting
         self.max_batch = max_batch
         self.linger = linger
+        #: At least this long between the starts of two batches: each rewrites and scans the
+        #: whole store, so a flood of requests costs at most one pass per interval.
+        self.interval = interval
+        self._reserved = 0  # submits past the size check, not yet queued
         self.keep = keep
         self.metrics = metrics
         self._waiting: deque[PurgeJob] = deque()
@@ -434,11 +438,16 @@ class PurgeQueue:
     def submit(self, root: Subject, reason: str, requested_by: str) -> PurgeJob:
         """Ask for a purge; the person is suppressed before this returns."""
         with self._cond:
-            if len(self._waiting) >= self.max_waiting:
+            if len(self._waiting) + self._reserved >= self.max_waiting:
                 if self.metrics is not None:
                     self.metrics.purges.labels("rejected_queue_full").inc()
                 raise PurgeQueueFull(f"{len(self._waiting)} purges are waiting; try later")
-        job = self.purger.open(root, reason, requested_by)
+            self._reserved += 1  # concurrent submits cannot overshoot the bound
+        try:
+            job = self.purger.open(root, reason, requested_by)
+        finally:
+            with self._cond:
+                self._reserved -= 1
         with self._cond:
             self._waiting.append(job)
             self._remember(job)
@@ -551,14 +560,19 @@ class PurgeQueue:
         self._thread = None
 
     def _loop(self) -> None:
+        last_start = float("-inf")
         while True:
             with self._cond:
                 while not self._waiting and not self._stopping:
                     self._cond.wait()
+                # Let requests arriving together share the batch, and let the previous
+                # batch's interval pass.
+                ready = max(time.monotonic() + self.linger, last_start + self.interval)
+                while not self._stopping and (remaining := ready - time.monotonic()) > 0:
+                    self._cond.wait(remaining)
                 if self._stopping:
                     return
-            # Let requests arriving together share the batch.
-            time.sleep(self.linger)
+            last_start = time.monotonic()
             batch = self._take()
             if not batch:
                 continue

@@ -46,7 +46,8 @@ class CollectorService:
         # The one suppression gate: privacy changes it, ingest obeys it.
         self.gate = SuppressionGate(key)
         self.ingest = Ingest(self.settings, self.metrics, self.gate)
-        self.privacy = Privacy(lambda: self.store, key, gate=self.gate, metrics=self.metrics)
+        self.privacy = Privacy(lambda: self.store, key, gate=self.gate, metrics=self.metrics,
+                               purge_interval=self.settings.purge_interval)
         self.transport = InProcessTransport(self)
         # Called with the service after the store is open / before it closes (privacy, query).
         self.on_start: list[Callable[[CollectorService], None]] = []

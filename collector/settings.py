@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.accounts import Account, staff_accounts
+from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
 
 DAY = 86400
@@ -40,6 +41,7 @@ class CollectorSettings:
     max_decompressed_bytes: int = 8 * MIB
     max_concurrent_ingests: int = 4  # batches read and decoded at once; memory is ~2x each
     ingest_wait: float = 10.0  # seconds a batch waits for its turn before a 503
+    purge_interval: float = 30.0  # at least this long between two batches of purges
     # An item whose ts is further than this from its batch's sent_at (else from the collector's
     # clock) is rejected, and so is a batch whose sent_at is this far in the future.
     clock_skew: int = DAY
@@ -57,6 +59,7 @@ class CollectorSettings:
     staff_users: Mapping[str, Account] = field(default_factory=dict, repr=False)
     #: Peers whose X-Forwarded-For names the client (what login throttling keys on).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    forwarded_header: str = DEFAULT_FORWARDED_HEADER  # the one header those proxies write
 
     def __post_init__(self) -> None:
         if not self.store.startswith(("chdb://", "http://", "https://")):
@@ -74,9 +77,12 @@ class CollectorSettings:
             zoneinfo.ZoneInfo(self.rollup_tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise SettingsError("dashboard_tz", f"unknown time zone {self.rollup_tz!r}") from None
-        for name in ("dedupe_warm_hours", "insert_linger_ms", "rollup_interval", "rollup_grace"):
+        for name in ("dedupe_warm_hours", "insert_linger_ms", "rollup_interval", "rollup_grace",
+                     "purge_interval"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, "must be >= 0")
+        if self.forwarded_header not in FORWARDED_HEADERS:
+            raise SettingsError("forwarded_header", f"must be one of {FORWARDED_HEADERS}")
         if self.cluster is not None and not self.cluster.replace("_", "").replace(
             "-", ""
         ).isalnum():
@@ -116,6 +122,7 @@ class CollectorSettings:
             max_decompressed_bytes=src.integer("max_decompressed_bytes", 8 * MIB, minimum=1),
             max_concurrent_ingests=src.integer("max_concurrent_ingests", 4, minimum=1),
             ingest_wait=src.number("ingest_wait", 10.0, minimum=0.1),
+            purge_interval=duration(src, "purge_interval", 30),
             clock_skew=duration(src, "clock_skew", DAY),
             dedupe_size=src.integer("dedupe_size", 200_000, minimum=1),
             dedupe_warm_hours=src.integer("dedupe_warm_hours", 24, minimum=0),
@@ -128,6 +135,7 @@ class CollectorSettings:
             staff_users=staff_accounts(dict(src.env), None if toml_path is None
                                        else str(toml_path)),
             trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
+            forwarded_header=src.text("forwarded_header", DEFAULT_FORWARDED_HEADER).lower(),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

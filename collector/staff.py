@@ -19,14 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.accounts import (
-    PRIVACY_ROLES,
-    LoginBusy,
-    LoginGuard,
-    PasswordChecker,
-    Session,
-    SessionStore,
-)
+from collector.accounts import PRIVACY_ROLES, Logins, Session, SessionStore
 from collector.privacy import Privacy, PrivacyError
 from collector.store import StoreError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
@@ -105,8 +98,7 @@ def build_staff_routes(service: CollectorService, privacy: Privacy) -> list[Base
     # Sessions live in this process; a restart logs everyone out, which fails safe.
     sessions = SessionStore(secrets.token_hex(32), salt="consent-mw.staff",
                             max_age=SESSION_AGE)
-    guard = LoginGuard()
-    passwords = PasswordChecker()
+    logins = Logins()
 
     def session(request: Request) -> Session | None:
         found = sessions.get(request.cookies.get(COOKIE), settings.staff_users)
@@ -194,29 +186,26 @@ def build_staff_routes(service: CollectorService, privacy: Privacy) -> list[Base
             form = await read_form(request)
         except FormTooLarge as exc:
             return HTMLResponse(str(exc), 413)
-        name = form.get("username", "")[:128]
-        keys = ("user:" + name, client_key(request, settings.trusted_proxies))
-        wait = guard.retry_after(*keys)
-        if wait is not None:
-            retry = str(int(wait) + 1)
+        outcome = await logins.attempt(
+            settings.staff_users, form.get("username", "")[:128],
+            form.get("password", "")[:1024],
+            address=client_key(request, settings.trusted_proxies, settings.forwarded_header))
+        if outcome.retry_after is not None:
+            retry = str(int(outcome.retry_after) + 1)
             response = page("login", status=429, base=base(request),
                             error=f"too many failed logins; try again in {retry} s")
             response.headers["Retry-After"] = retry
             return response
-        try:
-            account = await passwords.verify(settings.staff_users, name,
-                                             form.get("password", "")[:1024])
-        except LoginBusy:
+        if outcome.busy:
             response = page("login", status=503, base=base(request),
                             error="too many logins at once; try again in a moment")
             response.headers["Retry-After"] = "2"
             return response
+        account = outcome.account
         if account is None or account.role not in PRIVACY_ROLES:
-            guard.failed(*keys)
             return page("login", status=401, base=base(request),
                         error="unknown user, wrong password, or an account without the "
                               "privacy role")
-        guard.succeeded(keys[0])
         resp = RedirectResponse(base(request), status_code=303)
         resp.set_cookie(COOKIE, sessions.create(account), max_age=SESSION_AGE,
                         httponly=True, samesite="strict",

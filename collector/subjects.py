@@ -114,6 +114,16 @@ def resolve(store: Store, root: Subject) -> PersonScope:
     consent |= {str(r[0]) for r in store.rows(
         "SELECT DISTINCT consent_id FROM consent_records WHERE visitor_id IN "
         "{v:Array(String)} AND consent_id != ''", {"v": v}, settings=p)}
+    if consent:
+        # A consent id another visitor's rows carry too (a consent cookie copied into another
+        # browser before consent ids were re-issued with visitor ids) is not this person's
+        # alone: matching it would reach the other visitor's rows.
+        params = {"c": sorted(consent), "v": v}
+        for table in ("events", "consent_records"):
+            consent -= {str(r[0]) for r in store.rows(
+                f"SELECT DISTINCT consent_id FROM {table} WHERE consent_id IN "
+                "{c:Array(String)} AND visitor_id != '' AND visitor_id NOT IN "
+                "{v:Array(String)}", params, settings=p)}
     scope.visitors, scope.users, scope.consent_ids = v, u, sorted(consent)
     return scope
 

@@ -53,9 +53,10 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
     return form
 
 
-def client_key(request: Request, trusted_proxies: tuple[str, ...]) -> str:
+def client_key(request: Request, trusted_proxies: tuple[str, ...],
+               forwarded_header: str) -> str:
     """The client's address as limits key it (see ``consent_mw.ratelimit.address_key``)."""
-    return address_key(client_ip(request.scope, trusted_proxies))
+    return address_key(client_ip(request.scope, trusted_proxies, forwarded_header))
 
 
 def is_same_origin(request: Request) -> bool:

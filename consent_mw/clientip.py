@@ -1,7 +1,10 @@
 """The client's IP address: the direct peer, or what trusted proxies say it is (pure).
 
 ``X-Forwarded-For`` and ``Forwarded`` (RFC 7239) are anyone's to forge, so they count only
-when the direct peer is a trusted proxy (``settings.trusted_proxies``, loopback by default).
+when the direct peer is a trusted proxy (``settings.trusted_proxies``, loopback by default),
+and only the one header the proxies write (``forwarded_header``, ``x-forwarded-for`` by
+default) is read: a proxy that appends to one passes the other through from the client, so
+reading both, or preferring the other, lets a client name any address.
 The chain is walked right to left, past trusted hops; the first untrusted address is the
 client. An entry that is not an IP address ends the walk (everything left of it is
 unverifiable) and is never returned.
@@ -59,11 +62,18 @@ def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[
     return [v.decode("latin-1") for k, v in headers if k.lower() == name]
 
 
-def forwarded_chain(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
-    """Hops from ``Forwarded`` (preferred, RFC 7239) or else ``X-Forwarded-For``, left to right."""
-    header_list = list(headers)
-    forwarded = _header_values(header_list, b"forwarded")
-    if forwarded:
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+DEFAULT_FORWARDED_HEADER = "x-forwarded-for"
+
+
+def forwarded_chain(headers: Iterable[tuple[bytes, bytes]],
+                    header: str = DEFAULT_FORWARDED_HEADER) -> list[str]:
+    """Hops named by ``header`` (``x-forwarded-for``, or ``forwarded`` in RFC 7239's form),
+    left to right. The other header is ignored."""
+    if header == "forwarded":
+        forwarded = _header_values(headers, b"forwarded")
+        if not forwarded:
+            return []
         chain: list[str] = []
         for element in ",".join(forwarded).split(","):
             node = ""
@@ -73,16 +83,17 @@ def forwarded_chain(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
                     node = val.strip()
             chain.append(node)  # an element without for= is an unknown hop
         return chain
-    xff = _header_values(header_list, b"x-forwarded-for")
+    xff = _header_values(headers, b"x-forwarded-for")
     return [part.strip() for part in ",".join(xff).split(",")] if xff else []
 
 
-def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> str | None:
+def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...],
+              header: str = DEFAULT_FORWARDED_HEADER) -> str | None:
     """The client address for this ASGI scope, as a string, or None when unknown."""
     client = scope.get("client")
     if not client:
         return None
-    chain = forwarded_chain(scope.get("headers") or ())[-MAX_HOPS:]
+    chain = forwarded_chain(scope.get("headers") or (), header)[-MAX_HOPS:]
     # A hop too long to be an address ends the walk like any non-address would.
     hops = tuple(h if len(h) <= MAX_HOP_LENGTH else "" for h in chain)
     return _resolve(str(client[0])[:MAX_HOP_LENGTH], hops, trusted_proxies)

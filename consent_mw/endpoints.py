@@ -307,6 +307,8 @@ class Endpoints:
             prev_rid, stored = rec["record_id"], None
         ctx.state = apply_gpc(new, s, incoming.gpc)
         mw.assign_ids(ctx, incoming)
+        if incoming.rebound is not None:  # a new visitor id: the decision's id is new too
+            new = replace(new, consent_id=incoming.rebound)
         event = record_event(previous, new, s)
         rec = mw.record(ctx, incoming, scope, ctx.state, event=event,
                         method=new.method or "save", component=component,

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from consent_mw import wire
 from consent_mw.bounded import BoundedCache
-from consent_mw.clientip import client_ip
+from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, client_ip
 from consent_mw.i18n import ranked_languages
 from consent_mw.scrub import scrub_capped
 from consent_mw.state import ConsentState
@@ -44,6 +44,30 @@ ANALYTICS_HEADERS = frozenset({
     b"sec-ch-ua-model", b"sec-ch-ua-platform", b"x-forwarded-for", b"forwarded",
 })
 ECT_VALUES = frozenset({"slow-2g", "2g", "3g", "4g"})
+#: Forwarding headers: every line counts (the proxy chain), the others' first value does.
+FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded"})
+MAX_FORWARDING_LINES = 16
+
+
+def analytics_headers(headers: Sequence[tuple[bytes, bytes]]
+                      ) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers a pageview reads, in order: what the worker keys and builds on.
+
+    A request can repeat a header thousands of times; the build reads only the first value
+    of each, and of the forwarding headers at most the last MAX_FORWARDING_LINES lines (the
+    proxies' end of the chain), so only those are kept.
+    """
+    kept = [h for h in headers if h[0] in ANALYTICS_HEADERS]
+    if len(kept) <= 2 * len(ANALYTICS_HEADERS):  # the usual case: nothing to trim
+        return tuple(kept)
+    seen: set[bytes] = set()
+    forwarding = [h for h in kept if h[0] in FORWARDING_HEADERS][-MAX_FORWARDING_LINES:]
+    first = []
+    for name, value in kept:
+        if name not in FORWARDING_HEADERS and name not in seen:
+            seen.add(name)
+            first.append((name, value))
+    return (*first, *forwarding)
 
 SEARCH_ENGINES = (
     "google.", "bing.com", "yahoo.", "duckduckgo.com", "baidu.com", "yandex.", "naver.com",
@@ -310,15 +334,17 @@ def header_map(snap: Snapshot) -> dict[str, str]:
     return h
 
 
-def resolve_ip(snap: Snapshot, trusted_proxies: tuple[str, ...]) -> str | None:
+def resolve_ip(snap: Snapshot, trusted_proxies: tuple[str, ...],
+               forwarded_header: str = DEFAULT_FORWARDED_HEADER) -> str | None:
     if snap.ip is not None or snap.peer is None:
         return snap.ip
-    return client_ip({"client": (snap.peer, 0), "headers": snap.raw_headers}, trusted_proxies)
+    return client_ip({"client": (snap.peer, 0), "headers": snap.raw_headers}, trusted_proxies,
+                     forwarded_header)
 
 
 def _request_fields(snap: Snapshot, search_params: tuple[str, ...],
-                    click_id_params: tuple[str, ...],
-                    trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
+                    click_id_params: tuple[str, ...], trusted_proxies: tuple[str, ...],
+                    forwarded_header: str = DEFAULT_FORWARDED_HEADER) -> dict[str, Any]:
     """Everything a pageview derives from the request itself (not from the visitor's ids)."""
     h = header_map(snap)
     params = query_params(snap.query)
@@ -339,7 +365,7 @@ def _request_fields(snap: Snapshot, search_params: tuple[str, ...],
         ua=_cap(h.get("user-agent"), wire.MAX_UA),
         ch_ua_model=_cap(h.get("sec-ch-ua-model"), 128),
         ch_ua_platform=_cap(h.get("sec-ch-ua-platform"), 64),
-        ip=resolve_ip(snap, trusted_proxies),
+        ip=resolve_ip(snap, trusted_proxies, forwarded_header),
     )
     if snap.marketing:
         for name in UTM_PARAMS:
@@ -370,12 +396,15 @@ def _consent_bound_of(names: tuple[str, ...]) -> int:
 
 def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...],
                          click_id_params: tuple[str, ...],
-                         trusted_proxies: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
+                         trusted_proxies: tuple[str, ...] = (),
+                         forwarded_header: str = DEFAULT_FORWARDED_HEADER
+                         ) -> tuple[dict[str, Any], int]:
     """A pageview and an upper bound of its encoded size."""
     event = _base(snap, event_id, "pageview")
     # Snapshot pageviews are the rare ones (a site that resolved the IP itself); the common
     # PageHit path caches its request fields in HitBuilder.
-    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies,
+                             forwarded_header)
     event.update(fields)
     size = json_size(fields)
     _set_ids(event, snap.visitor_id, snap.session_id, snap.consent_id, snap.gpc)
@@ -385,14 +414,16 @@ def pageview_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[
 def _hit_template(path: str, query: bytes, raw_headers: tuple[tuple[bytes, bytes], ...],
                   method: str | None, status: int, peer: Any, marketing: bool,
                   search_params: tuple[str, ...], click_id_params: tuple[str, ...],
-                  trusted_proxies: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+                  trusted_proxies: tuple[str, ...], forwarded_header: str
+                  ) -> tuple[dict[str, Any], int]:
     """A pageview with its request-derived fields only, and their encoded size (never
     mutated: each event is a copy). ``peer`` is the client's host, without its port: the
     port changes with every connection and would make every new connection a miss."""
     snap = Snapshot(kind="page", ts=0, consent={}, analytics=True, marketing=marketing,
                     path=path, query=query.decode("utf-8", "replace"), raw_headers=raw_headers,
                     method=method, status=status, peer=None if peer is None else str(peer))
-    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies)
+    fields = _request_fields(snap, search_params, click_id_params, trusted_proxies,
+                             forwarded_header)
     return {"kind": "pageview", **fields}, json_size(fields)
 
 
@@ -411,8 +442,8 @@ class HitBuilder:
     while cached, and is cleared when it fills.
     """
 
-    __slots__ = ("_click_ids", "_marketing", "_proxies", "_search", "_states", "_templates",
-                 "misses")
+    __slots__ = ("_click_ids", "_forwarded", "_marketing", "_proxies", "_search", "_states",
+                 "_templates", "misses")
 
     MAX_STATES = 4096
     MAX_TEMPLATES = 4096
@@ -421,11 +452,13 @@ class HitBuilder:
 
     def __init__(self, *, marketing: tuple[str, ...], search_params: tuple[str, ...] = (),
                  click_id_params: tuple[str, ...] = (),
-                 trusted_proxies: tuple[str, ...] = ()) -> None:
+                 trusted_proxies: tuple[str, ...] = (),
+                 forwarded_header: str = DEFAULT_FORWARDED_HEADER) -> None:
         self._marketing = marketing
         self._search = search_params
         self._click_ids = click_id_params
         self._proxies = trusted_proxies
+        self._forwarded = forwarded_header
         self._states: dict[int, tuple[ConsentState, bool, int, dict[str, bool]]] = {}
         # Keyed without the settings (fixed per builder): hashing them per event adds up.
         self._templates: BoundedCache[_TemplateKey, tuple[dict[str, Any], int]] = BoundedCache(
@@ -460,8 +493,8 @@ class HitBuilder:
                 if known is None or known[0] is not state:
                     known = self._learn(state)
                 key: _TemplateKey = (
-                    path, query, tuple([h for h in headers if h[0] in ANALYTICS_HEADERS]),
-                    method, status, client[0] if client else None, known[1])
+                    path, query, analytics_headers(headers), method, status,
+                    client[0] if client else None, known[1])
                 cached = templates.get(key)
                 if cached is None:
                     cached = self._template(key)
@@ -496,12 +529,13 @@ class HitBuilder:
 
     def _template(self, key: _TemplateKey) -> tuple[dict[str, Any], int]:
         self.misses += 1
-        built = _hit_template(*key, self._search, self._click_ids, self._proxies)
+        built = _hit_template(*key, self._search, self._click_ids, self._proxies,
+                              self._forwarded)
         path, query, headers = key[0], key[1], key[2]
         # Charged twice its key: the template holds about as much again. One larger than the
         # whole budget is simply not kept.
-        self._templates.put(key, built, 2 * (len(path) + len(query)
-                                             + sum(len(v) for _, v in headers)))
+        self._templates.put(key, built, 2 * (len(path) + len(query) + 128 * len(headers)
+                                             + sum(len(k) + len(v) for k, v in headers)))
         return built
 
 
@@ -528,16 +562,19 @@ def identify_event(snap: Snapshot, event_id: str) -> dict[str, Any]:
 
 def build_event(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...] = (),
                 click_id_params: tuple[str, ...] = (),
-                trusted_proxies: tuple[str, ...] = ()) -> dict[str, Any] | None:
+                trusted_proxies: tuple[str, ...] = (),
+                forwarded_header: str = DEFAULT_FORWARDED_HEADER) -> dict[str, Any] | None:
     """The wire event for ``snap``, with None-valued fields removed; None if nothing to send."""
     return build_event_sized(snap, event_id, search_params=search_params,
                              click_id_params=click_id_params,
-                             trusted_proxies=trusted_proxies)[0]
+                             trusted_proxies=trusted_proxies,
+                             forwarded_header=forwarded_header)[0]
 
 
 def build_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str, ...] = (),
                       click_id_params: tuple[str, ...] = (),
-                      trusted_proxies: tuple[str, ...] = ()
+                      trusted_proxies: tuple[str, ...] = (),
+                      forwarded_header: str = DEFAULT_FORWARDED_HEADER
                       ) -> tuple[dict[str, Any] | None, int]:
     """:func:`build_event` and the event's encoded size: exact, or for a pageview an upper
     bound that costs no encoding (the worker batches and size-checks by it)."""
@@ -545,7 +582,8 @@ def build_event_sized(snap: Snapshot, event_id: str, *, search_params: tuple[str
         if snap.analytics:
             return pageview_event_sized(snap, event_id, search_params=search_params,
                                         click_id_params=click_id_params,
-                                        trusted_proxies=trusted_proxies)
+                                        trusted_proxies=trusted_proxies,
+                                        forwarded_header=forwarded_header)
         return anonymous_event_sized(snap, event_id)
     if not snap.analytics:  # custom and identify need analytics; capture gates, we re-check
         return None, 0

@@ -63,6 +63,7 @@ class Incoming:
         "new_visitor",
         "raw_headers",
         "reading",
+        "rebound",
         "secure",
     )
 
@@ -74,6 +75,8 @@ class Incoming:
         self.new_session = False
         #: The browser carries the ids of a purged person: reset it on this response.
         self.forget = False
+        #: A new consent id for a stored decision that gets a new visitor id here.
+        self.rebound: str | None = None
         self._headers: dict[bytes, list[bytes]] | None = None
 
     @property
@@ -438,6 +441,13 @@ class ConsentMiddleware:
             incoming.new_visitor = visitor is None
             ctx.session_id = session or new_session_id()  # bound to the visitor
             incoming.new_session = session is None
+            if incoming.new_visitor and incoming.stored is not None and not incoming.forget:
+                # A stored decision given a new visitor id (a browser that lost its cookie,
+                # an older cookie, or one copied into another browser) continues under a new
+                # consent id too, so a consent id never spans two visitors: it could
+                # otherwise lead one visitor's export or purge to the other's rows.
+                incoming.rebound = incoming.rebound or new_consent_id()
+                ctx.state = replace(ctx.state, consent_id=incoming.rebound)
         else:
             ctx.visitor_id = None
             ctx.session_id = None
@@ -498,12 +508,22 @@ class ConsentMiddleware:
         if not gpc_due and not incoming.new_visitor:
             return []
         record_id = stored.record_id
+        decision = stored.state
+        if incoming.rebound is not None:
+            # The decision under its new consent id: proof for what is recorded under it.
+            decision = replace(decision, consent_id=incoming.rebound)
+            rec = self.record(ctx, incoming, scope, replace(ctx.state, gpc_applied=False),
+                              event="updated", method=decision.method or "api",
+                              component="api", previous_record_id=record_id)
+            record_id = rec["record_id"]
+            gpc_due = ctx.state.gpc_applied
         if gpc_due:
             rec = self.record(ctx, incoming, scope, ctx.state, event="gpc_applied",
                               method="gpc", component="api", previous_record_id=record_id)
             record_id = rec["record_id"]
-        value = self.codec.dump_consent(stored.state, gpc_recorded=stored.gpc_recorded or gpc_due,
-                                        record_id=record_id, visitor_id=ctx.visitor_id)
+        value = self.codec.dump_consent(
+            decision, gpc_recorded=(stored.gpc_recorded and incoming.rebound is None) or gpc_due,
+            record_id=record_id, visitor_id=ctx.visitor_id)
         return [set_cookie(self.settings.consent_cookie, value,
                            max_age=remaining_max_age(stored, self.settings),
                            secure=incoming.secure)]

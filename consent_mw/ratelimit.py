@@ -30,6 +30,18 @@ def address_key(ip: str | None) -> str:
     return f"ip:{address}"
 
 
+def check_all(*limits: tuple[RateLimit, str]) -> float | None:
+    """One request against several limits (each with its key): all must allow it, and a
+    refusal takes no token from any. Not atomic across threads; the middleware calls it from
+    its event loop, where nothing runs between the two steps."""
+    waits = [w for limit, key in limits if (w := limit.peek(key)) is not None]
+    if waits:
+        return max(waits)
+    for limit, key in limits:
+        limit.check(key)
+    return None
+
+
 class RateLimit:
     """Token buckets per key: ``limit`` requests per ``window`` seconds, bursts included."""
 
@@ -43,6 +55,12 @@ class RateLimit:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+    def peek(self, key: str) -> float | None:
+        """Seconds until ``key`` has a token, or None when it has one now (takes nothing)."""
+        with self._lock:
+            level = self._level(key, time.monotonic())
+        return None if level >= 1 else (1 - level) / self._rate
 
     def check(self, *keys: str) -> float | None:
         """Take one token from every key's bucket: None when all allow it, else the seconds

@@ -35,6 +35,7 @@ SESSION_SLIDE = 60  # seconds between re-issues of the sliding session cookie
 #: absent: browsers send far less (a Cookie header rarely passes 8 KB), and every byte kept
 #: is a byte an attacker chose.
 MAX_COOKIE_HEADER = 16 * 1024
+MAX_COOKIE_FIELDS = 32  # HTTP/2 sends one field per cookie; more is not a browser
 MAX_GPC_VALUE = 16  # "1" is the only value that means anything
 MAX_GPC_VALUES = 4
 MAX_ACCEPT_LANGUAGE = i18n.MAX_ACCEPT_LANGUAGE
@@ -56,9 +57,12 @@ def capped_key(cookie: bytes, gpc: tuple[bytes, ...], accept_language: bytes) ->
 
 
 def key_bytes(key: ReadingKey) -> int:
-    """What a cached reading of ``key`` holds: the key, and the parsed cookies (about as
-    large again)."""
-    return 2 * len(key[0]) + sum(map(len, key[1])) + len(key[2])
+    """What a cached reading of ``key`` holds: the key, the parsed cookies (about as large
+    again) and, per cookie, a dict entry, a list and two strings (~200 bytes: 3,000 tiny
+    cookies weigh far more than their 16 KB)."""
+    cookie = key[0]
+    return (2 * len(cookie) + 200 * (cookie.count(b";") + 1) + sum(map(len, key[1]))
+            + len(key[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +109,35 @@ class Reader:
         """The reading of a request's ASGI headers (names lower-case, as ASGI requires).
 
         Picks out the :data:`ReadingKey`; several Cookie fields (HTTP/2 splits them) are
-        joined with "; ", as RFC 9113 says. One function with :meth:`read`'s cache lookup
-        inlined, because every request calls it.
+        joined with "; ", as RFC 9113 says. Linear in the headers whatever their number (a
+        server may accept tens of thousands), and capped: past :data:`MAX_COOKIE_FIELDS`
+        cookie fields or :data:`MAX_COOKIE_HEADER` bytes the cookies read as absent.
         """
-        cookie: bytes | None = None
-        gpc: tuple[bytes, ...] = ()
+        cookies: list[bytes] | None = None
+        gpc: list[bytes] | None = None
         accept_language = b""
         for key, value in headers:
             if key == b"cookie":
-                cookie = bytes(value) if cookie is None else cookie + b"; " + bytes(value)
+                if cookies is None:
+                    cookies = [value]
+                elif len(cookies) <= MAX_COOKIE_FIELDS:
+                    cookies.append(value)
             elif key == b"sec-gpc":
-                gpc += (bytes(value),)
+                if gpc is None:
+                    gpc = [value]
+                elif len(gpc) <= MAX_GPC_VALUES:
+                    gpc.append(value)
             elif key == b"accept-language" and not accept_language:
-                accept_language = bytes(value)
-        inputs = (cookie or b"", gpc, accept_language)
+                accept_language = value
+        if cookies is None:
+            cookie = b""
+        elif len(cookies) == 1:  # the usual case: no join, no copy
+            cookie = bytes(cookies[0])
+        elif len(cookies) > MAX_COOKIE_FIELDS:
+            cookie = b"x" * (MAX_COOKIE_HEADER + 1)  # over the cap: read as absent
+        else:
+            cookie = b"; ".join(map(bytes, cookies))
+        inputs = (cookie, tuple(map(bytes, gpc)) if gpc else (), bytes(accept_language))
         now = time.time()
         hit = self._get(inputs)
         if hit is not None and now < hit.until:

@@ -13,8 +13,10 @@ not configured (no ``rights``), and the middleware then answers 404.
 Whose data: only ``ctx.visitor_id``, which the middleware sets from a ``cmw_vid`` the signed
 consent cookie binds (``consent_mw.reading``). A cookie that merely names an id opens nothing.
 
-Limits: each request takes a token from the client address's bucket and the visitor id's
-(``consent_mw.ratelimit``): neither can be minted for free, unlike a visitor id alone.
+Limits (``consent_mw.ratelimit``): a download or deletion takes a token from the visitor id's
+bucket (``limit`` per ``window``) and from the client address's (``address_limit``: larger, as
+a mobile carrier's NAT puts many visitors behind one address); an address cannot be minted
+for free, unlike a visitor id. Status pages take from a separate, larger address bucket.
 POSTs pass the consent POST's same-origin rule (``consent_mw.http.same_origin``).
 
 Pages are in the visitor's language (ja or en), styled like the preferences page, and never
@@ -41,7 +43,7 @@ from consent_mw.errors import ConsentMWError
 from consent_mw.http import MAX_JSON_BYTES, BadRequest, parse_json, read_body, same_origin
 from consent_mw.i18n import t
 from consent_mw.pages import document
-from consent_mw.ratelimit import RateLimit, address_key
+from consent_mw.ratelimit import RateLimit, address_key, check_all
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 
@@ -127,10 +129,12 @@ class SelfService:
     """``{prefix}/my-data`` for the visitor's own id (see the module docstring)."""
 
     def __init__(self, settings: Settings, *, rights: Rights | None = None, limit: int = 5,
-                 window: float = 3600.0) -> None:
+                 address_limit: int = 30, window: float = 3600.0) -> None:
         self.settings = settings
         self.rights = rights
-        self.limiter = RateLimit(limit, window)
+        self.per_visitor = RateLimit(limit, window)
+        self.per_address = RateLimit(address_limit, window)
+        self.status_per_address = RateLimit(120, window)
         keys = [k.value for k in reversed(settings.secret_keys)]
         self._refs = URLSafeTimedSerializer(keys, salt=settings.cookie_salt + ".my-data")
 
@@ -155,7 +159,14 @@ class SelfService:
             await page.plain(405, "method not allowed",
                              [(b"allow", ", ".join(routes[sub]).encode())])
             return True
+        address = address_key(client_ip(scope, self.settings.trusted_proxies,
+                                        self.settings.forwarded_header))
         if sub == "/my-data/status":
+            wait = self.status_per_address.check(address)
+            if wait is not None:
+                await page.error(429, "rate_limited", "md_rate_limited",
+                                 headers=[(b"retry-after", str(int(wait) + 1).encode())])
+                return True
             await self._status(rights, page, scope)
             return True
         if method == "POST" and not same_origin(scope, self.settings.allowed_origins):
@@ -168,8 +179,7 @@ class SelfService:
         if sub == "/my-data/delete" and method != "POST":
             await page.confirm()
             return True
-        wait = self.limiter.check(
-            address_key(client_ip(scope, self.settings.trusted_proxies)), "vid:" + visitor)
+        wait = check_all((self.per_address, address), (self.per_visitor, visitor))
         if wait is not None:
             await page.error(429, "rate_limited", "md_rate_limited",
                              headers=[(b"retry-after", str(int(wait) + 1).encode())])

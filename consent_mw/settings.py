@@ -15,6 +15,7 @@ from consent_mw.categories import (
     categories_from_config,
     tags_from_config,
 )
+from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
 
 DAY = 86400
@@ -77,6 +78,8 @@ class Settings:
     # Capture
     capture: bool = True
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    #: The header the trusted proxies write the client into (only that one is read).
+    forwarded_header: str = DEFAULT_FORWARDED_HEADER
     search_params: tuple[str, ...] = DEFAULT_SEARCH_PARAMS
     click_id_params: tuple[str, ...] = DEFAULT_CLICK_ID_PARAMS
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
@@ -101,6 +104,8 @@ class Settings:
             raise SettingsError("prefix", "must start with '/' and not end with '/'")
         if self.default_locale not in self.locales:
             raise SettingsError("default_locale", f"must be one of {self.locales}")
+        if self.forwarded_header not in FORWARDED_HEADERS:
+            raise SettingsError("forwarded_header", f"must be one of {FORWARDED_HEADERS}")
         for net in self.trusted_proxies:
             try:
                 ipaddress.ip_network(net, strict=False)
@@ -175,6 +180,7 @@ class Settings:
             banner=src.flag("banner", True),
             capture=src.flag("capture", True),
             trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
+            forwarded_header=src.text("forwarded_header", DEFAULT_FORWARDED_HEADER).lower(),
             search_params=src.strings("search_params", DEFAULT_SEARCH_PARAMS),
             click_id_params=src.strings("click_id_params", DEFAULT_CLICK_ID_PARAMS),
             exclude_paths=src.strings("exclude_paths", DEFAULT_EXCLUDE_PATHS),

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 
@@ -32,6 +32,16 @@ class TransportError(ConsentMWError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+
+
+class Suppressions(NamedTuple):
+    """The collector's suppression list: subject hashes, its version, the purged subset.
+    ``unchanged``: the version asked about is still current (nothing else is sent)."""
+
+    hashes: list[str]
+    version: int | None
+    purged: list[str]
+    unchanged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +163,14 @@ class HttpTransport:
         raise TransportError(f"collector answered {status}: {response.text[:200]}",
                              retryable=False, status=status)
 
-    def fetch_suppressions(self) -> tuple[list[str], int | None, list[str]] | None:
-        """``GET /v1/privacy/suppressions``: (hashes, version, purged hashes); None when the
-        collector has no such route (404)."""
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        """``GET /v1/privacy/suppressions``; None when the collector has no such route (404).
+        ``since``: the version held, so an unchanged list is not sent again (it grows with
+        every purge, and every web process asks every few seconds)."""
+        params = {"since": str(since)} if since is not None else None
         try:
-            response = self._client.get(self.base_url + "/v1/privacy/suppressions")
+            response = self._client.get(self.base_url + "/v1/privacy/suppressions",
+                                        params=params)
         except httpx.HTTPError as exc:
             raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
         if response.status_code == 404:
@@ -167,13 +180,16 @@ class HttpTransport:
                                  retryable=response.status_code >= 500,
                                  status=response.status_code)
         body = _json(response)
+        if isinstance(body, dict) and body.get("unchanged") is True:
+            return Suppressions([], since, [], unchanged=True)
         if not isinstance(body, dict) or not isinstance(body.get("hashes"), list):
             raise TransportError("suppressions: unexpected body", retryable=False)
         hashes = [h for h in body["hashes"] if isinstance(h, str)]
         version = body.get("version")
         purged = body.get("purged")
-        return (hashes, version if isinstance(version, int) else None,
-                [h for h in purged if isinstance(h, str)] if isinstance(purged, list) else [])
+        return Suppressions(
+            hashes, version if isinstance(version, int) else None,
+            [h for h in purged if isinstance(h, str)] if isinstance(purged, list) else [])
 
     def close(self) -> None:
         self._client.close()

@@ -33,7 +33,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
-from collector.accounts import LoginBusy, LoginGuard, PasswordChecker, Session, SessionStore
+from collector.accounts import Logins, Session, SessionStore
 from collector.csvsafe import write_csv
 from collector.query_api import DIMENSIONS, QueryError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
@@ -146,8 +146,7 @@ class Dashboards:
         self.sessions = SessionStore(settings.session_secret.value,
                                      salt="consent-mw.dashboards.session",
                                      max_age=settings.session_max_age)
-        self.login_guard = LoginGuard()
-        self.passwords = PasswordChecker()
+        self.logins = Logins()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.globals.update(fmt=fmt, change=change, KPI_LABELS=KPI_LABELS, PAGES=PAGES,
@@ -413,24 +412,23 @@ class Dashboards:
         name = form.get("username", "")[:128]
         password = form.get("password", "")[:1024]
         target = self.safe_next(request, form.get("next", ""))
-        keys = ("user:" + name, client_key(request, self.settings.trusted_proxies))
-        wait = self.login_guard.retry_after(*keys)
-        if wait is not None:
+        outcome = await self.logins.attempt(
+            self.settings.users, name, password,
+            address=client_key(request, self.settings.trusted_proxies,
+                               self.settings.forwarded_header))
+        if outcome.retry_after is not None:
+            wait = str(int(outcome.retry_after) + 1)
             return self.render(request, "login.html", status=429, next=target, user=None,
-                               error="Too many failed logins. Try again in "
-                                     f"{int(wait) + 1} seconds.",
-                               headers={"Retry-After": str(int(wait) + 1)})
-        try:
-            user = await self.passwords.verify(self.settings.users, name, password)
-        except LoginBusy:
+                               error=f"Too many failed logins. Try again in {wait} seconds.",
+                               headers={"Retry-After": wait})
+        if outcome.busy:
             return self.render(request, "login.html", status=503, next=target, user=None,
                                error="The server is busy. Try again in a moment.",
                                headers={"Retry-After": "2"})
+        user = outcome.account
         if user is None:
-            self.login_guard.failed(*keys)
             return self.render(request, "login.html", status=401, next=target,
                                error="Unknown user or wrong password.", user=None)
-        self.login_guard.succeeded(keys[0])
         if user.role == "privacy" and target == self.root(request) + "/":
             target = self.root(request) + "/consent"
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)

@@ -16,6 +16,7 @@ from typing import Any
 
 from collector.accounts import Account, staff_accounts
 from collector.query_api import K_MAX
+from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source
 
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1/32", "::1/128")
@@ -37,6 +38,7 @@ class DashboardSettings:
     title: str = "consent-mw dashboards"
     #: Peers whose X-Forwarded-For names the client (login throttling keys on the client).
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    forwarded_header: str = DEFAULT_FORWARDED_HEADER  # the one header those proxies write
     privacy_links: tuple[tuple[str, str], ...] = (
         ("Privacy staff console (suppress, purge, export)", "/_collector/v1/privacy/staff"),
         ("Collector API reference (OpenAPI)", "/_collector/openapi.json"),
@@ -49,6 +51,8 @@ class DashboardSettings:
             zoneinfo.ZoneInfo(self.tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise SettingsError("dashboard_tz", f"unknown time zone {self.tz!r}") from None
+        if self.forwarded_header not in FORWARDED_HEADERS:
+            raise SettingsError("forwarded_header", f"must be one of {FORWARDED_HEADERS}")
         if len(self.session_secret.value) < 16:
             raise SettingsError("dashboard_secret", "must be at least 16 characters")
 
@@ -60,6 +64,7 @@ class DashboardSettings:
         values: dict[str, Any] = {
             "users": staff_accounts(env, toml_path),
             "trusted_proxies": src.strings("trusted_proxies", DEFAULT_TRUSTED_PROXIES),
+            "forwarded_header": src.text("forwarded_header", DEFAULT_FORWARDED_HEADER).lower(),
             "k": src.integer("dashboard_k", int(src.table.get("k", 5)), minimum=2),
             "tz": src.text("dashboard_tz", str(src.table.get("tz", "Asia/Tokyo"))),
             "secure_cookie": src.flag("dashboard_secure_cookie",

@@ -16,7 +16,7 @@ from consent_mw.ids import hash_user_id, subject_hash
 from consent_mw.settings import Settings
 from consent_mw.spool import MemorySpool
 from consent_mw.state import ConsentState, RequestContext
-from consent_mw.transport import RetryPolicy, SendResult, TransportError
+from consent_mw.transport import RetryPolicy, SendResult, Suppressions, TransportError
 
 FAST = RetryPolicy(attempts=2, base=0.001, cap=0.01, max_inline_wait=0.5)
 RECORD = {
@@ -161,12 +161,12 @@ def test_suppression_arriving_while_queued_still_drops(make_settings: Callable[.
 
 
 class SuppressingTransport(RecordingTransport):
-    def __init__(self, answer: tuple[list[str], int | None, list[str]] | None) -> None:
+    def __init__(self, answer: Suppressions | None) -> None:
         super().__init__()
         self.answer = answer
         self.fetches = 0
 
-    def fetch_suppressions(self) -> tuple[list[str], int | None, list[str]] | None:
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
         self.fetches += 1
         return self.answer
 
@@ -175,7 +175,7 @@ def test_worker_refreshes_suppressions_from_the_transport(
         make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(suppression_refresh=0.1)
     h = subject_hash(settings.hash_key, "visitor_id", VISITOR)
-    t = SuppressingTransport(([h], 3, []))
+    t = SuppressingTransport(Suppressions([h], 3, []))
     capture = Capture(settings, transport=t)
     capture.start()
     try:

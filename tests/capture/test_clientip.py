@@ -17,6 +17,8 @@ def scope(peer: str | None, **headers: str) -> dict[str, object]:
     }
 
 
+XFF, FWD = "x-forwarded-for", "forwarded"
+
 CASES = [
     # untrusted peer: headers ignored, whatever they say
     ("203.0.113.7", {"x_forwarded_for": "1.2.3.4"}, LOOPBACK, "203.0.113.7"),
@@ -33,9 +35,10 @@ CASES = [
     ("127.0.0.1", {"forwarded": "for=192.0.2.60:8080;proto=http;by=203.0.113.43"}, LOOPBACK,
      "192.0.2.60"),
     ("10.0.0.5", {"forwarded": "for=192.0.2.43, for=10.0.0.7"}, LB, "192.0.2.43"),
-    # Forwarded wins over X-Forwarded-For
+    # Only the configured header counts: the other may be the client's own (finding: a proxy
+    # appending to X-Forwarded-For passed a client's Forwarded through, which was preferred)
     ("127.0.0.1", {"forwarded": "for=192.0.2.60", "x_forwarded_for": "6.6.6.6"}, LOOPBACK,
-     "192.0.2.60"),
+     "6.6.6.6"),
     # invalid entries end the walk and are never returned
     ("127.0.0.1", {"x_forwarded_for": "not-an-ip"}, LOOPBACK, "127.0.0.1"),
     ("127.0.0.1", {"forwarded": "for=unknown"}, LOOPBACK, "127.0.0.1"),
@@ -54,7 +57,17 @@ CASES = [
 @pytest.mark.parametrize(("peer", "headers", "trusted", "expected"), CASES)
 def test_client_ip(peer: str, headers: dict[str, str], trusted: tuple[str, ...],
                    expected: str) -> None:
-    assert client_ip(scope(peer, **headers), trusted) == expected
+    # Each case names one forwarding header; the rule reads the one it is configured for.
+    header = FWD if "forwarded" in headers and "x_forwarded_for" not in headers else XFF
+    assert client_ip(scope(peer, **headers), trusted, header) == expected
+
+
+def test_a_forwarded_header_the_proxies_do_not_write_is_ignored() -> None:
+    spoofed = scope("127.0.0.1", forwarded="for=203.0.113.99", x_forwarded_for="198.51.100.2")
+    assert client_ip(spoofed, LOOPBACK) == "198.51.100.2"  # the default: X-Forwarded-For
+    assert client_ip(spoofed, LOOPBACK, FWD) == "203.0.113.99"  # when Forwarded is the one
+    only_fwd = scope("127.0.0.1", forwarded="for=203.0.113.99")
+    assert client_ip(only_fwd, LOOPBACK) == "127.0.0.1"
 
 
 @pytest.mark.parametrize("peer", [None, "testclient", "", "fe80::1%eth0"])

@@ -90,7 +90,7 @@ def test_suppressions_are_fetched_with_the_token_and_404_means_unsupported() -> 
     t = transport_answering(lambda r: httpx.Response(200, json={"hashes": ["a", "b", 3],
                                                                 "purged": ["b", 4],
                                                                 "version": 9}), seen)
-    assert t.fetch_suppressions() == (["a", "b"], 9, ["b"])
+    assert t.fetch_suppressions() == (["a", "b"], 9, ["b"], False)
     assert seen[0].url.path == "/v1/privacy/suppressions"
     assert seen[0].headers["authorization"] == "Bearer tok-123"
     assert transport_answering(lambda r: httpx.Response(404)).fetch_suppressions() is None

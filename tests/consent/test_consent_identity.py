@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from consent_mw.consent import decide, undecided
 from consent_mw.cookies import CookieCodec
 from consent_mw.ids import new_visitor_id
+from consent_mw.records import MemorySink
 from consent_mw.settings import Settings
 
 
@@ -63,9 +64,35 @@ def test_a_consent_cookie_from_before_binding_keeps_the_decision_but_not_the_id(
     assert body["visitor_id"] not in (None, old_id)
     rebound = codec.load_consent(client.cookies["cmw_consent"])
     assert rebound is not None and rebound.binds(body["visitor_id"])
-    # The decision and its lifetime are unchanged by the re-signing.
-    assert rebound.state.consent_id == codec.load_consent(legacy).state.consent_id  # type: ignore[union-attr]
+    # The decision and its lifetime are unchanged by the re-signing; its consent id is new,
+    # as for any decision given a new visitor id (a consent id never spans two visitors).
+    before = codec.load_consent(legacy)
+    assert before is not None
+    assert rebound.state.categories == before.state.categories
+    assert rebound.state.decided_at == before.state.decided_at
+    assert rebound.state.consent_id != before.state.consent_id
     assert "Max-Age=0" not in cookie_values(r)["cmw_consent"]
+
+
+def test_a_consent_cookie_copied_into_another_browser_shares_no_ids_with_it(
+        make_settings: Callable[..., Settings]) -> None:
+    records = MemorySink()
+    settings = make_settings(capture=False)
+    attacker = TestClient(starlette_app(settings, record_sink=records))
+    attacker.post("/_consent", json={"action": "accept_all"}, headers={"origin": ORIGIN})
+    victim = TestClient(starlette_app(settings, record_sink=records))
+    _plant(victim, "cmw_consent", str(attacker.cookies["cmw_consent"]))
+    page = victim.get("/ctx").json()
+    assert page["decided"] and page["visitor_id"] != attacker.cookies["cmw_vid"]
+    codec = CookieCodec(settings)
+    mine = codec.load_consent(attacker.cookies["cmw_consent"])
+    theirs = codec.load_consent(victim.cookies["cmw_consent"])
+    assert mine is not None and theirs is not None
+    assert mine.state.consent_id != theirs.state.consent_id
+    # The carried-over decision is recorded under the new consent id, linked to the old one.
+    carried = [r for r in records.records if r["consent_id"] == theirs.state.consent_id]
+    assert carried and carried[0]["event"] == "updated"
+    assert carried[0]["previous_record_id"] == mine.record_id
 
 
 def test_the_bound_id_is_stable_and_not_reissued(make_settings: Callable[..., Settings]) -> None:

@@ -222,7 +222,11 @@ def test_decision_records_are_valid_and_linked(client: TestClient, sink: MemoryS
     for prev, rec in zip(sink.records, sink.records[1:], strict=False):
         jsonschema.validate(rec, RECORD_SCHEMA)
         assert rec["previous_record_id"] == prev["record_id"]
-        assert rec["consent_id"] == prev["consent_id"]
+    first, withdrawn, regranted = sink.records
+    assert withdrawn["consent_id"] == first["consent_id"]
+    # Granted again after a withdrawal, the visitor gets a new visitor id, and with it a new
+    # consent id: a consent id never spans two visitor ids.
+    assert regranted["consent_id"] != first["consent_id"]
     assert all("ip" not in r for r in sink.records)
 
 

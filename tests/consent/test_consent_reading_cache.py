@@ -138,3 +138,17 @@ def test_a_session_cookie_survives_a_key_rotation(
     rotated = make_settings(secret_keys=(Secret("a-new-signing-key-0123456789"),
                                          *old.secret_keys))
     assert CookieCodec(rotated).load_session(value, "a" * 32) == ("abc123", 1_700_000_000)
+
+
+def test_tens_of_thousands_of_repeated_headers_are_read_in_one_pass_and_capped(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    reader, codec = _reader(settings)
+    cookie = _cookie(codec, settings)
+    many_gpc = reader.read_headers([(b"sec-gpc", b"1")] * 70_000 + [(b"cookie", cookie)])
+    assert many_gpc.gpc and many_gpc.state.decided  # at most 4 values kept; "1" is one
+    split = [(b"cookie", cookie)] + [(b"cookie", b"a=1")] * (reading.MAX_COOKIE_FIELDS - 1)
+    assert reader.read_headers(split).state.decided  # HTTP/2's field per cookie, up to 32
+    flood = [(b"cookie", cookie)] + [(b"cookie", b"a=1")] * reading.MAX_COOKIE_FIELDS
+    assert not reader.read_headers(flood).state.decided  # past the cap: read as absent

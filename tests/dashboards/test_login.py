@@ -3,6 +3,7 @@ sessions that end on the server."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,20 +47,67 @@ def test_failed_logins_lock_the_account_with_growing_delays_before_any_password_
     assert len(checks) == 5  # the locked attempt cost no argon2 work
 
 
-def test_the_delay_doubles_and_a_success_clears_the_account() -> None:
+def fail(guard: LoginGuard, key: str) -> None:
+    assert guard.begin(key) is None
+    guard.finish(key, failed=True)
+
+
+def test_the_delay_doubles_and_a_success_clears_the_account(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     guard = LoginGuard(free=2, base=10.0, cap=35.0)
-    guard.failed("user:a")
-    guard.failed("user:a")
+    fail(guard, "user:a")
+    fail(guard, "user:a")
     first = guard.retry_after("user:a")
-    guard.failed("user:a")
+    clock = time.monotonic()
+    monkeypatch.setattr(accounts.time, "monotonic", lambda: clock + 11)
+    fail(guard, "user:a")
     second = guard.retry_after("user:a")
-    for _ in range(5):
-        guard.failed("user:a")
     assert first is not None and second is not None
     assert 9 < first <= 10 and 19 < second <= 20
+    for step in range(5):
+        monkeypatch.setattr(accounts.time, "monotonic", lambda s=step: clock + 100 * (s + 1))
+        fail(guard, "user:a")
     assert guard.retry_after("user:a") <= 35  # type: ignore[operator]  # capped
     guard.succeeded("user:a")
     assert guard.retry_after("user:a") is None
+
+
+def test_tries_in_flight_count_so_a_burst_cannot_all_get_through() -> None:
+    guard = LoginGuard(free=5)
+    let_through = [guard.begin("user:a", "ip:1") for _ in range(60)]
+    assert let_through.count(None) == 5  # the rest wait, before any check has failed
+    for _ in range(5):
+        guard.finish("user:a", "ip:1", failed=True)
+    assert guard.begin("user:a") is not None
+
+
+def test_sixty_concurrent_wrong_passwords_check_at_most_five(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[str] = []
+    real = accounts.verify_password
+
+    def slow(users: Any, name: str, password: str) -> Any:
+        checks.append(name)
+        time.sleep(0.05)  # every check overlaps the others
+        return real(users, name, password)
+
+    monkeypatch.setattr(accounts, "verify_password", slow)
+
+    async def burst() -> list[int]:
+        import httpx
+
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+            async def one() -> int:
+                r = await http.post("/dashboards/login", headers={"Origin": ORIGIN},
+                                    data={"username": "marketing", "password": "wrong"})
+                return r.status_code
+
+            return list(await asyncio.gather(*(one() for _ in range(60))))
+
+    statuses = in_thread(asyncio.run, burst())
+    assert len(checks) <= 5 and statuses.count(401) == len(checks)
+    assert set(statuses) <= {401, 429}
 
 
 def test_one_address_trying_many_accounts_is_throttled_too(client: TestClient) -> None:

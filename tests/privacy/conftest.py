@@ -29,7 +29,7 @@ def collector_settings(store_dsn: str, **overrides: Any) -> Any:
 
     values: dict[str, Any] = {"store": store_dsn, "admin_token": Secret(ADMIN),
                               "collector_token": Secret(COLLECT), "hash_key": Secret(KEY.decode()),
-                              "staff_users": STAFF_ACCOUNTS}
+                              "staff_users": STAFF_ACCOUNTS, "purge_interval": 0}
     values.update(overrides)
     return CollectorSettings(**values)
 

@@ -216,3 +216,16 @@ def test_staff_logout_ends_the_session_for_every_copy_of_the_cookie(client: Any)
                        follow_redirects=False).status_code == 303
     client.cookies.set("cmw_staff", stolen)
     assert 'name="password"' in client.get("/v1/privacy/staff").text
+
+
+def test_an_unchanged_suppression_list_is_not_sent_again(client: Any) -> None:
+    collector = {"Authorization": f"Bearer {COLLECT}"}
+    client.post("/v1/privacy/suppress", headers=AUTH, json=why(visitor_id=vid()))
+    full = client.get("/v1/privacy/suppressions", headers=collector).json()
+    same = client.get("/v1/privacy/suppressions", headers=collector,
+                      params={"since": full["version"]}).json()
+    assert same == {"version": full["version"], "unchanged": True}
+    client.post("/v1/privacy/suppress", headers=AUTH, json=why(visitor_id=vid()))
+    newer = client.get("/v1/privacy/suppressions", headers=collector,
+                       params={"since": full["version"]}).json()
+    assert len(newer["hashes"]) == 2 and newer["version"] > full["version"]

@@ -161,7 +161,6 @@ def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
         transport.close()
     assert answer is not None
     remote = SuppressionList(live.settings.hash_key_bytes)
-    hashes, version, purged = answer
-    remote.replace(hashes, version, purged=purged)
+    remote.replace(answer.hashes, answer.version, purged=answer.purged)
     assert remote.is_suppressed(visitor_id=target)
     assert not remote.is_suppressed(visitor_id=vid())

@@ -21,6 +21,7 @@ from collector import disk_scan, purge
 from collector.disk_scan import scan_directory
 from collector.privacy import Privacy
 from collector.purge import PurgeQueueFull
+from consent_mw.ids import subject_hash
 
 
 def test_waiting_purges_share_one_physical_pass_and_one_file_scan(
@@ -146,3 +147,36 @@ def test_the_api_queues_a_purge_and_reports_it(client: Any, service: Any) -> Non
     metrics = client.get("/metrics").text
     assert 'purges_total{outcome="rejected_queue_full"} 1.0' in metrics
     assert 'purges_total{outcome="completed"} 1.0' in metrics
+
+
+def test_suppressing_a_purged_person_stores_no_raw_id_and_cannot_lift_the_purge(
+        privacy: Privacy, store: Any) -> None:
+    target = vid()
+    insert_events(store, 1, visitor_id=target)
+    privacy.purge(visitor_id=target, requested_by="dpo")
+    privacy.suppress(visitor_id=target, reason="again", requested_by="dpo")
+    assert store.scalar("SELECT count() FROM suppressions WHERE subject = {v:String}",
+                        {"v": target}) == 0
+    privacy.unsuppress(visitor_id=target, reason="lift", requested_by="dpo")
+    assert privacy.is_suppressed("visitor_id", target)
+    assert subject_hash(KEY, "visitor_id", target) in privacy.gate.purged
+    assert store.path is not None
+    assert scan_directory(store.path, [target]).matches == []
+
+
+def test_batches_start_at_most_once_per_interval(privacy: Privacy, store: Any) -> None:
+    privacy.purges.interval = 3.0
+    privacy.purges.linger = 0
+    privacy.purges.start()
+    try:
+        started = time.monotonic()
+        first = privacy.request_purge(visitor_id=vid(), requested_by="dpo")
+        privacy.purges.wait(first, 60)
+        second = privacy.request_purge(visitor_id=vid(), requested_by="dpo")
+        third = privacy.request_purge(visitor_id=vid(), requested_by="dpo")
+        privacy.purges.wait(third, 60)
+        assert second.status == third.status == "completed"
+        assert privacy.purges.batches == 2  # the two waiting shared the next pass,
+        assert time.monotonic() - started >= 3.0  # which waited out the interval
+    finally:
+        privacy.purges.stop()

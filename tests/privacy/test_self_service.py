@@ -214,7 +214,7 @@ def test_without_an_analytics_consent_there_is_no_visitor_to_serve(
 def test_new_visitor_ids_do_not_reset_the_limit_of_one_client(
         make_settings: Callable[..., Any]) -> None:
     rights = CountingRights()
-    client, _ = site(make_settings(capture=False), rights, limit=2)
+    client, _ = site(make_settings(capture=False), rights, address_limit=2)
     statuses = []
     for _ in range(3):  # a fresh cookie jar, so a fresh visitor id, from one address
         client.cookies.clear()

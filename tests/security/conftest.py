@@ -12,7 +12,8 @@ from clinic.app import build_demo_app
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    monkeypatch.setenv("CONSENT_MW_PURGE_INTERVAL", "0")  # batches back to back in tests
     app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET,
                          dashboard_password=PASSWORD,
                          settings_overrides={"flush_interval": 0.05})

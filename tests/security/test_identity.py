@@ -92,7 +92,36 @@ def test_an_attackers_pages_are_never_filed_under_the_victims_id(demo: Demo) -> 
                              "{v:String} AND event != 'decided'", {"v": victim_id}) == 0
 
 
+def test_a_consent_cookie_planted_in_another_browser_reaches_nothing_of_it(demo: Demo) -> None:
+    attacker = demo.browser()
+    attacker.accept_all()
+    attacker.get("/treatments/datsumo")
+    victim = demo.browser()
+    victim.http.cookies.set("cmw_consent", attacker.cookie("cmw_consent") or "",
+                            domain="127.0.0.1")
+    victim.get("/search?q=victim-secret-term")
+    victim.get("/treatments/datsumo")
+    victim_id = victim.cookie("cmw_vid")
+    assert victim_id and victim_id != attacker.cookie("cmw_vid")
+    demo.flush()
+    export = attacker.get("/_consent/my-data")
+    assert export.status_code == 200
+    assert "victim-secret-term" not in export.text and victim_id not in export.text
+    deleted = attacker.post("/_consent/my-data/delete", data={"confirm": "yes"},
+                            headers={"accept": "application/json"})
+    status_url = deleted.json()["status_url"]
+    wait_for(lambda: attacker.get(status_url, headers={"accept": "application/json"}).json()[
+        "status"] == "completed", what="the attacker's purge")
+    assert demo.store.scalar("SELECT count() FROM events WHERE visitor_id = {v:String}",
+                             {"v": victim_id}) >= 2
+    # The victim's browser is not reset by the attacker's deletion.
+    again = victim.get("/")
+    assert "cmw_vid" not in {c.split("=")[0] for c in again.headers.get_list("set-cookie")}
+    assert victim.cookie("cmw_vid") == victim_id
+
+
 # --- any mix of two visitors' cookies ---------------------------------------------------------
+# (Last in the module: its store stays open for the module, and chDB opens one per process.)
 
 class Site:
     def __init__(self, served: Served, service: CollectorService) -> None:
@@ -115,7 +144,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                         user_id_key=Secret(key), flush_interval=0.05)
     app = ConsentMiddleware(Starlette(routes=[Route("/", page)]), settings=settings,
                             transport=service.transport,
-                            self_service=SelfService(settings, limit=100_000,
+                            self_service=SelfService(settings, limit=100_000, address_limit=100_000,
                                                      rights=InProcessRights(service.privacy)))
     served = serve(app)
     try:
@@ -173,3 +202,4 @@ def test_no_mix_of_two_visitors_cookies_reaches_the_others_data_or_id(
                 assert may_be(who), jar
         else:
             assert export.status_code == 403  # no bound id: nothing to serve
+

@@ -10,6 +10,10 @@ attack                                          bound       before
 1,024 requests, distinct 256 KB ``Sec-GPC``     +64 MiB     +263 MiB, held for a minute
 400 consented requests with a 1 MB header,      +128 MiB    +407 MiB: every header list
 collector stalled (capture's queue holds them)              held in the capture queue
+1,000 consented requests of 2,000 empty headers +128 MiB    +420 MiB: names and per-header
+with 100-byte names, collector stalled                      objects were not charged
+300 consented requests of 20,000 empty Referer  +128 MiB    +410 MiB: the worker's template
+headers, collector flowing                                  cache keyed on every header
 40 concurrent wrong logins                      +400 MiB    +1.5 GiB (2.7 GiB reported)
 8 gzip bodies of 2.7M empty objects, 4 at once  +160 MiB    +706 MiB (2.8 GiB reported)
 ==============================================  ==========  ============================
@@ -84,6 +88,46 @@ def test_huge_headers_queued_for_a_stalled_collector_are_bounded_in_bytes() -> N
         statuses = run_async(_many(base + "/", 400, 8, method="GET", headers={
             "x-padding": "p" * (1024 * 1024), "cookie": cookie}))
         assert set(statuses) == {200}  # analytics never breaks the page
+        grown = _grown(proc.pid, before)
+        assert grown < 128, f"web process grew {grown:.0f} MiB"
+
+
+async def _raw(port: int, head: bytes, count: int, concurrency: int) -> list[int]:
+    """GETs sent over plain sockets: an HTTP client building thousands of headers per request
+    would spend the time, not the server."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> int:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(head)
+                await writer.drain()
+                return int((await reader.readline()).split()[1])
+            finally:
+                writer.close()
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def _head(cookie: str, lines: list[str]) -> bytes:
+    return ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Cookie: {cookie}\r\n" + "".join(f"{line}\r\n" for line in lines)
+            + "\r\n").encode("latin-1")
+
+
+@pytest.mark.parametrize("kind, lines, count", [
+    ("web", [f"x-{n:04d}-{'n' * 90}:" for n in range(2000)], 1000),  # names, not values
+    ("web-flowing", ["Referer:"] * 20_000, 300),  # repeats of a header the worker reads
+])
+def test_thousands_of_empty_headers_are_charged_for_what_they_hold(
+        kind: str, lines: list[str], count: int) -> None:
+    port = free_port()
+    with process(server_command(kind, port)) as proc:
+        cookie = _consented(f"http://127.0.0.1:{port}")
+        before = memory_mib(proc.pid)[1]
+        statuses = run_async(_raw(port, _head(cookie, lines), count, 8))
+        assert set(statuses) == {200}
         grown = _grown(proc.pid, before)
         assert grown < 128, f"web process grew {grown:.0f} MiB"
 
