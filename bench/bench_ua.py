@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import user_agents
 
-from collector.enrich_device import classify, parse_ua
+from consent_mw.useragent import _parse, classify
 
 UAS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
@@ -43,13 +43,13 @@ def per_call_us(fn: Callable[[str], object], inputs: list[str]) -> float:
 def main() -> None:
     # Unique strings (a numbered suffix) so nothing is served from a cache.
     fresh = [f"{ua} r{i}" for i in range(ROUNDS) for ua in UAS]
-    uncached = parse_ua.__wrapped__
+    uncached = _parse.__wrapped__
     per_ua = {ua: per_call_us(uncached, [f"{ua} u{i}" for i in range(ROUNDS)]) for ua in UAS}
     fast = per_call_us(uncached, fresh)
-    parse_ua.cache_clear()
+    _parse.cache_clear()
     for ua in UAS:
-        parse_ua(ua)
-    cached = per_call_us(parse_ua, UAS * ROUNDS)
+        _parse(ua)
+    cached = per_call_us(_parse, UAS * ROUNDS)
     reference = per_call_us(lambda ua: classify(user_agents.parse(ua)), fresh[: len(UAS) * 20])
     print(f"uncached parse (ua-parser-rs + user_agents rules): {fast:8.1f} µs/UA")
     print(f"  per UA: median {statistics.median(per_ua.values()):.1f}, "

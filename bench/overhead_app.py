@@ -59,6 +59,22 @@ settings = Settings(secret_keys=(Secret("bench-secret-key-0123456789abcdef"),),
 wrapped = ConsentMiddleware(bare, settings=settings, transport=CountingTransport())
 
 
+def streaming() -> ConsentMiddleware:
+    """The wrapped app streaming to a real collector over HTTP, as a deployed web process
+    does: ``uvicorn --factory bench.overhead_app:streaming`` with BENCH_COLLECTOR_URL,
+    BENCH_COLLECTOR_TOKEN and BENCH_SPOOL_DIR."""
+    import os
+    from pathlib import Path
+
+    live = Settings(
+        secret_keys=settings.secret_keys, policy_text=settings.policy_text,
+        collector_url=os.environ["BENCH_COLLECTOR_URL"],
+        collector_token=Secret(os.environ["BENCH_COLLECTOR_TOKEN"]),
+        spool_dir=Path(os.environ["BENCH_SPOOL_DIR"]),
+    )
+    return ConsentMiddleware(bare, settings=live)
+
+
 def streaming_to_dead_collector() -> ConsentMiddleware:
     """The wrapped app streaming to a collector that is down (a closed port), with a spool.
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
-from collector.accounts import demo_accounts
+from collector.accounts import Logins, demo_accounts
 from collector.privacy import InProcessRights
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
@@ -139,13 +139,15 @@ def build_demo_app(
     if not collector_settings.staff_users:  # the staff console logs in the same people
         changes["staff_users"] = dashboard_settings.users
     collector_settings = replace(collector_settings, **changes)
-    service = CollectorService(collector_settings)
+    logins = Logins()  # one throttle: the dashboards and the staff console share accounts
+    service = CollectorService(collector_settings, logins=logins)
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events,
                       admin_token=(collector_settings.admin_token.value, admin_from),
                       dashboard_users=demo_passwords)
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
 
-    dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service))
+    dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service),
+                                   logins=logins)
     parts.dashboards = dashboards
     routes.append(Mount("/dashboards", app=dashboards))
 

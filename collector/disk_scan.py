@@ -12,6 +12,7 @@ speed that does not depend on how many there are.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,16 @@ def _decompressed_blocks(data: bytes, report: ScanReport) -> Iterator[bytes] | N
     return gen()
 
 
+def _files(root: Path) -> list[Path]:
+    """Every file under ``root``. The store keeps writing while it is walked (inserts and
+    merges make and remove ``tmp_*`` directories), so a directory that vanishes mid-walk is
+    skipped, not an error: what is gone holds nothing."""
+    found: list[Path] = []
+    for folder, _, names in os.walk(root, onerror=lambda error: None):
+        found += (Path(folder) / name for name in names)
+    return sorted(found)
+
+
 def scan_directory(root: Path, ids: Iterable[str]) -> ScanReport:
     """Look for each id in every file under ``root``: raw bytes, and inside compressed blocks."""
     wanted = sorted({i for i in ids if i})
@@ -150,7 +161,7 @@ def scan_directory(root: Path, ids: Iterable[str]) -> ScanReport:
         return report
     match = _matcher(wanted)
     longest = max(len(i.encode("utf-8")) for i in wanted)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in _files(root):
         try:
             size = path.stat().st_size
             report.files += 1
@@ -166,7 +177,7 @@ def scan_directory(root: Path, ids: Iterable[str]) -> ScanReport:
                     found |= _search(blocks, match, longest)
                 if report.blocks_opaque > opaque:
                     report.opaque_files.append(str(path.relative_to(root)))
-        except FileNotFoundError:  # a part removed while we walked: nothing left to find
+        except (FileNotFoundError, NotADirectoryError):  # removed while we walked: nothing left
             continue
         if found:
             name = str(path.relative_to(root))

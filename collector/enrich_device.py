@@ -1,88 +1,14 @@
 """Device fields from a User-Agent and client hints; the raw UA string is never stored.
 
-Parsing runs on ua-parser 1.x's Rust resolver (``ua_parser_rs``, ~20-40 µs uncached instead of
-~0.5 ms on the pure-regex path ``user_agents`` uses), and the parse result is fed into
-``user_agents``' own classification rules (``is_mobile``/``is_tablet``/``is_bot``/``is_pc``), so
-``device_type`` is exactly what ``user_agents.parse`` would answer. Results are cached by UA string.
+The parsing and classification are ``consent_mw.useragent``'s, the one rule the middleware's
+anonymous counts and consent records use too.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from consent_mw.useragent import DeviceInfo, parse_ua
 
-import ua_parser
-from ua_parser import Domain, Parser, load_lazy_builtins
-from user_agents.parsers import (
-    UserAgent,
-    parse_browser,
-    parse_device,
-    parse_operating_system,
-)
-
-UA_CACHE_SIZE = 20_000
-
-
-def _build_parser() -> Parser:
-    # BestAvailableResolver is the Rust one when ua-parser-rs is installed (a dependency);
-    # no CachingResolver: parse_ua's lru_cache is the cache.
-    return Parser(ua_parser.BestAvailableResolver(load_lazy_builtins()))
-
-
-_PARSER = _build_parser()
-
-
-class _FastUserAgent(UserAgent):  # type: ignore[misc]
-    """``user_agents.UserAgent`` built from a ua-parser 1.x result instead of its regex path."""
-
-    def __init__(self, ua_string: str) -> None:
-        result = _PARSER(ua_string, Domain.ALL).complete().with_defaults()
-        ua, os, dev = result.user_agent, result.os, result.device
-        self.ua_string = ua_string
-        self.os = parse_operating_system(os.family, os.major, os.minor, os.patch, os.patch_minor)
-        self.browser = parse_browser(ua.family, ua.major, ua.minor, ua.patch, ua.patch_minor)
-        self.device = parse_device(dev.family, dev.brand, dev.model)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    browser: str = ""
-    browser_version: str = ""
-    os: str = ""
-    os_version: str = ""
-    device_type: str = ""
-    device_brand: str = ""
-    device_model: str = ""
-
-
-def classify(agent: UserAgent) -> str:
-    """desktop / mobile / tablet / bot / other, from user_agents' rules (bots first)."""
-    if agent.is_bot:
-        return "bot"
-    if agent.is_tablet:
-        return "tablet"
-    if agent.is_mobile:
-        return "mobile"
-    if agent.is_pc:
-        return "desktop"
-    return "other"
-
-
-@functools.lru_cache(maxsize=UA_CACHE_SIZE)
-def parse_ua(ua: str) -> DeviceInfo:
-    """Browser, OS and device of a User-Agent string (cached)."""
-    agent = _FastUserAgent(ua)
-    model = agent.device.model or ""
-    brand = agent.device.brand or ""
-    return DeviceInfo(
-        browser=agent.browser.family,
-        browser_version=agent.browser.version_string,
-        os=agent.os.family,
-        os_version=agent.os.version_string,
-        device_type=classify(agent),
-        device_brand=brand,
-        device_model=model,
-    )
+__all__ = ["DeviceInfo", "device_fields"]
 
 
 def _hint(value: str | None) -> str:

@@ -204,9 +204,14 @@ class Privacy:
         return self.purger.pending()
 
     def resume_pending(self) -> list[dict[str, Any]]:
-        """Run every interrupted purge again; returns their receipts."""
+        """Run every purge not finished: those waiting in this process's queue (a failed batch
+        leaves its jobs there), then those the audit trail says were interrupted; returns
+        their receipts."""
+        waiting = self.purges.waiting()
+        if not self.purges.running:
+            self.purges.run_waiting()
         jobs = self.purger.resume(skip={j.request_id for j in self.purges.waiting()})
-        return [job.receipt for job in jobs if job.receipt is not None]
+        return [job.receipt for job in [*waiting, *jobs] if job.receipt is not None]
 
     def receipts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Purge receipts, newest first (they hold hashes only)."""

@@ -64,6 +64,7 @@ _PURGE_TABLES = ("events", "consent_records", "suppressions")
 #: parses at most 256 KiB of it by default.
 MAX_BATCH_IDS = 1_500
 EMPTY_COUNTS = {"events": 0, "consent_records": 0, "suppressions": 0}
+MAX_ATTEMPTS = 3  # batches a purge is tried in before it is left to the next start
 
 
 class ProgressFn(Protocol):
@@ -89,6 +90,7 @@ class PurgeJob:
     requested_at: datetime
     before: dict[str, int]  # rows about the person when it was asked, for the receipt
     ids: int = 1  # how many ids the person resolved to: a batch's size is bounded by them
+    attempts: int = 0  # batches this job was in (a failed batch is retried, then resumed)
     status: str = "queued"  # queued | running | completed | incomplete | failed
     receipt: dict[str, Any] | None = None
     error: str | None = None
@@ -497,8 +499,22 @@ class PurgeQueue:
 
     def _run(self, batch: list[PurgeJob], progress: ProgressFn = _no_progress) -> None:
         started = time.perf_counter()
+        for job in batch:
+            job.attempts += 1
         try:
             self.purger.run(batch, progress)
+        except Exception:
+            # One bad moment (the store busy, a file vanishing) must not strand everyone in
+            # the batch: their jobs wait for the next one, up to MAX_ATTEMPTS; after that they
+            # stay in the audit trail and the next start resumes them.
+            again = [job for job in batch if job.attempts < MAX_ATTEMPTS]
+            for job in again:
+                job.status, job.error = "queued", None
+                job.done.clear()
+            with self._cond:
+                self._waiting.extendleft(reversed(again))
+                self._gauge()
+            raise
         finally:
             self.batches += 1
             m = self.metrics

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from collector.accounts import Logins
 from collector.ddl import DdlOptions, apply_migrations
 from collector.enrich_geo import GeoLookup
 from collector.gate import SuppressionGate
@@ -35,8 +36,12 @@ def ddl_options(settings: CollectorSettings) -> DdlOptions:
 class CollectorService:
     """One collector: ``start()``, ``.app``, ``.transport``, ``.store``, ``.ingest``, ``stop()``."""
 
-    def __init__(self, settings: CollectorSettings | None = None) -> None:
+    def __init__(self, settings: CollectorSettings | None = None, *,
+                 logins: Logins | None = None) -> None:
         self.settings = settings or CollectorSettings.from_env()
+        #: The staff console's login throttle; a process serving the dashboards too passes
+        #: one for both, so an account gets its few tries once, not once per console.
+        self.logins = logins or Logins()
         self.metrics = CollectorMetrics()
         key = self.settings.hash_key_bytes
         if not key:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.accounts import PRIVACY_ROLES, Logins, Session, SessionStore
+from collector.accounts import PRIVACY_ROLES, Session, SessionStore
 from collector.privacy import Privacy, PrivacyError
 from collector.store import StoreError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
@@ -98,7 +98,7 @@ def build_staff_routes(service: CollectorService, privacy: Privacy) -> list[Base
     # Sessions live in this process; a restart logs everyone out, which fails safe.
     sessions = SessionStore(secrets.token_hex(32), salt="consent-mw.staff",
                             max_age=SESSION_AGE)
-    logins = Logins()
+    logins = service.logins
 
     def session(request: Request) -> Session | None:
         found = sessions.get(request.cookies.get(COOKIE), settings.staff_users)

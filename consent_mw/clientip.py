@@ -89,26 +89,33 @@ def forwarded_chain(headers: Iterable[tuple[bytes, bytes]],
 
 def client_ip(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...],
               header: str = DEFAULT_FORWARDED_HEADER) -> str | None:
-    """The client address for this ASGI scope, as a string, or None when unknown."""
-    client = scope.get("client")
-    if not client:
-        return None
+    """The client address for this ASGI scope, as a string, or None when unknown.
+
+    A server on a Unix socket has no peer address (``scope["client"]`` is None): only
+    processes on this machine can reach it, so the peer is the proxy in front and counts as
+    trusted, and the chain names the client.
+    """
     chain = forwarded_chain(scope.get("headers") or (), header)[-MAX_HOPS:]
     # A hop too long to be an address ends the walk like any non-address would.
     hops = tuple(h if len(h) <= MAX_HOP_LENGTH else "" for h in chain)
-    return _resolve(str(client[0])[:MAX_HOP_LENGTH], hops, trusted_proxies)
+    client = scope.get("client")
+    peer = str(client[0])[:MAX_HOP_LENGTH] if client else None
+    return _resolve(peer, hops, trusted_proxies)
 
 
 @functools.lru_cache(maxsize=4096)  # the same peers and proxy chains come back constantly
-def _resolve(peer_text: str, chain: tuple[str, ...], trusted_proxies: tuple[str, ...]
+def _resolve(peer_text: str | None, chain: tuple[str, ...], trusted_proxies: tuple[str, ...]
              ) -> str | None:
-    peer = parse_ip(peer_text)
-    if peer is None:
-        return None
     networks = parse_networks(trusted_proxies)
-    if not _trusted(peer, networks):
-        return str(peer)
-    current = peer
+    if peer_text is None:  # a Unix socket: the local proxy
+        current: IPAddress | None = None
+    else:
+        peer = parse_ip(peer_text)
+        if peer is None:
+            return None
+        if not _trusted(peer, networks):
+            return str(peer)
+        current = peer
     for hop in reversed(chain):
         ip = parse_ip(hop)
         if ip is None:
@@ -116,4 +123,4 @@ def _resolve(peer_text: str, chain: tuple[str, ...], trusted_proxies: tuple[str,
         current = ip
         if not _trusted(ip, networks):
             break
-    return str(current)
+    return None if current is None else str(current)

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -67,6 +67,14 @@ def _canonical(token: str) -> bool:
         if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != part:
             return False
     return True
+
+
+class ShownMarker(NamedTuple):
+    """A verified banner-shown marker (``cmw_consent_shown``)."""
+
+    consent_id: str
+    record_id: str | None  # of the ``shown`` record: the decision links to it
+    until: float  # when the marker expires (s since the epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +204,18 @@ class CookieCodec:
         return None
 
     # banner-shown marker -----------------------------------------------------------------
-    def dump_shown(self, consent_id: str) -> str:
-        return self._shown.dumps({"cid": consent_id, "pv": self.settings.policy_version})
+    def dump_shown(self, consent_id: str, record_id: str | None = None) -> str:
+        """The banner-shown marker: the consent id and record id of the ``shown`` record."""
+        return self._shown.dumps({"cid": consent_id, "pv": self.settings.policy_version,
+                                  **({"r": record_id} if record_id else {})})
 
     def load_shown(self, value: str | None) -> str | None:
         """The consent id of a recent ``shown`` record for this policy version, if any."""
         shown = self.load_shown_until(value)
-        return shown[0] if shown else None
+        return shown.consent_id if shown else None
 
-    def load_shown_until(self, value: str | None) -> tuple[str, float] | None:
-        """:meth:`load_shown` and when the marker expires (s since the epoch)."""
+    def load_shown_until(self, value: str | None) -> ShownMarker | None:
+        """:meth:`load_shown`, the record's id and when the marker expires."""
         if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
             return None
         try:
@@ -216,10 +226,11 @@ class CookieCodec:
             return None
         if not isinstance(data, dict) or data.get("pv") != self.settings.policy_version:
             return None
-        cid = data.get("cid")
+        cid, rid = data.get("cid"), data.get("r")
         if not is_valid_id(cid):
             return None
-        return str(cid), signed_at.timestamp() + SHOWN_MAX_AGE
+        return ShownMarker(str(cid), rid if isinstance(rid, str) and len(rid) <= 64 else None,
+                           signed_at.timestamp() + SHOWN_MAX_AGE)
 
 
 def valid_visitor_id(value: str | None) -> str | None:

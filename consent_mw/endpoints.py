@@ -25,6 +25,7 @@ from consent_mw.consent import (
 from consent_mw.cookies import expire_cookie, set_cookie
 from consent_mw.http import BadRequest, json_bytes, parse_json, read_body, respond, same_origin
 from consent_mw.i18n import choose_locale
+from consent_mw.ids import new_consent_id
 from consent_mw.pages import render_external_transmission, render_preferences
 from consent_mw.state import ConsentState, RequestContext
 
@@ -90,8 +91,11 @@ class Endpoints:
             def forget() -> list[tuple[bytes, bytes]]:
                 return self._forget(ctx, incoming, scope, "self_service")
 
+            # Only an id this browser already holds, bound: one minted by this very request
+            # has no data, and acting on it would cost a purge for nothing.
+            visitor = None if incoming.new_visitor else ctx.visitor_id
             if not await self.mw.self_service.handle(ctx, dict(scope), receive, send,
-                                                     forget=forget):
+                                                     visitor_id=visitor, forget=forget):
                 await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
             return
         if sub.startswith("/static/") and method in ("GET", "HEAD"):
@@ -197,11 +201,7 @@ class Endpoints:
                                      "bytes")
             body = await read_body(receive, self.settings.max_body_bytes)
             submission = self._parse_json(body) if is_json else self._parse_form(body)
-            if incoming.forget:  # a purged person's browser: its old ids are never reused
-                previous = ctx.state
-            else:
-                previous = incoming.stored.state if incoming.stored else replace(
-                    undecided(self.settings), consent_id=incoming.shown_cid)
+            previous, prev_rid = self._previous(ctx, incoming)
             new = decide(self.settings, previous, gpc=incoming.gpc, **submission["decide"])
         except BadRequest as exc:
             await self._error(send, exc.status, exc.reason, answer_json)
@@ -211,7 +211,8 @@ class Endpoints:
             return
         if submission["locale"] in self.settings.locales:
             ctx.locale = submission["locale"]  # the language the visitor read, for the record
-        cookies = self._apply(ctx, incoming, scope, previous, new, submission["component"])
+        cookies = self._apply(ctx, incoming, scope, previous, new, submission["component"],
+                              prev_rid)
         if is_json:
             await respond(send, 200, json_bytes(self.status(ctx)), b"application/json",
                           [(b"cache-control", b"no-store"), *cookies])
@@ -291,24 +292,43 @@ class Endpoints:
                             "services": services if explicit_services else None}
         return result
 
+    def _previous(self, ctx: RequestContext, incoming: Incoming
+                  ) -> tuple[ConsentState, str | None]:
+        """The decision a submission changes, under a consent id this browser owns, and the
+        record it follows.
+
+        A consent id carries on only when the stored decision is provably this browser's
+        (``Incoming.owned``). A cookie that cannot prove it (a decision without analytics has
+        no visitor id to bind; a cookie copied from another browser; a banner marker) gets a
+        new consent id, linked by record: otherwise two browsers could share one consent id,
+        and one visitor's export or deletion reach the other's records.
+        """
+        stored = incoming.stored
+        if incoming.forget:  # a purged person's browser: its old ids are never reused
+            return ctx.state, None
+        if stored is not None:
+            if incoming.owned:
+                return stored.state, stored.record_id
+            incoming.rebound = incoming.rebound or new_consent_id()
+            return replace(stored.state, consent_id=incoming.rebound), stored.record_id
+        return (replace(undecided(self.settings), consent_id=new_consent_id()),
+                incoming.reading.shown_rid)
+
     def _apply(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
-               previous: ConsentState, new: ConsentState, component: str
-               ) -> list[tuple[bytes, bytes]]:
+               previous: ConsentState, new: ConsentState, component: str,
+               prev_rid: str | None) -> list[tuple[bytes, bytes]]:
         """Record the decision and build the cookies that carry it out at once."""
         mw = self.mw
         s = self.settings
         old_ctx_state = ctx.state
         stored = incoming.stored
-        prev_rid = stored.record_id if stored else None
         if incoming.forget:
             # The reset comes first in the proof: withdrawn after the deletion, then this.
             rec = mw.record(ctx, incoming, scope, previous, event="withdrawn",
                             method="reject_all", component="api")
             prev_rid, stored = rec["record_id"], None
         ctx.state = apply_gpc(new, s, incoming.gpc)
-        mw.assign_ids(ctx, incoming)
-        if incoming.rebound is not None:  # a new visitor id: the decision's id is new too
-            new = replace(new, consent_id=incoming.rebound)
+        mw.assign_ids(ctx, incoming)  # a new visitor id keeps the consent id _previous chose
         event = record_event(previous, new, s)
         rec = mw.record(ctx, incoming, scope, ctx.state, event=event,
                         method=new.method or "save", component=component,

@@ -31,6 +31,7 @@ from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, client_ip
 from consent_mw.i18n import ranked_languages
 from consent_mw.scrub import scrub_capped
 from consent_mw.state import ConsentState
+from consent_mw.useragent import device_type
 
 HOUR_MS = 3_600_000
 UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -126,29 +127,6 @@ class Snapshot:
 #: :class:`Snapshot`.
 PageHit = tuple[int, ConsentState, str, "str | None", int, bytes,
                 "Sequence[tuple[bytes, bytes]]", "str | None", "str | None", Any]
-
-
-def device_type(ua: str | None) -> str:
-    """desktop / mobile / tablet / bot / other, from the User-Agent (cached: UAs repeat)."""
-    return _device_type(ua[: wire.MAX_UA] if ua else None)
-
-
-@lru_cache(maxsize=4096)  # keyed on at most MAX_UA characters: ~4 MiB at most
-def _device_type(ua: str | None) -> str:
-    if not ua:
-        return "other"
-    import user_agents  # lazy: only the worker pays for the parser
-
-    parsed = user_agents.parse(ua)
-    if parsed.is_bot:
-        return "bot"
-    if parsed.is_tablet:
-        return "tablet"
-    if parsed.is_mobile:
-        return "mobile"
-    if parsed.is_pc:
-        return "desktop"
-    return "other"
 
 
 def _cap(value: str | None, limit: int) -> str | None:

@@ -117,6 +117,14 @@ class Incoming:
     def shown_cid(self) -> str | None:
         return self.reading.shown_cid
 
+    @property
+    def owned(self) -> bool:
+        """Whether the stored decision is provably this browser's: its signed cookie binds
+        the visitor id this request carries. Only then does its consent id carry on; any
+        other stored decision (one without analytics, so without an id to bind, or a cookie
+        copied from elsewhere) continues under a new consent id when it is recorded again."""
+        return self.reading.stored is not None and self.reading.visitor_id is not None
+
 
 def _response_info(headers: Any) -> tuple[bool, bytes | None, bytes | None]:
     """(is HTML, Content-Encoding, the ``Vary`` value to add) of response headers, in one
@@ -507,6 +515,8 @@ class ConsentMiddleware:
         gpc_due = ctx.state.gpc_applied and not stored.gpc_recorded
         if not gpc_due and not incoming.new_visitor:
             return []
+        if not incoming.owned and incoming.rebound is None:
+            incoming.rebound = new_consent_id()  # a record is due: under an id of its own
         record_id = stored.record_id
         decision = stored.state
         if incoming.rebound is not None:
@@ -689,14 +699,17 @@ class ConsentMiddleware:
         """A ``shown`` record at most once per consent-less visitor per 30 minutes.
 
         A short-lived signed cookie (strictly necessary: it is part of asking) carries the
-        consent id of that record, so the later decision is linked to what was shown.
+        record's id, so the later decision is linked to what was shown (by
+        ``previous_record_id``: the decision gets a consent id of its own, since a cookie
+        without a bound visitor id could be anyone's).
         """
         if incoming.shown_cid is not None:
             return
         cid = new_consent_id()
         state = replace(ctx.state, consent_id=cid)
-        self.record(ctx, incoming, scope, state, event="shown", method="none",
-                    component="banner")
+        rec = self.record(ctx, incoming, scope, state, event="shown", method="none",
+                          component="banner")
+        marker = self.codec.dump_shown(cid, rec["record_id"])
         start["headers"] = [*start["headers"], (b"set-cookie", set_cookie(
-            self.settings.consent_cookie + "_shown", self.codec.dump_shown(cid),
-            max_age=SHOWN_MAX_AGE, secure=incoming.secure).encode("latin-1"))]
+            self.settings.consent_cookie + "_shown", marker, max_age=SHOWN_MAX_AGE,
+            secure=incoming.secure).encode("latin-1"))]

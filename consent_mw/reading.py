@@ -91,6 +91,7 @@ class Reading:
     #: needs no Set-Cookie and (without tags) no body change, only ``Vary``: the
     #: middleware's fast path.
     settled: bool = False
+    shown_rid: str | None = None  # the ``shown`` record a first decision follows
 
 
 class Reader:
@@ -170,13 +171,14 @@ class Reader:
         gpc = gpc_from_headers(list(sec_gpc))
         until = now + READING_TTL
         shown_cid: str | None = None
+        shown_rid: str | None = None
         if stored is not None:
             until = min(until, codec.expires_at(stored))
         else:
             shown = codec.load_shown_until(single(cookies, s.consent_cookie + "_shown"))
             if shown is not None:
-                shown_cid, shown_until = shown
-                until = min(until, shown_until)
+                shown_cid, shown_rid = shown.consent_id, shown.record_id
+                until = min(until, shown.until)
         state = apply_gpc(stored.state if stored else self._undecided, s, gpc)
         analytics = state.granted_any(self._analytics_gate)
         visitor = valid_visitor_id(single(cookies, s.visitor_cookie))
@@ -198,6 +200,7 @@ class Reader:
             session_id=session[0] if session else None,
             session_issued=issued,
             shown_cid=shown_cid,
+            shown_rid=shown_rid,
             until=until,
             analytics=analytics,
             ids_settled=settled,

@@ -12,10 +12,10 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from consent_mw import useragent
 from consent_mw.consent import gcm_signals, now_ms
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
@@ -27,20 +27,7 @@ class RecordSink(Protocol):
 
 def ua_family(user_agent: str) -> str | None:
     """``Browser/OS`` families only, e.g. ``Chrome/Linux``; never the full string."""
-    return _ua_family(user_agent[:1024])
-
-
-@lru_cache(maxsize=1024)  # keyed on at most 1,024 characters
-def _ua_family(user_agent: str) -> str | None:
-    if not user_agent:
-        return None
-    from user_agents import parse  # deferred: its regex tables load slowly
-
-    try:
-        ua = parse(user_agent)
-    except Exception:  # a hostile UA must not break a consent answer
-        return None
-    return f"{ua.browser.family}/{ua.os.family}"[:64]
+    return useragent.family(user_agent)
 
 
 def build_record(

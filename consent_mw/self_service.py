@@ -10,8 +10,9 @@ not configured (no ``rights``), and the middleware then answers 404.
   id, the withdrawal recorded, id cookies expired) and the page gives a signed link to
   ``GET {prefix}/my-data/status?ref=...``, where the receipt follows.
 
-Whose data: only ``ctx.visitor_id``, which the middleware sets from a ``cmw_vid`` the signed
-consent cookie binds (``consent_mw.reading``). A cookie that merely names an id opens nothing.
+Whose data: only ``visitor_id``, the id the signed consent cookie binds to the ``cmw_vid``
+this browser sent (``consent_mw.reading``); never one minted for this request. A cookie that
+merely names an id opens nothing.
 
 Limits (``consent_mw.ratelimit``): a download or deletion takes a token from the visitor id's
 bucket (``limit`` per ``window``) and from the client address's (``address_limit``: larger, as
@@ -143,7 +144,7 @@ class SelfService:
         return self.rights is not None
 
     async def handle(self, ctx: RequestContext, scope: Scope, receive: Any, send: Any, *,
-                     forget: Forget) -> bool:
+                     visitor_id: str | None, forget: Forget) -> bool:
         """Serve the request and return True, or return False to let the caller 404."""
         rights = self.rights
         if rights is None:
@@ -172,7 +173,7 @@ class SelfService:
         if method == "POST" and not same_origin(scope, self.settings.allowed_origins):
             await page.error(403, "cross_site", "md_cross_site")
             return True
-        visitor = ctx.visitor_id
+        visitor = visitor_id
         if not visitor:
             await page.error(403, "no_visitor_id", "md_no_visitor", title="md_nothing_title")
             return True

@@ -138,7 +138,7 @@ class Dashboards:
     """State and handlers behind the Starlette app."""
 
     def __init__(self, settings: DashboardSettings, backend: Backend, *,
-                 cache: bool = True) -> None:
+                 cache: bool = True, logins: Logins | None = None) -> None:
         self.settings = settings
         self.backend = (backend if isinstance(backend, CachedBackend)
                         else CachedBackend(backend, max_entries=512 if cache else 0,
@@ -146,7 +146,7 @@ class Dashboards:
         self.sessions = SessionStore(settings.session_secret.value,
                                      salt="consent-mw.dashboards.session",
                                      max_age=settings.session_max_age)
-        self.logins = Logins()
+        self.logins = logins or Logins()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.globals.update(fmt=fmt, change=change, KPI_LABELS=KPI_LABELS, PAGES=PAGES,
@@ -468,12 +468,13 @@ class Dashboards:
 
 
 def create_dashboards(settings: DashboardSettings, backend: Backend, *,
-                      cache: bool = True) -> Starlette:
+                      cache: bool = True, logins: Logins | None = None) -> Starlette:
     """The dashboards app; mount it anywhere (``/dashboards`` in the demo).
 
     ``cache`` reuses panel results while the store's data version is unchanged (exact).
+    ``logins``: the login throttle to share with a staff console in the same process.
     """
-    d = Dashboards(settings, backend, cache=cache)
+    d = Dashboards(settings, backend, cache=cache, logins=logins)
     routes = [
         Route("/", d.guard(d.index), methods=["GET"]),
         Route("/login", d.guard(d.login_form), methods=["GET"]),

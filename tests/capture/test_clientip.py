@@ -70,9 +70,18 @@ def test_a_forwarded_header_the_proxies_do_not_write_is_ignored() -> None:
     assert client_ip(only_fwd, LOOPBACK) == "127.0.0.1"
 
 
-@pytest.mark.parametrize("peer", [None, "testclient", "", "fe80::1%eth0"])
-def test_unknown_or_invalid_peer_gives_none(peer: str | None) -> None:
+@pytest.mark.parametrize("peer", ["testclient", "fe80::1%eth0"])
+def test_an_invalid_peer_gives_none(peer: str | None) -> None:
     assert client_ip(scope(peer, x_forwarded_for="1.2.3.4"), LOOPBACK) is None
+
+
+def test_behind_a_unix_socket_the_proxys_chain_names_the_client() -> None:
+    # No peer address (uvicorn --uds): only local processes connect, so the peer is the
+    # proxy and its header counts; without one, the client is unknown.
+    assert client_ip(scope(None, x_forwarded_for="6.6.6.6, 198.51.100.2"), LOOPBACK) == (
+        "198.51.100.2")
+    assert client_ip(scope(None), LOOPBACK) is None
+    assert client_ip(scope(None, x_forwarded_for="garbage"), LOOPBACK) is None
 
 
 @pytest.mark.parametrize(("text", "expected"), [

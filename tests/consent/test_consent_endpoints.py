@@ -224,7 +224,7 @@ class EnabledSelfService:
         return True
 
     async def handle(self, ctx: RequestContext, scope: dict[str, Any], receive: Any,
-                     send: Any, *, forget: Any) -> bool:
+                     send: Any, *, visitor_id: str | None, forget: Any) -> bool:
         self.calls.append(scope["path"])
         if not self.handles:
             return False

@@ -180,3 +180,42 @@ def test_batches_start_at_most_once_per_interval(privacy: Privacy, store: Any) -
         assert time.monotonic() - started >= 3.0  # which waited out the interval
     finally:
         privacy.purges.stop()
+
+
+def test_a_batch_that_fails_once_is_retried_not_stranded(
+        privacy: Privacy, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = vid()
+    insert_events(store, 2, visitor_id=target)
+    real_scan = disk_scan.scan_directory
+    calls: list[int] = []
+
+    def flaky(root: Any, ids: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # the store removed a tmp_merge directory mid-walk, say
+            raise FileNotFoundError("tmp_merge_all_1_1_0")
+        return real_scan(root, ids)
+
+    monkeypatch.setattr(purge, "scan_directory", flaky)
+    job = privacy.request_purge(visitor_id=target, requested_by="dpo")
+    with pytest.raises(FileNotFoundError):
+        privacy.purges.run_waiting()
+    assert job.status == "queued" and privacy.purges.waiting() == [job]
+    assert privacy.purges.run_waiting() == 1
+    assert job.status == "completed" and job.receipt is not None
+    assert job.receipt["remaining"] == 0 and job.attempts == 2
+
+
+def test_the_file_scan_skips_what_vanishes_while_it_walks(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "data.bin").write_bytes(b"id-123")
+    gone = tmp_path / "tmp_merge_1"
+    gone.mkdir()
+    (gone / "part.bin").write_bytes(b"x")
+    listed = disk_scan._files(tmp_path)
+    assert len(listed) == 2
+    (gone / "part.bin").unlink()  # a merge finishing between the listing and the reading
+    gone.rmdir()
+    monkeypatch.setattr(disk_scan, "_files", lambda root: listed)
+    report = disk_scan.scan_directory(tmp_path, ["id-123"])
+    assert report.matches == ["kept/data.bin"]

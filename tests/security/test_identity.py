@@ -42,7 +42,8 @@ def test_a_swapped_visitor_cookie_downloads_nothing_of_the_other_visitor(demo: D
     attacker.accept_all()
     attacker.http.cookies.set("cmw_vid", victim_id, domain="127.0.0.1")
     export = attacker.get("/_consent/my-data")
-    assert export.status_code == 200
+    # The swapped id is not bound: this request mints a fresh one, which has no data.
+    assert export.status_code == 403
     assert victim_id not in export.text and "victim-secret-term" not in export.text
 
 
@@ -53,10 +54,8 @@ def test_a_swapped_visitor_cookie_deletes_nothing_of_the_other_visitor(demo: Dem
     attacker.http.cookies.set("cmw_vid", victim_id, domain="127.0.0.1")
     deleted = attacker.post("/_consent/my-data/delete", data={"confirm": "yes"},
                             headers={"accept": "application/json"})
-    assert deleted.status_code == 202
-    status_url = deleted.json()["status_url"]
-    wait_for(lambda: attacker.get(status_url, headers={"accept": "application/json"}).json()[
-        "status"] == "completed", what="the attacker's own (empty) purge")
+    assert deleted.status_code == 403  # nothing bound to this browser to delete
+    assert demo.parts.service.privacy.purges.waiting() == []
     assert not demo.parts.service.privacy.is_suppressed("visitor_id", victim_id)
     assert demo.store.scalar("SELECT count() FROM events WHERE visitor_id = {v:String}",
                              {"v": victim_id}) >= 1
@@ -118,6 +117,57 @@ def test_a_consent_cookie_planted_in_another_browser_reaches_nothing_of_it(demo:
     again = victim.get("/")
     assert "cmw_vid" not in {c.split("=")[0] for c in again.headers.get_list("set-cookie")}
     assert victim.cookie("cmw_vid") == victim_id
+
+
+def test_a_decision_made_with_a_copied_consent_cookie_gets_its_own_consent_id(
+        demo: Demo) -> None:
+    owner = demo.browser()
+    owner.accept_all()
+    codec = demo.parts.middleware.codec
+    theirs = codec.load_consent(owner.cookie("cmw_consent")).state.consent_id
+    other = demo.browser()
+    other.http.cookies.set("cmw_consent", owner.cookie("cmw_consent") or "",
+                           domain="127.0.0.1")
+    refused = other.post("/_consent", json={"action": "reject_all"})
+    assert refused.status_code == 200
+    mine = codec.load_consent(other.cookie("cmw_consent")).state.consent_id
+    assert mine != theirs and refused.json()["consent_id"] == mine
+    demo.flush()
+    records = demo.store.dicts("SELECT consent_id, event FROM consent_records "
+                               "WHERE event = 'withdrawn'")
+    assert records == [{"consent_id": mine, "event": "withdrawn"}]
+    export = owner.get("/_consent/my-data").json()
+    assert all(r["consent_id"] == theirs for r in export["consent_records"])
+
+
+def test_a_copied_banner_marker_gives_two_browsers_two_consent_ids(demo: Demo) -> None:
+    first = demo.browser()
+    first.get("/")
+    marker = first.cookie("cmw_consent_shown")
+    assert marker
+    second = demo.browser()
+    second.http.cookies.set("cmw_consent_shown", marker, domain="127.0.0.1")
+    first.accept_all()
+    second.accept_all()
+    codec = demo.parts.middleware.codec
+    ids = {codec.load_consent(b.cookie("cmw_consent")).state.consent_id  # type: ignore[union-attr]
+           for b in (first, second)}
+    assert len(ids) == 2 and codec.load_shown(marker) not in ids
+
+
+def test_a_consent_cookie_without_its_visitor_id_opens_no_data_and_deletes_nothing(
+        demo: Demo) -> None:
+    owner = demo.browser()
+    owner.accept_all()
+    owner.get("/treatments/datsumo")
+    other = demo.browser()
+    other.http.cookies.set("cmw_consent", owner.cookie("cmw_consent") or "",
+                           domain="127.0.0.1")
+    assert other.get("/_consent/my-data").status_code == 403  # an id minted just now: no data
+    deleted = other.post("/_consent/my-data/delete", data={"confirm": "yes"})
+    assert deleted.status_code == 403
+    assert demo.parts.service.privacy.purges.waiting() == []
+    assert demo.store.scalar("SELECT count() FROM privacy_requests") == 0
 
 
 # --- any mix of two visitors' cookies ---------------------------------------------------------

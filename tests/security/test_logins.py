@@ -22,6 +22,13 @@ def test_fifty_wrong_passwords_in_a_row_try_only_five(demo: Demo) -> None:
     assert right.status_code == 429 and int(right.headers["retry-after"]) >= 1
 
 
+def test_the_dashboards_and_the_staff_console_share_one_throttle(demo: Demo) -> None:
+    browser = demo.browser()
+    tried = [browser.post(path, data={"username": "admin", "password": "wrong"}).status_code
+             for path in ["/dashboards/login"] * 8 + ["/_collector/v1/privacy/staff/login"] * 8]
+    assert tried.count(401) == 5  # five tries for the account, wherever they are made
+
+
 def login(browser: Browser, path: str, user: str) -> None:
     r = browser.post(path, data={"username": user, "password": PASSWORD})
     assert r.status_code == 303, r.text

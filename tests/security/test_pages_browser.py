@@ -36,6 +36,7 @@ def decide(page: Any, action: str) -> None:
     page.click(f"button[value={action}]")
     wait_for(lambda: any(c["name"] == "cmw_consent" for c in page.context.cookies()), 30,
              "the consent cookie")
+    page.wait_for_load_state("networkidle")  # accepting reloads the page (to load the tags)
 
 
 def fits(page: Any) -> bool:
