@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
+from collector.rows import event_row
 from consent_mw.wire import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,16 +90,11 @@ def http_run(events: list[dict[str, object]], batch: int, workdir: Path) -> tupl
 def raw_run(events: list[dict[str, object]], batch: int, workdir: Path) -> float:
     from collector.ddl import DdlOptions, apply_migrations
     from collector.enrich_geo import GeoLookup
-    from collector.gate import SuppressionGate
-    from collector.ingest import EVENT_COLUMNS, Ingest
-    from collector.metrics import CollectorMetrics
-    from collector.settings import CollectorSettings
+    from collector.rows import EVENT_COLUMNS
     from collector.store import Store
 
-    settings = CollectorSettings.from_env({"CONSENT_MW_SECRET_KEY": "x" * 32})
-    ingest = Ingest(settings, CollectorMetrics(), SuppressionGate(b""))
     geo = GeoLookup(GEOIP)
-    rows = [ingest._event_row(e, geo) for e in events]  # enrichment, untimed
+    rows = [event_row(e, geo) for e in events]  # enrichment, untimed
     store = Store(f"chdb://{workdir / 'raw.chdb'}")
     apply_migrations(store, DdlOptions())
     try:

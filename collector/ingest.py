@@ -10,7 +10,6 @@ restart is dropped too). The rows of concurrent batches are merged into one inse
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -21,10 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.enrich_device import DeviceInfo, device_fields
-from collector.enrich_geo import NOWHERE, GeoLookup, ip_prefix
+from collector.enrich_geo import GeoLookup
 from collector.gate import SuppressionGate
 from collector.metrics import CollectorMetrics
+from collector.rows import (
+    EVENT_COLUMNS,
+    RECORD_COLUMNS,
+    TS_COLUMN,
+    event_columns,
+    record_columns,
+)
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 from collector.validate import COLLECTOR_CLOCK, SENT_AT, Checked, check_event, check_record
@@ -38,36 +43,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # beside a validating thread instead of ~15 ms.
 _YIELD_MASK = 127
 
-EVENT_COLUMNS = (
-    "event_id", "ts", "kind", "name", "consent", "gpc", "host", "path", "method", "status",
-    "search_terms", "referrer_host", "channel", "language", "network_type", "save_data",
-    "browser", "browser_version", "os", "os_version", "device_type", "device_brand",
-    "device_model", "visitor_id", "session_id", "consent_id", "user_id", "ip", "ip_prefix",
-    "country", "region", "city", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "click_id_type", "conversion", "properties", "traits",
-)
-TS_COLUMN = EVENT_COLUMNS.index("ts")
-RECORD_COLUMNS = (
-    "record_id", "consent_id", "visitor_id", "previous_record_id", "ts", "event", "method",
-    "component", "policy_version", "policy_hash", "locale", "categories", "services", "gcm",
-    "gpc", "gpc_conflict", "host", "path", "ua_family", "expires_at", "anonymised",
-)
-
-
 def ms_to_datetime(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _prop(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass(slots=True)
@@ -511,15 +488,17 @@ class Ingest:
         if result.anonymised:
             m.fields.labels("record_anonymised").inc(result.anonymised)
         if kept:
-            rows: list[list[Any]] = []
-            for index, event in enumerate(kept):
-                if index & _YIELD_MASK == _YIELD_MASK:
-                    time.sleep(0)
-                rows.append(self._event_row(event, geo))
-            pending.event_columns = _columns(rows, len(EVENT_COLUMNS))
+            # In parts, releasing the GIL between them (see _YIELD_MASK).
+            step = _YIELD_MASK + 1
+            pending.event_columns = event_columns(kept[:step], geo)
+            for start in range(step, len(kept), step):
+                time.sleep(0)
+                for column, part in zip(pending.event_columns,
+                                        event_columns(kept[start:start + step], geo),
+                                        strict=True):
+                    column.extend(part)
         if good_records:
-            pending.record_columns = _columns([_record_row(r) for r in good_records],
-                                              len(RECORD_COLUMNS))
+            pending.record_columns = record_columns(good_records)
         pending.rows = len(kept) + len(good_records)
         result.inserted_events, result.inserted_records = len(kept), len(good_records)
         return result
@@ -623,69 +602,3 @@ class Ingest:
         if dup:
             self.metrics.dropped.labels("duplicate").inc(dup)
         return fresh
-
-    # -- wire → columns -----------------------------------------------------------------
-
-    def _event_row(self, e: dict[str, Any], geo: GeoLookup) -> list[Any]:
-        """One events row from a validated event (text fields are str or None).
-
-        DateTime64(3) columns get their ticks, the ms ints themselves: no datetime objects to
-        build here and take apart again in the driver.
-        """
-        get = e.get
-        try:
-            device = _device(get("ua"), get("ch_ua_model"), get("ch_ua_platform"),
-                             get("device_type"))
-        except Exception:  # a parser bug must not cost the event
-            log.exception("device enrichment failed")
-            device = device_fields(None, wire_device_type=get("device_type"))
-        consent = get("consent") or {}
-        ip = get("ip") or ""
-        place = geo.lookup(ip) if ip and consent.get("location") is True else NOWHERE
-        kind = e["kind"]
-        props = get("properties")
-        traits = get("traits")
-        return [
-            e["event_id"], int(e["ts"]), kind,
-            get("name") or ("pageview" if kind in ("pageview", "anonymous") else ""),
-            consent, bool(get("gpc", False)), get("host") or "", get("path") or "",
-            get("method") or "", int(get("status") or 0), get("search_terms") or "",
-            get("referrer_host") or "", get("channel") or "", get("language") or "",
-            get("network_type") or "", get("save_data"),
-            device.browser, device.browser_version, device.os, device.os_version,
-            device.device_type, device.device_brand, device.device_model,
-            get("visitor_id") or "", get("session_id") or "", get("consent_id") or "",
-            get("user_id") or "",
-            ip, ip_prefix(ip), place.country, place.region, place.city,
-            get("utm_source") or "", get("utm_medium") or "", get("utm_campaign") or "",
-            get("utm_term") or "", get("utm_content") or "", get("click_id_type") or "",
-            get("conversion") is True,
-            {str(k): _prop(v) for k, v in props.items()} if props else {},
-            {str(k): str(v) for k, v in traits.items() if v is not None} if traits else {},
-        ]
-
-
-@functools.lru_cache(maxsize=20_000)
-def _device(ua: str | None, ch_ua_model: str | None, ch_ua_platform: str | None,
-            wire_device_type: str | None) -> DeviceInfo:
-    """Device fields per distinct (UA, client hints) — few in real traffic."""
-    return device_fields(ua, ch_ua_model, ch_ua_platform, wire_device_type)
-
-
-def _record_row(r: dict[str, Any]) -> list[Any]:
-    expires = r.get("expires_at")
-    return [
-        r["record_id"], r["consent_id"], _text(r.get("visitor_id")),
-        _text(r.get("previous_record_id")), int(r["ts"]), r["event"], r["method"],
-        r["component"], r["policy_version"], r["policy_hash"], _text(r.get("locale")),
-        dict(r["categories"]), dict(r.get("services") or {}), dict(r["gcm"]), bool(r["gpc"]),
-        bool(r.get("gpc_conflict", False)), _text(r.get("host")), _text(r.get("path")),
-        _text(r.get("ua_family")), int(expires) if expires is not None else None,
-        r.get("anonymised") is True,
-    ]
-
-
-def _columns(rows: list[list[Any]], width: int) -> list[list[Any]]:
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=False)]  # rows are all `width` long

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from collector.validate import (
     EVENT_FAST,
+    EVENT_PREPARE,
     EVENT_VALIDATOR,
     RECORD_FAST,
+    RECORD_PREPARE,
     RECORD_VALIDATOR,
     compile_schema,
 )
@@ -59,6 +61,31 @@ def test_fast_event_check_accepts_only_what_jsonschema_accepts(item: Any) -> Non
 def test_fast_record_check_accepts_only_what_jsonschema_accepts(item: Any) -> None:
     if RECORD_FAST(item):
         assert RECORD_VALIDATOR.is_valid(item)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(item=mutated(make_event(), EVENT_SCHEMA) | values)
+def test_event_prepare_passes_only_what_jsonschema_accepts_once_cut(item: Any) -> None:
+    # The one-pass truncation and check: what it lets through, cut to the caps, is valid.
+    copy = dict(item) if isinstance(item, dict) else item
+    if isinstance(copy, dict) and EVENT_PREPARE(copy) >= 0:
+        assert EVENT_VALIDATOR.is_valid(copy)
+
+
+@settings(max_examples=600, deadline=None)
+@given(item=mutated(make_record(), RECORD_SCHEMA) | values)
+def test_record_prepare_passes_only_what_jsonschema_accepts_once_cut(item: Any) -> None:
+    copy = dict(item) if isinstance(item, dict) else item
+    if isinstance(copy, dict) and RECORD_PREPARE(copy) >= 0:
+        assert RECORD_VALIDATOR.is_valid(copy)
+
+
+def test_prepare_cuts_over_long_strings_but_not_addresses() -> None:
+    event = make_event(path="/" + "a" * 3000, ip="1" * 46)
+    assert EVENT_PREPARE(event) == -1  # an over-long address is refused, not cut
+    event = make_event(path="/" + "a" * 3000, ip="1.2.3.4")
+    assert EVENT_PREPARE(event) == 1 and len(event["path"]) == 2048
+    assert EVENT_PREPARE(make_event(properties={"n": 1.5}, traits={"zip3": "150"})) == 0
 
 
 EDGES: list[Any] = [
