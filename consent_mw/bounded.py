@@ -21,6 +21,10 @@ V = TypeVar("V")
 #: What an entry costs beyond the bytes the caller counts: the dict slot, the key tuple and
 #: the value object. Rounded up, so the byte limit is a real bound on what the cache holds.
 ENTRY_OVERHEAD = 512
+#: What one request header costs beyond its name and value: its tuple and two bytes objects.
+#: The capture queue charges a queued page its header list at this rate (2,000 headers of empty
+#: values still weigh a quarter of a megabyte).
+HEADER_OVERHEAD = 128
 
 
 class BoundedCache(Generic[K, V]):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from consent_mw.bounded import BoundedCache
 from consent_mw.consent import parse_payload, to_payload
 from consent_mw.ids import VISITOR_ID_RE, is_valid_id, visitor_binding
+from consent_mw.mac import KeyedMac
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
 
@@ -29,6 +30,9 @@ SHOWN_MAX_AGE = 30 * 60  # a consent-less visitor yields at most one `shown` rec
 VERIFIED_CACHE_SIZE = 4096
 VERIFIED_CACHE_BYTES = 4 * 1024 * 1024
 _BINDING_LEN = 32
+#: How far ahead of this server's clock a marker's time may be (another web process's clock).
+CLOCK_SLACK = 60
+_RECORD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_cookie_header(values: list[bytes]) -> dict[str, list[str]]:
@@ -104,11 +108,15 @@ class CookieCodec:
         # itsdangerous signs with the *last* key; settings list the signing key first.
         keys = [k.value for k in reversed(settings.secret_keys)]
         self._consent = URLSafeTimedSerializer(keys, salt=settings.cookie_salt)
-        self._shown = URLSafeTimedSerializer(keys, salt=settings.cookie_salt + ".shown")
-        # The session cookie is not a signed payload (it is re-issued once a minute and must
-        # stay cheap): an HMAC tag binds it to the visitor id. Every key verifies.
-        self._session_keys = [(settings.cookie_salt + ".sid:" + k.value).encode("utf-8")
+        # The session cookie and the banner marker are not signed payloads: one is re-issued
+        # once a minute, the other on every new visitor's first page, and both must stay
+        # cheap. An HMAC tag over their few fields does the job. Every key verifies.
+        self._session_keys = [KeyedMac((settings.cookie_salt + ".sid:" + k.value).encode())
                               for k in settings.secret_keys]
+        self._shown_keys = [KeyedMac((settings.cookie_salt + ".shown:" + k.value).encode())
+                            for k in settings.secret_keys]
+        # A marker counts for the policy version it was shown under only.
+        self._shown_policy = settings.policy_version.encode("utf-8")
         # Verifying a cookie (base64, HMAC, zlib, JSON) costs more than a whole bare request;
         # a returning visitor sends the same value on every page, so each distinct value is
         # verified once. Only verified values are cached, and their age is checked on each hit.
@@ -175,9 +183,10 @@ class CookieCodec:
         )
 
     # session ------------------------------------------------------------------------------
-    def _session_tag(self, key: bytes, visitor_id: str, session_id: str, stamp: str) -> str:
+    def _session_tag(self, mac: KeyedMac, visitor_id: str, session_id: str, stamp: str
+                     ) -> str:
         message = f"{visitor_id}:{session_id}:{stamp}".encode("ascii")
-        return hmac.new(key, message, hashlib.sha256).hexdigest()[:_BINDING_LEN]
+        return mac.hexdigest(message)[:_BINDING_LEN]
 
     def dump_session(self, session_id: str, visitor_id: str, now: float) -> str:
         """``cmw_sid``: ``<id>.<when set, unix seconds hex>.<tag>``. The time lets the
@@ -204,10 +213,20 @@ class CookieCodec:
         return None
 
     # banner-shown marker -----------------------------------------------------------------
-    def dump_shown(self, consent_id: str, record_id: str | None = None) -> str:
-        """The banner-shown marker: the consent id and record id of the ``shown`` record."""
-        return self._shown.dumps({"cid": consent_id, "pv": self.settings.policy_version,
-                                  **({"r": record_id} if record_id else {})})
+    def _shown_tag(self, mac: KeyedMac, consent_id: str, record_id: str, stamp: str) -> str:
+        message = f"{consent_id}:{record_id}:{stamp}:".encode("ascii") + self._shown_policy
+        return mac.hexdigest(message)[:_BINDING_LEN]
+
+    def dump_shown(self, consent_id: str, record_id: str | None = None, *,
+                   now: float | None = None) -> str:
+        """The banner-shown marker, ``<consent id>.<record id>.<when, hex>.<tag>``: the
+        consent id and record id of the ``shown`` record, for this policy version."""
+        if not is_valid_id(consent_id):
+            raise ValueError("a shown marker needs a valid consent id")
+        rid = record_id if record_id and _RECORD_ID_RE.fullmatch(record_id) else ""
+        stamp = f"{int(time.time() if now is None else now):x}"
+        tag = self._shown_tag(self._shown_keys[0], consent_id, rid, stamp)
+        return f"{consent_id}.{rid}.{stamp}.{tag}"
 
     def load_shown(self, value: str | None) -> str | None:
         """The consent id of a recent ``shown`` record for this policy version, if any."""
@@ -216,21 +235,24 @@ class CookieCodec:
 
     def load_shown_until(self, value: str | None) -> ShownMarker | None:
         """:meth:`load_shown`, the record's id and when the marker expires."""
-        if not value or len(value) > MAX_COOKIE_LEN or not _canonical(value):
+        if not value or len(value) > 160:
             return None
-        try:
-            data: Any
-            data, signed_at = self._shown.loads(value, max_age=SHOWN_MAX_AGE,
-                                                return_timestamp=True)
-        except (BadData, ValueError, TypeError, UnicodeError):
+        parts = value.split(".")
+        if len(parts) != 4:
             return None
-        if not isinstance(data, dict) or data.get("pv") != self.settings.policy_version:
+        cid, rid, stamp, tag = parts
+        if (not is_valid_id(cid) or (rid and not _RECORD_ID_RE.fullmatch(rid))
+                or not 0 < len(stamp) <= 10 or not all(c in "0123456789abcdef" for c in stamp)
+                or len(tag) != _BINDING_LEN):
             return None
-        cid, rid = data.get("cid"), data.get("r")
-        if not is_valid_id(cid):
+        issued = int(stamp, 16)
+        now = time.time()
+        if not now - SHOWN_MAX_AGE <= issued <= now + CLOCK_SLACK:
             return None
-        return ShownMarker(str(cid), rid if isinstance(rid, str) and len(rid) <= 64 else None,
-                           signed_at.timestamp() + SHOWN_MAX_AGE)
+        for key in self._shown_keys:
+            if hmac.compare_digest(self._shown_tag(key, cid, rid, stamp), tag):
+                return ShownMarker(cid, rid or None, float(issued + SHOWN_MAX_AGE))
+        return None
 
 
 def valid_visitor_id(value: str | None) -> str | None:

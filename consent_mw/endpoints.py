@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl
 
 from consent_mw.banner import safe_return
+from consent_mw.clientip import client_ip
 from consent_mw.consent import (
     ConsentError,
     analytics_granted,
@@ -22,11 +23,12 @@ from consent_mw.consent import (
     record_event,
     undecided,
 )
-from consent_mw.cookies import expire_cookie, set_cookie
+from consent_mw.cookies import SHOWN_MAX_AGE, expire_cookie, set_cookie
 from consent_mw.http import BadRequest, json_bytes, parse_json, read_body, respond, same_origin
 from consent_mw.i18n import choose_locale
 from consent_mw.ids import new_consent_id
 from consent_mw.pages import render_external_transmission, render_preferences
+from consent_mw.ratelimit import RateLimit, address_key
 from consent_mw.state import ConsentState, RequestContext
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ FORM_CONTROL_FIELDS = {"action", "return", "form", "component", "locale"}
 COMPONENTS = ("banner", "preferences", "api")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GPC_LAST_UPDATE = "2026-11-24"
+#: ``shown`` records per client address per hour (a carrier-grade NAT puts many phones
+#: behind one address, so this is generous; a browser sends one per 30 minutes).
+SHOWN_PER_HOUR = 600
 
 
 def _bool_field(name: str, values: list[str]) -> bool:
@@ -69,6 +74,7 @@ class Endpoints:
             if entry.is_file() and suffix in STATIC_TYPES:
                 self.static[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
         label = self.settings.policy_label
+        self.shown_limit = RateLimit(SHOWN_PER_HOUR, 3600.0)
         self.gpc_body = json_bytes({"gpc": True,
                                "lastUpdate": label if _DATE.match(label) else GPC_LAST_UPDATE})
 
@@ -109,7 +115,7 @@ class Endpoints:
                           head=method == "HEAD")
             return
         routes = {"": ("GET", "HEAD", "POST"), "/preferences": ("GET", "HEAD"),
-                  "/external-transmission": ("GET", "HEAD")}
+                  "/external-transmission": ("GET", "HEAD"), "/shown": ("POST",)}
         if sub not in routes:
             await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
             return
@@ -119,6 +125,9 @@ class Endpoints:
             return
         if sub == "" and method == "POST":
             await self.post(ctx, incoming, scope, receive, send)
+            return
+        if sub == "/shown":
+            await self.shown(ctx, incoming, scope, receive, send)
             return
         head = method == "HEAD"
         no_store = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Sec-GPC")]
@@ -220,6 +229,47 @@ class Endpoints:
         target = safe_return(submission["return"]).encode("latin-1", errors="replace")
         await respond(send, 303, b"", b"text/plain; charset=utf-8",
                       [(b"location", target), (b"cache-control", b"no-store"), *cookies])
+
+    async def shown(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
+                    receive: Receive, send: Send) -> None:
+        """``POST {prefix}/shown``: the banner's script reports that it is on screen.
+
+        The ``shown`` record is written here rather than when a page is served: it then
+        proves a display in a browser (crawlers, prefetches and HEAD requests make none, as
+        in Fides' "notices served"), and a new visitor's page costs no record. At most one
+        per browser per 30 minutes (the marker cookie set here), and per address at most
+        :data:`SHOWN_PER_HOUR`, since a script that drops its cookies could otherwise fill
+        the records table. Always 204: the banner has nothing to do with the answer.
+        """
+        try:
+            if not same_origin(scope, self.settings.allowed_origins):
+                raise BadRequest(403, "cross-site reports are refused")
+            raw = await read_body(receive, 1024)
+            data = parse_json(raw, 1024) if raw.strip() else {}
+            if not isinstance(data, dict):
+                raise BadRequest(400, "expected a JSON object")
+        except BadRequest as exc:
+            await self._error(send, exc.status, exc.reason, True)
+            return
+        headers = [(b"cache-control", b"no-store")]
+        s = self.settings
+        address = address_key(client_ip(scope, s.trusted_proxies, s.forwarded_header))
+        if (s.banner and not ctx.state.decided and incoming.shown_cid is None
+                and self.shown_limit.check(address) is None):
+            locale = data.get("locale")
+            if isinstance(locale, str) and locale in self.settings.locales:
+                ctx.locale = locale  # the language the banner was shown in
+            page = data.get("path")
+            cid = new_consent_id()
+            rec = self.mw.record(ctx, incoming, scope, ctx.state, event="shown", method="none",
+                                 component="banner", consent_id=cid,
+                                 path=safe_return(page if isinstance(page, str) else None,
+                                                  default=""))
+            marker = self.mw.codec.dump_shown(cid, rec["record_id"])
+            headers.append((b"set-cookie", set_cookie(
+                self.settings.consent_cookie + "_shown", marker, max_age=SHOWN_MAX_AGE,
+                secure=incoming.secure).encode("latin-1")))
+        await respond(send, 204, b"", b"text/plain; charset=utf-8", headers)
 
     async def _error(self, send: Send, status: int, reason: str, as_json: bool) -> None:
         if as_json:

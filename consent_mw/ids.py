@@ -11,7 +11,7 @@ import itertools
 import os
 import re
 import secrets
-import uuid
+from collections import deque
 
 ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 VISITOR_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -27,8 +27,50 @@ def new_session_id() -> str:
     return secrets.token_hex(8)
 
 
+#: The variant digit of a random UUID, by the random digit it replaces (RFC 9562: 10xx).
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+class _RandomPool:
+    """16-byte chunks of ``os.urandom``, drawn 4 KiB at a time.
+
+    A new visitor's first page draws two random ids (its consent id and its ``shown``
+    record's), and a ``getrandom`` call costs several microseconds on a virtual machine: one
+    call serves 256 ids. ``popleft`` is atomic, so threads never share a chunk; the pool is
+    emptied in a forked child, which must not reuse its parent's randomness.
+    """
+
+    _CHUNKS = 256
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+
+    def take(self) -> bytes:
+        try:
+            return self._chunks.popleft()
+        except IndexError:
+            blob = os.urandom(16 * self._CHUNKS)
+            self._chunks.extend(blob[i:i + 16] for i in range(16, len(blob), 16))
+            return blob[:16]
+
+    def clear(self) -> None:
+        self._chunks.clear()
+
+
+_random = _RandomPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_random.clear)
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` writes it, with 122 bits
+    from ``os.urandom`` (through :class:`_RandomPool`) at a tenth of ``uuid4``'s cost."""
+    h = _random.take().hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 def new_consent_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 class _EventIds:

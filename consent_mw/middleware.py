@@ -22,7 +22,6 @@ from consent_mw.banner import render_banner, return_target
 from consent_mw.capture import Capture
 from consent_mw.consent import analytics_gate, decide, undecided
 from consent_mw.cookies import (
-    SHOWN_MAX_AGE,
     CookieCodec,
     StoredConsent,
     expire_cookie,
@@ -184,7 +183,23 @@ def _header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | No
     return None
 
 
+_CHARSETS: dict[bytes, str] = {}
+
+
 def _charset(content_type: bytes) -> str:
+    """The Python codec named by a Content-Type's charset (utf-8 when absent or unknown),
+    remembered per header value: an app sends few distinct ones."""
+    name = _CHARSETS.get(content_type)
+    if name is None:
+        name = _parse_charset(content_type)
+        if len(content_type) <= 128:
+            if len(_CHARSETS) >= 64:
+                _CHARSETS.clear()
+            _CHARSETS[content_type] = name
+    return name
+
+
+def _parse_charset(content_type: bytes) -> str:
     for part in content_type.split(b";")[1:]:
         key, _, value = part.strip().partition(b"=")
         if key.lower() == b"charset":
@@ -249,25 +264,30 @@ class _SettledSend:
     runs per message; the work is inline because every call here is paid on every page.
     """
 
-    __slots__ = ("ctx", "mw", "scope", "send")
+    __slots__ = ("ctx", "header_bytes", "mw", "scope", "send")
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, scope: Scope,
-                 send: Send) -> None:
+                 send: Send, header_bytes: int) -> None:
         self.mw = mw
         self.ctx = ctx
         self.scope = scope
         self.send = send
+        self.header_bytes = header_bytes
 
     def __call__(self, message: Message) -> Awaitable[None]:
         if message["type"] != "http.response.start":
             return self.send(message)
         mw = self.mw
-        if mw.capture is not None:
+        capture = mw.capture
+        if capture is not None:
             ctx = self.ctx
             try:
                 # Settled ids exist exactly when analytics is granted.
-                (mw.capture.hit if ctx.visitor_id is not None else mw.capture.page)(
-                    ctx, self.scope, int(message.get("status", 200)))
+                if ctx.visitor_id is not None:
+                    capture.hit(ctx, self.scope, int(message.get("status", 200)),
+                                self.header_bytes)
+                else:
+                    capture.page(ctx, self.scope, int(message.get("status", 200)))
             except Exception:
                 mw._fail("capture.page")
         try:
@@ -316,6 +336,7 @@ class ConsentMiddleware:
         self.errors: Counter[str] = Counter()
         self.endpoints = Endpoints(self)
         self.reader = Reader(s, self.codec)
+        self._read_sized = self.reader.read_sized
         self._has_tags = bool(s.tags)
         self._analytics_gate = analytics_gate(s)
         self._prefix_slash = s.prefix + "/"
@@ -493,12 +514,16 @@ class ConsentMiddleware:
 
     def record(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                state: ConsentState, *, event: str, method: str, component: str,
-               previous_record_id: str | None = None) -> dict[str, Any]:
+               previous_record_id: str | None = None, consent_id: str | None = None,
+               path: str | None = None) -> dict[str, Any]:
+        """Build and write one consent record; ``path`` defaults to the request's."""
         rec = build_record(
             self.settings, state, event=event, method=method, component=component,
-            locale=ctx.locale, host=incoming.header(b"host"), path=scope.get("path"),
+            locale=ctx.locale, host=incoming.header(b"host"),
+            path=scope.get("path") if path is None else path,
             user_agent=incoming.header(b"user-agent") or "",
             visitor_id=ctx.visitor_id, previous_record_id=previous_record_id,
+            consent_id=consent_id,
         )
         self.write_record(rec)
         return rec
@@ -545,12 +570,15 @@ class ConsentMiddleware:
         Not a coroutine itself: one coroutine frame fewer on every request.
         """
         path: str = scope.get("path", "")
+        header_bytes = -1
         try:
-            reading: Reading | None = self.reader.read_headers(scope.get("headers") or ())
+            reading: Reading | None
+            reading, header_bytes = self._read_sized(scope.get("headers") or ())
         except Exception:
             reading = None  # read_request below fails the same way, logs it and falls back
         forget = False
-        if reading is not None and self._suppressions is not None:
+        suppressions = self._suppressions
+        if reading is not None and suppressions is not None and suppressions.has_purged:
             try:
                 forget = self.is_forgotten(reading)
             except Exception:
@@ -567,7 +595,8 @@ class ConsentMiddleware:
                 scope[SCOPE_KEY] = ctx
                 if route == _ROUTE_EXCLUDED:
                     return self.app(scope, receive, send)
-                return self.app(scope, receive, _SettledSend(self, ctx, scope, send))
+                return self.app(scope, receive,
+                                _SettledSend(self, ctx, scope, send, header_bytes))
         try:
             incoming, ctx = self.read_request(scope, reading, forget=forget)
         except Exception:
@@ -684,32 +713,13 @@ class ConsentMiddleware:
             s, html_lang=lang, accept_language=incoming.header(b"accept-language") or "")
         snippet = render_tags(s, ctx.state) if ctx.state.decided else ""
         if not ctx.state.decided and s.banner:
+            # Its script reports the display (POST {prefix}/shown), which writes the
+            # ``shown`` record: see Endpoints.shown.
             snippet += render_banner(
                 s, ctx.locale, return_target(scope.get("path", "/"),
                                              scope.get("query_string", b"")))
-            self._shown(ctx, incoming, scope, start)
         if not snippet:
             return None
         charset = _charset(_header_value(start["headers"], b"content-type") or b"")
         encoded = snippet.encode(charset, errors="xmlcharrefreplace")
         return body[:at] + encoded + body[at:]
-
-    def _shown(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
-               start: Message) -> None:
-        """A ``shown`` record at most once per consent-less visitor per 30 minutes.
-
-        A short-lived signed cookie (strictly necessary: it is part of asking) carries the
-        record's id, so the later decision is linked to what was shown (by
-        ``previous_record_id``: the decision gets a consent id of its own, since a cookie
-        without a bound visitor id could be anyone's).
-        """
-        if incoming.shown_cid is not None:
-            return
-        cid = new_consent_id()
-        state = replace(ctx.state, consent_id=cid)
-        rec = self.record(ctx, incoming, scope, state, event="shown", method="none",
-                          component="banner")
-        marker = self.codec.dump_shown(cid, rec["record_id"])
-        start["headers"] = [*start["headers"], (b"set-cookie", set_cookie(
-            self.settings.consent_cookie + "_shown", marker, max_age=SHOWN_MAX_AGE,
-            secure=incoming.secure).encode("latin-1"))]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from consent_mw import i18n
-from consent_mw.bounded import BoundedCache
+from consent_mw.bounded import HEADER_OVERHEAD, BoundedCache
 from consent_mw.consent import analytics_gate, apply_gpc, gpc_from_headers, undecided
 from consent_mw.cookies import (
     CookieCodec,
@@ -107,17 +107,25 @@ class Reader:
         self._get = self._cache.get
 
     def read_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Reading:
-        """The reading of a request's ASGI headers (names lower-case, as ASGI requires).
+        """The reading of a request's ASGI headers (names lower-case, as ASGI requires)."""
+        return self.read_sized(headers)[0]
+
+    def read_sized(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[Reading, int]:
+        """The reading of a request's ASGI headers, and what the header list holds in bytes
+        (names, values and :data:`HEADER_OVERHEAD` each: what queueing it for capture costs).
 
         Picks out the :data:`ReadingKey`; several Cookie fields (HTTP/2 splits them) are
         joined with "; ", as RFC 9113 says. Linear in the headers whatever their number (a
         server may accept tens of thousands), and capped: past :data:`MAX_COOKIE_FIELDS`
-        cookie fields or :data:`MAX_COOKIE_HEADER` bytes the cookies read as absent.
+        cookie fields or :data:`MAX_COOKIE_HEADER` bytes the cookies read as absent. The size
+        is summed in the same pass, because this loop runs on every request anyway.
         """
         cookies: list[bytes] | None = None
         gpc: list[bytes] | None = None
         accept_language = b""
+        size = 0
         for key, value in headers:
+            size += len(key) + len(value) + HEADER_OVERHEAD
             if key == b"cookie":
                 if cookies is None:
                     cookies = [value]
@@ -141,9 +149,9 @@ class Reader:
         inputs = (cookie, tuple(map(bytes, gpc)) if gpc else (), bytes(accept_language))
         now = time.time()
         hit = self._get(inputs)
-        if hit is not None and now < hit.until:
-            return hit
-        return self._read_and_keep(capped_key(*inputs), now)
+        if hit is None or now >= hit.until:
+            hit = self._read_and_keep(capped_key(*inputs), now)
+        return hit, size
 
     def read(self, key: ReadingKey) -> Reading:
         """The reading of a request's consent inputs (see :data:`ReadingKey`)."""

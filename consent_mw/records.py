@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from consent_mw import useragent
 from consent_mw.consent import gcm_signals, now_ms
+from consent_mw.ids import random_uuid
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState
 
@@ -28,6 +28,25 @@ class RecordSink(Protocol):
 def ua_family(user_agent: str) -> str | None:
     """``Browser/OS`` families only, e.g. ``Chrome/Linux``; never the full string."""
     return useragent.family(user_agent)
+
+
+#: (categories, gcm) per Settings and set of granted categories: a record's nested dicts are
+#: the same for everyone who decided alike, and built records are only ever read.
+_SHARED: dict[tuple[int, frozenset[str]], tuple[Settings, dict[str, bool], dict[str, str]]] = {}
+_SHARED_MAX = 256
+
+
+def _shared_parts(settings: Settings, state: ConsentState
+                  ) -> tuple[dict[str, bool], dict[str, str]]:
+    key = (id(settings), state.granted_names)
+    entry = _SHARED.get(key)
+    if entry is None or entry[0] is not settings:  # an id reused by another Settings
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        entry = _SHARED[key] = (
+            settings, {c.name: state.granted(c.name) for c in settings.categories},
+            gcm_signals(state, settings))
+    return entry[1], entry[2]
 
 
 def build_record(
@@ -44,15 +63,19 @@ def build_record(
     visitor_id: str | None = None,
     previous_record_id: str | None = None,
     ts: int | None = None,
+    consent_id: str | None = None,
 ) -> dict[str, Any]:
-    """One record for ``state`` (whose ``consent_id`` must be set)."""
-    if not state.consent_id:
+    """One record for ``state`` under ``consent_id`` (by default the state's own, which must
+    then be set)."""
+    consent_id = consent_id or state.consent_id
+    if not consent_id:
         raise ValueError("a consent record needs a consent id")
     ts = now_ms() if ts is None else ts
     decided_at = state.decided_at if state.decided and state.decided_at else ts
+    categories, gcm = _shared_parts(settings, state)
     return {
-        "record_id": str(uuid.uuid4()),
-        "consent_id": state.consent_id,
+        "record_id": random_uuid(),
+        "consent_id": consent_id,
         "visitor_id": visitor_id,
         "previous_record_id": previous_record_id,
         "ts": ts,
@@ -62,9 +85,9 @@ def build_record(
         "policy_version": settings.policy_version[:128],
         "policy_hash": settings.policy_hash,
         "locale": (locale or settings.default_locale)[:16],
-        "categories": {c.name: state.granted(c.name) for c in settings.categories},
-        "services": {k: bool(v) for k, v in state.services.items()},
-        "gcm": gcm_signals(state, settings),
+        "categories": categories,
+        "services": {k: bool(v) for k, v in state.services.items()} if state.services else {},
+        "gcm": gcm,
         "gpc": state.gpc,
         "gpc_conflict": state.gpc_conflict,
         "host": (host or None) and host[:253],

@@ -83,9 +83,9 @@ class Settings:
     search_params: tuple[str, ...] = DEFAULT_SEARCH_PARAMS
     click_id_params: tuple[str, ...] = DEFAULT_CLICK_ID_PARAMS
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
-    queue_size: int = 10_000
+    queue_size: int = 20_000
     queue_max_bytes: int = 32 * 1024 * 1024  # what queued requests may hold, headers included
-    batch_size: int = 1_000
+    batch_size: int = 5_000
     flush_interval: float = 1.0
     max_event_bytes: int = 16 * 1024
     collector_url: str | None = None
@@ -94,8 +94,14 @@ class Settings:
     spool_max_bytes: int = 64 * 1024 * 1024
     suppression_refresh: float = 5.0
     user_id_key: Secret = NO_SECRET  # keys the user_id hash; defaults to the first secret key
+    # Derived once: every consent record and banner marker names the policy version.
+    _policy_hash: str = field(init=False, repr=False, compare=False, default="")
+    _policy_version: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.policy_text.encode("utf-8")).hexdigest()
+        object.__setattr__(self, "_policy_hash", digest)
+        object.__setattr__(self, "_policy_version", f"{self.policy_label}+{digest[:12]}")
         if not self.secret_keys or not all(k.value for k in self.secret_keys):
             raise SettingsError("secret_key", "at least one non-empty secret key is required")
         if len(self.secret_keys[0].value) < 16:
@@ -125,12 +131,12 @@ class Settings:
 
     @property
     def policy_hash(self) -> str:
-        return hashlib.sha256(self.policy_text.encode("utf-8")).hexdigest()
+        return self._policy_hash
 
     @property
     def policy_version(self) -> str:
         """``<label>+<first 12 hex of sha256>``: a new text is a new version, even unlabelled."""
-        return f"{self.policy_label}+{self.policy_hash[:12]}"
+        return self._policy_version
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -184,10 +190,10 @@ class Settings:
             search_params=src.strings("search_params", DEFAULT_SEARCH_PARAMS),
             click_id_params=src.strings("click_id_params", DEFAULT_CLICK_ID_PARAMS),
             exclude_paths=src.strings("exclude_paths", DEFAULT_EXCLUDE_PATHS),
-            queue_size=src.integer("queue_size", 10_000, minimum=1),
+            queue_size=src.integer("queue_size", 20_000, minimum=1),
             queue_max_bytes=src.integer("queue_max_bytes", 32 * 1024 * 1024,
                                         minimum=64 * 1024),
-            batch_size=src.integer("batch_size", 1_000, minimum=1),
+            batch_size=src.integer("batch_size", 5_000, minimum=1),
             flush_interval=src.number("flush_interval", 1.0, minimum=0.001),
             max_event_bytes=src.integer("max_event_bytes", 16 * 1024, minimum=512),
             collector_url=src.opt_str("collector_url"),

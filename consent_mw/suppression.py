@@ -24,6 +24,9 @@ class SuppressionList:
         self._key = key
         self._hashes: frozenset[str] = frozenset(hashes)
         self._purged: frozenset[str] = frozenset()
+        #: Whether anyone's purge was asked for: while not, the request path checks nothing.
+        #: A plain attribute, kept in step with the set, because every request reads it.
+        self.has_purged = False
         self._lock = threading.Lock()
         self.version: int | None = None
 
@@ -41,6 +44,7 @@ class SuppressionList:
         with self._lock:
             self._hashes = self._hashes - frozenset(hashes)
             self._purged = self._purged - frozenset(hashes)
+            self.has_purged = bool(self._purged)
 
     def replace(self, hashes: Iterable[str], version: int | None = None, *,
                 purged: Iterable[str] = ()) -> None:
@@ -49,12 +53,8 @@ class SuppressionList:
         with self._lock:
             self._hashes = new
             self._purged = gone
+            self.has_purged = bool(gone)
             self.version = version
-
-    @property
-    def has_purged(self) -> bool:
-        """Whether anyone's purge was asked for: while not, the request path checks nothing."""
-        return bool(self._purged)
 
     def is_purged(self, visitor_id: str | None = None, consent_id: str | None = None) -> bool:
         """Whether this browser's visitor or consent id belongs to a purged person."""

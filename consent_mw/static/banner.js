@@ -8,6 +8,15 @@
   // Move focus to the dialog so keyboard and screen-reader users meet it first.
   try { banner.focus({ preventScroll: true }); } catch (e) { /* old browsers */ }
   if (!form || !window.fetch) { return; }
+  // Report the display: the server writes the "shown" record (once per 30 minutes) and
+  // links the decision to it. Failure changes nothing for the visitor.
+  fetch(endpoint + "/shown", {
+    method: "POST",
+    credentials: "same-origin",
+    keepalive: true,
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ locale: banner.lang, path: window.location.pathname })
+  }).catch(function () { /* offline, blocked: nothing to do */ });
 
   function fallback(action) {
     var input = document.createElement("input");

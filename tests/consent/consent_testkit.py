@@ -130,6 +130,12 @@ def cookie_values(response: Any) -> dict[str, str]:
     return out
 
 
+def report_shown(client: Any, *, locale: str = "ja", path: str = "/") -> Any:
+    """What banner.js does once the banner is on screen: the ``shown`` report."""
+    return client.post("/_consent/shown", json={"locale": locale, "path": path},
+                       headers={"origin": ORIGIN})
+
+
 def run_async(fn: Any, *args: Any) -> Any:
     """``anyio.run`` in a fresh thread: Playwright's sync API keeps a loop in the main one."""
     from concurrent.futures import ThreadPoolExecutor

@@ -14,8 +14,11 @@ import uvicorn
 from consent_testkit import starlette_app
 from playwright.sync_api import expect
 
+from consent_mw.records import MemorySink
 from consent_mw.settings import Settings
 
+#: The consent records of the module's server.
+RECORDS = MemorySink()
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'"
 
 pytestmark = pytest.mark.browser
@@ -49,7 +52,7 @@ def server_url() -> Iterator[str]:
 
     settings = Settings(secret_keys=(Secret("browser-test-secret-0123456789"),),
                         policy_text="browser policy")
-    app = CspMiddleware(starlette_app(settings))
+    app = CspMiddleware(starlette_app(settings, record_sink=RECORDS))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -152,4 +155,29 @@ def test_banner_works_without_javascript(server_url: str, page_factory: Any) -> 
     with page.expect_navigation():
         page.locator("button[value=save]").click()
     assert "cmw_vid" not in cookie_names(context)
+    assert errors == []
+
+
+def test_the_displayed_banner_is_recorded_once_and_the_choice_links_to_it(
+        server_url: str, page_factory: Any) -> None:
+    context, page, errors = page_factory()
+    before = len(RECORDS.records)
+    page.goto(server_url + "/en")
+    page.locator("#cmw-banner").wait_for(state="visible")
+    # banner.js reports the display; the answer sets the marker that links the choice.
+    deadline = time.monotonic() + 10
+    while "cmw_consent_shown" not in cookie_names(context) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert "cmw_consent_shown" in cookie_names(context)
+    page.reload()  # shown again within 30 minutes: no second record
+    page.locator("#cmw-banner").wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name="Accept all").click()
+    page.wait_for_load_state("load")
+    expect(page.locator("#cmw-banner")).to_have_count(0)
+    new = RECORDS.records[before:]
+    assert [r["event"] for r in new] == ["shown", "decided"]
+    shown, decided = new
+    assert (shown["path"], shown["locale"], shown["component"]) == ("/en", "en", "banner")
+    assert decided["previous_record_id"] == shown["record_id"]
     assert errors == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jsonschema
-from consent_testkit import ORIGIN, ListTransport, starlette_app
+from consent_testkit import ORIGIN, ListTransport, report_shown, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw.settings import Settings
@@ -19,6 +19,7 @@ def test_pages_and_consent_records_reach_the_transport_under_consent(
     app = starlette_app(make_settings(flush_interval=0.05), transport=transport)
     with TestClient(app) as client:
         client.get("/en")
+        report_shown(client, locale="en", path="/en")
         client.post("/_consent", json={"action": "accept_all"}, headers={"origin": ORIGIN})
         client.get("/en")
         vid = client.cookies["cmw_vid"]

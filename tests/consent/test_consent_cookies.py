@@ -105,6 +105,53 @@ def test_shown_marker_is_bound_to_the_policy_version(make_settings: Make) -> Non
     assert CookieCodec(b).load_shown(marker) is None
 
 
+def test_shown_marker_carries_its_record_verifies_with_any_key_and_expires(
+        make_settings: Make) -> None:
+    from consent_mw.config import Secret
+    from consent_mw.cookies import SHOWN_MAX_AGE
+
+    old = make_settings(secret_keys=(Secret("old-key-0123456789abcdef"),))
+    rotated = make_settings(secret_keys=(Secret("new-key-0123456789abcdef"),
+                                         Secret("old-key-0123456789abcdef")))
+    rid = "0a1b2c3d-0000-4000-8000-000000000000"
+    marker = CookieCodec(old).dump_shown("abc-123", rid)
+    shown = CookieCodec(rotated).load_shown_until(marker)
+    assert shown is not None and (shown.consent_id, shown.record_id) == ("abc-123", rid)
+    cid, record, stamp, tag = marker.split(".")
+    forged = [f"abd-123.{record}.{stamp}.{tag}", f"{cid}..{stamp}.{tag}",
+              f"{cid}.{record}.{int(stamp, 16) + 1:x}.{tag}", marker + "x", marker[:-1] + "0"]
+    assert all(CookieCodec(old).load_shown(f) is None for f in forged if f != marker)
+    stale = CookieCodec(old).dump_shown("abc-123", rid, now=time.time() - SHOWN_MAX_AGE - 1)
+    ahead = CookieCodec(old).dump_shown("abc-123", rid, now=time.time() + 3600)
+    assert CookieCodec(old).load_shown(stale) is None and CookieCodec(old).load_shown(ahead) is None
+    assert CookieCodec(make_settings()).load_shown(marker) is None  # another key entirely
+
+
+def test_keyed_mac_is_hmac_sha256() -> None:
+    import hashlib
+    import hmac
+
+    from consent_mw.mac import KeyedMac
+
+    for key in (b"", b"k", b"x" * 64, b"y" * 65, bytes(range(200))):
+        for message in (b"", b"abc", bytes(range(256)) * 3):
+            assert KeyedMac(key).hexdigest(message) == hmac.new(
+                key, message, hashlib.sha256).hexdigest()
+
+
+def test_random_uuids_are_version_4_and_distinct() -> None:
+    import uuid
+
+    from consent_mw.ids import random_uuid
+
+    drawn = [random_uuid() for _ in range(2000)]  # more than one pool refill
+    assert len(set(drawn)) == len(drawn)
+    for value in drawn[:300]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=%; "
 
 

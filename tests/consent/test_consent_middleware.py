@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import jsonschema
 import pytest
-from consent_testkit import ORIGIN, PAGE_EN, cookie_values
+from consent_testkit import ORIGIN, PAGE_EN, cookie_values, report_shown
 from starlette.testclient import TestClient
 
 import consent_mw.middleware as middleware_module
@@ -200,12 +200,14 @@ def test_bad_cookies_never_break_the_page(client: TestClient, cookie: str) -> No
 def test_shown_record_is_written_once_per_undecided_visitor(client: TestClient,
                                                              sink: MemorySink) -> None:
     client.get("/")
-    client.get("/en")
-    client.get("/")
+    assert sink.records == []  # serving the banner records nothing: its display does
+    for path in ("/", "/en", "/"):
+        assert report_shown(client, path=path).status_code == 204
     shown = [r for r in sink.records if r["event"] == "shown"]
     assert len(shown) == 1
     jsonschema.validate(shown[0], RECORD_SCHEMA)
     assert shown[0]["component"] == "banner" and shown[0]["method"] == "none"
+    assert shown[0]["path"] == "/" and shown[0]["locale"] == "ja"
     decide(client, "accept_all")
     decided = [r for r in sink.records if r["event"] == "decided"]
     # The choice answers the banner (linked by record), under a consent id of its own: the
@@ -310,6 +312,7 @@ def test_capture_sees_every_non_excluded_response_and_consent_records(
     client.get("/_consent")
     capture = fake_capture.instances[-1]
     assert [(p, s) for p, s, _ in capture.pages] == [("/", 200), ("/json", 200)]
+    report_shown(client)
     assert [r["event"] for r in capture.records] == ["shown"]  # default sink = capture
 
 
@@ -412,6 +415,7 @@ def test_altered_pages_drop_validators_so_a_304_cannot_revive_the_banner(
 def test_records_carry_the_language_the_banner_was_shown_in(client: TestClient,
                                                             sink: MemorySink) -> None:
     client.get("/en")
+    report_shown(client, locale="en", path="/en")
     client.post("/_consent", data={"action": "reject_all", "locale": "en", "return": "/en"},
                 headers={"origin": ORIGIN, "accept-language": "ja"})
     assert [(r["event"], r["locale"]) for r in sink.records] == [("shown", "en"),
@@ -480,3 +484,24 @@ def test_response_headers_given_as_a_generator_are_read_once_and_kept(
     runner.join(10)
     assert (b"x-app", b"1") in list(sent[0]["headers"])
     assert not mw.errors
+
+
+def test_shown_reports_are_same_origin_bounded_and_only_for_undecided_visitors(
+        make_client: MakeClient, sink: MemorySink, monkeypatch: pytest.MonkeyPatch) -> None:
+    import consent_mw.endpoints as endpoints_module
+
+    monkeypatch.setattr(endpoints_module, "SHOWN_PER_HOUR", 3)
+    client = make_client()
+    cross = client.post("/_consent/shown", json={}, headers={"origin": "https://evil.example"})
+    assert cross.status_code == 403 and sink.records == []
+    assert client.post("/_consent/shown", content=b"[1]",
+                       headers={"origin": ORIGIN}).status_code == 400
+    decide(client, "reject_all")
+    assert report_shown(client).status_code == 204
+    assert [r["event"] for r in sink.records] == ["decided"]  # a decided visitor: nothing
+    # A script that drops its cookies is held to the per-address budget.
+    fresh = make_client()
+    for _ in range(6):
+        fresh.cookies.clear()
+        assert report_shown(fresh).status_code == 204
+    assert sum(r["event"] == "shown" for r in sink.records) == 3

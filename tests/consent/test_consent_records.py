@@ -92,12 +92,13 @@ def test_jsonl_sink_appends_one_object_per_line_from_many_threads(tmp_path: Path
 
 def test_middleware_writes_to_a_jsonl_sink(make_settings: Callable[..., Settings],
                                            tmp_path: Path) -> None:
-    from consent_testkit import ORIGIN, starlette_app
+    from consent_testkit import ORIGIN, report_shown, starlette_app
     from starlette.testclient import TestClient
 
     path = tmp_path / "consent.jsonl"
     client = TestClient(starlette_app(make_settings(), record_sink=JsonlSink(path)))
     client.get("/")
+    report_shown(client)
     client.post("/_consent", json={"action": "accept_all", "component": "banner"},
                 headers={"origin": ORIGIN, "user-agent": CHROME})
     records = [json.loads(line) for line in path.read_text().splitlines()]

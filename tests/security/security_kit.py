@@ -93,6 +93,11 @@ class Browser:
         assert r.status_code == 200, r.text
         return str(self.cookie("cmw_vid"))
 
+    def report_shown(self, path: str = "/") -> None:
+        """What banner.js does once the banner is on screen."""
+        r = self.post("/_consent/shown", json={"locale": "ja", "path": path})
+        assert r.status_code == 204, r.text
+
     def cookie(self, name: str) -> str | None:
         return self.http.cookies.get(name)
 

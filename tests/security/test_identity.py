@@ -143,6 +143,7 @@ def test_a_decision_made_with_a_copied_consent_cookie_gets_its_own_consent_id(
 def test_a_copied_banner_marker_gives_two_browsers_two_consent_ids(demo: Demo) -> None:
     first = demo.browser()
     first.get("/")
+    first.report_shown()
     marker = first.cookie("cmw_consent_shown")
     assert marker
     second = demo.browser()
