@@ -25,9 +25,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from collector import query_api
-from collector.ddl import DdlOptions, apply_migrations
-from collector.rollup import Rollup
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.query import api as query_api
+from collector.query.rollup import Rollup
 from collector.store import Store
 from dashboards.app import create_dashboards
 from dashboards.auth import demo_users

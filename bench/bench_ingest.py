@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
-from collector.rows import event_row
+from collector.ingest.rows import event_row
 from consent_mw.wire import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,9 +88,9 @@ def http_run(events: list[dict[str, object]], batch: int, workdir: Path) -> tupl
 
 
 def raw_run(events: list[dict[str, object]], batch: int, workdir: Path) -> float:
-    from collector.ddl import DdlOptions, apply_migrations
-    from collector.enrich_geo import GeoLookup
-    from collector.rows import EVENT_COLUMNS
+    from collector.ddl.tables import DdlOptions, apply_migrations
+    from collector.enrich.geo import GeoLookup
+    from collector.ingest.rows import EVENT_COLUMNS
     from collector.store import Store
 
     geo = GeoLookup(GEOIP)

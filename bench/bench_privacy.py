@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from collector.ddl import DdlOptions, apply_migrations
-from collector.privacy import Privacy
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.privacy.operations import Privacy
 from collector.store import INSERT_SETTINGS, PRIVATE_SETTINGS, Store
 
 TARGET = "feedc0ffee0ddba11deadbeefcafe000"

@@ -1,6 +1,6 @@
 """User-Agent parsing cost: user_agents' regex path vs the collector's Rust-backed parse.
 
-Prints µs per parse: uncached (collector.enrich_device on ua-parser-rs), cached (lru hit), and
+Prints µs per parse: uncached (collector.enrich.device on ua-parser-rs), cached (lru hit), and
 ``user_agents.parse`` for reference. Run: ``.venv/bin/python bench/bench_ua.py``.
 """
 

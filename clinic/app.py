@@ -24,15 +24,15 @@ from starlette.types import ASGIApp
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
 from collector.accounts import Logins, demo_accounts
-from collector.privacy import InProcessRights
+from collector.privacy.operations import InProcessRights
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from collector.store import Store
-from consent_mw.capture import Capture
-from consent_mw.categories import Tag
+from consent_mw.capture.pipeline import Capture
 from consent_mw.config import Secret
-from consent_mw.middleware import ConsentMiddleware
-from consent_mw.self_service import SelfService
+from consent_mw.consent.categories import Tag
+from consent_mw.consent.middleware import ConsentMiddleware
+from consent_mw.consent.self_service import SelfService
 from consent_mw.settings import Settings
 from dashboards.app import create_dashboards
 from dashboards.queries import Rows, StoreBackend

@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from clinic.content import CAMPAIGNS, LOCALES, STRINGS, TREATMENTS, TREATMENTS_BY_SLUG, Treatment
 from clinic.content import policy_text as load_policy_text
-from consent_mw.api import track
+from consent_mw.capture.api import track
 
 HERE = Path(__file__).resolve().parent
 TOKYO = ZoneInfo("Asia/Tokyo")

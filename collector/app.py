@@ -29,10 +29,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import privacy_api, query_api, rollup
 from collector.auth import bearer_ok, is_loopback
 from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.openapi import openapi_endpoint
+from collector.privacy import api as privacy_api
+from collector.query import api as query_api
+from collector.query import rollup
 from collector.store import StoreError
 from consent_mw.wire import BATCH_SCHEMA, MAX_BATCH_ITEMS
 

@@ -16,15 +16,15 @@ COMMANDS: dict[str, str] = {
     "demo": "clinic.cli:demo",
     "collector": "collector.cli_server:collector",
     "retention": "collector.cli_server:retention",
-    "suppress": "collector.cli_privacy:suppress",
-    "unsuppress": "collector.cli_privacy:unsuppress",
-    "purge": "collector.cli_privacy:purge",
-    "export": "collector.cli_privacy:export",
-    "requests": "collector.cli_privacy:requests_",
-    "audit": "collector.cli_privacy:audit",
+    "suppress": "collector.privacy.cli:suppress",
+    "unsuppress": "collector.privacy.cli:unsuppress",
+    "purge": "collector.privacy.cli:purge",
+    "export": "collector.privacy.cli:export",
+    "requests": "collector.privacy.cli:requests_",
+    "audit": "collector.privacy.cli:audit",
     "dashboards": "dashboards.cli:dashboards",
     "seed": "dashboards.cli:seed",
-    "staff": "collector.cli_staff:staff",
+    "staff": "collector.privacy.cli_staff:staff",
 }
 
 

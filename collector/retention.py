@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from collector.ddl import DdlOptions, _ident, retention_statements
+from collector.ddl.tables import DdlOptions, _ident, retention_statements
 from collector.store import MUTATION_SETTINGS, Store
 
 log = logging.getLogger("consent_mw.collector.retention")

@@ -16,12 +16,12 @@ from typing import Any
 from starlette.applications import Starlette
 
 from collector.accounts import Logins
-from collector.ddl import DdlOptions, apply_migrations
-from collector.enrich_geo import GeoLookup
-from collector.gate import SuppressionGate
-from collector.ingest import Ingest
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.enrich.geo import GeoLookup
+from collector.ingest.pipeline import Ingest
 from collector.metrics import CollectorMetrics
-from collector.privacy import Privacy
+from collector.privacy.gate import SuppressionGate
+from collector.privacy.operations import Privacy
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 
@@ -151,10 +151,10 @@ class _FallbackTransportError(RuntimeError):
 
 
 def _transport_error(message: str, *, retryable: bool, retry_after: float | None) -> Exception:
-    """consent_mw.transport.TransportError, imported late (capture owns that module)."""
+    """consent_mw.capture.transport.TransportError, imported late (capture owns that module)."""
     kwargs: Mapping[str, Any] = {"retryable": retryable, "retry_after": retry_after}
     try:
-        cls = importlib.import_module("consent_mw.transport").TransportError
+        cls = importlib.import_module("consent_mw.capture.transport").TransportError
         return cls(message, **kwargs)  # type: ignore[no-any-return]
     except (ImportError, AttributeError, TypeError):
         return _FallbackTransportError(message, **kwargs)

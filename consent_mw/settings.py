@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consent_mw.categories import (
+from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
+from consent_mw.config import Secret, SettingsError, Source, duration
+from consent_mw.consent.categories import (
     Category,
     Tag,
     categories_from_config,
     tags_from_config,
 )
-from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
-from consent_mw.config import Secret, SettingsError, Source, duration
 
 DAY = 86400
 NO_SECRET = Secret("")

@@ -61,4 +61,4 @@ class RequestContext:
     visitor_id: str | None = None  # only when analytics is granted
     session_id: str | None = None
     client_ip: str | None = None
-    capture: Any = None  # consent_mw.capture.Capture, when capture is on
+    capture: Any = None  # consent_mw.capture.pipeline.Capture, when capture is on

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from collector.accounts import Logins, Session, SessionStore
 from collector.csvsafe import write_csv
-from collector.query_api import DIMENSIONS, QueryError
+from collector.query.api import DIMENSIONS, QueryError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
 from dashboards.auth import PAGE_ROLES
 from dashboards.queries import (

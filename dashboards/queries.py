@@ -1,6 +1,6 @@
 """Where dashboard numbers come from: backends, panels, and the request's filters.
 
-A backend runs a *named* query from the catalogue (``collector.query_api.CATALOGUE``) with
+A backend runs a *named* query from the catalogue (``collector.query.api.CATALOGUE``) with
 parameters; it never sees SQL. ``StoreBackend`` runs it on a store in this process,
 ``CollectorBackend`` asks the collector that owns the store (``POST /v1/query``).
 """
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector import query_api
-from collector.query_api import FILTERS, QueryError
+from collector.query import api as query_api
+from collector.query.api import FILTERS, QueryError
 from collector.store import Store
 
 Rows = list[dict[str, Any]]

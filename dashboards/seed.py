@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from collector.rollup import mark_range_dirty
+from collector.query.rollup import mark_range_dirty
 from collector.store import Store
 
 DAY = 86400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from collector.ddl import DdlOptions, render_all
+from collector.ddl.tables import DdlOptions, render_all
 
 ADMIN = ("schema_migrations", "suppressions", "privacy_requests", "purge_receipts")
 

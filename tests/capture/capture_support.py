@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from consent_mw.capture.transport import SendResult, TransportError
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState, RequestContext
-from consent_mw.transport import SendResult, TransportError
 
 CATEGORIES = ("necessary", "analytics", "location", "marketing")
 VISITOR = "0123456789abcdef0123456789abcdef"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from consent_mw.buffer import BatchBuffer
+from consent_mw.capture.buffer import BatchBuffer
 
 WAIT = 10.0  # generous upper bound for a background export; never a performance claim
 

@@ -8,8 +8,8 @@ import pytest
 from capture_support import RecordingTransport, make_ctx, make_scope
 from starlette.requests import Request
 
-from consent_mw.api import identify, track
-from consent_mw.capture import Capture
+from consent_mw.capture.api import identify, track
+from consent_mw.capture.pipeline import Capture
 from consent_mw.ids import hash_user_id
 from consent_mw.settings import Settings
 from consent_mw.state import SCOPE_KEY

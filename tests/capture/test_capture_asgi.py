@@ -15,8 +15,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consent_mw.api import identify, track
-from consent_mw.capture import Capture
+from consent_mw.capture.api import identify, track
+from consent_mw.capture.pipeline import Capture
 from consent_mw.clientip import client_ip
 from consent_mw.settings import Settings
 from consent_mw.state import SCOPE_KEY, RequestContext

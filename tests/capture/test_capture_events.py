@@ -16,8 +16,7 @@ from capture_support import (
     make_scope,
 )
 
-from consent_mw.capture import Capture
-from consent_mw.events import (
+from consent_mw.capture.events import (
     Snapshot,
     age_band,
     build_event,
@@ -29,6 +28,7 @@ from consent_mw.events import (
     referrer_host,
     zip3,
 )
+from consent_mw.capture.pipeline import Capture
 from consent_mw.settings import DEFAULT_CLICK_ID_PARAMS, DEFAULT_SEARCH_PARAMS, Settings
 
 FLAGS = {"necessary": True, "analytics": True, "location": False, "marketing": False}
@@ -189,7 +189,7 @@ def test_event_ids_are_unique_rfc9562_uuids() -> None:
 
 
 def test_a_reused_request_build_matches_a_fresh_one_and_keeps_per_event_fields() -> None:
-    from consent_mw.events import Snapshot, _request_fields, build_event_sized, json_size
+    from consent_mw.capture.events import Snapshot, _request_fields, build_event_sized, json_size
 
     def snap(visitor: str, referer: bytes) -> Snapshot:
         return Snapshot(kind="page", ts=1_700_000_000_000, consent={"analytics": True},
@@ -232,7 +232,7 @@ def test_event_ids_draw_a_new_prefix_instead_of_wrapping_the_counter(
 
 
 def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse_it() -> None:
-    from consent_mw.events import HitBuilder, PageHit, json_size
+    from consent_mw.capture.events import HitBuilder, PageHit, json_size
 
     state = consent_state(("analytics", "marketing"))
     headers = ((b"host", b"clinic.example"), (b"cookie", b"cmw_vid=secret"),

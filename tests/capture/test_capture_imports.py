@@ -13,9 +13,10 @@ SCRIPT = r"""
 import importlib, json, pkgutil, sys
 import consent_mw
 # every module of the package, the middleware included: any of them could pull the driver in
-for info in pkgutil.iter_modules(consent_mw.__path__):
-    importlib.import_module("consent_mw." + info.name)
-from consent_mw import capture, transport
+for info in pkgutil.walk_packages(consent_mw.__path__, "consent_mw."):
+    importlib.import_module(info.name)
+from consent_mw.capture import pipeline as capture
+from consent_mw.capture import transport
 from consent_mw.config import Secret
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState, RequestContext

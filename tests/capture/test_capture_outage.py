@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from consent_mw.capture import Capture
+from consent_mw.capture.pipeline import Capture
+from consent_mw.capture.spool import DiskSpool
+from consent_mw.capture.transport import RetryPolicy
 from consent_mw.config import Secret
 from consent_mw.settings import Settings
-from consent_mw.spool import DiskSpool
-from consent_mw.transport import RetryPolicy
 
 pytestmark = pytest.mark.slow
 TOKEN = "collector-token-0123456789"

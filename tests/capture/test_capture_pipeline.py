@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from capture_support import VISITOR, RecordingTransport, down, make_ctx, make_scope
 
-from consent_mw.capture import Capture
-from consent_mw.categories import DEFAULT_CATEGORIES, Category
+from consent_mw.capture.pipeline import Capture
+from consent_mw.capture.spool import MemorySpool
+from consent_mw.capture.transport import RetryPolicy, SendResult, Suppressions, TransportError
+from consent_mw.consent.categories import DEFAULT_CATEGORIES, Category
 from consent_mw.ids import hash_user_id, subject_hash
 from consent_mw.settings import Settings
-from consent_mw.spool import MemorySpool
 from consent_mw.state import ConsentState, RequestContext
-from consent_mw.transport import RetryPolicy, SendResult, Suppressions, TransportError
 
 FAST = RetryPolicy(attempts=2, base=0.001, cap=0.01, max_inline_wait=0.5)
 RECORD = {
@@ -432,7 +432,6 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
         make_settings: Callable[..., Settings], transport: RecordingTransport,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from consent_mw import wire
-
     monkeypatch.setattr(wire, "MAX_BATCH_ITEMS", 40)
     settings = make_settings(batch_size=100, queue_size=200)
     capture = Capture(settings, transport=transport)
@@ -449,7 +448,7 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
 
 def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
         make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
-    from consent_mw.events import json_size
+    from consent_mw.capture.events import json_size
 
     probe = RecordingTransport()
     settings = make_settings()

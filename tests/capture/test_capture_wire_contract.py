@@ -12,8 +12,8 @@ import pytest
 from capture_support import CONSENT_ID, SESSION, VISITOR, RecordingTransport, make_ctx, make_scope
 from jsonschema import Draft202012Validator
 
-from consent_mw.capture import Capture
-from consent_mw.events import HOUR_MS
+from consent_mw.capture.events import HOUR_MS
+from consent_mw.capture.pipeline import Capture
 from consent_mw.settings import Settings
 from consent_mw.wire import EVENT_SCHEMA
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from consent_mw.spool import DiskSpool, MemorySpool
+from consent_mw.capture.spool import DiskSpool, MemorySpool
 
 
 def ev(i: int) -> dict[str, object]:

@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from consent_mw import wire
-from consent_mw.transport import HttpTransport, SendResult, TransportError, parse_retry_after
+from consent_mw.capture.transport import (
+    HttpTransport,
+    SendResult,
+    TransportError,
+    parse_retry_after,
+)
 
 EVENT = {"event_id": "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d", "ts": 1, "kind": "anonymous",
          "consent": {}}

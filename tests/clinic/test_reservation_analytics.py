@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from clinic.app import GOOGLE_ANALYTICS
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
-from consent_mw.middleware import ConsentMiddleware
+from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.settings import Settings
 
 NAME = "山田 花子"

@@ -9,8 +9,8 @@ import pytest
 import user_agents
 from collector_testkit import GEOIP_DIR
 
-from collector.enrich_device import device_fields
-from collector.enrich_geo import GeoLookup, Place, ip_prefix
+from collector.enrich.device import device_fields
+from collector.enrich.geo import GeoLookup, Place, ip_prefix
 from consent_mw.useragent import classify, parse_ua
 
 # A realistic mix: phones, tablets, desktops, bots and Japanese in-app browsers.

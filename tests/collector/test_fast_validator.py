@@ -9,7 +9,7 @@ from collector_testkit import make_event, make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.validate import (
+from collector.ingest.validate import (
     EVENT_FAST,
     EVENT_PREPARE,
     EVENT_VALIDATOR,

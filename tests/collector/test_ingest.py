@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from collector_testkit import IPHONE_UA, make_event, make_record, now_ms
 
+from collector.ingest.validate import check_event
 from collector.service import CollectorService
-from collector.validate import check_event
 from consent_mw.ids import subject_hash
 from consent_mw.wire import MAX_PATH
 

@@ -7,9 +7,9 @@ from typing import Any
 from click.testing import CliRunner
 from collector_testkit import make_event, make_record, now_ms
 
-from collector.ddl import DdlOptions, apply_migrations
-from collector.gate import SuppressionGate
-from collector.ingest import EVENT_COLUMNS, ms_to_datetime
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.ingest.pipeline import EVENT_COLUMNS, ms_to_datetime
+from collector.privacy.gate import SuppressionGate
 from collector.retention import apply_retention
 from collector.store import Store
 
@@ -28,8 +28,8 @@ def insert_old_event(store: Store, age_days: int) -> None:
 
 
 def test_short_ip_ttl_empties_the_ip_column_but_keeps_the_row(store: Store) -> None:
-    from collector.enrich_geo import GeoLookup
-    from collector.ingest import Ingest
+    from collector.enrich.geo import GeoLookup
+    from collector.ingest.pipeline import Ingest
     from collector.metrics import CollectorMetrics
     from collector.settings import CollectorSettings
 
@@ -88,8 +88,8 @@ def test_retention_command_reports_a_bad_setting_and_fails(monkeypatch: Any) -> 
 
 
 def test_consent_records_outlive_events(store: Store) -> None:
-    from collector.enrich_geo import GeoLookup
-    from collector.ingest import Ingest
+    from collector.enrich.geo import GeoLookup
+    from collector.ingest.pipeline import Ingest
     from collector.metrics import CollectorMetrics
     from collector.settings import CollectorSettings
 

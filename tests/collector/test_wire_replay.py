@@ -9,7 +9,7 @@ from collector_testkit import TOKEN, make_event, make_record
 from starlette.testclient import TestClient
 
 from collector.service import CollectorService
-from consent_mw.transport import HttpTransport, TransportError, batch_time
+from consent_mw.capture.transport import HttpTransport, TransportError, batch_time
 
 DAY_MS = 86_400_000
 

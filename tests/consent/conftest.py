@@ -9,7 +9,7 @@ import pytest
 from consent_testkit import APP_FACTORIES
 from starlette.testclient import TestClient
 
-from consent_mw.records import MemorySink
+from consent_mw.consent.records import MemorySink
 from consent_mw.settings import Settings
 
 

@@ -14,7 +14,7 @@ import uvicorn
 from consent_testkit import starlette_app
 from playwright.sync_api import expect
 
-from consent_mw.records import MemorySink
+from consent_mw.consent.records import MemorySink
 from consent_mw.settings import Settings
 
 #: The consent records of the module's server.

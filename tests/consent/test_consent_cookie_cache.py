@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from consent_mw import cookies
-from consent_mw.consent import decide, undecided
-from consent_mw.cookies import CookieCodec
+from consent_mw.consent import cookies
+from consent_mw.consent.cookies import CookieCodec
+from consent_mw.consent.decision import decide, undecided
 from consent_mw.settings import Settings
 
 

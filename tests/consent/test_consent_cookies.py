@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
 from consent_mw.config import Secret
-from consent_mw.consent import decide, to_payload, undecided
-from consent_mw.cookies import CookieCodec, parse_cookie_header, set_cookie, single
+from consent_mw.consent.cookies import CookieCodec, parse_cookie_header, set_cookie, single
+from consent_mw.consent.decision import decide, to_payload, undecided
 from consent_mw.settings import Settings
 
 Make = Callable[..., Settings]
@@ -108,7 +108,7 @@ def test_shown_marker_is_bound_to_the_policy_version(make_settings: Make) -> Non
 def test_shown_marker_carries_its_record_verifies_with_any_key_and_expires(
         make_settings: Make) -> None:
     from consent_mw.config import Secret
-    from consent_mw.cookies import SHOWN_MAX_AGE
+    from consent_mw.consent.cookies import SHOWN_MAX_AGE
 
     old = make_settings(secret_keys=(Secret("old-key-0123456789abcdef"),))
     rotated = make_settings(secret_keys=(Secret("new-key-0123456789abcdef"),

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from consent_mw.categories import GCM_SIGNALS
-from consent_mw.consent import (
+from consent_mw.consent.categories import GCM_SIGNALS
+from consent_mw.consent.decision import (
     ConsentError,
     apply_gpc,
     decide,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from consent_testkit import ORIGIN, cookie_values, starlette_app
 from starlette.testclient import TestClient
 
-from consent_mw.consent import decide, undecided
-from consent_mw.cookies import CookieCodec
+from consent_mw.consent.cookies import CookieCodec
+from consent_mw.consent.decision import decide, undecided
+from consent_mw.consent.records import MemorySink
 from consent_mw.ids import new_visitor_id
-from consent_mw.records import MemorySink
 from consent_mw.settings import Settings
 
 

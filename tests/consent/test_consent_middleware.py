@@ -12,11 +12,11 @@ import pytest
 from consent_testkit import ORIGIN, PAGE_EN, cookie_values, report_shown
 from starlette.testclient import TestClient
 
-import consent_mw.middleware as middleware_module
+import consent_mw.consent.middleware as middleware_module
 from consent_mw import ConsentMiddleware, Settings
-from consent_mw.categories import Tag
-from consent_mw.records import MemorySink
-from consent_mw.suppression import SuppressionList
+from consent_mw.capture.suppression import SuppressionList
+from consent_mw.consent.categories import Tag
+from consent_mw.consent.records import MemorySink
 from consent_mw.wire import RECORD_SCHEMA
 
 MakeClient = Callable[..., TestClient]
@@ -31,7 +31,7 @@ def test_package_exports_the_middleware_and_settings() -> None:
 
     assert consent_mw.ConsentMiddleware is ConsentMiddleware
     assert consent_mw.Settings is Settings
-    from consent_mw.api import identify, track
+    from consent_mw.capture.api import identify, track
 
     assert consent_mw.track is track and consent_mw.identify is identify
 
@@ -488,7 +488,7 @@ def test_response_headers_given_as_a_generator_are_read_once_and_kept(
 
 def test_shown_reports_are_same_origin_bounded_and_only_for_undecided_visitors(
         make_client: MakeClient, sink: MemorySink, monkeypatch: pytest.MonkeyPatch) -> None:
-    import consent_mw.endpoints as endpoints_module
+    import consent_mw.consent.endpoints as endpoints_module
 
     monkeypatch.setattr(endpoints_module, "SHOWN_PER_HOUR", 3)
     client = make_client()

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from consent_mw import reading
 from consent_mw.config import Secret
-from consent_mw.consent import decide, undecided
-from consent_mw.cookies import CookieCodec
-from consent_mw.reading import Reader
+from consent_mw.consent import reading
+from consent_mw.consent.cookies import CookieCodec
+from consent_mw.consent.decision import decide, undecided
+from consent_mw.consent.reading import Reader
 from consent_mw.settings import Settings
 
 
@@ -58,7 +58,7 @@ def test_a_cached_reading_ends_when_its_consent_cookie_expires(
     assert reader.read((cookie, (), b"")).state.decided
     later = time.time() + 31
     monkeypatch.setattr(reading.time, "time", lambda: later)
-    monkeypatch.setattr("consent_mw.cookies.time.time", lambda: later)
+    monkeypatch.setattr("consent_mw.consent.cookies.time.time", lambda: later)
     assert not reader.read((cookie, (), b"")).state.decided
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from consent_mw.consent import decide, undecided
-from consent_mw.records import JsonlSink, MemorySink, build_record, ua_family
+from consent_mw.consent.decision import decide, undecided
+from consent_mw.consent.records import JsonlSink, MemorySink, build_record, ua_family
 from consent_mw.settings import Settings
 from consent_mw.wire import RECORD_EVENTS, RECORD_SCHEMA
 

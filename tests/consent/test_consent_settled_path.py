@@ -142,8 +142,7 @@ def test_a_settled_visitor_with_gpc_records_gpc_applied_once(site: Site) -> None
 
 def test_a_settled_visitor_reaches_our_endpoints_and_the_route_map_stays_bounded(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    from consent_mw import middleware
-
+    from consent_mw.consent import middleware
     site.client.post("/_consent", json={"action": "accept_all"}, headers={"origin": ORIGIN})
     assert site.reading().settled
     consent, _ = site.get("/_consent", settled_path=True)

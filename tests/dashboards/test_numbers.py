@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from collector.ddl import EXACT_UP_TO, uniq
+from collector.ddl.tables import EXACT_UP_TO, uniq
 from dashboards.seed import seed
 
 from .conftest import END, RANGE
@@ -98,8 +98,7 @@ def test_csv_download_has_the_table(seeded: Any, login: Any) -> None:
 
 
 def test_one_scan_breakdowns_equal_single_breakdowns(seeded: Any, login: Any) -> None:
-    from collector import query_api
-
+    from collector.query import api as query_api
     dims = ["path", "entry_path", "channel", "referrer_host", "device_type", "country"]
     base = {"start": RANGE["start"], "end": RANGE["end"], "k": 5}
     for filters in ({}, {"channel": "search"}, {"country": "FR", "browser": "Firefox"}):

@@ -10,8 +10,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from collector import query_api
-from collector.query_api import QueryError, Sql, run_readonly
+from collector.query import api as query_api
+from collector.query.api import QueryError, Sql, run_readonly
 from consent_mw.config import Secret
 from dashboards.queries import CollectorBackend
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from collector import query_api
-from collector.ddl import EXACT_UP_TO, uniq
-from collector.privacy import Privacy
-from collector.rollup import KEEP_SUPERSEDED_S, Rollup
+from collector.ddl.tables import EXACT_UP_TO, uniq
+from collector.privacy.operations import Privacy
+from collector.query import api as query_api
+from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
 from consent_mw.config import SettingsError
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from privacy_kit import ADMIN, COLLECT, KEY, staff_accounts
 
-from collector.privacy import Privacy
+from collector.privacy.operations import Privacy
 
 STAFF_ACCOUNTS = staff_accounts()
 

@@ -12,8 +12,8 @@ import sys
 
 from privacy_kit import KEY, insert_events, insert_record, vid
 
-from collector.ddl import DdlOptions, apply_migrations
-from collector.privacy import Privacy
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.privacy.operations import Privacy
 from collector.store import Store
 from consent_mw.ids import hash_user_id
 

@@ -21,7 +21,7 @@ from privacy_kit import (
     wire_event,
 )
 
-from consent_mw.suppression import SuppressionList
+from consent_mw.capture.suppression import SuppressionList
 from consent_mw.wire import encode_batch
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

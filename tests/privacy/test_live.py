@@ -16,7 +16,7 @@ from conftest import free_port
 from privacy_kit import ADMIN, COLLECT, vid, why, wire_event
 
 from collector.cli import main
-from collector.disk_scan import scan_directory
+from collector.privacy.disk_scan import scan_directory
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -130,7 +130,7 @@ def test_cli_says_in_a_line_when_the_url_is_not_a_collector(live: Any) -> None:
 
 
 def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> None:
-    from consent_mw.self_service import HttpRights, RightsError
+    from consent_mw.consent.self_service import HttpRights, RightsError
 
     target = vid()
     live.ingest.process([wire_event(visitor_id=target)])
@@ -148,8 +148,8 @@ def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> No
 
 
 def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
-    from consent_mw.suppression import SuppressionList
-    from consent_mw.transport import HttpTransport
+    from consent_mw.capture.suppression import SuppressionList
+    from consent_mw.capture.transport import HttpTransport
 
     target = vid()
     httpx.post(live.url + "/v1/privacy/suppress", json=why(visitor_id=target),

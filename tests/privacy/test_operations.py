@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from privacy_kit import KEY, insert_events, insert_record, vid
 
-from collector import audit
-from collector.ddl import DdlOptions, apply_migrations
-from collector.disk_scan import scan_directory
-from collector.privacy import Privacy, PrivacyError
-from collector.query_api import not_suppressed
+from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.privacy import audit
+from collector.privacy.disk_scan import scan_directory
+from collector.privacy.operations import Privacy, PrivacyError
+from collector.query.api import not_suppressed
 from collector.store import Store
 from consent_mw.ids import hash_user_id
 

@@ -17,10 +17,10 @@ from privacy_kit import (
     wire_record,
 )
 
-from collector import disk_scan, purge
-from collector.disk_scan import scan_directory
-from collector.privacy import Privacy
-from collector.purge import PurgeQueueFull
+from collector.privacy import disk_scan, purge
+from collector.privacy.disk_scan import scan_directory
+from collector.privacy.operations import Privacy
+from collector.privacy.purge import PurgeQueueFull
 from consent_mw.ids import subject_hash
 
 

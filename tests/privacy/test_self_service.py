@@ -16,10 +16,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from collector.privacy import InProcessRights
+from collector.privacy.operations import InProcessRights
 from consent_mw.config import Secret
-from consent_mw.middleware import ConsentMiddleware
-from consent_mw.self_service import RightsBusy, SelfService
+from consent_mw.consent.middleware import ConsentMiddleware
+from consent_mw.consent.self_service import RightsBusy, SelfService
 
 SAME = {"Origin": "http://testserver"}
 JSON = {**SAME, "Accept": "application/json"}

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from collector.disk_scan import scan_directory
+from collector.privacy.disk_scan import scan_directory
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from consent_mw.config import Secret
-from consent_mw.middleware import ConsentMiddleware
+from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.settings import Settings
 
 GA = "googletagmanager.com"

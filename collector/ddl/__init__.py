@@ -1,0 +1,1 @@
+"""Every table, its TTLs and its indexes, in one place, as versioned migrations."""

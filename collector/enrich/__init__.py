@@ -1,0 +1,1 @@
+"""Enrichment at ingest: device from the user agent, place from the address."""

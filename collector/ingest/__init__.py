@@ -1,0 +1,1 @@
+"""Ingest: validate a batch, drop replays and suppressed ids, build columns, insert."""

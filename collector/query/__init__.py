@@ -1,0 +1,1 @@
+"""The read side: the named queries the dashboards run, and the rollups behind them."""

@@ -1,0 +1,319 @@
+"""Daily rollups: what keeps the dashboards' unfiltered panels off the raw events.
+
+Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
+aggregates it into ``rollup_totals`` and ``rollup_dims`` with the very SQL fragments the raw
+queries use (``collector.query.api``), and records the build in ``rollup_days``:
+
+- ``build``: the id of the day's rows. A rebuild writes new rows, then points the day at them,
+  so a reader never sees half a day; superseded rows are deleted a few minutes later.
+- ``stamp``: suppressions' ``max(version)`` when the build started. A query reads the day only
+  while that is still the latest version, so a suppression, unsuppression or purge takes effect
+  at once (the day is scanned raw) and the refresh it triggers rebuilds only the days the
+  person has events on, then re-stamps the others.
+- ``events``: the day's row count at build time; a refresh rebuilds a day whose count changed
+  (rows written by ``seed``, or by a collector that died before marking the day).
+- ``version``: the ReplacingMergeTree version. Ingest marks a closed day dirty (``build = 0``)
+  after inserting late events into it, with a version later than any build that missed them.
+
+Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from collector.ddl.tables import uniq
+from collector.query import api as query_api
+from collector.store import INSERT_SETTINGS, MUTATION_SETTINGS, PRIVATE_SETTINGS, Store
+
+log = logging.getLogger("consent_mw.collector.rollup")
+
+#: Every breakdown dimension but ``property`` (rolled up by its own ARRAY JOIN).
+ROLLUP_DIMS = tuple(d for d in query_api.DIMENSIONS if d != "property")
+DAY_COLUMNS = ["tz", "day", "version", "build", "stamp", "events"]
+#: Superseded builds are deleted once no query planned with them can still be running.
+KEEP_SUPERSEDED_S = 300
+
+
+class DayState(NamedTuple):
+    build: int  # 0: dirty
+    stamp: int
+    events: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    built: tuple[dt.date, ...]
+    restamped: int
+    collected: int
+    seconds: float
+
+
+class Rollup:
+    """Builds and repairs one time zone's daily rollup; thread-safe, one refresh at a time."""
+
+    def __init__(self, store: Store | Callable[[], Store], tz: str, *, grace: int = 900,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store_fn: Callable[[], Store] = store if callable(store) else (lambda: store)
+        self.tz = tz
+        self.zone = zoneinfo.ZoneInfo(tz)
+        self.grace = grace
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last_id = 0
+        self._today: tuple[float, float] = (0.0, 0.0)  # [start, end) of today, epoch seconds
+
+    @property
+    def store(self) -> Store:
+        return self._store_fn()
+
+    def _now_ns(self) -> int:
+        # Builds and dirty marks order by this; strictly increasing within the process.
+        self._last_id = max(self._last_id + 1, int(self.clock() * 1e9))
+        return self._last_id
+
+    # -- reading state ------------------------------------------------------------------
+
+    def state(self) -> dict[dt.date, DayState]:
+        rows = self.store.rows(
+            "SELECT day, argMax(build, version), argMax(stamp, version), "
+            "argMax(events, version), max(version) FROM rollup_days "
+            "WHERE tz = {tz:String} GROUP BY day", {"tz": self.tz})
+        return {r[0]: DayState(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def _counts(self) -> dict[dt.date, int]:
+        rows = self.store.rows("SELECT toDate(ts, {tz:String}) AS d, count() FROM events "
+                               "GROUP BY d", {"tz": self.tz})
+        return {r[0]: int(r[1]) for r in rows}
+
+    def _last_closed_day(self) -> dt.date:
+        now = dt.datetime.fromtimestamp(self.clock() - self.grace, self.zone)
+        return now.date() - dt.timedelta(days=1)
+
+    def _affected_days(self, since: int) -> set[dt.date]:
+        """Days with events of anyone whose suppression changed after version ``since``.
+
+        A purged person's id is emptied only after their rows are deleted, and deleting them
+        changed those days' counts: the count check rebuilds them.
+        """
+        store = self.store
+        changed = store.rows(
+            "SELECT DISTINCT id_type, subject FROM suppressions WHERE version > {v:UInt64}",
+            {"v": since}, settings=PRIVATE_SETTINGS)
+        ids: dict[str, list[str]] = {c: [] for c in query_api.SUBJECT_COLUMNS["events"]}
+        for id_type, subject in changed:
+            if str(id_type) in ids and subject:
+                ids[str(id_type)].append(str(subject))
+        if not any(ids.values()):
+            return set()
+        where = " OR ".join(f"{c} IN {{{c}:Array(String)}}" for c in ids)
+        rows = store.rows(f"SELECT DISTINCT toDate(ts, {{tz:String}}) FROM events WHERE {where}",
+                          {"tz": self.tz, **ids}, settings=PRIVATE_SETTINGS)
+        return {r[0] for r in rows}
+
+    # -- building -----------------------------------------------------------------------
+
+    def build_day(self, day: dt.date, stamp: int) -> int:
+        """Aggregate one day into new rows and make them the day's current build."""
+        store = self.store
+        version = self._now_ns()  # before reading: a later dirty mark must win
+        build = self._now_ns()
+        t0, t1 = query_api.day_bounds(self.tz, day, day)
+        span = {"t0": t0, "t1": t1}
+        in_day = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') "
+                  "AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
+        events = int(store.scalar(f"SELECT count() FROM events WHERE {in_day}", span) or 0)
+        active = query_api.active_suppression_types(store)
+        where = (f"{in_day} AND kind IN ('pageview', 'custom') AND "
+                 f"{query_api.not_suppressed('events', active)}")
+        params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
+        head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
+        store.command(
+            "INSERT INTO rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "
+            f"reservations, converted, sessions) {head}, {query_api.VISIT_TOTALS}, "
+            f"{uniq('State')}(session_id) FROM ({query_api.visits_sql(where)})",
+            params, settings=INSERT_SETTINGS)
+        store.command(
+            "INSERT INTO rollup_dims (tz, day, build, dim, key, visitors, events) "
+            f"{head}, dim, key0, vs, n FROM ({query_api.grouped_sql(ROLLUP_DIMS, where)} "
+            f"UNION ALL {query_api.property_sql(where)})", params, settings=INSERT_SETTINGS)
+        store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
+                     DAY_COLUMNS)
+        return build
+
+    def refresh(self) -> RefreshReport:
+        """Build closed days, rebuild changed ones, re-stamp the rest; then drop old builds."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> RefreshReport:
+        started = time.perf_counter()
+        store = self.store
+        stamp = int(store.scalar("SELECT max(version) FROM suppressions") or 0)
+        state = self.state()
+        counts = self._counts()
+        last = self._last_closed_day()
+        due = {d for d in counts if d <= last}
+        # Built days whose events are all gone (retention, purge) must stop answering too.
+        due |= {d for d, s in state.items() if s.build and d not in counts and s.events}
+        stale = [d for d in due if d in state and state[d].build and state[d].stamp != stamp]
+        affected = (self._affected_days(min(state[d].stamp for d in stale)) if stale
+                    else set())
+        todo = sorted(d for d in due if d not in state or not state[d].build
+                      or state[d].events != counts.get(d, 0)
+                      or (d in stale and d in affected))
+        for day in todo:
+            self.build_day(day, stamp)
+        # The other stale days were untouched by every change since their stamp: the stamp moves
+        # on. The version rises by one only, so a dirty mark written meanwhile still wins.
+        restamp = [[self.tz, d, state[d].version + 1, state[d].build, stamp, state[d].events]
+                   for d in stale if d not in todo]
+        if restamp:
+            store.insert("rollup_days", restamp, DAY_COLUMNS)
+        collected = self._collect_garbage()
+        report = RefreshReport(tuple(todo), len(restamp), collected,
+                               time.perf_counter() - started)
+        if todo or restamp:
+            log.info("rollup %s: built %d day(s), re-stamped %d in %.2f s", self.tz, len(todo),
+                     len(restamp), report.seconds)
+        return report
+
+    def _collect_garbage(self) -> int:
+        """Delete rows of builds superseded more than KEEP_SUPERSEDED_S seconds ago."""
+        store = self.store
+        current = {s.build for s in self.state().values()}
+        cutoff = int((self.clock() - KEEP_SUPERSEDED_S) * 1e9)
+        old = [int(r[0]) for r in store.rows(
+            "SELECT DISTINCT build FROM rollup_totals WHERE tz = {tz:String} "
+            "AND build < {cutoff:UInt64}", {"tz": self.tz, "cutoff": cutoff})
+            if int(r[0]) not in current]
+        if old:
+            for table in ("rollup_totals", "rollup_dims"):
+                store.command(f"ALTER TABLE {table} DELETE WHERE tz = {{tz:String}} "
+                              "AND build IN {old:Array(UInt64)}", {"tz": self.tz, "old": old},
+                              settings=MUTATION_SETTINGS)
+        return len(old)
+
+    # -- ingest hook --------------------------------------------------------------------
+
+    def note_inserted(self, ts_ms: Sequence[int]) -> None:
+        """Mark closed days dirty that an insert just added events to (late events).
+
+        ``ts_ms`` is the insert's ts column as ingest writes it: epoch milliseconds.
+        """
+        if not ts_ms:
+            return
+        start, end = self._today
+        now = self.clock()
+        if not start <= now < end:
+            today = dt.datetime.fromtimestamp(now, self.zone).date()
+            start, end = (float(t) for t in query_api.day_bounds(self.tz, today, today))
+            self._today = (start, end)
+        cutoff = start * 1000
+        if min(ts_ms) >= cutoff:  # the usual case: every event is from today
+            return
+        self.mark_dirty({dt.datetime.fromtimestamp(ms / 1000, self.zone).date()
+                         for ms in ts_ms if ms < cutoff})
+
+    def mark_dirty(self, days: Iterable[dt.date]) -> None:
+        rows = [[self.tz, d, self._now_ns(), 0, 0, 0] for d in sorted(days)]
+        if rows:
+            self.store.insert("rollup_days", rows, DAY_COLUMNS)
+
+
+def mark_range_dirty(store: Store, t0: float, t1: float) -> None:
+    """For writers outside a collector (seed): mark every rolled-up day in [t0, t1] dirty."""
+    zones = [str(r[0]) for r in store.rows("SELECT DISTINCT tz FROM rollup_days")]
+    now = time.time_ns()
+    rows: list[list[Any]] = []
+    for tz in zones:
+        zone = zoneinfo.ZoneInfo(tz)
+        day = dt.datetime.fromtimestamp(t0, zone).date()
+        last = dt.datetime.fromtimestamp(t1, zone).date()
+        while day <= last:
+            now += 1
+            rows.append([tz, day, now, 0, 0, 0])
+            day += dt.timedelta(days=1)
+    if rows:
+        store.insert("rollup_days", rows, DAY_COLUMNS)
+
+
+class RollupWorker:
+    """Refreshes every ``interval`` seconds, and at once when :meth:`kick`-ed."""
+
+    def __init__(self, rollup: Rollup, interval: float) -> None:
+        self.rollup = rollup
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.refreshed = threading.Event()  # set after every refresh (tests, the bench)
+        self._thread = threading.Thread(target=self._run, name="collector-rollup", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.rollup.refresh()
+            except Exception:  # the store may be closing; dashboards scan raw meanwhile
+                log.exception("rollup refresh failed")
+            self.refreshed.set()
+            self._wake.wait(self.interval)
+
+
+class _KickOnSuppression:
+    """A Privacy listener: any suppression change wakes the rollup worker."""
+
+    def __init__(self, worker: RollupWorker) -> None:
+        self.worker = worker
+
+    def replace(self, hashes: Any, version: int | None = None, *, purged: Any = ()) -> None:
+        self.worker.kick()
+
+
+def install(service: Any) -> Rollup | None:
+    """Give a CollectorService its rollup: dirty marks from ingest, a refresh worker, and a
+    refresh after every suppression change. None when ``rollup_interval`` is 0."""
+    settings = service.settings
+    if settings.rollup_interval <= 0:
+        return None
+    rollup = Rollup(lambda: service.store, settings.rollup_tz, grace=settings.rollup_grace)
+    service.rollup = rollup
+    service.ingest.after_events.append(rollup.note_inserted)
+    service.rollup_worker = None
+
+    def start(svc: Any) -> None:
+        worker = RollupWorker(rollup, settings.rollup_interval)
+        service.rollup_worker = worker
+        privacy = getattr(svc, "privacy", None)
+        if privacy is not None:
+            privacy.attach(_KickOnSuppression(worker))
+        worker.start()
+
+    def stop(svc: Any) -> None:
+        worker, service.rollup_worker = service.rollup_worker, None
+        if worker is not None:
+            worker.stop()
+
+    service.on_start.append(start)
+    service.on_stop.insert(0, stop)
+    return rollup

@@ -1,0 +1,202 @@
+"""Getting batches to the collector: the Transport protocol and the HTTP transport.
+
+Transports are called from the capture worker thread only, so they may block. They report
+failure by raising :class:`TransportError`; the retry policy, the spool and the counters live in
+the capture dispatcher, so an in-process transport gets them too.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import httpx
+
+from consent_mw import wire
+from consent_mw.errors import ConsentMWError
+
+log = logging.getLogger("consent_mw.capture.transport")
+
+
+class TransportError(ConsentMWError):
+    """A batch was not delivered. ``retryable`` says whether sending it again can help."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class Suppressions(NamedTuple):
+    """The collector's suppression list: subject hashes, its version, the purged subset.
+    ``unchanged``: the version asked about is still current (nothing else is sent)."""
+
+    hashes: list[str]
+    version: int | None
+    purged: list[str]
+    unchanged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Partial success: the collector took the batch but rejected some items."""
+
+    rejected: int = 0
+    reasons: tuple[str, ...] = ()
+
+
+class Transport(Protocol):
+    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+             batch_id: str) -> SendResult | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter (AWS style)."""
+
+    attempts: int = 3  # tries in line before the batch goes to the spool
+    base: float = 0.2
+    cap: float = 10.0
+    max_inline_wait: float = 2.0  # a longer Retry-After spools the batch instead of waiting
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        backoff = random.uniform(0, min(self.cap, self.base * (2 ** attempt)))
+        if retry_after is not None:
+            return max(min(retry_after, 300.0), backoff)
+        return backoff
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from ``Retry-After``: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _rejected_items(body: Any) -> tuple[int, tuple[str, ...]] | None:
+    """Per-item rejections from a collector answer, if it lists any."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("rejected", "errors"):
+        value = body.get(key)
+        if isinstance(value, list):
+            reasons = tuple(
+                str(item.get("reason", item)) if isinstance(item, dict) else str(item)
+                for item in value
+            )
+            return len(value), reasons
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, ()
+    return None
+
+
+def batch_time(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> int:
+    """The batch's ``sent_at``: its newest item's time, the same on every replay.
+
+    The collector judges clock skew against it, so a batch replayed from the spool a day
+    after it was built is old data arriving late, not a client with a broken clock.
+    """
+    stamps = [item["ts"] for item in (*events, *records) if isinstance(item.get("ts"), int)]
+    return max(stamps) if stamps else int(time.time() * 1000)
+
+
+class HttpTransport:
+    """POST ``{collector_url}/v1/events``: gzip JSON, bearer token, sync httpx client."""
+
+    def __init__(self, collector_url: str, token: str = "", *, timeout: float = 5.0,
+                 client: httpx.Client | None = None) -> None:
+        self.base_url = collector_url.rstrip("/")
+        headers = {"User-Agent": "consent-mw"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)), headers=headers)
+        if client is not None:
+            self._client.headers.update(headers)
+
+    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+             batch_id: str) -> SendResult | None:
+        body = wire.encode_batch(events, records, batch_id=batch_id,
+                                 sent_at=batch_time(events, records))
+        try:
+            response = self._client.post(
+                self.base_url + "/v1/events",
+                content=body,
+                headers={"Content-Type": wire.CONTENT_TYPE,
+                         "Content-Encoding": wire.CONTENT_ENCODING},
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            parsed = _json(response)
+            items = _rejected_items(parsed)
+            if items and items[0]:
+                return SendResult(rejected=items[0], reasons=items[1])
+            return None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 400:
+            items = _rejected_items(_json(response))
+            if items is not None:  # per-item reasons: the rest of the batch was taken
+                return SendResult(rejected=items[0], reasons=items[1])
+            raise TransportError(f"collector refused the batch: 400 {response.text[:200]}",
+                                 retryable=False, status=status)
+        if status in (408, 425, 429) or status >= 500:
+            raise TransportError(f"collector answered {status}", retryable=True,
+                                 retry_after=retry_after, status=status)
+        raise TransportError(f"collector answered {status}: {response.text[:200]}",
+                             retryable=False, status=status)
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        """``GET /v1/privacy/suppressions``; None when the collector has no such route (404).
+        ``since``: the version held, so an unchanged list is not sent again (it grows with
+        every purge, and every web process asks every few seconds)."""
+        params = {"since": str(since)} if since is not None else None
+        try:
+            response = self._client.get(self.base_url + "/v1/privacy/suppressions",
+                                        params=params)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise TransportError(f"suppressions: {response.status_code}",
+                                 retryable=response.status_code >= 500,
+                                 status=response.status_code)
+        body = _json(response)
+        if isinstance(body, dict) and body.get("unchanged") is True:
+            return Suppressions([], since, [], unchanged=True)
+        if not isinstance(body, dict) or not isinstance(body.get("hashes"), list):
+            raise TransportError("suppressions: unexpected body", retryable=False)
+        hashes = [h for h in body["hashes"] if isinstance(h, str)]
+        version = body.get("version")
+        purged = body.get("purged")
+        return Suppressions(
+            hashes, version if isinstance(version, int) else None,
+            [h for h in purged if isinstance(h, str)] if isinstance(purged, list) else [])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,1 @@
+"""The consent layer: reading and deciding consent, the cookies, the middleware and its pages."""

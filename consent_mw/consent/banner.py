@@ -1,0 +1,91 @@
+"""The first-layer banner: injected into HTML pages of visitors who have not decided yet."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import quote
+
+from consent_mw.consent.i18n import t
+from consent_mw.settings import Settings
+
+
+def safe_return(target: str | None, default: str = "/") -> str:
+    """A same-site relative path to send the visitor back to, or ``default``.
+
+    Only ``/path`` forms are accepted: no scheme, no ``//host``, no backslashes or control
+    characters, so the redirect after a form post can never leave the site.
+    """
+    if not target or len(target) > 2048 or not target.startswith("/"):
+        return default
+    if target.startswith(("//", "/\\")) or "\\" in target:
+        return default
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return default
+    return target
+
+
+#: A path ``quote`` would leave as it is (the common case: no need to call it).
+_PLAIN_PATH = re.compile(r"/[0-9A-Za-z/%:@!$&'()*+,;=._~-]*")
+
+
+def return_target(path: str, query: bytes) -> str:
+    """The current page as a relative path (with its query) for the banner form."""
+    plain = _PLAIN_PATH.fullmatch(path) is not None
+    target = path if plain else quote(path, safe="/%:@!$&'()*+,;=-._~")
+    if query:
+        target += "?" + query.decode("latin-1")
+    return safe_return(target)
+
+
+def render_banner(settings: Settings, locale: str, return_to: str) -> str:
+    """Banner markup: no inline script or style, so a strict CSP still works.
+
+    "Reject all" and "Accept all" are the same element with the same class: equally prominent.
+    Without JavaScript the form posts to ``{prefix}`` and is redirected back (303).
+
+    Everything but the return path depends on the settings and the locale only: rendered once
+    per pair (a new visitor's first page would otherwise escape a dozen strings).
+    """
+    head, middle, tail = _parts(settings, locale)
+    return head + escape(return_to, quote=True) + middle + quote(return_to) + tail
+
+
+_PARTS: dict[tuple[int, str], tuple[Settings, tuple[str, str, str]]] = {}
+_PARTS_MAX = 64  # locales are few and configured: a bound, not an expected size
+
+
+def _parts(settings: Settings, locale: str) -> tuple[str, str, str]:
+    """The banner around its two return-path slots, cached per Settings and locale."""
+    entry = _PARTS.get((id(settings), locale))
+    if entry is not None and entry[0] is settings:
+        return entry[1]
+    p = escape(settings.prefix, quote=True)
+    lang = escape(locale, quote=True)
+    parts = (
+        f'<link rel="stylesheet" href="{p}/static/banner.css">'
+        f'<div id="cmw-banner" class="cmw-banner" role="dialog" aria-modal="false" '
+        f'aria-labelledby="cmw-banner-title" aria-describedby="cmw-banner-text" '
+        f'tabindex="-1" lang="{lang}" data-cmw-endpoint="{p}">'
+        f'<h2 id="cmw-banner-title" class="cmw-title">{escape(t(locale, "banner_title"))}</h2>'
+        f'<p id="cmw-banner-text" class="cmw-text">{escape(t(locale, "banner_text"))} '
+        f'<a class="cmw-link" href="{p}/external-transmission">'
+        f'{escape(t(locale, "external_link"))}</a></p>'
+        f'<form class="cmw-actions" method="post" action="{p}">'
+        f'<input type="hidden" name="return" value="',
+        f'">'
+        f'<input type="hidden" name="locale" value="{lang}">'
+        f'<button type="submit" class="cmw-button" name="action" value="reject_all">'
+        f'{escape(t(locale, "reject_all"))}</button>'
+        f'<button type="submit" class="cmw-button" name="action" value="accept_all">'
+        f'{escape(t(locale, "accept_all"))}</button>'
+        f'<a class="cmw-link cmw-settings" href="{p}/preferences?return=',
+        f'">'
+        f'{escape(t(locale, "settings"))}</a>'
+        f"</form></div>"
+        f'<script src="{p}/static/banner.js" defer></script>',
+    )
+    if len(_PARTS) >= _PARTS_MAX:
+        _PARTS.clear()
+    _PARTS[(id(settings), locale)] = (settings, parts)
+    return parts
