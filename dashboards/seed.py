@@ -9,6 +9,10 @@ Consent mix per visitor: ~40% gave no analytics consent (their views are anonymo
 counts: path + device type only), then analytics only, analytics + location, and everything
 (marketing adds utm and click ids). ~12% send GPC, which refuses marketing. Every IP is from
 the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
+
+Longer than the ~300 lines other modules keep to, on purpose: the two ``INSERT ... SELECT``
+statements index the weighted lists above them by position (``{dev_browser:Array(String)}[di]``),
+so lists and SQL stay in one file where they can be read and changed together.
 """
 
 from __future__ import annotations
