@@ -19,6 +19,9 @@ from consent_mw.consent.categories import Tag
 from consent_mw.consent.records import MemorySink
 from consent_mw.wire import RECORD_SCHEMA
 
+# The smoke set that also runs under FastAPI (see conftest.pytest_generate_tests).
+pytestmark = pytest.mark.fastapi
+
 MakeClient = Callable[..., TestClient]
 
 
