@@ -43,7 +43,7 @@ from consent_mw.ids import hash_user_id, new_event_id, new_event_ids
 from consent_mw.settings import PathExclusions, Settings
 from consent_mw.state import RequestContext
 
-log = logging.getLogger("consent_mw.capture.pipeline")
+log = logging.getLogger(__name__)
 
 DROP_REASONS = ("queue_full", "too_large", "shutdown", "suppressed", "no_consent", "error",
                 "spool_full")

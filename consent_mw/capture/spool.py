@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from consent_mw import wire
 
-log = logging.getLogger("consent_mw.capture.spool")
+log = logging.getLogger(__name__)
 SUFFIX = ".spool"
 CLAIM = ".claim-"
 

@@ -20,7 +20,7 @@ import httpx
 from consent_mw import wire
 from consent_mw.errors import ConsentMWError
 
-log = logging.getLogger("consent_mw.capture.transport")
+log = logging.getLogger(__name__)
 
 
 class TransportError(ConsentMWError):

@@ -42,7 +42,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-log = logging.getLogger("consent_mw")
+log = logging.getLogger(__name__)
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
 #: How the settled path routes a path: a page to capture, an excluded path, our endpoint.
