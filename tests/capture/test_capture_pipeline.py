@@ -450,11 +450,12 @@ def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
         make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
     from consent_mw.capture.events import json_size
 
+    base = "/deep" * 60  # a real size over the smallest max_event_bytes allowed
     probe = RecordingTransport()
     settings = make_settings()
     capture = Capture(settings, transport=probe)
     ctx = make_ctx(settings, ("analytics",), capture=capture)
-    capture.page(ctx, make_scope("/short"), 200)
+    capture.page(ctx, make_scope(base + "/short"), 200)
     capture.shutdown(5)
     real = json_size(probe.events[0])
 
@@ -463,10 +464,10 @@ def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
     settings = make_settings(max_event_bytes=real + len("/long") - len("/short"))
     capture = Capture(settings, transport=transport)
     ctx = make_ctx(settings, ("analytics",), capture=capture)
-    capture.page(ctx, make_scope("/long"), 200)
-    capture.page(ctx, make_scope("/longer"), 200)
+    capture.page(ctx, make_scope(base + "/long"), 200)
+    capture.page(ctx, make_scope(base + "/longer"), 200)
     capture.shutdown(5)
-    assert [e["path"] for e in transport.events] == ["/long"]
+    assert [e["path"] for e in transport.events] == [base + "/long"]
     assert capture.stats()["dropped"]["too_large"] == 1
 
 
