@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 
 from consent_mw.capture.pipeline import Capture
+from consent_mw.capture.transport import Transport
 from consent_mw.consent import i18n
 from consent_mw.consent.banner import render_banner, return_target
 from consent_mw.consent.cookies import (
@@ -282,12 +283,8 @@ class _SettledSend:
         if capture is not None:
             ctx = self.ctx
             try:
-                # Settled ids exist exactly when analytics is granted.
-                if ctx.visitor_id is not None:
-                    capture.hit(ctx, self.scope, int(message.get("status", 200)),
-                                self.header_bytes)
-                else:
-                    capture.page(ctx, self.scope, int(message.get("status", 200)))
+                capture.page(ctx, self.scope, int(message.get("status", 200)),
+                             self.header_bytes)
             except Exception:
                 mw._fail("capture.page")
         try:
@@ -314,7 +311,7 @@ class ConsentMiddleware:
         app: ASGIApp,
         *,
         settings: Settings | None = None,
-        transport: Any = None,
+        transport: Transport | None = None,
         record_sink: RecordSink | None = None,
         self_service: SelfService | None = None,
     ) -> None:

@@ -87,8 +87,8 @@ def test_batches_are_cut_at_batch_size(make_settings: Callable[..., Settings],
     capture = Capture(settings, transport=transport)
     pages(capture, settings, 25)
     assert capture.force_flush(5)
-    assert [len(ev) for _, ev, _ in transport.batches] == [10, 10, 5]
-    assert len({batch_id for batch_id, _, _ in transport.batches}) == 3
+    assert [len(b.events) for b in transport.batches] == [10, 10, 5]
+    assert len({b.batch_id for b in transport.batches}) == 3
 
 
 def test_consent_records_ride_in_the_same_batches(make_settings: Callable[..., Settings],
@@ -338,18 +338,18 @@ def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Setting
     real_send = transport.send
 
     def send(events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> SendResult | None:
+             batch_id: str, sent_at: int) -> SendResult:
         sizes.append(len(events))
         if len(events) > 3:
             raise TransportError("too big", retryable=False, status=413)
-        return real_send(events, records, batch_id=batch_id)
+        return real_send(events, records, batch_id=batch_id, sent_at=sent_at)
 
     transport.send = send  # type: ignore[method-assign]
     capture = Capture(settings, transport=transport)
     pages(capture, settings, 10)
     capture.shutdown(5)
     assert len(transport.events) == 10
-    assert all(len(ev) <= 3 for _, ev, _ in transport.batches)
+    assert all(len(b.events) <= 3 for b in transport.batches)
     assert capture.stats()["rejected"] == 0
 
 
@@ -440,7 +440,7 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
         capture.page(ctx, make_scope(f"/p{i}"), 200)
     capture.record({"record_id": "r1", "ts": 1})
     capture.shutdown(5)
-    assert [(len(events), len(records)) for _, events, records in transport.batches] == [
+    assert [(len(b.events), len(b.records)) for b in transport.batches] == [
         (40, 0), (40, 0), (10, 1)]
     assert sorted(e["path"] for e in transport.events) == sorted(f"/p{i}" for i in range(90))
     assert len({e["event_id"] for e in transport.events}) == 90
@@ -448,7 +448,7 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
 
 def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
         make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
-    from consent_mw.capture.events import json_size
+    from consent_mw.capture.fields import json_size
 
     base = "/deep" * 60  # a real size over the smallest max_event_bytes allowed
     probe = RecordingTransport()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -144,21 +143,3 @@ def run_async(fn: Any, *args: Any) -> Any:
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(anyio.run, fn, *args).result()
-
-
-class ListTransport:
-    """A capture transport that keeps every event and record it is sent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
-        with self.lock:
-            self.events.extend(events)
-            self.records.extend(records)
-
-    def close(self) -> None:
-        pass
