@@ -54,7 +54,7 @@ class PageHit(NamedTuple):
     headers: Sequence[tuple[bytes, bytes]]  # the server's own list for this request
     visitor_id: str | None
     session_id: str | None
-    client: Sequence[Any] | None  # ``scope["client"]``: the IP is resolved in the worker
+    client: tuple[str, int] | None  # ``scope["client"]``: the IP is resolved in the worker
     ip: str | None  # the client IP, when the site resolved it (``RequestContext.client_ip``)
 
 
@@ -126,7 +126,7 @@ class HitBuilder:
         self._forwarded = forwarded_header
         self._states: dict[int, _Known] = {}
         # Keyed without the settings (fixed per builder): hashing them per event adds up.
-        self._templates: BoundedCache[tuple[Any, ...], tuple[dict[str, Any], int]] = (
+        self._templates: BoundedCache[tuple[object, ...], tuple[dict[str, Any], int]] = (
             BoundedCache(max_entries=self.MAX_TEMPLATES, max_bytes=self.MAX_TEMPLATE_BYTES))
         self.misses = 0  # templates built, for tests and tuning
 
@@ -217,7 +217,7 @@ class HitBuilder:
         event.update(items)
         return event, size
 
-    def _template(self, key: tuple[Any, ...]) -> tuple[dict[str, Any], int]:
+    def _template(self, key: tuple[object, ...]) -> tuple[dict[str, Any], int]:
         self.misses += 1
         req = PageRequest._make(key)
         fields = request_fields(req, search_params=self._search,

@@ -41,7 +41,7 @@ class SpooledBatch:
     events: list[dict[str, Any]]
     records: list[dict[str, Any]]
     size: int
-    handle: Any = field(default=None, repr=False)  # spool-specific
+    handle: Path | None = field(default=None, repr=False)  # a DiskSpool's claimed file
 
 
 @dataclass(slots=True)
@@ -240,11 +240,14 @@ class DiskSpool:
         return None
 
     def done(self, batch: SpooledBatch) -> None:
-        with contextlib.suppress(OSError):
-            Path(batch.handle).unlink()
+        if batch.handle is not None:
+            with contextlib.suppress(OSError):
+                batch.handle.unlink()
 
     def release(self, batch: SpooledBatch) -> None:
-        path = Path(batch.handle)
+        path = batch.handle
+        if path is None:
+            return
         with contextlib.suppress(OSError):
             path.rename(path.with_name(path.name.rpartition(CLAIM)[0]))
 

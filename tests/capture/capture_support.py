@@ -83,5 +83,11 @@ class RecordingTransport(InMemoryTransport):
         return self.result
 
 
+def failures(capture: Any) -> int:
+    """What ``capture.stats()`` counts as failed: errors dropping items, background errors."""
+    stats = capture.stats()
+    return int(stats["dropped"]["error"] + stats["worker_errors"])
+
+
 def down(retry_after: float | None = None) -> TransportError:
     return TransportError("down", retryable=True, retry_after=retry_after, status=503)

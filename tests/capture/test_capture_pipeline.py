@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import VISITOR, RecordingTransport, down, make_ctx, make_scope
+from capture_support import VISITOR, RecordingTransport, down, failures, make_ctx, make_scope
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import MemorySpool
@@ -201,6 +201,26 @@ def test_collector_without_privacy_routes_keeps_the_local_list(
         assert "local-hash" in capture.suppressions
     finally:
         capture.shutdown(5)
+    assert failures(capture) == 0
+
+
+def test_a_failing_background_task_is_counted_and_the_worker_carries_on(
+        make_settings: Callable[..., Settings]) -> None:
+    class Broken(RecordingTransport):
+        def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+            raise RuntimeError("bug in the transport")
+
+    settings = make_settings(suppression_refresh=0.1, flush_interval=0.05)
+    t = Broken()
+    capture = Capture(settings, transport=t)
+    capture.start()
+    try:
+        assert wait_until(lambda: capture.stats()["worker_errors"] >= 2, capture)
+        pages(capture, settings, 2)
+        assert wait_until(lambda: len(t.events) == 2, capture)  # delivery still works
+    finally:
+        capture.shutdown(5)
+    assert capture.stats()["dropped"]["error"] == 0
 
 
 # -- consent gating ---------------------------------------------------------------------------
@@ -240,10 +260,11 @@ def test_capture_failures_never_reach_the_caller(make_settings: Callable[..., Se
                                                  transport: RecordingTransport) -> None:
     settings = make_settings()
     capture = Capture(settings, transport=transport)
+    assert failures(capture) == 0
     capture.page(None, make_scope("/"), 200)  # type: ignore[arg-type]
     capture.custom(None, "x", {})  # type: ignore[arg-type]
     capture.identify(None, "u", {})  # type: ignore[arg-type]
-    assert capture.stats()["dropped"]["error"] == 3
+    assert capture.stats()["dropped"]["error"] == 3 and failures(capture) == 3
 
 
 def test_capture_without_a_transport_is_a_no_op(make_settings: Callable[..., Settings]) -> None:
@@ -278,6 +299,9 @@ def test_outage_spools_in_memory_and_replays_after_recovery(
     ids = [e["event_id"] for e in transport.events]
     assert len(ids) == 12 == len(set(ids))
     assert capture.stats()["sent"] == 12
+    assert failures(capture) == 0  # an outage is retried and spooled, not a failure
+    # Replays keep the sent_at the pipeline gave each batch: its newest item's time.
+    assert all(b.sent_at == max(e["ts"] for e in b.events) for b in transport.batches)
 
 
 def test_long_retry_after_spools_at_once_and_holds_further_sends(
@@ -309,6 +333,7 @@ def test_partial_success_counts_rejected_and_is_not_retried(
     stats = capture.stats()
     assert len(transport.batches) == 1
     assert stats["rejected"] == 2 and stats["sent"] == 3 and stats["spooled"] == 0
+    assert failures(capture) == 0
 
 
 @pytest.mark.parametrize("status", [401, 403, 400])
@@ -329,6 +354,7 @@ def test_refused_batches_are_counted_not_retried_not_spooled(
     stats = capture.stats()
     assert len(calls) == 1
     assert stats["rejected"] == 4 and stats["spooled"] == 0
+    assert failures(capture) == 0  # a refusal is counted as rejected, not as a failure
 
 
 def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Settings],
@@ -350,7 +376,7 @@ def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Setting
     capture.shutdown(5)
     assert len(transport.events) == 10
     assert all(len(b.events) <= 3 for b in transport.batches)
-    assert capture.stats()["rejected"] == 0
+    assert capture.stats()["rejected"] == 0 and failures(capture) == 0
 
 
 def test_unexpected_transport_exception_is_counted_as_error(
