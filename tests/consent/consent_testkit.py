@@ -121,6 +121,20 @@ def fastapi_app(settings: Settings, **kwargs: Any) -> Any:
 APP_FACTORIES = {"starlette": starlette_app, "fastapi": fastapi_app}
 
 
+def middleware_of(client: Any) -> ConsentMiddleware:
+    """The ConsentMiddleware inside a test client's app (Starlette builds its middleware stack
+    on the first request; building it here makes that request use this one)."""
+    app = client.app
+    if isinstance(app, ConsentMiddleware):
+        return app
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    mw = app.middleware_stack
+    while not isinstance(mw, ConsentMiddleware):
+        mw = mw.app
+    return mw
+
+
 def cookie_values(response: Any) -> dict[str, str]:
     """Set-Cookie header values by cookie name (the whole header line)."""
     out: dict[str, str] = {}

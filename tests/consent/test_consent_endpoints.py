@@ -11,7 +11,7 @@ from consent_testkit import ORIGIN, cookie_values, run_async, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw.consent.categories import Tag
-from consent_mw.consent.endpoints import BadRequest, read_body
+from consent_mw.http import BadRequest, read_body
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 

@@ -84,6 +84,7 @@ def test_a_settled_visitor_gets_what_the_full_path_gives(site: Site, decision: s
     assert comparable(fast) == comparable(full)
     assert fast_events == full_events
     assert "set-cookie" not in fast.headers  # nothing to set: that is what settled means
+    assert site.mw.stats()["failures"] == 0  # and neither path served over a failure
 
 
 @pytest.mark.parametrize("decision", sorted(DECISIONS))
