@@ -22,7 +22,7 @@ from consent_mw.consent.incoming import Incoming
 from consent_mw.consent.pages import render_external_transmission, render_preferences
 from consent_mw.consent.posts import Posts, status
 from consent_mw.consent.self_service import SelfService
-from consent_mw.http import json_bytes, respond
+from consent_mw.http import STATUS_CODES, header, json_bytes, respond, respond_error
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 
@@ -40,6 +40,19 @@ STATIC_TYPES = {
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GPC_LAST_UPDATE = "2026-11-24"
+
+
+REASONS = {404: "not found", 405: "method not allowed"}
+
+
+async def refuse(scope: Scope, send: Send, status: int,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A route or method we do not serve, in the package's one error shape: JSON to a client
+    that asks for it, else the plain reason."""
+    accept = header(scope.get("headers") or (), b"accept") or ""
+    await respond_error(send, status, STATUS_CODES[status], REASONS[status], headers or (),
+                        as_json="application/json" in accept,
+                        head=scope.get("method") == "HEAD")
 
 
 class Endpoints:
@@ -65,8 +78,7 @@ class Endpoints:
 
     async def gpc_json(self, scope: Scope, send: Send) -> None:
         if scope.get("method") not in ("GET", "HEAD"):
-            await respond(send, 405, b"method not allowed", b"text/plain; charset=utf-8",
-                          [(b"allow", b"GET, HEAD")])
+            await refuse(scope, send, 405, [(b"allow", b"GET, HEAD")])
             return
         await respond(send, 200, self.gpc_body, b"application/json",
                       [(b"cache-control", b"public, max-age=86400")],
@@ -87,12 +99,12 @@ class Endpoints:
             visitor = None if incoming.new_visitor else ctx.visitor_id
             if not await self.self_service.handle(ctx, dict(scope), receive, send,
                                                   visitor_id=visitor, forget=forget):
-                await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+                await refuse(scope, send, 404)
             return
         if sub.startswith("/static/") and method in ("GET", "HEAD"):
             found = self.static.get(sub[len("/static/"):])
             if found is None:
-                await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+                await refuse(scope, send, 404)
                 return
             await respond(send, 200, found[0], found[1],
                           [(b"cache-control", b"public, max-age=3600"),
@@ -102,11 +114,10 @@ class Endpoints:
         routes = {"": ("GET", "HEAD", "POST"), "/preferences": ("GET", "HEAD"),
                   "/external-transmission": ("GET", "HEAD"), "/shown": ("POST",)}
         if sub not in routes:
-            await respond(send, 404, b"not found", b"text/plain; charset=utf-8")
+            await refuse(scope, send, 404)
             return
         if method not in routes[sub]:
-            await respond(send, 405, b"method not allowed", b"text/plain; charset=utf-8",
-                          [(b"allow", ", ".join(routes[sub]).encode())])
+            await refuse(scope, send, 405, [(b"allow", ", ".join(routes[sub]).encode())])
             return
         if sub == "" and method == "POST":
             await self.posts.decision(ctx, incoming, scope, receive, send)
