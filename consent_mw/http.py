@@ -18,15 +18,12 @@ Same-origin rule for every state-changing route (consent, deletion), in order:
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from consent_mw.errors import ConsentMWError
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from consent_mw.types import Receive, Send
 
 #: The largest JSON body the middleware parses (consent decisions, deletion confirmations).
 MAX_JSON_BYTES = 64 * 1024

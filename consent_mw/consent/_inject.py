@@ -8,7 +8,7 @@ has one (no HEAD, 1xx, 204, 205 or 304): streamed and compressed responses pass 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from consent_mw.consent import i18n
@@ -17,9 +17,7 @@ from consent_mw.consent.incoming import Incoming
 from consent_mw.consent.tags import render_tags
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
-
-Headers = list[tuple[bytes, bytes]]
-Message = MutableMapping[str, Any]
+from consent_mw.types import Headers, Message
 
 #: What a banner or tags depend on: a cache must key the HTML on these request headers.
 VARY = b"Cookie, Sec-GPC"

@@ -20,9 +20,10 @@ from consent_mw.consent._inject import (
 )
 from consent_mw.consent.incoming import Incoming
 from consent_mw.state import RequestContext
+from consent_mw.types import Message, Scope, Send
 
 if TYPE_CHECKING:  # the middleware imports this module
-    from consent_mw.consent.middleware import ConsentMiddleware, Message, Scope, Send
+    from consent_mw.consent.middleware import ConsentMiddleware
 
 
 class SettledSend:

@@ -10,9 +10,9 @@ answered by ``consent_mw.http.respond_error``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from consent_mw.consent.banner import safe_return
@@ -25,14 +25,11 @@ from consent_mw.consent.self_service import SelfService
 from consent_mw.http import STATUS_CODES, header, json_bytes, respond, respond_error
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
+from consent_mw.types import Receive, Scope, Send
 
 if TYPE_CHECKING:  # the middleware imports this module
     from consent_mw.consent.middleware import ErrorPlace
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 STATIC_TYPES = {
     ".js": b"text/javascript; charset=utf-8",

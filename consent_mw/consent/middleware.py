@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal, get_args
 
 import anyio.to_thread
@@ -31,12 +30,7 @@ from consent_mw.consent.records import MemorySink, RecordSink
 from consent_mw.consent.self_service import SelfService
 from consent_mw.settings import PathExclusions, Settings
 from consent_mw.state import SCOPE_KEY, RequestContext
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from consent_mw.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from consent_mw.consent.i18n import t
@@ -16,9 +16,9 @@ from consent_mw.consent.pages import document
 from consent_mw.http import respond, respond_error
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
+from consent_mw.types import Send
 
 Headers = Sequence[tuple[bytes, bytes]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: On every self-service answer. ``same-origin``, not ``no-referrer``: under no-referrer
 #: browsers send "Origin: null" with the page's own form POST, which the same-origin rule

@@ -8,7 +8,6 @@ cookies at once (``consent.identity``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -40,11 +39,7 @@ from consent_mw.ids import new_consent_id
 from consent_mw.ratelimit import RateLimit, address_key
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState, RequestContext
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from consent_mw.types import Receive, Scope, Send
 
 #: ``shown`` records per client address per hour (a carrier-grade NAT puts many phones
 #: behind one address, so this is generous; a browser sends one per 30 minutes).

@@ -30,8 +30,7 @@ The answers are written by ``consent_mw.consent.my_data_page``.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote
 
 import anyio.to_thread
@@ -44,11 +43,8 @@ from consent_mw.http import MAX_JSON_BYTES, BadRequest, parse_json, read_body, s
 from consent_mw.ratelimit import RateLimit, address_key, check_all
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
+from consent_mw.types import Receive, Scope, Send
 
-Scope = dict[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 #: Cookies that reset this browser after a deletion (the middleware builds them).
 Forget = Callable[[], list[tuple[bytes, bytes]]]
 STATUS_LINK_AGE = 90 * 86400  # how long a deletion's status link works
