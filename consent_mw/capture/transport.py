@@ -48,14 +48,15 @@ class Suppressions(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """The collector took the batch; ``rejected`` of its items were refused (partial success),
-    ``reasons`` says why. ``SendResult()``: everything was taken."""
+    ``reasons`` says why; ``accepted``, how many it kept (None from a transport that does not
+    count them: every item not rejected). ``SendResult()``: everything was taken.
+
+    Capture counts the rejected items as rejected, never as sent.
+    """
 
     rejected: int = 0
     reasons: tuple[str, ...] = ()
-
-
-#: Everything was taken.
-ACCEPTED = SendResult()
+    accepted: int | None = None
 
 
 class Transport(Protocol):
@@ -167,14 +168,17 @@ class HttpTransport:
         if 200 <= status < 300:
             parsed = _json(response)
             items = _rejected_items(parsed)
+            total = len(events) + len(records)
             if items and items[0]:
-                return SendResult(rejected=items[0], reasons=items[1])
-            return ACCEPTED
+                return SendResult(rejected=items[0], reasons=items[1],
+                                  accepted=max(0, total - items[0]))
+            return SendResult(accepted=total)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 400:
             items = _rejected_items(_json(response))
             if items is not None:  # per-item reasons: the rest of the batch was taken
-                return SendResult(rejected=items[0], reasons=items[1])
+                return SendResult(rejected=items[0], reasons=items[1],
+                                  accepted=max(0, len(events) + len(records) - items[0]))
             raise TransportError(f"collector refused the batch: 400 {response.text[:200]}",
                                  retryable=False, status=status)
         if is_retryable(status):
@@ -245,7 +249,7 @@ class InMemoryTransport:
              batch_id: str, sent_at: int) -> SendResult:
         with self._lock:
             self.batches.append(SentBatch(batch_id, sent_at, list(events), list(records)))
-        return ACCEPTED
+        return SendResult(accepted=len(events) + len(records))
 
     @property
     def events(self) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import pytest
 from consent_mw import wire
 from consent_mw.capture.transport import (
     HttpTransport,
+    InMemoryTransport,
     SendResult,
     TransportError,
     is_retryable,
@@ -38,7 +39,7 @@ def test_posts_a_gzip_batch_with_bearer_token() -> None:
     seen: list[httpx.Request] = []
     t = transport_answering(lambda r: httpx.Response(200, json={"accepted": 1, "rejected": []}),
                             seen)
-    assert t.send([EVENT], [], batch_id="b-1", sent_at=1_713_830_400_000) == SendResult()
+    assert t.send([EVENT], [], batch_id="b-1", sent_at=1_713_830_400_000) == SendResult(accepted=1)
     (request,) = seen
     assert request.url == "https://collector.example/v1/events"
     assert request.headers["authorization"] == "Bearer tok-123"
@@ -53,7 +54,8 @@ def test_400_with_per_item_reasons_is_a_partial_success() -> None:
     answer = {"accepted": 3, "rejected": [{"index": 1, "type": "event", "event_id": "x",
                                            "reason": "ts: clock skew"}]}
     t = transport_answering(lambda r: httpx.Response(400, json=answer))
-    assert t.send([EVENT] * 4, [], batch_id="b", sent_at=1) == SendResult(1, ("ts: clock skew",))
+    assert t.send([EVENT] * 4, [], batch_id="b", sent_at=1) == SendResult(
+        rejected=1, reasons=("ts: clock skew",), accepted=3)
 
 
 def test_400_without_item_reasons_refuses_the_whole_batch() -> None:
@@ -112,3 +114,13 @@ def test_suppressions_are_fetched_with_the_token_and_404_means_unsupported() -> 
     assert transport_answering(lambda r: httpx.Response(404)).fetch_suppressions() is None
     with pytest.raises(TransportError):
         transport_answering(lambda r: httpx.Response(200, json=[1])).fetch_suppressions()
+
+
+def test_both_transports_count_the_same_batch_alike() -> None:
+    """What capture counts must not depend on which transport it was given."""
+    http = transport_answering(lambda r: httpx.Response(200, json={"accepted": 2}))
+    memory = InMemoryTransport()
+    batch: dict[str, Any] = {"batch_id": "b", "sent_at": 7}
+    assert (http.send([EVENT, EVENT], [], **batch)
+            == memory.send([EVENT, EVENT], [], **batch) == SendResult(accepted=2))
+    assert memory.batches[0].sent_at == 7  # the pipeline's sent_at, as Http sends it
