@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from consent_mw import wire
 from consent_mw.capture.batching import Exporter, Item, Items
 from consent_mw.capture.buffer import BatchBuffer
 from consent_mw.capture.counters import Counters
@@ -151,19 +152,23 @@ class Capture:
             if excluded:
                 return
             state = ctx.state
-            # state.granted_any(self._analytics), inline: this is paid on every page.
-            if state.granted_names.isdisjoint(self._analytics) and (
-                    scope.get("method") != "GET" or not 200 <= status < 300):
-                # Anonymous counts are page counts: a redirect, an error or a form post
-                # would count a page twice or count junk paths.
-                return
-            # The header list itself, not a copy: the server made it for this request and
-            # the worker only reads it. Queued, it is charged its size: a server may accept
-            # megabytes of headers.
             headers = scope.get("headers") or ()
-            query = scope.get("query_string") or b""
-            if header_bytes < 0:
+            # state.granted_any(self._analytics), inline: this is paid on every page.
+            if state.granted_names.isdisjoint(self._analytics):
+                if scope.get("method") != "GET" or not 200 <= status < 300:
+                    # Anonymous counts are page counts: a redirect, an error or a form post
+                    # would count a page twice or count junk paths.
+                    return
+                # Only the User-Agent is read: anyone's oversized headers must not fill the
+                # queue's memory while the collector is slow.
+                ua = next((v for k, v in headers if k == b"user-agent"), None)
+                headers = () if ua is None else ((b"user-agent", bytes(ua[:wire.MAX_UA])),)
                 header_bytes = headers_size(headers)
+            elif header_bytes < 0:
+                # The server's own list, not a copy (the worker only reads it), charged its
+                # size: a server may accept megabytes of headers.
+                header_bytes = headers_size(headers)
+            query = scope.get("query_string") or b""
             self._emit(_new_tuple(PageHit, (
                 _time_ns() // 1_000_000, state, path, scope.get("method"), status, query,
                 headers, ctx.visitor_id, ctx.session_id, scope.get("client"), ctx.client_ip,
