@@ -25,15 +25,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from collector.accounts import demo_accounts
 from collector.ddl.tables import DdlOptions, apply_migrations
 from collector.query import api as query_api
 from collector.query.rollup import Rollup
 from collector.store import Store
 from dashboards.app import create_dashboards
-from dashboards.auth import demo_users
-from dashboards.queries import PAGES, PANELS, StoreBackend, View, panel_params
+from dashboards.backends import StoreBackend
+from dashboards.panels import PAGES, PANELS
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
+from dashboards.view import View, panel_params
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -79,7 +81,7 @@ def main() -> None:
 
 
 def run(store: Store, runs: int) -> None:
-    users, _ = demo_users("bench-password")
+    users = demo_accounts("bench-password")
     settings = DashboardSettings(users=users)
     today = dt.date.today()
     windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))

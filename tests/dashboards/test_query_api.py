@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from collector.query import api as query_api
 from collector.query.api import QueryError, Sql, run_readonly
 from consent_mw.config import Secret
-from dashboards.queries import CollectorBackend
+from dashboards.backends import CollectorBackend
 
 from .conftest import insert_events, visitors
 
@@ -92,7 +92,7 @@ def test_collector_backend_talks_to_the_endpoint(store: Any, collector: TestClie
 
 
 def test_cache_follows_the_data_version(store: Any) -> None:
-    from dashboards.queries import CachedBackend, StoreBackend
+    from dashboards.backends import CachedBackend, StoreBackend
 
     insert_events(store, visitors("a", 6, path="/"))
     cached = CachedBackend(StoreBackend(store))
@@ -111,7 +111,7 @@ def test_cache_follows_the_data_version(store: Any) -> None:
 
 
 def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
-    from dashboards.queries import BackendError, StoreBackend
+    from dashboards.backends import BackendError, StoreBackend
 
     class Flaky:
         """The real store, but its next ``failures`` reads fail like a vanished part."""
@@ -132,7 +132,7 @@ def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
 
 
 def test_max_age_cache_lags_new_events_but_never_privacy_changes(store: Any) -> None:
-    from dashboards.queries import CachedBackend, StoreBackend
+    from dashboards.backends import CachedBackend, StoreBackend
 
     insert_events(store, visitors("a", 6, path="/"))
     cached = CachedBackend(StoreBackend(store), max_age=3600)
