@@ -24,6 +24,7 @@ from collector.privacy.gate import SuppressionGate
 from collector.privacy.operations import Privacy
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
+from consent_mw.capture.transport import SendResult, Suppressions
 
 log = logging.getLogger("consent_mw.collector")
 
@@ -127,17 +128,20 @@ class InProcessTransport:
         *,
         batch_id: str,
         sent_at: int | None = None,
-    ) -> None:
+    ) -> SendResult:
         """``sent_at``: when the batch was first built (ms), if the caller kept it."""
         try:
             result = self.service.ingest.process(events, records, batch_id=batch_id,
                                                  sent_at=sent_at)
         except StoreError as exc:
             raise _transport_error(str(exc), retryable=True, retry_after=1.0) from exc
-        if result.rejected:
-            # Resending would not help; the counters and this log say what was wrong.
-            log.warning("in-process batch %s: %d item(s) rejected, first: %s", batch_id,
-                        len(result.rejected), result.rejected[0].reason)
+        # Resending would not help: the capture counts (and logs) what was rejected.
+        return SendResult(rejected=len(result.rejected),
+                          reasons=tuple(r.reason for r in result.rejected))
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        """None: a capture in this process shares the collector's list (``Privacy.attach``)."""
+        return None
 
     def close(self) -> None:
         """Nothing to release: the service owns the store."""
