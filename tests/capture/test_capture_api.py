@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -69,11 +70,22 @@ def test_identify_sends_a_keyed_hash_and_allow_listed_traits(
     assert "account-42" not in str(event)
 
 
-def test_calls_without_a_consent_context_do_nothing_and_do_not_raise() -> None:
-    track({"type": "http"}, "x")
-    identify({"type": "http"}, "u")
-    track(object(), "x")
-    identify(None, "u")
+def test_calls_without_a_consent_context_record_nothing_and_log_no_error(
+        make_settings: Callable[..., Settings], transport: RecordingTransport,
+        caplog: pytest.LogCaptureFixture) -> None:
+    capture = Capture(make_settings(), transport=transport)
+    scope = make_scope("/reserve/done")
+    # A value under the scope key that the middleware did not put there grants nothing.
+    scope[SCOPE_KEY] = {"capture": capture, "granted": ("analytics", "marketing")}
+    with caplog.at_level(logging.DEBUG, logger="consent_mw"):
+        for request in ({"type": "http"}, object(), None, scope, Request(scope)):
+            track(request, "x", conversion=True)
+            identify(request, "u", {"age": 30})
+    capture.shutdown(5)
+    assert (transport.events, transport.records) == ([], [])
+    stats = capture.stats()
+    assert (stats["sent"], stats["records_sent"], stats["worker_errors"]) == (0, 0, 0)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_broken_capture_never_raises_into_the_site(make_settings: Callable[..., Settings]
