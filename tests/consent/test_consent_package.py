@@ -1,6 +1,6 @@
 """The package's own rules: one exception root, loggers named after their modules, the
-environment read by Settings.from_env only, no web framework and no collector dependency,
-and modules small enough to read."""
+environment read by Settings.from_env only, and modules small enough to read. What the
+package may import is checked with every other layer in tests/test_architecture.py."""
 
 from __future__ import annotations
 
@@ -15,10 +15,6 @@ from consent_mw.errors import ConsentMWError
 
 PACKAGE = Path(consent_mw.__file__).resolve().parent
 FILES = sorted(PACKAGE.rglob("*.py"))
-#: What a web process that only streams to a collector must not need.
-FORBIDDEN = {"starlette", "fastapi", "clickhouse_connect", "chdb", "geoip2", "prometheus_client",
-             "jsonschema", "jinja2", "yaml", "argon2", "plotly", "collector", "dashboards",
-             "clinic"}
 MAX_LINES = 300
 
 
@@ -32,20 +28,6 @@ def test_every_exception_derives_from_the_root() -> None:
                     and not issubclass(obj, ConsentMWError)):
                 strays.append(f"{info.name}.{name}")
     assert strays == []
-
-
-def test_no_framework_or_collector_dependency_is_imported() -> None:
-    offenders = {}
-    for path in FILES:
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-        if names & FORBIDDEN:
-            offenders[path.name] = sorted(names & FORBIDDEN)
-    assert offenders == {}
 
 
 def test_loggers_are_named_after_their_modules() -> None:
