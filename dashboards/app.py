@@ -33,9 +33,9 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
-from collector.accounts import Logins, Session, SessionStore
 from collector.csvsafe import write_csv
-from collector.query.api import DIMENSIONS, QueryError
+from collector.logins import Logins, Session, SessionStore
+from collector.query.params import DIMENSIONS, QueryError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
 from dashboards.auth import PAGE_ROLES
 from dashboards.queries import (

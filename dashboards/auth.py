@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collector.accounts import Session
+from collector.logins import Session
 
 __all__ = ["PAGE_ROLES", "Session"]
 

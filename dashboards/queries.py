@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector.query import api as query_api
-from collector.query.api import FILTERS, QueryError
+from collector.query import catalogue
+from collector.query import run as query_run
+from collector.query.params import FILTERS, MAX_DAYS, MAX_FILTER_LEN, QueryError, parse_date
 from collector.store import Store
 
 Rows = list[dict[str, Any]]
@@ -41,10 +42,10 @@ class StoreBackend:
         self.store = store
 
     def run(self, name: str, params: Mapping[str, Any]) -> Rows:
-        query_api.build(name, params)  # QueryError passes through: the caller's fault
+        catalogue.build(name, params)  # QueryError passes through: the caller's fault
         for attempt in (1, 2):
             try:
-                return query_api.run(self.store, name, params)
+                return query_run.run(self.store, name, params)
             except Exception as exc:
                 # Seen in the demo: right after a bulk insert, chDB may drop a merged-away
                 # part under a running read ("No such file ... data.cmrk4"). A read-only
@@ -273,12 +274,12 @@ def parse_view(query: Mapping[str, str] | Any, tz: str,
     if preset not in PRESETS:
         raise QueryError(f"preset: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     if preset == "custom":
-        start = query_api._date("start", query.get("start"))
-        end = query_api._date("end", query.get("end") or query.get("start"))
+        start = parse_date("start", query.get("start"))
+        end = parse_date("end", query.get("end") or query.get("start"))
         if end < start:
             raise QueryError("end: must not be before start")
-        if (end - start).days >= query_api.MAX_DAYS:
-            raise QueryError(f"date range: at most {query_api.MAX_DAYS} days")
+        if (end - start).days >= MAX_DAYS:
+            raise QueryError(f"date range: at most {MAX_DAYS} days")
     else:
         start, end = preset_range(preset, today)
     filters: dict[str, str] = {}
@@ -289,7 +290,7 @@ def parse_view(query: Mapping[str, str] | Any, tz: str,
                 raise QueryError(f"unknown filter {dim!r}; filterable: "
                                  f"{', '.join(sorted(FILTERS))}")
             value = str(query.get(key) or "")
-            if len(value) > query_api.MAX_FILTER_LEN:
+            if len(value) > MAX_FILTER_LEN:
                 raise QueryError(f"filter {dim!r}: value too long")
             filters[dim] = value
     grain = query.get("grain") or "auto"
@@ -316,6 +317,6 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
         extra = {"limit": top_n}
     elif panel.query == "timeseries":
         extra = {"grain": effective_grain(view)}
-    if panel.query in query_api.UNDATED:
+    if panel.query in catalogue.UNDATED:
         return {}
     return view.params(k, tz, **extra)

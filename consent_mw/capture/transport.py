@@ -131,9 +131,10 @@ class HttpTransport:
             self._client.headers.update(headers)
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> SendResult | None:
-        body = wire.encode_batch(events, records, batch_id=batch_id,
-                                 sent_at=batch_time(events, records))
+             batch_id: str, sent_at: int | None = None) -> SendResult | None:
+        if sent_at is None:
+            sent_at = batch_time(events, records)
+        body = wire.encode_batch(events, records, batch_id=batch_id, sent_at=sent_at)
         try:
             response = self._client.post(
                 self.base_url + "/v1/events",
