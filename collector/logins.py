@@ -24,6 +24,7 @@ import anyio.to_thread
 from itsdangerous import BadData, URLSafeSerializer
 
 from collector.accounts import Account, verify_password
+from collector.errors import CollectorError
 
 
 class LoginGuard:
@@ -100,7 +101,7 @@ class LoginGuard:
             state.popitem(last=False)
 
 
-class LoginBusy(RuntimeError):
+class LoginBusy(CollectorError, RuntimeError):
     """Too many password checks at once; answered 503 with Retry-After."""
 
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from collector.errors import CollectorError
 from consent_mw.clientip import client_ip
 from consent_mw.http import same_origin
 from consent_mw.ratelimit import address_key
@@ -21,7 +22,7 @@ MAX_FORM_BYTES = 16 * 1024
 STORE_RETRY_AFTER = 5
 
 
-class BodyTooLarge(ValueError):
+class BodyTooLarge(CollectorError, ValueError):
     """A request body over its limit; answered 413."""
 
 

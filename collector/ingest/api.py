@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.auth import bearer_ok, is_loopback
+from collector.errors import CollectorError
 from collector.ingest.pipeline import Ingest
 from collector.ingest.validate import BatchRefused
 from collector.metrics import CollectorMetrics
@@ -57,7 +58,7 @@ def structure_error(raw: bytes) -> str | None:
     return None
 
 
-class BadBody(ValueError):
+class BadBody(CollectorError):
     """A body that cannot be decoded: invalid gzip (400) or an unknown encoding (415)."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from collector.errors import CollectorError
 from collector.ingest._fastschema import compile_item, compile_schema
 from consent_mw.wire import BATCH_SCHEMA, EVENT_SCHEMA, MAX_TEXT, RECORD_SCHEMA
 
@@ -33,7 +34,7 @@ EVENT_PREPARE = compile_item(EVENT_SCHEMA, keep_whole=frozenset({"ip"}))
 RECORD_PREPARE = compile_item(RECORD_SCHEMA)
 
 
-class BatchRefused(ValueError):
+class BatchRefused(CollectorError, ValueError):
     """A batch whose envelope is not the wire shape; nothing of it is stored (400)."""
 
     code = "bad_batch"

@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from collector.ddl.tables import PURGED_TABLES
+from collector.errors import CollectorError
 from collector.privacy import audit
 from collector.privacy.disk_scan import ScanReport, scan_directory
 from collector.privacy.subjects import (
@@ -69,7 +70,7 @@ def no_progress(step: str) -> None:
     return None
 
 
-class PurgeFailed(RuntimeError):
+class PurgeFailed(CollectorError, RuntimeError):
     """A purge's batch failed; it stays pending in the audit trail and is resumed."""
 
 

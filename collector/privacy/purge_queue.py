@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
+from collector.errors import CollectorError
 from collector.privacy.purge import ProgressFn, PurgeJob, Purger, no_progress
 from collector.privacy.subjects import Subject, plain
 
@@ -29,7 +30,7 @@ MAX_BATCH_IDS = 1_500
 MAX_ATTEMPTS = 3  # batches a purge is tried in before it is left to the next start
 
 
-class PurgeQueueFull(RuntimeError):
+class PurgeQueueFull(CollectorError, RuntimeError):
     """More purges are waiting than the queue holds; answered 503 with Retry-After."""
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from collector.errors import CollectorError
 from collector.store import PRIVATE_SETTINGS, Store
 from consent_mw.ids import hash_user_id, is_valid_id, subject_hash
 
@@ -32,7 +33,7 @@ RECORD_SUBJECTS = ("visitor_id", "consent_id")
 SUBJECT_TYPES = ("visitor_id", "user_id", "consent_id")
 
 
-class PrivacyError(ValueError):
+class PrivacyError(CollectorError, ValueError):
     """A request the API answers with 400: malformed id, both ids or none."""
 
 

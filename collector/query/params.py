@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.ddl.tables import EXACT_UP_TO
+from collector.errors import CollectorError
 
 MAX_DAYS = 400
 #: The largest k: distinct counts up to here are exact, so no group below k can pass for k.
@@ -24,7 +25,7 @@ assert K_MAX < EXACT_UP_TO
 MAX_FILTER_LEN = 512
 
 
-class QueryError(ValueError):
+class QueryError(CollectorError, ValueError):
     """A request the catalogue refuses; ``reason`` is safe to show the caller."""
 
     def __init__(self, reason: str) -> None:
