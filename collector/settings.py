@@ -14,6 +14,7 @@ from typing import Any
 
 from collector.accounts import Account, staff_accounts
 from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, DdlOptions
+from collector.store import mask_dsn
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
 
@@ -95,6 +96,13 @@ class CollectorSettings:
             "-", ""
         ).isalnum():
             raise SettingsError("cluster", f"invalid cluster name {self.cluster!r}")
+
+    def __repr__(self) -> str:
+        # Secrets mask themselves; a ClickHouse URL may carry a password too.
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        values["store"] = mask_dsn(self.store)
+        shown = (f"{name}={value!r}" for name, value in values.items())
+        return f"CollectorSettings({', '.join(shown)})"
 
     @property
     def ddl_options(self) -> DdlOptions:

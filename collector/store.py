@@ -32,6 +32,15 @@ class StoreError(CollectorError, RuntimeError):
     """The store could not be opened or a statement failed."""
 
 
+def mask_dsn(dsn: str) -> str:
+    """``dsn`` with its password, if it has one, replaced by asterisks (for logs and reprs)."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+        return parts._replace(netloc=netloc).geturl()
+    return dsn
+
+
 def _dsn_kind(dsn: str) -> str:
     scheme = urlsplit(dsn).scheme
     if scheme == "chdb":
@@ -70,11 +79,7 @@ class Store:
 
     @property
     def masked_dsn(self) -> str:
-        parts = urlsplit(self.dsn)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-            return parts._replace(netloc=netloc).geturl()
-        return self.dsn
+        return mask_dsn(self.dsn)
 
     @property
     def embedded(self) -> bool:
