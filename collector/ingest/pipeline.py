@@ -10,6 +10,7 @@ stored.
 The hot path is :meth:`Ingest._prepare` and what it calls (``validate.check_event``,
 ``rows.event_columns``): about 10 µs an event, and what limits a site's throughput when the web
 process and the collector share a machine. Measure before and after changing it.
+About 300 lines, most of them that path, kept in one module so it profiles as one.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ The token (``--token``, read by click from ``CONSENT_MW_STAFF_TOKEN``, else
 admin token with ``--requested-by`` (read from ``USER`` when not given). ``--reason`` and a
 requester are required. Output is JSON on stdout; failures exit non-zero with a one-line
 reason on stderr.
+About 300 lines: one command per operation of the admin API, sharing their options.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ store (``collector.privacy.subjects``). Suppression state lives in the one
 (``collector.privacy.audit``), and names who asked for it.
 
 Statements that carry an id run with ``PRIVATE_SETTINGS`` (kept out of query logs).
+
+A little over 300 lines: this is the one facade the admin API, the staff page, the CLI and
+the in-process rights call, and each operation keeps its audit and suppression steps together.
 """
 
 from __future__ import annotations

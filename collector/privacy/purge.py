@@ -22,6 +22,9 @@ audit trail and the suppression rows, which keep the raw ids until step 3;
 
 Mutation statements are written to disk by ClickHouse, so they match ids by hash
 (:func:`collector.privacy.subjects.match_sql`), never by the id itself.
+
+A little over 300 lines: the six steps above are one class, in the order they run, so the
+idempotence of each can be checked against the others in one read.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ parameters only; ``collector.query.run`` runs the result read-only. It lives bel
 dashboards package because the collector runs it without importing them (collector ←
 dashboards). Anonymous counts and consent records have no visitor: there ``k`` is a threshold
 on the count (events or consent ids) instead of on distinct visitors.
+About 300 lines: one builder per named query, which read best side by side.
 """
 
 from __future__ import annotations

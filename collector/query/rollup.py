@@ -16,6 +16,9 @@ queries use (``collector.query.sql``), and records the build in ``rollup_days``:
   after inserting late events into it, with a version later than any build that missed them.
 
 Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes).
+
+A little over 300 lines: the worker that refreshes the rollup and the listener that wakes it
+are small and live beside what they drive.
 """
 
 from __future__ import annotations
