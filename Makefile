@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/consent-mw demo --host $(HOST) --port $(PORT) --store $(STORE) --seed $(SEED_EVENTS)
 
 lint: install-test
-	$(BIN)/ruff check consent_mw collector dashboards clinic tests bench
+	$(BIN)/ruff check consent_mw collector dashboards clinic consent_mw_cli tests bench
 
 typecheck: install-test
 	$(BIN)/mypy

@@ -78,7 +78,7 @@ def dashboards() -> Any:
         def demo_accounts(password: str) -> Any:
             return demo_users(password)[0]
     from dashboards.app import create_dashboards
-    from dashboards.queries import CollectorBackend
+    from dashboards.backends import CollectorBackend
     from dashboards.settings import DashboardSettings
 
     settings = DashboardSettings(users=demo_accounts(PASSWORD))

@@ -187,7 +187,8 @@ def main() -> None:
             raise RuntimeError("collector did not start")
 
         run(f"4 concurrent {len(bomb) // 1024} KB gzip bodies of 2.7M objects (collector)",
-            [py, "-m", "collector.cli", "collector", "--port", str(port), "--store",
+            # The console script, not a module path: --python may be an older checkout's.
+            [str(Path(py).parent / "consent-mw"), "collector", "--port", str(port), "--store",
              f"chdb://{tmp}/store", "--log-level", "warning"], collector_ready,
             lambda: asyncio.run(many(base + "/v1/events", 8, 4, method="POST", content=bomb,
                                      headers={"Authorization": "Bearer bench-token-0123456789",

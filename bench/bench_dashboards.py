@@ -25,16 +25,18 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from collector.accounts import demo_accounts
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions
 from collector.query import run as query_run
 from collector.query.rollup import Rollup
 from collector.store import Store
 from dashboards.app import create_dashboards
-from dashboards.auth import demo_users
-from dashboards.queries import PAGES, PANELS, StoreBackend, View, panel_params
+from dashboards.backends import StoreBackend
+from dashboards.panels import PAGES, PANELS
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
+from dashboards.view import View, panel_params
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -80,7 +82,7 @@ def main() -> None:
 
 
 def run(store: Store, runs: int) -> None:
-    users, _ = demo_users("bench-password")
+    users = demo_accounts("bench-password")
     settings = DashboardSettings(users=users)
     today = dt.date.today()
     windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))

@@ -56,7 +56,7 @@ def http_run(events: list[dict[str, object]], batch: int, workdir: Path) -> tupl
            "CONSENT_MW_SECRET_KEY": "bench-secret-key-0123456789abcdef",
            "CONSENT_MW_GEOIP_DB": str(GEOIP)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "collector.cli", "collector", "--host", "127.0.0.1",
+        [sys.executable, "-m", "consent_mw_cli", "collector", "--host", "127.0.0.1",
          "--port", str(port), "--store", f"chdb://{workdir / 'http.chdb'}",
          "--log-level", "warning"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"

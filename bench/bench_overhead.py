@@ -111,7 +111,7 @@ def serve(target: str, port: int, parser: str, env: dict[str, str] | None = None
 def collector(tmp: Path) -> Iterator[str]:
     """A real collector process on CPU 1 (with wrk), on a fresh embedded store."""
     port = free_port()
-    cmd = [sys.executable, "-m", "collector.cli", "collector", "--port", str(port),
+    cmd = [sys.executable, "-m", "consent_mw_cli", "collector", "--port", str(port),
            "--store", f"chdb://{tmp / 'store'}", "--log-level", "warning"]
     proc = subprocess.Popen(pinned(cmd, 1), cwd=ROOT, env={
         **os.environ, "CONSENT_MW_COLLECTOR_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)})

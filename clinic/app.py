@@ -36,7 +36,7 @@ from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.consent.self_service import SelfService
 from consent_mw.settings import Settings
 from dashboards.app import create_dashboards
-from dashboards.queries import Rows, StoreBackend
+from dashboards.backends import Params, Rows, StoreBackend
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
 
@@ -190,7 +190,7 @@ class _ServiceStoreBackend:
     def __init__(self, service: CollectorService) -> None:
         self.service = service
 
-    def run(self, name: str, params: Mapping[str, Any]) -> Rows:
+    def run(self, name: str, params: Params) -> Rows:
         return StoreBackend(self.service.store).run(name, params)
 
 

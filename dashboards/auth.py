@@ -1,11 +1,9 @@
-"""Who may see which dashboard page; accounts, logins and sessions are the staff ones
-(``collector.accounts``)."""
+"""Who may see which dashboard page and panel; accounts, logins and sessions are the staff ones
+(``collector.accounts``, ``collector.logins``)."""
 
 from __future__ import annotations
 
-from collector.logins import Session
-
-__all__ = ["PAGE_ROLES", "Session"]
+from dashboards.panels import PAGES, Page, pages_showing
 
 #: Page → roles that may open it. Marketing never gets the privacy-staff page.
 PAGE_ROLES: dict[str, frozenset[str]] = {
@@ -16,3 +14,13 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "consent": frozenset({"marketing", "privacy", "admin"}),
     "privacy": frozenset({"privacy", "admin"}),
 }
+assert set(PAGE_ROLES) == set(PAGES), "every page names its roles"
+
+
+def may_open(role: str, page: Page) -> bool:
+    return role in PAGE_ROLES[page.id]
+
+
+def may_read(role: str, panel_id: str) -> bool:
+    """A panel's rows (JSON, CSV) are for whoever may open a page that shows it."""
+    return any(may_open(role, page) for page in pages_showing(panel_id))

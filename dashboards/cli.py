@@ -34,7 +34,7 @@ def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str |
     import uvicorn
 
     from dashboards.app import create_dashboards
-    from dashboards.queries import Backend, CollectorBackend, StoreBackend
+    from dashboards.backends import Backend, CollectorBackend, StoreBackend
     from dashboards.settings import DashboardSettings
 
     try:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from consent_mw_cli.main import main
 
 CONSENT_MW = Path(sys.executable).parent / "consent-mw"
 START_TIMEOUT = 90.0

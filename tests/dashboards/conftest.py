@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from collector.accounts import demo_accounts
 from dashboards.app import create_dashboards
-from dashboards.queries import StoreBackend
+from dashboards.backends import StoreBackend
 from dashboards.settings import DashboardSettings
 
 PASSWORD = "test-password-1"

@@ -119,7 +119,7 @@ def test_overview_page_shows_what_the_panel_api_gives(seeded: Any, login: Any) -
 
 
 def test_every_page_renders_for_admin_with_and_without_filters(seeded: Any, login: Any) -> None:
-    from dashboards.queries import PAGES
+    from dashboards.panels import PAGES
 
     client = login("admin")
     for page in PAGES:

@@ -156,7 +156,7 @@ def test_bad_input_gives_400_with_reason(store: Any, login: Any) -> None:
     }
     for reason, params in cases.items():
         api = client.get("/dashboards/api/kpis", params=params)
-        assert api.status_code == 400 and reason in api.json()["error"], (reason, api.text)
+        assert api.status_code == 400 and reason in api.json()["message"], (reason, api.text)
         page = client.get("/dashboards/overview", params=params)
         assert page.status_code == 400 and "<script" not in page.text.split("<main>")[1]
 
@@ -221,3 +221,28 @@ def test_coverage_compares_views_with_views(store: Any, login: Any) -> None:
     assert [(r["anonymous"], r["consented"]) for r in rows] == [(7, 6)]
     blocked = client.get("/dashboards/api/coverage", params={**RANGE, "f.country": "JP"})
     assert blocked.json()["rows"] == []
+
+
+def test_json_and_csv_errors_share_one_shape(client: Any, login: Any) -> None:
+    def shape(path: str, params: dict[str, str] | None = None) -> tuple[int, str]:
+        r = client.get(path, params=params or RANGE)
+        body = r.json()
+        assert set(body) == {"error", "message"} and body["message"], (path, body)
+        return r.status_code, body["error"]
+
+    assert shape("/dashboards/api/kpis") == (401, "login_required")
+    assert shape("/dashboards/csv/kpis") == (401, "login_required")
+    login("marketing")
+    assert shape("/dashboards/api/nope") == (404, "not_found")
+    assert shape("/dashboards/csv/suppression_stats") == (403, "forbidden")
+    assert shape("/dashboards/api/kpis", {"preset": "forever"}) == (400, "bad_request")
+
+
+def test_every_page_lists_known_panels_and_every_panel_has_a_reader() -> None:
+    from dashboards.auth import PAGE_ROLES, may_read
+    from dashboards.panels import PAGES, PANELS
+
+    assert set(PAGE_ROLES) == set(PAGES)
+    assert {pid for page in PAGES.values() for pid in page.panels} == set(PANELS)
+    assert not may_read("marketing", "suppression_stats")
+    assert may_read("privacy", "suppression_stats") and may_read("privacy", "optin")

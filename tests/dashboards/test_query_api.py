@@ -14,7 +14,7 @@ from collector.query.params import QueryError
 from collector.query.run import run_readonly
 from collector.query.sql import Sql
 from consent_mw.config import Secret
-from dashboards.queries import CollectorBackend
+from dashboards.backends import CollectorBackend
 
 from .conftest import insert_events, visitors
 
@@ -91,7 +91,7 @@ def test_collector_backend_talks_to_the_endpoint(store: Any, collector: TestClie
 
 
 def test_cache_follows_the_data_version(store: Any) -> None:
-    from dashboards.queries import CachedBackend, StoreBackend
+    from dashboards.backends import CachedBackend, StoreBackend
 
     insert_events(store, visitors("a", 6, path="/"))
     cached = CachedBackend(StoreBackend(store))
@@ -110,7 +110,7 @@ def test_cache_follows_the_data_version(store: Any) -> None:
 
 
 def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
-    from dashboards.queries import BackendError, StoreBackend
+    from dashboards.backends import BackendError, StoreBackend
 
     class Flaky:
         """The real store, but its next ``failures`` reads fail like a vanished part."""
@@ -131,7 +131,7 @@ def test_store_backend_retries_a_failed_read_once(store: Any) -> None:
 
 
 def test_max_age_cache_lags_new_events_but_never_privacy_changes(store: Any) -> None:
-    from dashboards.queries import CachedBackend, StoreBackend
+    from dashboards.backends import CachedBackend, StoreBackend
 
     insert_events(store, visitors("a", 6, path="/"))
     cached = CachedBackend(StoreBackend(store), max_age=3600)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.accounts import demo_accounts, hash_password, verify_password
-from consent_mw.config import SettingsError
+from consent_mw.config import Secret, SettingsError
 from dashboards.cli import dashboards, seed
 from dashboards.settings import DashboardSettings
 
@@ -46,6 +46,43 @@ def test_bad_users_are_refused_with_the_field(users: str, field: str) -> None:
 def test_k_below_two_is_refused() -> None:
     with pytest.raises(SettingsError, match="k"):
         DashboardSettings(k=1)
+
+
+def test_nothing_set_gives_the_fields_defaults() -> None:
+    built, default = DashboardSettings.from_env(env={}), DashboardSettings()
+    for name in DashboardSettings.__dataclass_fields__:
+        if name != "session_secret":  # random per process unless configured
+            assert getattr(built, name) == getattr(default, name), name
+
+
+@pytest.mark.parametrize("variable, value, field", [
+    ("CONSENT_MW_DASHBOARD_SESSION_MAX_AGE", "10", "dashboard_session_max_age"),
+    ("CONSENT_MW_DASHBOARD_CACHE_SECONDS", "-1", "dashboard_cache_seconds"),
+    ("CONSENT_MW_DASHBOARD_SECRET", "short", "dashboard_secret"),
+    ("CONSENT_MW_DASHBOARD_TZ", "Mars/Olympus", "dashboard_tz"),
+])
+def test_settings_are_checked_alike_from_env_and_by_keyword(variable: str, value: str,
+                                                            field: str) -> None:
+    with pytest.raises(SettingsError, match=field):
+        DashboardSettings.from_env(env={variable: value})
+    keyword = {"dashboard_session_max_age": {"session_max_age": 10},
+               "dashboard_cache_seconds": {"cache_seconds": -1},
+               "dashboard_secret": {"session_secret": Secret("short")},
+               "dashboard_tz": {"tz": "Mars/Olympus"}}[field]
+    with pytest.raises(SettingsError, match=field):
+        DashboardSettings(**keyword)  # type: ignore[arg-type]
+
+
+def test_toml_short_keys_and_their_long_spelling(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('[dashboards]\nk = 7\ntz = "UTC"\ncache_seconds = 30\n'
+                    'dashboard_k = 9\nsecret_key = "0123456789abcdef-toml"\n',
+                    encoding="utf-8")
+    s = DashboardSettings.from_env(env={}, toml_path=str(toml))
+    assert (s.k, s.tz, s.cache_seconds) == (9, "UTC", 30)
+    assert s.session_secret.value == "0123456789abcdef-toml"
+    s = DashboardSettings.from_env(env={"CONSENT_MW_DASHBOARD_K": "11"}, toml_path=str(toml))
+    assert s.k == 11
 
 
 def test_demo_users_cover_every_role_with_one_password() -> None:

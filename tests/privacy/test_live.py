@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from conftest import free_port
 from privacy_kit import ADMIN, COLLECT, vid, why, wire_event
 
-from collector.cli import main
 from collector.privacy.disk_scan import scan_directory
+from consent_mw_cli.main import main
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

@@ -79,7 +79,7 @@ def test_staff_actions_name_the_person_and_staff_logout_cannot_come_from_elsewhe
 
 
 def cli(*args: str, token: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "collector.cli", *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "consent_mw_cli", *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "CONSENT_MW_ADMIN_TOKEN": token})
 

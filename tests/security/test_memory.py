@@ -157,7 +157,7 @@ def test_gzip_bodies_of_millions_of_objects_leave_the_collector_flat(tmp_path: P
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     bomb = comp.compress(raw) + comp.flush()
     assert len(bomb) < 40_000
-    command = [sys.executable, "-m", "collector.cli", "collector", "--port", str(port),
+    command = [sys.executable, "-m", "consent_mw_cli", "collector", "--port", str(port),
                "--store", f"chdb://{tmp_path / 'store'}", "--log-level", "warning"]
 
     def up() -> bool:

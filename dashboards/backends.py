@@ -1,0 +1,140 @@
+"""How a view reaches the query API: in this process, or over HTTP to the collector.
+
+A backend runs a *named* query from the catalogue (``collector.query.catalogue.CATALOGUE``) with
+parameters; it never sees SQL. :class:`StoreBackend` runs it on a store this process owns,
+:class:`CollectorBackend` asks the collector that owns the store (``POST /v1/query``), and
+:class:`CachedBackend` wraps either, reusing answers while the data is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from collector.query import catalogue
+from collector.query import run as query_run
+from collector.query.params import QueryError
+from collector.store import Store
+
+#: Result rows as the catalogue returns them: column → a JSON-safe value of that column's type.
+Rows = list[dict[str, Any]]
+#: Catalogue parameters (``collector.query.params.parse_params`` validates them).
+Params = Mapping[str, object]
+
+log = logging.getLogger(__name__)
+
+
+class BackendError(RuntimeError):
+    """The store or collector could not answer (not the caller's fault)."""
+
+
+class Backend(Protocol):
+    def run(self, name: str, params: Params) -> Rows:
+        """The rows of catalogue query ``name``; QueryError for bad input, BackendError for
+        an answer that could not be had."""
+        ...
+
+
+class StoreBackend:
+    """Catalogue queries on a store this process owns (the demo; a ClickHouse server)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def run(self, name: str, params: Params) -> Rows:
+        catalogue.build(name, params)  # QueryError passes through: the caller's fault
+        for attempt in (1, 2):
+            try:
+                return query_run.run(self.store, name, params)
+            except Exception as exc:
+                # Seen in the demo: right after a bulk insert, chDB may drop a merged-away
+                # part under a running read ("No such file ... data.cmrk4"). A read-only
+                # query is safe to run again once.
+                if attempt == 2:
+                    raise BackendError(f"query {name} failed: {exc}") from exc
+                log.warning("query %s failed, retrying once: %s", name, exc)
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+
+class CollectorBackend:
+    """Catalogue queries through the collector that owns a chDB store."""
+
+    def __init__(self, collector_url: str, query_token: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.url = collector_url.rstrip("/") + "/v1/query"
+        self._client = httpx.Client(timeout=timeout, transport=transport,
+                                    headers={"Authorization": f"Bearer {query_token}"})
+        self._lock = threading.Lock()
+
+    def run(self, name: str, params: Params) -> Rows:
+        try:
+            with self._lock:
+                response = self._client.post(self.url, json={"query": name,
+                                                             "params": dict(params)})
+        except httpx.HTTPError as exc:
+            raise BackendError(f"collector unreachable: {exc}") from exc
+        if response.status_code == 400:
+            raise QueryError(str(response.json().get("message", "bad query")))
+        if response.status_code != 200:
+            raise BackendError(f"collector answered {response.status_code}")
+        rows = response.json().get("rows")
+        if not isinstance(rows, list):
+            raise BackendError("collector answered without rows")
+        return rows
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class CachedBackend:
+    """Reuse results while the data is unchanged, so numbers stay exact.
+
+    The key is a fingerprint of the store (``data_version``). With ``max_age = 0`` it changes
+    with every insert, delete (purge), mutation, merge and suppression, so a cached answer is
+    always the answer a fresh query would give. With ``max_age > 0`` new events may be up to
+    ``max_age`` seconds late (useful while the collector ingests continuously), but any
+    suppression change or delete still invalidates at once: privacy is never stale.
+    ``max_entries = 0`` turns caching off.
+    """
+
+    def __init__(self, inner: Backend, max_entries: int = 512, max_age: int = 0) -> None:
+        self.inner = inner
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self._cache: dict[tuple[str, str, str], Rows] = {}
+        self._lock = threading.Lock()
+
+    def version(self) -> str:
+        """The cache key's data part, or "" (no caching) when the store will not tell."""
+        if self.max_entries <= 0:
+            return ""
+        try:
+            rows = self.inner.run("data_version", {})
+        except (BackendError, QueryError):  # e.g. a server user without access to system.parts
+            return ""
+        if not rows:
+            return ""
+        if self.max_age > 0:
+            return f"{rows[0]['privacy_version']}@{int(time.time() // self.max_age)}"
+        return str(rows[0]["version"])
+
+    def run(self, name: str, params: Params, *, version: str | None = None) -> Rows:
+        if not version or self.max_entries <= 0:
+            return self.inner.run(name, params)
+        key = (version, name, repr(sorted((k, repr(v)) for k, v in params.items())))
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        rows = self.inner.run(name, params)
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            self._cache[key] = rows
+        return rows

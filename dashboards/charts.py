@@ -1,0 +1,74 @@
+"""Plotly chart descriptions for a page's chart panels, and their safe embedding in HTML.
+
+Charts travel as data only: a ``<script type="application/json">`` block that
+``static/app.js`` reads and hands to plotly.js, so no inline script runs and the CSP can forbid
+it. Pure: rows in, JSON-ready dictionaries out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from markupsafe import Markup
+
+from dashboards.format import ANONYMOUS_COUNTS, CONSENTED_PAGEVIEWS, GPC_SHARE, SERIES_NAMES
+from dashboards.pagedata import PanelData
+
+#: A Plotly trace, layout or chart: JSON objects.
+Json = dict[str, object]
+
+
+def script_json(data: object) -> Markup:
+    """JSON safe inside ``<script type="application/json">``: no way to close the tag."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return Markup(text)  # noqa: S704 - every character that could end the block is escaped
+
+
+def chart(data: PanelData) -> tuple[list[Json], Json] | None:
+    """One panel's traces and layout, or None when the panel is not a chart."""
+    panel, rows = data.panel, data.rows
+    if panel.show == "series":
+        x = [r["bucket"] for r in rows]
+        return [{"type": "scatter", "mode": "lines+markers", "name": name, "x": x,
+                 "y": [r[key] for r in rows]} for key, name in SERIES_NAMES], {}
+    if panel.chart == "funnel":
+        return ([{"type": "bar", "orientation": "h",
+                  "y": [f"{r['step']}: {r['method']}" for r in rows],
+                  "x": [r["consents"] for r in rows]}],
+                {"yaxis": {"autorange": "reversed", "automargin": True}})
+    if panel.chart == "optin":
+        by_cat: dict[str, tuple[list[object], list[object]]] = {}
+        for r in rows:
+            xs, ys = by_cat.setdefault(str(r["category"]), ([], []))
+            xs.append(r["day"])
+            ys.append(r["rate"])
+        return ([{"type": "scatter", "mode": "lines", "name": c, "x": xs, "y": ys}
+                 for c, (xs, ys) in sorted(by_cat.items())],
+                {"yaxis": {"tickformat": ".0%", "range": [0, 1]}})
+    if panel.chart == "gpc":
+        return ([{"type": "scatter", "mode": "lines", "name": GPC_SHARE,
+                  "x": [r["day"] for r in rows], "y": [r["gpc_share"] for r in rows]}],
+                {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}})
+    if panel.chart == "coverage":
+        x = [r["day"] for r in rows]
+        return ([{"type": "bar", "name": CONSENTED_PAGEVIEWS, "x": x,
+                  "y": [r["consented"] for r in rows]},
+                 {"type": "bar", "name": ANONYMOUS_COUNTS, "x": x,
+                  "y": [r["anonymous"] for r in rows]}],
+                {"barmode": "stack"})
+    return None
+
+
+def charts(page: Mapping[str, PanelData]) -> list[Json]:
+    """Every chart panel on the page, keyed to its ``chart-<panel id>`` element."""
+    out: list[Json] = []
+    for pid, data in page.items():
+        drawn = chart(data)
+        if drawn is not None:
+            traces, layout = drawn
+            out.append({"id": f"chart-{pid}", "traces": traces, "layout": layout})
+    return out

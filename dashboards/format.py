@@ -1,0 +1,80 @@
+"""How the dashboards write numbers, and the words a page shows beside them.
+
+Counts get thousands separators, rates a percentage with one decimal, and a missing figure
+(below k, or nothing to divide by) an en dash. The labels of key figures, table columns, table
+rows and chart series are here rather than beside the code that chooses them, so the words a
+page shows can be read, and changed, in one place. Panel and page titles belong to their
+definitions (:mod:`dashboards.panels`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+#: How a figure is written: a count, a percentage of a 0..1 ratio, or a two-decimal number.
+Kind = Literal["int", "pct", "dec"]
+Number = int | float
+
+MISSING = "–"  # below k, or a rate with nothing to divide by
+OTHER = "(other)"  # the row every group under k is folded into
+NOT_SET = "(not set)"  # an empty value: no consent for it, or the browser did not say
+
+#: Key figure → (label, how it is written), in display order.
+KPI_LABELS: dict[str, tuple[str, Kind]] = {
+    "visitors": ("Visitors", "int"), "visits": ("Visits", "int"),
+    "pageviews": ("Pageviews", "int"), "views_per_visit": ("Views per visit", "dec"),
+    "bounce_rate": ("Bounce rate", "pct"), "reservations": ("Reservations", "int"),
+    "conversion_rate": ("Conversion rate", "pct"),
+}
+
+#: What a breakdown's count column counts: landings start a visit, so they count visits.
+COUNT_HEADERS: dict[str, str] = {
+    "path": "Pageviews", "entry_path": "Visits", "channel": "Visits",
+    "referrer_host": "Visits", "click_id_type": "Visits", "search_terms": "Searches",
+    "utm_source": "Visits", "utm_medium": "Visits", "utm_campaign": "Visits",
+    "event": "Events", "property": "Events",
+}
+DEFAULT_COUNT_HEADER = "Pageviews"
+VISITORS_HEADER = "Visitors"
+ANONYMOUS_HEADERS = ("Views (counted)",)
+SUPPRESSION_HEADERS = ("Active", "Purged")
+
+#: The visitors/visits/pageviews series: row column → legend name.
+SERIES_NAMES: tuple[tuple[str, str], ...] = (
+    ("visitors", "Visitors"), ("visits", "Visits"), ("pageviews", "Pageviews"))
+GPC_SHARE = "GPC share"
+CONSENTED_PAGEVIEWS = "Consented pageviews"
+ANONYMOUS_COUNTS = "Anonymous counts"
+
+
+def fmt(value: Number | None, kind: Kind = "int") -> str:
+    """A figure as the page shows it: ``12,345``, ``38.2%``, ``2.41``, or ``–``."""
+    if value is None:
+        return MISSING
+    if kind == "pct":
+        return f"{100 * float(value):.1f}%"
+    if kind == "dec":
+        return f"{float(value):.2f}"
+    return f"{int(value):,}"
+
+
+def change(current: Number | None, previous: Number | None) -> str:
+    """The change from the previous period, ``+12.5%`` / ``-3.0%``; "" when there is none."""
+    if current is None or previous is None or not previous:
+        return ""
+    delta = (float(current) - float(previous)) / float(previous)
+    if math.isnan(delta):
+        return ""
+    return f"{'+' if delta >= 0 else ''}{100 * delta:.1f}%"
+
+
+def row_label(key: str, other: bool) -> str:
+    """A breakdown row's label: its value, or what stands in for a folded or empty one."""
+    if other:
+        return OTHER
+    return key if key != "" else NOT_SET
+
+
+def count_header(dim: str | None) -> str:
+    return COUNT_HEADERS.get(dim or "", DEFAULT_COUNT_HEADER)

@@ -1,0 +1,153 @@
+"""Building a page's data: each panel's rows for a view, through a backend, ready to show.
+
+:class:`PageLoader` fetches (one scan for all of a page's breakdowns, the previous period
+beside key figures); :func:`kpi_figures` and :func:`table` shape rows for the template. Every
+number comes from a catalogue query that already applies suppression and k-anonymity; this
+module only chooses which queries run and how their rows are laid out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from collector.query.params import DIMENSIONS
+from dashboards.backends import CachedBackend, Rows
+from dashboards.format import (
+    ANONYMOUS_HEADERS,
+    SUPPRESSION_HEADERS,
+    VISITORS_HEADER,
+    Number,
+    count_header,
+    row_label,
+)
+from dashboards.panels import PANELS, Page, Panel
+from dashboards.settings import DashboardSettings
+from dashboards.view import View, panel_params
+
+#: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
+Figures = dict[str, Number | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PanelData:
+    """One panel's rows for a view; key figures also carry their derived rates."""
+
+    panel: Panel
+    rows: Rows
+    current: Figures | None = None  # key figures only
+    previous: Figures | None = None  # key figures of the previous period, when compared
+    below_k: bool = False  # key figures: fewer than k visitors match
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    label: str
+    nums: tuple[Number | None, ...]
+    href: str | None  # the same view filtered on this row, when it can be
+    other: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    rows: list[TableRow]
+    headers: tuple[str, ...]
+
+
+def _ratio(num: Number | None, den: Number | None) -> float | None:
+    if num is None or not den:
+        return None
+    return float(num) / float(den)
+
+
+def kpi_figures(row: Mapping[str, Any] | None) -> Figures:
+    """Raw key-figure counts plus the derived rates the page shows."""
+    row = row or {}
+    return {
+        "visitors": row.get("visitors"),
+        "visits": row.get("visits"),
+        "pageviews": row.get("pageviews"),
+        "views_per_visit": _ratio(row.get("pageviews"), row.get("visits")),
+        "bounce_rate": _ratio(row.get("bounces"), row.get("visits")),
+        "reservations": row.get("reservations"),
+        "conversion_rate": _ratio(row.get("converted_visits"), row.get("visits")),
+    }
+
+
+class PageLoader:
+    """Runs the catalogue queries behind panels and pages, with the dashboards' k, time zone
+    and table length."""
+
+    def __init__(self, backend: CachedBackend, settings: DashboardSettings) -> None:
+        self.backend = backend
+        self.k = settings.k
+        self.tz = settings.tz
+        self.top_n = settings.top_n
+
+    def version(self) -> str:
+        """The data version answers are cached under (call once per page, then pass it on)."""
+        return self.backend.version()
+
+    def panel_rows(self, panel: Panel, view: View, version: str) -> Rows:
+        params = panel_params(panel, view, self.k, self.tz, self.top_n)
+        return self.backend.run(panel.query, params, version=version)
+
+    def panel(self, panel: Panel, view: View, version: str) -> PanelData:
+        rows = self.panel_rows(panel, view, version)
+        if panel.show != "kpis":
+            return PanelData(panel, rows)
+        previous = None
+        if view.compare:
+            prev = self.backend.run("kpis_previous", view.params(self.k, self.tz),
+                                    version=version)
+            previous = kpi_figures(prev[0] if prev else None)
+        return PanelData(panel, rows, current=kpi_figures(rows[0] if rows else None),
+                         previous=previous, below_k=bool(rows and rows[0].get("below_k")))
+
+    def page(self, page: Page, view: View) -> dict[str, PanelData]:
+        version = self.version()
+        # The page's breakdowns share one scan (and, when filtered, one visit selection).
+        combined = [PANELS[pid] for pid in page.panels
+                    if PANELS[pid].query == "breakdown" and PANELS[pid].dim != "property"]
+        by_dim: dict[str, Rows] = {}
+        if len(combined) > 1:
+            params = view.params(self.k, self.tz, dims=[p.dim for p in combined],
+                                 limit=self.top_n)
+            for row in self.backend.run("breakdowns", params, version=version):
+                rest = {k: v for k, v in row.items() if k != "dim"}  # rows may be cached
+                by_dim.setdefault(str(row["dim"]), []).append(rest)
+        out: dict[str, PanelData] = {}
+        for pid in page.panels:
+            panel = PANELS[pid]
+            if len(combined) > 1 and panel in combined:
+                out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
+            else:
+                out[pid] = self.panel(panel, view, version)
+        return out
+
+
+def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
+    """A table panel's rows ready for the template: labels, numbers, and each row's link to
+    the same page filtered on it (``page_url`` without its query string)."""
+    if panel.query == "suppression_stats":
+        return Table([TableRow(r["id_type"], (r["active"], r["purged"]), None, False)
+                      for r in rows], SUPPRESSION_HEADERS)
+    filter_dim = "path" if panel.dim == "entry_path" else panel.dim
+    filterable = (panel.query == "breakdown" and filter_dim is not None
+                  and DIMENSIONS[filter_dim].filterable)
+    active = dict(view.filters)
+    out = []
+    for r in rows:
+        other = bool(r.get("is_other"))
+        key = r.get("key", "")
+        href = None
+        if filterable and not other and filter_dim and active.get(filter_dim) != key:
+            href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
+        values = ((r["views"],) if panel.query == "anonymous_pages"
+                  else (r["visitors"], r["events"]))
+        out.append(TableRow(row_label(key, other), values, href, other))
+    if panel.query == "anonymous_pages":
+        return Table(out, ANONYMOUS_HEADERS)
+    return Table(out, (VISITORS_HEADER, count_header(panel.dim)))

@@ -1,0 +1,261 @@
+"""The dashboards' Starlette endpoints: pages, a panel's rows as JSON or CSV, login, logout.
+
+Pages are rendered on the server (jinja2, autoescaped). Every answer carries the security
+headers below; bad input is a 400 with its reason and a failure a 503, never a 500. HTML
+endpoints answer errors with the error page, JSON and CSV ones with the one JSON error shape
+the collector uses too: ``{"error": <code>, "message": <reason>}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from urllib.parse import urlencode
+
+from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+
+from collector.csvsafe import write_csv
+from collector.logins import Logins, Session, SessionStore
+from collector.query.params import QueryError
+from collector.web import FormTooLarge, client_key, is_same_origin, read_form
+from dashboards.auth import may_open, may_read
+from dashboards.backends import BackendError, Rows
+from dashboards.charts import charts, script_json
+from dashboards.pagedata import PageLoader, table
+from dashboards.panels import PAGES, PANELS, Panel
+from dashboards.settings import DashboardSettings
+from dashboards.view import View, effective_grain, parse_view
+
+log = logging.getLogger(__name__)
+
+# Plotly sets inline styles on its SVG; scripts are only ever files from this app.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'self'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+UNAVAILABLE = "The analytics store is unavailable; try again shortly."
+FAILED = "The dashboard could not answer; try again shortly."
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def json_error(status: int, code: str, message: str) -> JSONResponse:
+    """The one JSON error shape: a stable code for programs, a reason for people."""
+    return JSONResponse({"error": code, "message": message}, status_code=status,
+                        headers=SECURITY_HEADERS)
+
+
+def root(request: Request) -> str:
+    """Where the dashboards are mounted (``/dashboards`` in the demo), without a final /."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+class DashboardViews:
+    """The endpoints, over the collaborators :func:`dashboards.app.create_dashboards` wires."""
+
+    def __init__(self, settings: DashboardSettings, loader: PageLoader,
+                 sessions: SessionStore, logins: Logins, templates: Environment,
+                 plotly_js: Path) -> None:
+        self.settings = settings
+        self.loader = loader
+        self.sessions = sessions
+        self.logins = logins
+        self.templates = templates
+        self.plotly_js_path = plotly_js
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def render(self, request: Request, template: str, status: int = 200,
+               headers: Mapping[str, str] | None = None, **context: object) -> HTMLResponse:
+        html = self.templates.get_template(template).render(root=root(request), **context)
+        return HTMLResponse(html, status_code=status,
+                            headers={**SECURITY_HEADERS, **(headers or {})})
+
+    def session(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(self.settings.cookie_name),
+                                 self.settings.users)
+
+    def error_page(self, request: Request, status: int, message: str) -> HTMLResponse:
+        return self.render(request, "error.html", status=status, message=message,
+                           user=self.session(request))
+
+    def guard(self, handler: Endpoint, *, json: bool = False) -> Endpoint:
+        """Turn bad input into a 400 and any failure into a 503: never a 500."""
+
+        def error(request: Request, status: int, code: str, message: str) -> Response:
+            if json:
+                return json_error(status, code, message)
+            return self.error_page(request, status, message)
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except QueryError as exc:
+                return error(request, 400, "bad_request", exc.reason)
+            except BackendError as exc:
+                log.warning("backend unavailable: %s", exc)
+                return error(request, 503, "unavailable", UNAVAILABLE)
+            except Exception:
+                log.exception("dashboard request failed")
+                return error(request, 503, "unavailable", FAILED)
+
+        return wrapped
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        session = self.session(request)
+        if session is not None and session.role == "privacy":
+            return RedirectResponse(root(request) + "/consent", status_code=303)
+        request.path_params["page"] = "overview"
+        return await self.page(request)
+
+    async def page(self, request: Request) -> Response:
+        page = PAGES.get(request.path_params.get("page", "overview"))
+        if page is None:
+            return self.error_page(request, 404, "No such page.")
+        session = self.session(request)
+        if session is None:
+            here = request.url.path + ("?" + request.url.query if request.url.query else "")
+            return RedirectResponse(root(request) + "/login?" + urlencode({"next": here}),
+                                    status_code=303)
+        if not may_open(session.role, page):
+            return self.error_page(request, 403, "Your role cannot open this page.")
+        view = parse_view(request.query_params, self.settings.tz)
+        data = await run_in_threadpool(self.loader.page, page, view)
+        page_url = root(request) + request.url.path[len(root(request)):]
+        tables = {pid: table(d.panel, view, d.rows, page_url)
+                  for pid, d in data.items() if d.panel.show == "table"}
+        chips = [(k, v, "?" + urlencode(view.query(filters={k: None})))
+                 for k, v in view.filters]
+        return self.render(
+            request, "page.html", page=page, user=session, view=view, data=data,
+            tables=tables, chips=chips, grain=effective_grain(view),
+            charts=script_json({"charts": charts(data)}),
+            view_query=urlencode(view.query()),
+        )
+
+    # --- a panel's rows ------------------------------------------------------------------------
+
+    async def _panel_rows(self, request: Request) -> Response | tuple[Panel, View, Rows]:
+        """The requested panel's rows for the request's view, or the refusal to send."""
+        session = self.session(request)
+        if session is None:
+            return json_error(401, "login_required", "login required")
+        panel = PANELS.get(request.path_params["panel"])
+        if panel is None:
+            return json_error(404, "not_found", "no such panel")
+        if not may_read(session.role, panel.id):
+            return json_error(403, "forbidden", "your role cannot read this panel")
+        view = parse_view(request.query_params, self.settings.tz)
+        version = await run_in_threadpool(self.loader.version)
+        rows = await run_in_threadpool(self.loader.panel_rows, panel, view, version)
+        return panel, view, rows
+
+    async def api(self, request: Request) -> Response:
+        found = await self._panel_rows(request)
+        if isinstance(found, Response):
+            return found
+        panel, view, rows = found
+        return JSONResponse({"panel": panel.id, "view": {
+            "start": view.start.isoformat(), "end": view.end.isoformat(),
+            "filters": dict(view.filters), "k": self.settings.k}, "rows": rows},
+            headers=SECURITY_HEADERS)
+
+    async def csv(self, request: Request) -> Response:
+        found = await self._panel_rows(request)
+        if isinstance(found, Response):
+            return found
+        panel, view, rows = found
+        text = write_csv(rows, list(rows[0])) if rows else ""
+        name = f"{panel.id}_{view.start.isoformat()}_{view.end.isoformat()}.csv"
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS,
+                                 "Content-Disposition": f'attachment; filename="{name}"'})
+
+    # --- login and logout ----------------------------------------------------------------------
+
+    def safe_next(self, request: Request, target: str | None) -> str:
+        """Where to go after login: a path under the dashboards, else their home."""
+        home = root(request) + "/"
+        if target and target.startswith(home) and not target.startswith("//") \
+                and "\\" not in target and "/login" not in target:
+            return target
+        return home
+
+    async def login_form(self, request: Request) -> Response:
+        return self.render(request, "login.html", next=self.safe_next(
+            request, request.query_params.get("next")), error=None, user=None)
+
+    async def login(self, request: Request) -> Response:
+        if not is_same_origin(request):
+            return self.error_page(request, 403, "Cross-site form posts are refused.")
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.error_page(request, 413, str(exc))
+        name = form.get("username", "")[:128]
+        password = form.get("password", "")[:1024]
+        target = self.safe_next(request, form.get("next", ""))
+        outcome = await self.logins.attempt(
+            self.settings.users, name, password,
+            address=client_key(request, self.settings.trusted_proxies,
+                               self.settings.forwarded_header))
+        if outcome.retry_after is not None:
+            wait = str(int(outcome.retry_after) + 1)
+            return self.render(request, "login.html", status=429, next=target, user=None,
+                               error=f"Too many failed logins. Try again in {wait} seconds.",
+                               headers={"Retry-After": wait})
+        if outcome.busy:
+            return self.render(request, "login.html", status=503, next=target, user=None,
+                               error="The server is busy. Try again in a moment.",
+                               headers={"Retry-After": "2"})
+        user = outcome.account
+        if user is None:
+            return self.render(request, "login.html", status=401, next=target,
+                               error="Unknown user or wrong password.", user=None)
+        if user.role == "privacy" and target == root(request) + "/":
+            target = root(request) + "/consent"
+        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+        response.set_cookie(self.settings.cookie_name, self.sessions.create(user),
+                            max_age=self.settings.session_max_age, httponly=True,
+                            samesite="lax", secure=self.settings.secure_cookie,
+                            path=root(request) + "/")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        if not is_same_origin(request):
+            return self.error_page(request, 403, "Cross-site form posts are refused.")
+        cookie = request.cookies.get(self.settings.cookie_name)
+        session = self.sessions.get(cookie, self.settings.users)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.error_page(request, 413, str(exc))
+        if session is not None and form.get("csrf") != session.csrf:
+            return self.error_page(request, 403, "This form has expired; reload the page.")
+        self.sessions.end(cookie)  # every copy of the cookie stops working
+        response = RedirectResponse(root(request) + "/login", status_code=303,
+                                    headers=SECURITY_HEADERS)
+        response.delete_cookie(self.settings.cookie_name, path=root(request) + "/")
+        return response
+
+    async def plotly_js(self, request: Request) -> Response:
+        return FileResponse(self.plotly_js_path, media_type="application/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
