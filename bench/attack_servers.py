@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
+
+if TYPE_CHECKING:
+    from consent_mw.capture.transport import SendResult, Suppressions
 
 PASSWORD = "security-test-password-1"
 SECRET = "security-test-secret-0123456789abcdef"
@@ -36,8 +39,14 @@ class StalledTransport:
         self._never = threading.Event()
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
+             batch_id: str, sent_at: int) -> SendResult:
+        from consent_mw.capture.transport import TransportError
+
         self._never.wait()
+        raise TransportError("collector timed out", retryable=True)  # released by close()
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        return None
 
     def close(self) -> None:
         self._never.set()
@@ -47,7 +56,12 @@ class DiscardingTransport:
     """A collector that takes everything at once."""
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
+             batch_id: str, sent_at: int) -> SendResult:
+        from consent_mw.capture.transport import SendResult
+
+        return SendResult()
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
         return None
 
     def close(self) -> None:

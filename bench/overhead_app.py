@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from consent_mw import ConsentMiddleware
+from consent_mw.capture.transport import SendResult, Suppressions
 from consent_mw.config import Secret
 from consent_mw.settings import Settings
 
@@ -45,9 +46,13 @@ class CountingTransport:
         self.batches = 0
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
+             batch_id: str, sent_at: int) -> SendResult:
         self.events += len(events)
         self.batches += 1
+        return SendResult()
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        return None
 
     def close(self) -> None:
         print(f"[overhead_app] transport received {self.events} events "

@@ -3,7 +3,7 @@
 A site that runs its collector in its own process (the demo) hands batches to
 :class:`InProcessTransport` and visitors' requests to :class:`InProcessRights`. Each answers
 what its HTTP counterpart (``consent_mw.capture.transport.HttpTransport``,
-``consent_mw.consent.self_service.HttpRights``) would get from the collector's routes, by
+``consent_mw.consent.rights.HttpRights``) would get from the collector's routes, by
 calling what those routes call:
 
 - ``send`` → :meth:`Ingest.take`, like ``POST /v1/events``: items rejected come back as
@@ -33,12 +33,12 @@ from collector.privacy.subjects import PrivacyError
 from collector.store import StoreError
 from collector.web import STORE_RETRY_AFTER
 from consent_mw.capture.transport import SendResult, Suppressions, TransportError, batch_time
-from consent_mw.consent.self_service import RightsBusy, RightsError
+from consent_mw.consent.rights import RightsBusy, RightsError
 from consent_mw.wire import SCHEMA_ID
 
 if TYPE_CHECKING:
     from consent_mw.capture.transport import Transport
-    from consent_mw.consent.self_service import Rights
+    from consent_mw.consent.rights import Rights
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class InProcessTransport:
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
              batch_id: str, sent_at: int | None = None) -> SendResult:
         """Store a batch; ``sent_at`` (ms) is when the sender first built it, kept across its
-        spool's replays (without it, the batch's newest item's time, as the HTTP transport
-        takes it)."""
+        spool's replays (a direct caller may leave it out: then the batch's newest item's time,
+        :func:`batch_time`, as the capture pipeline computes it)."""
         batch = {"schema": SCHEMA_ID, "batch_id": batch_id,
                  "sent_at": batch_time(events, records) if sent_at is None else sent_at,
                  "events": events, "consent_records": records}
@@ -66,8 +66,10 @@ class InProcessTransport:
         except Exception as exc:  # what POST /v1/events answers with a 503 and Retry-After
             raise TransportError("collector answered 503", retryable=True,
                                  retry_after=float(STORE_RETRY_AFTER), status=503) from exc
-        return SendResult(rejected=len(result.rejected),
-                          reasons=tuple(r.reason for r in result.rejected))
+        rejected = len(result.rejected)
+        # Counted as HttpTransport counts them: every item not rejected was kept.
+        return SendResult(rejected=rejected, reasons=tuple(r.reason for r in result.rejected),
+                          accepted=len(events) + len(records) - rejected)
 
     def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
         """The suppression list, or ``unchanged`` while ``since`` is its current version."""
@@ -82,7 +84,7 @@ class InProcessTransport:
 
 
 class InProcessRights:
-    """``consent_mw.consent.self_service.Rights`` in the collector's own process: the same
+    """``consent_mw.consent.rights.Rights`` in the collector's own process: the same
     operations the admin API runs, with the errors ``HttpRights`` would raise for its
     answers (``RightsBusy`` for a 503 with ``Retry-After``, ``RightsError`` otherwise)."""
 

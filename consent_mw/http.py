@@ -1,5 +1,9 @@
-"""HTTP plumbing of the middleware's own routes: responses, bodies, JSON, and the one
-same-origin rule.
+"""HTTP plumbing of the middleware's own routes: responses, the one error shape, bodies, JSON,
+and the one same-origin rule.
+
+Errors: :func:`respond_error` answers every refusal of the middleware's own routes, as
+``{"error": <reason, one line>, "code": <snake_case code>}`` to a client that asked for JSON,
+else as the plain-text reason (the self-service pages answer people with an HTML page).
 
 Same-origin rule for every state-changing route (consent, deletion), in order:
 
@@ -14,27 +18,32 @@ Same-origin rule for every state-changing route (consent, deletion), in order:
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from consent_mw.errors import ConsentMWError
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from consent_mw.types import Receive, Send
 
 #: The largest JSON body the middleware parses (consent decisions, deletion confirmations).
 MAX_JSON_BYTES = 64 * 1024
 
 
-class BadRequest(ConsentMWError):
-    """A request refused with ``status`` (4xx); ``reason`` says why, in one line."""
+#: The ``code`` of a refusal that names none of its own, by status.
+STATUS_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+                429: "rate_limited", 503: "unavailable"}
 
-    def __init__(self, status: int, reason: str) -> None:
+
+class BadRequest(ConsentMWError):
+    """A request refused with ``status`` (4xx); ``reason`` says why, in one line; ``code``
+    names it for programs (by default from the status)."""
+
+    def __init__(self, status: int, reason: str, code: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.code = code or STATUS_CODES.get(status, "bad_request")
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -82,6 +91,18 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes,
 
 def json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def respond_error(send: Send, status: int, code: str, reason: str,
+                        headers: Iterable[tuple[bytes, bytes]] = (), *, as_json: bool = True,
+                        head: bool = False) -> None:
+    """The one error answer of the middleware's own routes (see the module docstring)."""
+    if as_json:
+        await respond(send, status, json_bytes({"error": reason, "code": code}),
+                      b"application/json", headers, head=head)
+    else:
+        await respond(send, status, reason.encode("utf-8"), b"text/plain; charset=utf-8",
+                      headers, head=head)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

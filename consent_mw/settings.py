@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from consent_mw.consent.categories import (
     Category,
     Tag,
     categories_from_config,
+    check_catalogue,
     tags_from_config,
 )
 
@@ -99,13 +100,16 @@ class Settings:
     _policy_version: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
+        """Every limit, however the settings were built (by keyword or :meth:`from_env`)."""
         digest = hashlib.sha256(self.policy_text.encode("utf-8")).hexdigest()
         object.__setattr__(self, "_policy_hash", digest)
         object.__setattr__(self, "_policy_version", f"{self.policy_label}+{digest[:12]}")
+        object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
         if not self.secret_keys or not all(k.value for k in self.secret_keys):
             raise SettingsError("secret_key", "at least one non-empty secret key is required")
         if len(self.secret_keys[0].value) < 16:
             raise SettingsError("secret_key", "must be at least 16 characters")
+        check_catalogue(self.categories, self.tags)
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
             raise SettingsError("prefix", "must start with '/' and not end with '/'")
         if self.default_locale not in self.locales:
@@ -121,11 +125,10 @@ class Settings:
             ("http://", "https://")
         ):
             raise SettingsError("collector_url", "must be an http(s) URL")
-        for name, value in (("queue_size", self.queue_size), ("batch_size", self.batch_size)):
-            if value < 1:
-                raise SettingsError(name, "must be >= 1")
-        if self.flush_interval <= 0:
-            raise SettingsError("flush_interval", "must be > 0")
+        for name, minimum in _MINIMUMS.items():
+            value = getattr(self, name)
+            if value < minimum:
+                raise SettingsError(name, f"must be >= {minimum}, got {value}")
         if self.visitor_max_age > 396 * DAY:
             raise SettingsError("visitor_max_age", "must be at most 13 months")
 
@@ -154,54 +157,82 @@ class Settings:
         toml_path: str | os.PathLike[str] | None = None,
         **overrides: object,
     ) -> Settings:
-        """Read ``CONSENT_MW_*`` variables and the ``[consent_mw]`` table of the TOML file."""
-        src = Source.load("consent_mw", env=env, toml_path=toml_path)
-        keys = src.strings("secret_key", ())
-        categories = categories_from_config(src.table.get("categories"))
-        policy_text = ""
+        """Read ``CONSENT_MW_*`` variables and the ``[consent_mw]`` table of the TOML file
+        (``CONSENT_MW_CONFIG``, else ``./consent-mw.toml``); ``overrides`` win over both.
+
+        The only place consent-mw reads the environment (``os.environ`` unless ``env`` is
+        given). A field neither sets keeps its dataclass default; ``__post_init__`` checks the
+        result, so a value is held to the same limits however the settings are built.
+        """
+        src = Source.load("consent_mw", env=os.environ if env is None else env,
+                          toml_path=toml_path)
+        values: dict[str, object] = {
+            name: read(src, name) for name, read in _READERS.items() if src.has(name)
+        }
+        values["secret_keys"] = tuple(Secret(k) for k in src.strings("secret_key", ()))
         policy_path = src.path("policy_file", None)
         if policy_path is not None:
             try:
-                policy_text = policy_path.read_text(encoding="utf-8")
+                values["policy_text"] = policy_path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise SettingsError("policy_file", f"cannot read {policy_path}: {exc}") from exc
-        values: dict[str, object] = dict(
-            secret_keys=tuple(Secret(k) for k in keys),
-            categories=categories,
-            tags=tags_from_config(src.table.get("tags"), categories),
-            policy_label=src.text("policy_label", DEFAULT_POLICY_LABEL),
-            policy_text=policy_text,
-            consent_max_age=duration(src, "consent_max_age", 182 * DAY),
-            visitor_max_age=duration(src, "visitor_max_age", 395 * DAY),
-            session_timeout=duration(src, "session_timeout", 30 * 60),
-            prefix=src.text("prefix", "/_consent"),
-            default_locale=src.text("default_locale", "ja"),
-            locales=src.strings("locales", ("ja", "en")),
-            cookie_salt=src.text("cookie_salt", "consent-mw.consent.v1"),
-            consent_cookie=src.text("consent_cookie", "cmw_consent"),
-            visitor_cookie=src.text("visitor_cookie", "cmw_vid"),
-            session_cookie=src.text("session_cookie", "cmw_sid"),
-            max_body_bytes=src.integer("max_body_bytes", 8 * 1024, minimum=256),
-            allowed_origins=src.strings("allowed_origins", ()),
-            banner=src.flag("banner", True),
-            capture=src.flag("capture", True),
-            trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
-            forwarded_header=src.text("forwarded_header", DEFAULT_FORWARDED_HEADER).lower(),
-            search_params=src.strings("search_params", DEFAULT_SEARCH_PARAMS),
-            click_id_params=src.strings("click_id_params", DEFAULT_CLICK_ID_PARAMS),
-            exclude_paths=src.strings("exclude_paths", DEFAULT_EXCLUDE_PATHS),
-            queue_size=src.integer("queue_size", 20_000, minimum=1),
-            queue_max_bytes=src.integer("queue_max_bytes", 32 * 1024 * 1024,
-                                        minimum=64 * 1024),
-            batch_size=src.integer("batch_size", 5_000, minimum=1),
-            flush_interval=src.number("flush_interval", 1.0, minimum=0.001),
-            max_event_bytes=src.integer("max_event_bytes", 16 * 1024, minimum=512),
-            collector_url=src.opt_str("collector_url"),
-            collector_token=src.secret("collector_token"),
-            spool_dir=src.path("spool_dir", None),
-            spool_max_bytes=src.integer("spool_max_bytes", 64 * 1024 * 1024, minimum=0),
-            suppression_refresh=src.number("suppression_refresh", 5.0, minimum=0.1),
-            user_id_key=src.secret("user_id_key"),
-        )
+        if "categories" in src.table:
+            values["categories"] = categories_from_config(src.table["categories"])
+        if "tags" in src.table:
+            values["tags"] = tags_from_config(src.table["tags"])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _text(src: Source, name: str) -> str:
+    return src.text(name, "")
+
+
+def _integer(src: Source, name: str) -> int:
+    return src.integer(name, 0)
+
+
+def _number(src: Source, name: str) -> float:
+    return src.number(name, 0.0)
+
+
+def _duration(src: Source, name: str) -> int:
+    return duration(src, name, 0)
+
+
+def _flag(src: Source, name: str) -> bool:
+    return src.flag(name, False)
+
+
+def _strings(src: Source, name: str) -> tuple[str, ...]:
+    return src.strings(name, ())
+
+
+def _path(src: Source, name: str) -> Path | None:
+    return src.path(name, None)
+
+
+#: How :meth:`Settings.from_env` reads each field from ``CONSENT_MW_<FIELD>`` or the TOML
+#: table (``secret_key``, ``policy_file``, ``categories`` and ``tags`` are read apart).
+_READERS: dict[str, Callable[[Source, str], object]] = {
+    "cookie_salt": _text, "policy_label": _text, "consent_cookie": _text,
+    "visitor_cookie": _text, "session_cookie": _text, "prefix": _text,
+    "default_locale": _text, "forwarded_header": _text,
+    "locales": _strings, "allowed_origins": _strings, "trusted_proxies": _strings,
+    "search_params": _strings, "click_id_params": _strings, "exclude_paths": _strings,
+    "consent_max_age": _duration, "visitor_max_age": _duration, "session_timeout": _duration,
+    "banner": _flag, "capture": _flag,
+    "max_body_bytes": _integer, "queue_size": _integer, "queue_max_bytes": _integer,
+    "batch_size": _integer, "max_event_bytes": _integer, "spool_max_bytes": _integer,
+    "flush_interval": _number, "suppression_refresh": _number,
+    "collector_url": Source.opt_str, "spool_dir": _path,
+    "collector_token": Source.secret, "user_id_key": Source.secret,
+}
+
+#: The smallest value each numeric field may take.
+_MINIMUMS: dict[str, float] = {
+    "consent_max_age": 0, "visitor_max_age": 0, "session_timeout": 0,
+    "max_body_bytes": 256, "queue_size": 1, "queue_max_bytes": 64 * 1024, "batch_size": 1,
+    "flush_interval": 0.001, "max_event_bytes": 512, "spool_max_bytes": 0,
+    "suppression_refresh": 0.1,
+}

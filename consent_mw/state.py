@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both import this module
+    from consent_mw.capture.pipeline import Capture
     from consent_mw.settings import Settings
 
 #: Key under which the middleware stores the RequestContext in the ASGI scope.
@@ -61,4 +62,4 @@ class RequestContext:
     visitor_id: str | None = None  # only when analytics is granted
     session_id: str | None = None
     client_ip: str | None = None
-    capture: Any = None  # consent_mw.capture.pipeline.Capture, when capture is on
+    capture: Capture | None = None  # when capture is on

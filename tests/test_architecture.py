@@ -19,11 +19,12 @@ from consent_mw_cli.main import EXTRA_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["consent_mw", "collector", "dashboards", "clinic", "consent_mw_cli"]
-#: What a web process must never need: Starlette, and everything else the [collector] extra
-#: installs (the ClickHouse driver and chDB alone are ~300 MiB RSS).
+#: What a web process must never need: a web framework (the middleware is pure ASGI, so any
+#: can host it), and everything else the [collector] extra installs (the ClickHouse driver
+#: and chDB alone are ~300 MiB RSS).
 NOT_FOR_CONSENT_MW = EXTRA_MODULES | {
-    "starlette", "clickhouse_connect", "chdb", "geoip2", "prometheus_client", "jsonschema",
-    "jinja2", "yaml", "argon2", "plotly"}
+    "starlette", "fastapi", "clickhouse_connect", "chdb", "geoip2", "prometheus_client",
+    "jsonschema", "jinja2", "yaml", "argon2", "plotly"}
 
 
 def imported_top_levels(package: str) -> dict[str, set[str]]:

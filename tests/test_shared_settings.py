@@ -39,6 +39,30 @@ def test_bad_values_fail_with_an_error_naming_the_field(env: dict[str, str], fie
     assert field in str(err.value)
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("queue_size", 0), ("max_body_bytes", 100), ("max_event_bytes", 10), ("flush_interval", 0.0),
+    ("suppression_refresh", 0.01), ("queue_max_bytes", 1024), ("session_timeout", -1),
+])
+def test_limits_hold_for_settings_built_by_keyword_too(field: str, value: float) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings(secret_keys=(Secret(KEY),), **{field: value})  # type: ignore[arg-type]
+    assert err.value.field == field
+
+
+def test_unset_fields_keep_the_dataclass_defaults(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no consent-mw.toml here
+    assert Settings.from_env({"CONSENT_MW_SECRET_KEY": KEY}) == Settings(secret_keys=(Secret(KEY),))
+
+
+def test_a_tag_given_by_keyword_is_checked_against_the_categories() -> None:
+    from consent_mw.consent.categories import Tag
+
+    tag = Tag(name="x", kind="script", category="nope", src="/x.js")
+    with pytest.raises(SettingsError, match=r"tags\[0\]\.category"):
+        Settings(secret_keys=(Secret(KEY),), tags=(tag,))
+
+
 def test_a_missing_secret_key_is_named() -> None:
     with pytest.raises(SettingsError, match="secret_key"):
         Settings.from_env({})

@@ -19,7 +19,7 @@ from typing import Any
 
 from consent_mw.state import SCOPE_KEY, RequestContext
 
-log = logging.getLogger("consent_mw.capture.api")
+log = logging.getLogger(__name__)
 
 
 def _context(request: Any) -> tuple[RequestContext | None, Mapping[str, Any] | None]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger("consent_mw.capture.buffer")
+log = logging.getLogger(__name__)
 
 
 class BatchBuffer(Generic[T]):

@@ -1,10 +1,12 @@
 """Batches the collector could not take yet, kept until it answers again.
 
 :class:`DiskSpool` writes one gzip file per batch (tmp + rename, so a crash never leaves half a
-batch), survives restarts, and is replayed oldest first. A batch keeps its ``batch_id`` and its
-events keep their ``event_id`` across replays, so the collector deduplicates a batch that was
-stored but whose answer was lost. The file name carries the counts and size, so bookkeeping
-needs no reads. Several processes may share a directory: a replay claims a file by renaming it.
+batch), survives restarts, and is replayed oldest first. A batch keeps its ``batch_id`` and
+``sent_at``, and its events their ``event_id``, across replays, so the collector deduplicates a
+batch that was stored but whose answer was lost, and reads a late replay as old data arriving
+late rather than as a client whose clock is wrong. The file name carries the counts and size,
+so bookkeeping needs no reads. Several processes may share a directory: a replay claims a
+file by renaming it.
 
 :class:`MemorySpool` is the same, bounded, in memory, for a capture without ``spool_dir``.
 """
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from consent_mw import wire
+from consent_mw.capture.transport import batch_time
 
-log = logging.getLogger("consent_mw.capture.spool")
+log = logging.getLogger(__name__)
 SUFFIX = ".spool"
 CLAIM = ".claim-"
 
@@ -34,10 +37,11 @@ CLAIM = ".claim-"
 @dataclass(slots=True)
 class SpooledBatch:
     batch_id: str
+    sent_at: int  # ms: as the batch was first sent, on every replay
     events: list[dict[str, Any]]
     records: list[dict[str, Any]]
     size: int
-    handle: Any = field(default=None, repr=False)  # spool-specific
+    handle: Path | None = field(default=None, repr=False)  # a DiskSpool's claimed file
 
 
 @dataclass(slots=True)
@@ -50,7 +54,7 @@ class Dropped:
 
 class Spool(Protocol):
     def put(self, batch_id: str, events: list[dict[str, Any]],
-            records: list[dict[str, Any]]) -> Dropped: ...
+            records: list[dict[str, Any]], *, sent_at: int) -> Dropped: ...
 
     def claim_oldest(self) -> SpooledBatch | None: ...
 
@@ -63,8 +67,10 @@ class Spool(Protocol):
         ...
 
 
-def _encode(batch_id: str, events: list[dict[str, Any]], records: list[dict[str, Any]]) -> bytes:
-    raw = wire.encode_json({"batch_id": batch_id, "events": events, "consent_records": records})
+def _encode(batch_id: str, sent_at: int, events: list[dict[str, Any]],
+            records: list[dict[str, Any]]) -> bytes:
+    raw = wire.encode_json({"batch_id": batch_id, "sent_at": sent_at, "events": events,
+                            "consent_records": records})
     return gzip.compress(raw, compresslevel=5)  # on disk, bytes are what the cap counts
 
 
@@ -78,7 +84,7 @@ class MemorySpool:
         self._lock = threading.Lock()
 
     def put(self, batch_id: str, events: list[dict[str, Any]],
-            records: list[dict[str, Any]]) -> Dropped:
+            records: list[dict[str, Any]], *, sent_at: int) -> Dropped:
         size = len(wire.encode_json([events, records]))
         dropped = Dropped()
         with self._lock:
@@ -89,7 +95,7 @@ class MemorySpool:
                 self._bytes -= old.size
                 dropped.events += len(old.events)
                 dropped.records += len(old.records)
-            self._items.append(SpooledBatch(batch_id, events, records, size))
+            self._items.append(SpooledBatch(batch_id, sent_at, events, records, size))
             self._bytes += size
         return dropped
 
@@ -181,8 +187,8 @@ class DiskSpool:
         return entries
 
     def put(self, batch_id: str, events: list[dict[str, Any]],
-            records: list[dict[str, Any]]) -> Dropped:
-        body = _encode(batch_id, events, records)
+            records: list[dict[str, Any]], *, sent_at: int) -> Dropped:
+        body = _encode(batch_id, sent_at, events, records)
         if len(body) > self.max_bytes:
             return Dropped(len(events), len(records))
         safe_id = batch_id.replace("-", "")
@@ -219,8 +225,12 @@ class DiskSpool:
                 continue  # another process took it, or it was dropped
             try:
                 data = json.loads(gzip.decompress(claimed.read_bytes()))
-                batch = SpooledBatch(str(data["batch_id"]), list(data["events"]),
-                                     list(data["consent_records"]), entry.size, claimed)
+                events, records = list(data["events"]), list(data["consent_records"])
+                sent_at = data.get("sent_at")
+                if not isinstance(sent_at, int):  # a file from before sent_at was kept
+                    sent_at = batch_time(events, records)
+                batch = SpooledBatch(str(data["batch_id"]), sent_at, events, records,
+                                     entry.size, claimed)
             except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
                 log.error("dropping unreadable spool file %s: %r", entry.name, exc)
                 with contextlib.suppress(OSError):
@@ -230,11 +240,14 @@ class DiskSpool:
         return None
 
     def done(self, batch: SpooledBatch) -> None:
-        with contextlib.suppress(OSError):
-            Path(batch.handle).unlink()
+        if batch.handle is not None:
+            with contextlib.suppress(OSError):
+                batch.handle.unlink()
 
     def release(self, batch: SpooledBatch) -> None:
-        path = Path(batch.handle)
+        path = batch.handle
+        if path is None:
+            return
         with contextlib.suppress(OSError):
             path.rename(path.with_name(path.name.rpartition(CLAIM)[0]))
 

@@ -1,16 +1,19 @@
-"""Getting batches to the collector: the Transport protocol and the HTTP transport.
+"""Getting batches to the collector: the :class:`Transport` protocol, :class:`HttpTransport`
+and :class:`InMemoryTransport`.
 
-Transports are called from the capture worker thread only, so they may block. They report
-failure by raising :class:`TransportError`; the retry policy, the spool and the counters live in
-the capture dispatcher, so an in-process transport gets them too.
+Transports are called from the capture worker thread only, so they may block. ``send`` returns
+a :class:`SendResult` (``rejected=0`` when everything was taken) or raises
+:class:`TransportError`. The retry policy, the spool, the counters and each batch's ``sent_at``
+(:func:`batch_time`, computed once by the pipeline and kept across spool replays) live in the
+capture pipeline, so every transport, an in-process one included, gets them alike.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -19,8 +22,6 @@ import httpx
 
 from consent_mw import wire
 from consent_mw.errors import ConsentMWError
-
-log = logging.getLogger("consent_mw.capture.transport")
 
 
 class TransportError(ConsentMWError):
@@ -46,15 +47,30 @@ class Suppressions(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """Partial success: the collector took the batch but rejected some items."""
+    """The collector took the batch; ``rejected`` of its items were refused (partial success),
+    ``reasons`` says why; ``accepted``, how many it kept (None from a transport that does not
+    count them: every item not rejected). ``SendResult()``: everything was taken.
+
+    Capture counts the rejected items as rejected, never as sent.
+    """
 
     rejected: int = 0
     reasons: tuple[str, ...] = ()
+    accepted: int | None = None
 
 
 class Transport(Protocol):
+    """Where the capture worker hands batches (and asks for the suppression list)."""
+
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> SendResult | None: ...
+             batch_id: str, sent_at: int) -> SendResult:
+        """Deliver one batch; :class:`TransportError` when it was not delivered."""
+        ...
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        """The current suppression list (``unchanged`` when ``since`` is still its version);
+        None when this collector keeps none (the local list then stays as it is)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -87,6 +103,12 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def is_retryable(status: int) -> bool:
+    """Whether sending again may succeed after a collector answered ``status``: a timeout,
+    too early, a rate limit or a server error. Any other refusal is final."""
+    return status in (408, 425, 429) or status >= 500
 
 
 def _rejected_items(body: Any) -> tuple[int, tuple[str, ...]] | None:
@@ -131,9 +153,7 @@ class HttpTransport:
             self._client.headers.update(headers)
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str, sent_at: int | None = None) -> SendResult | None:
-        if sent_at is None:
-            sent_at = batch_time(events, records)
+             batch_id: str, sent_at: int) -> SendResult:
         body = wire.encode_batch(events, records, batch_id=batch_id, sent_at=sent_at)
         try:
             response = self._client.post(
@@ -148,17 +168,20 @@ class HttpTransport:
         if 200 <= status < 300:
             parsed = _json(response)
             items = _rejected_items(parsed)
+            total = len(events) + len(records)
             if items and items[0]:
-                return SendResult(rejected=items[0], reasons=items[1])
-            return None
+                return SendResult(rejected=items[0], reasons=items[1],
+                                  accepted=max(0, total - items[0]))
+            return SendResult(accepted=total)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 400:
             items = _rejected_items(_json(response))
             if items is not None:  # per-item reasons: the rest of the batch was taken
-                return SendResult(rejected=items[0], reasons=items[1])
+                return SendResult(rejected=items[0], reasons=items[1],
+                                  accepted=max(0, len(events) + len(records) - items[0]))
             raise TransportError(f"collector refused the batch: 400 {response.text[:200]}",
                                  retryable=False, status=status)
-        if status in (408, 425, 429) or status >= 500:
+        if is_retryable(status):
             raise TransportError(f"collector answered {status}", retryable=True,
                                  retry_after=retry_after, status=status)
         raise TransportError(f"collector answered {status}: {response.text[:200]}",
@@ -178,7 +201,7 @@ class HttpTransport:
             return None
         if response.status_code != 200:
             raise TransportError(f"suppressions: {response.status_code}",
-                                 retryable=response.status_code >= 500,
+                                 retryable=is_retryable(response.status_code),
                                  status=response.status_code)
         body = _json(response)
         if isinstance(body, dict) and body.get("unchanged") is True:
@@ -201,3 +224,45 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except (ValueError, json.JSONDecodeError):
         return None
+
+
+class SentBatch(NamedTuple):
+    """One batch as :class:`InMemoryTransport` received it."""
+
+    batch_id: str
+    sent_at: int
+    events: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+
+
+class InMemoryTransport:
+    """Keeps every batch it is sent, in memory: for tests, and for a host that reads the events
+    itself. Takes everything; ``suppressions`` is what :meth:`fetch_suppressions` answers."""
+
+    def __init__(self, suppressions: Suppressions | None = None) -> None:
+        self.batches: list[SentBatch] = []
+        self.suppressions = suppressions
+        self.closed = False
+        self._lock = threading.Lock()  # the worker appends while a test or host reads
+
+    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+             batch_id: str, sent_at: int) -> SendResult:
+        with self._lock:
+            self.batches.append(SentBatch(batch_id, sent_at, list(events), list(records)))
+        return SendResult(accepted=len(events) + len(records))
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for batch in self.batches for e in batch.events]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for batch in self.batches for r in batch.records]
+
+    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+        return self.suppressions
+
+    def close(self) -> None:
+        self.closed = True

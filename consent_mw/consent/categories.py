@@ -26,6 +26,7 @@ GCM_SIGNALS: tuple[str, ...] = (
 )
 
 Text = Mapping[str, str]  # locale -> text
+TAG_KINDS = ("google_analytics", "gtm", "script")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +155,9 @@ def _text(field_name: str, value: Any, default: Text | None = None) -> Text:
 
 
 def categories_from_config(raw: Any) -> tuple[Category, ...]:
-    """Categories from a TOML array of tables; ``necessary`` is always kept and required."""
+    """Categories from a TOML array of tables; ``necessary`` is always kept and required.
+    Only the shape is checked here: :func:`check_catalogue` checks the result (Settings runs
+    it however it is built)."""
     if raw is None:
         return DEFAULT_CATEGORIES
     if not isinstance(raw, list) or not raw:
@@ -166,13 +169,7 @@ def categories_from_config(raw: Any) -> tuple[Category, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise SettingsError(where, "each category needs a string 'name'")
         name = item["name"]
-        if not name.isidentifier():
-            raise SettingsError(f"{where}.name", f"{name!r} is not a valid identifier")
         base = defaults.get(name)
-        gcm = tuple(item.get("gcm", base.gcm if base else ()))
-        unknown = set(gcm) - set(GCM_SIGNALS)
-        if unknown:
-            raise SettingsError(f"{where}.gcm", f"unknown Consent Mode signals {sorted(unknown)}")
         services = tuple(
             Service(name=s["name"], label=_text(f"{where}.services.label", s.get("label"),
                                                 {"ja": s["name"], "en": s["name"]}))
@@ -183,7 +180,7 @@ def categories_from_config(raw: Any) -> tuple[Category, ...]:
             Category(
                 name=name,
                 required=name == "necessary" or bool(item.get("required", False)),
-                gcm=gcm,
+                gcm=tuple(item.get("gcm", base.gcm if base else ())),
                 label=_text(f"{where}.label", item.get("label"), base.label if base else None),
                 covers=_text(f"{where}.covers", item.get("covers"), base.covers if base else None),
                 purpose=_text(f"{where}.purpose", item.get("purpose"),
@@ -193,48 +190,31 @@ def categories_from_config(raw: Any) -> tuple[Category, ...]:
                 services=services,
             )
         )
-    names = [c.name for c in result]
-    if len(set(names)) != len(names):
-        raise SettingsError("categories", "category names must be unique")
-    if "necessary" not in names:
+    if "necessary" not in {c.name for c in result}:
         result.insert(0, DEFAULT_CATEGORIES[0])
     return tuple(result)
 
 
-def tags_from_config(raw: Any, categories: tuple[Category, ...]) -> tuple[Tag, ...]:
+def tags_from_config(raw: Any) -> tuple[Tag, ...]:
+    """Tags from a TOML array of tables (shape only; see :func:`check_catalogue`)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise SettingsError("tags", "expected an array of tables")
-    by_name = {c.name: c for c in categories}
     tags: list[Tag] = []
     for index, item in enumerate(raw):
         where = f"tags[{index}]"
         if not isinstance(item, dict):
             raise SettingsError(where, "expected a table")
         name = item.get("name")
-        kind = item.get("kind")
-        category = item.get("category")
         if not isinstance(name, str) or not name:
             raise SettingsError(f"{where}.name", "is required")
-        if kind not in {"google_analytics", "gtm", "script"}:
-            raise SettingsError(f"{where}.kind", "must be google_analytics, gtm or script")
-        if category not in by_name:
-            raise SettingsError(f"{where}.category", f"unknown category {category!r}")
-        service = item.get("service")
-        if service is not None and service not in {s.name for s in by_name[category].services}:
-            raise SettingsError(f"{where}.service",
-                                f"{service!r} is not a service of category {category!r}")
-        if kind in {"google_analytics", "gtm"} and not isinstance(item.get("measurement_id"), str):
-            raise SettingsError(f"{where}.measurement_id", "is required for Google tags")
-        if kind == "script" and not isinstance(item.get("src"), str):
-            raise SettingsError(f"{where}.src", "is required for script tags")
         tags.append(
             Tag(
                 name=name,
-                kind=kind,
-                category=category,
-                service=service,
+                kind=str(item.get("kind")),
+                category=str(item.get("category")),
+                service=item.get("service"),
                 measurement_id=item.get("measurement_id"),
                 src=item.get("src"),
                 recipient=_text(f"{where}.recipient", item.get("recipient")),
@@ -245,3 +225,36 @@ def tags_from_config(raw: Any, categories: tuple[Category, ...]) -> tuple[Tag, .
             )
         )
     return tuple(tags)
+
+
+def check_catalogue(categories: tuple[Category, ...], tags: tuple[Tag, ...]) -> None:
+    """What the banner, the gating and the notice rely on, whoever built the categories and
+    tags: unique identifier names, known Consent Mode signals, and tags that name a category
+    (and one of its services) and carry what their kind needs."""
+    if not categories:
+        raise SettingsError("categories", "at least one category is required")
+    names = [c.name for c in categories]
+    if len(set(names)) != len(names):
+        raise SettingsError("categories", "category names must be unique")
+    for index, category in enumerate(categories):
+        where = f"categories[{index}]"
+        if not category.name.isidentifier():
+            raise SettingsError(f"{where}.name", f"{category.name!r} is not a valid identifier")
+        unknown = set(category.gcm) - set(GCM_SIGNALS)
+        if unknown:
+            raise SettingsError(f"{where}.gcm", f"unknown Consent Mode signals {sorted(unknown)}")
+    by_name = {c.name: c for c in categories}
+    for index, tag in enumerate(tags):
+        where = f"tags[{index}]"
+        if tag.kind not in TAG_KINDS:
+            raise SettingsError(f"{where}.kind", "must be google_analytics, gtm or script")
+        if tag.category not in by_name:
+            raise SettingsError(f"{where}.category", f"unknown category {tag.category!r}")
+        if tag.service is not None and tag.service not in {
+                s.name for s in by_name[tag.category].services}:
+            raise SettingsError(f"{where}.service",
+                                f"{tag.service!r} is not a service of category {tag.category!r}")
+        if tag.kind in {"google_analytics", "gtm"} and not isinstance(tag.measurement_id, str):
+            raise SettingsError(f"{where}.measurement_id", "is required for Google tags")
+        if tag.kind == "script" and not isinstance(tag.src, str):
+            raise SettingsError(f"{where}.src", "is required for script tags")

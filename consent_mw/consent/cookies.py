@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -285,10 +284,3 @@ def remaining_max_age(stored: StoredConsent, settings: Settings) -> int:
     """Seconds left on a consent cookie, so re-signing it never extends its lifetime."""
     decided = (stored.state.decided_at or 0) // 1000
     return max(0, decided + settings.consent_max_age - int(time.time()))
-
-
-def evict_oldest(cache: dict[Any, Any]) -> None:
-    """Drop the oldest entry. Another thread may change the dict meanwhile (a server running
-    requests in threads): losing that race only means one entry too many, never an error."""
-    with contextlib.suppress(StopIteration, RuntimeError):
-        cache.pop(next(iter(cache)), None)

@@ -8,11 +8,10 @@ capture reads, so these tests do not depend on the middleware's timing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from consent_mw.capture.transport import SendResult, TransportError
+from consent_mw.capture.transport import InMemoryTransport, SendResult, TransportError
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState, RequestContext
 
@@ -66,37 +65,28 @@ def make_scope(path: str = "/", query: str = "", headers: dict[str, str] | None 
     }
 
 
-class RecordingTransport:
-    """Keeps every batch it is sent; ``fail`` makes the next sends raise."""
+class RecordingTransport(InMemoryTransport):
+    """An in-memory transport that fails on demand: ``fail`` makes the next sends raise,
+    ``result`` is what a send answers."""
 
     def __init__(self) -> None:
-        self.batches: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = []
+        super().__init__()
         self.fail: Callable[[], Exception | None] = lambda: None
-        self.result: SendResult | None = None
-        self.lock = threading.Lock()
-        self.closed = False
+        self.result = SendResult()
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> SendResult | None:
+             batch_id: str, sent_at: int) -> SendResult:
         error = self.fail()
         if error is not None:
             raise error
-        with self.lock:
-            self.batches.append((batch_id, list(events), list(records)))
+        super().send(events, records, batch_id=batch_id, sent_at=sent_at)
         return self.result
 
-    def close(self) -> None:
-        self.closed = True
 
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [e for _, events, _ in self.batches for e in events]
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for _, _, records in self.batches for r in records]
+def failures(capture: Any) -> int:
+    """What ``capture.stats()`` counts as failed: errors dropping items, background errors."""
+    stats = capture.stats()
+    return int(stats["dropped"]["error"] + stats["worker_errors"])
 
 
 def down(retry_after: float | None = None) -> TransportError:

@@ -88,3 +88,16 @@ def test_a_broken_capture_never_raises_into_the_site(make_settings: Callable[...
     scope[SCOPE_KEY] = make_ctx(make_settings(), ("analytics",), capture=Broken())
     track(scope, "x")
     identify(scope, "u")
+
+
+def test_a_failing_track_is_counted_by_the_capture_and_not_raised(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    request, capture = request_with(make_settings(), ("analytics",), transport)
+    track(request, "booking_completed", {"ok": 1})
+    assert capture.stats()["dropped"]["error"] == 0
+    request.scope[SCOPE_KEY].state = None  # a context the capture cannot read
+    track(request, "booking_completed", {"ok": 1})
+    identify(request, "account-42", {})
+    capture.shutdown(5)
+    assert len(transport.events) == 1
+    assert capture.stats()["dropped"]["error"] == 2

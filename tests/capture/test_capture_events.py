@@ -16,33 +16,41 @@ from capture_support import (
     make_scope,
 )
 
-from consent_mw.capture.events import (
-    Snapshot,
-    age_band,
-    build_event,
+from consent_mw.capture.events import clean_properties
+from consent_mw.capture.fields import (
+    PageRequest,
     channel,
-    clean_properties,
-    clean_traits,
+    json_size,
     primary_language,
     query_params,
     referrer_host,
-    zip3,
+    request_fields,
 )
+from consent_mw.capture.hits import HitBuilder, PageHit
 from consent_mw.capture.pipeline import Capture
+from consent_mw.capture.traits import age_band, clean_traits, zip3
 from consent_mw.settings import DEFAULT_CLICK_ID_PARAMS, DEFAULT_SEARCH_PARAMS, Settings
 
-FLAGS = {"necessary": True, "analytics": True, "location": False, "marketing": False}
+
+def builder(search_params: tuple[str, ...] = DEFAULT_SEARCH_PARAMS) -> HitBuilder:
+    return HitBuilder(analytics=("analytics",), marketing=("marketing",),
+                      search_params=search_params, click_id_params=DEFAULT_CLICK_ID_PARAMS)
+
+
+def hit(path: str = "/", query: bytes = b"", headers: Any = (), *,
+        granted: tuple[str, ...] = ("analytics",), client: Any = None,
+        ip: str | None = None, visitor: str | None = VISITOR, method: str = "GET") -> PageHit:
+    return PageHit(1_713_830_400_123, consent_state(granted), path, method, 200, query,
+                   list(headers), visitor, visitor and SESSION, client, ip)
 
 
 def pageview(path: str = "/", query: str = "", marketing: bool = False,
              **headers: str) -> dict[str, Any]:
-    snap = Snapshot(kind="page", ts=1_713_830_400_123, consent=FLAGS, analytics=True,
-                    marketing=marketing, path=path, query=query, method="GET", status=200,
-                    headers={k.replace("_", "-"): v for k, v in headers.items()})
-    event = build_event(snap, "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d",
-                        search_params=DEFAULT_SEARCH_PARAMS,
-                        click_id_params=DEFAULT_CLICK_ID_PARAMS)
-    assert event is not None
+    raw = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    granted = ("analytics", "marketing") if marketing else ("analytics",)
+    event, _ = builder()(hit(path, query.encode(), raw, granted=granted, visitor=None),
+                         "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d")
+    assert event["kind"] == "pageview"
     return event
 
 
@@ -160,12 +168,6 @@ def test_properties_keep_scalars_scrub_strings_and_cap_count() -> None:
     assert cleaned == {"email": "[email]", "n": 1.5, "none": None, "ok": True}
 
 
-def test_custom_and_identify_snapshots_without_analytics_build_nothing() -> None:
-    for kind in ("custom", "identify"):
-        snap = Snapshot(kind=kind, ts=1, consent=FLAGS, analytics=False, marketing=True)
-        assert build_event(snap, "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d") is None
-
-
 def test_raw_utf8_query_bytes_are_read_as_utf8(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     transport = RecordingTransport()
@@ -189,22 +191,23 @@ def test_event_ids_are_unique_rfc9562_uuids() -> None:
 
 
 def test_a_reused_request_build_matches_a_fresh_one_and_keeps_per_event_fields() -> None:
-    from consent_mw.capture.events import Snapshot, _request_fields, build_event_sized, json_size
+    build = builder(search_params=("q",))
+    headers = [(b"host", b"clinic.example"), (b"referer", b"https://www.google.com/")]
+    query = b"q=hi+me@example.com&utm_source=x"
+    granted = ("analytics", "marketing")
 
-    def snap(visitor: str, referer: bytes) -> Snapshot:
-        return Snapshot(kind="page", ts=1_700_000_000_000, consent={"analytics": True},
-                        analytics=True, marketing=True, path="/a", method="GET", status=200,
-                        query="q=hi+me@example.com&utm_source=x",
-                        raw_headers=((b"host", b"clinic.example"), (b"referer", referer)),
-                        visitor_id=visitor, session_id="s1", peer="203.0.113.9")
+    def one(visitor: str, referer: bytes, event_id: str) -> tuple[dict[str, Any], int]:
+        raw = [headers[0], (b"referer", referer)]
+        return build(hit("/a", query, raw, granted=granted, visitor=visitor,
+                         client=("203.0.113.9", 1)), event_id)
 
-    first, size = build_event_sized(snap("v1", b"https://www.google.com/"), "e1",
-                                    search_params=("q",))
-    again, _ = build_event_sized(snap("v2", b"https://www.google.com/"), "e2",
-                                 search_params=("q",))
-    other, _ = build_event_sized(snap("v1", b"https://t.co/x"), "e3", search_params=("q",))
-    assert first is not None and again is not None and other is not None
-    fresh = _request_fields(snap("v1", b"https://www.google.com/"), ("q",), (), ())
+    first, size = one("v1", b"https://www.google.com/", "e1")
+    again, _ = one("v2", b"https://www.google.com/", "e2")
+    other, _ = one("v1", b"https://t.co/x", "e3")
+    assert build.misses == 2  # the second visitor's page reused the first one's template
+    fresh = request_fields(
+        PageRequest("/a", query, tuple(headers), "GET", 200, "203.0.113.9", None, True),
+        search_params=("q",), click_id_params=DEFAULT_CLICK_ID_PARAMS, trusted_proxies=())
     assert {k: first[k] for k in fresh} == fresh
     assert first["search_terms"] == "hi [email]" and first["utm_source"] == "x"
     assert (first["visitor_id"], again["visitor_id"]) == ("v1", "v2")
@@ -231,29 +234,41 @@ def test_event_ids_draw_a_new_prefix_instead_of_wrapping_the_counter(
     assert uuid.UUID(after).version == 8
 
 
-def test_a_queued_hit_builds_the_same_pageview_as_a_snapshot_and_new_ports_reuse_it() -> None:
-    from consent_mw.capture.events import HitBuilder, PageHit, json_size
-
-    state = consent_state(("analytics", "marketing"))
+def test_a_new_connection_reuses_the_template_and_the_cookie_never_leaves() -> None:
     headers = ((b"host", b"clinic.example"), (b"cookie", b"cmw_vid=secret"),
                (b"referer", b"https://www.google.com/"), (b"user-agent", b"Mozilla/5.0"))
-    build = HitBuilder(marketing=("marketing",), search_params=("q",))
+    build = builder(search_params=("q",))
 
-    def hit(port: int) -> PageHit:
-        return (1_700_000_000_000, state, "/a", "GET", 200, b"q=implant&gclid=1",
-                headers, VISITOR, SESSION, ("203.0.113.9", port))
+    def on_port(port: int, event_id: str) -> dict[str, Any]:
+        event, size = build(hit("/a", b"q=implant&gclid=1", headers,
+                                granted=("analytics", "marketing"),
+                                client=("203.0.113.9", port)), event_id)
+        assert json_size(event) <= size
+        return event
 
-    event, size = build(hit(50000), "e1")
-    again, _ = build(hit(50001), "e2")  # the same browser on a new connection
-    snap = Snapshot(kind="page", ts=1_700_000_000_000, consent=state.categories,
-                    analytics=True, marketing=True, gpc=False, path="/a", method="GET",
-                    status=200, query="q=implant&gclid=1",
-                    raw_headers=tuple(h for h in headers if h[0] != b"cookie"),
-                    visitor_id=VISITOR, session_id=SESSION, consent_id=state.consent_id,
-                    peer="203.0.113.9")
-    assert event == build_event(snap, "e1", search_params=("q",))
-    assert event["search_terms"] == "implant" and event["channel"] == "search"
-    assert "cmw_vid=secret" not in json.dumps(event)  # the worker keeps analytics headers only
+    event = on_port(50000, "e1")
+    again = on_port(50001, "e2")  # the same browser on a new connection
+    assert event["search_terms"] == "implant" and event["channel"] == "ad"
+    assert event["ip"] == "203.0.113.9" and event["click_id_type"] == "gclid"
+    assert "cmw_vid=secret" not in json.dumps(event)  # the worker reads analytics headers only
     assert {**again, "event_id": "e1"} == event
     assert build.misses == 1
+
+
+def test_a_page_without_analytics_builds_an_hourly_anonymous_count() -> None:
+    ua = (b"user-agent", b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148")
+    event, size = builder()(hit("/tel/090-1234-5678", b"q=x", [(b"cookie", b"a=b"), ua],
+                                granted=("marketing",), client=("203.0.113.9", 1)), "e1")
+    assert event == {"event_id": "e1", "ts": 1_713_830_400_123 - 1_713_830_400_123 % 3_600_000,
+                     "kind": "anonymous", "name": "pageview", "path": "/tel/[phone]",
+                     "device_type": "mobile", "consent": consent_state(("marketing",)).categories}
     assert json_size(event) <= size
+
+
+def test_behind_a_unix_socket_the_proxys_chain_names_the_pageviews_ip() -> None:
+    # No peer address (scope["client"] is None): the local proxy's chain names the client,
+    # as consent_mw.clientip reads it for the rest of the middleware.
+    event, _ = builder()(hit("/", b"", [(b"x-forwarded-for", b"198.51.100.23")]), "e1")
+    assert event["ip"] == "198.51.100.23"
+    resolved, _ = builder()(hit("/", b"", [], ip="192.0.2.1"), "e2")  # the site resolved it
+    assert resolved["ip"] == "192.0.2.1"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import VISITOR, RecordingTransport, down, make_ctx, make_scope
+from capture_support import VISITOR, RecordingTransport, down, failures, make_ctx, make_scope
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import MemorySpool
@@ -87,8 +87,8 @@ def test_batches_are_cut_at_batch_size(make_settings: Callable[..., Settings],
     capture = Capture(settings, transport=transport)
     pages(capture, settings, 25)
     assert capture.force_flush(5)
-    assert [len(ev) for _, ev, _ in transport.batches] == [10, 10, 5]
-    assert len({batch_id for batch_id, _, _ in transport.batches}) == 3
+    assert [len(b.events) for b in transport.batches] == [10, 10, 5]
+    assert len({b.batch_id for b in transport.batches}) == 3
 
 
 def test_consent_records_ride_in_the_same_batches(make_settings: Callable[..., Settings],
@@ -201,6 +201,26 @@ def test_collector_without_privacy_routes_keeps_the_local_list(
         assert "local-hash" in capture.suppressions
     finally:
         capture.shutdown(5)
+    assert failures(capture) == 0
+
+
+def test_a_failing_background_task_is_counted_and_the_worker_carries_on(
+        make_settings: Callable[..., Settings]) -> None:
+    class Broken(RecordingTransport):
+        def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
+            raise RuntimeError("bug in the transport")
+
+    settings = make_settings(suppression_refresh=0.1, flush_interval=0.05)
+    t = Broken()
+    capture = Capture(settings, transport=t)
+    capture.start()
+    try:
+        assert wait_until(lambda: capture.stats()["worker_errors"] >= 2, capture)
+        pages(capture, settings, 2)
+        assert wait_until(lambda: len(t.events) == 2, capture)  # delivery still works
+    finally:
+        capture.shutdown(5)
+    assert capture.stats()["dropped"]["error"] == 0
 
 
 # -- consent gating ---------------------------------------------------------------------------
@@ -240,10 +260,11 @@ def test_capture_failures_never_reach_the_caller(make_settings: Callable[..., Se
                                                  transport: RecordingTransport) -> None:
     settings = make_settings()
     capture = Capture(settings, transport=transport)
+    assert failures(capture) == 0
     capture.page(None, make_scope("/"), 200)  # type: ignore[arg-type]
     capture.custom(None, "x", {})  # type: ignore[arg-type]
     capture.identify(None, "u", {})  # type: ignore[arg-type]
-    assert capture.stats()["dropped"]["error"] == 3
+    assert capture.stats()["dropped"]["error"] == 3 and failures(capture) == 3
 
 
 def test_capture_without_a_transport_is_a_no_op(make_settings: Callable[..., Settings]) -> None:
@@ -278,6 +299,9 @@ def test_outage_spools_in_memory_and_replays_after_recovery(
     ids = [e["event_id"] for e in transport.events]
     assert len(ids) == 12 == len(set(ids))
     assert capture.stats()["sent"] == 12
+    assert failures(capture) == 0  # an outage is retried and spooled, not a failure
+    # Replays keep the sent_at the pipeline gave each batch: its newest item's time.
+    assert all(b.sent_at == max(e["ts"] for e in b.events) for b in transport.batches)
 
 
 def test_long_retry_after_spools_at_once_and_holds_further_sends(
@@ -309,6 +333,7 @@ def test_partial_success_counts_rejected_and_is_not_retried(
     stats = capture.stats()
     assert len(transport.batches) == 1
     assert stats["rejected"] == 2 and stats["sent"] == 3 and stats["spooled"] == 0
+    assert failures(capture) == 0
 
 
 @pytest.mark.parametrize("status", [401, 403, 400])
@@ -329,6 +354,7 @@ def test_refused_batches_are_counted_not_retried_not_spooled(
     stats = capture.stats()
     assert len(calls) == 1
     assert stats["rejected"] == 4 and stats["spooled"] == 0
+    assert failures(capture) == 0  # a refusal is counted as rejected, not as a failure
 
 
 def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Settings],
@@ -338,19 +364,19 @@ def test_payload_too_large_splits_the_batch(make_settings: Callable[..., Setting
     real_send = transport.send
 
     def send(events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> SendResult | None:
+             batch_id: str, sent_at: int) -> SendResult:
         sizes.append(len(events))
         if len(events) > 3:
             raise TransportError("too big", retryable=False, status=413)
-        return real_send(events, records, batch_id=batch_id)
+        return real_send(events, records, batch_id=batch_id, sent_at=sent_at)
 
     transport.send = send  # type: ignore[method-assign]
     capture = Capture(settings, transport=transport)
     pages(capture, settings, 10)
     capture.shutdown(5)
     assert len(transport.events) == 10
-    assert all(len(ev) <= 3 for _, ev, _ in transport.batches)
-    assert capture.stats()["rejected"] == 0
+    assert all(len(b.events) <= 3 for b in transport.batches)
+    assert capture.stats()["rejected"] == 0 and failures(capture) == 0
 
 
 def test_unexpected_transport_exception_is_counted_as_error(
@@ -440,7 +466,7 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
         capture.page(ctx, make_scope(f"/p{i}"), 200)
     capture.record({"record_id": "r1", "ts": 1})
     capture.shutdown(5)
-    assert [(len(events), len(records)) for _, events, records in transport.batches] == [
+    assert [(len(b.events), len(b.records)) for b in transport.batches] == [
         (40, 0), (40, 0), (10, 1)]
     assert sorted(e["path"] for e in transport.events) == sorted(f"/p{i}" for i in range(90))
     assert len({e["event_id"] for e in transport.events}) == 90
@@ -448,13 +474,14 @@ def test_pageviews_past_the_wire_item_cap_go_out_in_several_batches(
 
 def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
         make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
-    from consent_mw.capture.events import json_size
+    from consent_mw.capture.fields import json_size
 
+    base = "/deep" * 60  # a real size over the smallest max_event_bytes allowed
     probe = RecordingTransport()
     settings = make_settings()
     capture = Capture(settings, transport=probe)
     ctx = make_ctx(settings, ("analytics",), capture=capture)
-    capture.page(ctx, make_scope("/short"), 200)
+    capture.page(ctx, make_scope(base + "/short"), 200)
     capture.shutdown(5)
     real = json_size(probe.events[0])
 
@@ -463,10 +490,10 @@ def test_a_pageview_is_dropped_as_too_large_only_when_its_real_size_is(
     settings = make_settings(max_event_bytes=real + len("/long") - len("/short"))
     capture = Capture(settings, transport=transport)
     ctx = make_ctx(settings, ("analytics",), capture=capture)
-    capture.page(ctx, make_scope("/long"), 200)
-    capture.page(ctx, make_scope("/longer"), 200)
+    capture.page(ctx, make_scope(base + "/long"), 200)
+    capture.page(ctx, make_scope(base + "/longer"), 200)
     capture.shutdown(5)
-    assert [e["path"] for e in transport.events] == ["/long"]
+    assert [e["path"] for e in transport.events] == [base + "/long"]
     assert capture.stats()["dropped"]["too_large"] == 1
 
 

@@ -12,7 +12,7 @@ import pytest
 from capture_support import CONSENT_ID, SESSION, VISITOR, RecordingTransport, make_ctx, make_scope
 from jsonschema import Draft202012Validator
 
-from consent_mw.capture.events import HOUR_MS
+from consent_mw.capture.hits import HOUR_MS
 from consent_mw.capture.pipeline import Capture
 from consent_mw.settings import Settings
 from consent_mw.wire import EVENT_SCHEMA

@@ -13,8 +13,10 @@ import pytest
 from consent_mw import wire
 from consent_mw.capture.transport import (
     HttpTransport,
+    InMemoryTransport,
     SendResult,
     TransportError,
+    is_retryable,
     parse_retry_after,
 )
 
@@ -37,13 +39,14 @@ def test_posts_a_gzip_batch_with_bearer_token() -> None:
     seen: list[httpx.Request] = []
     t = transport_answering(lambda r: httpx.Response(200, json={"accepted": 1, "rejected": []}),
                             seen)
-    assert t.send([EVENT], [], batch_id="b-1") is None
+    assert t.send([EVENT], [], batch_id="b-1", sent_at=1_713_830_400_000) == SendResult(accepted=1)
     (request,) = seen
     assert request.url == "https://collector.example/v1/events"
     assert request.headers["authorization"] == "Bearer tok-123"
     assert request.headers["content-encoding"] == "gzip"
     body: dict[str, Any] = json.loads(gzip.decompress(request.content))
     assert body["schema"] == wire.SCHEMA_ID and body["batch_id"] == "b-1"
+    assert body["sent_at"] == 1_713_830_400_000  # as the pipeline computed it, not its own
     assert body["events"] == [EVENT] and body["consent_records"] == []
 
 
@@ -51,13 +54,14 @@ def test_400_with_per_item_reasons_is_a_partial_success() -> None:
     answer = {"accepted": 3, "rejected": [{"index": 1, "type": "event", "event_id": "x",
                                            "reason": "ts: clock skew"}]}
     t = transport_answering(lambda r: httpx.Response(400, json=answer))
-    assert t.send([EVENT] * 4, [], batch_id="b") == SendResult(1, ("ts: clock skew",))
+    assert t.send([EVENT] * 4, [], batch_id="b", sent_at=1) == SendResult(
+        rejected=1, reasons=("ts: clock skew",), accepted=3)
 
 
 def test_400_without_item_reasons_refuses_the_whole_batch() -> None:
     t = transport_answering(lambda r: httpx.Response(400, json={"error": "invalid_json"}))
     with pytest.raises(TransportError) as info:
-        t.send([EVENT], [], batch_id="b")
+        t.send([EVENT], [], batch_id="b", sent_at=1)
     assert info.value.retryable is False
 
 
@@ -68,10 +72,19 @@ def test_400_without_item_reasons_refuses_the_whole_batch() -> None:
 def test_status_classification(status: int, retryable: bool) -> None:
     t = transport_answering(lambda r: httpx.Response(status, headers={"Retry-After": "7"}))
     with pytest.raises(TransportError) as info:
-        t.send([EVENT], [], batch_id="b")
+        t.send([EVENT], [], batch_id="b", sent_at=1)
     assert info.value.retryable is retryable and info.value.status == status
     if retryable:
         assert info.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(("status", "retryable"), [
+    (408, True), (425, True), (429, True), (500, True), (503, True), (400, False),
+    (401, False), (404, False), (413, False),
+])
+def test_is_retryable_names_the_answers_worth_sending_again(status: int,
+                                                            retryable: bool) -> None:
+    assert is_retryable(status) is retryable
 
 
 def test_unreachable_collector_is_retryable() -> None:
@@ -80,7 +93,7 @@ def test_unreachable_collector_is_retryable() -> None:
 
     t = transport_answering(refuse)
     with pytest.raises(TransportError) as info:
-        t.send([EVENT], [], batch_id="b")
+        t.send([EVENT], [], batch_id="b", sent_at=1)
     assert info.value.retryable is True
 
 
@@ -101,3 +114,13 @@ def test_suppressions_are_fetched_with_the_token_and_404_means_unsupported() -> 
     assert transport_answering(lambda r: httpx.Response(404)).fetch_suppressions() is None
     with pytest.raises(TransportError):
         transport_answering(lambda r: httpx.Response(200, json=[1])).fetch_suppressions()
+
+
+def test_both_transports_count_the_same_batch_alike() -> None:
+    """What capture counts must not depend on which transport it was given."""
+    http = transport_answering(lambda r: httpx.Response(200, json={"accepted": 2}))
+    memory = InMemoryTransport()
+    batch: dict[str, Any] = {"batch_id": "b", "sent_at": 7}
+    assert (http.send([EVENT, EVENT], [], **batch)
+            == memory.send([EVENT, EVENT], [], **batch) == SendResult(accepted=2))
+    assert memory.batches[0].sent_at == 7  # the pipeline's sent_at, as Http sends it

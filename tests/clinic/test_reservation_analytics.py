@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -13,6 +12,7 @@ from starlette.testclient import TestClient
 from clinic.app import GOOGLE_ANALYTICS
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
+from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.settings import Settings
 
@@ -21,30 +21,14 @@ PHONE = "090-1234-5678"
 EMAIL = "hanako.yamada@example.jp"
 
 
-class RecordingTransport:
-    """Keeps every batch the capture worker sends."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-
-    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
-        self.events.extend(events)
-        self.records.extend(records)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def transport() -> RecordingTransport:
-    return RecordingTransport()
+def transport() -> InMemoryTransport:
+    return InMemoryTransport()
 
 
 @pytest.fixture
 def middleware(
-    make_settings: Callable[..., Settings], transport: RecordingTransport
+    make_settings: Callable[..., Settings], transport: InMemoryTransport
 ) -> ConsentMiddleware:
     settings = make_settings(policy_label=POLICY_LABEL, policy_text=policy_text(),
                              tags=(GOOGLE_ANALYTICS,), flush_interval=0.05)
@@ -76,7 +60,7 @@ def flush(middleware: ConsentMiddleware) -> None:
 
 
 def test_reservation_with_consent_sends_only_non_personal_properties(
-    client: TestClient, middleware: ConsentMiddleware, transport: RecordingTransport
+    client: TestClient, middleware: ConsentMiddleware, transport: InMemoryTransport
 ) -> None:
     decide(client, "accept_all")
     reserve(client)
@@ -94,7 +78,7 @@ def test_reservation_with_consent_sends_only_non_personal_properties(
 
 
 def test_reservation_without_consent_sends_no_custom_event(
-    client: TestClient, middleware: ConsentMiddleware, transport: RecordingTransport
+    client: TestClient, middleware: ConsentMiddleware, transport: InMemoryTransport
 ) -> None:
     decide(client, "reject_all")
     reserve(client)
@@ -118,7 +102,7 @@ def test_analytics_tag_loads_only_after_consent(client: TestClient) -> None:
 
 
 def test_search_terms_reach_analytics_but_the_page_reflects_them_escaped(
-    client: TestClient, middleware: ConsentMiddleware, transport: RecordingTransport
+    client: TestClient, middleware: ConsentMiddleware, transport: InMemoryTransport
 ) -> None:
     decide(client, "accept_all")
     response = client.get("/search", params={"q": "<b>二重</b>"})

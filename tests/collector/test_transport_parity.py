@@ -72,7 +72,7 @@ def test_a_good_batch(service: CollectorService) -> None:
                       batch_id=str(uuid.uuid4()), sent_at=now_ms())
 
     result, gained, _ = same_both_ways(service, send)
-    assert (result, gained) == (SendResult(), (2, 1))
+    assert (result, gained) == (SendResult(accepted=3), (2, 1))
 
 
 def test_items_rejected_are_counted_and_the_rest_stored(service: CollectorService) -> None:
@@ -84,7 +84,7 @@ def test_items_rejected_are_counted_and_the_rest_stored(service: CollectorServic
                       batch_id=str(uuid.uuid4()), sent_at=sent_at)
 
     result, gained, metrics = same_both_ways(service, send)
-    assert result.rejected == 3 and gained == (1, 0)
+    assert (result.rejected, result.accepted, gained) == (3, 1, (1, 0))
     assert "the batch's sent_at" in result.reasons[1]
     assert metrics["consent_mw_collector_batches_total{outcome=partial}"] == 1
 
@@ -97,7 +97,7 @@ def test_a_batch_replayed_days_later_is_judged_by_its_sent_at(
                       batch_id=str(uuid.uuid4()), sent_at=built)
 
     result, gained, _ = same_both_ways(service, send)
-    assert (result, gained) == (SendResult(), (1, 1))
+    assert (result, gained) == (SendResult(accepted=2), (1, 1))
 
 
 def test_a_replay_is_accepted_and_stored_once(service: CollectorService) -> None:
@@ -107,7 +107,7 @@ def test_a_replay_is_accepted_and_stored_once(service: CollectorService) -> None
         return t.send(events, [], batch_id=str(uuid.uuid4()), sent_at=sent_at)
 
     result, gained, _ = same_both_ways(service, send)
-    assert (result, gained) == (SendResult(), (1, 0))
+    assert (result, gained) == (SendResult(accepted=1), (1, 0))
 
 
 def test_a_batch_that_is_not_the_wire_shape_is_refused_for_good(

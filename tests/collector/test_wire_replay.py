@@ -23,8 +23,9 @@ def test_a_batch_replayed_two_days_late_is_stored_not_rejected_as_clock_skew(
     transport = HttpTransport("http://testserver", TOKEN,
                               client=TestClient(service.app, raise_server_exceptions=False))
 
-    transport.send(events, records, batch_id="replayed-batch")
-    transport.send(events, records, batch_id="replayed-batch")  # and once more: a retry
+    sent_at = batch_time(events, records)  # what the capture pipeline sends it with
+    transport.send(events, records, batch_id="replayed-batch", sent_at=sent_at)
+    transport.send(events, records, batch_id="replayed-batch", sent_at=sent_at)  # a retry
 
     assert service.store.scalar("SELECT count() FROM events") == 2
     assert service.store.scalar("SELECT count() FROM consent_records") == 1
@@ -45,5 +46,5 @@ def test_a_batch_from_a_clock_two_days_ahead_is_still_refused(
     transport = HttpTransport("http://testserver", TOKEN, client=client)
     # The transport reports the refusal (its own way); what matters is nothing stored.
     with contextlib.suppress(TransportError):
-        transport.send([make_event(ts=ahead)], [], batch_id="future-batch")
+        transport.send([make_event(ts=ahead)], [], batch_id="future-batch", sent_at=ahead)
     assert service.store.scalar("SELECT count() FROM events") == 0

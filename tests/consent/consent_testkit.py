@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -122,6 +121,20 @@ def fastapi_app(settings: Settings, **kwargs: Any) -> Any:
 APP_FACTORIES = {"starlette": starlette_app, "fastapi": fastapi_app}
 
 
+def middleware_of(client: Any) -> ConsentMiddleware:
+    """The ConsentMiddleware inside a test client's app (Starlette builds its middleware stack
+    on the first request; building it here makes that request use this one)."""
+    app = client.app
+    if isinstance(app, ConsentMiddleware):
+        return app
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    mw = app.middleware_stack
+    while not isinstance(mw, ConsentMiddleware):
+        mw = mw.app
+    return mw
+
+
 def cookie_values(response: Any) -> dict[str, str]:
     """Set-Cookie header values by cookie name (the whole header line)."""
     out: dict[str, str] = {}
@@ -144,21 +157,3 @@ def run_async(fn: Any, *args: Any) -> Any:
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(anyio.run, fn, *args).result()
-
-
-class ListTransport:
-    """A capture transport that keeps every event and record it is sent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
-             batch_id: str) -> None:
-        with self.lock:
-            self.events.extend(events)
-            self.records.extend(records)
-
-    def close(self) -> None:
-        pass

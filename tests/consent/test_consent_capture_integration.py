@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jsonschema
-from consent_testkit import ORIGIN, ListTransport, report_shown, starlette_app
+from consent_testkit import ORIGIN, report_shown, starlette_app
 from starlette.testclient import TestClient
 
+from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.settings import Settings
 from consent_mw.wire import RECORD_SCHEMA
 
@@ -15,7 +16,7 @@ from consent_mw.wire import RECORD_SCHEMA
 def test_pages_and_consent_records_reach_the_transport_under_consent(
     make_settings: Callable[..., Settings],
 ) -> None:
-    transport = ListTransport()
+    transport = InMemoryTransport()
     app = starlette_app(make_settings(flush_interval=0.05), transport=transport)
     with TestClient(app) as client:
         client.get("/en")

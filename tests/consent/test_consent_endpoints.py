@@ -11,7 +11,7 @@ from consent_testkit import ORIGIN, cookie_values, run_async, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw.consent.categories import Tag
-from consent_mw.consent.endpoints import BadRequest, read_body
+from consent_mw.http import BadRequest, read_body
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 
@@ -299,3 +299,18 @@ def test_unknown_consent_paths_are_404(client: TestClient, path: str) -> None:
 def test_wrong_method_is_405(client: TestClient) -> None:
     assert client.delete("/_consent").status_code == 405
     assert client.post("/_consent/preferences", headers=SAME).status_code == 405
+
+
+def test_every_refusal_has_the_one_error_shape(client: TestClient) -> None:
+    accept = {"accept": "application/json"}
+    missing = client.get("/_consent/nothing", headers=accept)
+    wrong = client.delete("/_consent", headers=accept)
+    cross = client.post("/_consent", json={"action": "accept_all"},
+                        headers={"origin": "https://evil.example"})
+    assert missing.json() == {"error": "not found", "code": "not_found"}
+    assert wrong.json() == {"error": "method not allowed", "code": "method_not_allowed"}
+    assert wrong.headers["allow"] == "GET, HEAD, POST"
+    assert cross.status_code == 403 and cross.json()["code"] == "cross_site"
+    assert set(cross.json()) == {"error", "code"}
+    # A browser (no JSON asked for) reads the reason as text.
+    assert client.get("/_consent/nothing").text == "not found"

@@ -5,19 +5,21 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import jsonschema
 import pytest
-from consent_testkit import ORIGIN, PAGE_EN, cookie_values, report_shown
+from consent_testkit import ORIGIN, PAGE_EN, cookie_values, middleware_of, report_shown
 from starlette.testclient import TestClient
 
-import consent_mw.consent.middleware as middleware_module
 from consent_mw import ConsentMiddleware, Settings
 from consent_mw.capture.suppression import SuppressionList
 from consent_mw.consent.categories import Tag
 from consent_mw.consent.records import MemorySink
 from consent_mw.wire import RECORD_SCHEMA
+
+# The smoke set that also runs under FastAPI (see conftest.pytest_generate_tests).
+pytestmark = pytest.mark.fastapi
 
 MakeClient = Callable[..., TestClient]
 
@@ -195,6 +197,30 @@ def test_fastapi_native_route_passes_through(make_settings: Callable[..., Settin
 def test_bad_cookies_never_break_the_page(client: TestClient, cookie: str) -> None:
     r = client.get("/", headers={"cookie": cookie})
     assert r.status_code == 200 and "cmw-banner" in r.text
+    # A cookie that does not verify is no decision, not a failure: nothing was swallowed.
+    assert middleware_of(client).stats()["failures"] == 0
+
+
+def test_a_request_that_cannot_be_read_is_served_as_undecided_and_counted(
+        client: TestClient) -> None:
+    # Header pairs that are not bytes break reading them; the page is served regardless.
+    mw = middleware_of(client)
+    scope = {"type": "http", "method": "GET", "path": "/en", "scheme": "http",
+             "query_string": b"", "headers": [("cookie", 1)], "client": ("127.0.0.1", 1)}
+    messages: list[Any] = []
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    from consent_testkit import run_async
+
+    run_async(mw, scope, receive, send)
+    assert messages[0]["status"] == 200 and b"cmw-banner" in messages[1]["body"]
+    stats = mw.stats()
+    assert stats["errors"]["read_request"] == 1 and stats["failures"] == 1
 
 
 def test_shown_record_is_written_once_per_undecided_visitor(client: TestClient,
@@ -267,23 +293,19 @@ def test_explicit_opt_in_on_preferences_overrides_gpc(client: TestClient,
 
 
 class FakeCapture:
-    instances: ClassVar[list[FakeCapture]] = []
+    """Stands in for the capture pipeline: records what the middleware hands it."""
 
-    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
-        self.transport = transport
+    def __init__(self) -> None:
         self.pages: list[tuple[str, int, Any]] = []
         self.calls: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.fail = False
-        self.suppressions = SuppressionList(settings.hash_key)
-        FakeCapture.instances.append(self)
+        self.suppressions = SuppressionList(b"key")
 
-    def page(self, ctx: Any, scope: Any, status: int) -> None:
+    def page(self, ctx: Any, scope: Any, status: int, header_bytes: int = -1) -> None:
         self.pages.append((scope["path"], status, ctx.visitor_id))
         if self.fail:
             raise RuntimeError("capture broke")
-
-    hit = page  # the middleware's call for settled visitors
 
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -294,49 +316,56 @@ class FakeCapture:
     def shutdown(self, timeout: float = 5.0) -> None:
         self.calls.append("shutdown")
 
+    def stats(self) -> dict[str, Any]:
+        return {"dropped": {"error": 0}, "worker_errors": 0}
+
 
 @pytest.fixture
-def fake_capture(monkeypatch: pytest.MonkeyPatch) -> type[FakeCapture]:
-    FakeCapture.instances = []
-    monkeypatch.setattr(middleware_module, "Capture", FakeCapture)
-    return FakeCapture
+def fake_capture() -> FakeCapture:
+    return FakeCapture()
 
 
 def test_capture_sees_every_non_excluded_response_and_consent_records(
-    make_client: MakeClient, fake_capture: type[FakeCapture]
+    make_client: MakeClient, fake_capture: FakeCapture
 ) -> None:
-    client = make_client(middleware_kwargs={"transport": object(), "record_sink": None})
+    client = make_client(middleware_kwargs={"capture": fake_capture, "record_sink": None})
     client.get("/")
     client.get("/json")
     client.get("/static/page.html")
     client.get("/_consent")
-    capture = fake_capture.instances[-1]
+    capture = fake_capture
     assert [(p, s) for p, s, _ in capture.pages] == [("/", 200), ("/json", 200)]
     report_shown(client)
     assert [r["event"] for r in capture.records] == ["shown"]  # default sink = capture
 
 
-def test_capture_is_off_without_transport_or_collector(make_client: MakeClient,
-                                                       fake_capture: type[FakeCapture]) -> None:
-    make_client().get("/")
-    assert fake_capture.instances == []
+def test_capture_is_off_without_transport_or_collector(make_client: MakeClient) -> None:
+    client = make_client()
+    client.get("/")
+    mw = middleware_of(client)
+    assert mw.capture is None and mw.stats()["capture"] is None
 
 
 def test_a_failing_capture_never_breaks_the_page(make_client: MakeClient,
-                                                 fake_capture: type[FakeCapture]) -> None:
-    client = make_client(middleware_kwargs={"transport": object()})
+                                                 fake_capture: FakeCapture) -> None:
+    client = make_client(middleware_kwargs={"capture": fake_capture})
     client.get("/json")
-    fake_capture.instances[-1].fail = True
+    mw = middleware_of(client)
+    assert mw.stats()["failures"] == 0
+    fake_capture.fail = True
     r = client.get("/en")
     assert r.status_code == 200 and "cmw-banner" in r.text
+    stats = mw.stats()
+    assert stats["errors"]["capture"] == 1 and stats["failures"] == 1
 
 
 def test_lifespan_starts_and_shuts_down_capture(make_client: MakeClient,
-                                                fake_capture: type[FakeCapture]) -> None:
-    client = make_client(middleware_kwargs={"transport": object()})
+                                                fake_capture: FakeCapture) -> None:
+    client = make_client(middleware_kwargs={"capture": fake_capture})
     with client:
-        assert fake_capture.instances[-1].calls == ["start"]
-    assert fake_capture.instances[-1].calls == ["start", "shutdown"]
+        assert fake_capture.calls == ["start"]
+    assert fake_capture.calls == ["start", "shutdown"]
+    assert middleware_of(client).stats()["failures"] == 0
 
 
 GA = Tag(name="ga4", kind="google_analytics", category="analytics", service="google_analytics",
@@ -483,14 +512,14 @@ def test_response_headers_given_as_a_generator_are_read_once_and_kept(
     runner.start()
     runner.join(10)
     assert (b"x-app", b"1") in list(sent[0]["headers"])
-    assert not mw.errors
+    assert mw.stats()["failures"] == 0
 
 
 def test_shown_reports_are_same_origin_bounded_and_only_for_undecided_visitors(
         make_client: MakeClient, sink: MemorySink, monkeypatch: pytest.MonkeyPatch) -> None:
-    import consent_mw.consent.endpoints as endpoints_module
+    import consent_mw.consent.posts as posts_module
 
-    monkeypatch.setattr(endpoints_module, "SHOWN_PER_HOUR", 3)
+    monkeypatch.setattr(posts_module, "SHOWN_PER_HOUR", 3)
     client = make_client()
     cross = client.post("/_consent/shown", json={}, headers={"origin": "https://evil.example"})
     assert cross.status_code == 403 and sink.records == []

@@ -1,10 +1,11 @@
-"""Bad input never becomes a 500: random headers, cookies, paths and bodies."""
+"""Bad input never becomes a 500, nor a failure the middleware serves over: random headers,
+cookies, paths and bodies."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from consent_testkit import starlette_app
+from consent_testkit import middleware_of, starlette_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -29,9 +30,12 @@ def test_random_requests_never_fail_with_a_server_error(
     lang: str, method: str, ctype: str, body: bytes,
 ) -> None:
     client = TestClient(starlette_app(make_settings()), raise_server_exceptions=True)
+    mw = middleware_of(client)
     headers = {"cookie": cookie, "sec-gpc": gpc, "accept-language": lang,
                "origin": "http://testserver", "content-type": ctype}
     r = client.request(method, path, params={"return": query, "lang": query},
                         headers={k: v.encode("latin-1") for k, v in headers.items() if v.strip()},
                         content=body if method == "POST" else None)
     assert r.status_code < 500
+    # Bad input is answered (400s, no decision), never a failure served over.
+    assert mw.stats()["failures"] == 0, mw.stats()["errors"]

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from consent_testkit import ORIGIN, ListTransport, starlette_app
+from consent_testkit import ORIGIN, starlette_app
 from starlette.testclient import TestClient
 
 from consent_mw import ConsentMiddleware
+from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.settings import Settings
 
 DECISIONS: dict[str, dict[str, Any]] = {
@@ -31,7 +32,7 @@ VOLATILE_EVENT_FIELDS = ("event_id", "ts")
 
 class Site:
     def __init__(self, client: TestClient, mw: ConsentMiddleware,
-                 transport: ListTransport) -> None:
+                 transport: InMemoryTransport) -> None:
         self.client = client
         self.mw = mw
         self.transport = transport
@@ -57,7 +58,7 @@ class Site:
 
 @pytest.fixture
 def site(make_settings: Callable[..., Settings]) -> Iterator[Site]:
-    transport = ListTransport()
+    transport = InMemoryTransport()
     app = starlette_app(make_settings(flush_interval=0.05), transport=transport)
     with TestClient(app, follow_redirects=False) as client:
         client.get("/en")  # build the middleware stack
@@ -83,6 +84,7 @@ def test_a_settled_visitor_gets_what_the_full_path_gives(site: Site, decision: s
     assert comparable(fast) == comparable(full)
     assert fast_events == full_events
     assert "set-cookie" not in fast.headers  # nothing to set: that is what settled means
+    assert site.mw.stats()["failures"] == 0  # and neither path served over a failure
 
 
 @pytest.mark.parametrize("decision", sorted(DECISIONS))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,38 @@ TZ = dt.timezone(dt.timedelta(hours=9))
 END = int(dt.datetime(2026, 6, 30, 12, 0, tzinfo=TZ).timestamp())
 RANGE = {"preset": "custom", "start": "2026-06-17", "end": "2026-06-30"}
 ORIGIN = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed store holding 14 days of seeded traffic (20,000 events), built once.
+
+    Seeding takes seconds; copying the closed directory takes milliseconds. A test module
+    whose figures come from seeded traffic overrides ``store_dsn`` with :func:`seeded_dsn`,
+    and each test still gets its own copy, so tests that write (purges, late events) stay
+    independent.
+    """
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
+    from collector.store import Store
+    from dashboards.seed import seed
+
+    path = tmp_path_factory.mktemp("seeded") / "store.chdb"
+    store = Store(f"chdb://{path}")
+    try:
+        apply_migrations(store, DdlOptions())
+        seed(store, 20_000, 14, rng_seed=7, end=END)
+    finally:
+        store.close()
+    return path
+
+
+def seeded_dsn(template: Path, tmp_path: Path) -> str:
+    """A private copy of the seeded template, as a DSN for the ``store`` fixture."""
+    copy = tmp_path / "seeded.chdb"
+    # The Atomic database engine links tables into store/ with relative symlinks: keep them.
+    shutil.copytree(template, copy, symlinks=True)
+    return f"chdb://{copy}"
 
 
 @pytest.fixture(scope="session")

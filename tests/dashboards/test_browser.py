@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -13,14 +14,16 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from dashboards.seed import seed
+from .conftest import PASSWORD, RANGE, seeded_dsn
 
-from .conftest import END, PASSWORD, RANGE
+
+@pytest.fixture
+def store_dsn(seeded_template: Path, tmp_path: Path) -> str:
+    return seeded_dsn(seeded_template, tmp_path)
 
 
 @pytest.fixture
 def server(store: Any, app: Starlette) -> Iterator[str]:
-    seed(store, 20_000, 14, rng_seed=3, end=END)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
-from dashboards.seed import seed
 
-from .conftest import END, RANGE
+from .conftest import RANGE, seeded_dsn
 
 # Seeded range in UTC: 2026-06-17 00:00 JST .. 2026-07-01 00:00 JST.
 T0, T1 = "2026-06-16 15:00:00", "2026-06-30 15:00:00"
@@ -23,8 +23,12 @@ VISIT = "session_id, toDate(ts, 'Asia/Tokyo')"
 
 
 @pytest.fixture
+def store_dsn(seeded_template: Path, tmp_path: Path) -> str:
+    return seeded_dsn(seeded_template, tmp_path)
+
+
+@pytest.fixture
 def seeded(store: Any) -> Any:
-    seed(store, 20_000, 14, rng_seed=7, end=END)
     return store
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -83,7 +84,14 @@ def test_readonly_runner_refuses_writes(store: Any) -> None:
 
 def test_collector_backend_talks_to_the_endpoint(store: Any, collector: TestClient) -> None:
     insert_events(store, visitors("a", 6, path="/price"))
-    backend = CollectorBackend("http://testserver", TOKEN, transport=collector._transport)
+    def forward(request: httpx.Request) -> httpx.Response:
+        # The backend speaks httpx; the test client runs the collector app in this thread.
+        r = collector.request(request.method, str(request.url), content=request.content,
+                              headers=dict(request.headers))
+        return httpx.Response(r.status_code, headers=list(r.headers.multi_items()),
+                              content=r.content)
+
+    backend = CollectorBackend("http://testserver", TOKEN, transport=httpx.MockTransport(forward))
     rows = backend.run("breakdown", {**PARAMS, "dim": "path"})
     assert [(r["key"], r["visitors"]) for r in rows] == [("/price", 6)]
     with pytest.raises(QueryError, match="unknown query"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from consent_mw.config import SettingsError
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
 
-from .conftest import END, event, insert_events
+from .conftest import END, event, insert_events, seeded_dsn
 
 KEY = b"rollup-test-key-0123456789"
 BASE = {"start": "2026-06-17", "end": "2026-06-30", "k": 5}
@@ -31,8 +32,12 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.fixture
+def store_dsn(seeded_template: Path, tmp_path: Path) -> str:
+    return seeded_dsn(seeded_template, tmp_path)
+
+
+@pytest.fixture
 def seeded(store: Any) -> Any:
-    seed(store, 20_000, 14, rng_seed=7, end=END)
     return store
 
 

@@ -130,7 +130,7 @@ def test_cli_says_in_a_line_when_the_url_is_not_a_collector(live: Any) -> None:
 
 
 def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> None:
-    from consent_mw.consent.self_service import HttpRights, RightsError
+    from consent_mw.consent.rights import HttpRights, RightsError
 
     target = vid()
     live.ingest.process([wire_event(visitor_id=target)])

@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 from collector.transport import InProcessRights
 from consent_mw.config import Secret
 from consent_mw.consent.middleware import ConsentMiddleware
-from consent_mw.consent.self_service import RightsBusy, SelfService
+from consent_mw.consent.rights import RightsBusy
+from consent_mw.consent.self_service import SelfService
 
 SAME = {"Origin": "http://testserver"}
 JSON = {**SAME, "Accept": "application/json"}

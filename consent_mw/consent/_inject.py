@@ -1,0 +1,163 @@
+"""What the middleware changes in a page response: ``Vary`` and ``Cache-Control`` on the
+headers, the banner and the granted tags before the body's last ``</body>``.
+
+Only HTML gets a banner or tags, and only a complete, uncompressed body of a response that
+has one (no HEAD, 1xx, 204, 205 or 304): streamed and compressed responses pass untouched.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from consent_mw.consent import i18n
+from consent_mw.consent.banner import render_banner, return_target
+from consent_mw.consent.incoming import Incoming
+from consent_mw.consent.tags import render_tags
+from consent_mw.settings import Settings
+from consent_mw.state import RequestContext
+from consent_mw.types import Headers, Message
+
+#: What a banner or tags depend on: a cache must key the HTML on these request headers.
+VARY = b"Cookie, Sec-GPC"
+
+
+def response_info(headers: Iterable[tuple[bytes, bytes]]
+                  ) -> tuple[bool, bytes | None, bytes | None]:
+    """(is HTML, Content-Encoding, the ``Vary`` value to add) of response headers, in one
+    pass. Only HTML gets a banner or tags, so only HTML needs ``Vary``; None when the
+    response is not HTML or already names both headers."""
+    html: bool | None = None
+    encoding: bytes | None = None
+    vary: list[bytes] | None = None
+    for key, value in headers:
+        name = key.lower()
+        if name == b"content-type":
+            if html is None:
+                html = value.lower().startswith(b"text/html")
+        elif name == b"content-encoding":
+            if encoding is None:
+                encoding = value
+        elif name == b"vary":
+            vary = [value] if vary is None else [*vary, value]
+    if not html:
+        return False, encoding, None
+    return True, encoding, VARY if vary is None else missing_vary(vary)
+
+
+def missing_vary(existing: list[bytes] | None) -> bytes | None:
+    """A ``Vary`` value naming what the middleware's output depends on and is not yet named."""
+    if not existing:
+        return VARY
+    have = {p.strip().lower() for v in existing for p in v.split(b",")}
+    if b"*" in have:
+        return None
+    missing = [n for n in (b"Cookie", b"Sec-GPC") if n.lower() not in have]
+    return b", ".join(missing) if missing else None
+
+
+def make_private(headers: Headers) -> None:
+    """A shared cache must not hand one visitor's banner, tags or ids to another."""
+    for i, (k, v) in enumerate(headers):
+        if k.lower() == b"cache-control":
+            low = v.lower()
+            if b"private" in low or b"no-store" in low:
+                return
+            parts = [p.strip() for p in v.split(b",") if p.strip()]
+            kept = [p for p in parts
+                    if p.lower() != b"public" and not p.lower().startswith(b"s-maxage")]
+            headers[i] = (k, b", ".join([b"private", *kept]))
+            return
+    headers.append((b"cache-control", b"private"))
+
+
+def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
+_CHARSETS: dict[bytes, str] = {}
+
+
+def charset(content_type: bytes) -> str:
+    """The Python codec named by a Content-Type's charset (utf-8 when absent or unknown),
+    remembered per header value: an app sends few distinct ones."""
+    name = _CHARSETS.get(content_type)
+    if name is None:
+        name = _parse_charset(content_type)
+        if len(content_type) <= 128:
+            if len(_CHARSETS) >= 64:
+                _CHARSETS.clear()
+            _CHARSETS[content_type] = name
+    return name
+
+
+def _parse_charset(content_type: bytes) -> str:
+    for part in content_type.split(b";")[1:]:
+        key, _, value = part.strip().partition(b"=")
+        if key.lower() == b"charset":
+            name = value.strip(b" \"'").decode("latin-1")
+            try:
+                return codecs.lookup(name).name
+            except LookupError:
+                return "utf-8"
+    return "utf-8"
+
+
+def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any],
+               message: Message, info: tuple[bool, bytes | None]) -> bool:
+    """Whether this response gets a banner or tags, so its body must be held and changed."""
+    if ctx.state.decided and not settings.tags:  # the common case, decided first
+        return False
+    if not (settings.banner or settings.tags) or scope.get("method") == "HEAD":
+        return False
+    status = int(message.get("status", 200))
+    if status < 200 or status in (204, 205, 304):
+        return False
+    html, encoding = info
+    if not html:
+        return False
+    if encoding and encoding.strip().lower() != b"identity":
+        return False
+    if ctx.state.decided:
+        return bool(settings.tags)
+    return settings.banner
+
+
+def inject(settings: Settings, ctx: RequestContext, incoming: Incoming,
+           scope: Mapping[str, Any], start: Message, body: bytes) -> bytes | None:
+    """The body with tags and banner before the last ``</body>``; None to leave it."""
+    at = body.lower().rfind(b"</body")
+    if at < 0:
+        return None
+    lang = i18n.from_html(body)
+    ctx.locale = i18n.choose_locale(
+        settings, html_lang=lang, accept_language=incoming.header(b"accept-language") or "")
+    snippet = render_tags(settings, ctx.state) if ctx.state.decided else ""
+    if not ctx.state.decided and settings.banner:
+        # Its script reports the display (POST {prefix}/shown), which writes the
+        # ``shown`` record: see Endpoints.shown.
+        snippet += render_banner(
+            settings, ctx.locale, return_target(scope.get("path", "/"),
+                                                scope.get("query_string", b"")))
+    if not snippet:
+        return None
+    encoding = charset(header_value(start["headers"], b"content-type") or b"")
+    encoded = snippet.encode(encoding, errors="xmlcharrefreplace")
+    return body[:at] + encoded + body[at:]
+
+
+def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Headers:
+    """The start's headers for a changed body: its length, private, and no validators.
+
+    Validators describe the app's body, not ours: a 304 on revalidation would otherwise
+    bring back a cached banner after the visitor decided.
+    """
+    dropped = (b"content-length", b"etag", b"last-modified")
+    out = [(k, v) for k, v in headers if k.lower() not in dropped]
+    out.append((b"content-length", str(length).encode("ascii")))
+    make_private(out)
+    return out

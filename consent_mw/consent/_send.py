@@ -1,0 +1,164 @@
+"""The send wrappers of page responses: where a page is captured and its headers and body
+change.
+
+Classes rather than closures: one object per request instead of a function and a cell per
+captured variable, which matters on a path every response takes. Whatever fails in here is
+counted (``ConsentMiddleware.stats()``) and the response goes out as the app made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from consent_mw.consent._inject import (
+    inject,
+    injected_headers,
+    make_private,
+    response_info,
+    wants_body,
+)
+from consent_mw.consent.incoming import Incoming
+from consent_mw.state import RequestContext
+from consent_mw.types import Message, Scope, Send
+
+if TYPE_CHECKING:  # the middleware imports this module
+    from consent_mw.consent.middleware import ConsentMiddleware
+
+
+class SettledSend:
+    """For a returning visitor with nothing to set (``Reading.settled``): capture the page
+    and add ``Vary`` to HTML; no cookie, no body change.
+
+    A plain method that returns the wrapped ``send``'s awaitable, so no coroutine of ours
+    runs per message; the work is inline because every call here is paid on every page.
+    """
+
+    __slots__ = ("ctx", "header_bytes", "mw", "scope", "send")
+
+    def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, scope: Scope,
+                 send: Send, header_bytes: int) -> None:
+        self.mw = mw
+        self.ctx = ctx
+        self.scope = scope
+        self.send = send
+        self.header_bytes = header_bytes
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] != "http.response.start":
+            return self.send(message)
+        mw = self.mw
+        capture = mw.capture
+        if capture is not None:
+            try:
+                capture.page(self.ctx, self.scope, int(message.get("status", 200)),
+                             self.header_bytes)
+            except Exception:
+                mw._fail("capture")
+        try:
+            headers = message.get("headers") or ()
+            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
+                headers = message["headers"] = list(headers)
+            vary = response_info(headers)[2]
+            if vary is not None:
+                message["headers"] = [*headers, (b"vary", vary)]
+        except Exception:
+            mw._fail("response_start")
+        return self.send(message)
+
+
+class PageSend:
+    """The send wrapper of any other page response: capture, cookies, ``Vary``, and the
+    banner or tags when the response is a complete HTML body."""
+
+    __slots__ = ("ctx", "excluded", "held", "incoming", "mw", "passthrough", "scope", "send")
+
+    def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, incoming: Incoming,
+                 scope: Scope, send: Send) -> None:
+        self.mw = mw
+        self.ctx = ctx
+        self.incoming = incoming
+        self.scope = scope
+        self.send = send
+        self.excluded = mw.excluded(scope.get("path", ""))
+        self.held: Message | None = None
+        self.passthrough = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            info = None if self.excluded else self._start(message)
+            if (info is not None and (self.mw._has_tags or not self.ctx.state.decided)
+                    and wants_body(self.mw.settings, self.ctx, self.scope, message, info)):
+                self.held = message
+                return
+            await self.send(message)
+            return
+        held = self.held
+        if held is not None and not self.passthrough:
+            self.held = None
+            if kind == "http.response.body" and not message.get("more_body", False):
+                await self._send_injected(held, message)
+                return
+            # Streamed (or an extension message): leave it alone.
+            self.passthrough = True
+            await self.send(held)
+        await self.send(message)
+
+    def _start(self, message: Message) -> tuple[bool, bytes | None] | None:
+        """Capture the page and add cookies and ``Vary``; the response's headers, as read
+        (None when they cannot be read: the response then passes as it is)."""
+        mw, ctx, incoming = self.mw, self.ctx, self.incoming
+        if mw.capture is not None:
+            try:
+                mw.capture.page(ctx, self.scope, int(message.get("status", 200)))
+            except Exception:
+                mw._fail("capture")
+        headers = message.get("headers") or ()
+        try:
+            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
+                headers = message["headers"] = list(headers)
+            html, encoding, vary = response_info(headers)
+        except Exception:  # headers that are not (name, value) pairs: leave them to the server
+            mw._fail("response_start")
+            return None
+        try:
+            identity = mw.identity
+            reading = incoming.reading
+            state = ctx.state
+            if incoming.forget:
+                cookies = identity.forget_cookies(ctx, incoming, self.scope, component="api")
+            elif reading.ids_settled and state is reading.state:
+                cookies = None  # ids present and the session cookie recently set
+            else:
+                cookies = identity.id_cookies(ctx, incoming)
+            if not incoming.forget and (state.gpc_applied or incoming.new_visitor):
+                cookies = (cookies or []) + identity.resign_cookie(ctx, incoming, self.scope)
+            # Whether a banner or tags appear depends on these request headers: ``vary``.
+            if not cookies:
+                if vary:
+                    message["headers"] = [*headers, (b"vary", vary)]
+                return html, encoding
+            headers = list(headers)
+            headers.extend((b"set-cookie", c.encode("latin-1")) for c in cookies)
+            # A shared cache must never store (and replay) one visitor's ids.
+            make_private(headers)
+            if vary:
+                headers.append((b"vary", vary))
+            message["headers"] = headers
+        except Exception:
+            mw._fail("response_start")
+        return html, encoding
+
+    async def _send_injected(self, start: Message, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        try:
+            new_body = inject(self.mw.settings, self.ctx, self.incoming, self.scope, start,
+                              body)
+            if new_body is not None:
+                start["headers"] = injected_headers(start["headers"], len(new_body))
+                message = {**message, "body": new_body}
+        except Exception:
+            self.mw._fail("inject")
+        await self.send(start)
+        await self.send(message)
