@@ -26,8 +26,9 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from collector.accounts import demo_accounts
-from collector.ddl.tables import DdlOptions, apply_migrations
-from collector.query import api as query_api
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
+from collector.query import run as query_run
 from collector.query.rollup import Rollup
 from collector.store import Store
 from dashboards.app import create_dashboards
@@ -133,7 +134,7 @@ def run(store: Store, runs: int) -> None:
     for start, end in windows:
         view = View("custom", start, end, (), "auto", True)
         t = time.perf_counter()
-        query_api.run(store, "breakdowns", view.params(5, "Asia/Tokyo", dims=dims, limit=10))
+        query_run.run(store, "breakdowns", view.params(5, "Asia/Tokyo", dims=dims, limit=10))
         samples_all.append(time.perf_counter() - t)
     print(f"  {'breakdowns (6 in 1)':18} {fmt(samples_all)}")
     for pid, panel in queries:
@@ -143,7 +144,7 @@ def run(store: Store, runs: int) -> None:
             params: dict[str, Any] = panel_params(panel, view, 5, "Asia/Tokyo", 10)
             name = "kpis_previous" if pid == "kpis_previous" else panel.query
             t = time.perf_counter()
-            query_api.run(store, name, params)
+            query_run.run(store, name, params)
             samples.append(time.perf_counter() - t)
         print(f"  {pid:18} {fmt(samples)}")
 

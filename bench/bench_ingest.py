@@ -88,7 +88,8 @@ def http_run(events: list[dict[str, object]], batch: int, workdir: Path) -> tupl
 
 
 def raw_run(events: list[dict[str, object]], batch: int, workdir: Path) -> float:
-    from collector.ddl.tables import DdlOptions, apply_migrations
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
     from collector.enrich.geo import GeoLookup
     from collector.ingest.rows import EVENT_COLUMNS
     from collector.store import Store

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
 from collector.privacy.operations import Privacy
 from collector.store import INSERT_SETTINGS, PRIVATE_SETTINGS, Store
 

@@ -23,11 +23,12 @@ from starlette.types import ASGIApp
 
 from clinic.content import POLICY_LABEL, policy_text
 from clinic.site import create_site
-from collector.accounts import Logins, demo_accounts
-from collector.privacy.operations import InProcessRights
+from collector.accounts import demo_accounts
+from collector.logins import Logins
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from collector.store import Store
+from collector.transport import InProcessRights
 from consent_mw.capture.pipeline import Capture
 from consent_mw.config import Secret
 from consent_mw.consent.categories import Tag

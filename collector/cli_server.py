@@ -52,13 +52,12 @@ def collector(host: str, port: int, store: str | None, log_level: str) -> None:
 @click.option("--store", default=None, help="Store DSN (default CONSENT_MW_STORE).")
 def retention(apply_: bool, store: str | None) -> None:
     """Show the configured retention, or with --apply enforce it now (MATERIALIZE TTL)."""
-    from collector.ddl.tables import apply_migrations, retention_statements
+    from collector.ddl.migrations import apply_migrations, retention_statements
     from collector.retention import apply_retention
-    from collector.service import ddl_options
     from collector.store import Store, StoreError
 
     settings = _settings(store)
-    opts = ddl_options(settings)
+    opts = settings.ddl_options
     if not apply_:
         for sql in retention_statements(opts):
             click.echo(sql)

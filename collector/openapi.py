@@ -2,7 +2,7 @@
 
 3.1 because its schemas are JSON Schema 2020-12, so the wire schemas are embedded as they are.
 An endpoint added by another module is described by writing its operation as YAML after ``---``
-in its docstring; ``tests/collector/test_openapi.py`` fails for an undescribed route.
+in its docstring; ``tests/collector/test_ddl_and_openapi.py`` fails for an undescribed route.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.schemas import SchemaGenerator
 
+from collector.privacy.admin import MAX_TEXT
+from consent_mw.ids import ID_RE
 from consent_mw.wire import BATCH_SCHEMA, EVENT_SCHEMA, RECORD_SCHEMA
 
 
@@ -53,6 +55,16 @@ def components() -> dict[str, Any]:
                     "suppressed": {"type": "integer"},
                     "anonymised": {"type": "integer"},
                     "rejected": {"type": "array", "items": rejected},
+                },
+            },
+            # What every visitor-rights operation takes (suppress, unsuppress, purge, purges).
+            "RightsRequest": {
+                "type": "object",
+                "properties": {
+                    "visitor_id": {"type": "string", "pattern": ID_RE.pattern},
+                    "user_id": {"type": "string", "pattern": ID_RE.pattern},
+                    "reason": {"type": "string", "maxLength": MAX_TEXT},
+                    "requested_by": {"type": "string", "maxLength": MAX_TEXT},
                 },
             },
             "Error": {

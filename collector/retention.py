@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from collector.ddl.tables import DdlOptions, _ident, retention_statements
+from collector.ddl.migrations import retention_statements
+from collector.ddl.tables import DdlOptions, ident
 from collector.store import MUTATION_SETTINGS, Store
 
-log = logging.getLogger("consent_mw.collector.retention")
+log = logging.getLogger(__name__)
 
 TABLES = ("events", "consent_records")
 
@@ -36,7 +37,7 @@ def local_tables(opts: DdlOptions) -> list[str]:
 
 def apply_retention(store: Store, opts: DdlOptions) -> RetentionReport:
     """MODIFY TTL to ``opts``, MATERIALIZE TTL (waiting for every part), OPTIMIZE FINAL."""
-    on = f" ON CLUSTER {_ident(opts.cluster)}" if opts.cluster else ""
+    on = f" ON CLUSTER {ident(opts.cluster)}" if opts.cluster else ""
     tables = local_tables(opts)
     before = {t: int(store.scalar(f"SELECT count() FROM {t}")) for t in tables}
     for sql in retention_statements(opts):

@@ -1,69 +1,80 @@
-"""The collector as one object: it owns the store, the ingest pipeline and the Starlette app.
+"""The collector as one object: it builds every part and owns the store they share.
 
-``start()`` opens the store, applies migrations and opens the GeoIP DB; ``stop()`` closes them.
-Both are idempotent, because the app's lifespan calls them when run standalone and the demo calls
-them itself when the app is mounted (a mounted app's lifespan does not run).
+Every part is built here, once, from the settings and the parts it needs; nothing is attached
+afterwards::
+
+    gate      SuppressionGate(key)            who is suppressed; privacy changes it
+    rollup    Rollup + RollupWorker           (unless rollup_interval is 0) the gate kicks it
+    ingest    Ingest(gate, rollup days)       obeys the gate, marks late days dirty
+    privacy   Privacy(store, gate)            suppress, purge, export
+    transport InProcessTransport(ingest, privacy)
+    app       build_app(ingest, privacy, store, ...)
+
+``start()`` opens the store, applies migrations, opens the GeoIP DB and starts the workers;
+``stop()`` stops them and closes the store. Both are idempotent, because the app's lifespan
+calls them when run standalone and the demo calls them itself when the app is mounted (a
+mounted app's lifespan does not run).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
 
-from starlette.applications import Starlette
-
-from collector.accounts import Logins
-from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.app import build_app
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
 from collector.enrich.geo import GeoLookup
 from collector.ingest.pipeline import Ingest
+from collector.logins import Logins
 from collector.metrics import CollectorMetrics
 from collector.privacy.gate import SuppressionGate
 from collector.privacy.operations import Privacy
+from collector.query.rollup import KickOnSuppression, Rollup, RollupWorker
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
-from consent_mw.capture.transport import SendResult, Suppressions
+from collector.transport import InProcessTransport
 
-log = logging.getLogger("consent_mw.collector")
-
-
-def ddl_options(settings: CollectorSettings) -> DdlOptions:
-    return DdlOptions(events_ttl=settings.events_ttl, ip_ttl=settings.ip_ttl,
-                      records_ttl=settings.records_ttl, cluster=settings.cluster)
+log = logging.getLogger(__name__)
 
 
 class CollectorService:
-    """One collector: ``start()``, ``.app``, ``.transport``, ``.store``, ``.ingest``, ``stop()``."""
+    """One collector: ``start()``, ``.app``, ``.transport``, ``.store``, ``stop()``."""
 
     def __init__(self, settings: CollectorSettings | None = None, *,
                  logins: Logins | None = None) -> None:
-        self.settings = settings or CollectorSettings.from_env()
+        self.settings = settings = settings or CollectorSettings.from_env()
         #: The staff console's login throttle; a process serving the dashboards too passes
         #: one for both, so an account gets its few tries once, not once per console.
         self.logins = logins or Logins()
         self.metrics = CollectorMetrics()
-        key = self.settings.hash_key_bytes
+        key = settings.hash_key_bytes
         if not key:
             log.warning("no hash key configured (CONSENT_MW_USER_ID_KEY or "
                         "CONSENT_MW_SECRET_KEY): user ids and suppression hashes will not "
                         "match the web processes'")
-        # The one suppression gate: privacy changes it, ingest obeys it.
-        self.gate = SuppressionGate(key)
-        self.ingest = Ingest(self.settings, self.metrics, self.gate)
-        self.privacy = Privacy(lambda: self.store, key, gate=self.gate, metrics=self.metrics,
-                               purge_interval=self.settings.purge_interval)
-        self.transport = InProcessTransport(self)
-        # Called with the service after the store is open / before it closes (privacy, query).
-        self.on_start: list[Callable[[CollectorService], None]] = []
-        self.on_stop: list[Callable[[CollectorService], None]] = []
         self._store: Store | None = None
         self._geo: GeoLookup | None = None
         self._lock = threading.RLock()
-        from collector.app import build_app  # app imports service types only for typing
 
-        self.app: Starlette = build_app(self)
+        self.gate = SuppressionGate(key)
+        self.rollup: Rollup | None = None
+        self.rollup_worker: RollupWorker | None = None
+        if settings.rollup_interval > 0:
+            self.rollup = Rollup(self.open_store, settings.rollup_tz,
+                                 grace=settings.rollup_grace)
+            self.rollup_worker = RollupWorker(self.rollup, settings.rollup_interval)
+            # A suppression change rebuilds the days of the people it concerns at once.
+            self.gate.attach(KickOnSuppression(self.rollup_worker))
+        self.ingest = Ingest(settings, self.metrics, self.gate,
+                             after_events=() if self.rollup is None
+                             else (self.rollup.note_inserted,))
+        self.privacy = Privacy(self.open_store, key, gate=self.gate, metrics=self.metrics,
+                               purge_interval=settings.purge_interval)
+        self.transport = InProcessTransport(self.ingest, self.privacy)
+        self.app = build_app(settings=settings, metrics=self.metrics, ingest=self.ingest,
+                             privacy=self.privacy, store=self.open_store, logins=self.logins,
+                             start=self.start, stop=self.stop)
 
     @property
     def started(self) -> bool:
@@ -71,13 +82,19 @@ class CollectorService:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise StoreError("collector is not started")
-        return self._store
+        return self.open_store()
 
     @property
     def ddl_options(self) -> DdlOptions:
-        return ddl_options(self.settings)
+        """Retention and cluster shape: what ``apply_retention(service.store, ...)`` takes."""
+        return self.settings.ddl_options
+
+    def open_store(self) -> Store:
+        """The store, or StoreError while the collector is stopped (what the parts hold)."""
+        store = self._store
+        if store is None:
+            raise StoreError("collector is not started")
+        return store
 
     def start(self) -> None:
         with self._lock:
@@ -93,19 +110,16 @@ class CollectorService:
             self._geo = GeoLookup(self.settings.geoip_db)
             self.ingest.bind(store, self._geo)
             self.privacy.start()
-            for hook in self.on_start:
-                hook(self)
+            if self.rollup_worker is not None:
+                self.rollup_worker.start()
             log.info("collector started on %s", store.masked_dsn)
 
     def stop(self) -> None:
         with self._lock:
             if self._store is None:
                 return
-            for hook in self.on_stop:
-                try:
-                    hook(self)
-                except Exception:
-                    log.exception("collector stop hook failed")
+            if self.rollup_worker is not None:
+                self.rollup_worker.stop()
             self.privacy.stop()
             self.ingest.unbind()
             if self._geo is not None:
@@ -113,52 +127,3 @@ class CollectorService:
                 self._geo = None
             self._store.close()
             self._store = None
-
-
-class InProcessTransport:
-    """consent_mw's Transport protocol, served by this process's collector without HTTP."""
-
-    def __init__(self, service: CollectorService) -> None:
-        self.service = service
-
-    def send(
-        self,
-        events: list[dict[str, Any]],
-        records: list[dict[str, Any]],
-        *,
-        batch_id: str,
-        sent_at: int | None = None,
-    ) -> SendResult:
-        """``sent_at``: when the batch was first built (ms), if the caller kept it."""
-        try:
-            result = self.service.ingest.process(events, records, batch_id=batch_id,
-                                                 sent_at=sent_at)
-        except StoreError as exc:
-            raise _transport_error(str(exc), retryable=True, retry_after=1.0) from exc
-        # Resending would not help: the capture counts (and logs) what was rejected.
-        return SendResult(rejected=len(result.rejected),
-                          reasons=tuple(r.reason for r in result.rejected))
-
-    def fetch_suppressions(self, since: int | None = None) -> Suppressions | None:
-        """None: a capture in this process shares the collector's list (``Privacy.attach``)."""
-        return None
-
-    def close(self) -> None:
-        """Nothing to release: the service owns the store."""
-
-
-class _FallbackTransportError(RuntimeError):
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-def _transport_error(message: str, *, retryable: bool, retry_after: float | None) -> Exception:
-    """consent_mw.capture.transport.TransportError, imported late (capture owns that module)."""
-    kwargs: Mapping[str, Any] = {"retryable": retryable, "retry_after": retry_after}
-    try:
-        cls = importlib.import_module("consent_mw.capture.transport").TransportError
-        return cls(message, **kwargs)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, TypeError):
-        return _FallbackTransportError(message, **kwargs)

@@ -1,14 +1,20 @@
-"""The collector's settings, read once from ``CONSENT_MW_*`` and the ``[collector]`` TOML table."""
+"""The collector's settings, read once from ``CONSENT_MW_*`` and the ``[collector]`` TOML table.
+
+The environment is read here only, in :meth:`CollectorSettings.from_env`.
+"""
 
 from __future__ import annotations
 
 import os
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from collector.accounts import Account, staff_accounts
+from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, DdlOptions
+from collector.store import mask_dsn
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
 
@@ -32,9 +38,9 @@ class CollectorSettings:
     query_token: Secret = NO_SECRET  # read-only query API for dashboards in another process
     hash_key: Secret = NO_SECRET  # the middleware's user-id key (or its secret key)
     geoip_db: Path | None = None
-    events_ttl: int = 395 * DAY  # 13 months
-    ip_ttl: int = 30 * DAY
-    records_ttl: int = 5 * 365 * DAY
+    events_ttl: int = EVENTS_TTL  # 13 months
+    ip_ttl: int = IP_TTL
+    records_ttl: int = RECORDS_TTL  # 5 years
     cluster: str | None = None
     max_body_bytes: int = 8 * MIB  # compressed, as received
     # After gzip: the gzip-bomb cap. Senders keep batches under 4 MiB (wire.MAX_BATCH_BYTES).
@@ -62,6 +68,7 @@ class CollectorSettings:
     forwarded_header: str = DEFAULT_FORWARDED_HEADER  # the one header those proxies write
 
     def __post_init__(self) -> None:
+        """Every check of every value, whether ``from_env`` or a caller built these."""
         if not self.store.startswith(("chdb://", "http://", "https://")):
             raise SettingsError("store", "must be chdb:///path or an http(s):// ClickHouse URL")
         for name in ("events_ttl", "ip_ttl", "records_ttl", "clock_skew"):
@@ -73,6 +80,8 @@ class CollectorSettings:
                      "insert_max_rows", "max_concurrent_ingests"):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be >= 1")
+        if self.ingest_wait < 0.1:
+            raise SettingsError("ingest_wait", "must be >= 0.1")
         try:
             zoneinfo.ZoneInfo(self.rollup_tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -88,6 +97,19 @@ class CollectorSettings:
         ).isalnum():
             raise SettingsError("cluster", f"invalid cluster name {self.cluster!r}")
 
+    def __repr__(self) -> str:
+        # Secrets mask themselves; a ClickHouse URL may carry a password too.
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        values["store"] = mask_dsn(self.store)
+        shown = (f"{name}={value!r}" for name, value in values.items())
+        return f"CollectorSettings({', '.join(shown)})"
+
+    @property
+    def ddl_options(self) -> DdlOptions:
+        """Retention and cluster shape, as the migrations and retention need them."""
+        return DdlOptions(events_ttl=self.events_ttl, ip_ttl=self.ip_ttl,
+                          records_ttl=self.records_ttl, cluster=self.cluster)
+
     @property
     def hash_key_bytes(self) -> bytes:
         """The key for ``consent_mw.ids.subject_hash`` and ``hash_user_id``."""
@@ -101,41 +123,57 @@ class CollectorSettings:
         toml_path: str | os.PathLike[str] | None = None,
         **overrides: object,
     ) -> CollectorSettings:
+        """Read ``CONSENT_MW_<FIELD>`` (``env``, else the process environment) and the
+        ``[collector]`` table of the TOML file; the environment wins, ``overrides`` win over
+        both. The only place the collector reads its environment. Unset values take the
+        fields' defaults; ``__post_init__`` then checks everything."""
         src = Source.load("collector", env=env, toml_path=toml_path)
+        d = _default
         # The same key the middleware hashes user ids with: its own, else its first secret key.
         key = src.secret("user_id_key")
         if not key:
             keys = src.strings("secret_key", ())
             key = Secret(keys[0]) if keys else NO_SECRET
         values: dict[str, object] = dict(
-            store=src.text("store", default_store()),
+            store=src.text("store", d("store")),
             collector_token=src.secret("collector_token"),
             admin_token=src.secret("admin_token"),
             query_token=src.secret("query_token"),
             hash_key=key,
             geoip_db=src.path("geoip_db", None),
-            events_ttl=duration(src, "events_ttl", 395 * DAY),
-            ip_ttl=duration(src, "ip_ttl", 30 * DAY),
-            records_ttl=duration(src, "records_ttl", 5 * 365 * DAY),
+            events_ttl=duration(src, "events_ttl", d("events_ttl")),
+            ip_ttl=duration(src, "ip_ttl", d("ip_ttl")),
+            records_ttl=duration(src, "records_ttl", d("records_ttl")),
             cluster=src.opt_str("cluster"),
-            max_body_bytes=src.integer("max_body_bytes", 8 * MIB, minimum=1),
-            max_decompressed_bytes=src.integer("max_decompressed_bytes", 8 * MIB, minimum=1),
-            max_concurrent_ingests=src.integer("max_concurrent_ingests", 4, minimum=1),
-            ingest_wait=src.number("ingest_wait", 10.0, minimum=0.1),
-            purge_interval=duration(src, "purge_interval", 30),
-            clock_skew=duration(src, "clock_skew", DAY),
-            dedupe_size=src.integer("dedupe_size", 200_000, minimum=1),
-            dedupe_warm_hours=src.integer("dedupe_warm_hours", 24, minimum=0),
-            insert_max_rows=src.integer("insert_max_rows", 20_000, minimum=1),
-            insert_linger_ms=src.number("insert_linger_ms", 5.0, minimum=0),
+            max_body_bytes=src.integer("max_body_bytes", d("max_body_bytes")),
+            max_decompressed_bytes=src.integer("max_decompressed_bytes",
+                                               d("max_decompressed_bytes")),
+            max_concurrent_ingests=src.integer("max_concurrent_ingests",
+                                               d("max_concurrent_ingests")),
+            ingest_wait=src.number("ingest_wait", d("ingest_wait")),
+            purge_interval=duration(src, "purge_interval", d("purge_interval")),
+            clock_skew=duration(src, "clock_skew", d("clock_skew")),
+            dedupe_size=src.integer("dedupe_size", d("dedupe_size")),
+            dedupe_warm_hours=src.integer("dedupe_warm_hours", d("dedupe_warm_hours")),
+            insert_max_rows=src.integer("insert_max_rows", d("insert_max_rows")),
+            insert_linger_ms=src.number("insert_linger_ms", d("insert_linger_ms")),
             # One variable for both sides, so the rollup's days are the dashboards' days.
-            rollup_tz=src.text("dashboard_tz", "Asia/Tokyo"),
-            rollup_interval=src.number("rollup_interval", 60.0, minimum=0),
-            rollup_grace=duration(src, "rollup_grace", 900),
+            rollup_tz=src.text("dashboard_tz", d("rollup_tz")),
+            rollup_interval=src.number("rollup_interval", d("rollup_interval")),
+            rollup_grace=duration(src, "rollup_grace", d("rollup_grace")),
             staff_users=staff_accounts(dict(src.env), None if toml_path is None
                                        else str(toml_path)),
-            trusted_proxies=src.strings("trusted_proxies", ("127.0.0.1/32", "::1/128")),
-            forwarded_header=src.text("forwarded_header", DEFAULT_FORWARDED_HEADER).lower(),
+            trusted_proxies=src.strings("trusted_proxies", d("trusted_proxies")),
+            forwarded_header=src.text("forwarded_header", d("forwarded_header")).lower(),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+_FIELDS = {f.name: f for f in fields(CollectorSettings)}
+
+
+def _default(name: str) -> Any:
+    """A field's default, so ``from_env`` never writes one a second time."""
+    f = _FIELDS[name]
+    return f.default_factory() if callable(f.default_factory) else f.default

@@ -18,6 +18,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.query import QueryResult
 
+from collector.errors import CollectorError
+
 #: Inserts are synchronous so that "inserted" means on disk, and replays are deduplicated.
 INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "wait_for_async_insert": 1}
 #: Mutations (ALTER ... DELETE/UPDATE, MATERIALIZE TTL) wait for every part before returning.
@@ -26,8 +28,17 @@ MUTATION_SETTINGS: dict[str, Any] = {"mutations_sync": 2}
 PRIVATE_SETTINGS: dict[str, Any] = {"log_queries": 0, "log_query_threads": 0}
 
 
-class StoreError(RuntimeError):
+class StoreError(CollectorError, RuntimeError):
     """The store could not be opened or a statement failed."""
+
+
+def mask_dsn(dsn: str) -> str:
+    """``dsn`` with its password, if it has one, replaced by asterisks (for logs and reprs)."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+        return parts._replace(netloc=netloc).geturl()
+    return dsn
 
 
 def _dsn_kind(dsn: str) -> str:
@@ -68,11 +79,7 @@ class Store:
 
     @property
     def masked_dsn(self) -> str:
-        parts = urlsplit(self.dsn)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-            return parts._replace(netloc=netloc).geturl()
-        return self.dsn
+        return mask_dsn(self.dsn)
 
     @property
     def embedded(self) -> bool:

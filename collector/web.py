@@ -1,25 +1,51 @@
-"""What the collector's and the dashboards' HTML forms share: a bounded form read, the client
-address logins are throttled by, and the one same-origin rule (``consent_mw.http``)."""
+"""What the collector's HTTP routes (and the dashboards' forms) share.
+
+The one JSON error answer of the collector's API, ``{"error": code, "message": text}``
+(:func:`error_response`); bounded body and form reads; the client address logins are throttled
+by; and the one same-origin rule (``consent_mw.http``).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
+from collector.errors import CollectorError
 from consent_mw.clientip import client_ip
 from consent_mw.http import same_origin
 from consent_mw.ratelimit import address_key
 
 MAX_FORM_BYTES = 16 * 1024
+#: Seconds a caller waits before retrying after the store failed.
+STORE_RETRY_AFTER = 5
 
 
-class FormTooLarge(ValueError):
+class BodyTooLarge(CollectorError, ValueError):
+    """A request body over its limit; answered 413."""
+
+
+class FormTooLarge(BodyTooLarge):
     """A form body over the limit; answered 413."""
 
 
-class BodyTooLarge(ValueError):
-    """A request body over its limit; answered 413."""
+def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    """The collector API's only error body: a stable ``code`` for programs, a ``message`` for
+    people. ``headers`` become response headers (``Retry-After``, ``WWW-Authenticate``)."""
+    return JSONResponse({"error": code, "message": message}, status_code=status,
+                        headers=headers)
+
+
+def unauthorized(message: str = "a valid bearer token is required") -> JSONResponse:
+    """401 with the challenge every bearer-token route sends."""
+    return error_response(401, "unauthorized", message, **{"WWW-Authenticate": "Bearer"})
+
+
+def store_unavailable() -> JSONResponse:
+    """503 when the store failed: the caller retries (what the in-process transport mirrors)."""
+    return error_response(503, "store_unavailable", "the store is unavailable; retry later",
+                          **{"Retry-After": str(STORE_RETRY_AFTER)})
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

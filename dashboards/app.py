@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
-from collector.accounts import Logins, SessionStore
+from collector.logins import Logins, SessionStore
 from dashboards import format as formatting
 from dashboards.auth import may_open
 from dashboards.backends import Backend, CachedBackend

@@ -1,5 +1,5 @@
 """Who may see which dashboard page and panel; accounts, logins and sessions are the staff ones
-(``collector.accounts``)."""
+(``collector.accounts``, ``collector.logins``)."""
 
 from __future__ import annotations
 

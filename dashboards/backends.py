@@ -1,6 +1,6 @@
 """How a view reaches the query API: in this process, or over HTTP to the collector.
 
-A backend runs a *named* query from the catalogue (``collector.query.api.CATALOGUE``) with
+A backend runs a *named* query from the catalogue (``collector.query.catalogue.CATALOGUE``) with
 parameters; it never sees SQL. :class:`StoreBackend` runs it on a store this process owns,
 :class:`CollectorBackend` asks the collector that owns the store (``POST /v1/query``), and
 :class:`CachedBackend` wraps either, reusing answers while the data is unchanged.
@@ -16,13 +16,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector.query import api as query_api
-from collector.query.api import QueryError
+from collector.query import catalogue
+from collector.query import run as query_run
+from collector.query.params import QueryError
 from collector.store import Store
 
 #: Result rows as the catalogue returns them: column → a JSON-safe value of that column's type.
 Rows = list[dict[str, Any]]
-#: Catalogue parameters (``collector.query.api.parse_params`` validates them).
+#: Catalogue parameters (``collector.query.params.parse_params`` validates them).
 Params = Mapping[str, object]
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,10 @@ class StoreBackend:
         self.store = store
 
     def run(self, name: str, params: Params) -> Rows:
-        query_api.build(name, params)  # QueryError passes through: the caller's fault
+        catalogue.build(name, params)  # QueryError passes through: the caller's fault
         for attempt in (1, 2):
             try:
-                return query_api.run(self.store, name, params)
+                return query_run.run(self.store, name, params)
             except Exception as exc:
                 # Seen in the demo: right after a bulk insert, chDB may drop a merged-away
                 # part under a running read ("No such file ... data.cmrk4"). A read-only

@@ -83,7 +83,8 @@ def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str |
 @click.option("--rng-seed", default=1, show_default=True, type=int)
 def seed(events: int, days: int, store_dsn: str, rng_seed: int) -> None:
     """Insert synthetic clinic traffic (events and consent records) into a store."""
-    from collector.ddl.tables import DdlOptions, apply_migrations
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
     from collector.store import Store, StoreError
     from dashboards.seed import seed as run_seed
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from collector.query.api import DIMENSIONS
+from collector.query.params import DIMENSIONS
 from dashboards.backends import CachedBackend, Rows
 from dashboards.format import (
     ANONYMOUS_HEADERS,

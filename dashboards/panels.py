@@ -1,6 +1,6 @@
 """Which panels exist, what each shows, and which pages group them.
 
-A panel is one box on a page: the catalogue query that feeds it (``collector.query.api``), how
+A panel is one box on a page: the catalogue query that feeds it (``collector.query.catalogue``), how
 its rows are drawn, and its title. A page is an ordered list of panels; who may open which page
 is :mod:`dashboards.auth`.
 """
@@ -22,7 +22,7 @@ class Panel:
 
     id: str
     title: str
-    query: str  # a name in collector.query.api.CATALOGUE
+    query: str  # a name in collector.query.catalogue.CATALOGUE
     show: Show
     dim: str | None = None  # the breakdown's dimension (a key of DIMENSIONS)
     note: str = ""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from collector.accounts import Account, staff_accounts
-from collector.query.api import K_MAX
+from collector.query.params import K_MAX
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from collector.query import api as query_api
-from collector.query.api import FILTERS, QueryError
+from collector.query import catalogue
+from collector.query.params import FILTERS, MAX_FILTER_LEN, QueryError, parse_params
 from dashboards.panels import Panel
 
 PRESETS = ("today", "yesterday", "7d", "30d", "90d", "this_month", "last_month", "custom")
@@ -81,7 +81,7 @@ def parse_view(query: Mapping[str, str], tz: str, today: dt.date | None = None) 
         raise QueryError(f"preset: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     if preset == "custom":
         # The catalogue's own checks, so a range the page accepts is one every query accepts.
-        span = query_api.parse_params({"start": query.get("start"),
+        span = parse_params({"start": query.get("start"),
                                        "end": query.get("end") or query.get("start")})
         start, end = span.start, span.end
     else:
@@ -94,7 +94,7 @@ def parse_view(query: Mapping[str, str], tz: str, today: dt.date | None = None) 
                 raise QueryError(f"unknown filter {dim!r}; filterable: "
                                  f"{', '.join(sorted(FILTERS))}")
             value = str(query.get(key) or "")
-            if len(value) > query_api.MAX_FILTER_LEN:
+            if len(value) > MAX_FILTER_LEN:
                 raise QueryError(f"filter {dim!r}: value too long")
             filters[dim] = value
     grain = query.get("grain") or "auto"
@@ -116,7 +116,7 @@ def effective_grain(view: View) -> str:
 
 def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[str, object]:
     """The parameters of ``panel``'s catalogue query for this view."""
-    if panel.query in query_api.UNDATED:
+    if panel.query in catalogue.UNDATED:
         return {}
     extra: dict[str, object] = {}
     if panel.query == "breakdown":

@@ -24,9 +24,9 @@ from starlette.responses import (
     Response,
 )
 
-from collector.accounts import Logins, Session, SessionStore
 from collector.csvsafe import write_csv
-from collector.query.api import QueryError
+from collector.logins import Logins, Session, SessionStore
+from collector.query.params import QueryError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
 from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows

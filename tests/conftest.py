@@ -55,7 +55,8 @@ def store_dsn(tmp_path: Path) -> str:
 @pytest.fixture
 def store(store_dsn: str) -> Iterator[Any]:
     """A fresh, migrated embedded store, closed after the test."""
-    from collector.ddl.tables import DdlOptions, apply_migrations
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
     from collector.store import Store
 
     s = Store(store_dsn)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from collector.ddl.tables import DdlOptions, render_all
+from collector.ddl.migrations import render_all
+from collector.ddl.tables import DdlOptions
 
 ADMIN = ("schema_migrations", "suppressions", "privacy_requests", "purge_receipts")
 

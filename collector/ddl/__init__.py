@@ -1,1 +1,1 @@
-"""Every table, its TTLs and its indexes, in one place, as versioned migrations."""
+"""Every table with its TTLs and indexes (``tables``), applied as versioned ``migrations``."""

@@ -1,31 +1,30 @@
-"""Every table, its TTLs and its indexes, in one place, as versioned migrations.
+"""Every table: its columns, engine, TTLs and indexes, for one node or a cluster.
 
-Migrations are append-only: a released migration is never edited, a change is a new one.
-``apply_migrations`` records each applied version in ``schema_migrations`` and is safe to run at
-every start. The same migrations render for a single node (plain MergeTree, the embedded chDB
-default) or for a cluster (``ON CLUSTER``, Replicated tables behind a Distributed table).
+What the tables are is declared here once; ``collector.ddl.migrations`` creates and changes
+them, in versioned, append-only steps. The same definitions render for a single node (plain
+MergeTree, the embedded chDB default) or for a cluster (``ON CLUSTER``, Replicated tables
+behind a Distributed table). A little over 300 lines because it is eight tables' column
+lists, which read best whole and in one place.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from collector.store import Store
-
-log = logging.getLogger("consent_mw.collector.ddl")
-
 DAY = 86400
+#: Retention defaults (``CollectorSettings`` takes its defaults from these).
+EVENTS_TTL = 395 * DAY  # rows: 13 months
+IP_TTL = 30 * DAY  # the full IP column is emptied after 30 days
+RECORDS_TTL = 5 * 365 * DAY  # consent records: 5 years, proof of consent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DdlOptions:
     """What varies between deployments: retention and the cluster shape."""
 
-    events_ttl: int = 395 * DAY  # rows: 13 months
-    ip_ttl: int = 30 * DAY  # the full IP column is emptied after 30 days
-    records_ttl: int = 5 * 365 * DAY  # consent records: 5 years, proof of consent
+    events_ttl: int = EVENTS_TTL
+    ip_ttl: int = IP_TTL
+    records_ttl: int = RECORDS_TTL
     cluster: str | None = None  # render ON CLUSTER + Replicated + Distributed
     shard_key: str = "cityHash64(visitor_id)"
 
@@ -47,7 +46,7 @@ class Table:
                 f"CREATE TABLE IF NOT EXISTS {self.name} (\n{self.columns}\n) "
                 f"ENGINE = {self.engine}({self.engine_args})\n{self.tail}"
             ]
-        on = f" ON CLUSTER {_ident(opts.cluster)}"
+        on = f" ON CLUSTER {ident(opts.cluster)}"
         local = f"{self.name}_local" if self.distributed else self.name
         # Sharded data tables replicate within their shard; the small admin tables (no
         # Distributed front) replicate to every node, so any collector sees every suppression.
@@ -61,13 +60,13 @@ class Table:
         if self.distributed:
             stmts.append(
                 f"CREATE TABLE IF NOT EXISTS {self.name}{on} AS {local} "
-                f"ENGINE = Distributed({_ident(opts.cluster)}, currentDatabase(), {local}, "
+                f"ENGINE = Distributed({ident(opts.cluster)}, currentDatabase(), {local}, "
                 f"{opts.shard_key})"
             )
         return stmts
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"invalid identifier {name!r}")
     return f"`{name}`"
@@ -313,119 +312,6 @@ def uniq(combinator: str = "") -> str:
     return f"uniqCombined{combinator}({UNIQ_PRECISION})"
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    statements: Callable[[DdlOptions], list[str]]
-
-
-def _tables(*factories: Callable[[DdlOptions], Table]) -> Callable[[DdlOptions], list[str]]:
-    def render(o: DdlOptions) -> list[str]:
-        return [sql for f in factories for sql in f(o).render(o)]
-    return render
-
-
-#: Outdated parts (the pre-mutation copies that still hold a purged person's rows) are removed
-#: within about a second instead of after 8 minutes. The trade-off: ClickHouse keeps them to
-#: survive a crash right after a merge on a disk without fsync; see docs/privacy.md.
-PURGE_CLEANUP_SETTINGS = ("old_parts_lifetime = 0, cleanup_delay_period = 1, "
-                          "max_cleanup_delay_period = 1, cleanup_delay_period_random_add = 0")
+#: The tables that hold rows about a person: what a purge deletes from and verifies.
 PURGED_TABLES = ("events", "consent_records", "suppressions")
-#: Lets a purge hide rows with a patch part (lightweight_delete_mode = 'lightweight_update'):
-#: ~0.15 s on 10M events instead of a mutation of every part (~3 s), see docs/privacy.md.
-PATCH_SETTINGS = "enable_block_number_column = 1, enable_block_offset_column = 1"
 
-
-def _purge_cleanup(o: DdlOptions) -> list[str]:
-    if o.cluster is not None:
-        on = f" ON CLUSTER {_ident(o.cluster)}"
-        return [f"ALTER TABLE {t}{'_local' if t != 'suppressions' else ''}{on} "
-                f"MODIFY SETTING {PURGE_CLEANUP_SETTINGS}"
-                + (f", {PATCH_SETTINGS}" if t == "events" else "") for t in PURGED_TABLES]
-    stmts: list[str] = []
-    for t in PURGED_TABLES:
-        stmts.append(f"ALTER TABLE {t} MODIFY SETTING {PURGE_CLEANUP_SETTINGS}"
-                     + (f", {PATCH_SETTINGS}" if t == "events" else ""))
-        # The cleanup thread only reads the new period after its current (30-40 s) sleep;
-        # re-attaching restarts it now. Migrations run before the collector serves.
-        stmts += [f"DETACH TABLE {t}", f"ATTACH TABLE {t}"]
-    return stmts
-
-
-#: A custom event the site sent as an ad conversion (``track(..., conversion=True)``, which
-#: needs marketing consent). Added to existing stores; the Distributed front gets it too.
-CONVERSION_COLUMN = "conversion Bool DEFAULT false"
-
-
-def _conversion_column(o: DdlOptions) -> list[str]:
-    add = f"ADD COLUMN IF NOT EXISTS {CONVERSION_COLUMN} AFTER click_id_type"
-    if o.cluster is None:
-        return [f"ALTER TABLE events {add}"]
-    on = f" ON CLUSTER {_ident(o.cluster)}"
-    return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
-    Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
-              _tables(suppressions_table, privacy_requests_table, purge_receipts_table)),
-    Migration(3, "purge: remove outdated parts promptly", _purge_cleanup),
-    Migration(4, "events: the conversion flag of custom events", _conversion_column),
-    Migration(5, "daily rollups for the dashboards",
-              _tables(rollup_days_table, rollup_totals_table, rollup_dims_table)),
-)
-
-
-def _migrations_table(o: DdlOptions) -> str:
-    on = f" ON CLUSTER {_ident(o.cluster)}" if o.cluster else ""
-    engine = (
-        "ReplicatedMergeTree('/clickhouse/tables/{database}/schema_migrations', "
-        "'{replica}')" if o.cluster else "MergeTree"
-    )
-    return (
-        f"CREATE TABLE IF NOT EXISTS schema_migrations{on} (version UInt32, name String, "
-        f"applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = {engine} ORDER BY version"
-    )
-
-
-def render_all(opts: DdlOptions, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
-    """Every statement, in order, for documentation and the DDL rendering test."""
-    return [_migrations_table(opts)] + [s for m in migrations for s in m.statements(opts)]
-
-
-def retention_statements(opts: DdlOptions) -> list[str]:
-    """Bring the TTLs of existing tables in line with the configured retention."""
-    on = f" ON CLUSTER {_ident(opts.cluster)}" if opts.cluster else ""
-    suffix = "_local" if opts.cluster else ""
-    return [
-        f"ALTER TABLE events{suffix}{on} MODIFY TTL toDateTime(ts) + INTERVAL "
-        f"{opts.events_ttl} SECOND",
-        f"ALTER TABLE events{suffix}{on} MODIFY COLUMN ip String TTL toDateTime(ts) + INTERVAL "
-        f"{opts.ip_ttl} SECOND",
-        f"ALTER TABLE consent_records{suffix}{on} MODIFY TTL toDateTime(ts) + INTERVAL "
-        f"{opts.records_ttl} SECOND",
-    ] + [f"ALTER TABLE {t}{on} MODIFY TTL toDateTime(day) + INTERVAL {opts.events_ttl} SECOND"
-         for t in ROLLUP_TABLES]
-
-
-def apply_migrations(
-    store: Store, opts: DdlOptions, migrations: Sequence[Migration] = MIGRATIONS
-) -> list[int]:
-    """Apply what is missing, record it, and return the versions applied now."""
-    store.command(_migrations_table(opts))
-    done = {int(r[0]) for r in store.rows("SELECT version FROM schema_migrations")}
-    applied: list[int] = []
-    for migration in sorted(migrations, key=lambda m: m.version):
-        if migration.version in done:
-            continue
-        for sql in migration.statements(opts):
-            store.command(sql)
-        store.insert("schema_migrations", [[migration.version, migration.name]],
-                     ["version", "name"])
-        log.info("applied migration %s: %s", migration.version, migration.name)
-        applied.append(migration.version)
-    # Retention may have changed in config since the tables were created.
-    for sql in retention_statements(opts):
-        store.command(sql)
-    return applied

@@ -16,7 +16,7 @@ from pathlib import Path
 import geoip2.database
 import geoip2.errors
 
-log = logging.getLogger("consent_mw.collector.geo")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

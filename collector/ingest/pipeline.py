@@ -1,337 +1,76 @@
 """The ingest pipeline: validate → drop replays and suppressed ids → enrich → insert by column.
 
-Shared by ``POST /v1/events`` and the in-process transport, so both behave the same. Items are
-independent: a bad one is rejected with a reason, the good ones of the same batch are stored.
-Replays never count twice: ids seen recently are skipped (a bounded LRU per process, filled at
-start with the ids the store received in the last ``dedupe_warm_hours``, so a replay after a
-restart is dropped too). The rows of concurrent batches are merged into one insert per table
-(``GroupInserter``); each caller returns only once its own rows are stored.
+Every batch goes through :meth:`Ingest.take`, whether ``POST /v1/events`` decoded it or the
+in-process transport handed it over, so both behave the same. Items are independent: a bad one
+is rejected with a reason, the good ones of the same batch are stored. Replays never count
+twice (``collector.ingest.dedupe``). The rows of concurrent batches are merged into one insert
+per table (``collector.ingest.inserter``); each caller returns only once its own rows are
+stored.
+
+The hot path is :meth:`Ingest._prepare` and what it calls (``validate.check_event``,
+``rows.event_columns``): about 10 µs an event, and what limits a site's throughput when the web
+process and the collector share a machine. Measure before and after changing it.
+About 300 lines, most of them that path, kept in one module so it profiles as one.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector.enrich.geo import GeoLookup
-from collector.ingest.rows import (
-    EVENT_COLUMNS,
-    RECORD_COLUMNS,
-    TS_COLUMN,
-    event_columns,
-    record_columns,
+from collector.ingest.dedupe import RecentIds, warm
+from collector.ingest.inserter import AfterEvents, GroupInserter, Pending, not_expected
+from collector.ingest.result import IngestResult, Rejected
+from collector.ingest.rows import event_columns, record_columns
+from collector.ingest.validate import (
+    COLLECTOR_CLOCK,
+    SENT_AT,
+    BatchRefused,
+    Checked,
+    check_batch,
+    check_event,
+    check_record,
 )
-from collector.ingest.validate import COLLECTOR_CLOCK, SENT_AT, Checked, check_event, check_record
 from collector.metrics import CollectorMetrics
 from collector.privacy.gate import SuppressionGate
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 
-log = logging.getLogger("consent_mw.collector.ingest")
+log = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Validating a batch is pure Python, holding the GIL; the inserter thread needs it between the
 # native phases of an insert and would wait a switch interval (5 ms) each time. Releasing it
 # every 128 items (~1.5 ms of work) lets an insert go on at once: 1 000-row inserts took ~40 ms
 # beside a validating thread instead of ~15 ms.
 _YIELD_MASK = 127
 
-def ms_to_datetime(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
-
-
-@dataclass(slots=True)
-class Rejected:
-    index: int
-    type: str  # "event" or "record"
-    id: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        key = "event_id" if self.type == "event" else "record_id"
-        return {"index": self.index, "type": self.type, key: self.id, "reason": self.reason}
-
-
-@dataclass(slots=True)
-class IngestResult:
-    accepted: int = 0  # valid items, stored now or already stored (replays)
-    duplicates: int = 0
-    suppressed: int = 0
-    anonymised: int = 0  # consent records of suppressed people, stored without their ids
-    inserted_events: int = 0
-    inserted_records: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "suppressed": self.suppressed,
-            "anonymised": self.anonymised,
-            "rejected": [r.as_dict() for r in self.rejected],
-        }
-
-
-class RecentIds:
-    """A bounded, thread-safe LRU of ids (per process: see docs/scaling.md).
-
-    Each id maps to the :class:`Pending` insert that carries it, or None once known stored
-    (ids warmed from the store at start), so a replay that arrives while the first copy is
-    still being inserted can wait for that insert instead of being answered too early.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, Pending | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def reserve(
-        self, ids: Iterable[str], owner: Pending | None = None
-    ) -> dict[str, Pending | None]:
-        """Add the ids (carried by ``owner``); return those already present with their owner."""
-        seen: dict[str, Pending | None] = {}
-        known = self._ids
-        with self._lock:
-            for i in ids:
-                if i in known:
-                    known.move_to_end(i)
-                    seen[i] = known[i]
-                else:
-                    known[i] = owner
-            while len(known) > self.size:
-                known.popitem(last=False)
-        return seen
-
-    def remember(self, ids: Iterable[str]) -> None:
-        """Add ids known to be stored, oldest first (the newest stay longest)."""
-        with self._lock:
-            for i in ids:
-                self._ids[i] = None
-                self._ids.move_to_end(i)
-            while len(self._ids) > self.size:
-                self._ids.popitem(last=False)
-
-    def forget(self, ids: Iterable[str]) -> None:
-        with self._lock:
-            for i in ids:
-                self._ids.pop(i, None)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-
-class Pending:
-    """One request's rows on their way into a group insert; ``done`` is set when they are
-    stored or the insert failed (``error``)."""
-
-    __slots__ = ("done", "error", "event_columns", "events_stored", "queued_at",
-                 "record_columns", "records_stored", "rows")
-
-    def __init__(self) -> None:
-        self.event_columns: list[list[Any]] | None = None
-        self.record_columns: list[list[Any]] | None = None
-        self.rows = 0
-        self.done = threading.Event()
-        self.error: StoreError | None = None
-        self.events_stored = False
-        self.records_stored = False
-        self.queued_at = 0.0
-
-    def stored(self, kind: str) -> bool:
-        """Whether this insert's items of ``kind`` (event/record) are in the store."""
-        if not self.done.is_set():
-            return False
-        return self.error is None or (self.events_stored if kind == "event"
-                                      else self.records_stored)
-
-    def finish(self, error: StoreError | None = None) -> None:
-        self.event_columns = self.record_columns = None
-        self.error = error
-        self.done.set()
-
-
-class GroupInserter:
-    """One thread that inserts the rows of every concurrent batch as one block per table.
-
-    ClickHouse pays a fixed cost per insert (a new part), so 1 000-row batches posted in
-    parallel are merged — up to ``max_rows`` — into one column-oriented insert. When a batch
-    is queued, the thread waits up to ``linger`` for batches that have arrived and are still
-    being read or validated (:meth:`expect`), and not at all when none has. Each request waits
-    for its own ``Pending``; a failed insert fails exactly the requests of that block.
-    """
-
-    def __init__(self, store: Store, metrics: CollectorMetrics, *, max_rows: int,
-                 linger: float,
-                 after_events: Sequence[Callable[[Sequence[int]], None]] = ()) -> None:
-        self.store = store
-        self.after_events = tuple(after_events)
-        self.metrics = metrics
-        self.max_rows = max_rows
-        self.linger = linger
-        self._queue: deque[Pending] = deque()
-        self._queued_rows = 0
-        self._preparing = 0  # batches arrived but not queued yet: they may join the next block
-        self._closing = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="collector-insert", daemon=True)
-        self._thread.start()
-
-    def expect(self) -> Callable[[], None]:
-        """Count a request whose rows are on their way (a block about to be inserted may wait
-        for them); returns the call that stops counting it, idempotent."""
-        with self._cond:
-            self._preparing += 1
-        counted = True
-
-        def arrived() -> None:
-            nonlocal counted
-            with self._cond:
-                if counted:
-                    counted = False
-                    self._preparing -= 1
-                    self._cond.notify_all()
-
-        return arrived
-
-    def submit(self, pending: Pending) -> None:
-        with self._cond:
-            if self._closing:
-                raise StoreError("collector is stopping")
-            pending.queued_at = time.monotonic()
-            self._queue.append(pending)
-            self._queued_rows += pending.rows
-            self._cond.notify_all()
-
-    @property
-    def queued(self) -> int:
-        """Batches waiting for the insert in progress to end."""
-        with self._cond:
-            return len(self._queue)
-
-    def close(self) -> None:
-        """Insert what is queued, then stop the thread."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join()
-
-    def _next_block(self) -> list[Pending] | None:
-        with self._cond:
-            while not self._queue:
-                if self._closing:
-                    return None
-                self._cond.wait()
-            deadline = self._queue[0].queued_at + self.linger
-            while (self._preparing and self._queued_rows < self.max_rows
-                   and not self._closing):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            block = [self._queue.popleft()]
-            rows = block[0].rows
-            while self._queue and rows + self._queue[0].rows <= self.max_rows:
-                rows += self._queue[0].rows
-                block.append(self._queue.popleft())
-            self._queued_rows -= rows
-            return block
-
-    def _run(self) -> None:
-        while True:
-            block = self._next_block()
-            if block is None:
-                return
-            try:
-                self._insert(block)
-            except BaseException as exc:  # never leave a request waiting forever
-                error = StoreError(f"insert failed: {exc}")
-                for pending in block:
-                    if not pending.done.is_set():
-                        pending.finish(error)
-                if not isinstance(exc, Exception):
-                    raise
-
-    def _insert(self, block: list[Pending]) -> None:
-        m = self.metrics
-        start = time.perf_counter()
-        try:
-            events = _concat([p.event_columns for p in block], len(EVENT_COLUMNS))
-            if events is not None:
-                self.store.insert("events", events, EVENT_COLUMNS, column_oriented=True)
-                m.inserted.labels("events").inc(len(events[0]))
-                for p in block:
-                    p.events_stored = True
-                for hook in self.after_events:
-                    try:
-                        hook(events[TS_COLUMN])
-                    except Exception:  # the rows are stored; a refresh's count check catches up
-                        log.exception("after-insert hook failed")
-            records = _concat([p.record_columns for p in block], len(RECORD_COLUMNS))
-            if records is not None:
-                self.store.insert("consent_records", records, RECORD_COLUMNS,
-                                  column_oriented=True)
-                m.inserted.labels("consent_records").inc(len(records[0]))
-                for p in block:
-                    p.records_stored = True
-        except Exception as exc:
-            log.error("insert of %d batch(es) failed: %s", len(block), exc)
-            # A new exception, without the traceback that would keep this block's rows alive.
-            error = StoreError(str(exc) if isinstance(exc, StoreError) else f"insert failed: {exc}")
-            for p in block:
-                p.finish(error)
-        else:
-            for p in block:
-                p.finish()
-        finally:
-            m.insert_seconds.observe(time.perf_counter() - start)
-
-
-def _nothing() -> None:
-    pass
-
-
-def _concat(parts: list[list[list[Any]] | None], width: int) -> list[list[Any]] | None:
-    present = [p for p in parts if p]
-    if not present:
-        return None
-    if len(present) == 1:
-        return present[0]
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for part in present:
-        for column, values in zip(columns, part, strict=True):
-            column.extend(values)
-    return columns
-
 
 class Ingest:
-    """Validate, enrich and insert one batch. Thread-safe; bound to a store by the service."""
+    """Validate, enrich and insert batches. Thread-safe; bound to a store by the service.
 
-    def __init__(
-        self,
-        settings: CollectorSettings,
-        metrics: CollectorMetrics,
-        gate: SuppressionGate,
-    ) -> None:
+    ``gate`` is the one suppression gate (privacy changes it, ingest obeys it);
+    ``after_events`` are called with the ts column of every events insert (the rollup marks
+    late days dirty).
+    """
+
+    def __init__(self, settings: CollectorSettings, metrics: CollectorMetrics,
+                 gate: SuppressionGate, *, after_events: Sequence[AfterEvents] = ()) -> None:
         self.settings = settings
         self.metrics = metrics
         self.gate = gate
+        self.after_events = tuple(after_events)
         self.recent = RecentIds(settings.dedupe_size)
         self.store: Store | None = None
         self.geo: GeoLookup | None = None
         self.inserter: GroupInserter | None = None
-        # Called after every events insert with its ts column, epoch ms (the rollup: late days).
-        self.after_events: list[Callable[[Sequence[int]], None]] = []
 
     def bind(self, store: Store, geo: GeoLookup) -> None:
         """Start inserting into ``store``, remembering the ids it received lately."""
-        self.warm(store)
+        warm(self.recent, store, self.settings.dedupe_warm_hours)
         self.inserter = GroupInserter(
             store, self.metrics, max_rows=self.settings.insert_max_rows,
             linger=self.settings.insert_linger_ms / 1000, after_events=self.after_events)
@@ -346,34 +85,40 @@ class Ingest:
 
     def expect(self) -> Callable[[], None]:
         """Call when a batch arrives, before reading it: the insert in preparation may wait a
-        moment (``insert_linger_ms``) for its rows. Pass the result to :meth:`process`, and
+        moment (``insert_linger_ms``) for its rows. Pass the result to :meth:`take`, and
         call it if the batch never gets there (idempotent)."""
         inserter = self.inserter
-        return inserter.expect() if inserter is not None else _nothing
+        return inserter.expect() if inserter is not None else not_expected
 
-    def warm(self, store: Store) -> int:
-        """Remember the ids stored in the last ``dedupe_warm_hours``, so a batch replayed
-        after a restart (the sender never saw the answer) is still dropped."""
-        hours = self.settings.dedupe_warm_hours
-        if not hours:
-            return 0
-        total = 0
-        for table, column in (("consent_records", "record_id"), ("events", "event_id")):
-            try:
-                rows = store.rows(
-                    f"SELECT toString({column}) FROM {table} "
-                    "WHERE received_at > now64(3) - INTERVAL {h:UInt32} HOUR "
-                    "ORDER BY received_at DESC LIMIT {n:UInt64}",
-                    {"h": hours, "n": self.recent.size})
-            except Exception as exc:  # a slow or odd store must not stop the collector
-                log.warning("could not load recent %s ids (replays may be stored twice): %s",
-                            table, exc)
-                continue
-            self.recent.remember(r[0] for r in reversed(rows))
-            total += len(rows)
-        if total:
-            log.info("remembered %d ids received in the last %d h", total, hours)
-        return total
+    def take(self, batch: Any, *, expected: Callable[[], None] | None = None) -> IngestResult:
+        """Store a wire batch (``consent_mw.wire.BATCH_SCHEMA``) and count its outcome.
+
+        Raises :class:`BatchRefused` when the envelope is not the wire shape (nothing is
+        stored; sending it again cannot help), :class:`StoreError` when the store fails (send
+        it again later), and lets anything unexpected through, counted and logged.
+        """
+        m = self.metrics
+        try:
+            check_batch(batch)
+        except BatchRefused as exc:
+            m.rejected.labels(exc.code).inc()
+            raise
+        sent_at = batch.get("sent_at")
+        try:
+            result = self.process(
+                batch.get("events", []), batch.get("consent_records", []),
+                batch_id=batch.get("batch_id"),
+                sent_at=None if sent_at is None else int(sent_at), expected=expected)
+        except StoreError as exc:
+            m.batches.labels("store_error").inc()
+            log.error("store unavailable: %s", exc)
+            raise
+        except Exception:
+            m.batches.labels("error").inc()
+            log.exception("ingest failed")
+            raise
+        m.batches.labels("partial" if result.rejected else "ok").inc()
+        return result
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -474,10 +219,12 @@ class Ingest:
                                        "record", "record_id", too_late["record"], result)
 
         result.accepted = len(good_events) + len(good_records)
-        good_events = self._fresh(good_events, "event", "event_id", pending, fresh, waits,
-                                  result)
-        good_records = self._fresh(good_records, "record", "record_id", pending, fresh, waits,
-                                   result)
+        recent = self.recent
+        good_events = recent.fresh(good_events, "event", "event_id", pending, fresh, waits)
+        good_records = recent.fresh(good_records, "record", "record_id", pending, fresh, waits)
+        result.duplicates = result.accepted - len(good_events) - len(good_records)
+        if result.duplicates:
+            m.dropped.labels("duplicate").inc(result.duplicates)
         blocks = self.gate.blocks_event
         kept = [e for e in good_events if not blocks(e)]
         result.suppressed = len(good_events) - len(kept)
@@ -528,31 +275,16 @@ class Ingest:
                 good.append(item)
         return good
 
-    def _check(
-        self,
-        check: Callable[..., Checked],
-        raw: Any,
-        clock: int,
-        clock_name: str,
-        skew: int,
-        index: int,
-        kind: str,
-    ) -> Checked:
+    def _check(self, check: Callable[..., Checked], raw: Any, clock: int, clock_name: str,
+               skew: int, index: int, kind: str) -> Checked:
         try:
             return check(raw, now_ms=clock, skew_ms=skew, clock=clock_name)
         except Exception:  # never let one odd item cost the batch
             log.exception("validating %s %d failed", kind, index)
             return Checked(None, "internal", "internal validation error")
 
-    def _count(
-        self,
-        checked: Checked,
-        raw: Any,
-        index: int,
-        kind: str,
-        id_key: str,
-        result: IngestResult,
-    ) -> dict[str, Any] | None:
+    def _count(self, checked: Checked, raw: Any, index: int, kind: str, id_key: str,
+               result: IngestResult) -> dict[str, Any] | None:
         if checked.truncated:
             self.metrics.fields.labels("truncated").inc(checked.truncated)
         for note in checked.notes:
@@ -569,36 +301,3 @@ class Ingest:
         if len(item_id) != 36 or item_id != item_id.lower():
             checked.item[id_key] = str(uuid.UUID(item_id))
         return checked.item
-
-    def _fresh(
-        self,
-        items: list[dict[str, Any]],
-        kind: str,
-        id_key: str,
-        pending: Pending,
-        reserved: list[tuple[str, str]],
-        waits: list[tuple[str, Pending]],
-        result: IngestResult,
-    ) -> list[dict[str, Any]]:
-        """The items not seen before; reserves their ids for ``pending``."""
-        if not items:
-            return items
-        seen = self.recent.reserve((i[id_key] for i in items), pending)
-        fresh: list[dict[str, Any]] = []
-        in_batch: set[str] = set()
-        for item in items:
-            item_id = item[id_key]
-            if item_id in seen or item_id in in_batch:
-                result.duplicates += 1
-                owner = seen.get(item_id)
-                if owner is not None and owner is not pending and all(
-                        o is not owner for _, o in waits):
-                    waits.append((kind, owner))
-                continue
-            in_batch.add(item_id)
-            reserved.append((kind, item_id))
-            fresh.append(item)
-        dup = len(items) - len(fresh)
-        if dup:
-            self.metrics.dropped.labels("duplicate").inc(dup)
-        return fresh

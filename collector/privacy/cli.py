@@ -2,9 +2,12 @@
 
 These talk HTTP to the collector (the process that owns the store), so they never import chDB.
 ``audit verify --store`` is the exception: it opens a store that no collector is running on.
-The token is the person's own (``CONSENT_MW_STAFF_TOKEN``, so the audit trail names them) or
-the shared ``CONSENT_MW_ADMIN_TOKEN`` with ``--requested-by``. ``--reason`` and a requester are
-required. Output is JSON on stdout; failures exit non-zero with a one-line reason on stderr.
+The token (``--token``, read by click from ``CONSENT_MW_STAFF_TOKEN``, else
+``CONSENT_MW_ADMIN_TOKEN``) is the person's own, so the audit trail names them, or the shared
+admin token with ``--requested-by`` (read from ``USER`` when not given). ``--reason`` and a
+requester are required. Output is JSON on stdout; failures exit non-zero with a one-line
+reason on stderr.
+About 300 lines: one command per operation of the admin API, sharing their options.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ STAFF_TOKEN_ENV = "CONSENT_MW_STAFF_TOKEN"  # noqa: S105
 TIMEOUT = httpx.Timeout(10.0, read=600.0)  # a purge of a large store takes a while
 
 
-def _token() -> str:
-    token = os.environ.get(STAFF_TOKEN_ENV, "") or os.environ.get(TOKEN_ENV, "")
+def _token(token: str) -> str:
+    """The ``--token`` given, which click reads from the environment when it is not."""
     if not token:
         raise click.ClickException(f"set {STAFF_TOKEN_ENV} to your personal token (or "
                                    f"{TOKEN_ENV} to the collector's admin token)")
@@ -51,11 +54,12 @@ def _reason(resp: httpx.Response, url: str) -> str:
             f"collector's base URL, e.g. {DEFAULT_URL}")
 
 
-def _call(method: str, url: str, path: str, *, params: dict[str, Any] | None = None,
-          body: dict[str, Any] | None = None, spinner: str | None = None) -> httpx.Response:
-    """One request with the admin token; a stderr spinner while it runs; errors exit 1."""
+def _call(method: str, url: str, path: str, token: str, *,
+          params: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+          spinner: str | None = None) -> httpx.Response:
+    """One request with the token; a stderr spinner while it runs; errors exit 1."""
     target = url.rstrip("/") + path
-    headers = {"Authorization": f"Bearer {_token()}"}
+    headers = {"Authorization": f"Bearer {_token(token)}"}
     stop = threading.Event()
     spin: threading.Thread | None = None
     if spinner and sys.stderr.isatty():
@@ -118,6 +122,13 @@ def _accountable(reason: str, requested_by: str) -> None:
         raise Missing("--requested-by is required: name the person who asked")
 
 
+#: The person's own token first, so the audit trail names them; the shared one otherwise.
+token_option = click.option(
+    "--token", default="", envvar=[STAFF_TOKEN_ENV, TOKEN_ENV], show_envvar=True,
+    help="your personal token, else the collector's admin token; better set in the "
+         "environment (a command line is visible to other users)")
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--visitor-id", help="the cmw_vid cookie value"),
@@ -125,11 +136,12 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--url", default=DEFAULT_URL, show_default=True,
                      help="the collector's base URL"),
         click.option("--reason", default="", help="why (required; kept in the audit trail)"),
-        click.option("--requested-by", default=lambda: os.environ.get("USER", ""),
-                     help="who asked (default: $USER; with a personal token, the token's "
-                          "owner is recorded)"),
+        click.option("--requested-by", default="", envvar="USER", show_envvar=True,
+                     help="who asked (with a personal token, the token's owner is "
+                          "recorded)"),
         click.option("--output", type=click.Path(path_type=Path), default=None,
                      help="write to this file instead of stdout"),
+        token_option,
     ]):
         fn = option(fn)
     return fn
@@ -139,11 +151,11 @@ def _operation(name: str, spinner: str | None = None) -> click.Command:
     @click.command(name=name)
     @_common
     def command(visitor_id: str | None, user_id: str | None, url: str, reason: str,
-                requested_by: str, output: Path | None) -> None:
+                requested_by: str, output: Path | None, token: str) -> None:
         ids = _ids(visitor_id, user_id)
         _accountable(reason, requested_by)
         body = {**ids, "reason": reason.strip(), "requested_by": requested_by.strip()}
-        resp = _call("POST", url, f"/v1/privacy/{name}", body=body, spinner=spinner)
+        resp = _call("POST", url, f"/v1/privacy/{name}", token, body=body, spinner=spinner)
         data = resp.json()
         _emit(data, output)
         if name == "purge" and data.get("remaining", 0) != 0:
@@ -165,7 +177,7 @@ purge.help = "Delete every row about a visitor or account (Art. 6) and print the
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
               show_default=True, help="json, or csv files in a zip (needs --output)")
 def export(visitor_id: str | None, user_id: str | None, url: str, reason: str,
-           requested_by: str, output: Path | None, fmt: str) -> None:
+           requested_by: str, output: Path | None, token: str, fmt: str) -> None:
     """Export everything about a visitor or account (Art. 5)."""
     if fmt == "csv" and output is None:
         raise click.UsageError("--format csv writes a zip: give --output FILE")
@@ -173,7 +185,8 @@ def export(visitor_id: str | None, user_id: str | None, url: str, reason: str,
     _accountable(reason, requested_by)
     params = {**ids, "format": fmt, "reason": reason.strip(),
               "requested_by": requested_by.strip()}
-    resp = _call("GET", url, "/v1/privacy/export", params=params, spinner="exporting")
+    resp = _call("GET", url, "/v1/privacy/export", token, params=params,
+                 spinner="exporting")
     if fmt == "csv":
         assert output is not None
         output.write_bytes(resp.content)
@@ -186,12 +199,13 @@ def export(visitor_id: str | None, user_id: str | None, url: str, reason: str,
 @click.option("--url", default=DEFAULT_URL, show_default=True)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--operation", default=None, help="only this operation")
-def requests_(url: str, limit: int, operation: str | None) -> None:
+@token_option
+def requests_(url: str, limit: int, operation: str | None, token: str) -> None:
     """List the audit trail of privacy requests, newest first."""
     params: dict[str, Any] = {"limit": limit}
     if operation:
         params["operation"] = operation
-    _emit(_call("GET", url, "/v1/privacy/requests", params=params).json(), None)
+    _emit(_call("GET", url, "/v1/privacy/requests", token, params=params).json(), None)
 
 
 @click.group()
@@ -203,7 +217,8 @@ def audit() -> None:
 @click.option("--url", default=None, help=f"a running collector (default {DEFAULT_URL})")
 @click.option("--store", default=None,
               help="a store DSN no collector is running on (chdb:///path or http(s)://)")
-def verify(url: str | None, store: str | None) -> None:
+@token_option
+def verify(url: str | None, store: str | None, token: str) -> None:
     """Recompute the hash chain; exit 1 if a row was edited, deleted or reordered."""
     if url and store:
         raise click.UsageError("give --url or --store, not both")
@@ -212,7 +227,7 @@ def verify(url: str | None, store: str | None) -> None:
     else:
         target = (url or DEFAULT_URL).rstrip("/") + "/v1/privacy/audit/verify"
         try:
-            resp = httpx.get(target, headers={"Authorization": f"Bearer {_token()}"},
+            resp = httpx.get(target, headers={"Authorization": f"Bearer {_token(token)}"},
                              timeout=TIMEOUT)
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach the collector: {exc}") from None

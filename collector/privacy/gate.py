@@ -25,13 +25,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from collector.privacy.subjects import EVENT_SUBJECTS, RECORD_SUBJECTS
 from consent_mw.ids import subject_hash
 
-log = logging.getLogger("consent_mw.collector.gate")
+log = logging.getLogger(__name__)
 
-#: Which ids of an event, and of a consent record, name a person.
-EVENT_SUBJECTS = ("visitor_id", "user_id", "consent_id")
-RECORD_SUBJECTS = ("visitor_id", "consent_id")
 
 
 class SuppressionListener(Protocol):

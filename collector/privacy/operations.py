@@ -7,26 +7,25 @@ store (``collector.privacy.subjects``). Suppression state lives in the one
 (``collector.privacy.audit``), and names who asked for it.
 
 Statements that carry an id run with ``PRIVATE_SETTINGS`` (kept out of query logs).
+
+A little over 300 lines: this is the one facade the admin API, the staff page, the CLI and
+the in-process rights call, and each operation keeps its audit and suppression steps together.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import threading
 import time
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from collector.csvsafe import write_csv
-from collector.privacy import audit
+from collector.privacy import audit, purge_resume
 from collector.privacy.gate import SuppressionGate, SuppressionListener
-from collector.privacy.purge import ProgressFn, PurgeJob, PurgeQueue, Purger, _no_progress
+from collector.privacy.purge import ProgressFn, PurgeFailed, PurgeJob, Purger, no_progress
+from collector.privacy.purge_queue import PurgeQueue
 from collector.privacy.subjects import (
     PersonScope,
-    PrivacyError,
     Subject,
     count_rows,
     now_utc,
@@ -40,9 +39,7 @@ from collector.store import PRIVATE_SETTINGS, Store
 if TYPE_CHECKING:
     from collector.metrics import CollectorMetrics
 
-__all__ = ["InProcessRights", "Privacy", "PrivacyError", "PurgeFailed", "export_zip"]
-
-log = logging.getLogger("consent_mw.collector.privacy")
+log = logging.getLogger(__name__)
 
 SUPPRESSION_COLUMNS = ["id_type", "subject", "subject_hash", "active", "purged", "root_hash",
                        "reason", "requested_by", "updated_at", "version"]
@@ -94,8 +91,18 @@ class Privacy:
         return self.gate.is_suppressed(id_type, stored_id)
 
     def suppression_list(self) -> dict[str, Any]:
-        """What remote web processes poll: subject hashes, the purged ones, a version."""
+        """What web processes poll: subject hashes, the purged ones, a version."""
         return self.gate.snapshot()
+
+    def suppressions_since(self, since: int | None) -> dict[str, Any]:
+        """What a web process holding version ``since`` is told: ``{"version", "unchanged":
+        true}`` while that is still current (the list only grows with purges, and every web
+        process asks every few seconds), else :meth:`suppression_list`. The HTTP route and
+        the in-process transport both answer with this."""
+        version = self.version
+        if since is not None and since == version:
+            return {"version": version, "unchanged": True}
+        return self.suppression_list()
 
     def write_suppressions(self, subjects: Sequence[Subject], *, active: bool, purged: bool,
                            root: Subject, reason: str, requested_by: str,
@@ -184,7 +191,7 @@ class Privacy:
 
     def purge(self, *, visitor_id: str | None = None, user_id: str | None = None,
               reason: str = "", requested_by: str = "",
-              progress: ProgressFn = _no_progress) -> dict[str, Any]:
+              progress: ProgressFn = no_progress) -> dict[str, Any]:
         """Delete every row about the person, prove it, and return the receipt (waits for
         the batch; without a running queue worker, runs it in this thread)."""
         job = self.request_purge(visitor_id=visitor_id, user_id=user_id, reason=reason,
@@ -201,7 +208,7 @@ class Privacy:
 
     def pending_purges(self) -> list[dict[str, Any]]:
         """Purges that started and never closed: ``resume_pending`` ends them."""
-        return self.purger.pending()
+        return purge_resume.pending(self.store)
 
     def resume_pending(self) -> list[dict[str, Any]]:
         """Run every purge not finished: those waiting in this process's queue (a failed batch
@@ -210,7 +217,8 @@ class Privacy:
         waiting = self.purges.waiting()
         if not self.purges.running:
             self.purges.run_waiting()
-        jobs = self.purger.resume(skip={j.request_id for j in self.purges.waiting()})
+        jobs = purge_resume.resume(self.purger,
+                                   skip={j.request_id for j in self.purges.waiting()})
         return [job.receipt for job in [*waiting, *jobs] if job.receipt is not None]
 
     def receipts(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -307,42 +315,3 @@ class Privacy:
                 log.warning("finished an interrupted purge: receipt %s", receipt["receipt_id"])
         except Exception:  # the store may be closing; the next start tries again
             log.exception("resuming interrupted purges failed")
-
-
-class PurgeFailed(RuntimeError):
-    """A purge's batch failed; it stays pending in the audit trail and is resumed."""
-
-
-# --- export formats -------------------------------------------------------------------------
-
-SECTIONS = ("events", "consent_records", "suppressions", "receipts")
-
-
-def export_zip(data: Mapping[str, Any]) -> bytes:
-    """The export as CSV files in a zip: subject.json plus one CSV per section."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("subject.json", json.dumps(data["subject"], indent=2, ensure_ascii=False))
-        for section in SECTIONS:
-            zf.writestr(f"{section}.csv", write_csv(data.get(section) or []))
-    return buf.getvalue()
-
-
-class InProcessRights:
-    """The ``rights`` of ``consent_mw.consent.self_service.SelfService`` in the collector's own
-    process (the demo): the same operations the admin API runs, without HTTP."""
-
-    def __init__(self, privacy: Privacy) -> None:
-        self.privacy = privacy
-
-    def export(self, visitor_id: str) -> dict[str, Any]:
-        return self.privacy.export_logged(visitor_id=visitor_id, requested_by="visitor",
-                                          reason="self-service download")
-
-    def request_purge(self, visitor_id: str) -> str:
-        job = self.privacy.request_purge(visitor_id=visitor_id, requested_by="visitor",
-                                         reason="self-service deletion")
-        return job.request_id
-
-    def purge_status(self, request_id: str) -> dict[str, Any] | None:
-        return self.privacy.purge_status(request_id)

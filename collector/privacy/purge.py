@@ -1,13 +1,14 @@
 """Purge (Art. 6): delete every row about a person, prove it, and issue a receipt.
 
-Purges are queued and run in batches (:class:`PurgeQueue`): one physical pass and one file scan
-serve every request waiting, so a flood of requests costs one pass per batch, not one per
-request. Asking is cheap and immediate: :meth:`PurgeQueue.submit` suppresses the person at once
-(capture stops, dashboards hide them, web processes reset their browser) and writes the
-``started`` audit row; the receipt follows when the batch has run.
+Purges are queued (``collector.privacy.purge_queue``) and run in batches by :class:`Purger`:
+one physical pass and one file scan serve every request waiting, so a flood of requests costs
+one pass per batch, not one per request. Asking is cheap and immediate: :meth:`Purger.open`
+suppresses the person at once (capture stops, dashboards hide them, web processes reset their
+browser) and writes the ``started`` audit row; the receipt follows when the batch has run.
 
 A batch, in steps that are each idempotent (an interrupted batch is simply run again, from the
-audit trail and the suppression rows, which keep the raw ids until step 3):
+audit trail and the suppression rows, which keep the raw ids until step 3;
+``collector.privacy.purge_resume``):
 
 1. resolve every person's ids again; a ``resolved`` audit row keeps their SHA-256;
 2. wait for ingest calls that passed the suppression check before it;
@@ -21,6 +22,9 @@ audit trail and the suppression rows, which keep the raw ids until step 3):
 
 Mutation statements are written to disk by ClickHouse, so they match ids by hash
 (:func:`collector.privacy.subjects.match_sql`), never by the id itself.
+
+A little over 300 lines: the six steps above are one class, in the order they run, so the
+idempotence of each can be checked against the others in one read.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from collector.ddl.tables import PURGED_TABLES
+from collector.errors import CollectorError
 from collector.privacy import audit
 from collector.privacy.disk_scan import ScanReport, scan_directory
 from collector.privacy.subjects import (
@@ -52,31 +57,24 @@ from collector.privacy.subjects import (
 from collector.store import MUTATION_SETTINGS, PRIVATE_SETTINGS, Store
 
 if TYPE_CHECKING:
-    from collector.metrics import CollectorMetrics
     from collector.privacy.operations import Privacy
 
-log = logging.getLogger("consent_mw.collector.purge")
+log = logging.getLogger(__name__)
 
 _MUTATE = {**MUTATION_SETTINGS, **PRIVATE_SETTINGS}
-_EVENT_ID_COLUMNS = ("visitor_id", "user_id", "consent_id")
-_PURGE_TABLES = ("events", "consent_records", "suppressions")
-#: Ids one batch may carry: each adds ~90 characters to the mutations' text, and ClickHouse
-#: parses at most 256 KiB of it by default.
-MAX_BATCH_IDS = 1_500
 EMPTY_COUNTS = {"events": 0, "consent_records": 0, "suppressions": 0}
-MAX_ATTEMPTS = 3  # batches a purge is tried in before it is left to the next start
 
 
 class ProgressFn(Protocol):
     def __call__(self, step: str) -> None: ...
 
 
-def _no_progress(step: str) -> None:
+def no_progress(step: str) -> None:
     return None
 
 
-class PurgeQueueFull(RuntimeError):
-    """More purges are waiting than the queue holds; answered 503 with Retry-After."""
+class PurgeFailed(CollectorError, RuntimeError):
+    """A purge's batch failed; it stays pending in the audit trail and is resumed."""
 
 
 @dataclass(slots=True, eq=False)
@@ -135,7 +133,7 @@ class Purger:
 
     # -- a batch ----------------------------------------------------------------------------
 
-    def run(self, jobs: Sequence[PurgeJob], progress: ProgressFn = _no_progress) -> None:
+    def run(self, jobs: Sequence[PurgeJob], progress: ProgressFn = no_progress) -> None:
         """One physical pass for ``jobs``; each gets its receipt (or its error)."""
         with self.lock:
             try:
@@ -261,7 +259,7 @@ class Purger:
 
     def wait_outdated_parts(self) -> None:
         """Wait until the parts that were outdated when the mutations ended are removed."""
-        tables = list(_PURGE_TABLES)
+        tables = list(PURGED_TABLES)
         sql = ("SELECT table, name FROM system.parts WHERE database = currentDatabase() "
                "AND table IN {t:Array(String)} AND NOT active")
         pending = {(str(a), str(b)) for a, b in self.store.rows(sql, {"t": tables})}
@@ -317,282 +315,3 @@ class Purger:
                      details={"receipt_id": receipt["receipt_id"], "rows_deleted": deleted,
                               "remaining": remaining})
         return receipt
-
-    # -- interrupted purges -------------------------------------------------------------
-
-    def pending(self) -> list[dict[str, Any]]:
-        """Purges that started and never closed (interrupted or still queued)."""
-        return self.store.dicts(
-            "SELECT id_type, subject_hash, toString(argMaxIf(request_id, seq, "
-            "outcome = 'started')) AS request_id, argMaxIf(requested_by, seq, "
-            "outcome = 'started') AS requested_by, argMaxIf(reason, seq, outcome = 'started') "
-            "AS reason, minIf(ts, outcome = 'started') AS requested_at "
-            "FROM privacy_requests WHERE operation = 'purge' GROUP BY id_type, subject_hash "
-            "HAVING maxIf(seq, outcome = 'started') > "
-            "maxIf(seq, outcome IN ('completed', 'incomplete')) "
-            "ORDER BY subject_hash")
-
-    def resume(self, skip: set[str] | None = None) -> list[PurgeJob]:
-        """Run every interrupted purge again (those in ``skip``, request ids still queued in
-        this process, are left to the queue); returns their jobs, receipts attached.
-
-        The raw id comes back from the person's own suppression row, which keeps it until
-        the batch's deletion step. Past that step only the SHA-256 values in the request's
-        ``resolved`` audit row remain: the deletions are finished and verified by query on
-        them, without a file scan (there is no raw id left to look for).
-        """
-        with_ids: list[PurgeJob] = []
-        by_sha: list[tuple[PurgeJob, dict[str, Any]]] = []
-        for row in self.pending():
-            if skip and row["request_id"] in skip:
-                continue
-            raw = self.store.rows(
-                "SELECT subject FROM suppressions FINAL WHERE subject_hash = {h:String} "
-                "AND subject != ''", {"h": row["subject_hash"]}, settings=PRIVATE_SETTINGS)
-            job = PurgeJob(root=Subject(row["id_type"], str(raw[0][0]) if raw else "",
-                                        row["subject_hash"]),
-                           reason=row["reason"] or "resume of an interrupted purge",
-                           requested_by=row["requested_by"] or "resume",
-                           request_id=row["request_id"], requested_at=row["requested_at"],
-                           before=dict(EMPTY_COUNTS))
-            if raw:
-                with_ids.append(job)
-            else:
-                by_sha.append((job, row))
-        if with_ids:
-            self.run(with_ids)
-        for job, row in by_sha:
-            with self.lock:
-                self._finish_by_sha(job, row)
-        return with_ids + [job for job, _ in by_sha]
-
-    def _finish_by_sha(self, job: PurgeJob, pending: Mapping[str, Any]) -> None:
-        store = self.store
-        started = store.rows(
-            "SELECT details FROM privacy_requests WHERE request_id = {r:UUID} AND "
-            "outcome IN ('started', 'resolved') ORDER BY seq", {"r": pending["request_id"]})
-        details = json.loads(started[-1][0]) if started else {}
-        shas = [h for h in details.get("sha256", []) if isinstance(h, str) and h.isalnum()]
-        subject_hashes = details.get("subject_hashes") or [job.root.hash]
-        t0 = time.perf_counter()
-        self.rewrite_events()
-        self.clear_subjects(subject_hashes)
-        self.wait_outdated_parts()
-        listed = ", ".join(f"'{h}'" for h in shas) or "''"
-
-        def count_by_sha(table: str, columns: Sequence[str]) -> int:
-            pred = " OR ".join(f"lower(hex(SHA256({c}))) IN ({listed})" for c in columns)
-            return int(store.scalar(f"SELECT count() FROM {table} WHERE {pred}") or 0)
-
-        after = {"events": count_by_sha("events", _EVENT_ID_COLUMNS),
-                 "consent_records": count_by_sha("consent_records",
-                                                 ("visitor_id", "consent_id")),
-                 "suppressions": count_by_sha("suppressions", ("subject",))}
-        job.receipt = self.close(
-            job, subject_hashes=list(subject_hashes), deleted=dict(EMPTY_COUNTS), after=after,
-            scan=None, scope=None, timings={"verified_s": time.perf_counter() - t0},
-            verification="resumed after the raw ids were erased: count() = 0 by query on "
-            "SHA-256 of every id; no file scan (no raw id left to look for)")
-        job.status = "completed" if job.receipt["remaining"] == 0 else "incomplete"
-        job.done.set()
-
-
-class PurgeQueue:
-    """Purges waiting for the next batch, and the thread that runs them.
-
-    Bounded: at most ``max_waiting`` requests wait (beyond, :class:`PurgeQueueFull`), and a
-    batch takes at most ``max_batch`` of them and :data:`MAX_BATCH_IDS` ids. The outcome of the
-    last ``keep`` requests stays in memory for status pages; older ones are read back from the
-    audit trail and the receipts.
-    """
-
-    def __init__(self, purger: Purger, *, max_waiting: int = 1_000, max_batch: int = 200,
-                 linger: float = 0.5, interval: float = 30.0, keep: int = 10_000,
-                 metrics: CollectorMetrics | None = None) -> None:
-        self.purger = purger
-        self.max_waiting = max_waiting
-        self.max_batch = max_batch
-        self.linger = linger
-        #: At least this long between the starts of two batches: each rewrites and scans the
-        #: whole store, so a flood of requests costs at most one pass per interval.
-        self.interval = interval
-        self._reserved = 0  # submits past the size check, not yet queued
-        self.keep = keep
-        self.metrics = metrics
-        self._waiting: deque[PurgeJob] = deque()
-        self._jobs: OrderedDict[str, PurgeJob] = OrderedDict()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self.batches = 0
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def __len__(self) -> int:
-        return len(self._waiting)
-
-    def waiting(self) -> list[PurgeJob]:
-        with self._cond:
-            return list(self._waiting)
-
-    def submit(self, root: Subject, reason: str, requested_by: str) -> PurgeJob:
-        """Ask for a purge; the person is suppressed before this returns."""
-        with self._cond:
-            if len(self._waiting) + self._reserved >= self.max_waiting:
-                if self.metrics is not None:
-                    self.metrics.purges.labels("rejected_queue_full").inc()
-                raise PurgeQueueFull(f"{len(self._waiting)} purges are waiting; try later")
-            self._reserved += 1  # concurrent submits cannot overshoot the bound
-        try:
-            job = self.purger.open(root, reason, requested_by)
-        finally:
-            with self._cond:
-                self._reserved -= 1
-        with self._cond:
-            self._waiting.append(job)
-            self._remember(job)
-            self._gauge()
-            self._cond.notify_all()
-        if self.metrics is not None:
-            self.metrics.purges.labels("queued").inc()
-        return job
-
-    def _remember(self, job: PurgeJob) -> None:
-        self._jobs[job.request_id] = job
-        while len(self._jobs) > self.keep:
-            self._jobs.popitem(last=False)
-
-    def _gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.purge_queue.set(len(self._waiting))
-
-    def wait(self, job: PurgeJob, timeout: float | None = None) -> PurgeJob:
-        """Block until ``job`` has run; without a running worker, run the queue here."""
-        if not self.running:
-            self.run_waiting()
-        job.done.wait(timeout)
-        return job
-
-    def run_waiting(self, progress: ProgressFn = _no_progress) -> int:
-        """Run everything waiting, batch after batch, in the calling thread."""
-        done = 0
-        while batch := self._take():
-            self._run(batch, progress)
-            done += len(batch)
-        return done
-
-    def _take(self) -> list[PurgeJob]:
-        with self._cond:
-            batch: list[PurgeJob] = []
-            ids = 0
-            while self._waiting and len(batch) < self.max_batch:
-                job = self._waiting[0]
-                cost = job.ids
-                if batch and ids + cost > MAX_BATCH_IDS:
-                    break
-                batch.append(self._waiting.popleft())
-                ids += cost
-            self._gauge()
-            return batch
-
-    def _run(self, batch: list[PurgeJob], progress: ProgressFn = _no_progress) -> None:
-        started = time.perf_counter()
-        for job in batch:
-            job.attempts += 1
-        try:
-            self.purger.run(batch, progress)
-        except Exception:
-            # One bad moment (the store busy, a file vanishing) must not strand everyone in
-            # the batch: their jobs wait for the next one, up to MAX_ATTEMPTS; after that they
-            # stay in the audit trail and the next start resumes them.
-            again = [job for job in batch if job.attempts < MAX_ATTEMPTS]
-            for job in again:
-                job.status, job.error = "queued", None
-                job.done.clear()
-            with self._cond:
-                self._waiting.extendleft(reversed(again))
-                self._gauge()
-            raise
-        finally:
-            self.batches += 1
-            m = self.metrics
-            if m is not None:
-                m.purge_batch_seconds.observe(time.perf_counter() - started)
-                m.purge_batch_size.observe(len(batch))
-                for job in batch:
-                    m.purges.labels(job.status).inc()
-
-    def status(self, request_id: str) -> dict[str, Any] | None:
-        """Where a purge is: queued, running, completed (with its receipt) or failed."""
-        job = self._jobs.get(request_id)
-        if job is not None:
-            return job.summary()
-        return self._stored_status(request_id)
-
-    def _stored_status(self, request_id: str) -> dict[str, Any] | None:
-        try:
-            uuid.UUID(request_id)
-        except ValueError:
-            return None
-        store = self.purger.store
-        rows = store.rows("SELECT outcome, toString(ts) FROM privacy_requests WHERE "
-                          "operation = 'purge' AND request_id = {r:UUID} ORDER BY seq",
-                          {"r": request_id})
-        if not rows:
-            return None
-        outcome = str(rows[-1][0])
-        receipt = None
-        if outcome in ("completed", "incomplete"):
-            found = store.dicts(
-                "SELECT * FROM purge_receipts WHERE JSONExtractString(details, 'request_id') "
-                "= {r:String} ORDER BY verified_at DESC LIMIT 1", {"r": request_id})
-            receipt = {k: plain(v) for k, v in found[0].items()} if found else None
-        status = outcome if outcome in ("completed", "incomplete") else "queued"
-        return {"request_id": request_id, "status": status, "requested_at": rows[0][1],
-                "receipt": receipt, "error": None}
-
-    # -- the worker -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        with self._cond:
-            if self.running:
-                return
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="collector-purge",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Finish the batch in progress; requests still waiting stay in the audit trail and
-        are resumed at the next start."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        self._thread = None
-
-    def _loop(self) -> None:
-        last_start = float("-inf")
-        while True:
-            with self._cond:
-                while not self._waiting and not self._stopping:
-                    self._cond.wait()
-                # Let requests arriving together share the batch, and let the previous
-                # batch's interval pass.
-                ready = max(time.monotonic() + self.linger, last_start + self.interval)
-                while not self._stopping and (remaining := ready - time.monotonic()) > 0:
-                    self._cond.wait(remaining)
-                if self._stopping:
-                    return
-            last_start = time.monotonic()
-            batch = self._take()
-            if not batch:
-                continue
-            try:
-                self._run(batch)
-            except Exception:  # the jobs carry the error; the next start resumes them
-                log.exception("purge batch of %d failed", len(batch))

@@ -18,16 +18,22 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from collector.errors import CollectorError
 from collector.store import PRIVATE_SETTINGS, Store
 from consent_mw.ids import hash_user_id, is_valid_id, subject_hash
 
 ID_TYPES = ("visitor_id", "user_id")
+#: The columns of an event, and of a consent record, that name a person: what the gate checks
+#: at ingest, what dashboards exclude (``collector.query.sql.not_suppressed``) and what a
+#: purge deletes or empties.
+EVENT_SUBJECTS = ("visitor_id", "user_id", "consent_id")
+RECORD_SUBJECTS = ("visitor_id", "consent_id")
 #: Every id type a suppression can name: the two a request can name, and the consent ids
 #: they resolve to (a consent record may carry a consent id and no visitor id).
 SUBJECT_TYPES = ("visitor_id", "user_id", "consent_id")
 
 
-class PrivacyError(ValueError):
+class PrivacyError(CollectorError, ValueError):
     """A request the API answers with 400: malformed id, both ids or none."""
 
 

@@ -2,7 +2,7 @@
 
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
 aggregates it into ``rollup_totals`` and ``rollup_dims`` with the very SQL fragments the raw
-queries use (``collector.query.api``), and records the build in ``rollup_days``:
+queries use (``collector.query.sql``), and records the build in ``rollup_days``:
 
 - ``build``: the id of the day's rows. A rebuild writes new rows, then points the day at them,
   so a reader never sees half a day; superseded rows are deleted a few minutes later.
@@ -16,6 +16,9 @@ queries use (``collector.query.api``), and records the build in ``rollup_days``:
   after inserting late events into it, with a version later than any build that missed them.
 
 Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes).
+
+A little over 300 lines: the worker that refreshes the rollup and the listener that wakes it
+are small and live beside what they drive.
 """
 
 from __future__ import annotations
@@ -30,13 +33,22 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from collector.ddl.tables import uniq
-from collector.query import api as query_api
+from collector.query.params import DIMENSIONS, day_bounds
+from collector.query.run import active_suppression_types
+from collector.query.sql import (
+    SUBJECT_COLUMNS,
+    VISIT_TOTALS,
+    grouped_sql,
+    not_suppressed,
+    property_sql,
+    visits_sql,
+)
 from collector.store import INSERT_SETTINGS, MUTATION_SETTINGS, PRIVATE_SETTINGS, Store
 
-log = logging.getLogger("consent_mw.collector.rollup")
+log = logging.getLogger(__name__)
 
 #: Every breakdown dimension but ``property`` (rolled up by its own ARRAY JOIN).
-ROLLUP_DIMS = tuple(d for d in query_api.DIMENSIONS if d != "property")
+ROLLUP_DIMS = tuple(d for d in DIMENSIONS if d != "property")
 DAY_COLUMNS = ["tz", "day", "version", "build", "stamp", "events"]
 #: Superseded builds are deleted once no query planned with them can still be running.
 KEEP_SUPERSEDED_S = 300
@@ -108,7 +120,7 @@ class Rollup:
         changed = store.rows(
             "SELECT DISTINCT id_type, subject FROM suppressions WHERE version > {v:UInt64}",
             {"v": since}, settings=PRIVATE_SETTINGS)
-        ids: dict[str, list[str]] = {c: [] for c in query_api.SUBJECT_COLUMNS["events"]}
+        ids: dict[str, list[str]] = {c: [] for c in SUBJECT_COLUMNS["events"]}
         for id_type, subject in changed:
             if str(id_type) in ids and subject:
                 ids[str(id_type)].append(str(subject))
@@ -126,25 +138,25 @@ class Rollup:
         store = self.store
         version = self._now_ns()  # before reading: a later dirty mark must win
         build = self._now_ns()
-        t0, t1 = query_api.day_bounds(self.tz, day, day)
+        t0, t1 = day_bounds(self.tz, day, day)
         span = {"t0": t0, "t1": t1}
         in_day = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') "
                   "AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
         events = int(store.scalar(f"SELECT count() FROM events WHERE {in_day}", span) or 0)
-        active = query_api.active_suppression_types(store)
+        active = active_suppression_types(store)
         where = (f"{in_day} AND kind IN ('pageview', 'custom') AND "
-                 f"{query_api.not_suppressed('events', active)}")
+                 f"{not_suppressed('events', active)}")
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
         store.command(
             "INSERT INTO rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "
-            f"reservations, converted, sessions) {head}, {query_api.VISIT_TOTALS}, "
-            f"{uniq('State')}(session_id) FROM ({query_api.visits_sql(where)})",
+            f"reservations, converted, sessions) {head}, {VISIT_TOTALS}, "
+            f"{uniq('State')}(session_id) FROM ({visits_sql(where)})",
             params, settings=INSERT_SETTINGS)
         store.command(
             "INSERT INTO rollup_dims (tz, day, build, dim, key, visitors, events) "
-            f"{head}, dim, key0, vs, n FROM ({query_api.grouped_sql(ROLLUP_DIMS, where)} "
-            f"UNION ALL {query_api.property_sql(where)})", params, settings=INSERT_SETTINGS)
+            f"{head}, dim, key0, vs, n FROM ({grouped_sql(ROLLUP_DIMS, where)} "
+            f"UNION ALL {property_sql(where)})", params, settings=INSERT_SETTINGS)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
@@ -215,7 +227,7 @@ class Rollup:
         now = self.clock()
         if not start <= now < end:
             today = dt.datetime.fromtimestamp(now, self.zone).date()
-            start, end = (float(t) for t in query_api.day_bounds(self.tz, today, today))
+            start, end = (float(t) for t in day_bounds(self.tz, today, today))
             self._today = (start, end)
         cutoff = start * 1000
         if min(ts_ms) >= cutoff:  # the usual case: every event is from today
@@ -255,9 +267,14 @@ class RollupWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self.refreshed = threading.Event()  # set after every refresh (tests, the bench)
-        self._thread = threading.Thread(target=self._run, name="collector-rollup", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start refreshing (again, after a :meth:`stop`): the first refresh runs at once."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="collector-rollup", daemon=True)
         self._thread.start()
 
     def kick(self) -> None:
@@ -266,8 +283,9 @@ class RollupWorker:
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -280,40 +298,13 @@ class RollupWorker:
             self._wake.wait(self.interval)
 
 
-class _KickOnSuppression:
-    """A Privacy listener: any suppression change wakes the rollup worker."""
+class KickOnSuppression:
+    """A suppression-gate listener: any suppression change wakes the rollup worker, whose
+    refresh rebuilds the days of the people concerned and re-stamps the others."""
 
     def __init__(self, worker: RollupWorker) -> None:
         self.worker = worker
 
-    def replace(self, hashes: Any, version: int | None = None, *, purged: Any = ()) -> None:
+    def replace(self, hashes: Iterable[str], version: int | None = None, *,
+                purged: Iterable[str] = ()) -> None:
         self.worker.kick()
-
-
-def install(service: Any) -> Rollup | None:
-    """Give a CollectorService its rollup: dirty marks from ingest, a refresh worker, and a
-    refresh after every suppression change. None when ``rollup_interval`` is 0."""
-    settings = service.settings
-    if settings.rollup_interval <= 0:
-        return None
-    rollup = Rollup(lambda: service.store, settings.rollup_tz, grace=settings.rollup_grace)
-    service.rollup = rollup
-    service.ingest.after_events.append(rollup.note_inserted)
-    service.rollup_worker = None
-
-    def start(svc: Any) -> None:
-        worker = RollupWorker(rollup, settings.rollup_interval)
-        service.rollup_worker = worker
-        privacy = getattr(svc, "privacy", None)
-        if privacy is not None:
-            privacy.attach(_KickOnSuppression(worker))
-        worker.start()
-
-    def stop(svc: Any) -> None:
-        worker, service.rollup_worker = service.rollup_worker, None
-        if worker is not None:
-            worker.stop()
-
-    service.on_start.append(start)
-    service.on_stop.insert(0, stop)
-    return rollup

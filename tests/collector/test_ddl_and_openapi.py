@@ -7,7 +7,8 @@ from typing import Any
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from collector.ddl.tables import DdlOptions, apply_migrations, render_all
+from collector.ddl.migrations import apply_migrations, render_all
+from collector.ddl.tables import DdlOptions
 from collector.service import CollectorService
 from collector.store import Store
 

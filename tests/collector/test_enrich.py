@@ -156,9 +156,9 @@ def test_geoip_finds_tokyo_in_a_db_built_for_the_test(tmp_path: Path) -> None:
 def test_missing_db_logs_one_warning_and_leaves_geo_empty(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="consent_mw.collector.geo")
+    caplog.set_level(logging.WARNING, logger="collector.enrich.geo")
     geo = GeoLookup(tmp_path / "absent.mmdb")
     places = [geo.lookup("81.2.69.142") for _ in range(5)]
     assert places == [Place()] * 5
-    assert len([r for r in caplog.records if r.name == "consent_mw.collector.geo"]) == 1
+    assert len([r for r in caplog.records if r.name == "collector.enrich.geo"]) == 1
     assert not geo.available

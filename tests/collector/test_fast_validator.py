@@ -9,6 +9,7 @@ from collector_testkit import make_event, make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.ingest._fastschema import compile_schema
 from collector.ingest.validate import (
     EVENT_FAST,
     EVENT_PREPARE,
@@ -16,7 +17,6 @@ from collector.ingest.validate import (
     RECORD_FAST,
     RECORD_PREPARE,
     RECORD_VALIDATOR,
-    compile_schema,
 )
 from consent_mw.wire import EVENT_SCHEMA, RECORD_SCHEMA
 

@@ -13,7 +13,7 @@ import pytest
 from collector_testkit import AUTH, batch_body, make_event, make_record
 from starlette.testclient import TestClient
 
-from collector.ingest.pipeline import IngestResult
+from collector.ingest.result import IngestResult
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from collector.store import StoreError

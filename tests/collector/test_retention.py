@@ -7,8 +7,10 @@ from typing import Any
 from click.testing import CliRunner
 from collector_testkit import make_event, make_record, now_ms
 
-from collector.ddl.tables import DdlOptions, apply_migrations
-from collector.ingest.pipeline import EVENT_COLUMNS, ms_to_datetime
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
+from collector.ingest.rows import EVENT_COLUMNS
+from collector.privacy.audit import ms_to_datetime
 from collector.privacy.gate import SuppressionGate
 from collector.retention import apply_retention
 from collector.store import Store

@@ -63,6 +63,6 @@ def test_rollup_interval_zero_leaves_the_rollup_off(
     service.start()
     try:
         assert getattr(service, "rollup", None) is None
-        assert service.ingest.after_events == []
+        assert service.ingest.after_events == ()
     finally:
         service.stop()

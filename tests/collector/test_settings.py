@@ -82,6 +82,12 @@ def test_secrets_are_masked_in_repr() -> None:
         assert secret not in text
 
 
+def test_a_store_password_is_masked_in_repr() -> None:
+    s = CollectorSettings(store="https://reader:pa55word@clickhouse:8443/analytics")
+    assert "pa55word" not in repr(s)
+    assert "https://reader:********@clickhouse:8443/analytics" in repr(s)
+
+
 def test_collector_command_fails_clearly_on_a_bad_store(tmp_path: Path) -> None:
     from collector.cli_server import collector
 

@@ -36,7 +36,8 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     and each test still gets its own copy, so tests that write (purges, late events) stay
     independent.
     """
-    from collector.ddl.tables import DdlOptions, apply_migrations
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
     from collector.store import Store
     from dashboards.seed import seed
 

@@ -13,8 +13,8 @@ import anyio
 import pytest
 from starlette.testclient import TestClient
 
-from collector import accounts
-from collector.accounts import LoginBusy, LoginGuard, PasswordChecker
+from collector import accounts, logins
+from collector.logins import LoginBusy, LoginGuard, PasswordChecker
 
 from .conftest import ORIGIN, PASSWORD
 
@@ -39,7 +39,7 @@ def test_failed_logins_lock_the_account_with_growing_delays_before_any_password_
         checks.append(name)
         return real(users, name, password)
 
-    monkeypatch.setattr(accounts, "verify_password", counting)
+    monkeypatch.setattr(logins, "verify_password", counting)
     statuses = [attempt(client, "marketing", "wrong").status_code for _ in range(5)]
     assert statuses == [401] * 5
     locked = attempt(client, "marketing", PASSWORD)  # even the right password waits
@@ -59,13 +59,13 @@ def test_the_delay_doubles_and_a_success_clears_the_account(
     fail(guard, "user:a")
     first = guard.retry_after("user:a")
     clock = time.monotonic()
-    monkeypatch.setattr(accounts.time, "monotonic", lambda: clock + 11)
+    monkeypatch.setattr(logins.time, "monotonic", lambda: clock + 11)
     fail(guard, "user:a")
     second = guard.retry_after("user:a")
     assert first is not None and second is not None
     assert 9 < first <= 10 and 19 < second <= 20
     for step in range(5):
-        monkeypatch.setattr(accounts.time, "monotonic", lambda s=step: clock + 100 * (s + 1))
+        monkeypatch.setattr(logins.time, "monotonic", lambda s=step: clock + 100 * (s + 1))
         fail(guard, "user:a")
     assert guard.retry_after("user:a") <= 35  # type: ignore[operator]  # capped
     guard.succeeded("user:a")
@@ -91,7 +91,7 @@ def test_sixty_concurrent_wrong_passwords_check_at_most_five(
         time.sleep(0.05)  # every check overlaps the others
         return real(users, name, password)
 
-    monkeypatch.setattr(accounts, "verify_password", slow)
+    monkeypatch.setattr(logins, "verify_password", slow)
 
     async def burst() -> list[int]:
         import httpx
@@ -152,7 +152,7 @@ def test_at_most_two_password_checks_run_at_once(monkeypatch: pytest.MonkeyPatch
         with lock:
             running -= 1
 
-    monkeypatch.setattr(accounts, "verify_password", slow)
+    monkeypatch.setattr(logins, "verify_password", slow)
     checker = PasswordChecker(max_concurrent=2, wait=10)
 
     async def many() -> None:

@@ -102,14 +102,14 @@ def test_csv_download_has_the_table(seeded: Any, login: Any) -> None:
 
 
 def test_one_scan_breakdowns_equal_single_breakdowns(seeded: Any, login: Any) -> None:
-    from collector.query import api as query_api
+    from collector.query import run as query_run
     dims = ["path", "entry_path", "channel", "referrer_host", "device_type", "country"]
     base = {"start": RANGE["start"], "end": RANGE["end"], "k": 5}
     for filters in ({}, {"channel": "search"}, {"country": "FR", "browser": "Firefox"}):
-        combined = query_api.run(seeded, "breakdowns",
+        combined = query_run.run(seeded, "breakdowns",
                                  {**base, "dims": dims, "filters": filters})
         for dim in dims:
-            single = query_api.run(seeded, "breakdown", {**base, "dim": dim, "filters": filters})
+            single = query_run.run(seeded, "breakdown", {**base, "dim": dim, "filters": filters})
             assert single == [{k: v for k, v in r.items() if k != "dim"}
                               for r in combined if r["dim"] == dim], (dim, filters)
 

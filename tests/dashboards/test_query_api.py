@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -12,7 +11,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from collector.query import api as query_api
-from collector.query.api import QueryError, Sql, run_readonly
+from collector.query.params import QueryError
+from collector.query.run import run_readonly
+from collector.query.sql import Sql
 from consent_mw.config import Secret
 from dashboards.backends import CollectorBackend
 
@@ -25,8 +26,7 @@ PARAMS = {"start": "2026-06-17", "end": "2026-06-30", "tz": "Asia/Tokyo", "k": 5
 
 @pytest.fixture
 def collector(store: Any) -> TestClient:
-    service = SimpleNamespace(store=store, settings=SimpleNamespace(query_token=Secret(TOKEN)))
-    return TestClient(Starlette(routes=query_api.build_routes(service)))
+    return TestClient(Starlette(routes=query_api.build_routes(lambda: store, Secret(TOKEN))))
 
 
 def test_named_query_runs_with_the_token(store: Any, collector: TestClient) -> None:
@@ -44,8 +44,7 @@ def test_token_is_required(collector: TestClient) -> None:
 
 
 def test_disabled_without_a_configured_token(store: Any) -> None:
-    service = SimpleNamespace(store=store, settings=SimpleNamespace(query_token=Secret("")))
-    client = TestClient(Starlette(routes=query_api.build_routes(service)))
+    client = TestClient(Starlette(routes=query_api.build_routes(lambda: store, Secret(""))))
     r = client.post("/v1/query", json={"query": "kpis", "params": PARAMS}, headers=AUTH)
     assert r.status_code == 503
 

@@ -10,7 +10,8 @@ import pytest
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
 from collector.privacy.operations import Privacy
-from collector.query import api as query_api
+from collector.query import catalogue, params
+from collector.query import run as query_run
 from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
 from consent_mw.config import SettingsError
 from dashboards.seed import seed
@@ -26,7 +27,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("kpis", {}), ("kpis_previous", {}),
     ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
     ("breakdowns", {"dims": DIMS}),
-    *[("breakdown", {"dim": d}) for d in query_api.DIMENSIONS],
+    *[("breakdown", {"dim": d}) for d in params.DIMENSIONS],
 ]
 
 
@@ -46,11 +47,11 @@ def rollup(store: Any, now: float = END) -> Rollup:
 
 def served_and_raw(store: Any, name: str, raw: dict[str, Any]) -> tuple[Any, Any, int]:
     """(rows as the catalogue serves them, rows of a raw scan, rollup days used)."""
-    params = query_api.params_for(name, raw)
-    plan = query_api.rollup_plan(store, name, params)
-    active = query_api.active_suppression_types(store)
-    served = query_api.run(store, name, raw)
-    scanned = query_api.run_readonly(store, query_api.build(name, raw, active, None))
+    params = catalogue.params_for(name, raw)
+    plan = query_run.rollup_plan(store, name, params)
+    active = query_run.active_suppression_types(store)
+    served = query_run.run(store, name, raw)
+    scanned = query_run.run_readonly(store, catalogue.build(name, raw, active, None))
     return served, scanned, len(plan)
 
 
@@ -62,7 +63,7 @@ def assert_all_equal_raw(store: Any, *, expect_rollup: bool = True) -> None:
 
 
 def kpis(store: Any) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = query_api.run(store, "kpis", BASE)
+    rows: list[dict[str, Any]] = query_run.run(store, "kpis", BASE)
     return rows[0]
 
 
@@ -76,10 +77,10 @@ def test_rollup_answers_equal_a_raw_scan_for_every_query(seeded: Any) -> None:
 
 def test_filtered_and_hourly_views_never_read_the_rollup(seeded: Any) -> None:
     rollup(seeded).refresh()
-    filtered = query_api.params_for("kpis", {**BASE, "filters": {"channel": "search"}})
-    hourly = query_api.params_for("timeseries", {**BASE, "start": "2026-06-29", "grain": "hour"})
-    assert query_api.rollup_plan(seeded, "kpis", filtered) == []
-    assert query_api.rollup_plan(seeded, "timeseries", hourly) == []
+    filtered = catalogue.params_for("kpis", {**BASE, "filters": {"channel": "search"}})
+    hourly = catalogue.params_for("timeseries", {**BASE, "start": "2026-06-29", "grain": "hour"})
+    assert query_run.rollup_plan(seeded, "kpis", filtered) == []
+    assert query_run.rollup_plan(seeded, "timeseries", hourly) == []
 
 
 def first_visitor(store: Any, day: str) -> tuple[str, set[dt.date]]:
@@ -147,7 +148,7 @@ def test_today_events_leave_closed_days_alone(seeded: Any) -> None:
     r = rollup(seeded)
     r.refresh()
     r.note_inserted([(END - 60) * 1000])
-    assert len(query_api.rollup_plan(seeded, "kpis", query_api.params_for("kpis", BASE))) == 13
+    assert len(query_run.rollup_plan(seeded, "kpis", catalogue.params_for("kpis", BASE))) == 13
 
 
 def test_rows_written_around_the_collector_are_caught_by_the_count_check(seeded: Any) -> None:
@@ -163,7 +164,7 @@ def test_rows_written_around_the_collector_are_caught_by_the_count_check(seeded:
 def test_seeding_marks_rolled_up_days_dirty(seeded: Any) -> None:
     rollup(seeded).refresh()
     seed(seeded, 300, 3, rng_seed=99, end=END - 86400)  # 06-27 .. 06-29
-    plan = query_api.rollup_plan(seeded, "kpis", query_api.params_for("kpis", BASE))
+    plan = query_run.rollup_plan(seeded, "kpis", catalogue.params_for("kpis", BASE))
     assert {d for d, _ in plan} == {dt.date(2026, 6, d) for d in range(17, 27)}
 
 
@@ -190,11 +191,11 @@ def test_distinct_counts_are_exact_up_to_the_bound_even_merged(store: Any, parts
             GROUP BY n, x % {parts})
         GROUP BY n ORDER BY n""", {"sizes": sizes})
     assert [(int(n), int(u)) for n, u in rows] == [(n, n) for n in sorted(sizes)]
-    assert query_api.K_MAX < EXACT_UP_TO
+    assert params.K_MAX < EXACT_UP_TO
 
 
 def test_k_above_the_exact_range_is_refused(users: Any) -> None:
-    with pytest.raises(query_api.QueryError, match="k: must be between 2 and 500"):
-        query_api.params_for("kpis", {**BASE, "k": 501})
+    with pytest.raises(params.QueryError, match="k: must be between 2 and 500"):
+        catalogue.params_for("kpis", {**BASE, "k": 501})
     with pytest.raises(SettingsError, match="dashboard_k"):
-        DashboardSettings(users=users, k=query_api.K_MAX + 1)
+        DashboardSettings(users=users, k=params.K_MAX + 1)

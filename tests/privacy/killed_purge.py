@@ -12,7 +12,8 @@ import sys
 
 from privacy_kit import KEY, insert_events, insert_record, vid
 
-from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
 from collector.privacy.operations import Privacy
 from collector.store import Store
 from consent_mw.ids import hash_user_id

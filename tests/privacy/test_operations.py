@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from privacy_kit import KEY, insert_events, insert_record, vid
 
-from collector.ddl.tables import DdlOptions, apply_migrations
+from collector.ddl.migrations import apply_migrations
+from collector.ddl.tables import DdlOptions
 from collector.privacy import audit
 from collector.privacy.disk_scan import scan_directory
-from collector.privacy.operations import Privacy, PrivacyError
-from collector.query.api import not_suppressed
+from collector.privacy.operations import Privacy
+from collector.privacy.subjects import PrivacyError
+from collector.query.sql import not_suppressed
 from collector.store import Store
 from consent_mw.ids import hash_user_id
 

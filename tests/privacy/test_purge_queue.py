@@ -20,7 +20,7 @@ from privacy_kit import (
 from collector.privacy import disk_scan, purge
 from collector.privacy.disk_scan import scan_directory
 from collector.privacy.operations import Privacy
-from collector.privacy.purge import PurgeQueueFull
+from collector.privacy.purge_queue import PurgeQueueFull
 from consent_mw.ids import subject_hash
 
 

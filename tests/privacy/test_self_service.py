@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from collector.privacy.operations import InProcessRights
+from collector.transport import InProcessRights
 from consent_mw.config import Secret
 from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.consent.rights import RightsBusy

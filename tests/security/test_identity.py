@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from collector.privacy.operations import InProcessRights
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
+from collector.transport import InProcessRights
 from consent_mw.config import Secret
 from consent_mw.consent.middleware import ConsentMiddleware
 from consent_mw.consent.self_service import SelfService

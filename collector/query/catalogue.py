@@ -1,0 +1,302 @@
+"""The dashboards' query catalogue: every query the collector runs for them, by name.
+
+Dashboards never send SQL. They name a query from :data:`CATALOGUE` and pass parameters
+(checked by ``collector.query.params``); each builder assembles the fixed fragments of
+``collector.query.sql``, which carry the privacy rules (suppression, k-anonymity), with bound
+parameters only; ``collector.query.run`` runs the result read-only. It lives below the
+dashboards package because the collector runs it without importing them (collector ←
+dashboards). Anonymous counts and consent records have no visitor: there ``k`` is a threshold
+on the count (events or consent ids) instead of on distinct visitors.
+About 300 lines: one builder per named query, which read best side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from collector.ddl.tables import uniq
+from collector.query.params import (
+    ANONYMOUS_FILTERS,
+    DIMENSIONS,
+    GRAINS,
+    Params,
+    QueryError,
+    parse_params,
+)
+from collector.query.sql import (
+    RANGE,
+    ROLLUP_GRAINS,
+    VISIT_TOTALS,
+    Sql,
+    base_params,
+    filters_sql,
+    folded,
+    grouped_sql,
+    not_suppressed,
+    property_sql,
+    rows_with_rollup,
+    sources,
+    visits_sql,
+)
+
+
+def _kpis(p: Params, previous: bool = False) -> Sql:
+    span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
+    start, end = p.start - span, p.end - span
+    params = base_params(p, int(span.total_seconds()))
+    where, rolled = sources(p, params, start, end)
+    source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
+    if rolled:
+        source += (" UNION ALL SELECT visitors, visits, pageviews, bounces, reservations, "
+                   f"converted FROM rollup_totals WHERE {rolled}")
+    text = f"""
+SELECT
+    if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+    if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
+    if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews,
+    if(v_n >= {{k:UInt32}}, b_n, NULL) AS bounces,
+    if(v_n >= {{k:UInt32}}, r_n, NULL) AS reservations,
+    if(v_n >= {{k:UInt32}}, c_n, NULL) AS converted_visits,
+    v_n < {{k:UInt32}} AS below_k
+FROM (
+    SELECT {uniq('Merge')}(vs) AS v_n, sum(s_n) AS s_n, sum(pv_n) AS pv_n, sum(b_n) AS b_n,
+           sum(r_n) AS r_n, sum(c_n) AS c_n
+    FROM ({source})
+)"""
+    return Sql(text, params)
+
+
+def q_kpis(p: Params) -> Sql:
+    return _kpis(p)
+
+
+def q_kpis_previous(p: Params) -> Sql:
+    """The same KPIs over the period of equal length just before."""
+    return _kpis(p, previous=True)
+
+
+def q_timeseries(p: Params) -> Sql:
+    params = base_params(p)
+    if p.grain not in ROLLUP_GRAINS:
+        p = dataclasses.replace(p, rollup=None)
+    where, rolled = sources(p, params)
+    source = (f"SELECT {GRAINS[p.grain]} AS b, {uniq('State')}(visitor_id) AS vs, "
+              f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
+              f"FROM events WHERE {where} GROUP BY b")
+    if rolled:
+        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
+                   f"pageviews FROM rollup_totals WHERE {rolled}")
+    text = f"""
+SELECT toString(b) AS bucket,
+       if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+       if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
+       if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews
+FROM (
+    SELECT b, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(ss) AS s_n, sum(pv) AS pv_n
+    FROM ({source})
+    GROUP BY b
+)
+ORDER BY b"""
+    return Sql(text, params)
+
+
+def q_breakdown(p: Params) -> Sql:
+    """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
+    params = base_params(p)
+    where, rolled = sources(p, params)
+    # No distinct visit count here: it would double the cost of every breakdown.
+    source = (property_sql(where) if p.dim == "property"
+              else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
+    rows = rows_with_rollup(source, rolled, [p.dim], params)
+    return Sql(f"SELECT key, is_other, visitors, events FROM ({folded(rows)})", params)
+
+
+def q_breakdowns(p: Params) -> Sql:
+    """Several breakdowns in one scan (GROUPING SETS), each folded like :func:`q_breakdown`."""
+    if not p.dims:
+        raise QueryError("dims: at least one dimension")
+    params = base_params(p)
+    where, rolled = sources(p, params)
+    rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params)
+    return Sql(folded(rows), params)
+
+
+def _anonymous_where(p: Params, params: dict[str, Any]) -> str:
+    return f"{RANGE} AND kind = 'anonymous'" + filters_sql(p, params, ANONYMOUS_FILTERS)
+
+
+def q_coverage(p: Params) -> Sql:
+    """Per day: anonymous counts (no consent) vs consented pageviews; k on counts.
+
+    Both sides filter views (not visits) and only by what anonymous counts carry (path,
+    device type); any other filter empties the panel rather than compare unlike things.
+    """
+    params = base_params(p)
+    blocked = any(k not in ANONYMOUS_FILTERS for k, _ in p.filters)
+    consented = (f"{RANGE} AND kind = 'pageview' AND "
+                 f"{not_suppressed('events', p.active_suppressions)}"
+                 + filters_sql(p, params, ANONYMOUS_FILTERS))
+    text = f"""
+SELECT toString(d) AS day,
+       if(a_n >= {{k:UInt32}}, a_n, NULL) AS anonymous,
+       if(c_n >= {{k:UInt32}}, c_n, NULL) AS consented
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, countIf(kind = 'anonymous') AS a_n,
+           countIf(kind = 'pageview') AS c_n
+    FROM events
+    WHERE (({_anonymous_where(p, params)}) OR ({consented})){" AND 0" if blocked else ""}
+    GROUP BY d
+)
+ORDER BY d"""
+    return Sql(text, params)
+
+
+def q_anonymous_pages(p: Params) -> Sql:
+    """Anonymous counts by page; a row needs at least k counted views."""
+    params = base_params(p)
+    block = any(k not in ANONYMOUS_FILTERS for k, _ in p.filters)
+    text = f"""
+SELECT key, is_other, v_n AS views FROM (
+    SELECT if(n >= {{k:UInt32}}, path, '') AS key, n < {{k:UInt32}} AS is_other,
+           sum(n) AS v_n
+    FROM (SELECT path, count() AS n FROM events WHERE {_anonymous_where(p, params)}
+          {"AND 0" if block else ""} GROUP BY path)
+    GROUP BY key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY is_other, v_n DESC, key
+LIMIT {{lim:UInt32}}"""
+    return Sql(text, params)
+
+
+def _records_where(p: Params) -> str:
+    return f"{RANGE} AND {not_suppressed('consent_records', p.active_suppressions)}"
+
+
+def q_consent_funnel(p: Params) -> Sql:
+    """Banner shown, then decisions by method; k on distinct consent ids per row."""
+    params = base_params(p)
+    text = f"""
+SELECT step, m AS method, n AS consents FROM (
+    SELECT event AS step, method AS m, uniq(consent_id) AS n
+    FROM consent_records
+    WHERE {_records_where(p)} AND event IN ('shown', 'decided', 'updated', 'withdrawn')
+    GROUP BY step, m
+)
+WHERE n >= {{k:UInt32}}
+ORDER BY step = 'shown' DESC, n DESC"""
+    return Sql(text, params)
+
+
+def q_optin(p: Params) -> Sql:
+    """Per day and category: share of decisions that granted it (k decisions a day)."""
+    params = base_params(p)
+    text = f"""
+SELECT toString(d) AS day, category,
+       if(n >= {{k:UInt32}}, g / n, NULL) AS rate,
+       if(n >= {{k:UInt32}}, n, NULL) AS decisions
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, cat.1 AS category,
+           countIf(cat.2) AS g, count() AS n
+    FROM consent_records ARRAY JOIN categories AS cat
+    WHERE {_records_where(p)} AND event IN ('decided', 'updated') AND cat.1 != 'necessary'
+    GROUP BY d, category
+)
+ORDER BY d, category"""
+    return Sql(text, params)
+
+
+def q_gpc(p: Params) -> Sql:
+    """Per day: share of banner impressions from browsers sending GPC."""
+    params = base_params(p)
+    text = f"""
+SELECT toString(d) AS day, if(n >= {{k:UInt32}}, g / n, NULL) AS gpc_share,
+       if(n >= {{k:UInt32}}, n, NULL) AS shown
+FROM (
+    SELECT toDate(ts, {{tz:String}}) AS d, countIf(gpc) AS g, count() AS n
+    FROM consent_records
+    WHERE {_records_where(p)} AND event = 'shown'
+    GROUP BY d
+)
+ORDER BY d"""
+    return Sql(text, params)
+
+
+def q_suppression_stats(p: Params) -> Sql:
+    """How many people are suppressed or purged (counts only; for privacy staff)."""
+    return Sql("""
+SELECT id_type, countIf(active) AS active, countIf(purged) AS purged
+FROM suppressions FINAL GROUP BY id_type ORDER BY id_type""")
+
+
+def q_data_version(p: Params) -> Sql:
+    """Fingerprints of the data, for exact result caching.
+
+    ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
+    changes with every suppression change and every delete/mutation (a purge) on events or
+    consent records, but not with inserts of new events.
+    """
+    return Sql("""
+SELECT
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
+     FROM system.parts
+     WHERE active AND database = currentDatabase()
+       AND table IN ('events', 'consent_records', 'suppressions')) AS version,
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
+     FROM system.parts
+     WHERE active AND database = currentDatabase() AND table = 'suppressions')
+    || '-' ||
+    (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
+     FROM system.mutations
+     WHERE database = currentDatabase()
+       AND table IN ('events', 'consent_records', 'suppressions')) AS privacy_version""")
+
+
+#: Name → builder. The collector runs nothing else.
+CATALOGUE: dict[str, Callable[[Params], Sql]] = {
+    "kpis": q_kpis,
+    "kpis_previous": q_kpis_previous,
+    "timeseries": q_timeseries,
+    "breakdown": q_breakdown,
+    "breakdowns": q_breakdowns,
+    "coverage": q_coverage,
+    "anonymous_pages": q_anonymous_pages,
+    "consent_funnel": q_consent_funnel,
+    "optin": q_optin,
+    "gpc": q_gpc,
+    "suppression_stats": q_suppression_stats,
+    "data_version": q_data_version,
+}
+#: Queries that need no date range.
+UNDATED = {"suppression_stats", "data_version"}
+
+
+def params_for(name: str, raw: Mapping[str, Any]) -> Params:
+    """Validated parameters of a catalogue query, or QueryError (unknown name, bad values)."""
+    if not isinstance(name, str) or name not in CATALOGUE:
+        raise QueryError(f"unknown query {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+    if name in UNDATED:
+        today = dt.date.today().isoformat()
+        raw = {"start": today, "end": today, **dict(raw or {})}
+    return parse_params(raw or {})
+
+
+def build(name: str, raw: Mapping[str, Any],
+          active_suppressions: frozenset[str] | None = None,
+          rollup: Sequence[tuple[dt.date, int]] | None = None) -> Sql:
+    """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
+
+    ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
+    that cannot match anything; None keeps them all. ``rollup`` (from :func:`rollup_plan`)
+    lists the current rollup days and their builds; None scans events only.
+    """
+    return with_plan(name, params_for(name, raw), active_suppressions, rollup)
+
+
+def with_plan(name: str, p: Params, active_suppressions: frozenset[str] | None,
+         rollup: Sequence[tuple[dt.date, int]] | None) -> Sql:
+    return CATALOGUE[name](dataclasses.replace(p, active_suppressions=active_suppressions,
+                                               rollup=tuple(rollup) if rollup else None))

@@ -1,0 +1,204 @@
+"""What a dashboard may ask: the dimensions, filters and grains there are, and checked parameters.
+
+Every parameter of a catalogue query is validated here (dates, time zone, allow-listed
+dimensions and filters, k); :class:`Params` is then the only input SQL is built from
+(``collector.query.sql``). No dimension or filter identifies a person: there is no visitor,
+session, user, consent id or IP dimension.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from collector.ddl.tables import EXACT_UP_TO
+from collector.errors import CollectorError
+
+MAX_DAYS = 400
+#: The largest k: distinct counts up to here are exact, so no group below k can pass for k.
+K_MAX = 500
+assert K_MAX < EXACT_UP_TO
+MAX_FILTER_LEN = 512
+
+
+class QueryError(CollectorError, ValueError):
+    """A request the catalogue refuses; ``reason`` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """A breakdown dimension: its SQL expression over ``events`` and which rows count."""
+
+    expr: str
+    rows: str = "kind = 'pageview'"  # which events the breakdown counts
+    filterable: bool = True
+    anonymous: bool = False  # also a column of anonymous counts
+
+
+# The only dimensions there are. Keys appear in URLs (?f.path=...); exprs are fixed SQL.
+DIMENSIONS: dict[str, Dim] = {
+    "path": Dim("path", anonymous=True),
+    # Entry page: the pageview that starts a visit from outside the site.
+    "entry_path": Dim("path", "kind = 'pageview' AND channel != 'internal'", filterable=False),
+    "channel": Dim("channel", "kind = 'pageview' AND channel != 'internal'"),
+    "referrer_host": Dim("referrer_host",
+                         "kind = 'pageview' AND channel != 'internal' AND referrer_host != ''"),
+    "utm_source": Dim("utm_source", "kind = 'pageview' AND utm_source != ''"),
+    "utm_medium": Dim("utm_medium", "kind = 'pageview' AND utm_medium != ''"),
+    "utm_campaign": Dim("utm_campaign", "kind = 'pageview' AND utm_campaign != ''"),
+    "click_id_type": Dim("click_id_type", "kind = 'pageview' AND click_id_type != ''"),
+    "search_terms": Dim("search_terms", "kind = 'pageview' AND search_terms != ''"),
+    "device_type": Dim("device_type", anonymous=True),
+    "browser": Dim("browser"),
+    "os": Dim("os"),
+    "language": Dim("language"),
+    "network_type": Dim("network_type", "kind = 'pageview' AND network_type != ''"),
+    "country": Dim("country"),
+    "region": Dim("region"),
+    "city": Dim("city"),
+    "event": Dim("name", "kind = 'custom'"),
+    "property": Dim("concat(name, ' · ', prop.1, ' = ', prop.2)",
+                    "kind = 'custom' AND notEmpty(properties)", filterable=False),
+}
+FILTERS: dict[str, str] = {k: d.expr for k, d in DIMENSIONS.items() if d.filterable}
+GRAINS: dict[str, str] = {
+    "hour": "toStartOfHour(ts, {tz:String})",
+    "day": "toDate(ts, {tz:String})",
+    "week": "toMonday(ts, {tz:String})",
+}
+TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Validated parameters: the only inputs SQL is built from."""
+
+    start: dt.date
+    end: dt.date  # inclusive
+    tz: str = "Asia/Tokyo"
+    filters: tuple[tuple[str, str], ...] = ()
+    k: int = 5
+    dim: str = "path"
+    grain: str = "day"
+    limit: int = 10
+    dims: tuple[str, ...] = ()  # for "breakdowns": several dimensions in one scan
+    active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
+    # Days served from the daily rollup, with their builds; set by the runner, never the caller.
+    rollup: tuple[tuple[dt.date, int], ...] | None = None
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """[start 00:00, end+1 00:00) in the site's time zone, as UTC epoch seconds."""
+        return day_bounds(self.tz, self.start, self.end)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
+                "filters": dict(self.filters), "k": self.k, "dim": self.dim,
+                "dims": list(self.dims), "grain": self.grain, "limit": self.limit}
+
+
+def day_bounds(tz: str, start: dt.date, end: dt.date) -> tuple[int, int]:
+    """[start 00:00, end+1 00:00) in time zone ``tz``, as UTC epoch seconds."""
+    zone = zoneinfo.ZoneInfo(tz)
+    t0 = dt.datetime.combine(start, dt.time(), zone)
+    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+    return int(t0.timestamp()), int(t1.timestamp())
+
+
+def parse_date(name: str, value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise QueryError(f"{name}: expected a date YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise QueryError(f"{name}: {value!r} is not a valid date") from None
+
+
+def _int(name: str, value: Any, default: int, lo: int, hi: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise QueryError(f"{name}: expected an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise QueryError(f"{name}: expected an integer") from None
+    if not lo <= number <= hi:
+        raise QueryError(f"{name}: must be between {lo} and {hi}")
+    return number
+
+
+def check_tz(value: Any) -> str:
+    if not isinstance(value, str) or not TZ_RE.fullmatch(value):
+        raise QueryError("tz: expected an IANA time zone name")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise QueryError(f"tz: unknown time zone {value!r}") from None
+    return value
+
+
+def check_filters(raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise QueryError("filters: expected an object of dimension → value")
+    out: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        if key not in FILTERS:
+            raise QueryError(f"filter {key!r} is not filterable; allowed: "
+                             f"{', '.join(sorted(FILTERS))}")
+        if not isinstance(value, str) or len(value) > MAX_FILTER_LEN:
+            raise QueryError(f"filter {key!r}: expected a string of at most "
+                             f"{MAX_FILTER_LEN} characters")
+        out.append((key, value))
+    return tuple(sorted(out))
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    """Validate caller parameters; every refusal names the parameter."""
+    if not isinstance(raw, Mapping):
+        raise QueryError("params: expected an object")
+    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit"}
+    if unknown:
+        raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
+    start = parse_date("start", raw.get("start"))
+    end = parse_date("end", raw.get("end"))
+    if end < start:
+        raise QueryError("end: must not be before start")
+    if (end - start).days >= MAX_DAYS:
+        raise QueryError(f"date range: at most {MAX_DAYS} days")
+    dim = raw.get("dim", "path")
+    if dim not in DIMENSIONS:
+        raise QueryError(f"dim: unknown dimension {dim!r}")
+    grain = raw.get("grain", "day")
+    if grain not in GRAINS:
+        raise QueryError("grain: expected hour, day or week")
+    if grain == "hour" and (end - start).days > 31:
+        raise QueryError("grain: hourly series cover at most 31 days")
+    dims = raw.get("dims") or ()
+    if not isinstance(dims, list | tuple) or len(dims) > 16 or any(
+            d not in DIMENSIONS or d == "property" for d in dims):
+        raise QueryError("dims: expected a list of up to 16 dimensions (not property)")
+    return Params(
+        dims=tuple(dims),
+        start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
+        filters=check_filters(raw.get("filters")),
+        # k = 1 would be no protection at all; the floor is not configurable on purpose.
+        k=_int("k", raw.get("k"), 5, 2, K_MAX), dim=dim, grain=grain,
+        limit=_int("limit", raw.get("limit"), 10, 1, 500),
+    )
+
+
+#: Dimensions anonymous counts carry too (the only filters their panels honour).
+ANONYMOUS_FILTERS = {k for k, d in DIMENSIONS.items() if d.anonymous}

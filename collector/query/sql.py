@@ -1,0 +1,226 @@
+"""SQL fragments every catalogue query is built from, with bound parameters only.
+
+Privacy rules live here once, so no caller can forget them: :func:`not_suppressed` (people who
+asked to be suppressed are left out) and, in :func:`folded` and the catalogue's outer queries,
+k-anonymity (a group seen by fewer than k visitors is folded into "other" or dropped). The daily
+rollup (``collector.query.rollup``) is built from these very fragments, so merged figures equal
+a scan of the raw events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.ddl.tables import uniq
+from collector.privacy.subjects import EVENT_SUBJECTS, RECORD_SUBJECTS
+from collector.query.params import DIMENSIONS, FILTERS, Params, day_bounds
+
+#: The columns of each table that name a person (``collector.privacy.subjects``).
+SUBJECT_COLUMNS = {"events": EVENT_SUBJECTS, "consent_records": RECORD_SUBJECTS}
+#: Which id types have active suppressions right now (one tiny query before each build).
+ACTIVE_TYPES_SQL = ("SELECT DISTINCT id_type FROM suppressions FINAL "
+                    "WHERE active AND subject != ''")
+
+
+def not_suppressed(table: str, active: frozenset[str] | None = None) -> str:
+    """Rows of people who asked to be suppressed never reach a dashboard: the one rule.
+
+    A row is left out when any id it carries (``events``: visitor_id, user_id, consent_id;
+    ``consent_records``: visitor_id, consent_id) is the subject of an active suppression.
+    Every catalogue query and every rollup build applies it; nothing else may filter
+    suppressed people its own way.
+
+    ``active`` lists the id types with at least one active suppression; a condition for a
+    type nobody is suppressed under is left out, because testing every row against an empty
+    set still costs a hash per row. None (unknown) keeps every condition.
+    """
+    cols = [c for c in SUBJECT_COLUMNS[table] if active is None or c in active]
+    # The column names are this module's constants, never input. subject is emptied after a
+    # purge; '' must never match rows that simply lack the id.
+    return " AND ".join(f"{c} NOT IN (SELECT subject FROM suppressions FINAL WHERE active "
+                        f"AND id_type = '{c}' AND subject != '')" for c in cols) or "1"
+
+
+RANGE = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
+
+
+@dataclass(slots=True)
+class Sql:
+    """A statement and its bound parameters."""
+
+    text: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def base_params(p: Params, shift: int = 0) -> dict[str, Any]:
+    t0, t1 = p.bounds
+    return {"t0": t0 - shift, "t1": t1 - shift, "tz": p.tz, "k": p.k, "lim": p.limit}
+
+
+def filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None) -> str:
+    parts = []
+    for i, (key, value) in enumerate(p.filters):
+        if only is not None and key not in only:
+            continue
+        params[f"f{i}"] = value
+        parts.append(f" AND {FILTERS[key]} = {{f{i}:String}}")
+    return "".join(parts)
+
+
+def detail_where(p: Params, params: dict[str, Any], span: str = RANGE) -> str:
+    """Consented detail (pageviews and custom events) in range, unsuppressed, filtered.
+
+    Filters select visits: every event of a visit with at least one matching event counts
+    (so "channel = search" keeps the pages viewed after the search landing, and bounce and
+    conversion keep their meaning). ``span`` narrows the range to the days the rollup does
+    not cover (filtered views never use the rollup).
+    """
+    where = (f"{span} AND kind IN ('pageview', 'custom') AND "
+             f"{not_suppressed('events', p.active_suppressions)}")
+    if p.filters:
+        where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
+                  f"AND kind IN ('pageview', 'custom'){filters_sql(p, params)})")
+    return where
+
+
+# --- the daily rollup --------------------------------------------------------------------
+# Unfiltered panels read closed days from rollup tables that collector.query.rollup builds with the
+# very fragments below, and only the other days from events; both sides carry uniq states,
+# so merged figures equal a raw scan's. Which days are current is decided per query
+# (:func:`rollup_plan`): a day counts only if its build excluded every suppression there is.
+
+#: Which rollup days are current: built, not dirtied since, and built after the latest
+#: suppression change (suppressions' max(version) is the stamp a build records).
+ROLLUP_PLAN_SQL = """
+SELECT day, b FROM (
+    SELECT day, argMax(build, version) AS b, argMax(stamp, version) AS st
+    FROM rollup_days
+    WHERE tz = {tz:String} AND day >= {d0:Date} AND day <= {d1:Date}
+    GROUP BY day
+)
+WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
+ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns"})
+ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
+ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
+               "AND build IN {builds:Array(UInt64)}")
+
+
+def visits_sql(where: str) -> str:
+    """One row per visit: a session's events within one day of the site's time zone.
+
+    Visits end at midnight, so a day's figures sum to the period's (and a rollup of days is
+    exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level.
+    """
+    return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d,
+           {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
+           countIf(kind = 'custom') AS other,
+           countIf(kind = 'custom' AND name = 'reservation') AS res
+    FROM events WHERE {where} GROUP BY session_id, d"""
+
+
+#: Per-visit rows → (visitors state, visits, pageviews, bounces, reservations, converted).
+VISIT_TOTALS = (f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(pv) AS pv_n, "
+                "countIf(pv = 1 AND other = 0) AS b_n, sum(res) AS r_n, countIf(res > 0) AS c_n")
+
+
+def grouped_sql(dims: Sequence[str], where: str) -> str:
+    """(dim, key0, vs, n) for several dimensions in one scan (GROUPING SETS).
+
+    Each dimension's key is NULL on rows that dimension does not count (e.g. non-landing
+    pageviews for channels); those NULL groups are dropped.
+    """
+    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
+                     for i, d in enumerate(dims))
+    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(dims))
+    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(dims))
+    sets = ", ".join(f"(k{i})" for i in range(len(dims)))
+    return f"""SELECT dim, key0, vs, n FROM (
+        SELECT multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey,
+               toString(assumeNotNull(nkey)) AS key0, {uniq('State')}(visitor_id) AS vs,
+               count() AS n
+        FROM (SELECT visitor_id, {keys} FROM events WHERE {where})
+        GROUP BY GROUPING SETS ({sets})
+        HAVING nkey IS NOT NULL)"""
+
+
+def property_sql(where: str) -> str:
+    """(dim, key0, vs, n) of custom-event properties (one row per event and property)."""
+    d = DIMENSIONS["property"]
+    return f"""SELECT 'property' AS dim, toString({d.expr}) AS key0,
+           {uniq('State')}(visitor_id) AS vs, count() AS n
+    FROM events ARRAY JOIN properties AS prop WHERE {where} AND {d.rows} GROUP BY key0"""
+
+
+def split_days(p: Params, start: dt.date, end: dt.date) -> tuple[list[int], list[tuple[int, int]]]:
+    """The builds of rolled-up days in [start, end], and the epoch spans left to scan."""
+    fresh = dict(p.rollup or ())
+    builds: list[int] = []
+    spans: list[tuple[int, int]] = []
+    day, run = start, None
+    while day <= end:
+        if day in fresh:
+            builds.append(fresh[day])
+            if run is not None:
+                spans.append(day_bounds(p.tz, run, day - dt.timedelta(days=1)))
+                run = None
+        elif run is None:
+            run = day
+        day += dt.timedelta(days=1)
+    if run is not None:
+        spans.append(day_bounds(p.tz, run, end))
+    return builds, spans
+
+
+def span_sql(spans: Sequence[tuple[int, int]], params: dict[str, Any]) -> str:
+    parts = []
+    for i, (a, b) in enumerate(spans):
+        params[f"s{i}a"], params[f"s{i}b"] = a, b
+        parts.append(f"(ts >= toDateTime64({{s{i}a:Int64}}, 3, 'UTC') "
+                     f"AND ts < toDateTime64({{s{i}b:Int64}}, 3, 'UTC'))")
+    return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+
+def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
+             end: dt.date | None = None) -> tuple[str, str | None]:
+    """(where for the events part, where for the rollup part or None when unused)."""
+    if p.rollup is None:
+        return detail_where(p, params), None
+    start, end = start or p.start, end or p.end
+    builds, spans = split_days(p, start, end)
+    if not builds:
+        return detail_where(p, params, span_sql([day_bounds(p.tz, start, end)], params)), None
+    params.update(builds=builds, rd0=start, rd1=end)
+    return detail_where(p, params, span_sql(spans, params)), ROLLUP_ROWS
+
+
+def rows_with_rollup(source: str, rolled: str | None, dims: Sequence[str],
+                      params: dict[str, Any]) -> str:
+    """(dim, key0, vs, n) from events, merged with the rollup's rows of ``dims`` if used."""
+    if not rolled:
+        return source
+    params["rdims"] = list(dims)
+    return f"""SELECT dim, key0, {uniq('MergeState')}(vs) AS vs, sum(n) AS n FROM (
+        {source}
+        UNION ALL
+        SELECT dim, key AS key0, visitors AS vs, events AS n FROM rollup_dims
+        WHERE {rolled} AND dim IN {{rdims:Array(String)}})
+    GROUP BY dim, key0"""
+
+
+def folded(rows: str) -> str:
+    """Fold keys seen by fewer than k visitors into one "other" row per dimension."""
+    return f"""
+SELECT dim, key, is_other, v_n AS visitors, e_n AS events
+FROM (
+    SELECT dim, if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+           finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
+           {uniq('Merge')}(vs) AS v_n, sum(n) AS e_n
+    FROM ({rows})
+    GROUP BY dim, key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY dim, is_other, v_n DESC, e_n DESC, key
+LIMIT {{lim:UInt32}} BY dim"""
