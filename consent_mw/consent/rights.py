@@ -2,7 +2,7 @@
 :class:`HttpRights`, a collector over HTTP.
 
 ``rights`` does blocking work (the self-service routes run it in a worker thread). In the
-collector's own process, ``collector.privacy.operations.InProcessRights`` serves it without
+collector's own process, ``collector.transport.InProcessRights`` serves it without
 HTTP.
 """
 
