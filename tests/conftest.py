@@ -1,4 +1,5 @@
-"""Fixtures shared by every test area: fresh stores, settings, GeoIP data and the browser.
+"""Fixtures shared by every test area: fresh stores, settings, the one set of collector
+fixtures (``collector_settings``, ``service``, ``client``) and the browser.
 
 chDB allows one store path per process at a time, so each ``store`` is closed before the
 next test opens its own fresh directory.
@@ -19,7 +20,6 @@ from consent_mw.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-GEOIP_DIR = ROOT / "tests" / "data" / "geoip"  # vendored: see its README
 POLICY_FILE = SHARED / "design" / "clinic-privacy-policy.txt"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -65,6 +65,58 @@ def store(store_dsn: str) -> Iterator[Any]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def staff_users() -> dict[str, Any]:
+    """The privacy tests' staff accounts, hashed once (argon2 costs ~0.1 s an account)."""
+    from support.privacy import staff_accounts
+
+    return staff_accounts()
+
+
+@pytest.fixture
+def collector_settings(store_dsn: str, staff_users: dict[str, Any]) -> Callable[..., Any]:
+    """``collector_settings(**overrides)``: settings of a collector on this test's store, with
+    every token, the hash key and the staff accounts the tests use."""
+    from support.privacy import ADMIN, KEY
+    from support.wire import GEOIP_CITY, TOKEN
+
+    from collector.settings import CollectorSettings
+
+    def build(**overrides: Any) -> CollectorSettings:
+        values: dict[str, Any] = {
+            "store": store_dsn, "geoip_db": GEOIP_CITY, "collector_token": Secret(TOKEN),
+            "admin_token": Secret(ADMIN), "hash_key": Secret(KEY.decode()),
+            "staff_users": staff_users,
+            "purge_interval": 0,  # queued purges run back to back
+        }
+        values.update(overrides)
+        return CollectorSettings(**values)
+
+    return build
+
+
+@pytest.fixture
+def service(collector_settings: Callable[..., Any]) -> Iterator[Any]:
+    """A started collector on a fresh store, stopped (store closed) after the test."""
+    from collector.service import CollectorService
+
+    svc = CollectorService(collector_settings())
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def client(service: Any) -> Any:
+    """A test client of the collector's app (areas with another app override ``client``)."""
+    from starlette.testclient import TestClient
+
+    # No `with`: the service is already started and the fixture stops it.
+    return TestClient(service.app, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="session")

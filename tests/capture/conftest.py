@@ -1,9 +1,9 @@
-"""Fixtures for the capture tests; the helpers live in capture_support (importable by name)."""
+"""Fixtures for the capture tests; the helpers live in support.capture."""
 
 from __future__ import annotations
 
 import pytest
-from capture_support import RecordingTransport
+from support.capture import RecordingTransport
 
 
 @pytest.fixture

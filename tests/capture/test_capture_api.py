@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from capture_support import RecordingTransport, make_ctx, make_scope
 from starlette.requests import Request
+from support.capture import RecordingTransport, make_ctx, make_scope
 
 from consent_mw.capture.api import identify, track
 from consent_mw.capture.pipeline import Capture

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from capture_support import RecordingTransport, consent_state
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from support.capture import RecordingTransport, consent_state
 
 from consent_mw.capture.api import identify, track
 from consent_mw.capture.pipeline import Capture

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import (
+from support.capture import (
     SESSION,
     VISITOR,
     RecordingTransport,

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 import uvicorn
-from capture_support import make_ctx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.capture import make_ctx
+from support.servers import free_port
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import DiskSpool
@@ -86,12 +87,6 @@ def collector() -> Iterator[tuple[FakeCollector, str]]:
         server.should_exit = True
         thread.join(10)
         sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def emit(capture: Capture, settings: Settings, seqs: range) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import VISITOR, RecordingTransport, down, failures, make_ctx, make_scope
+from support.capture import VISITOR, RecordingTransport, down, failures, make_ctx, make_scope
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import MemorySpool

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from capture_support import CONSENT_ID, SESSION, VISITOR, RecordingTransport, make_ctx, make_scope
 from jsonschema import Draft202012Validator
+from support.capture import CONSENT_ID, SESSION, VISITOR, RecordingTransport, make_ctx, make_scope
 
 from consent_mw.capture.hits import HOUR_MS
 from consent_mw.capture.pipeline import Capture

@@ -16,17 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from support.servers import free_port
 
 from consent_mw_cli.main import main
 
 CONSENT_MW = Path(sys.executable).parent / "consent-mw"
 START_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_unsupported_store_scheme_is_a_usage_error(

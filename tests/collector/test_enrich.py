@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import user_agents
-from collector_testkit import GEOIP_DIR
+from support.wire import GEOIP_DIR
 
 from collector.enrich.device import device_fields
 from collector.enrich.geo import GeoLookup, Place, ip_prefix

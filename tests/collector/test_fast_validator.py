@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from collector_testkit import make_event, make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.wire import make_event, make_record
 
 from collector.ingest._fastschema import compile_schema
 from collector.ingest.validate import (

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from collector_testkit import AUTH, batch_body, make_event, make_record
 from starlette.testclient import TestClient
+from support.wire import AUTH, batch_body, make_event, make_record
 
 from collector.ingest.result import IngestResult
 from collector.service import CollectorService

@@ -8,10 +8,10 @@ import uuid
 import zlib
 
 import pytest
-from collector_testkit import AUTH, TOKEN, batch_body, make_event, make_record, now_ms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
+from support.wire import AUTH, TOKEN, batch_body, make_event, make_record, now_ms
 
 from collector.service import CollectorService
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from collector_testkit import IPHONE_UA, make_event, make_record, now_ms
+from support.wire import IPHONE_UA, make_event, make_record, now_ms
 
 from collector.ingest.validate import check_event
 from collector.service import CollectorService

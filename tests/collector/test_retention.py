@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from click.testing import CliRunner
-from collector_testkit import make_event, make_record, now_ms
+from support.wire import make_event, make_record, now_ms
 
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions

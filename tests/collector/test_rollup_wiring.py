@@ -8,8 +8,8 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
-from collector_testkit import AUTH, batch_body, make_event
 from starlette.testclient import TestClient
+from support.wire import AUTH, batch_body, make_event
 
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
@@ -17,12 +17,16 @@ from collector.settings import CollectorSettings
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
 
 
-def refreshed(service: Any) -> None:
-    """Kick the rollup worker and wait for the refresh it runs."""
+def refreshed(service: Any, until: Callable[[], bool]) -> None:
+    """Kick the rollup worker until ``until()`` holds. One kick is not enough to wait on: a
+    refresh already running when the test posted ends after the kick and signals too."""
     worker = service.rollup_worker
-    worker.refreshed.clear()
-    worker.kick()
-    assert worker.refreshed.wait(30)
+    deadline = time.monotonic() + 30
+    while not until():
+        assert time.monotonic() < deadline, "the rollup worker never caught up"
+        worker.refreshed.clear()
+        worker.kick()
+        worker.refreshed.wait(5)
 
 
 def post_late(client: TestClient, ts_ms: int, visitors: list[str]) -> None:
@@ -40,13 +44,15 @@ def test_the_collector_builds_late_days_marks_them_dirty_and_restamps_on_suppres
         ts = int((time.time() - 2 * 86400) * 1000)  # a closed day: a spool replayed late
         day = dt.datetime.fromtimestamp(ts / 1000, TOKYO).date()
         post_late(client, ts, [f"{i:032x}" for i in range(6)])
-        refreshed(service)
-        state = service.rollup.state()
-        assert state[day].build and state[day].events == 6
+
+        def built_with(n: int) -> bool:
+            state = service.rollup.state().get(day)
+            return state is not None and bool(state.build) and state.events == n
+
+        refreshed(service, until=lambda: built_with(6))
         post_late(client, ts + 1000, ["f" * 32])
         assert service.rollup.state()[day].build == 0  # dirty: dashboards scan it raw
-        refreshed(service)
-        assert service.rollup.state()[day].events == 7
+        refreshed(service, until=lambda: built_with(7))
         service.privacy.suppress(visitor_id="0" * 32)  # the listener kicks the worker
         deadline = time.monotonic() + 30
         stamp = int(service.store.scalar("SELECT max(version) FROM suppressions"))

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from collector_testkit import TOKEN, make_event, make_record, now_ms
 from starlette.testclient import TestClient
+from support.wire import TOKEN, make_event, make_record, now_ms
 
 from collector.service import CollectorService
 from collector.store import StoreError

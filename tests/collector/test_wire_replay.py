@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import time
 
-from collector_testkit import TOKEN, make_event, make_record
 from starlette.testclient import TestClient
+from support.wire import TOKEN, make_event, make_record
 
 from collector.service import CollectorService
 from consent_mw.capture.transport import HttpTransport, TransportError, batch_time

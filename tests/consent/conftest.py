@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from consent_testkit import APP_FACTORIES
 from starlette.testclient import TestClient
+from support.apps import APP_FACTORIES
 
 from consent_mw.consent.records import MemorySink
 from consent_mw.settings import Settings

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import uvicorn
-from consent_testkit import starlette_app
 from playwright.sync_api import expect
+from support.apps import starlette_app
 
 from consent_mw.consent.records import MemorySink
 from consent_mw.settings import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jsonschema
-from consent_testkit import ORIGIN, report_shown, starlette_app
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, report_shown, starlette_app
 
 from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.settings import Settings

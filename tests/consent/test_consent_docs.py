@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from consent_testkit import ORIGIN, starlette_app
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, starlette_app
 
 from consent_mw.settings import Settings
 

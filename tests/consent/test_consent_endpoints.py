@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from consent_testkit import ORIGIN, cookie_values, run_async, starlette_app
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, cookie_values, starlette_app
+from support.servers import run_async
 
 from consent_mw.consent.categories import Tag
 from consent_mw.http import BadRequest, read_body
@@ -91,7 +92,7 @@ def test_body_is_read_incrementally_and_stops_early() -> None:
         await read_body(receive, 2500)
 
     with pytest.raises(BadRequest) as info:
-        run_async(run)
+        run_async(run())
     assert info.value.status == 413 and len(sent) == 3  # never read past the limit
 
 
@@ -140,7 +141,7 @@ def test_missing_host_is_400(make_settings: Callable[..., Settings]) -> None:
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    run_async(app, scope, receive, send)
+    run_async(app(scope, receive, send))
     assert messages[0]["status"] == 400
     assert b"Host" in messages[1]["body"]
 

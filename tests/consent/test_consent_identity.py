@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consent_testkit import ORIGIN, cookie_values, starlette_app
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, cookie_values, starlette_app
 
 from consent_mw.consent.cookies import CookieCodec
 from consent_mw.consent.decision import decide, undecided

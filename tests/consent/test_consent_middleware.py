@@ -9,8 +9,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from consent_testkit import ORIGIN, PAGE_EN, cookie_values, middleware_of, report_shown
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, PAGE_EN, cookie_values, middleware_of, report_shown
 
 from consent_mw import ConsentMiddleware, Settings
 from consent_mw.capture.suppression import SuppressionList
@@ -183,7 +183,7 @@ def test_websocket_passes_through_untouched(client: TestClient) -> None:
 
 
 def test_fastapi_native_route_passes_through(make_settings: Callable[..., Settings]) -> None:
-    from consent_testkit import fastapi_app
+    from support.apps import fastapi_app
 
     with TestClient(fastapi_app(make_settings())) as client:
         r = client.get("/api/items")
@@ -215,9 +215,9 @@ def test_a_request_that_cannot_be_read_is_served_as_undecided_and_counted(
     async def send(message: Any) -> None:
         messages.append(message)
 
-    from consent_testkit import run_async
+    from support.servers import run_async
 
-    run_async(mw, scope, receive, send)
+    run_async(mw(scope, receive, send))
     assert messages[0]["status"] == 200 and b"cmw-banner" in messages[1]["body"]
     stats = mw.stats()
     assert stats["errors"]["read_request"] == 1 and stats["failures"] == 1

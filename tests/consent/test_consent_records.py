@@ -92,8 +92,8 @@ def test_jsonl_sink_appends_one_object_per_line_from_many_threads(tmp_path: Path
 
 def test_middleware_writes_to_a_jsonl_sink(make_settings: Callable[..., Settings],
                                            tmp_path: Path) -> None:
-    from consent_testkit import ORIGIN, report_shown, starlette_app
     from starlette.testclient import TestClient
+    from support.apps import ORIGIN, report_shown, starlette_app
 
     path = tmp_path / "consent.jsonl"
     client = TestClient(starlette_app(make_settings(), record_sink=JsonlSink(path)))

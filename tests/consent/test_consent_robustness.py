@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consent_testkit import middleware_of, starlette_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
+from support.apps import middleware_of, starlette_app
 
 from consent_mw.settings import Settings
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from consent_testkit import ORIGIN, starlette_app
 from starlette.testclient import TestClient
+from support.apps import ORIGIN, starlette_app
 
 from consent_mw import ConsentMiddleware
 from consent_mw.capture.transport import InMemoryTransport

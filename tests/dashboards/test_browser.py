@@ -13,8 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-
-from .conftest import PASSWORD, RANGE, seeded_dsn
+from support.dashboards import PASSWORD, RANGE, seeded_dsn
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from support.dashboards import END, event, insert_events, visitors
+
 from collector.privacy.operations import Privacy
 from collector.privacy.subjects import Subject
 from collector.query import catalogue
@@ -19,8 +21,6 @@ from collector.query import run as query_run
 from collector.query.params import DIMENSIONS
 from collector.query.rollup import Rollup
 from consent_mw.ids import subject_hash
-
-from .conftest import END, event, insert_events, visitors
 
 KEY = b"consent-id-suppression-key-0123"
 TARGET = "target-consent-id"

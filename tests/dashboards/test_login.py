@@ -12,11 +12,10 @@ from typing import Any
 import anyio
 import pytest
 from starlette.testclient import TestClient
+from support.dashboards import ORIGIN, PASSWORD
 
 from collector import accounts, logins
 from collector.logins import LoginBusy, LoginGuard, PasswordChecker
-
-from .conftest import ORIGIN, PASSWORD
 
 
 def in_thread(fn: Any, *args: Any) -> Any:

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from support.dashboards import RANGE, seeded_dsn
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
-
-from .conftest import RANGE, seeded_dsn
 
 # Seeded range in UTC: 2026-06-17 00:00 JST .. 2026-07-01 00:00 JST.
 T0, T1 = "2026-06-16 15:00:00", "2026-06-30 15:00:00"

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from .conftest import ORIGIN, RANGE, event, insert_events, visitors
+from support.dashboards import ORIGIN, RANGE, event, insert_events, visitors
 
 BIG = 20  # visitors in the large groups; the small group has 3 (< k = 5)
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from support.dashboards import insert_events, visitors
 
 from collector.query import api as query_api
 from collector.query.params import QueryError
@@ -16,8 +17,6 @@ from collector.query.run import run_readonly
 from collector.query.sql import Sql
 from consent_mw.config import Secret
 from dashboards.backends import CollectorBackend
-
-from .conftest import insert_events, visitors
 
 TOKEN = "query-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

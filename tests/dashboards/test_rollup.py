@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.dashboards import END, event, insert_events, seeded_dsn
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
 from collector.privacy.operations import Privacy
@@ -16,8 +17,6 @@ from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
 from consent_mw.config import SettingsError
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
-
-from .conftest import END, event, insert_events, seeded_dsn
 
 KEY = b"rollup-test-key-0123456789"
 BASE = {"start": "2026-06-17", "end": "2026-06-30", "k": 5}

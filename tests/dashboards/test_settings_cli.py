@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.dashboards import RANGE, event, insert_events
 
 from collector.accounts import demo_accounts, hash_password, verify_password
 from consent_mw.config import Secret, SettingsError
 from dashboards.cli import dashboards, seed
 from dashboards.settings import DashboardSettings
-
-from .conftest import RANGE, event, insert_events
 
 
 def test_users_from_env_and_toml(tmp_path: Path) -> None:

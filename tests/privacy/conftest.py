@@ -1,19 +1,18 @@
-"""Privacy fixtures: Privacy on a bare store, a started collector, a live uvicorn collector."""
+"""Privacy fixtures: Privacy on a bare store, and a collector served by uvicorn (the started
+collector and its client are the shared fixtures of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from privacy_kit import ADMIN, COLLECT, KEY, staff_accounts
+from support.privacy import KEY
+from support.servers import free_port
 
 from collector.privacy.operations import Privacy
-
-STAFF_ACCOUNTS = staff_accounts()
 
 
 @pytest.fixture
@@ -23,50 +22,14 @@ def privacy(store: Any) -> Privacy:
     return p
 
 
-def collector_settings(store_dsn: str, **overrides: Any) -> Any:
-    from collector.settings import CollectorSettings
-    from consent_mw.config import Secret
-
-    values: dict[str, Any] = {"store": store_dsn, "admin_token": Secret(ADMIN),
-                              "collector_token": Secret(COLLECT), "hash_key": Secret(KEY.decode()),
-                              "staff_users": STAFF_ACCOUNTS, "purge_interval": 0}
-    values.update(overrides)
-    return CollectorSettings(**values)
-
-
 @pytest.fixture
-def service(store_dsn: str) -> Iterator[Any]:
-    from collector.service import CollectorService
-
-    svc = CollectorService(collector_settings(store_dsn))
-    svc.start()
-    try:
-        yield svc
-    finally:
-        svc.stop()
-
-
-@pytest.fixture
-def client(service: Any) -> Any:
-    from starlette.testclient import TestClient
-
-    return TestClient(service.app, raise_server_exceptions=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live(store_dsn: str) -> Iterator[Any]:
+def live(collector_settings: Callable[..., Any]) -> Iterator[Any]:
     """A collector served by uvicorn in this process (which owns the chDB directory)."""
     import uvicorn
 
     from collector.service import CollectorService
 
-    svc = CollectorService(collector_settings(store_dsn))
+    svc = CollectorService(collector_settings())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

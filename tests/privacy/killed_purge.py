@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from privacy_kit import KEY, insert_events, insert_record, vid
+from support.privacy import KEY, insert_events, insert_record, vid
 
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions

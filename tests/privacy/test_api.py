@@ -8,7 +8,7 @@ import zipfile
 from typing import Any
 
 import pytest
-from privacy_kit import (
+from support.privacy import (
     ADMIN,
     COLLECT,
     MARKETER_TOKEN,

@@ -5,29 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
-from privacy_kit import ADMIN, COLLECT, vid, why, wire_event
+from support.privacy import ADMIN, COLLECT, vid, why, wire_event
+from support.servers import free_port, wait_for
 
 from collector.privacy.disk_scan import scan_directory
 from consent_mw_cli.main import main
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

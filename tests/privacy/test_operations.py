@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from privacy_kit import KEY, insert_events, insert_record, vid
+from support.privacy import KEY, insert_events, insert_record, vid
 
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions
@@ -204,7 +205,8 @@ def test_hash_chain_detects_a_deleted_row(privacy: Privacy, store: Any) -> None:
 def test_purge_killed_midway_is_finished_after_a_restart(tmp_path: Path, step: str) -> None:
     path = tmp_path / "store.chdb"
     child = subprocess.run([sys.executable, str(HERE / "killed_purge.py"), str(path), step],
-                           capture_output=True, text=True, cwd=HERE, timeout=120)
+                           capture_output=True, text=True, cwd=HERE, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(HERE.parent)})
     assert child.returncode == -signal.SIGKILL, child.stderr
     planted = json.loads(child.stdout)
 

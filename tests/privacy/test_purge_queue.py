@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from privacy_kit import (
+from support.privacy import (
     ADMIN,
     KEY,
     insert_events,

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from privacy_kit import KEY, wire_event
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from support.privacy import KEY, wire_event
 
 from collector.transport import InProcessRights
 from consent_mw.config import Secret

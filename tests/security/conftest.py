@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from security_kit import PASSWORD, SECRET, Demo, serve
+from support.servers import PASSWORD, SECRET, Demo, serve
 
 from clinic.app import build_demo_app
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from security_kit import SECRET, Browser, Demo, free_port, serve, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from support.servers import SECRET, Browser, Demo, free_port, serve, wait_for
 
 from collector.privacy.disk_scan import scan_directory
 from collector.service import CollectorService

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_kit import SECRET, Browser, Demo, Served, serve, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from support.servers import SECRET, Browser, Demo, Served, serve, wait_for
 
 from collector.service import CollectorService
 from collector.settings import CollectorSettings

@@ -9,7 +9,7 @@ import io
 import zipfile
 
 import httpx
-from security_kit import Demo, wait_for
+from support.servers import Demo, wait_for
 
 
 def test_fresh_visitor_ids_from_one_address_do_not_reset_the_limit(demo: Demo) -> None:

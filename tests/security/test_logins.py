@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import httpx
-from security_kit import PASSWORD, ROOT, Browser, Demo
+from support.servers import PASSWORD, ROOT, Browser, Demo
 
 
 def test_fifty_wrong_passwords_in_a_row_try_only_five(demo: Demo) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from security_kit import free_port, memory_mib, process, run_async, server_command
+from support.servers import free_port, memory_mib, process, run_async, server_command
 
 PASSWORD = "security-test-password-1"  # bench/attack_servers.py's accounts
 

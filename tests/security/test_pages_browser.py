@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from security_kit import Demo, wait_for
+from support.servers import Demo, wait_for
 
 pytestmark = pytest.mark.browser
 

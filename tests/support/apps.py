@@ -149,11 +149,3 @@ def report_shown(client: Any, *, locale: str = "ja", path: str = "/") -> Any:
                        headers={"origin": ORIGIN})
 
 
-def run_async(fn: Any, *args: Any) -> Any:
-    """``anyio.run`` in a fresh thread: Playwright's sync API keeps a loop in the main one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import anyio
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, fn, *args).result()

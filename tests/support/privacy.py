@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from support.wire import TOKEN, now_ms
+
 ADMIN = "admin-test-token-0123456789"
-COLLECT = "collector-test-token-0123456789"
+#: The collector token the web side sends: the one the shared collector fixtures configure.
+COLLECT = TOKEN
 KEY = b"privacy-test-hash-key-0123456789"
 #: A privacy-staff account with a password and a personal token, and a marketing one.
 STAFF, STAFF_PASSWORD, STAFF_TOKEN = "sato", "sato-password-0123", "cmw_sato-personal-token-0123"
@@ -27,10 +29,6 @@ def staff_accounts() -> dict[str, Any]:
 def why(**fields: Any) -> dict[str, Any]:
     """A privacy API body: the ids, and the reason and requester the API requires."""
     return {"reason": "Art. 7 request", "requested_by": "dpo", **fields}
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def vid() -> str:
