@@ -52,15 +52,37 @@ def store_dsn(tmp_path: Path) -> str:
     return f"chdb://{tmp_path / 'store.chdb'}"
 
 
-@pytest.fixture
-def store(store_dsn: str) -> Iterator[Any]:
-    """A fresh, migrated embedded store, closed after the test."""
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty store with every migration applied, built once and closed.
+
+    Fixtures that need a fresh store copy it (``support.stores.from_template``).
+    """
     from collector.ddl.migrations import apply_migrations
     from collector.ddl.tables import DdlOptions
     from collector.store import Store
 
+    path = tmp_path_factory.mktemp("migrated") / "store.chdb"
+    template = Store(f"chdb://{path}")
+    try:
+        apply_migrations(template, DdlOptions())
+    finally:
+        template.close()
+    return path
+
+
+@pytest.fixture
+def store(store_dsn: str, migrated_template: Path) -> Iterator[Any]:
+    """A fresh, migrated embedded store, closed after the test."""
+    from support.stores import from_template
+
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
+    from collector.store import Store
+
+    from_template(store_dsn, migrated_template)
     s = Store(store_dsn)
-    apply_migrations(s, DdlOptions())
+    apply_migrations(s, DdlOptions())  # a copy is current already: this checks it is
     try:
         yield s
     finally:
@@ -98,10 +120,14 @@ def collector_settings(store_dsn: str, staff_users: dict[str, Any]) -> Callable[
 
 
 @pytest.fixture
-def service(collector_settings: Callable[..., Any]) -> Iterator[Any]:
+def service(collector_settings: Callable[..., Any], store_dsn: str,
+            migrated_template: Path) -> Iterator[Any]:
     """A started collector on a fresh store, stopped (store closed) after the test."""
+    from support.stores import from_template
+
     from collector.service import CollectorService
 
+    from_template(store_dsn, migrated_template)
     svc = CollectorService(collector_settings())
     svc.start()
     try:

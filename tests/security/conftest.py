@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 from support.servers import PASSWORD, SECRET, Demo, serve
+from support.stores import from_template
 
 from clinic.app import build_demo_app
 
 
 @pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+def demo(store_dsn: str, migrated_template: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
     monkeypatch.setenv("CONSENT_MW_PURGE_INTERVAL", "0")  # batches back to back in tests
-    app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET,
+    from_template(store_dsn, migrated_template)
+    app = build_demo_app(store_dsn, secret_key=SECRET,
                          dashboard_password=PASSWORD,
                          settings_overrides={"flush_interval": 0.05})
     served = serve(app)
