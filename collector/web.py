@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from collector.errors import CollectorError
 from consent_mw.clientip import client_ip
-from consent_mw.http import same_origin
+from consent_mw.http import error_body, same_origin
 from consent_mw.ratelimit import address_key
 
 MAX_FORM_BYTES = 16 * 1024
@@ -33,8 +33,7 @@ class FormTooLarge(BodyTooLarge):
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
     """The collector API's only error body: a stable ``code`` for programs, a ``message`` for
     people. ``headers`` become response headers (``Retry-After``, ``WWW-Authenticate``)."""
-    return JSONResponse({"error": code, "message": message}, status_code=status,
-                        headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def unauthorized(message: str = "a valid bearer token is required") -> JSONResponse:

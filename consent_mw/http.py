@@ -1,9 +1,11 @@
 """HTTP plumbing of the middleware's own routes: responses, the one error shape, bodies, JSON,
 and the one same-origin rule.
 
-Errors: :func:`respond_error` answers every refusal of the middleware's own routes, as
-``{"error": <reason, one line>, "code": <snake_case code>}`` to a client that asked for JSON,
-else as the plain-text reason (the self-service pages answer people with an HTML page).
+Errors: every consent-mw HTTP API answers a refusal with one JSON body, :func:`error_body`:
+``{"error": <snake_case code, for programs>, "message": <one line, for people>}``. The
+middleware's own routes send it through :func:`respond_error` to a client that asked for JSON,
+else the plain-text message (the self-service pages answer people with an HTML page); the
+collector and the dashboards build their JSON responses from the same function.
 
 Same-origin rule for every state-changing route (consent, deletion), in order:
 
@@ -93,12 +95,17 @@ def json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def error_body(code: str, message: str) -> dict[str, str]:
+    """The one JSON error shape of consent-mw's HTTP APIs (middleware, collector, dashboards)."""
+    return {"error": code, "message": message}
+
+
 async def respond_error(send: Send, status: int, code: str, reason: str,
                         headers: Iterable[tuple[bytes, bytes]] = (), *, as_json: bool = True,
                         head: bool = False) -> None:
     """The one error answer of the middleware's own routes (see the module docstring)."""
     if as_json:
-        await respond(send, status, json_bytes({"error": reason, "code": code}),
+        await respond(send, status, json_bytes(error_body(code, reason)),
                       b"application/json", headers, head=head)
     else:
         await respond(send, status, reason.encode("utf-8"), b"text/plain; charset=utf-8",

@@ -28,6 +28,7 @@ from collector.csvsafe import write_csv
 from collector.logins import Logins, Session, SessionStore
 from collector.query.params import QueryError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
+from consent_mw.http import error_body
 from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
@@ -56,9 +57,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def json_error(status: int, code: str, message: str) -> JSONResponse:
-    """The one JSON error shape: a stable code for programs, a reason for people."""
-    return JSONResponse({"error": code, "message": message}, status_code=status,
-                        headers=SECURITY_HEADERS)
+    """An API refusal in the one JSON error shape (``consent_mw.http.error_body``)."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=SECURITY_HEADERS)
 
 
 def root(request: Request) -> str:

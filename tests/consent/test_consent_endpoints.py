@@ -59,14 +59,14 @@ def test_bad_json_submissions_are_400_with_a_reason(client: TestClient, body: An
                                                     reason: str) -> None:
     r = client.post("/_consent", content=json.dumps(body),
                     headers={**SAME, "content-type": "application/json"})
-    assert r.status_code == 400 and reason in r.json()["error"]
+    assert r.status_code == 400 and reason in r.json()["message"]
     assert "cmw_consent" not in client.cookies
 
 
 def test_invalid_json_is_400(client: TestClient) -> None:
     r = client.post("/_consent", content=b"{nope",
                     headers={**SAME, "content-type": "application/json"})
-    assert r.status_code == 400 and r.json()["error"].startswith("invalid JSON")
+    assert r.status_code == 400 and r.json()["message"].startswith("invalid JSON")
 
 
 def test_wrong_content_type_is_415(client: TestClient) -> None:
@@ -308,10 +308,10 @@ def test_every_refusal_has_the_one_error_shape(client: TestClient) -> None:
     wrong = client.delete("/_consent", headers=accept)
     cross = client.post("/_consent", json={"action": "accept_all"},
                         headers={"origin": "https://evil.example"})
-    assert missing.json() == {"error": "not found", "code": "not_found"}
-    assert wrong.json() == {"error": "method not allowed", "code": "method_not_allowed"}
+    assert missing.json() == {"error": "not_found", "message": "not found"}
+    assert wrong.json() == {"error": "method_not_allowed", "message": "method not allowed"}
     assert wrong.headers["allow"] == "GET, HEAD, POST"
-    assert cross.status_code == 403 and cross.json()["code"] == "cross_site"
-    assert set(cross.json()) == {"error", "code"}
+    assert cross.status_code == 403 and cross.json()["error"] == "cross_site"
+    assert set(cross.json()) == {"error", "message"}
     # A browser (no JSON asked for) reads the reason as text.
     assert client.get("/_consent/nothing").text == "not found"

@@ -93,4 +93,4 @@ def test_a_huge_json_integer_is_a_400_with_a_reason_not_a_500(demo: Demo) -> Non
     browser = demo.browser()
     body = '{"categories": {"analytics": ' + "9" * 4301 + "}}"
     r = browser.post("/_consent", content=body, headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
+    assert r.status_code == 400 and "invalid JSON" in r.json()["message"]
