@@ -120,7 +120,7 @@ def test_a_record_waiting_in_a_spool_during_a_purge_leaves_nothing_after_the_rep
         wait_for(lambda: mw.capture.stats()["spooled"] >= 2, what="the record in the spool")
         # The purge runs while the record waits: the person is asked for by id.
         receipt = service.privacy.purge(visitor_id=vid, reason="Art. 6", requested_by="sato")
-        assert receipt["remaining"] == 0
+        assert receipt["remaining"] == 0, receipt
         collector = serve(service.app, port=port)  # the collector answers again
         wait_for(lambda: mw.capture.stats()["spooled"] == 0, 60, "the spool replayed")
         store = service.store
