@@ -178,17 +178,18 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         raise QueryError("end: must not be before start")
     if (end - start).days >= MAX_DAYS:
         raise QueryError(f"date range: at most {MAX_DAYS} days")
+    # A JSON list or object is unhashable: test the type before membership, or it is a 500.
     dim = raw.get("dim", "path")
-    if dim not in DIMENSIONS:
+    if not isinstance(dim, str) or dim not in DIMENSIONS:
         raise QueryError(f"dim: unknown dimension {dim!r}")
     grain = raw.get("grain", "day")
-    if grain not in GRAINS:
+    if not isinstance(grain, str) or grain not in GRAINS:
         raise QueryError("grain: expected hour, day or week")
     if grain == "hour" and (end - start).days > 31:
         raise QueryError("grain: hourly series cover at most 31 days")
     dims = raw.get("dims") or ()
     if not isinstance(dims, list | tuple) or len(dims) > 16 or any(
-            d not in DIMENSIONS or d == "property" for d in dims):
+            not isinstance(d, str) or d not in DIMENSIONS or d == "property" for d in dims):
         raise QueryError("dims: expected a list of up to 16 dimensions (not property)")
     return Params(
         dims=tuple(dims),

@@ -59,6 +59,11 @@ def test_disabled_without_a_configured_token(store: Any) -> None:
     {"query": "kpis", "params": {**PARAMS, "k": 1}},
     {"query": "kpis", "params": {**PARAMS, "tz": "Asia/Tokyo'); DROP TABLE x; --"}},
     {"query": "kpis", "params": {**PARAMS, "extra": 1}},
+    # JSON lists and objects where a name is expected (unhashable: these were 500s)
+    {"query": "breakdown", "params": {**PARAMS, "dim": ["path"]}},
+    {"query": "timeseries", "params": {**PARAMS, "grain": {"day": 1}}},
+    {"query": "breakdowns", "params": {**PARAMS, "dims": [["path"]]}},
+    {"query": ["kpis"], "params": PARAMS},
 ])
 def test_refuses_unknown_names_sql_and_bad_params(store: Any, collector: TestClient,
                                                   body: dict[str, Any]) -> None:
