@@ -24,10 +24,19 @@ from starlette.routing import BaseRoute, Route
 from collector.accounts import PRIVACY_ROLES
 from collector.logins import Logins, Session, SessionStore
 from collector.privacy.operations import Privacy
+from collector.privacy.purge import PurgeFailed
+from collector.privacy.purge_queue import PurgeQueueFull
 from collector.privacy.subjects import ID_TYPES, PrivacyError
 from collector.settings import CollectorSettings
 from collector.store import StoreError
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
+
+
+def unavailable() -> HTMLResponse:
+    """The store failed: the person retries; the page says so instead of a 500."""
+    return HTMLResponse("The store is unavailable; try again shortly.", 503,
+                        headers={"Retry-After": "5"})
+
 
 COOKIE = "cmw_staff"
 SESSION_AGE = 8 * 3600
@@ -145,7 +154,7 @@ def build_staff_routes(privacy: Privacy, settings: CollectorSettings,
         except PrivacyError as exc:
             error, receipts = str(exc), []
         except StoreError:
-            return HTMLResponse("the store is unavailable", 503)
+            return unavailable()
         return page("home", base=base(request), csrf=current.csrf, user=current.user,
                     role=current.role, id_type=id_type,
                     ident=ident, summary=summary, receipts=receipts, message=message,
@@ -281,6 +290,14 @@ def build_staff_routes(privacy: Privacy, settings: CollectorSettings,
                             requested_by=current.user))
         except PrivacyError as exc:
             return await home(request, error=str(exc), form=form)
+        except PurgeQueueFull:
+            return await home(request, error="many deletions are waiting: try again in a "
+                              "minute", form=form)
+        except PurgeFailed:
+            return await home(request, error="the purge did not finish; it resumes by itself: "
+                              "look for its receipt below in a few minutes", form=form)
+        except StoreError:
+            return unavailable()
         return await home(request, message=f"{name}: done",
                           result=json.dumps(result, indent=2, ensure_ascii=False), form=form)
 
@@ -307,6 +324,8 @@ def build_staff_routes(privacy: Privacy, settings: CollectorSettings,
                                               reason="staff export"))
         except PrivacyError as exc:
             return HTMLResponse(str(exc), 400)
+        except StoreError:
+            return unavailable()
         name = f"consent-mw-export-{data['subject']['subject_hash'][:12]}.json"
         return JSONResponse(data, headers={"Content-Disposition":
                                            f'attachment; filename="{name}"',

@@ -171,6 +171,23 @@ def test_staff_purge_requires_the_confirmation_and_a_csrf_token_and_names_the_pe
     assert receipt["requested_by"] == STAFF
 
 
+def test_the_staff_console_says_the_store_is_unavailable_instead_of_a_500(
+        client: Any, service: Any) -> None:
+    login(client)
+    page = client.get("/v1/privacy/staff")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    service.stop()  # the store goes away under a logged-in person
+    acted = client.post("/v1/privacy/staff/action", headers=ORIGIN, data={
+        "action": "suppress", "id_type": "visitor_id", "id": vid(), "reason": "asked",
+        "csrf": csrf})
+    exported = client.get("/v1/privacy/staff/export",
+                          params={"id_type": "visitor_id", "id": vid()})
+    for answer in (acted, exported):
+        assert answer.status_code == 503, answer.text
+        assert answer.text == "The store is unavailable; try again shortly."
+        assert answer.headers["retry-after"] == "5"
+
+
 def test_a_personal_token_acts_as_its_owner_whatever_the_body_claims(
         client: Any, service: Any) -> None:
     target = vid()
