@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -27,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from clinic.content import CAMPAIGNS, LOCALES, STRINGS, TREATMENTS, TREATMENTS_BY_SLUG, Treatment
 from clinic.content import policy_text as load_policy_text
+from collector.web import is_same_origin
 from consent_mw.capture.api import track
 
 HERE = Path(__file__).resolve().parent
@@ -184,7 +184,7 @@ def create_site(
             chosen = request.query_params.get("treatment", "")
             values = {"treatment": chosen if chosen in TREATMENTS_BY_SLUG else ""}
             return render(request, "reservation.html", {"values": values, "errors": []})
-        if not _same_origin(request):
+        if not is_same_origin(request):
             return PlainTextResponse("cross-origin form submission refused", status_code=403)
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith(("application/x-www-form-urlencoded",
@@ -242,14 +242,6 @@ def create_site(
     routes.append(Route("/favicon.ico", favicon, methods=["GET", "HEAD"]))
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     return Starlette(routes=routes, exception_handlers={404: not_found})
-
-
-def _same_origin(request: Request) -> bool:
-    """A form POST from another site is refused; browsers send Origin on every POST."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # non-browser clients (and tests) send none; there is no ambient risk
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _policy_blocks(text: str) -> list[tuple[str, str]]:

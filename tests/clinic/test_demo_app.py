@@ -26,7 +26,8 @@ def running(tmp_path: Path, seed: int = 0) -> Iterator[tuple[TestClient, DemoPar
     app = build_demo_app(f"chdb://{tmp_path / 'store'}", secret_key=SECRET, seed_events=seed,
                          dashboard_password=DASH_PASSWORD,
                          settings_overrides={"flush_interval": 0.05})
-    with TestClient(app) as client:  # the lifespan starts the collector and capture
+    # The lifespan starts the collector and capture; browsers send Origin on every POST.
+    with TestClient(app, headers={"origin": "http://testserver"}) as client:
         yield client, app.state.demo
 
 

@@ -37,7 +37,8 @@ def middleware(
 
 @pytest.fixture
 def client(middleware: ConsentMiddleware) -> Iterator[TestClient]:
-    with TestClient(middleware) as c:  # runs the lifespan, which starts capture
+    # Runs the lifespan, which starts capture; browsers send Origin on every POST.
+    with TestClient(middleware, headers={"origin": "http://testserver"}) as c:
         yield c
 
 

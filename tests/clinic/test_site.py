@@ -18,7 +18,8 @@ SHARED_POLICY = SHARED / "design" / "clinic-privacy-policy.txt"
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_site())
+    # A browser sends Origin on every POST; the site refuses a form that cannot show one.
+    return TestClient(create_site(), headers={"origin": "http://testserver"})
 
 
 def good_form(**overrides: str) -> dict[str, str]:
@@ -163,6 +164,16 @@ def test_reservation_refuses_a_cross_origin_post(client: TestClient) -> None:
         "/reservation", data=good_form(), headers={"origin": "https://evil.example"}
     )
     assert response.status_code == 403
+
+
+def test_reservation_refuses_a_post_that_shows_no_origin_at_all() -> None:
+    # The one same-origin rule of every state-changing route: no Origin, Sec-Fetch-Site or
+    # Referer is refused, as the consent and deletion routes refuse it.
+    response = TestClient(create_site()).post("/reservation", data=good_form())
+    assert response.status_code == 403
+    same_site = TestClient(create_site()).post(
+        "/reservation", data=good_form(), headers={"sec-fetch-site": "same-origin"})
+    assert same_site.status_code == 200
 
 
 def test_rejected_form_echoes_values_escaped(client: TestClient) -> None:
