@@ -8,6 +8,7 @@ cookies at once (``consent.identity``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,10 @@ from consent_mw.types import Receive, Scope, Send
 #: ``shown`` records per client address per hour (a carrier-grade NAT puts many phones
 #: behind one address, so this is generous; a browser sends one per 30 minutes).
 SHOWN_PER_HOUR = 600
+#: Consent decisions per client address per hour. Each writes one to three records, and the
+#: same-origin rule binds browsers only: a script sends whatever Origin matches its Host.
+#: A person decides a few times at most; a clinic's waiting room shares one address.
+DECISIONS_PER_HOUR = 600
 
 
 def status(settings: Settings, ctx: RequestContext) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class Posts:
         self.identity = identity
         self.codec = identity.codec
         self.shown_limit = RateLimit(SHOWN_PER_HOUR, 3600.0)
+        self.decision_limit = RateLimit(DECISIONS_PER_HOUR, 3600.0)
 
     async def decision(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                    receive: Receive, send: Send) -> None:
@@ -76,12 +82,20 @@ class Posts:
         is_json = ctype == "application/json" or ctype.endswith("+json")
         accept = incoming.header(b"accept") or ""
         answer_json = is_json or "application/json" in accept
+        s = self.settings
+        retry_after: list[tuple[bytes, bytes]] = []
         try:
             host = incoming.header(b"host")
             if not host or not host.strip():
                 raise BadRequest(400, "missing Host header")
             if not same_origin(scope, self.settings.allowed_origins):
                 raise BadRequest(403, "cross-site consent submissions are refused", "cross_site")
+            address = address_key(client_ip(scope, s.trusted_proxies, s.forwarded_header))
+            wait = self.decision_limit.check(address)
+            if wait is not None:
+                retry_after = [(b"retry-after", str(math.ceil(wait)).encode())]
+                raise BadRequest(429, "too many consent decisions from this address; "
+                                 "try again later", "rate_limited")
             if not is_json and ctype != "application/x-www-form-urlencoded":
                 raise BadRequest(415, "use application/json or "
                                  "application/x-www-form-urlencoded")
@@ -100,7 +114,8 @@ class Posts:
             previous, prev_rid = self._previous(ctx, incoming)
             new = decide(self.settings, previous, gpc=incoming.gpc, **choice.decide)
         except BadRequest as exc:
-            await respond_error(send, exc.status, exc.code, exc.reason, as_json=answer_json)
+            await respond_error(send, exc.status, exc.code, exc.reason, retry_after,
+                                as_json=answer_json)
             return
         except ConsentError as exc:
             await respond_error(send, 400, "invalid_decision", str(exc), as_json=answer_json)

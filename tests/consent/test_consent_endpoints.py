@@ -315,3 +315,24 @@ def test_every_refusal_has_the_one_error_shape(client: TestClient) -> None:
     assert set(cross.json()) == {"error", "message"}
     # A browser (no JSON asked for) reads the reason as text.
     assert client.get("/_consent/nothing").text == "not found"
+
+
+def test_consent_decisions_are_limited_per_address_and_refusals_take_no_token(
+        make_client: MakeClient, sink: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import consent_mw.consent.posts as posts_module
+
+    monkeypatch.setattr(posts_module, "DECISIONS_PER_HOUR", 3)
+    client = make_client()
+    for _ in range(3):  # cross-site attempts are refused before the budget is touched
+        assert client.post("/_consent", json={"action": "accept_all"},
+                           headers={"origin": "https://evil.example"}).status_code == 403
+    answers = []
+    for _ in range(5):  # a script dropping its cookies between decisions
+        client.cookies.clear()
+        answers.append(client.post("/_consent", json={"action": "accept_all"},
+                                   headers={"origin": ORIGIN}))
+    assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]
+    refused = answers[-1]
+    assert refused.json()["error"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) > 0
+    assert sum(r["event"] == "decided" for r in sink.records) == 3
