@@ -9,6 +9,7 @@ the collector uses too: ``{"error": <code>, "message": <reason>}``.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
@@ -248,7 +249,8 @@ class DashboardViews:
             form = await read_form(request)
         except FormTooLarge as exc:
             return self.error_page(request, 413, str(exc))
-        if session is not None and form.get("csrf") != session.csrf:
+        if session is not None and not secrets.compare_digest(form.get("csrf", ""),
+                                                              session.csrf):
             return self.error_page(request, 403, "This form has expired; reload the page.")
         self.sessions.end(cookie)  # every copy of the cookie stops working
         response = RedirectResponse(root(request) + "/login", status_code=303,
