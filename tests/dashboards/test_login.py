@@ -165,7 +165,7 @@ def test_at_most_two_password_checks_run_at_once(monkeypatch: pytest.MonkeyPatch
 
 def test_a_login_that_cannot_start_its_check_in_time_is_told_to_retry(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(accounts, "verify_password",
+    monkeypatch.setattr(logins, "verify_password",
                         lambda users, name, password: time.sleep(0.5))
     checker = PasswordChecker(max_concurrent=1, wait=0.1)
     outcomes: list[str] = []
