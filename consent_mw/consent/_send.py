@@ -71,11 +71,13 @@ class PageSend:
     """The send wrapper of any other page response: capture, cookies, ``Vary``, and the
     banner or tags when the response is a complete HTML body."""
 
-    __slots__ = ("ctx", "excluded", "held", "incoming", "mw", "passthrough", "scope", "send")
+    __slots__ = ("ctx", "excluded", "header_bytes", "held", "incoming", "mw", "passthrough",
+                 "scope", "send")
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, incoming: Incoming,
-                 scope: Scope, send: Send) -> None:
+                 scope: Scope, send: Send, header_bytes: int = -1) -> None:
         self.mw = mw
+        self.header_bytes = header_bytes  # summed by the middleware's read: not again here
         self.ctx = ctx
         self.incoming = incoming
         self.scope = scope
@@ -111,7 +113,8 @@ class PageSend:
         mw, ctx, incoming = self.mw, self.ctx, self.incoming
         if mw.capture is not None:
             try:
-                mw.capture.page(ctx, self.scope, int(message.get("status", 200)))
+                mw.capture.page(ctx, self.scope, int(message.get("status", 200)),
+                                self.header_bytes)
             except Exception:
                 mw._fail("capture")
         headers = message.get("headers") or ()

@@ -136,7 +136,8 @@ class ConsentMiddleware:
         elif path == self.settings.prefix or path.startswith(self._prefix_slash):
             await self.endpoints.handle(ctx, incoming, scope, receive, send)
         else:
-            await self.app(scope, receive, PageSend(self, ctx, incoming, scope, send))
+            await self.app(scope, receive,
+                           PageSend(self, ctx, incoming, scope, send, header_bytes))
 
     def stats(self) -> dict[str, Any]:
         """What failed, for hosts and tests to check: ``errors``, the middleware's own
