@@ -39,7 +39,14 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from consent_mw.clientip import client_ip
 from consent_mw.consent.my_data_page import MyDataPage
 from consent_mw.consent.rights import Rights, RightsBusy
-from consent_mw.http import MAX_JSON_BYTES, BadRequest, parse_json, read_body, same_origin
+from consent_mw.http import (
+    MAX_JSON_BYTES,
+    BadRequest,
+    header,
+    parse_json,
+    read_body,
+    same_origin,
+)
 from consent_mw.ratelimit import RateLimit, address_key, check_all
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
@@ -49,6 +56,8 @@ from consent_mw.types import Receive, Scope, Send
 Forget = Callable[[], list[tuple[bytes, bytes]]]
 STATUS_LINK_AGE = 90 * 86400  # how long a deletion's status link works
 
+
+DOWNLOAD_HEADERS = ((b"content-disposition", b'attachment; filename="my-data.json"'),)
 
 class SelfService:
     """``{prefix}/my-data`` for the visitor's own id (see the module docstring)."""
@@ -97,12 +106,21 @@ class SelfService:
         if method == "POST" and not same_origin(scope, self.settings.allowed_origins):
             await page.error(403, "cross_site", "md_cross_site")
             return True
+        if (sub == "/my-data"
+                and header(scope.get("headers") or (), b"sec-fetch-site") == "cross-site"):
+            # A link on another site would spend this visitor's budget and write audit rows
+            # in their name; the download itself only ever reaches their own browser.
+            await page.error(403, "cross_site", "md_cross_site")
+            return True
         visitor = visitor_id
         if not visitor:
             await page.error(403, "no_visitor_id", "md_no_visitor", title="md_nothing_title")
             return True
         if sub == "/my-data/delete" and method != "POST":
             await page.confirm()
+            return True
+        if sub == "/my-data" and method == "HEAD":  # headers only: no export, no token taken
+            await page.send(200, b"", "application/json", DOWNLOAD_HEADERS)
             return True
         wait = check_all((self.per_address, address), (self.per_visitor, visitor))
         if wait is not None:
@@ -122,8 +140,7 @@ class SelfService:
             await page.error(503, "unavailable", "md_unavailable")
             return
         body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
-        await page.send(200, body, "application/json", [
-            (b"content-disposition", b'attachment; filename="my-data.json"')])
+        await page.send(200, body, "application/json", DOWNLOAD_HEADERS)
 
     async def _delete(self, rights: Rights, page: MyDataPage, visitor: str, receive: Receive,
                       forget: Forget) -> None:

@@ -238,3 +238,21 @@ def test_self_service_is_404_when_not_configured(make_settings: Callable[..., An
                                                  path: str) -> None:
     app = ConsentMiddleware(Starlette(), settings=make_settings(capture=False))
     assert TestClient(app).get(path).status_code == 404
+
+
+def test_a_download_linked_from_another_site_or_asked_with_head_runs_no_export(
+        make_settings: Callable[..., Any]) -> None:
+    rights = CountingRights()
+    client, _ = site(make_settings(capture=False), rights, limit=1)
+    consented(client)
+    # A link on another site would spend the visitor's budget and log exports in their name.
+    linked = client.get("/_consent/my-data", headers={"sec-fetch-site": "cross-site"})
+    assert linked.status_code == 403 and "他のサイト" in linked.text
+    head = client.head("/_consent/my-data")
+    assert head.status_code == 200 and head.content == b""
+    assert "attachment" in head.headers["content-disposition"]
+    assert rights.calls == []  # neither ran an export nor took the one token
+    for fetch_site in ("same-origin", "none"):  # from the policy page; typed or bookmarked
+        assert client.get("/_consent/my-data",
+                          headers={"sec-fetch-site": fetch_site}).status_code in (200, 429)
+    assert len(rights.calls) == 1
