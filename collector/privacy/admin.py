@@ -96,10 +96,7 @@ def id_fields(source: Any) -> dict[str, str | None]:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    try:
-        raw = await read_limited(request, MAX_BODY)
-    except BodyTooLarge as exc:
-        raise PrivacyError(str(exc)) from None
+    raw = await read_limited(request, MAX_BODY)  # BodyTooLarge: guard answers 413
     try:
         body = parse_json(raw or b"{}", MAX_BODY)
     except BadRequest as exc:
@@ -110,7 +107,8 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def guard(settings: CollectorSettings, fn: Handler, *, admin: bool = True) -> Handler:
-    """Authorise, then map PrivacyError to 400 and store failures to 503."""
+    """Authorise, then map PrivacyError to 400, an oversized body to 413 and store failures
+    to 503."""
 
     async def endpoint(request: Request) -> Response:
         if admin and (refused := admin_check(settings, request)) is not None:
@@ -119,6 +117,8 @@ def guard(settings: CollectorSettings, fn: Handler, *, admin: bool = True) -> Ha
             return await fn(request)
         except PrivacyError as exc:
             return error_response(400, "bad_request", str(exc))
+        except BodyTooLarge as exc:
+            return error_response(413, "too_large", str(exc))
         except StoreError as exc:
             log.error("privacy operation failed: %s", exc)
             return store_unavailable()

@@ -84,6 +84,7 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
         responses:
           200: {description: Suppressed, content: {application/json: {}}}
           400: {description: Malformed id, both ids or none}
+          413: {description: Body over 16 KiB}
           401: {description: Missing admin token}
           403: {description: Wrong admin token}
           503: {description: Admin token not configured, or store unavailable}
@@ -102,6 +103,7 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
         responses:
           200: {description: Lifted (or was not suppressed), content: {application/json: {}}}
           400: {description: Malformed id, both ids or none}
+          413: {description: Body over 16 KiB}
           401: {description: Missing admin token}
           403: {description: Wrong admin token}
           503: {description: Admin token not configured, or store unavailable}
@@ -125,6 +127,7 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
         responses:
           200: {description: The purge receipt, content: {application/json: {}}}
           400: {description: Malformed id, both ids or none}
+          413: {description: Body over 16 KiB}
           401: {description: Missing admin token}
           403: {description: Wrong admin token}
           503: {description: Admin token not configured, or store unavailable}
@@ -147,6 +150,7 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
         responses:
           202: {description: 'Queued: {"request_id", "status", "status_url"}'}
           400: {description: Malformed id, both ids or none}
+          413: {description: Body over 16 KiB}
           401: {description: Missing admin token}
           403: {description: Wrong admin token}
           503: {description: Queue full or store unavailable (Retry-After)}

@@ -60,6 +60,13 @@ def test_both_ids_or_a_malformed_id_is_a_400(client: Any, body: dict[str, Any]) 
     assert resp.json()["error"] == "bad_request"
 
 
+def test_an_oversized_body_is_a_413_and_nothing_is_recorded(client: Any, service: Any) -> None:
+    body = {"visitor_id": vid(), "reason": "x" * 20_000, "requested_by": "dpo"}
+    resp = client.post("/v1/privacy/suppress", headers=AUTH, json=body)
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+    assert service.store.scalar("SELECT count() FROM privacy_requests") == 0
+
+
 def test_suppression_drops_new_events_at_ingest_and_unsuppress_restores(
     client: Any, service: Any
 ) -> None:
