@@ -94,6 +94,16 @@ class Settings:
     spool_dir: Path | None = None
     spool_max_bytes: int = 64 * 1024 * 1024
     suppression_refresh: float = 5.0
+    #: Short, so a collector that is down or frozen costs a send this long, never the queue:
+    #: the batch goes to the spool and the sender moves on.
+    collector_connect_timeout: float = 1.0
+    collector_read_timeout: float = 5.0
+    #: Drops are logged at most once per reason per interval, with their counts.
+    drop_log_interval: float = 60.0
+    #: Capture stats as Prometheus text (needs ``prometheus-client``); off unless set.
+    #: Answered to loopback peers, or to a bearer ``metrics_token`` when one is set.
+    metrics_path: str | None = None
+    metrics_token: Secret = NO_SECRET
     user_id_key: Secret = NO_SECRET  # keys the user_id hash; defaults to the first secret key
     # Derived once: every consent record and banner marker names the policy version.
     _policy_hash: str = field(init=False, repr=False, compare=False, default="")
@@ -129,6 +139,11 @@ class Settings:
             value = getattr(self, name)
             if value < minimum:
                 raise SettingsError(name, f"must be >= {minimum}, got {value}")
+        if self.metrics_path is not None and (
+            not self.metrics_path.startswith("/") or self.metrics_path == self.prefix
+            or self.metrics_path.startswith(self.prefix + "/")
+        ):
+            raise SettingsError("metrics_path", "must start with '/' and lie outside the prefix")
         if self.visitor_max_age > 396 * DAY:
             raise SettingsError("visitor_max_age", "must be at most 13 months")
 
@@ -225,8 +240,11 @@ _READERS: dict[str, Callable[[Source, str], object]] = {
     "max_body_bytes": _integer, "queue_size": _integer, "queue_max_bytes": _integer,
     "batch_size": _integer, "max_event_bytes": _integer, "spool_max_bytes": _integer,
     "flush_interval": _number, "suppression_refresh": _number,
-    "collector_url": Source.opt_str, "spool_dir": _path,
+    "collector_connect_timeout": _number, "collector_read_timeout": _number,
+    "drop_log_interval": _number,
+    "collector_url": Source.opt_str, "spool_dir": _path, "metrics_path": Source.opt_str,
     "collector_token": Source.secret, "user_id_key": Source.secret,
+    "metrics_token": Source.secret,
 }
 
 #: The smallest value each numeric field may take.
@@ -234,5 +252,6 @@ _MINIMUMS: dict[str, float] = {
     "consent_max_age": 0, "visitor_max_age": 0, "session_timeout": 0,
     "max_body_bytes": 256, "queue_size": 1, "queue_max_bytes": 64 * 1024, "batch_size": 1,
     "flush_interval": 0.001, "max_event_bytes": 512, "spool_max_bytes": 0,
-    "suppression_refresh": 0.1,
+    "suppression_refresh": 0.1, "collector_connect_timeout": 0.05,
+    "collector_read_timeout": 0.05, "drop_log_interval": 0.0,
 }
