@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
-from consent_mw.capture.spool import DiskSpool, MemorySpool
+import pytest
+
+from consent_mw.capture.spool import DiskSpool, Dropped, MemorySpool
+
+
+def record(i: int) -> dict[str, object]:
+    return {"record_id": f"00000000-0000-4000-9000-{i:012d}", "ts": i, "event": "decided"}
 
 
 def ev(i: int) -> dict[str, object]:
@@ -29,12 +36,23 @@ def test_batches_come_back_oldest_first_with_their_ids_and_sent_at(tmp_path: Pat
 
 def test_released_batch_is_offered_again(tmp_path: Path) -> None:
     spool = DiskSpool(tmp_path, 1 << 20)
-    spool.put("b1", [ev(1)], [{"record_id": "r"}], sent_at=1)
+    spool.put("b1", [ev(1)], [], sent_at=1)
     batch = spool.claim_oldest()
     assert batch is not None and spool.claim_oldest() is None  # claimed: not offered twice
     spool.release(batch)
     again = spool.claim_oldest()
-    assert again is not None and again.batch_id == "b1" and again.records == [{"record_id": "r"}]
+    assert again is not None and again.batch_id == "b1" and again.events == [ev(1)]
+
+
+def test_a_batchs_records_are_spooled_apart_and_come_back_first(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, 1 << 20)
+    spool.put("b1", [ev(1)], [record(1)], sent_at=7)
+    assert spool.counts() == (2, 1, 1)
+    first, second = spool.claim_oldest(), spool.claim_oldest()
+    assert first is not None and second is not None
+    assert (first.batch_id, first.events, first.records) == ("b1.r", [], [record(1)])
+    assert (second.batch_id, second.events, second.records) == ("b1", [ev(1)], [])
+    assert first.sent_at == second.sent_at == 7
 
 
 def test_full_spool_drops_the_oldest_and_says_how_many(tmp_path: Path) -> None:
@@ -90,3 +108,74 @@ def test_memory_spool_is_bounded_and_keeps_order() -> None:
     spool.release(first)
     again = spool.claim_oldest()
     assert again is not None and again.batch_id == first.batch_id
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_records_survive_a_spool_too_small_for_the_events(tmp_path: Path, kind: str) -> None:
+    spool: DiskSpool | MemorySpool = (DiskSpool(tmp_path, 6_000) if kind == "disk"
+                                      else MemorySpool(6_000))
+    dropped = Dropped()
+    for n in range(40):  # every batch: ten page views and one consent record
+        d = spool.put(f"b{n}", [ev(n * 10 + i) for i in range(10)], [record(n)], sent_at=n)
+        dropped.add(d.events, d.records)
+    _, events, records = spool.counts()
+    assert records == 40 and dropped.records == 0  # every record kept
+    assert dropped.events == 400 - events > 0  # the page views paid for the room
+    kept = []
+    while (batch := spool.claim_oldest()) is not None:
+        kept += [e["ts"] for e in batch.events]
+        spool.done(batch)
+    assert kept == sorted(kept) and kept[-1] == 399  # the oldest page views went first
+
+
+def test_records_push_out_only_older_records_once_no_page_view_is_left() -> None:
+    spool = MemorySpool(300)
+    spool.put("e", [ev(1)], [], sent_at=1)
+    for n in range(6):
+        spool.put(f"r{n}", [], [record(n)], sent_at=n)
+    assert spool.counts()[1] == 0  # the page view went first
+    assert spool.put("late", [ev(2)], [], sent_at=9).events == 1  # never in place of a record
+    left = []
+    while (batch := spool.claim_oldest()) is not None:
+        left.append(batch.records[0]["ts"])
+    assert left == sorted(left) and left[-1] == 5 and len(left) < 6
+
+
+class FullDisk:
+    """A writer for a disk with ``room`` bytes: a write past it leaves a partial file and
+    raises ENOSPC, as a real full filesystem does."""
+
+    def __init__(self, directory: Path, room: int) -> None:
+        self.directory = directory
+        self.room = room
+        self.refused = 0
+
+    def __call__(self, path: Path, data: bytes) -> None:
+        used = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        if used + len(data) > self.room:
+            path.write_bytes(data[: max(0, self.room - used)])
+            self.refused += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        path.write_bytes(data)
+
+
+def test_a_full_disk_evicts_the_oldest_page_views_and_leaves_no_temp_file(
+        tmp_path: Path) -> None:
+    disk = FullDisk(tmp_path, 8_000)
+    spool = DiskSpool(tmp_path, 1 << 30, write=disk)  # a cap far larger than the disk
+    dropped = Dropped()
+    for n in range(30):
+        d = spool.put(f"b{n}", [ev(n * 5 + i) for i in range(5)], [record(n)], sent_at=n)
+        dropped.add(d.events, d.records)
+    assert disk.refused > 0, "the disk never filled"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+    _, events, records = spool.counts()
+    assert dropped.events == 150 - events > 0 and dropped.records == 0 and records == 30
+    batch = None
+    while (claimed := spool.claim_oldest()) is not None:
+        batch = claimed if claimed.events else batch
+        spool.done(claimed)
+    assert batch is not None and batch.events[-1]["ts"] == 149  # the newest was kept
+    # Room again: nothing more is lost.
+    disk.room = 1 << 30
+    assert spool.put("after", [ev(1000)], [record(1000)], sent_at=1) == Dropped()
