@@ -41,6 +41,7 @@ class Batches:
         self.max_event_bytes = max_event_bytes
         self.count_drop = count_drop
         self.batches: list[tuple[Items, Items]] = [([], [])]
+        self.sizes = [0]  # each batch's estimated bytes
         self.bytes = 0
         self.items = 0
 
@@ -51,6 +52,7 @@ class Batches:
                 and total <= BATCH_BYTES and len(events) <= wire.MAX_BATCH_ITEMS):
             self.batches[-1] = (events, self.batches[-1][1])  # the usual case: one batch
             self.bytes, self.items = total, len(events)
+            self.sizes[-1] = total
             return
         for event, size in zip(events, sizes, strict=True):
             self.add(event, size, True)
@@ -63,20 +65,24 @@ class Batches:
                 return
         if self.bytes + size > BATCH_BYTES or self.items >= wire.MAX_BATCH_ITEMS:
             self.batches.append(([], []))
+            self.sizes.append(0)
             self.bytes = self.items = 0
         self.batches[-1][0 if is_event else 1].append(built)
         self.bytes += size
+        self.sizes[-1] = self.bytes
         self.items += 1
 
-    def done(self) -> list[tuple[Items, Items]]:
-        return [(events, records) for events, records in self.batches if events or records]
+    def done(self) -> list[tuple[Items, Items, int]]:
+        """(events, records, estimated bytes) of each non-empty batch."""
+        return [(events, records, size) for (events, records), size
+                in zip(self.batches, self.sizes, strict=True) if events or records]
 
 
 class Exporter:
     """The export function of the capture buffer: build, size-check, batch, hand on."""
 
     def __init__(self, hits: HitBuilder, suppressions: SuppressionList, counters: Counters,
-                 send: Callable[[Items, Items], None], *, max_event_bytes: int) -> None:
+                 send: Callable[[Items, Items, int], None], *, max_event_bytes: int) -> None:
         self._hits = hits
         self._suppressions = suppressions
         self._counters = counters
@@ -118,8 +124,8 @@ class Exporter:
                 continue
             if built is not None:
                 batches.add(*built)
-        for batch_events, records in batches.done():
-            self._send(batch_events, records)
+        for batch_events, records, size in batches.done():
+            self._send(batch_events, records, size)
 
     def _build_failed(self) -> None:
         log.exception("building a capture event failed")

@@ -23,6 +23,23 @@ MAX_PROPERTIES = 32
 MAX_KEY = 64
 
 
+def props_size(values: Mapping[str, Any] | None) -> int:
+    """What the site's properties or traits weigh in the queue (the build keeps 32 of them,
+    each capped, but the queue holds them as given)."""
+    if not values:
+        return 0
+    return sum(len(str(k)) + (len(v) if isinstance(v, str) else 16) for k, v in values.items())
+
+
+def page_of(scope: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """The host and path a site event happened on, from its request scope."""
+    if not scope:
+        return None, None
+    host = next((v.decode("latin-1") for k, v in scope.get("headers") or ()
+                 if k == b"host"), None)
+    return host, scope.get("path")
+
+
 @dataclass(slots=True, kw_only=True)
 class SiteEvent:
     """A ``track()`` or ``identify()`` call, as queued: the values as the site gave them."""

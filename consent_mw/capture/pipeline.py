@@ -3,9 +3,9 @@ collector.
 
 The request path (:meth:`Capture.page`, ``custom``, ``identify``, ``record``) checks consent
 and queues references; it never blocks and never raises. The worker builds and scrubs events
-(``hits``, ``events``), batches them with consent records (``batching``) and hands them to the
-transport (``delivery``); what cannot be delivered goes to the spool and is replayed when the
-collector answers again. :meth:`Capture.stats` counts whatever did not go as planned.
+(``hits``, ``events``), batches them with consent records (``batching``) and hands them to
+the sender (``sender``, ``delivery``), or, when the collector is down or slow, to the spool,
+replayed when it answers again. :meth:`Capture.stats` counts what did not go as planned.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from consent_mw.capture.batching import Exporter, Item, Items
 from consent_mw.capture.buffer import BatchBuffer
 from consent_mw.capture.counters import Counters
 from consent_mw.capture.delivery import Delivery
-from consent_mw.capture.events import SiteEvent
+from consent_mw.capture.events import SiteEvent, page_of, props_size
 from consent_mw.capture.hits import HitBuilder, PageHit, headers_size
+from consent_mw.capture.sender import Sender
 from consent_mw.capture.spool import DiskSpool, MemorySpool, Spool
 from consent_mw.capture.suppression import SuppressionList
 from consent_mw.capture.transport import HttpTransport, RetryPolicy, Transport
@@ -35,24 +36,15 @@ log = logging.getLogger(__name__)
 #: What a queued item costs beyond the request data it holds (the tuple, its references).
 ITEM_OVERHEAD = 256
 RECORD_BYTES = 2048  # a consent record, built by the middleware: a fixed, small shape
-#: Paths whose exclusion is remembered (see Capture.page), and the longest one remembered:
-#: paths come from visitors, so the map is emptied when full (~2 MiB at most).
+#: Paths whose exclusion is remembered (Capture.page), and the longest: they come from
+#: visitors, so the map is emptied when full (~2 MiB at most).
 MAX_PATHS = 4096
 MAX_REMEMBERED_PATH = 512
-
 _time_ns = time.time_ns
 _new_tuple = tuple.__new__  # PageHit without its generated __new__: see PageHit
 
 
-def _props_size(values: Mapping[str, Any] | None) -> int:
-    """What the site's properties or traits weigh in the queue (the build keeps 32 of them,
-    each capped, but the queue holds them as given)."""
-    if not values:
-        return 0
-    return sum(len(str(k)) + (len(v) if isinstance(v, str) else 16) for k, v in values.items())
-
-
-def _discard(item: Item, nbytes: int = 0) -> bool:
+def _discard(item: Item, nbytes: int = 0) -> bool:  # capture off: page() queues nothing
     return False
 
 
@@ -68,17 +60,20 @@ class Capture:
         self.settings = settings
         self._owns_transport = False
         if transport is None and settings.capture and settings.collector_url:
-            transport = HttpTransport(settings.collector_url, settings.collector_token.value)
+            transport = HttpTransport(settings.collector_url, settings.collector_token.value,
+                                      connect_timeout=settings.collector_connect_timeout,
+                                      read_timeout=settings.collector_read_timeout)
             self._owns_transport = True
         self.transport = transport
         self.enabled = bool(settings.capture and transport is not None)
         self.suppressions = SuppressionList(settings.hash_key)
         self.retry = retry or RetryPolicy()
         self.spool: Spool = spool or self._make_spool()
-        self._counters = Counters()
+        self._counters = Counters(log_interval=settings.drop_log_interval)
         self._delivery = None if transport is None else Delivery(
             transport, self.spool, self._counters, self.suppressions, retry=self.retry,
             refresh_every=settings.suppression_refresh)
+        self._sender = None if self._delivery is None else Sender(self._delivery)
         self._excluded = PathExclusions(settings.exclude_paths)
         self._excluded_paths: dict[str, bool] = {}
         self._analytics = analytics_gate(settings)
@@ -95,7 +90,6 @@ class Capture:
             batch_size=settings.batch_size,
             interval=settings.flush_interval,
             drop=self._counters.drop,
-            tick=None if self._delivery is None else self._delivery.tick,
         )
         # Bound once: every page queues through it (or nowhere, with capture off).
         self._emit = self._buffer.emit if self.enabled else _discard
@@ -109,16 +103,16 @@ class Capture:
                           self.settings.spool_dir, exc)
         return MemorySpool(self.settings.spool_max_bytes)
 
-    def _send(self, events: Items, records: Items) -> None:
-        if self._delivery is not None:
-            self._delivery.send(events, records)
+    def _send(self, events: Items, records: Items, size: int) -> None:
+        if self._sender is not None:
+            self._sender.send(events, records, size)
 
     def stats(self) -> dict[str, Any]:
-        """Counts since start: queued now, delivered, spooled, and dropped by reason
-        (``error``: failures building or sending, each logged with a traceback);
-        ``worker_errors``: failures of the worker's background work (also logged)."""
+        """Counts since start (docs/capture.md): queued, delivered, spooled, dropped by reason,
+        the collector's state. ``error`` drops and ``worker_errors`` are failures, logged."""
         batches, events, records = self.spool.counts()
         counts = self._counters.snapshot()
+        delivery = self._delivery
         return {
             "queued": len(self._buffer),
             "queued_bytes": self._buffer.bytes,
@@ -127,6 +121,9 @@ class Capture:
             "rejected": counts["rejected"],
             "spooled": events + records,
             "spool_batches": batches,
+            "spool_bytes": self.spool.nbytes(),
+            "last_sent_at": None if delivery is None else delivery.last_sent_at,
+            "collector": "up" if delivery is None else delivery.state,
             "dropped": counts["dropped"],
             "worker_errors": counts["worker_errors"],
         }
@@ -185,14 +182,6 @@ class Capture:
             self._excluded_paths[path] = excluded
         return excluded
 
-    @staticmethod
-    def _where(scope: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
-        if not scope:
-            return None, None
-        host = next((v.decode("latin-1") for k, v in scope.get("headers") or ()
-                     if k == b"host"), None)
-        return host, scope.get("path")
-
     def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any], *,
                conversion: bool = False, scope: Mapping[str, Any] | None = None) -> None:
         """A custom event from the site's code (``track``); a conversion also needs marketing."""
@@ -208,14 +197,14 @@ class Capture:
                                                consent_id=state.consent_id):
                 self._counters.drop("suppressed")
                 return
-            host, path = self._where(scope)
+            host, path = page_of(scope)
             self._emit(SiteEvent(
                 kind="custom", ts=_time_ns() // 1_000_000, consent=state.categories,
                 gpc=state.gpc, path=path, host=host, name=str(name),
                 properties=dict(properties or {}), conversion=conversion,
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
-            ), ITEM_OVERHEAD + len(path or "") + len(str(name)) + _props_size(properties))
+            ), ITEM_OVERHEAD + len(path or "") + len(str(name)) + props_size(properties))
         except Exception:
             log.exception("capture.custom failed")
             self._counters.drop("error")
@@ -243,7 +232,7 @@ class Capture:
                 gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
                 visitor_id=ctx.visitor_id, session_id=ctx.session_id,
                 consent_id=state.consent_id,
-            ), ITEM_OVERHEAD + _props_size(traits))
+            ), ITEM_OVERHEAD + props_size(traits))
         except Exception:
             log.exception("capture.identify failed")
             self._counters.drop("error")
@@ -256,7 +245,8 @@ class Capture:
         if not self.enabled:
             return
         try:
-            self._emit(dict(record), RECORD_BYTES)
+            # Proof of consent: queued even where a page view would be refused.
+            self._buffer.emit(dict(record), RECORD_BYTES, priority=True)
         except Exception:
             log.exception("capture.record failed")
             self._counters.drop("error")
@@ -268,30 +258,40 @@ class Capture:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background worker (from the ASGI lifespan)."""
+        """Start the background worker and the sender (from the ASGI lifespan)."""
         if self.enabled:
-            if self._delivery is not None:
-                self._delivery.stopping = False
+            if self._sender is not None:
+                self._sender.start()
             self._buffer.start()
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        """Deliver (or spool) everything queued so far; True if done within ``timeout``."""
+        """Deliver (or spool) everything queued so far; True if done within ``timeout``.
+        Not started, this also replays the spool and refreshes suppressions, in this thread."""
         if not self.enabled:
             return True
-        return self._buffer.force_flush(timeout)
+        deadline = time.monotonic() + timeout
+        done = self._buffer.force_flush(timeout)
+        if self._delivery is None or self._sender is None:
+            return done
+        if self._sender.running:
+            return self._sender.flush(max(0.0, deadline - time.monotonic())) and done
+        self._delivery.tick()
+        return done
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush what is queued, then stop; later events are dropped as ``shutdown``."""
         if not self.enabled:
             return
-        if self._delivery is not None:
-            self._delivery.stopping = True
+        deadline = time.monotonic() + timeout
         self._buffer.shutdown(timeout)
+        if self._sender is not None:
+            self._sender.shutdown(max(0.5, deadline - time.monotonic()))
         if isinstance(self.spool, MemorySpool):  # a memory spool dies with the process
             _, events, records = self.spool.counts()
             while self.spool.claim_oldest() is not None:
                 pass
             self._counters.drop("shutdown", events + records)
+        self._counters.log_drops(force=True)
         if self._owns_transport and self.transport is not None:
             try:
                 self.transport.close()

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import httpx
 
@@ -75,14 +75,24 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class HealthCheck(Protocol):
+    """A transport that can tell, cheaply, whether its collector answers again. Capture asks
+    it while the collector is unreachable, so the spool replay starts as soon as it is back;
+    a transport without it is retried with backoff instead."""
+
+    def healthy(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Capped exponential backoff with full jitter (AWS style)."""
+    """When to try again a collector that failed: capped exponential backoff with full jitter
+    (AWS style), and how often to probe one that did not answer at all. Retries come from the
+    spool: a failed batch is spooled at once and the sender moves on."""
 
-    attempts: int = 3  # tries in line before the batch goes to the spool
     base: float = 0.2
     cap: float = 10.0
-    max_inline_wait: float = 2.0  # a longer Retry-After spools the batch instead of waiting
+    probe_every: float = 0.5  # a health check of an unreachable collector, this often
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         backoff = random.uniform(0, min(self.cap, self.base * (2 ** attempt)))
@@ -139,18 +149,33 @@ def batch_time(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> i
 
 
 class HttpTransport:
-    """POST ``{collector_url}/v1/events``: gzip JSON, bearer token, sync httpx client."""
+    """POST ``{collector_url}/v1/events``: gzip JSON, bearer token, sync httpx client.
 
-    def __init__(self, collector_url: str, token: str = "", *, timeout: float = 5.0,
-                 client: httpx.Client | None = None) -> None:
+    Timeouts are short (``connect_timeout``, ``read_timeout``): a collector that is down or
+    frozen costs one send that long, then the batch is spooled. A batch the collector stored
+    but could not answer in time is deduplicated when the spool sends it again.
+    """
+
+    def __init__(self, collector_url: str, token: str = "", *, connect_timeout: float = 1.0,
+                 read_timeout: float = 5.0, client: httpx.Client | None = None) -> None:
         self.base_url = collector_url.rstrip("/")
         headers = {"User-Agent": "consent-mw"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)), headers=headers)
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout), headers=headers)
         if client is not None:
             self._client.headers.update(headers)
+        self._probe_timeout = httpx.Timeout(min(read_timeout, 0.5),
+                                            connect=min(connect_timeout, 0.5))
+
+    def healthy(self) -> bool:
+        """``GET /healthz`` answers 200, within half a second."""
+        try:
+            response = self._client.get(self.base_url + "/healthz", timeout=self._probe_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
              batch_id: str, sent_at: int) -> SendResult:

@@ -23,7 +23,7 @@ from consent_mw.state import ConsentState, RequestContext
 
 settings = Settings(secret_keys=(Secret("x" * 32),), collector_url="http://127.0.0.1:9",
                     spool_dir=sys.argv[1])
-cap = capture.Capture(settings, retry=transport.RetryPolicy(attempts=1))
+cap = capture.Capture(settings, retry=transport.RetryPolicy(base=0.1))
 assert isinstance(cap.transport, transport.HttpTransport)
 cap.start()
 state = ConsentState(decided=True, categories={"necessary": True, "analytics": True})

@@ -18,7 +18,7 @@ from consent_mw.ids import hash_user_id, subject_hash
 from consent_mw.settings import Settings
 from consent_mw.state import ConsentState, RequestContext
 
-FAST = RetryPolicy(attempts=2, base=0.001, cap=0.01, max_inline_wait=0.5)
+FAST = RetryPolicy(base=0.001, cap=0.01, probe_every=0.01)
 RECORD = {
     "record_id": "8d1e4a3c-5b6f-4d2e-9a1b-2c3d4e5f6a7b",
     "consent_id": "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d",
