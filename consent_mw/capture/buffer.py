@@ -44,6 +44,8 @@ class BatchBuffer(Generic[T]):
         self.interval = interval
         self.max_bytes = max_bytes
         self._bytes = 0  # of the queued items, as emitted; approximate under thread races
+        self._reserve_items = max(1, max_queue // 10)
+        self._reserve_bytes = max(64 * 1024, max_bytes // 10)
         self._drop = drop
         self._tick = tick
         self._name = name
@@ -66,9 +68,11 @@ class BatchBuffer(Generic[T]):
     def bytes(self) -> int:
         return self._bytes
 
-    def emit(self, item: T, nbytes: int = 0) -> bool:
+    def emit(self, item: T, nbytes: int = 0, *, priority: bool = False) -> bool:
         """Queue ``item`` (``nbytes`` large) without waiting; False (and counted as
         ``queue_full``) when either bound is reached, ``shutdown`` once shut down.
+        A ``priority`` item (a consent record) may also use a reserve of a tenth beyond
+        both bounds, so a queue full of page views still takes it.
 
         No lock on this path (it runs for every response): ``deque.append`` and ``popleft``
         are atomic, so the bounds can be overshot only by threads emitting at the same instant.
@@ -78,7 +82,9 @@ class BatchBuffer(Generic[T]):
             return False
         queue = self._queue
         size = len(queue)
-        if size >= self.max_queue or self._bytes + nbytes > self.max_bytes:
+        full = size >= self.max_queue or self._bytes + nbytes > self.max_bytes
+        if full and (not priority or size >= self.max_queue + self._reserve_items
+                     or self._bytes + nbytes > self.max_bytes + self._reserve_bytes):
             self._drop("queue_full", 1)
             return False
         self._bytes += nbytes

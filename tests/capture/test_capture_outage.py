@@ -3,13 +3,16 @@ and a spool left by a stopped process is replayed by the next one."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import logging
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support.capture import make_ctx
-from support.servers import free_port
+from support.servers import free_port, wait_for
+from support.wire import make_record
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import DiskSpool
@@ -30,7 +34,7 @@ from consent_mw.settings import Settings
 
 pytestmark = pytest.mark.slow
 TOKEN = "collector-token-0123456789"
-QUICK = RetryPolicy(attempts=2, base=0.05, cap=1.0, max_inline_wait=0.5)
+QUICK = RetryPolicy(base=0.05, cap=1.0, probe_every=0.1)
 
 
 class FakeCollector:
@@ -43,9 +47,20 @@ class FakeCollector:
         self.batch_ids: list[str] = []
         self.answers: Counter[int] = Counter()
         self.down_until = 0.0
-        self.app = Starlette(routes=[Route("/v1/events", self.ingest, methods=["POST"])])
+        self.frozen = False  # answers nothing (as a SIGSTOPped process) until thawed
+        self.app = Starlette(routes=[Route("/v1/events", self.ingest, methods=["POST"]),
+                                     Route("/healthz", self.healthz, methods=["GET"])])
+
+    async def healthz(self, request: Request) -> Response:
+        await self.hold()
+        return JSONResponse({"ok": True})
+
+    async def hold(self) -> None:
+        while self.frozen:
+            await asyncio.sleep(0.01)
 
     async def ingest(self, request: Request) -> Response:
+        await self.hold()
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         if time.monotonic() < self.down_until:
@@ -70,9 +85,16 @@ class FakeCollector:
 
 @pytest.fixture
 def collector() -> Iterator[tuple[FakeCollector, str]]:
+    with serve_collector() as served:
+        yield served
+
+
+@contextmanager
+def serve_collector(port: int = 0) -> Iterator[tuple[FakeCollector, str]]:
     fake = FakeCollector()
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -151,3 +173,110 @@ def test_a_new_process_replays_the_spool_left_by_the_last_one(
     assert fake.seqs() == list(range(25))
     assert set(fake.batch_ids) == spooled_batches  # replayed under their original batch ids
     assert DiskSpool(spool_dir, 1 << 20).counts() == (0, 0, 0)
+
+
+def test_a_frozen_collector_never_holds_the_queue(
+        collector: tuple[FakeCollector, str], tmp_path: Path,
+        make_settings: Callable[..., Settings]) -> None:
+    """A collector that accepts connections and answers nothing (SIGSTOP) for longer than the
+    queue can hold: the worker keeps draining into the spool, and nothing is lost."""
+    fake, url = collector
+    settings = make_settings(collector_url=url, collector_token=Secret(TOKEN),
+                             spool_dir=tmp_path / "spool", flush_interval=0.05, batch_size=50,
+                             queue_size=200, collector_read_timeout=0.3,
+                             collector_connect_timeout=0.3)
+    capture = Capture(settings, retry=QUICK)
+    capture.start()
+    total = 2000
+    try:
+        emit(capture, settings, range(0, 100))
+        wait_for(lambda: len(fake.seqs()) == 100, 10, "the first events")
+        fake.frozen = True
+        for start in range(100, total, 100):  # 1,900 events over ~3 s: ten queues' worth
+            emit(capture, settings, range(start, start + 100))
+            time.sleep(0.15)
+        assert capture.stats()["spooled"] > 0, "the stall was not exercised"
+        assert capture.stats()["collector"] != "up"
+        fake.frozen = False
+        wait_for(lambda: len(fake.seqs()) == total, 20, "everything, after the thaw")
+    finally:
+        capture.shutdown(10)
+    stats = capture.stats()
+    assert stats["dropped"]["queue_full"] == 0 and sum(stats["dropped"].values()) == 0
+    assert fake.seqs() == list(range(total))
+    assert stats["spooled"] == 0 and stats["collector"] == "up"
+    assert stats["last_sent_at"] is not None and time.time() - stats["last_sent_at"] < 30
+
+
+def test_replay_starts_within_a_second_of_the_collector_answering_again(
+        tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    port = free_port()  # nobody listens yet: connection refused
+    settings = make_settings(collector_url=f"http://127.0.0.1:{port}",
+                             collector_token=Secret(TOKEN), spool_dir=tmp_path / "spool",
+                             flush_interval=0.05)
+    # The backoff alone would wait up to a minute: only the health check can be this quick.
+    capture = Capture(settings, retry=RetryPolicy(base=60.0, cap=60.0, probe_every=0.5))
+    capture.start()
+    try:
+        emit(capture, settings, range(30))
+        wait_for(lambda: capture.stats()["spooled"] == 30, 10, "the batch spooled")
+        assert capture.stats()["collector"] == "unreachable"
+        with serve_collector(port) as (fake, _):
+            up = time.monotonic()
+            wait_for(lambda: len(fake.seqs()) == 30, 10, "the replay")
+            took = time.monotonic() - up
+            assert fake.seqs() == list(range(30))
+    finally:
+        capture.shutdown(5)
+    assert took < 1.5, f"replay started {took:.2f} s after the collector came back"
+
+
+def test_a_collector_that_answers_but_fails_is_left_alone_for_its_retry_after(
+        collector: tuple[FakeCollector, str], tmp_path: Path,
+        make_settings: Callable[..., Settings]) -> None:
+    fake, url = collector
+    settings = make_settings(collector_url=url, collector_token=Secret(TOKEN),
+                             spool_dir=tmp_path / "spool", flush_interval=0.05)
+    fake.down_until = time.monotonic() + 60
+    capture = Capture(settings, retry=QUICK)
+    capture.start()
+    try:
+        emit(capture, settings, range(10))
+        wait_for(lambda: fake.answers[503] >= 1, 10, "a 503")
+        assert capture.stats()["collector"] == "failing"
+        time.sleep(0.6)  # Retry-After: 1; probing a failing collector would send again
+        assert fake.answers[503] == 1
+        fake.down_until = 0.0
+        wait_for(lambda: len(fake.seqs()) == 10, 10, "the replay after Retry-After")
+    finally:
+        capture.shutdown(5)
+
+
+def test_drops_are_logged_once_per_reason_per_interval_with_their_counts(
+        transport: Any, make_settings: Callable[..., Settings],
+        caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(queue_size=10, drop_log_interval=0.5)
+    capture = Capture(settings, transport=transport)  # not started: the queue only fills
+    caplog.set_level(logging.INFO, logger="consent_mw.capture.counters")
+    emit(capture, settings, range(500))
+    lines = [r for r in caplog.records if "queue_full" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING  # the first drop, at once
+    assert "dropped 1 items (queue_full)" in lines[0].getMessage()
+    time.sleep(0.6)
+    capture._counters.log_drops()  # what the sender does on each wake-up
+    lines = [r.getMessage() for r in caplog.records if "queue_full" in r.getMessage()]
+    assert len(lines) == 2 and "dropped 489 items (queue_full)" in lines[1]
+    assert "490 since start" in lines[1]
+    assert capture.stats()["dropped"]["queue_full"] == 490
+
+
+def test_a_consent_record_is_queued_when_page_views_no_longer_are(
+        transport: Any, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(queue_size=20)
+    capture = Capture(settings, transport=transport)
+    emit(capture, settings, range(30))
+    assert capture.stats()["dropped"]["queue_full"] == 10
+    capture.record(make_record())
+    assert capture.stats()["dropped"]["queue_full"] == 10  # the record took the reserve
+    capture.force_flush()
+    assert len(transport.records) == 1 and len(transport.events) == 20
