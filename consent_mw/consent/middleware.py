@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 #: Where the middleware can fail; each failure is counted under its place (``stats()``).
 ErrorPlace = Literal["read_request", "is_forgotten", "capture", "response_start", "inject",
-                     "record_sink", "self_service", "lifespan"]
+                     "record_sink", "self_service", "lifespan", "metrics"]
 ERROR_PLACES: tuple[ErrorPlace, ...] = get_args(ErrorPlace)
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
