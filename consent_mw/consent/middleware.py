@@ -2,10 +2,11 @@
 
 Everything that depends only on the settings is built once in ``__init__``. A request's
 consent inputs are read once (``consent.reading``); the request is then answered by the
-middleware's own routes (``consent.endpoints``) or passed to the app with a send wrapper
-(``consent._send``) that captures the page and changes headers and body only where needed:
-streamed, compressed, HEAD, 304 and non-HTML responses pass through untouched. Whatever fails
-is counted (:meth:`ConsentMiddleware.stats`) and the response is served regardless.
+middleware's own routes (``consent.endpoints``, and ``consent.metrics`` at ``metrics_path``)
+or passed to the app with a send wrapper (``consent._send``) that captures the page and
+changes headers and body only where needed: streamed, compressed, HEAD, 304 and non-HTML
+responses pass through untouched. Whatever fails is counted (:meth:`ConsentMiddleware.stats`)
+and the response is served regardless.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from consent_mw.consent.decision import undecided
 from consent_mw.consent.endpoints import Endpoints
 from consent_mw.consent.identity import Identity
 from consent_mw.consent.incoming import Incoming
+from consent_mw.consent.metrics import MetricsEndpoint
 from consent_mw.consent.reading import Reader, Reading
 from consent_mw.consent.records import MemorySink, RecordSink
 from consent_mw.consent.self_service import SelfService
@@ -36,11 +38,12 @@ log = logging.getLogger(__name__)
 
 #: Where the middleware can fail; each failure is counted under its place (``stats()``).
 ErrorPlace = Literal["read_request", "is_forgotten", "capture", "response_start", "inject",
-                     "record_sink", "self_service", "lifespan"]
+                     "record_sink", "self_service", "lifespan", "metrics"]
 ERROR_PLACES: tuple[ErrorPlace, ...] = get_args(ErrorPlace)
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
-#: How the settled path routes a path: a page to capture, an excluded path, our endpoint.
+#: How the settled path routes a path: a page to capture, an excluded path, our endpoint
+#: (the metrics path among them).
 _ROUTE_PAGE, _ROUTE_EXCLUDED, _ROUTE_OURS = 0, 1, 2
 MAX_ROUTES = 4096
 MAX_ROUTED_PATH = 512
@@ -84,6 +87,10 @@ class ConsentMiddleware:
         self.self_service = self_service if self_service is not None else SelfService(s)
         self.endpoints = Endpoints(s, self.identity, self.self_service, fail=self._fail)
         self.reader = Reader(s, self.codec)
+        # Capture's figures for a scraper; None (and prometheus-client never imported) when off.
+        self.metrics = (MetricsEndpoint(s, self.stats, fail=self._fail)
+                        if s.metrics_path is not None else None)
+        self._metrics_path = s.metrics_path
         self._read_sized = self.reader.read_sized
         self._has_tags = bool(s.tags)
         self._prefix_slash = s.prefix + "/"
@@ -129,6 +136,10 @@ class ConsentMiddleware:
                     await self.app(scope, receive,
                                    SettledSend(self, ctx, scope, send, header_bytes))
                 return
+        if path == self._metrics_path and self.metrics is not None:
+            # A scrape, not a visit: no consent to read, no ids, no page view.
+            await self.metrics(scope, send)
+            return
         incoming, ctx = self._read_or_fall_back(scope, reading, forget)
         scope[SCOPE_KEY] = ctx
         if path == GPC_JSON_PATH:
@@ -185,7 +196,8 @@ class ConsentMiddleware:
     def _route(self, path: str) -> int:
         """Where the settled path sends ``path``, remembered (bounded: paths come from
         visitors, so the map is emptied when full)."""
-        if path == self.settings.prefix or path.startswith((self._prefix_slash, GPC_JSON_PATH)):
+        if (path == self.settings.prefix or path == self._metrics_path
+                or path.startswith((self._prefix_slash, GPC_JSON_PATH))):
             route = _ROUTE_OURS
         elif path in self._excluded:
             route = _ROUTE_EXCLUDED

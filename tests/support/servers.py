@@ -34,9 +34,9 @@ def run_async(coroutine: Any) -> Any:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -61,9 +61,10 @@ class Served:
         self.thread.join(30)
 
 
-def serve(app: Any, *, port: int | None = None) -> Served:
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+def serve(app: Any, *, port: int | None = None, host: str = "127.0.0.1") -> Served:
+    """``app`` on ``host`` (loopback unless a test needs a peer that is not)."""
+    port = port or free_port(host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                            log_level="warning", lifespan="on",
                                            http="httptools", loop="asyncio"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -71,7 +72,7 @@ def serve(app: Any, *, port: int | None = None) -> Served:
     wait_for(lambda: server.started or not thread.is_alive(), 60, "uvicorn start")
     if not server.started:
         raise RuntimeError("uvicorn did not start")
-    return Served(f"http://127.0.0.1:{port}", server, thread)
+    return Served(f"http://{host}:{port}", server, thread)
 
 
 class Browser:
