@@ -57,7 +57,7 @@ CAPTURE_FIGURES: tuple[tuple[str, str, bool, str], ...] = (
     ("worker_errors", "worker_errors", True,
      "Failures of the capture worker's background work (each logged)"),
 )
-COLLECTOR_UP = {"up": 1, "down": 0}
+COLLECTOR_UP = {"up": 1, "unreachable": 0, "failing": 0}
 
 
 def _number(value: Any) -> float | None:

@@ -320,7 +320,7 @@ def test_two_middlewares_in_one_process_keep_their_own_figures(
 def test_figures_capture_adds_later_are_exported_when_present() -> None:
     stats: dict[str, Any] = {"errors": {"capture": 2}, "capture": {
         "queued": 3, "sent": 7, "dropped": {"queue_full": 4, "a_new_reason": 1},
-        "spool_bytes": 4096, "last_sent_at": 1_700_000_000.5, "collector": "down"}}
+        "spool_bytes": 4096, "last_sent_at": 1_700_000_000.5, "collector": "unreachable"}}
     registry = CollectorRegistry()
     registry.register(StatsCollector(lambda: stats, counter=CounterMetricFamily,
                                      gauge=GaugeMetricFamily))
