@@ -89,7 +89,7 @@ def dashboards() -> Any:
     except ImportError:  # an older checkout, for before/after figures
         from dashboards.auth import demo_users  # type: ignore[attr-defined]
 
-        def demo_accounts(password: str) -> Any:
+        def demo_accounts(password: str) -> Any:  # type: ignore[misc]
             return demo_users(password)[0]
     from dashboards.app import create_dashboards
     from dashboards.backends import CollectorBackend

@@ -19,7 +19,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -141,10 +140,10 @@ def run(store: Store, runs: int) -> None:
         samples = []
         for start, end in windows:
             view = View("custom", start, end, (), "auto", True)
-            params: dict[str, Any] = panel_params(panel, view, 5, "Asia/Tokyo", 10)
+            query_params = panel_params(panel, view, 5, "Asia/Tokyo", 10)
             name = "kpis_previous" if pid == "kpis_previous" else panel.query
             t = time.perf_counter()
-            query_run.run(store, name, params)
+            query_run.run(store, name, query_params)
             samples.append(time.perf_counter() - t)
         print(f"  {pid:18} {fmt(samples)}")
 

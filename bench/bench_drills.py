@@ -1,6 +1,8 @@
-"""Fault drills (issue 14): what a real web process and a real collector lose, duplicate and
-cost the site's latency when the collector stalls or crashes, the spool's disk fills, or the
-web process itself is killed.
+"""Fault drills: what capture loses, duplicates and costs in latency under a collector fault.
+
+What a real web process and a real collector lose, duplicate and cost the site's latency
+when the collector stalls or crashes, the spool's disk fills, or the web process itself is
+killed (issue 14).
 
 A ``consent-mw collector`` on a fresh chDB store and uvicorn (httptools, uvloop) serving a
 hello-world page app behind ``ConsentMiddleware`` (``bench/drill_app.py``), spooling to disk;
@@ -11,8 +13,8 @@ its stored row. Drills (``bench/drills.py``), each at every rate:
 - ``stall``: the collector frozen (SIGSTOP) for 20 s, then thawed;
 - ``collector_kills``: the collector killed (-9) and restarted after 6 s, twice, the second
   kill while the web process replays its spool;
-- ``disk_full``: the spool on a 256 KiB tmpfs (or, without root, a fault-injecting writer:
-  it needs ``DiskSpool(write=...)``), the collector down until the spool overflows; 1 % of
+- ``disk_full``: the spool on a 256 KiB tmpfs (or, without root, a fault-injecting writer
+  through ``DiskSpool(write=...)``), the collector down until the spool overflows; 1 % of
   requests are fresh visitors' consent decisions, whose records must all be stored (the
   drill's events compress to ~17 bytes each in the spool, so 256 KiB holds about what
   2 MiB holds of a real site's);

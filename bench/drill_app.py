@@ -10,14 +10,12 @@ captured): ``ConsentMiddleware.stats()`` as JSON.
 ``DRILL_SPOOL_FS_BYTES``: a full disk without a tmpfs (a CI machine that cannot mount one).
 The spool then writes through :func:`quota_writer`, which fails with ``ENOSPC`` once the
 spool directory would hold more than that many bytes, after writing part of the file, as a
-full disk does. It needs ``DiskSpool``'s ``write`` argument; without that argument the app
-refuses to start rather than run a drill that injects nothing.
+full disk does.
 """
 
 from __future__ import annotations
 
 import errno
-import inspect
 import json
 import os
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from typing import Any
 
 from consent_mw import ConsentMiddleware
 from consent_mw.capture.pipeline import Capture
-from consent_mw.capture.spool import DiskSpool, Spool
+from consent_mw.capture.spool import DiskSpool
 from consent_mw.settings import Settings
 from consent_mw.types import ASGIApp, Receive, Scope, Send
 
@@ -90,12 +88,8 @@ def _capture(settings: Settings) -> Capture | None:
         return None
     if settings.spool_dir is None or not settings.collector_url:
         raise SystemExit(f"{FS_BYTES_ENV} needs CONSENT_MW_SPOOL_DIR and a collector URL")
-    if "write" not in inspect.signature(DiskSpool).parameters:
-        raise SystemExit(f"{FS_BYTES_ENV} needs DiskSpool(..., write=...), which this "
-                         "consent_mw does not have: mount a tmpfs instead")
-    make_spool: Callable[..., Spool] = DiskSpool  # typed loosely: `write` is newer than some
-    spool = make_spool(settings.spool_dir, settings.spool_max_bytes,
-                       write=quota_writer(int(limit)))
+    spool = DiskSpool(settings.spool_dir, settings.spool_max_bytes,
+                      write=quota_writer(int(limit)))
     return Capture(settings, spool=spool)
 
 

@@ -136,7 +136,7 @@ def workdir_for(workdir: Path | None) -> Iterator[Path]:
 
 def wait_drained(web: WebProc, expected: int | None = None, timeout: float = 60.0,
                  settle: float = 3.0) -> tuple[bool, dict[str, Any]]:
-    """Wait until the web process holds nothing (queued and spooled both 0) and has
+    """Wait until the web process holds nothing (queued, in flight and spooled all 0) and has
     accounted for ``expected`` items (sent, rejected or dropped), or, without ``expected``
     or when items went unaccounted, until its counts have not moved for ``settle`` seconds.
     (drained, its last stats)."""
@@ -152,7 +152,7 @@ def wait_drained(web: WebProc, expected: int | None = None, timeout: float = 60.
             stats = stats or {}
         cap = stats.get("capture") or {}
         if cap:
-            idle = cap["queued"] == 0 and cap["spooled"] == 0
+            idle = cap["queued"] == 0 and cap["spooled"] == 0 and cap.get("in_flight", 0) == 0
             done = (cap["sent"] + cap["rejected"] + cap["records_sent"]
                     + sum(cap["dropped"].values()))
             if idle and expected is not None and done >= expected:

@@ -94,6 +94,19 @@ class Trace:
         """Consent decisions that were answered (2xx/3xx): each wrote a consent record."""
         return [r for r in self.requests if r.kind == "decision" and r.ok]
 
+    def eviction_order(self) -> dict[str, int]:
+        """Whether the lost pages were the oldest: ``kept_inside``, pages answered between
+        the first and the last lost one that were stored anyway (0 when whole batches went,
+        oldest first), and ``after``, the pages answered after the last lost one (all of them
+        stored when nothing newer went)."""
+        lost = [_number(p) for p in self.lost_paths]
+        if not lost:
+            return {"kept_inside": 0, "after": 0}
+        numbers = [_number(p) for p in self.sent_paths]
+        return {"kept_inside": sum(1 for n in numbers if lost[0] < n < lost[-1]
+                                   and self.stored[f"{_prefix(self.lost_paths[0])}{n}"]),
+                "after": sum(1 for n in numbers if n > lost[-1])}
+
     def latencies_ms(self, start: float, end: float) -> list[float]:
         return [r.latency * 1000 for r in self.requests
                 if r.latency is not None and start <= r.sent < end]
@@ -125,6 +138,10 @@ class Trace:
 
 def _ms(value: float) -> float:
     return value if math.isnan(value) else round(value, 2)
+
+
+def _prefix(path: str) -> str:
+    return path.rsplit("/", 1)[0] + "/"
 
 
 def _number(path: str) -> int:

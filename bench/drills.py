@@ -58,7 +58,8 @@ from bench.drill_trace import DrillResult, Trace, percentile
 
 __all__ = [
     "BLOCKED_AFTER", "MIB", "PREFIX", "CollectorProc", "DrillResult", "Load", "Request", "Rig",
-    "SpoolContents", "Trace", "WebProc", "collector_kills", "disk_full", "percentile",
+    "SpoolContents", "Trace", "WebProc", "can_mount_tmpfs", "collector_kills", "disk_full",
+    "percentile",
     "query_store", "rig", "spool_contents", "stall", "stored_consents", "stored_paths",
     "wait_drained", "web_kill",
 ]
@@ -184,10 +185,12 @@ def disk_full(rate: float, *, fs_bytes: int = MIB // 4,
                 end = time.monotonic()
                 time.sleep(after)
                 requests, achieved, expected = run_out(r, load)
-                result, _ = finish(r, requests, achieved, "disk_full", rate, (start, end),
-                                   began, drain_timeout=drain_timeout, expected=expected)
+                result, trace = finish(r, requests, achieved, "disk_full", rate,
+                                       (start, end), began, drain_timeout=drain_timeout,
+                                       expected=expected)
                 left = spool_contents(spool)
                 result.extra.update({
+                    "eviction_order": trace.eviction_order(),
                     "disk": disk, "fault": fault, "fs_bytes": fs_bytes,
                     "overflowed_after_s": full_after, "tmp_files": left.tmp_files,
                     "spool_files_left": left.files, "spool_bytes_left": left.bytes})
@@ -209,6 +212,17 @@ def _small_disk(directory: Path, size: int, tmpfs: bool | None
     if tmpfs:
         raise RuntimeError(f"cannot mount a tmpfs on {directory} (needs root)")
     yield "quota", lambda: _dir_bytes(directory)
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether this process may mount a tmpfs (root, and a kernel and container that let it)."""
+    with workdir_for(None) as wd:
+        probe = wd / "probe"
+        probe.mkdir()
+        if not _mount_tmpfs(probe, 64 * 1024):
+            return False
+        subprocess.run(["umount", str(probe)], capture_output=True)
+        return True
 
 
 def _mount_tmpfs(directory: Path, size: int) -> bool:

@@ -13,6 +13,7 @@ from consent_mw import ConsentMiddleware
 from consent_mw.capture.transport import SendResult, Suppressions
 from consent_mw.config import Secret
 from consent_mw.settings import Settings
+from consent_mw.types import Receive, Scope, Send
 
 PAGE = (
     b"<!doctype html><html lang='en'><head><title>hello</title></head>"
@@ -20,7 +21,7 @@ PAGE = (
 )
 
 
-async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def bare(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()

@@ -21,6 +21,7 @@ FULL = [
     ["bench_encode.py"],
     ["bench_ingest.py", "--events", "200000"],
     ["bench_memory.py", "--duration", "60"],
+    ["bench_drills.py"],
     ["bench_privacy.py", "--events", "10000000"],
     ["bench_dashboards.py", "--events", "10000000"],
 ]
@@ -30,6 +31,7 @@ QUICK = [
     ["bench_encode.py", "--events", "5000"],
     ["bench_ingest.py", "--events", "20000"],
     ["bench_memory.py", "--duration", "10"],
+    ["bench_drills.py", "--rates", "320", "--only", "stall", "--stall-seconds", "5"],
     ["bench_privacy.py", "--events", "200000"],
     ["bench_dashboards.py", "--events", "200000"],
 ]

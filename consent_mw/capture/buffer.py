@@ -50,6 +50,7 @@ class BatchBuffer(Generic[T]):
         self._tick = tick
         self._name = name
         self._queue: deque[tuple[T, int]] = deque()
+        self._exporting = 0
         self._cv = threading.Condition(threading.Lock())
         self._export_lock = threading.Lock()  # worker and inline flushes never export at once
         self._flush_requests: list[threading.Event] = []
@@ -111,8 +112,14 @@ class BatchBuffer(Generic[T]):
         self._bytes = 0 if not queue else max(0, self._bytes - released)
         return [item for item, _ in taken]
 
+    @property
+    def exporting(self) -> int:
+        """Items taken from the queue and not yet handed on by ``export``."""
+        return self._exporting
+
     def _export_all(self, items: list[T]) -> None:
         with self._export_lock:
+            self._exporting = len(items)
             for start in range(0, len(items), self.batch_size):
                 part = items[start:start + self.batch_size]
                 try:
@@ -120,6 +127,7 @@ class BatchBuffer(Generic[T]):
                 except Exception:  # the worker must survive anything an exporter does
                     log.exception("capture export failed; %d items dropped", len(part))
                     self._drop("error", len(part))
+                self._exporting -= len(part)
 
     def _run_tick(self) -> None:
         if self._tick is None:

@@ -110,12 +110,12 @@ class Capture:
     def stats(self) -> dict[str, Any]:
         """Counts since start (docs/capture.md): queued, delivered, spooled, dropped by reason,
         the collector's state. ``error`` drops and ``worker_errors`` are failures, logged."""
-        batches, events, records = self.spool.counts()
-        counts = self._counters.snapshot()
+        (batches, events, records), counts = self.spool.counts(), self._counters.snapshot()
         delivery = self._delivery
         return {
             "queued": len(self._buffer),
             "queued_bytes": self._buffer.bytes,
+            "in_flight": self._buffer.exporting + (self._sender.waiting if self._sender else 0),
             "sent": counts["sent"],
             "records_sent": counts["records_sent"],
             "rejected": counts["rejected"],

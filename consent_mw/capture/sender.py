@@ -40,9 +40,17 @@ class Sender:
         self._outbox: deque[Outgoing] = deque()
         self._outbox_bytes = 0
         self._busy = False  # the thread holds a batch taken from the outbox
+        self._current: Outgoing | None = None
         self._cv = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._stopping = False
+
+    @property
+    def waiting(self) -> int:
+        """Items in batches handed on and not yet delivered or spooled."""
+        with self._cv:
+            held = list(self._outbox) + ([self._current] if self._current else [])
+        return sum(len(b.events) + len(b.records) for b in held)
 
     @property
     def running(self) -> bool:
@@ -84,8 +92,9 @@ class Sender:
         return True
 
     def shutdown(self, timeout: float) -> None:
-        """Deliver or spool what waits, then stop the thread. A batch still in the outbox
-        after ``timeout`` (the thread stuck in a send) is spooled from this thread."""
+        """Deliver or spool what waits, then stop the thread. What is still waiting after
+        ``timeout`` (the thread stuck in a send) is spooled from this thread, the batch being
+        sent included: if that send succeeds after all, the collector drops the replay."""
         thread = self._thread
         if thread is None:
             return
@@ -93,6 +102,8 @@ class Sender:
         with self._cv:
             self._stopping = True
             left = list(self._outbox)
+            if self._busy and self._current is not None:
+                left.append(self._current)
             self._outbox.clear()
             self._outbox_bytes = 0
             self._cv.notify_all()
@@ -116,6 +127,7 @@ class Sender:
                 if batch is not None:
                     self._outbox_bytes -= batch.size
                     self._busy = True
+                    self._current = batch
             try:
                 if batch is not None:
                     if delivery.state == "up":
@@ -129,4 +141,5 @@ class Sender:
             finally:
                 with self._cv:
                     self._busy = False
+                    self._current = None
                     self._cv.notify_all()

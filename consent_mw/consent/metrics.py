@@ -48,6 +48,8 @@ ALLOW = [(b"allow", b"GET, HEAD")]
 CAPTURE_FIGURES: tuple[tuple[str, str, bool, str], ...] = (
     ("queued", "queued", False, "Items waiting in the capture queue"),
     ("queued_bytes", "queued_bytes", False, "Bytes the queued items hold"),
+    ("in_flight", "in_flight", False,
+     "Items taken by the worker or the sender, not yet sent or spooled"),
     ("sent", "sent", True, "Events delivered to the collector"),
     ("records_sent", "records_sent", True, "Consent records delivered to the collector"),
     ("rejected", "rejected", True, "Items the collector refused"),

@@ -11,10 +11,9 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".spool"
 CLAIM = ".claim-"
 #: Left free on the spool's filesystem, so the spool never fills it to the last block (file
-#: system metadata, the host's own writes).
+#: system metadata, the host's own writes): this much, or a twentieth of a smaller disk.
 FS_RESERVE = 256 * 1024
 
 #: ``write(path, data)``: create ``path`` holding ``data``, durably (fsync); raises OSError.
@@ -43,7 +42,7 @@ class _Entry:
 
 
 def _parse_name(name: str) -> _Entry | None:
-    # <ns:020d>-<batch_id hex>-<events>-<records>-<bytes>.spool
+    # <sent_at ms, then write order:020d>-<batch_id hex>-<events>-<records>-<bytes>.spool
     if not name.endswith(SUFFIX):
         return None
     parts = name[: -len(SUFFIX)].split("-")
@@ -72,13 +71,19 @@ def write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def free_bytes(directory: Path) -> int | None:
-    """Free space for unprivileged writers on ``directory``'s filesystem (None if unknown)."""
+def disk_room(directory: Path) -> tuple[int, int] | None:
+    """(free bytes for unprivileged writers, less the reserve; the block size) of
+    ``directory``'s filesystem, or None if unknown."""
     try:
         st = os.statvfs(directory)
     except (OSError, AttributeError):
         return None
-    return st.f_bavail * st.f_frsize
+    reserve = min(FS_RESERVE, st.f_blocks * st.f_frsize // 20)
+    return max(0, st.f_bavail * st.f_frsize - reserve), max(1, st.f_frsize)
+
+
+def _blocks(size: int, block: int) -> int:
+    return -(-size // block) * block
 
 
 class DiskSpool:
@@ -92,6 +97,7 @@ class DiskSpool:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._write = write or write_file
+        self._written = 0
         self._lock = threading.Lock()
         self._recover()
 
@@ -119,12 +125,25 @@ class DiskSpool:
         entries.sort(key=lambda e: e.name)  # the name starts with a zero-padded timestamp
         return entries
 
-    def _cap(self, held: int) -> int:
-        """``max_bytes``, or less when the filesystem has less room than that."""
-        free = free_bytes(self.dir)
-        if free is None:
-            return self.max_bytes
-        return min(self.max_bytes, max(0, held + free - FS_RESERVE))
+    def _plan(self, size: int, proof: bool, full: bool) -> list[_Entry] | None:
+        """What to evict so an entry of ``size`` bytes fits both under ``max_bytes`` and on
+        the disk, counted there in whole blocks (a small file takes one); None when it cannot
+        fit. ``full``: a write just failed, so the disk has no room beyond what we hold."""
+        entries = self._entries()
+        first = evictions(entries, size, proof, self.max_bytes)
+        room = disk_room(self.dir)
+        if first is None or room is None:
+            return first
+        free, block = room
+        gone = {e.name for e in first}
+        left = [replace(e, size=_blocks(e.size, block)) for e in entries if e.name not in gone]
+        held = sum(e.size for e in left)
+        cap = held if full else held + free + sum(_blocks(e.size, block) for e in first)
+        second = evictions(left, _blocks(size, block), proof, cap)
+        if second is None:
+            return None
+        names = {e.name for e in second}
+        return first + [e for e in entries if e.name in names]
 
     def put(self, batch_id: str, events: list[dict[str, Any]],
             records: list[dict[str, Any]], *, sent_at: int) -> Dropped:
@@ -132,19 +151,19 @@ class DiskSpool:
         for part_id, part_events, part_records in split(batch_id, events, records):
             body = encode(part_id, sent_at, part_events, part_records)
             with self._lock:
-                if not self._put(part_id, body, part_events, part_records, dropped):
+                if not self._put(part_id, sent_at, body, part_events, part_records, dropped):
                     dropped.add(len(part_events), len(part_records))
         return dropped
 
-    def _put(self, batch_id: str, body: bytes, events: list[dict[str, Any]],
+    def _put(self, batch_id: str, sent_at: int, body: bytes, events: list[dict[str, Any]],
              records: list[dict[str, Any]], dropped: Dropped) -> bool:
-        """Make room and write one entry; False when it cannot be kept."""
-        proof = bool(records)
-        entries = self._entries()
-        cap = self._cap(sum(e.size for e in entries))
+        """Make room and write one entry; False when it cannot be kept. Named after the age
+        of what it holds (``sent_at``, then the order of writing), not the time of writing:
+        two threads spool, and the oldest data must be evicted first."""
+        proof, full = bool(records), False
         while True:
-            evict = evictions(entries, len(body), proof, cap)
-            if evict is None:
+            evict = self._plan(len(body), proof, full)
+            if evict is None:  # counted (and logged, rate-limited) as spool_full by the caller
                 return False
             for old in evict:
                 try:
@@ -152,7 +171,9 @@ class DiskSpool:
                 except OSError:
                     continue  # claimed by a replay meanwhile
                 dropped.add(old.events, old.records)
-            name = (f"{time.time_ns():020d}-{batch_id.replace('-', '')}-{len(events)}-"
+            self._written = (self._written + 1) % 1_000_000
+            age = sent_at * 1_000_000 + self._written
+            name = (f"{age:020d}-{batch_id.replace('-', '')}-{len(events)}-"
                     f"{len(records)}-{len(body)}{SUFFIX}")
             tmp = self.dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
             try:
@@ -162,15 +183,12 @@ class DiskSpool:
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-                # The disk is fuller than statvfs said (other writers, quotas): shrink the
-                # cap to what is held now and evict again; give up once nothing can go.
-                entries = self._entries()
-                held = sum(e.size for e in entries)
-                if cap <= held or not entries:
-                    log.warning("spool write failed (%s); batch of %d events, %d records "
-                                "not kept", exc.strerror or exc, len(events), len(records))
+                # The disk is fuller than statvfs said (other writers, quotas): plan again
+                # as if it had no room but what we hold; give up once nothing can go.
+                log.debug("spool write failed (%s); evicting to make room", exc.strerror or exc)
+                if full and not evict:
                     return False
-                cap = held
+                full = True
 
     def claim_oldest(self) -> SpooledBatch | None:
         for entry in self._entries():
