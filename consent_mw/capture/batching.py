@@ -79,15 +79,46 @@ class Batches:
 
 
 class Exporter:
-    """The export function of the capture buffer: build, size-check, batch, hand on."""
+    """The export function of the capture buffer: build, size-check, batch, hand on.
+
+    Called for every few hundred items the worker takes, it builds them at once, so the
+    worker never holds the GIL long nor the queue many request objects; the built events
+    wait here until ``batch_size`` of them are ready or :meth:`flush` (once per interval),
+    so the collector still gets large batches.
+    """
 
     def __init__(self, hits: HitBuilder, suppressions: SuppressionList, counters: Counters,
-                 send: Callable[[Items, Items, int], None], *, max_event_bytes: int) -> None:
+                 send: Callable[[Items, Items, int], None], *, max_event_bytes: int,
+                 batch_size: int = wire.MAX_BATCH_ITEMS) -> None:
         self._hits = hits
         self._suppressions = suppressions
         self._counters = counters
         self._send = send
         self._max_event_bytes = max_event_bytes
+        self._batch_size = batch_size
+        self._events: Items = []
+        self._sizes: list[int] = []
+        self._others: list[tuple[dict[str, Any], int, bool]] = []
+
+    @property
+    def held(self) -> int:
+        """Items built and not yet handed on."""
+        return len(self._events) + len(self._others)
+
+    def flush(self, keep: int = 0) -> None:
+        """Hand on what was built so far, in batches under the wire's caps; ``keep``: leave
+        that many of the newest events for the next batch (a full batch goes out alone)."""
+        if not self._events and not self._others:
+            return
+        cut = len(self._events) - keep
+        events, sizes, others = self._events[:cut], self._sizes[:cut], self._others
+        self._events, self._sizes, self._others = self._events[cut:], self._sizes[cut:], []
+        batches = Batches(self._max_event_bytes, self._counters.drop)
+        batches.add_events(events, sizes)
+        for built in others:
+            batches.add(*built)
+        for batch_events, records, size in batches.done():
+            self._send(batch_events, records, size)
 
     def __call__(self, items: list[Item]) -> None:
         hits = [item for item in items if isinstance(item, PageHit)]
@@ -101,8 +132,6 @@ class Exporter:
                 and suppressed(visitor_id=hit.visitor_id, consent_id=hit.state.consent_id))]
             self._counters.drop("suppressed", len(hits) - len(kept))
             hits = kept
-        events: Items = []
-        sizes: list[int] = []
         for start in range(0, len(hits), BUILD_STEP):
             if start:
                 # The worker holds the GIL while it builds; the server's event loop would
@@ -112,10 +141,8 @@ class Exporter:
             part = hits[start:start + BUILD_STEP]
             part_events, part_sizes = self._hits.build_all(
                 part, new_event_ids(len(part)), self._build_failed)
-            events += part_events
-            sizes += part_sizes
-        batches = Batches(self._max_event_bytes, self._counters.drop)
-        batches.add_events(events, sizes)
+            self._events += part_events
+            self._sizes += part_sizes
         for item in others:
             try:
                 built = self._build_other(item)
@@ -123,9 +150,9 @@ class Exporter:
                 self._build_failed()
                 continue
             if built is not None:
-                batches.add(*built)
-        for batch_events, records, size in batches.done():
-            self._send(batch_events, records, size)
+                self._others.append(built)
+        if self.held >= self._batch_size:
+            self.flush(keep=max(0, self.held - self._batch_size))
 
     def _build_failed(self) -> None:
         log.exception("building a capture event failed")

@@ -36,11 +36,15 @@ class BatchBuffer(Generic[T]):
         max_bytes: int = 32 * 1024 * 1024,
         drop: Callable[[str, int], None] = lambda reason, n: None,
         tick: Callable[[], None] | None = None,
+        flush: Callable[[], None] | None = None,
+        wake_every: int | None = None,
         name: str = "consent-mw-capture",
     ) -> None:
         self._export = export
+        self._flush = flush
         self.max_queue = max_queue
         self.batch_size = batch_size
+        self.wake_every = min(batch_size, wake_every or batch_size)
         self.interval = interval
         self.max_bytes = max_bytes
         self._bytes = 0  # of the queued items, as emitted; approximate under thread races
@@ -90,7 +94,7 @@ class BatchBuffer(Generic[T]):
             return False
         self._bytes += nbytes
         queue.append((item, nbytes))
-        if (size + 1) % self.batch_size == 0:  # wake the worker once per batch, not per item
+        if (size + 1) % self.wake_every == 0:  # wake the worker once per step, not per item
             with self._cv:
                 self._cv.notify()
         return True
@@ -129,6 +133,16 @@ class BatchBuffer(Generic[T]):
                     self._drop("error", len(part))
                 self._exporting -= len(part)
 
+    def _flush_export(self) -> None:
+        if self._flush is None:
+            return
+        with self._export_lock:
+            try:
+                self._flush()
+            except Exception:  # the worker must survive anything an exporter does
+                log.exception("capture export flush failed")
+                self._drop("error", 0)
+
     def _run_tick(self) -> None:
         if self._tick is None:
             return
@@ -142,17 +156,21 @@ class BatchBuffer(Generic[T]):
         while True:
             with self._cv:
                 remaining = self.interval - (time.monotonic() - last)
-                if (remaining > 0 and len(self._queue) < self.batch_size
+                if (remaining > 0 and len(self._queue) < self.wake_every
                         and not self._flush_requests and not self._stopping):
                     self._cv.wait(remaining)
                 requests = self._flush_requests
                 self._flush_requests = []
                 stopping = self._stopping
-                due = (time.monotonic() - last >= self.interval or requests or stopping
-                       or len(self._queue) >= self.batch_size)
+                # Every step's items are handed to the exporter; what it holds goes out
+                # once per interval (or sooner, by its own batch size), and on demand.
+                due = time.monotonic() - last >= self.interval or requests or stopping
+                step = len(self._queue) >= self.wake_every
+            if due or step:
+                self._export_all(self._take_all())
             if due:
                 last = time.monotonic()
-                self._export_all(self._take_all())
+                self._flush_export()
             self._run_tick()
             for event in requests:
                 event.set()
@@ -163,6 +181,7 @@ class BatchBuffer(Generic[T]):
         """Export everything queued now; True if done within ``timeout``."""
         if not self.running:  # not started (or stopped): flush in the caller's thread
             self._export_all(self._take_all())
+            self._flush_export()
             self._run_tick()
             return True
         done = threading.Event()
@@ -179,6 +198,7 @@ class BatchBuffer(Generic[T]):
         thread = self._thread
         if thread is None or not thread.is_alive():
             self._export_all(self._take_all())
+            self._flush_export()
             return True
         with self._cv:
             self._stopping = True
@@ -190,4 +210,5 @@ class BatchBuffer(Generic[T]):
             return False
         # An emit that raced with shutdown may have queued after the worker's last drain.
         self._export_all(self._take_all())
+        self._flush_export()
         return True

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 #: What a queued item costs beyond the request data it holds (the tuple, its references).
 ITEM_OVERHEAD = 256
 RECORD_BYTES = 2048  # a consent record, built by the middleware: a fixed, small shape
+BUILD_EVERY = 64  # items the worker builds at a time (it holds the GIL meanwhile)
 #: Paths whose exclusion is remembered (Capture.page), and the longest: they come from
 #: visitors, so the map is emptied when full (~2 MiB at most).
 MAX_PATHS = 4096
@@ -82,15 +83,14 @@ class Capture:
             analytics=self._analytics, marketing=self._marketing,
             search_params=settings.search_params, click_id_params=settings.click_id_params,
             trusted_proxies=settings.trusted_proxies, forwarded_header=settings.forwarded_header)
+        self._exporter = Exporter(hits, self.suppressions, self._counters, self._send,
+                                  max_event_bytes=settings.max_event_bytes,
+                                  batch_size=settings.batch_size)
         self._buffer: BatchBuffer[Item] = BatchBuffer(
-            Exporter(hits, self.suppressions, self._counters, self._send,
-                     max_event_bytes=settings.max_event_bytes),
-            max_queue=settings.queue_size,
-            max_bytes=settings.queue_max_bytes,
-            batch_size=settings.batch_size,
-            interval=settings.flush_interval,
-            drop=self._counters.drop,
-        )
+            self._exporter, flush=self._exporter.flush, wake_every=BUILD_EVERY,
+            max_queue=settings.queue_size, max_bytes=settings.queue_max_bytes,
+            batch_size=settings.batch_size, interval=settings.flush_interval,
+            drop=self._counters.drop)
         # Bound once: every page queues through it (or nowhere, with capture off).
         self._emit = self._buffer.emit if self.enabled else _discard
 
@@ -115,7 +115,8 @@ class Capture:
         return {
             "queued": len(self._buffer),
             "queued_bytes": self._buffer.bytes,
-            "in_flight": self._buffer.exporting + (self._sender.waiting if self._sender else 0),
+            "in_flight": (self._buffer.exporting + self._exporter.held
+                          + (self._sender.waiting if self._sender else 0)),
             "sent": counts["sent"],
             "records_sent": counts["records_sent"],
             "rejected": counts["rejected"],

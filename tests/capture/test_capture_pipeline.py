@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from support.capture import VISITOR, RecordingTransport, down, failures, make_ctx, make_scope
+from support.servers import wait_for
 
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import MemorySpool
@@ -89,6 +90,26 @@ def test_batches_are_cut_at_batch_size(make_settings: Callable[..., Settings],
     assert capture.force_flush(5)
     assert [len(b.events) for b in transport.batches] == [10, 10, 5]
     assert len({b.batch_id for b in transport.batches}) == 3
+
+
+def test_the_worker_builds_in_small_steps_but_sends_whole_batches(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    """Pages are built a few dozen at a time, so the worker never holds the GIL (and the
+    queue its requests) for long, but the collector still gets large batches."""
+    settings = make_settings(batch_size=500, flush_interval=30.0)
+    capture = Capture(settings, transport=transport)
+    capture.start()
+    try:
+        pages(capture, settings, 1200)
+        wait_for(lambda: len(transport.events) == 1000, 10, "two full batches")
+        stats = capture.stats()
+        # Built and held for the next batch, or waiting for the next step: counted either way.
+        assert stats["in_flight"] > 0 and stats["queued"] + stats["in_flight"] == 200
+        assert [len(b.events) for b in transport.batches] == [500, 500]
+        assert capture.force_flush(5)
+        assert [len(b.events) for b in transport.batches] == [500, 500, 200]
+    finally:
+        capture.shutdown(5)
 
 
 def test_consent_records_ride_in_the_same_batches(make_settings: Callable[..., Settings],
