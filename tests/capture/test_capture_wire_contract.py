@@ -15,7 +15,7 @@ from support.capture import CONSENT_ID, SESSION, VISITOR, RecordingTransport, ma
 from consent_mw.capture.hits import HOUR_MS
 from consent_mw.capture.pipeline import Capture
 from consent_mw.settings import Settings
-from consent_mw.wire import EVENT_SCHEMA
+from consent_mw.wire import ENCODE_STEP, EVENT_SCHEMA
 
 VALIDATOR = Draft202012Validator(EVENT_SCHEMA)
 UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -189,3 +189,18 @@ def test_batches_decode_to_the_events_sent_including_what_orjson_refuses(
     decoded = json.loads(gzip.decompress(body))  # as the collector reads it
     assert decoded["events"] == json.loads(json.dumps(events))
     assert decoded["events"][1]["properties"]["huge"] == 10**30
+
+
+@pytest.mark.parametrize("n", [0, 1, ENCODE_STEP - 1, ENCODE_STEP, ENCODE_STEP + 1, 1234])
+def test_a_batch_encoded_in_steps_is_the_one_json_document(n: int) -> None:
+    import gzip
+
+    from consent_mw.wire import SCHEMA_ID, encode_batch
+
+    events = [{"event_id": str(i), "path": f"/p/{i}", "big": 10**30 if i == 7 else i}
+              for i in range(n)]
+    records = [{"record_id": "r1"}]
+    decoded = json.loads(gzip.decompress(encode_batch(events, records, batch_id="b",
+                                                      sent_at=5)))
+    assert decoded == {"schema": SCHEMA_ID, "sent_at": 5, "batch_id": "b", "events": events,
+                       "consent_records": records}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,9 +40,7 @@ class Spool(Protocol):
 
 
 def encode(batch_id: str, sent_at: int, events: list[dict[str, Any]],
-            records: list[dict[str, Any]]) -> bytes:
-    raw = wire.encode_json({"batch_id": batch_id, "sent_at": sent_at, "events": events,
-                            "consent_records": records})
-    return gzip.compress(raw, compresslevel=5)  # on disk, bytes are what the cap counts
-
-
+           records: list[dict[str, Any]]) -> bytes:
+    """A spool file: the wire's batch body, gzip level 5 (on disk, bytes are what the cap
+    counts)."""
+    return wire.encode_batch(events, records, batch_id=batch_id, sent_at=sent_at, level=5)
