@@ -27,6 +27,15 @@ DEFAULT_CLICK_ID_PARAMS = (
     "gclid", "gbraid", "wbraid", "dclid", "fbclid", "yclid", "msclkid", "ttclid",
     "twclid", "li_fat_id", "ldtag_cl",
 )
+DEFAULT_APP_HOSTS = (
+    "line.me=line", "lin.ee=line", "liff.line.me=line", "page.line.me=line",
+    "instagram.com=instagram", "www.instagram.com=instagram", "x.com=x", "twitter.com=x",
+    "facebook.com=facebook", "www.facebook.com=facebook", "m.facebook.com=facebook",
+    "youtube.com=youtube", "www.youtube.com=youtube", "youtu.be=youtube",
+    "tiktok.com=tiktok", "www.tiktok.com=tiktok",
+)
+DEFAULT_DOWNLOAD_EXTENSIONS = ("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "csv",
+                               "txt", "zip", "jpg", "jpeg", "png", "mp4", "mp3")
 DEFAULT_EXCLUDE_PATHS = ("/_consent", "/_collector", "/dashboards", "/.well-known",
                          "/favicon.ico", "/static/", "/robots.txt")
 
@@ -100,6 +109,17 @@ class Settings:
     collector_read_timeout: float = 5.0
     #: Drops are logged at most once per reason per interval, with their counts.
     drop_log_interval: float = 60.0
+    #: The first-party interaction beacon (docs/capture.md, "Interactions"): its script goes
+    #: into the pages of visitors who granted analytics; off unless set.
+    beacon: bool = False
+    #: Outbound hosts whose link paths are kept (scrubbed); of any other host, the host only.
+    beacon_path_hosts: tuple[str, ...] = ()
+    #: ``host=app`` pairs: a link to the host is an app link of that name.
+    beacon_app_hosts: tuple[str, ...] = DEFAULT_APP_HOSTS
+    #: File extensions a link's path ends in for it to count as a download.
+    beacon_download_extensions: tuple[str, ...] = DEFAULT_DOWNLOAD_EXTENSIONS
+    #: Interactions one visitor may report a minute; more are refused (429).
+    beacon_per_minute: int = 120
     #: Capture stats as Prometheus text (needs ``prometheus-client``); off unless set.
     #: Answered to loopback peers, or to a bearer ``metrics_token`` when one is set.
     metrics_path: str | None = None
@@ -144,6 +164,10 @@ class Settings:
             or self.metrics_path.startswith(self.prefix + "/")
         ):
             raise SettingsError("metrics_path", "must start with '/' and lie outside the prefix")
+        for pair in self.beacon_app_hosts:
+            host, sep, app = pair.partition("=")
+            if not sep or not host or not app:
+                raise SettingsError("beacon_app_hosts", f"{pair!r} is not host=app")
         if self.visitor_max_age > 396 * DAY:
             raise SettingsError("visitor_max_age", "must be at most 13 months")
 
@@ -235,6 +259,8 @@ _READERS: dict[str, Callable[[Source, str], object]] = {
     "default_locale": _text, "forwarded_header": _text,
     "locales": _strings, "allowed_origins": _strings, "trusted_proxies": _strings,
     "search_params": _strings, "click_id_params": _strings, "exclude_paths": _strings,
+    "beacon_path_hosts": _strings, "beacon_app_hosts": _strings,
+    "beacon_download_extensions": _strings, "beacon": _flag, "beacon_per_minute": _integer,
     "consent_max_age": _duration, "visitor_max_age": _duration, "session_timeout": _duration,
     "banner": _flag, "capture": _flag,
     "max_body_bytes": _integer, "queue_size": _integer, "queue_max_bytes": _integer,
@@ -253,5 +279,5 @@ _MINIMUMS: dict[str, float] = {
     "max_body_bytes": 256, "queue_size": 1, "queue_max_bytes": 64 * 1024, "batch_size": 1,
     "flush_interval": 0.001, "max_event_bytes": 512, "spool_max_bytes": 0,
     "suppression_refresh": 0.1, "collector_connect_timeout": 0.05,
-    "collector_read_timeout": 0.05, "drop_log_interval": 0.0,
+    "collector_read_timeout": 0.05, "drop_log_interval": 0.0, "beacon_per_minute": 1,
 }

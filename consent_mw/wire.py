@@ -26,7 +26,13 @@ CONTENT_ENCODING = "gzip"
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # decompressed
 MAX_BATCH_ITEMS = 5_000
 
-EVENT_KINDS = ("pageview", "anonymous", "custom", "identify")
+EVENT_KINDS = ("pageview", "anonymous", "custom", "identify", "interaction")
+#: What an ``interaction`` event's ``name`` says happened (the first-party beacon's report):
+#: a link off the site, a phone or e-mail link, an app link (LINE, Instagram...), a file
+#: download, a form sent, how far the page was scrolled, how long it was in use.
+INTERACTIONS = ("outbound", "tel", "mailto", "app", "download", "form", "scroll", "engaged")
+SCROLL_STEP = 25  # scroll depth is kept in quarters of the page: 0, 25, 50, 75, 100
+MAX_ENGAGED_SECONDS = 1800  # a page's engaged time is capped: a tab left open is not reading
 RECORD_EVENTS = ("shown", "decided", "updated", "withdrawn", "gpc_applied")
 RECORD_METHODS = ("accept_all", "reject_all", "save", "gpc", "api", "none")
 RECORD_COMPONENTS = ("banner", "preferences", "api", "self_service")
@@ -92,6 +98,15 @@ EVENT_SCHEMA: dict[str, Any] = {
         "utm_term": _s(),
         "utm_content": _s(),
         "click_id_type": _s(32),
+        # interactions (kind "interaction", name one of INTERACTIONS): never a number, an
+        # address, a query string or a form value, only where and what kind
+        "target_host": _s(253),  # outbound: the link's host; app: the app's host
+        "target_path": _s(MAX_PATH),  # an allowlisted outbound host's path; a download's
+        #                               path; a form's action path
+        "target": _s(128),  # app: its name ("line"); download: the extension; form: its id
+        "scroll_depth": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+        "engaged_seconds": {"type": ["integer", "null"], "minimum": 0,
+                            "maximum": MAX_ENGAGED_SECONDS},
         # the site's own events
         "conversion": {"type": "boolean"},  # a custom event sent as a conversion (marketing)
         "properties": {
@@ -157,6 +172,11 @@ BATCH_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+def scroll_step(percent: int) -> int:
+    """A scroll depth (0-100) down to its quarter: the one rule, for the beacon and the store."""
+    return max(0, min(100, percent)) // SCROLL_STEP * SCROLL_STEP
 
 
 def encode_json(item: Any) -> bytes:
