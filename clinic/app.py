@@ -75,6 +75,10 @@ def demo_settings(secret_key: str, **overrides: Any) -> Settings:
         "policy_label": POLICY_LABEL,
         "policy_text": policy_text(),
         "tags": (GOOGLE_ANALYTICS,),
+        # The beacon reports taps on the phone number, LINE, the booking site and the price
+        # list; the booking site's paths are the clinic's own, so they are kept.
+        "beacon": True,
+        "beacon_path_hosts": ("reserve.example.com",),
     }
     values.update(overrides)
     return Settings.from_env(**values)

@@ -214,6 +214,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "address": "〒170-0013 東京都豊島区東池袋1-30-6 セイコーサンシャインビルXII 6F"
         " / TEL 03-5810-2238(10:00〜17:00)",
         "demo_note": "これはデモサイトです。実在の医療機関ではありません。",
+        "contact": "お問い合わせ",
+        "line": "LINEで相談",
+        "web_booking": "Web予約(外部サイト)",
+        "price_list": "料金表(PDF)",
+        "contact_note": "電話番号・LINE・予約サイトはデモ用で、どこにもつながりません。",
     },
     "en": {
         "clinic": "Aladdin Cosmetic Clinic",
@@ -260,5 +265,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "address": "6F Seiko Sunshine Building XII, 1-30-6 Higashi-Ikebukuro, Toshima-ku, "
         "Tokyo 170-0013 / TEL 03-5810-2238 (10:00–17:00)",
         "demo_note": "This is a demo site, not a real clinic.",
+        "contact": "Contact us",
+        "line": "Ask us on LINE",
+        "web_booking": "Book online (external site)",
+        "price_list": "Price list (PDF)",
+        "contact_note": "The phone number, LINE account and booking site are for the demo "
+        "and reach nobody.",
     },
 }

@@ -84,6 +84,25 @@ def test_static_css_is_served(client: TestClient) -> None:
     assert "text/css" in response.headers["content-type"]
 
 
+@pytest.mark.parametrize("path", ["/", "/en", "/treatments/" + TREATMENTS[0].slug, "/reservation"])
+def test_every_page_carries_each_interaction_the_beacon_reports(
+        client: TestClient, path: str) -> None:
+    """A person trying the demo can try every row of docs/capture.md's interaction table:
+    a phone tap, an e-mail link, LINE and Instagram, an outbound booking site, a download."""
+    html = client.get(path).text
+    for href in ('href="tel:', 'href="mailto:', 'href="https://line.me/',
+                 'href="https://www.instagram.com/', 'href="https://reserve.example.com/',
+                 'href="/static/price-list.pdf"'):
+        assert href in html, (path, href)
+
+
+def test_the_price_list_is_a_real_pdf(client: TestClient) -> None:
+    response = client.get("/static/price-list.pdf")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-") and response.content.rstrip().endswith(b"%%EOF")
+
+
 def test_search_finds_treatments_in_either_language() -> None:
     assert [t.slug for t in search_treatments("二重")] == ["futae"]
     assert [t.slug for t in search_treatments("LASER")] == ["datsumo"]
