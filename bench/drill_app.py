@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.overhead_app import bare
 from consent_mw import ConsentMiddleware
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.spool import DiskSpool
@@ -30,26 +31,8 @@ from consent_mw.types import ASGIApp, Receive, Scope, Send
 
 STATS_PATH = "/_drill/stats"
 FS_BYTES_ENV = "DRILL_SPOOL_FS_BYTES"
-PAGE = (
-    b"<!doctype html><html lang='en'><head><title>drill</title></head>"
-    b"<body><h1>Hello, world</h1><p>A small page.</p></body></html>"
-)
-_PAGE_HEADERS = [(b"content-type", b"text/html; charset=utf-8"),
-                 (b"content-length", str(len(PAGE)).encode())]
-
-
-async def page(scope: Scope, receive: Receive, send: Send) -> None:
-    """200 and the same small page for every path."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    await send({"type": "http.response.start", "status": 200, "headers": _PAGE_HEADERS})
-    await send({"type": "http.response.body", "body": PAGE})
+#: The overhead bench's hello-world page app: 200 and the same small page for every path.
+page = bare
 
 
 def _used(directory: Path) -> int:
