@@ -175,6 +175,19 @@ def test_home_page_screenshots_with_the_banner(
                 page.screenshot(path=str(artifacts / f"demo-{locale}.png"), full_page=False)
             finally:
                 page.close()
+        # On a phone, in Japanese: the page, its contact links included, fits the width.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="ja-JP",
+                                 is_mobile=True, has_touch=True, device_scale_factor=2)
+        try:
+            phone.goto(base + "/")
+            phone.locator("#cmw-banner").wait_for(state="visible", timeout=10_000)
+            assert phone.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth"), "overflows"
+            for href in ("tel:0300000000", "/static/price-list.pdf"):
+                assert phone.locator(f'a[href="{href}"]').is_visible()
+            phone.screenshot(path=str(artifacts / "demo-ja-390.png"), full_page=True)
+        finally:
+            phone.close()
         code, out = stop(proc, signal.SIGTERM)
     assert code == 0, out
     assert (artifacts / "demo-ja.png").stat().st_size > 10_000
