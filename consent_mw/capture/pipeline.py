@@ -33,8 +33,7 @@ from consent_mw.state import RequestContext
 
 log = logging.getLogger(__name__)
 
-#: What a queued item costs beyond the request data it holds (the tuple, its references).
-ITEM_OVERHEAD = 256
+ITEM_OVERHEAD = 256  # what a queued item costs beyond the request data it holds
 RECORD_BYTES = 2048  # a consent record, built by the middleware: a fixed, small shape
 BUILD_EVERY = 64  # items the worker builds at a time (it holds the GIL meanwhile)
 #: Paths whose exclusion is remembered (Capture.page), and the longest: they come from
