@@ -70,8 +70,11 @@ def test_a_full_disk_drops_the_oldest_page_views_and_keeps_every_consent_record(
     extra = result.extra
     assert extra["disk"] == disk
     assert extra["overflowed_after_s"] is not None, "the disk never filled"
-    # Drops are counted as what they are, and only page views were dropped.
-    assert result.dropped.get("spool_full", 0) == result.lost > 0, result.dropped
+    # Drops are counted as what they are, and only page views were dropped. Every page lost
+    # was counted; a count may exceed the loss by the batch the collector stored as it was
+    # killed: unanswered, it was spooled, and later evicted from the full spool.
+    full = result.dropped.get("spool_full", 0)
+    assert 0 < result.lost <= full <= result.lost + 2 * RATE, result.dropped
     assert {r for r, n in result.dropped.items() if n} == {"spool_full"}
     assert result.duplicated == 0
     records = extra["records"]

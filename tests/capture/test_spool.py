@@ -179,3 +179,22 @@ def test_a_full_disk_evicts_the_oldest_page_views_and_leaves_no_temp_file(
     # Room again: nothing more is lost.
     disk.room = 1 << 30
     assert spool.put("after", [ev(1000)], [record(1000)], sent_at=1) == Dropped()
+
+
+def test_a_disk_that_counts_bytes_keeps_every_record_while_page_views_can_go(
+        tmp_path: Path) -> None:
+    """A quota (or a writer) that refuses by bytes, on a filesystem that counts blocks: the
+    spool must free what the refused write needs, in bytes, not a block per small file, or
+    it runs out of page views to evict and starts evicting records."""
+    disk = FullDisk(tmp_path, 12_000)
+    spool = DiskSpool(tmp_path, 1 << 30, write=disk)
+    dropped = Dropped()
+    for n in range(20):
+        d = spool.put(f"b{n}", [ev(n * 20 + i) for i in range(20)], [], sent_at=n)
+        dropped.add(d.events, d.records)
+    for n in range(60):  # records alone: ~6 KB in all, half the disk
+        d = spool.put(f"r{n}", [], [record(n)], sent_at=100 + n)
+        dropped.add(d.events, d.records)
+    assert disk.refused > 0, "the disk never filled"
+    assert dropped.records == 0 and spool.counts()[2] == 60
+    assert spool.counts()[1] > 0  # and not every page view had to go

@@ -128,8 +128,12 @@ class DiskSpool:
     def _plan(self, size: int, proof: bool, full: bool) -> list[_Entry] | None:
         """What to evict so an entry of ``size`` bytes fits both under ``max_bytes`` and on
         the disk, counted there in whole blocks (a small file takes one); None when it cannot
-        fit. ``full``: a write just failed, so the disk has no room beyond what we hold."""
+        fit. ``full``: a write just failed, so there is no room beyond what we hold: free
+        ``size`` bytes of it (in bytes, whatever the disk counts: a quota may count bytes, and
+        a disk that counts blocks fails again and gets more evicted)."""
         entries = self._entries()
+        if full:
+            return evictions(entries, size, proof, sum(e.size for e in entries))
         first = evictions(entries, size, proof, self.max_bytes)
         room = disk_room(self.dir)
         if first is None or room is None:
@@ -138,7 +142,7 @@ class DiskSpool:
         gone = {e.name for e in first}
         left = [replace(e, size=_blocks(e.size, block)) for e in entries if e.name not in gone]
         held = sum(e.size for e in left)
-        cap = held if full else held + free + sum(_blocks(e.size, block) for e in first)
+        cap = held + free + sum(_blocks(e.size, block) for e in first)
         second = evictions(left, _blocks(size, block), proof, cap)
         if second is None:
             return None
