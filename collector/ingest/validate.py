@@ -4,7 +4,8 @@ Pure functions over dicts; the ingest pipeline counts what they report. A batch 
 is not the wire shape (:func:`check_batch`) is refused whole, however it arrived (HTTP or the
 in-process transport). Within a batch items are independent: oversized strings are truncated
 to the wire caps (and counted) rather than rejected, because the rest of such an event is still
-good; a field the schema does not know, a wrong type or a bad id rejects the item.
+good; a field the schema does not know, a wrong type or a bad id rejects the item, and so
+does the one rule the schema cannot say: an interaction event names one of the interactions.
 """
 
 from __future__ import annotations
