@@ -33,3 +33,14 @@ def test_data_tables_are_sharded_behind_a_distributed_table() -> None:
         assert "{shard}" in _engine_of(f"{table}_local", statements)
         assert f"Distributed(`main`, currentDatabase(), {table}_local" in _engine_of(
             table, statements)
+
+
+def test_interaction_columns_reach_the_shards_and_the_distributed_front() -> None:
+    statements = [s for s in render_all(DdlOptions(cluster="main"))
+                  if "ADD COLUMN IF NOT EXISTS target_host String" in s]
+    assert [s.split(" ADD")[0] for s in statements] == [
+        "ALTER TABLE events_local ON CLUSTER `main`", "ALTER TABLE events ON CLUSTER `main`"]
+    for sql in statements:
+        for column in ("target_path String", "target LowCardinality(String)",
+                       "scroll_depth UInt8", "engaged_seconds UInt32"):
+            assert f"ADD COLUMN IF NOT EXISTS {column} AFTER" in sql

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from collector.ddl.tables import (
+    INTERACTION_COLUMNS,
     PURGED_TABLES,
     ROLLUP_TABLES,
     DdlOptions,
@@ -84,6 +85,23 @@ def _conversion_column(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
 
 
+def _interaction_columns(o: DdlOptions) -> list[str]:
+    """The interaction columns, after ``conversion`` in declaration order, in one ALTER per
+    table. ``IF NOT EXISTS`` makes a rerun (a start that died before recording the version)
+    a no-op, and leaves a store that already has some of them with all of them."""
+    after = "conversion"
+    clauses = []
+    for column in INTERACTION_COLUMNS:
+        clauses.append(f"ADD COLUMN IF NOT EXISTS {column} AFTER {after}")
+        after = column.split()[0]
+    add = ", ".join(clauses)
+    if o.cluster is None:
+        return [f"ALTER TABLE events {add}"]
+    on = f" ON CLUSTER {ident(o.cluster)}"
+    # The Distributed front needs the columns too, or inserts and reads through it fail.
+    return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
@@ -92,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "events: the conversion flag of custom events", _conversion_column),
     Migration(5, "daily rollups for the dashboards",
               _tables(rollup_days_table, rollup_totals_table, rollup_dims_table)),
+    Migration(6, "events: what interaction events report", _interaction_columns),
 )
 
 

@@ -120,6 +120,8 @@ def events_table(o: DdlOptions) -> Table:
     INDEX idx_visitor visitor_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user user_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_consent consent_id TYPE bloom_filter(0.001) GRANULARITY 1""",
+        # Columns added later come by migration, after click_id_type: conversion (4) and
+        # INTERACTION_COLUMNS (6). This CREATE is migration 1's and is never edited.
         # Dashboards always filter a date range first, then split anonymous counts from
         # consented detail (kind), then group by page.
         tail=f"""PARTITION BY toYYYYMM(ts)
@@ -127,6 +129,19 @@ ORDER BY (toDate(ts), kind, path, ts)
 TTL toDateTime(ts) + INTERVAL {o.events_ttl} SECOND
 SETTINGS non_replicated_deduplication_window = 10000""",
     )
+
+
+#: What an interaction event (kind "interaction", ``consent_mw.wire.INTERACTIONS``) adds to
+#: the events table: where a link or form went and what it was, how far the page was
+#: scrolled, how long it was in use. Empty or 0 on every other event. They follow the row's
+#: retention: none of them names a person.
+INTERACTION_COLUMNS = (
+    "target_host String",  # an outbound or app link's host
+    "target_path String",  # an allowlisted host's path, a download's, a form's action
+    "target LowCardinality(String)",  # an app's name, a download's extension, a form's id
+    "scroll_depth UInt8",  # in quarters: 0, 25, 50, 75, 100
+    "engaged_seconds UInt32",
+)
 
 
 def consent_records_table(o: DdlOptions) -> Table:

@@ -99,6 +99,12 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("utm_content", 'e.get("utm_content") or ""'),
     ("click_id_type", 'e.get("click_id_type") or ""'),
     ("conversion", 'e.get("conversion") is True'),
+    # interactions (migration 6); validation has brought scroll_depth to its quarter
+    ("target_host", 'e.get("target_host") or ""'),
+    ("target_path", 'e.get("target_path") or ""'),
+    ("target", 'e.get("target") or ""'),
+    ("scroll_depth", 'int(e.get("scroll_depth") or 0)'),
+    ("engaged_seconds", 'int(e.get("engaged_seconds") or 0)'),
     ("properties", '_props(e.get("properties"))'),
     ("traits", '_traits(e.get("traits"))'),
 )

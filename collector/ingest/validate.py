@@ -4,7 +4,8 @@ Pure functions over dicts; the ingest pipeline counts what they report. A batch 
 is not the wire shape (:func:`check_batch`) is refused whole, however it arrived (HTTP or the
 in-process transport). Within a batch items are independent: oversized strings are truncated
 to the wire caps (and counted) rather than rejected, because the rest of such an event is still
-good; a field the schema does not know, a wrong type or a bad id rejects the item.
+good; a field the schema does not know, a wrong type or a bad id rejects the item, and so
+does the one rule the schema cannot say: an interaction event names one of the interactions.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from collector.errors import CollectorError
 from collector.ingest._fastschema import compile_item, compile_schema
-from consent_mw.wire import BATCH_SCHEMA, EVENT_SCHEMA, MAX_TEXT, RECORD_SCHEMA
+from consent_mw.wire import (
+    BATCH_SCHEMA,
+    EVENT_SCHEMA,
+    INTERACTIONS,
+    MAX_TEXT,
+    RECORD_SCHEMA,
+    scroll_step,
+)
 
 # Compiled once: validators are reused for every item of every batch.
 BATCH_VALIDATOR = Draft202012Validator(BATCH_SCHEMA)
@@ -121,6 +129,19 @@ def _check_ts(item: Mapping[str, Any], now_ms: int, skew_ms: int, clock: str) ->
     return ""
 
 
+def _check_interaction(item: dict[str, Any]) -> str:
+    """What the schema cannot say: an interaction is one of :data:`INTERACTIONS`. Also
+    brings a scroll depth down to its quarter, whatever the sender did (the one rule,
+    ``wire.scroll_step``), so no finer reading of a page is ever stored."""
+    if item["kind"] == "interaction" and item.get("name") not in INTERACTIONS:
+        return (f"name: {item.get('name')!r} is not an interaction; expected one of "
+                f"{', '.join(INTERACTIONS)}")
+    depth = item.get("scroll_depth")
+    if depth is not None:  # the schema let only an integer (maybe 50.0) in 0..100 through
+        item["scroll_depth"] = scroll_step(int(depth))
+    return ""
+
+
 @functools.lru_cache(maxsize=65_536)  # real traffic repeats addresses
 def normalise_ip(value: str) -> str | None:
     """The canonical text of an IP address (IPv4-mapped IPv6 unwrapped), or None if invalid."""
@@ -154,6 +175,10 @@ def check_event(
         error = best_match(EVENT_VALIDATOR.iter_errors(item))
         if error is not None:
             return Checked(None, "schema", _reason(error), truncated)
+    # After both paths, so the fast one and jsonschema cannot disagree on it.
+    wrong = _check_interaction(item)
+    if wrong:
+        return Checked(None, "schema", wrong[:MAX_REASON], truncated)
     skew = _check_ts(item, now_ms, skew_ms, clock)
     if skew:
         return Checked(None, "clock_skew", skew, truncated)

