@@ -139,7 +139,17 @@ def _check_interaction(item: dict[str, Any]) -> str:
     depth = item.get("scroll_depth")
     if depth is not None:  # the schema let only an integer (maybe 50.0) in 0..100 through
         item["scroll_depth"] = scroll_step(int(depth))
+    # Defence in depth behind the beacon, which already sends neither: a phone or e-mail
+    # tap keeps no target at all, and no target path keeps a query or a fragment.
+    if item.get("name") in _NO_TARGET:
+        item["target_host"] = item["target_path"] = item["target"] = None
+    path = item.get("target_path")
+    if isinstance(path, str) and ("?" in path or "#" in path):
+        item["target_path"] = path.split("?", 1)[0].split("#", 1)[0]
     return ""
+
+
+_NO_TARGET = frozenset({"tel", "mailto"})
 
 
 @functools.lru_cache(maxsize=65_536)  # real traffic repeats addresses

@@ -97,6 +97,21 @@ def test_scroll_depth_is_stored_in_quarters(client: TestClient,
     assert stored == {str(d): q for d, q in sent.items()}
 
 
+def test_no_tap_keeps_a_target_and_no_target_path_keeps_a_query(
+        client: TestClient, service: CollectorService) -> None:
+    """Behind the beacon, which sends neither: a sender that did would still store none."""
+    sent = [interaction("tel", target="0312345678", target_path="/tel:0312345678"),
+            interaction("mailto", target_host="example.com", target="a@example.com"),
+            interaction("outbound", target_host="partner.example",
+                        target_path="/book?name=Hanako&tel=0312345678#top")]
+    assert post(client, sent).status_code == 200
+    rows = {r["name"]: r for r in service.store.dicts(
+        f"SELECT name, {', '.join(INTERACTION_FIELDS)} FROM events")}
+    assert (rows["tel"]["target"], rows["tel"]["target_path"]) == ("", "")
+    assert (rows["mailto"]["target_host"], rows["mailto"]["target"]) == ("", "")
+    assert rows["outbound"]["target_path"] == "/book"
+
+
 def test_interactions_are_enriched_exactly_like_custom_events(
         service: CollectorService) -> None:
     # Device only from a UA, place only under location consent, ip_prefix from an address.
