@@ -9,8 +9,8 @@ beacon's ``POST {prefix}/beacon`` are the only state-changing routes; all pass
 ``consent_mw.http.respond_error``.
 
 Static files are served under their own name (cached an hour) and under a content-hashed
-name, ``beacon.<12 hex of sha256>.js``, cached for a year as ``immutable``: a page that
-names the hashed file gets a new name whenever the file changes.
+one, ``name.<12 hex of its sha256>.ext``, cached for a year as ``immutable``: a page that
+names the hashed file (the beacon's does) names a new file whenever the file changes.
 """
 
 from __future__ import annotations

@@ -313,6 +313,7 @@ def test_the_hashed_script_is_cached_for_a_year(site: Site) -> None:
     assert plain.content == r.content
     assert plain.headers["cache-control"] == "public, max-age=3600"
     assert httpx.get(site.url + "/_consent/static/beacon.000000000000.js").status_code == 404
+    site.no_errors()
 
 
 def test_the_script_element_names_the_hashed_file_and_escapes_settings(
