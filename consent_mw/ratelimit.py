@@ -62,17 +62,20 @@ class RateLimit:
             level = self._level(key, time.monotonic())
         return None if level >= 1 else (1 - level) / self._rate
 
-    def check(self, *keys: str) -> float | None:
-        """Take one token from every key's bucket: None when all allow it, else the seconds
-        until the emptiest one would (and no token is taken from any)."""
+    def check(self, *keys: str, cost: int = 1) -> float | None:
+        """Take ``cost`` tokens (one request of several reports costs one per report; never
+        more than the limit, so any request can pass once the bucket is full) from every
+        key's bucket: None when all allow it, else the seconds until the emptiest one would
+        (and no token is taken from any)."""
+        need = max(1, min(cost, self.limit))
         now = time.monotonic()
         with self._lock:
             levels = [self._level(key, now) for key in keys]
-            short = [(1 - level) / self._rate for level in levels if level < 1]
+            short = [(need - level) / self._rate for level in levels if level < need]
             if short:
                 return max(short)
             for key, level in zip(keys, levels, strict=True):
-                self._store(key, level - 1, now)
+                self._store(key, level - need, now)
             return None
 
     def _level(self, key: str, now: float) -> float:

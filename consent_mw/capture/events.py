@@ -1,10 +1,11 @@
-"""Events from the site's own code: ``track()`` (custom events and conversions) and
-``identify()`` (an account linked to the visitor). Pure.
+"""Events from the site's own code: ``track()`` (custom events and conversions),
+``identify()`` (an account linked to the visitor) and the interaction beacon's reports. Pure.
 
-``Capture.custom`` and ``Capture.identify`` queue a :class:`SiteEvent` only under analytics
-consent (a conversion also under marketing), with the account id already a keyed hash; the
-worker turns it into a wire event here, its properties and traits cleaned. Pages are not
-site events: see ``consent_mw.capture.hits``.
+``Capture.custom``, ``Capture.identify`` and ``Capture.interaction`` queue a
+:class:`SiteEvent` only under analytics consent (a conversion also under marketing), with the
+account id already a keyed hash; the worker turns it into a wire event here, its properties,
+traits, paths and targets cleaned (scrubbed and capped). Pages are not site events: see
+``consent_mw.capture.hits``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from consent_mw import wire
 from consent_mw.capture.fields import clean_host, clean_text, json_size
@@ -40,11 +41,32 @@ def page_of(scope: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     return host, scope.get("path")
 
 
+class Interaction(NamedTuple):
+    """One beacon report, classified by ``consent_mw.consent.beacon``: where it happened and
+    what kind of thing was used, never what was typed or dialled. The paths are as the
+    visitor's browser gave them (percent-decoded, without query or fragment); the build
+    scrubs and caps every string."""
+
+    name: str  # one of wire.INTERACTIONS
+    page: str  # the path of the page it happened on
+    target_host: str | None = None
+    target_path: str | None = None
+    target: str | None = None  # app name, file extension or form id
+    scroll_depth: int | None = None  # already in quarters (wire.scroll_step)
+    engaged_seconds: int | None = None  # already capped (wire.MAX_ENGAGED_SECONDS)
+
+    @property
+    def size(self) -> int:
+        """What it weighs in the queue, beyond the item's overhead."""
+        return sum(len(v) for v in (self.page, self.target_host, self.target_path,
+                                    self.target) if v)
+
+
 @dataclass(slots=True, kw_only=True)
 class SiteEvent:
     """A ``track()`` or ``identify()`` call, as queued: the values as the site gave them."""
 
-    kind: str  # "custom" | "identify"
+    kind: str  # "custom" | "identify" | "interaction"
     ts: int  # ms
     consent: Mapping[str, bool]
     gpc: bool = False
@@ -60,6 +82,8 @@ class SiteEvent:
     # identify
     user_id: str | None = None  # already the keyed hash
     traits: Mapping[str, Any] | None = None  # as given; cleaned by the build
+    # interaction (its page in host and path)
+    interaction: Interaction | None = None
 
 
 def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | float | bool | None]:
@@ -93,6 +117,8 @@ def _event(ev: SiteEvent, event_id: str) -> dict[str, Any]:
         event["path"] = clean_text(ev.path, wire.MAX_PATH) if ev.path else None
         if ev.conversion:
             event["conversion"] = True
+    elif ev.kind == "interaction" and ev.interaction is not None:
+        event.update(interaction_fields(ev.interaction, ev.host))
     elif ev.kind == "identify":
         event["name"] = "identify"
         event["user_id"] = ev.user_id
@@ -105,6 +131,25 @@ def _event(ev: SiteEvent, event_id: str) -> dict[str, Any]:
     event["consent_id"] = ev.consent_id
     event["gpc"] = ev.gpc
     return event
+
+
+def interaction_fields(it: Interaction, host: str | None) -> dict[str, Any]:
+    """An interaction's wire fields: its page like a pageview's (host, scrubbed path), its
+    target scrubbed and capped like every kept string."""
+    if it.name not in wire.INTERACTIONS:
+        raise ValueError(f"unknown interaction {it.name!r}")
+    return {
+        "name": it.name,
+        "host": clean_host(host),
+        "path": clean_text(it.page, wire.MAX_PATH) or "/",
+        "target_host": clean_host(it.target_host),
+        "target_path": clean_text(it.target_path, wire.MAX_PATH),
+        "target": clean_text(it.target, 128),
+        "scroll_depth": (None if it.scroll_depth is None
+                         else wire.scroll_step(it.scroll_depth)),
+        "engaged_seconds": (None if it.engaged_seconds is None
+                            else max(0, min(it.engaged_seconds, wire.MAX_ENGAGED_SECONDS))),
+    }
 
 
 def build_site_event(ev: SiteEvent, event_id: str) -> tuple[dict[str, Any], int]:

@@ -1,8 +1,9 @@
 """Capture pipeline: consent-gated pages and site events → bounded queue → worker → events →
 collector.
 
-The request path (:meth:`Capture.page`, ``custom``, ``identify``, ``record``) checks consent
-and queues references; it never blocks and never raises. The worker builds and scrubs events
+The request path (:meth:`Capture.page`; ``custom``, ``identify`` and ``interaction``
+through ``site``; ``record``) checks consent and queues references; it never blocks and
+never raises. The worker builds and scrubs events
 (``hits``, ``events``), batches them with consent records (``batching``) and hands them to
 the sender (``sender``, ``delivery``), or, when the collector is down or slow, to the spool,
 replayed when it answers again. :meth:`Capture.stats` counts what did not go as planned.
@@ -20,20 +21,19 @@ from consent_mw.capture.batching import Exporter, Item, Items
 from consent_mw.capture.buffer import BatchBuffer
 from consent_mw.capture.counters import Counters
 from consent_mw.capture.delivery import Delivery
-from consent_mw.capture.events import SiteEvent, page_of, props_size
+from consent_mw.capture.events import Interaction
 from consent_mw.capture.hits import HitBuilder, PageHit, headers_size
 from consent_mw.capture.sender import Sender
+from consent_mw.capture.site import ITEM_OVERHEAD, SiteEvents
 from consent_mw.capture.spool import DiskSpool, MemorySpool, Spool
 from consent_mw.capture.suppression import SuppressionList
 from consent_mw.capture.transport import HttpTransport, RetryPolicy, Transport
 from consent_mw.consent.decision import analytics_gate, marketing_gate
-from consent_mw.ids import hash_user_id
 from consent_mw.settings import PathExclusions, Settings
 from consent_mw.state import RequestContext
 
 log = logging.getLogger(__name__)
 
-ITEM_OVERHEAD = 256  # what a queued item costs beyond the request data it holds
 RECORD_BYTES = 2048  # a consent record, built by the middleware: a fixed, small shape
 BUILD_EVERY = 64  # items the worker builds at a time (it holds the GIL meanwhile)
 #: Paths whose exclusion is remembered (Capture.page), and the longest: they come from
@@ -92,6 +92,9 @@ class Capture:
             drop=self._counters.drop)
         # Bound once: every page queues through it (or nowhere, with capture off).
         self._emit = self._buffer.emit if self.enabled else _discard
+        self._site = SiteEvents(analytics=self._analytics, marketing=self._marketing,
+                                hash_key=settings.hash_key, suppressions=self.suppressions,
+                                counters=self._counters, emit=self._emit)
 
     def _make_spool(self) -> Spool:
         if self.settings.spool_dir is not None:
@@ -185,57 +188,21 @@ class Capture:
     def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any], *,
                conversion: bool = False, scope: Mapping[str, Any] | None = None) -> None:
         """A custom event from the site's code (``track``); a conversion also needs marketing."""
-        if not self.enabled:
-            return
-        try:
-            state = ctx.state
-            marketing = state.granted_any(self._marketing)
-            if not state.granted_any(self._analytics) or (conversion and not marketing):
-                self._counters.drop("no_consent")
-                return
-            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
-                                               consent_id=state.consent_id):
-                self._counters.drop("suppressed")
-                return
-            host, path = page_of(scope)
-            self._emit(SiteEvent(
-                kind="custom", ts=_time_ns() // 1_000_000, consent=state.categories,
-                gpc=state.gpc, path=path, host=host, name=str(name),
-                properties=dict(properties or {}), conversion=conversion,
-                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
-                consent_id=state.consent_id,
-            ), ITEM_OVERHEAD + len(path or "") + len(str(name)) + props_size(properties))
-        except Exception:
-            log.exception("capture.custom failed")
-            self._counters.drop("error")
+        if self.enabled:
+            self._site.custom(ctx, name, properties, conversion=conversion, scope=scope)
 
     def identify(self, ctx: RequestContext, user_id: str, traits: Mapping[str, Any], *,
                  scope: Mapping[str, Any] | None = None) -> None:
         """Link the visitor to an account (``identify``): the id leaves only as a keyed hash."""
-        if not self.enabled:
-            return
-        try:
-            state = ctx.state
-            if not state.granted_any(self._analytics):
-                self._counters.drop("no_consent")
-                return
-            if user_id is None or str(user_id) == "":
-                return
-            user_hash = hash_user_id(self.settings.hash_key, str(user_id))
-            if self.suppressions.is_suppressed(visitor_id=ctx.visitor_id,
-                                               user_id_hash=user_hash,
-                                               consent_id=state.consent_id):
-                self._counters.drop("suppressed")
-                return
-            self._emit(SiteEvent(
-                kind="identify", ts=_time_ns() // 1_000_000, consent=state.categories,
-                gpc=state.gpc, user_id=user_hash, traits=dict(traits or {}),
-                visitor_id=ctx.visitor_id, session_id=ctx.session_id,
-                consent_id=state.consent_id,
-            ), ITEM_OVERHEAD + props_size(traits))
-        except Exception:
-            log.exception("capture.identify failed")
-            self._counters.drop("error")
+        if self.enabled:
+            self._site.identify(ctx, user_id, traits)
+
+    def interaction(self, ctx: RequestContext, report: Interaction, *,
+                    host: str | None = None) -> bool:
+        """One report of the interaction beacon (``consent.beacon``) on ``host``'s page
+        ``report.page``, admitted like a custom event. True when queued; otherwise the drop
+        is counted (``no_consent``, ``suppressed``, ``queue_full``...)."""
+        return self.enabled and self._site.interaction(ctx, report, host=host)
 
     def record(self, record: Mapping[str, Any]) -> None:
         """A consent record (wire RECORD_SCHEMA), through the same pipeline as events.

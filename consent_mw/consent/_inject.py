@@ -1,8 +1,9 @@
 """What the middleware changes in a page response: ``Vary`` and ``Cache-Control`` on the
-headers, the banner and the granted tags before the body's last ``</body>``.
+headers, the banner, the granted tags and the beacon before the body's last ``</body>``.
 
-Only HTML gets a banner or tags, and only a complete, uncompressed body of a response that
-has one (no HEAD, 1xx, 204, 205 or 304): streamed and compressed responses pass untouched.
+Only HTML gets a banner, tags or the beacon, and only a complete, uncompressed body of a
+response that has one (no HEAD, 1xx, 204, 205 or 304): streamed and compressed responses pass
+untouched.
 """
 
 from __future__ import annotations
@@ -108,11 +109,13 @@ def _parse_charset(content_type: bytes) -> str:
 
 
 def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any],
-               message: Message, info: tuple[bool, bytes | None]) -> bool:
-    """Whether this response gets a banner or tags, so its body must be held and changed."""
-    if ctx.state.decided and not settings.tags:  # the common case, decided first
+               message: Message, info: tuple[bool, bytes | None], *,
+               beacon: bool = False) -> bool:
+    """Whether this response gets a banner, tags or (``beacon``: this visitor granted
+    analytics and the beacon is on) the beacon, so its body must be held and changed."""
+    if ctx.state.decided and not (settings.tags or beacon):  # the common case, decided first
         return False
-    if not (settings.banner or settings.tags) or scope.get("method") == "HEAD":
+    if not (settings.banner or settings.tags or beacon) or scope.get("method") == "HEAD":
         return False
     status = int(message.get("status", 200))
     if status < 200 or status in (204, 205, 304):
@@ -123,20 +126,23 @@ def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any]
     if encoding and encoding.strip().lower() != b"identity":
         return False
     if ctx.state.decided:
-        return bool(settings.tags)
-    return settings.banner
+        return bool(settings.tags) or beacon
+    return settings.banner or beacon
 
 
 def inject(settings: Settings, ctx: RequestContext, incoming: Incoming,
-           scope: Mapping[str, Any], start: Message, body: bytes) -> bytes | None:
-    """The body with tags and banner before the last ``</body>``; None to leave it."""
+           scope: Mapping[str, Any], start: Message, body: bytes, *,
+           beacon: str = "") -> bytes | None:
+    """The body with tags, the beacon's script element (``beacon``, given only for a
+    visitor who granted analytics) and the banner before the last ``</body>``; None to
+    leave it."""
     at = body.lower().rfind(b"</body")
     if at < 0:
         return None
     lang = i18n.from_html(body)
     ctx.locale = i18n.choose_locale(
         settings, html_lang=lang, accept_language=incoming.header(b"accept-language") or "")
-    snippet = render_tags(settings, ctx.state) if ctx.state.decided else ""
+    snippet = (render_tags(settings, ctx.state) if ctx.state.decided else "") + beacon
     if not ctx.state.decided and settings.banner:
         # Its script reports the display (POST {prefix}/shown), which writes the
         # ``shown`` record: see Endpoints.shown.

@@ -69,10 +69,10 @@ class SettledSend:
 
 class PageSend:
     """The send wrapper of any other page response: capture, cookies, ``Vary``, and the
-    banner or tags when the response is a complete HTML body."""
+    banner, tags or beacon when the response is a complete HTML body."""
 
-    __slots__ = ("ctx", "excluded", "header_bytes", "held", "incoming", "mw", "passthrough",
-                 "scope", "send")
+    __slots__ = ("beacon", "ctx", "excluded", "header_bytes", "held", "incoming", "mw",
+                 "passthrough", "scope", "send")
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, incoming: Incoming,
                  scope: Scope, send: Send, header_bytes: int = -1) -> None:
@@ -85,13 +85,20 @@ class PageSend:
         self.excluded = mw.excluded(scope.get("path", ""))
         self.held: Message | None = None
         self.passthrough = False
+        self.beacon = ""  # the beacon's script element, when this page gets it
 
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             info = None if self.excluded else self._start(message)
-            if (info is not None and (self.mw._has_tags or not self.ctx.state.decided)
-                    and wants_body(self.mw.settings, self.ctx, self.scope, message, info)):
+            mw = self.mw
+            if info is not None and mw.beacon_tag is not None and not (
+                    self.ctx.state.granted_names.isdisjoint(mw._analytics)):
+                self.beacon = mw.beacon_tag  # analytics granted: its interactions may count
+            if (info is not None
+                    and (mw._has_tags or self.beacon or not self.ctx.state.decided)
+                    and wants_body(mw.settings, self.ctx, self.scope, message, info,
+                                   beacon=bool(self.beacon))):
                 self.held = message
                 return
             await self.send(message)
@@ -157,7 +164,7 @@ class PageSend:
         body: bytes = message.get("body", b"")
         try:
             new_body = inject(self.mw.settings, self.ctx, self.incoming, self.scope, start,
-                              body)
+                              body, beacon=self.beacon)
             if new_body is not None:
                 start["headers"] = injected_headers(start["headers"], len(new_body))
                 message = {**message, "body": new_body}

@@ -1,14 +1,21 @@
 """The middleware's own routes under ``settings.prefix`` and ``/.well-known/gpc.json``: the
 status JSON, the preferences and external-transmission pages, static files, and the routing
-to the POSTs (``consent.posts``) and to self-service (``consent.self_service``).
+to the POSTs (``consent.posts``, ``consent.beacon``) and to self-service
+(``consent.self_service``).
 
-``POST {prefix}`` (a consent decision) and the deletion POST of ``{prefix}/my-data`` are the
-only state-changing routes; both pass ``consent_mw.http.same_origin``, else 403. Refusals are
-answered by ``consent_mw.http.respond_error``.
+``POST {prefix}`` (a consent decision), the deletion POST of ``{prefix}/my-data`` and the
+beacon's ``POST {prefix}/beacon`` are the only state-changing routes; all pass
+``consent_mw.http.same_origin``, else 403. Refusals are answered by
+``consent_mw.http.respond_error``.
+
+Static files are served under their own name (cached an hour) and under a content-hashed
+one, ``name.<12 hex of its sha256>.ext``, cached for a year as ``immutable``: a page that
+names the hashed file (the beacon's does) names a new file whenever the file changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from importlib import resources
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from consent_mw.consent.banner import safe_return
+from consent_mw.consent.beacon import Beacon
 from consent_mw.consent.i18n import choose_locale
 from consent_mw.consent.identity import Identity
 from consent_mw.consent.incoming import Incoming
@@ -37,9 +45,17 @@ STATIC_TYPES = {
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GPC_LAST_UPDATE = "2026-11-24"
+SHORT_CACHE = b"public, max-age=3600"
+IMMUTABLE = b"public, max-age=31536000, immutable"
 
 
 REASONS = {404: "not found", 405: "method not allowed"}
+
+
+def hashed_name(name: str, body: bytes) -> str:
+    """``name`` with the first 12 hex digits of the SHA-256 of ``body`` before its suffix."""
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{suffix}"
 
 
 async def refuse(scope: Scope, send: Send, status: int,
@@ -56,18 +72,24 @@ class Endpoints:
     """Routes served by the middleware itself (no host-app involvement)."""
 
     def __init__(self, settings: Settings, identity: Identity, self_service: SelfService, *,
-                 fail: Callable[[ErrorPlace], None]) -> None:
+                 fail: Callable[[ErrorPlace], None], beacon: Beacon | None = None) -> None:
         self.settings = settings
         self.identity = identity
         self.codec = identity.codec
         self.self_service = self_service
+        self.beacon = beacon  # None: the beacon is off, and so is its route
         self._fail = fail  # counts a failure of ours; the answer goes out regardless
-        self.static: dict[str, tuple[bytes, bytes]] = {}
+        #: file name → (body, content type, cache control); ``hashed``: name → hashed name.
+        self.static: dict[str, tuple[bytes, bytes, bytes]] = {}
+        self.hashed: dict[str, str] = {}
         root = resources.files("consent_mw") / "static"
         for entry in root.iterdir():
             suffix = "." + entry.name.rsplit(".", 1)[-1]
             if entry.is_file() and suffix in STATIC_TYPES:
-                self.static[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
+                body = entry.read_bytes()
+                self.static[entry.name] = (body, STATIC_TYPES[suffix], SHORT_CACHE)
+                self.hashed[entry.name] = hashed_name(entry.name, body)
+                self.static[self.hashed[entry.name]] = (body, STATIC_TYPES[suffix], IMMUTABLE)
         label = self.settings.policy_label
         self.posts = Posts(settings, identity)
         self.gpc_body = json_bytes({"gpc": True,
@@ -104,12 +126,14 @@ class Endpoints:
                 await refuse(scope, send, 404)
                 return
             await respond(send, 200, found[0], found[1],
-                          [(b"cache-control", b"public, max-age=3600"),
+                          [(b"cache-control", found[2]),
                            (b"x-content-type-options", b"nosniff")],
                           head=method == "HEAD")
             return
         routes = {"": ("GET", "HEAD", "POST"), "/preferences": ("GET", "HEAD"),
                   "/external-transmission": ("GET", "HEAD"), "/shown": ("POST",)}
+        if self.beacon is not None:
+            routes["/beacon"] = ("POST",)
         if sub not in routes:
             await refuse(scope, send, 404)
             return
@@ -121,6 +145,9 @@ class Endpoints:
             return
         if sub == "/shown":
             await self.posts.shown(ctx, incoming, scope, receive, send)
+            return
+        if sub == "/beacon" and self.beacon is not None:
+            await self.beacon.handle(ctx, incoming, scope, receive, send)
             return
         head = method == "HEAD"
         no_store = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Sec-GPC")]

@@ -21,8 +21,9 @@ from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.transport import Transport
 from consent_mw.config import SettingsError
 from consent_mw.consent._send import PageSend, SettledSend
+from consent_mw.consent.beacon import Beacon, render_beacon
 from consent_mw.consent.cookies import CookieCodec
-from consent_mw.consent.decision import undecided
+from consent_mw.consent.decision import analytics_gate, undecided
 from consent_mw.consent.endpoints import Endpoints
 from consent_mw.consent.identity import Identity
 from consent_mw.consent.incoming import Incoming
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: Where the middleware can fail; each failure is counted under its place (``stats()``).
 ErrorPlace = Literal["read_request", "is_forgotten", "capture", "response_start", "inject",
-                     "record_sink", "self_service", "lifespan", "metrics"]
+                     "record_sink", "self_service", "lifespan", "metrics", "beacon"]
 ERROR_PLACES: tuple[ErrorPlace, ...] = get_args(ErrorPlace)
 
 GPC_JSON_PATH = "/.well-known/gpc.json"
@@ -85,7 +86,15 @@ class ConsentMiddleware:
         self.codec = CookieCodec(s)
         self.identity = Identity(s, self.codec, self.write_record)
         self.self_service = self_service if self_service is not None else SelfService(s)
-        self.endpoints = Endpoints(s, self.identity, self.self_service, fail=self._fail)
+        # The interaction beacon, when on and there is a capture to feed.
+        beacon = (Beacon(s, capture, self.identity, fail=self._fail)
+                  if s.beacon and capture is not None and capture.enabled else None)
+        self.endpoints = Endpoints(s, self.identity, self.self_service, fail=self._fail,
+                                   beacon=beacon)
+        #: The script element injected for visitors who granted analytics (None: off).
+        self.beacon_tag = (None if beacon is None
+                           else render_beacon(s, self.endpoints.hashed["beacon.js"]))
+        self._analytics = analytics_gate(s)
         self.reader = Reader(s, self.codec)
         # Capture's figures for a scraper; None (and prometheus-client never imported) when off.
         self.metrics = (MetricsEndpoint(s, self.stats, fail=self._fail)
@@ -95,9 +104,11 @@ class ConsentMiddleware:
         self._has_tags = bool(s.tags)
         self._prefix_slash = s.prefix + "/"
         self._excluded = PathExclusions(s.exclude_paths)
-        # Off with tags (they go into every decided visitor's page); tests turn it off to
-        # compare the two paths.
-        self._settled_path = not s.tags
+        # Off with tags (they go into every decided visitor's page) and with the beacon (it
+        # goes into the pages of those who granted analytics; those who did not keep the
+        # settled path); tests turn it off to compare the two paths.
+        self._settled_path = not s.tags and beacon is None
+        self._settled_without_analytics = not s.tags and beacon is not None
         # The settled path's routing of a path (a page, excluded, or ours), kept per path:
         # a site has few, and one lookup beats four prefix tests on every request.
         self._routes: dict[str, int] = {}
@@ -121,7 +132,11 @@ class ConsentMiddleware:
                 forget = self.is_forgotten(reading)
             except Exception:
                 self._fail("is_forgotten")
-        if reading is not None and reading.settled and self._settled_path and not forget:
+        if (reading is not None and reading.settled
+                and (self._settled_path or (self._settled_without_analytics
+                                            and reading.state.granted_names.isdisjoint(
+                                                self._analytics)))
+                and not forget):
             # A returning visitor with nothing to set or record: the common case.
             route = self._routes.get(path)
             if route is None:
