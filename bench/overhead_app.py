@@ -7,6 +7,7 @@ the middleware's own cost (consent decision, snapshot, queue, worker build), not
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from consent_mw import ConsentMiddleware
@@ -63,6 +64,12 @@ class CountingTransport:
 settings = Settings(secret_keys=(Secret("bench-secret-key-0123456789abcdef"),),
                     policy_text="bench policy")
 wrapped = ConsentMiddleware(bare, settings=settings, transport=CountingTransport())
+
+
+#: The same, with the interaction beacon on: a consented visitor's page gets the script tag,
+#: and ``POST /_consent/beacon`` takes reports (``bench/bench_beacon.py``).
+with_beacon = ConsentMiddleware(bare, settings=dataclasses.replace(settings, beacon=True),
+                                transport=CountingTransport())
 
 
 def streaming() -> ConsentMiddleware:

