@@ -130,13 +130,24 @@ def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any]
     return settings.banner or beacon
 
 
+def body_end(body: bytes) -> int:
+    """Where injected markup goes: before the last ``</body>`` (-1: none, leave the page)."""
+    return body.lower().rfind(b"</body")
+
+
+def ascii_safe(content_type: bytes) -> bool:
+    """Whether ASCII markup can be inserted into a body of this type as it is (every
+    charset but the UTF-16 and UTF-32 ones)."""
+    return not charset(content_type).startswith(("utf-16", "utf-32"))
+
+
 def inject(settings: Settings, ctx: RequestContext, incoming: Incoming,
            scope: Mapping[str, Any], start: Message, body: bytes, *,
            beacon: str = "") -> bytes | None:
     """The body with tags, the beacon's script element (``beacon``, given only for a
     visitor who granted analytics) and the banner before the last ``</body>``; None to
     leave it."""
-    at = body.lower().rfind(b"</body")
+    at = body_end(body)
     if at < 0:
         return None
     lang = i18n.from_html(body)

@@ -12,6 +12,9 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from consent_mw.consent._inject import (
+    ascii_safe,
+    body_end,
+    header_value,
     inject,
     injected_headers,
     make_private,
@@ -65,6 +68,70 @@ class SettledSend:
         except Exception:
             mw._fail("response_start")
         return self.send(message)
+
+
+class SettledBeaconSend:
+    """For a returning visitor who granted analytics, with the beacon on: what
+    :class:`SettledSend` does, plus the beacon's script element, the same bytes on every page,
+    before ``</body>`` of a complete HTML body. Nothing else about the visitor is read again,
+    so such a page costs a little more than a settled one, not the full path."""
+
+    __slots__ = ("ctx", "header_bytes", "held", "mw", "scope", "send", "tag")
+
+    def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, scope: Scope,
+                 send: Send, header_bytes: int, tag: bytes) -> None:
+        self.mw = mw
+        self.ctx = ctx
+        self.scope = scope
+        self.send = send
+        self.header_bytes = header_bytes
+        self.tag = tag
+        self.held: Message | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if self._start(message):
+                self.held = message
+                return
+            await self.send(message)
+            return
+        held, self.held = self.held, None
+        if held is None:
+            await self.send(message)
+            return
+        body = message.get("body", b"")
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            at = body_end(body)
+            if at >= 0:
+                body = body[:at] + self.tag + body[at:]
+                held["headers"] = injected_headers(held["headers"], len(body))
+                message = {**message, "body": body}
+        await self.send(held)  # streamed, or no </body>: as the app made it
+        await self.send(message)
+
+    def _start(self, message: Message) -> bool:
+        """Capture the page and add ``Vary``; whether its body is to be held for the tag."""
+        mw = self.mw
+        status = int(message.get("status", 200))
+        if mw.capture is not None:
+            try:
+                mw.capture.page(self.ctx, self.scope, status, self.header_bytes)
+            except Exception:
+                mw._fail("capture")
+        try:
+            headers = message.get("headers") or ()
+            if not isinstance(headers, (list, tuple)):
+                headers = message["headers"] = list(headers)
+            html, encoding, vary = response_info(headers)
+            if vary is not None:
+                message["headers"] = headers = [*headers, (b"vary", vary)]
+            return (html and 200 <= status < 300 and status not in (204, 205)
+                    and self.scope.get("method") != "HEAD"
+                    and (not encoding or encoding.strip().lower() == b"identity")
+                    and ascii_safe(header_value(headers, b"content-type") or b""))
+        except Exception:
+            mw._fail("response_start")
+            return False
 
 
 class PageSend:

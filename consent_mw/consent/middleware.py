@@ -20,7 +20,7 @@ import anyio.to_thread
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.transport import Transport
 from consent_mw.config import SettingsError
-from consent_mw.consent._send import PageSend, SettledSend
+from consent_mw.consent._send import PageSend, SettledBeaconSend, SettledSend
 from consent_mw.consent.beacon import Beacon, render_beacon
 from consent_mw.consent.cookies import CookieCodec
 from consent_mw.consent.decision import analytics_gate, undecided
@@ -107,8 +107,11 @@ class ConsentMiddleware:
         # Off with tags (they go into every decided visitor's page) and with the beacon (it
         # goes into the pages of those who granted analytics; those who did not keep the
         # settled path); tests turn it off to compare the two paths.
-        self._settled_path = not s.tags and beacon is None
-        self._settled_without_analytics = not s.tags and beacon is not None
+        self._settled_path = not s.tags
+        # With the beacon on, a settled visitor who granted analytics gets its script
+        # element: the same bytes on every page, so encoded once.
+        self._beacon_bytes = (None if self.beacon_tag is None
+                              else self.beacon_tag.encode("ascii", "xmlcharrefreplace"))
         # The settled path's routing of a path (a page, excluded, or ours), kept per path:
         # a site has few, and one lookup beats four prefix tests on every request.
         self._routes: dict[str, int] = {}
@@ -132,11 +135,7 @@ class ConsentMiddleware:
                 forget = self.is_forgotten(reading)
             except Exception:
                 self._fail("is_forgotten")
-        if (reading is not None and reading.settled
-                and (self._settled_path or (self._settled_without_analytics
-                                            and reading.state.granted_names.isdisjoint(
-                                                self._analytics)))
-                and not forget):
+        if reading is not None and reading.settled and self._settled_path and not forget:
             # A returning visitor with nothing to set or record: the common case.
             route = self._routes.get(path)
             if route is None:
@@ -147,9 +146,13 @@ class ConsentMiddleware:
                     reading.session_id, None, self.capture)
                 if route == _ROUTE_EXCLUDED:
                     await self.app(scope, receive, send)
-                else:
+                elif self._beacon_bytes is None or reading.state.granted_names.isdisjoint(
+                        self._analytics):
                     await self.app(scope, receive,
                                    SettledSend(self, ctx, scope, send, header_bytes))
+                else:
+                    await self.app(scope, receive, SettledBeaconSend(
+                        self, ctx, scope, send, header_bytes, self._beacon_bytes))
                 return
         if path == self._metrics_path and self.metrics is not None:
             # A scrape, not a visit: no consent to read, no ids, no page view.

@@ -56,10 +56,14 @@ class Site:
         return self.mw.reader.read_headers(raw)
 
 
-@pytest.fixture
-def site(make_settings: Callable[..., Settings]) -> Iterator[Site]:
+@pytest.fixture(params=[False, True], ids=["beacon off", "beacon on"])
+def site(make_settings: Callable[..., Settings], request: pytest.FixtureRequest
+         ) -> Iterator[Site]:
+    """With the beacon on, a visitor who granted analytics takes the settled path too: the
+    same comparisons then also cover its script element."""
     transport = InMemoryTransport()
-    app = starlette_app(make_settings(flush_interval=0.05), transport=transport)
+    app = starlette_app(make_settings(flush_interval=0.05, beacon=request.param),
+                        transport=transport)
     with TestClient(app, follow_redirects=False) as client:
         client.get("/en")  # build the middleware stack
         mw = app.middleware_stack
