@@ -32,6 +32,9 @@ class CollectorMetrics:
         self.dropped = Counter(f"{PREFIX}_dropped",
                                "Valid items not stored (duplicate, suppressed), by reason",
                                ["reason"], registry=r)
+        self.bots = Counter(f"{PREFIX}_bots",
+                            "Events of known bots: counted per hour in bot_hits, not stored, "
+                            "by kind", ["kind"], registry=r)
         self.fields = Counter(f"{PREFIX}_fields",
                               "Fields altered on valid items (truncated, invalid_ip dropped)",
                               ["action"], registry=r)

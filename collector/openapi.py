@@ -54,6 +54,8 @@ def components() -> dict[str, Any]:
                     "duplicates": {"type": "integer"},
                     "suppressed": {"type": "integer"},
                     "anonymised": {"type": "integer"},
+                    "bots": {"type": "integer", "description":
+                             "accepted events of known bots: counted, not stored"},
                     "rejected": {"type": "array", "items": rejected},
                 },
             },

@@ -39,6 +39,8 @@ DEFAULT_COUNT_HEADER = "Pageviews"
 VISITORS_HEADER = "Visitors"
 ANONYMOUS_HEADERS = ("Views (counted)",)
 SUPPRESSION_HEADERS = ("Active", "Purged")
+BOT_HEADERS = ("With consent", "Counted anonymously", "Bot hits")
+BOT_TOTAL = "Period total"
 
 #: The visitors/visits/pageviews series: row column → legend name.
 SERIES_NAMES: tuple[tuple[str, str], ...] = (

@@ -17,6 +17,8 @@ from collector.query.params import DIMENSIONS
 from dashboards.backends import CachedBackend, Rows
 from dashboards.format import (
     ANONYMOUS_HEADERS,
+    BOT_HEADERS,
+    BOT_TOTAL,
     SUPPRESSION_HEADERS,
     VISITORS_HEADER,
     Number,
@@ -134,6 +136,13 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
     if panel.query == "suppression_stats":
         return Table([TableRow(r["id_type"], (r["active"], r["purged"]), None, False)
                       for r in rows], SUPPRESSION_HEADERS)
+    if panel.query == "bot_hits":
+        days = [TableRow(r["day"], (r["consented"], r["anonymous"], r["hits"]), None, False)
+                for r in rows]
+        total = TableRow(BOT_TOTAL, tuple(sum(int(r[c]) for r in rows)
+                                          for c in ("consented", "anonymous", "hits")),
+                         None, True)
+        return Table([total, *days], BOT_HEADERS)
     filter_dim = "path" if panel.dim == "entry_path" else panel.dim
     filterable = (panel.query == "breakdown" and filter_dim is not None
                   and DIMENSIONS[filter_dim].filterable)

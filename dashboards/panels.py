@@ -66,6 +66,8 @@ PANELS: dict[str, Panel] = {p.id: p for p in [
           note="views without analytics consent are counted anonymously (path, hour, device)"),
     Panel("anonymous_pages", "Anonymous counts by page", "anonymous_pages", "table",
           dim="path"),
+    Panel("bot_hits", "Bot hits left out (除外したボットのアクセス)", "bot_hits", "table",
+          note="known bots' hits per day: not stored, and in no other figure"),
     Panel("suppression_stats", "Suppressions", "suppression_stats", "table"),
 ]}
 
@@ -89,7 +91,7 @@ PAGES: dict[str, Page] = {p.id: p for p in [
                                   "bd_network_type", "bd_country", "bd_region", "bd_city")),
     Page("events", "Events", ("kpis", "bd_event", "bd_property")),
     Page("consent", "Consent", ("consent_funnel", "optin", "gpc", "coverage",
-                                "anonymous_pages")),
+                                "anonymous_pages", "bot_hits")),
     Page("privacy", "Privacy staff", ("suppression_stats",)),
 ]}
 

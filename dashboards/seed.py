@@ -253,6 +253,7 @@ FROM (
         least(start + toIntervalSecond(i * (20 + he % 160)),
               toDateTime64({{end:Int64}}, 3, 'UTC')) AS ts0
     FROM numbers({{first_session:UInt64}}, {{sessions:UInt64}})
+    WHERE {{dev_dtype:Array(String)}}[di] != 'bot'
 )
 LIMIT {{limit:UInt64}}
 """
@@ -297,6 +298,18 @@ FROM (
 )
 """
 
+# Known bots' hits are never events (collector.ingest counts them in bot_hits): the seeded
+# bot visitors above get neither events nor records, and their hits are seeded here, per hour.
+BOT_HITS_SQL = """
+INSERT INTO bot_hits (hour, kind, hits)
+SELECT toDateTime({first_day:Int64} + intDiv(number, 2) * 3600, 'UTC') AS hour,
+       if(number % 2 = 0, 'pageview', 'anonymous') AS kind,
+       cityHash64({seed:UInt64}, 'bot', number) % (2 * {rate:UInt64} + 1) AS hits
+FROM numbers({hours:UInt64} * 2)
+WHERE hits > 0 AND hour <= toDateTime({end:Int64}, 'UTC')
+"""
+BOT_PERCENT = 3  # of the seeded events: what crawlers add to a small clinic's site
+
 CHUNK_SESSIONS = 1_000_000
 
 
@@ -305,7 +318,7 @@ def seed(store: Store, events: int, days: int, rng_seed: int = 1,
     """Insert about ``events`` events over the last ``days`` days, and their consent records.
 
     Deterministic for a given ``rng_seed`` and ``end`` (epoch seconds, default now). Returns
-    the counts written. Bots get events but no consent records (they never answer a banner).
+    the counts written. Bots get neither events nor consent records, only hits in ``bot_hits``.
     """
     if events < 0 or days < 1:
         raise ValueError("events must be >= 0 and days >= 1")
@@ -331,6 +344,11 @@ def seed(store: Store, events: int, days: int, rng_seed: int = 1,
                                     "visitor_count": min(CHUNK_SESSIONS,
                                                          record_visitors - start)})
     records = int(store.scalar("SELECT count() FROM consent_records")) - records_before
+    bots_before = int(store.scalar("SELECT sum(hits) FROM bot_hits"))
+    store.command(BOT_HITS_SQL, {**params, "hours": days * 24,
+                                 "rate": max(1, events * BOT_PERCENT // 100 // (days * 48))})
+    bot_hits = int(store.scalar("SELECT sum(hits) FROM bot_hits")) - bots_before
     # Days already rolled up now have more events: dashboards scan them until rebuilt.
     mark_range_dirty(store, _first_day(end, days), end)
-    return {"events": written, "consent_records": records, "visitors": visitors}
+    return {"events": written, "consent_records": records, "visitors": visitors,
+            "bot_hits": bot_hits}

@@ -18,6 +18,7 @@ from collector.ddl.tables import (
     ROLLUP_TABLES,
     DdlOptions,
     Table,
+    bot_hits_table,
     consent_records_table,
     events_table,
     ident,
@@ -28,7 +29,7 @@ from collector.ddl.tables import (
     rollup_totals_table,
     suppressions_table,
 )
-from collector.store import Store
+from collector.store import MUTATION_SETTINGS, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class Migration:
     version: int
     name: str
     statements: Callable[[DdlOptions], list[str]]
+    #: Statements that move rows, run after ``statements`` (with mutations waited for);
+    #: not DDL, so not part of :func:`render_all`.
+    data: Callable[[DdlOptions], list[str]] | None = None
 
 
 def _tables(*factories: Callable[[DdlOptions], Table]) -> Callable[[DdlOptions], list[str]]:
@@ -102,6 +106,33 @@ def _interaction_columns(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
 
 
+#: The one rule for what is a bot: consent_mw.useragent's classification, stored as
+#: device_type by ingest before this migration (and never stored after it).
+IS_BOT = "device_type = 'bot'"
+
+
+def _bots_out_of_events(o: DdlOptions) -> list[str]:
+    """Count the bot rows stored before ingest left them out, then delete them.
+
+    The days they were on are marked dirty in every rolled-up time zone (a dirty mark is
+    what ``collector.query.rollup`` writes for late events: a version above the day's
+    current one, build 0), so its next refresh rebuilds them from what remains. UTC days
+    around each bot row cover every time zone's day. A rerun finds no bot rows left, so it
+    neither counts nor marks anything again.
+    """
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    local = "events_local" if o.cluster else "events"
+    return [
+        "INSERT INTO bot_hits (hour, kind, hits) SELECT toStartOfHour(ts), kind, count() "
+        f"FROM events WHERE {IS_BOT} GROUP BY toStartOfHour(ts), kind",
+        "INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
+        "SELECT tz, day, max(version) + 1, 0, 0, 0 FROM rollup_days WHERE day IN ("
+        "SELECT DISTINCT toDate(ts) + d FROM events ARRAY JOIN [-1, 0, 1] AS d "
+        f"WHERE {IS_BOT}) GROUP BY tz, day",
+        f"ALTER TABLE {local}{on} DELETE WHERE {IS_BOT}",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
@@ -111,6 +142,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "daily rollups for the dashboards",
               _tables(rollup_days_table, rollup_totals_table, rollup_dims_table)),
     Migration(6, "events: what interaction events report", _interaction_columns),
+    Migration(7, "bots: counted in bot_hits, never stored in events",
+              _tables(bot_hits_table), data=_bots_out_of_events),
 )
 
 
@@ -143,7 +176,8 @@ def retention_statements(opts: DdlOptions) -> list[str]:
         f"ALTER TABLE consent_records{suffix}{on} MODIFY TTL toDateTime(ts) + INTERVAL "
         f"{opts.records_ttl} SECOND",
     ] + [f"ALTER TABLE {t}{on} MODIFY TTL toDateTime(day) + INTERVAL {opts.events_ttl} SECOND"
-         for t in ROLLUP_TABLES]
+         for t in ROLLUP_TABLES] + [
+        f"ALTER TABLE bot_hits{on} MODIFY TTL hour + INTERVAL {opts.events_ttl} SECOND"]
 
 
 def apply_migrations(
@@ -158,11 +192,17 @@ def apply_migrations(
             continue
         for sql in migration.statements(opts):
             store.command(sql)
+        for sql in migration.data(opts) if migration.data else ():
+            store.command(sql, settings=MUTATION_SETTINGS)
         store.insert("schema_migrations", [[migration.version, migration.name]],
                      ["version", "name"])
         log.info("applied migration %s: %s", migration.version, migration.name)
         applied.append(migration.version)
-    # Retention may have changed in config since the tables were created.
+    # Retention may have changed in config since the tables were created. Only tables that
+    # exist: a caller may apply some of the migrations only (tests build older stores).
+    tables = {str(r[0]) for r in store.rows(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()")}
     for sql in retention_statements(opts):
-        store.command(sql)
+        if sql.split()[2] in tables:
+            store.command(sql)
     return applied

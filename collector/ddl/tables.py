@@ -3,7 +3,7 @@
 What the tables are is declared here once; ``collector.ddl.migrations`` creates and changes
 them, in versioned, append-only steps. The same definitions render for a single node (plain
 MergeTree, the embedded chDB default) or for a cluster (``ON CLUSTER``, Replicated tables
-behind a Distributed table). A little over 300 lines because it is eight tables' column
+behind a Distributed table). A little over 300 lines because it is nine tables' column
 lists, which read best whole and in one place.
 """
 
@@ -308,6 +308,25 @@ def rollup_dims_table(o: DdlOptions) -> Table:
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, dim, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
+def bot_hits_table(o: DdlOptions) -> Table:
+    # Known bots (``consent_mw.useragent``'s device_type "bot") are no people and give no
+    # consent: their events are never stored, only counted here per hour (UTC; hours, not
+    # days, so any time zone's days add up) and event kind, so the exclusion stays visible.
+    # No ids, so no purge concerns it; one small replicated table on a cluster.
+    return Table(
+        name="bot_hits",
+        engine="SummingMergeTree",
+        distributed=False,
+        columns="""
+    hour DateTime('UTC'),
+    kind LowCardinality(String),
+    hits UInt64""",
+        tail=f"""PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, kind)
+TTL hour + INTERVAL {o.events_ttl} SECOND""",
     )
 
 

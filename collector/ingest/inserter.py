@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +20,7 @@ from collector.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+BOT_HIT_COLUMNS = ("hour", "kind", "hits")
 #: Called after every events insert with its ts column, epoch ms (the rollup's late days).
 AfterEvents = Callable[[Sequence[int]], None]
 
@@ -28,12 +29,14 @@ class Pending:
     """One request's rows on their way into a group insert; ``done`` is set when they are
     stored or the insert failed (``error``)."""
 
-    __slots__ = ("done", "error", "event_columns", "events_stored", "queued_at",
+    __slots__ = ("bot_hits", "done", "error", "event_columns", "events_stored", "queued_at",
                  "record_columns", "records_stored", "rows")
 
     def __init__(self) -> None:
         self.event_columns: list[list[Any]] | None = None
         self.record_columns: list[list[Any]] | None = None
+        #: Known bots' events, never stored: how many per (hour, kind) (``bot_hits``).
+        self.bot_hits: Counter[tuple[int, str]] = Counter()
         self.rows = 0
         self.done = threading.Event()
         self.error: StoreError | None = None
@@ -50,6 +53,7 @@ class Pending:
 
     def finish(self, error: StoreError | None = None) -> None:
         self.event_columns = self.record_columns = None
+        self.bot_hits = Counter()
         self.error = error
         self.done.set()
 
@@ -159,6 +163,16 @@ class GroupInserter:
         m = self.metrics
         start = time.perf_counter()
         try:
+            # Before the events: if that insert fails, a retry may count a bot twice, but no
+            # event is ever stored twice nor a bot hit lost with a replay's stored events.
+            bots: Counter[tuple[int, str]] = Counter()
+            for p in block:
+                bots.update(p.bot_hits)
+            if bots:
+                # Equal blocks of counts are distinct hits: never deduplicate them.
+                self.store.insert("bot_hits", [[h, k, n] for (h, k), n in bots.items()],
+                                  BOT_HIT_COLUMNS, settings={"insert_deduplicate": 0})
+                m.inserted.labels("bot_hits").inc(len(bots))
             events = _concat([p.event_columns for p in block], len(EVENT_COLUMNS))
             if events is not None:
                 self.store.insert("events", events, EVENT_COLUMNS, column_oriented=True)

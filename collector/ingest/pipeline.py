@@ -25,7 +25,7 @@ from collector.enrich.geo import GeoLookup
 from collector.ingest.dedupe import RecentIds, warm
 from collector.ingest.inserter import AfterEvents, GroupInserter, Pending, not_expected
 from collector.ingest.result import IngestResult, Rejected
-from collector.ingest.rows import event_columns, record_columns
+from collector.ingest.rows import device_of, event_columns, record_columns
 from collector.ingest.validate import (
     COLLECTOR_CLOCK,
     SENT_AT,
@@ -230,6 +230,7 @@ class Ingest:
         result.suppressed = len(good_events) - len(kept)
         if result.suppressed:
             m.dropped.labels("suppressed").inc(result.suppressed)
+        kept = self._leave_out_bots(kept, pending, result)
         admit = self.gate.admit_record
         result.anonymised = sum(admit(r) for r in good_records)
         if result.anonymised:
@@ -246,9 +247,27 @@ class Ingest:
                     column.extend(part)
         if good_records:
             pending.record_columns = record_columns(good_records)
-        pending.rows = len(kept) + len(good_records)
+        pending.rows = len(kept) + len(good_records) + len(pending.bot_hits)
         result.inserted_events, result.inserted_records = len(kept), len(good_records)
         return result
+
+    def _leave_out_bots(self, events: list[dict[str, Any]], pending: Pending,
+                        result: IngestResult) -> list[dict[str, Any]]:
+        """Known bots are no people and give no consent: their events are counted per hour
+        and kind into ``pending.bot_hits`` and not stored. The device type is the one
+        classifier's (the parsed UA, or what the web side sent with an anonymous count);
+        ``device_of`` is cached, so the rows built next reuse it."""
+        people: list[dict[str, Any]] = []
+        for e in events:
+            if device_of(e).device_type == "bot":
+                pending.bot_hits[(int(e["ts"]) // 3_600_000 * 3600, e["kind"])] += 1
+            else:
+                people.append(e)
+        result.bots = len(events) - len(people)
+        if result.bots:
+            for (_, kind), n in pending.bot_hits.items():
+                self.metrics.bots.labels(kind).inc(n)
+        return people
 
     def _check_all(
         self,

@@ -28,6 +28,7 @@ class IngestResult:
     duplicates: int = 0
     suppressed: int = 0
     anonymised: int = 0  # consent records of suppressed people, stored without their ids
+    bots: int = 0  # events of known bots: accepted, counted in bot_hits, not stored
     inserted_events: int = 0
     inserted_records: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -38,5 +39,6 @@ class IngestResult:
             "duplicates": self.duplicates,
             "suppressed": self.suppressed,
             "anonymised": self.anonymised,
+            "bots": self.bots,
             "rejected": [r.as_dict() for r in self.rejected],
         }

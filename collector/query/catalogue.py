@@ -225,6 +225,21 @@ ORDER BY d"""
     return Sql(text, params)
 
 
+def q_bot_hits(p: Params) -> Sql:
+    """Per day: hits of known bots, which no other figure holds (they are never stored as
+    events). Counts of no one, so no k; filters cannot apply to them and are ignored."""
+    params = base_params(p)
+    text = """
+SELECT toString(toDate(hour, {tz:String})) AS day,
+       sumIf(n, kind != 'anonymous') AS consented, sumIf(n, kind = 'anonymous') AS anonymous,
+       sum(n) AS hits
+FROM (SELECT hour, kind, hits AS n FROM bot_hits)
+WHERE hour >= toDateTime({t0:Int64}, 'UTC') AND hour < toDateTime({t1:Int64}, 'UTC')
+GROUP BY day
+ORDER BY day"""
+    return Sql(text, params)
+
+
 def q_suppression_stats(p: Params) -> Sql:
     """How many people are suppressed or purged (counts only; for privacy staff)."""
     return Sql("""
@@ -244,7 +259,7 @@ SELECT
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase()
-       AND table IN ('events', 'consent_records', 'suppressions')) AS version,
+       AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits')) AS version,
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase() AND table = 'suppressions')
@@ -267,6 +282,7 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "consent_funnel": q_consent_funnel,
     "optin": q_optin,
     "gpc": q_gpc,
+    "bot_hits": q_bot_hits,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }

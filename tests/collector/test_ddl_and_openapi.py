@@ -70,13 +70,14 @@ def test_an_old_store_gains_the_interaction_columns_keeps_its_rows_and_its_ttl(
         assert apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 5]
                                 ) == [1, 2, 3, 4, 5]
         assert not set(INTERACTION_TYPES) & set(event_columns(old))
+        upto_6 = [m for m in MIGRATIONS if m.version <= 6]
         kept = uuid.uuid4()
         old.insert("events", [[kept, datetime.now(UTC), "pageview", "pageview", "/kept", "v1",
                                True]],
                    ["event_id", "ts", "kind", "name", "path", "visitor_id", "conversion"])
         ttl_before = old.scalar("SHOW CREATE TABLE events").split("TTL toDateTime(ts) + ")[-1]
 
-        assert apply_migrations(old, DdlOptions()) == [6]
+        assert apply_migrations(old, DdlOptions(), upto_6) == [6]
         columns = event_columns(old)
         assert {c: columns.get(c) for c in INTERACTION_TYPES} == INTERACTION_TYPES
         rows = old.dicts("SELECT event_id, path, visitor_id, conversion, target_host, "
@@ -89,10 +90,10 @@ def test_an_old_store_gains_the_interaction_columns_keeps_its_rows_and_its_ttl(
 
         # Twice is a no-op; so is a rerun of the step itself (a start that died after the
         # ALTER, before recording version 6).
-        assert apply_migrations(old, DdlOptions()) == []
+        assert apply_migrations(old, DdlOptions(), upto_6) == []
         old.command("ALTER TABLE schema_migrations DELETE WHERE version = 6",
                     settings={"mutations_sync": 2})
-        assert apply_migrations(old, DdlOptions()) == [6]
+        assert apply_migrations(old, DdlOptions(), upto_6) == [6]
         assert event_columns(old) == columns
         assert old.scalar("SELECT count() FROM events") == 1
     finally:
@@ -153,3 +154,36 @@ def test_openapi_refs_resolve(collector_settings: Any) -> None:
         for part in ref.removeprefix("#/").split("/"):
             target = target[part]
         assert isinstance(target, dict)
+
+
+def test_migration_7_moves_stored_bot_rows_into_bot_hits_once(store_dsn: str) -> None:
+    old = Store(store_dsn)
+    try:
+        upto_6 = [m for m in MIGRATIONS if m.version <= 6]
+        assert apply_migrations(old, DdlOptions(), upto_6) == [1, 2, 3, 4, 5, 6]
+        ts = datetime(2026, 6, 20, 3, 17, tzinfo=UTC)
+        rows = [[uuid.uuid4(), ts, kind, device, visitor]
+                for kind, device, visitor in [("pageview", "bot", "b1"), ("pageview", "bot", "b2"),
+                                              ("anonymous", "bot", ""),
+                                              ("pageview", "mobile", "p1"),
+                                              ("anonymous", "desktop", "")]]
+        old.insert("events", rows, ["event_id", "ts", "kind", "device_type", "visitor_id"])
+
+        assert apply_migrations(old, DdlOptions()) == [7]
+        hits = [(h, str(k), int(n)) for h, k, n in old.rows(
+            "SELECT hour, kind, sum(hits) FROM bot_hits GROUP BY hour, kind ORDER BY kind")]
+        hour = datetime(2026, 6, 20, 3, tzinfo=UTC).replace(tzinfo=None)
+        assert [(h.replace(tzinfo=None), k, n) for h, k, n in hits] == [
+            (hour, "anonymous", 1), (hour, "pageview", 2)]
+        people = old.rows("SELECT kind, device_type FROM events ORDER BY kind")
+        assert people == [("anonymous", "desktop"), ("pageview", "mobile")]
+
+        # Twice is a no-op; so is a rerun of the step itself: no bot row is left to count.
+        assert apply_migrations(old, DdlOptions()) == []
+        old.command("ALTER TABLE schema_migrations DELETE WHERE version = 7",
+                    settings={"mutations_sync": 2})
+        assert apply_migrations(old, DdlOptions()) == [7]
+        assert old.scalar("SELECT sum(hits) FROM bot_hits") == 3
+        assert old.rows("SELECT kind, device_type FROM events ORDER BY kind") == people
+    finally:
+        old.close()

@@ -25,7 +25,7 @@ def test_valid_batch_is_stored_and_answered_200(client: TestClient,
     events = [make_event(), make_event(path="/about")]
     r = client.post("/v1/events", content=batch_body(events, [make_record()]), headers=AUTH)
     assert r.status_code == 200, r.text
-    assert r.json() == {"accepted": 3, "duplicates": 0, "suppressed": 0, "anonymised": 0,
+    assert r.json() == {"accepted": 3, "duplicates": 0, "suppressed": 0, "anonymised": 0, "bots": 0,
                         "rejected": []}
     assert count(service, "events") == 2
     assert count(service, "consent_records") == 1
