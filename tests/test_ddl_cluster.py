@@ -44,3 +44,23 @@ def test_interaction_columns_reach_the_shards_and_the_distributed_front() -> Non
         for column in ("target_path String", "target LowCardinality(String)",
                        "scroll_depth UInt8", "engaged_seconds UInt32"):
             assert f"ADD COLUMN IF NOT EXISTS {column} AFTER" in sql
+
+
+def test_bot_hits_replicate_to_every_node_and_bots_leave_every_shard() -> None:
+    """bot_hits holds no ids and is small: one replicated table every node holds; the
+    migration's delete of stored bot rows reaches every shard's local table."""
+    from collector.ddl.migrations import MIGRATIONS
+
+    opts = DdlOptions(cluster="main")
+    engine = _engine_of("bot_hits", render_all(opts))
+    assert engine.startswith("ENGINE = ReplicatedSummingMergeTree")
+    assert "{shard}" not in engine.split(")")[0]
+    (bots,) = [m for m in MIGRATIONS if m.version == 7]
+    assert bots.data is not None
+    data = bots.data(opts)
+    deletes = [s for s in data if s.startswith("ALTER TABLE")]
+    assert deletes == ["ALTER TABLE events_local ON CLUSTER `main` DELETE WHERE "
+                       "device_type = 'bot'"]
+    single = bots.data(DdlOptions())
+    assert [s for s in single if s.startswith("ALTER TABLE")] == [
+        "ALTER TABLE events DELETE WHERE device_type = 'bot'"]
