@@ -118,7 +118,12 @@ class Exporter:
         for built in others:
             batches.add(*built)
         for batch_events, records, size in batches.done():
-            self._send(batch_events, records, size)
+            try:
+                self._send(batch_events, records, size)
+            except Exception:  # counted here: the items are no longer held anywhere
+                log.exception("handing on a batch failed; %d items dropped",
+                              len(batch_events) + len(records))
+                self._counters.drop("error", len(batch_events) + len(records))
 
     def __call__(self, items: list[Item]) -> None:
         hits = [item for item in items if isinstance(item, PageHit)]

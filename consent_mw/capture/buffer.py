@@ -141,7 +141,6 @@ class BatchBuffer(Generic[T]):
                 self._flush()
             except Exception:  # the worker must survive anything an exporter does
                 log.exception("capture export flush failed")
-                self._drop("error", 0)
 
     def _run_tick(self) -> None:
         if self._tick is None:

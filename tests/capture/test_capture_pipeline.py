@@ -529,3 +529,21 @@ def test_a_pageview_that_cannot_be_built_is_counted_and_the_rest_of_its_batch_is
     capture.shutdown(5)
     assert [e["path"] for e in transport.events] == ["/a", "/b"]
     assert capture.stats()["dropped"]["error"] == 1
+
+
+def test_a_batch_that_cannot_be_handed_on_is_counted_not_lost_silently() -> None:
+    from consent_mw.capture.batching import Exporter
+    from consent_mw.capture.counters import Counters
+    from consent_mw.capture.hits import HitBuilder
+    from consent_mw.capture.suppression import SuppressionList
+
+    def broken(events: Any, records: Any, size: int) -> None:
+        raise RuntimeError("a bug past the exporter")
+
+    counters = Counters()
+    exporter = Exporter(HitBuilder(analytics=frozenset({"analytics"}), marketing=frozenset()),
+                        SuppressionList(b"k" * 16), counters, broken, max_event_bytes=16_384,
+                        batch_size=100)
+    exporter([RECORD, dict(RECORD, record_id="r2")])
+    exporter.flush()  # must not raise into the worker
+    assert counters.snapshot()["dropped"]["error"] == 2 and exporter.held == 0
