@@ -57,6 +57,10 @@ def render_beacon(settings: Settings, script: str) -> str:
             f'data-cmw-beacon="{p}/beacon" data-cmw-downloads="{downloads}"></script>')
 
 
+#: How many visitors' worth of reports one address may send a minute.
+ADDRESS_FACTOR = 10
+
+
 class Beacon:
     """``POST {prefix}/beacon`` for one Settings and the capture it feeds."""
 
@@ -68,6 +72,9 @@ class Beacon:
         self._fail = fail
         self.rules = Rules.of(settings)
         self.limit = RateLimit(settings.beacon_per_minute, 60.0)
+        # A visitor id costs one decision, so an address may mint many: its own, larger bucket
+        # bounds what all its visitors report together.
+        self.per_address = RateLimit(settings.beacon_per_minute * ADDRESS_FACTOR, 60.0)
 
     async def handle(self, ctx: RequestContext, incoming: Incoming, scope: Scope,
                      receive: Receive, send: Send) -> None:
@@ -89,7 +96,9 @@ class Beacon:
                 raise BadRequest(403, "no visitor id held by this browser: load a page first",
                                  "no_visitor")
             address = address_key(client_ip(scope, s.trusted_proxies, s.forwarded_header))
-            wait = self.limit.check(f"{ctx.visitor_id}|{address}", cost=len(reports))
+            wait = self.per_address.check(address, cost=len(reports))
+            if wait is None:
+                wait = self.limit.check(f"{ctx.visitor_id}|{address}", cost=len(reports))
             if wait is not None:
                 retry_after = [(b"retry-after", str(math.ceil(wait)).encode())]
                 raise BadRequest(429, "too many reports from this visitor; try again later")

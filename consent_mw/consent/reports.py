@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from consent_mw import wire
 from consent_mw.capture.events import Interaction
 from consent_mw.http import BadRequest
+from consent_mw.scrub import scrub
 from consent_mw.settings import Settings
 
 MAX_REPORTS = 10  # a click sends one, a hidden page two
@@ -133,17 +134,19 @@ def classify(raw: Any, rules: Rules) -> Report:
         app = listed(host, rules.apps)
         if app is not None:  # the app, never the account the link opens
             return Interaction("app", page, target_host=host, target=app)
-        kept = path if listed(host, rules.path_hosts) is not None else None
-        return Interaction("outbound", page, target_host=host, target_path=kept)
+        return Interaction("outbound", page, target_host=host,
+                           target_path=offsite_path(host, path, rules))
     if kind == "download":
         host, path = link(text(raw, "u", MAX_URL))
         ext = extension(path)
-        return Interaction("download", page, target_host=host, target_path=path,
+        return Interaction("download", page, target_host=host,
+                           target_path=offsite_path(host, path, rules),
                            target=ext if ext in rules.extensions else None)
     if kind == "form":
         action = text(raw, "a", MAX_URL)
         host, kept = link(action) if action else (None, None)
-        return Interaction("form", page, target_host=host, target_path=kept,
+        return Interaction("form", page, target_host=host,
+                           target_path=None if kept is None else offsite_path(host, kept, rules),
                            target=form_id(text(raw, "id", MAX_FORM_ID)))
     if kind == "scroll":
         return Interaction("scroll", page, scroll_depth=wire.scroll_step(number(raw, "d", 100)))
@@ -163,6 +166,10 @@ def text(raw: Mapping[str, Any], key: str, limit: int) -> str:
         raise ValueError(f"{key!r} must be a string of at most {limit} characters")
     if _CONTROL.search(value):
         raise ValueError(f"{key!r} holds control characters")
+    try:
+        value.encode("utf-8")  # a lone surrogate ("\\udfff") passes JSON, not the wire
+    except UnicodeEncodeError:
+        raise ValueError(f"{key!r} is not valid Unicode") from None
     return value
 
 
@@ -185,7 +192,10 @@ def path_only(raw: str) -> str:
     """A URL path percent-decoded as the ASGI path of a page is, its query and fragment cut
     off whatever the client sent."""
     cut = min((i for i in (raw.find("?"), raw.find("#")) if i >= 0), default=len(raw))
-    return unquote(raw[:cut], errors="replace") or "/"
+    path = unquote(raw[:cut], errors="replace") or "/"
+    if _CONTROL.search(path):  # "%0A" decodes to what the raw check let through
+        raise ValueError("a path holds control characters once decoded")
+    return path
 
 
 def link(raw: str) -> tuple[str | None, str]:
@@ -221,6 +231,17 @@ def link_host(raw: str) -> str:
     return host
 
 
+def offsite_path(host: str | None, path: str, rules: Rules) -> str | None:
+    """A target's path as kept: this site's own, or another host's only when the site lists
+    that host (``beacon_path_hosts``), never an app's (it names the account), whatever kind of
+    report carries the link."""
+    if host is None:
+        return path
+    if listed(host, rules.apps) is None and listed(host, rules.path_hosts) is not None:
+        return path
+    return None
+
+
 def extension(path: str) -> str | None:
     """The lower-cased extension of a path's last segment (``price.PDF`` → ``pdf``)."""
     last = path.rstrip("/").rpartition("/")[2]
@@ -230,6 +251,7 @@ def extension(path: str) -> str | None:
 
 def form_id(raw: str) -> str | None:
     """A form's id as a label: letters, digits, ``_ . : -`` of any script; anything else
-    (spaces, quotes, markup) becomes ``_``."""
-    cleaned = _FORM_ID_UNSAFE.sub("_", raw.strip())
+    (spaces, quotes, markup) becomes ``_``. Scrubbed first: once ``@``, ``+`` and spaces are
+    ``_``, no e-mail or phone pattern would match any more."""
+    cleaned = _FORM_ID_UNSAFE.sub("_", scrub(raw.strip()))
     return cleaned or None

@@ -22,7 +22,7 @@ import consent_mw
 from consent_mw import ConsentMiddleware, wire
 from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.config import Secret
-from consent_mw.consent.beacon import render_beacon
+from consent_mw.consent.beacon import ADDRESS_FACTOR, render_beacon
 from consent_mw.consent.endpoints import hashed_name
 from consent_mw.ids import subject_hash
 from consent_mw.settings import Settings
@@ -237,6 +237,22 @@ def test_the_rate_limit_is_per_visitor_and_counts_reports(site: Site) -> None:
     assert 1 <= int(r.headers["retry-after"]) <= 60 // PER_MINUTE + 1
     assert report(neighbour, tel).status_code == 204
     assert len(site.events_of(browser)) == PER_MINUTE
+    site.no_errors()
+
+
+def test_visitor_ids_minted_from_one_address_share_its_bucket(site: Site) -> None:
+    """A visitor id costs one decision, so one address can mint many; they do not each get
+    a fresh budget: what one address reports a minute is bounded too."""
+    tel = {"k": "tel", "p": "/"}
+    sent = refused = 0
+    for _ in range(ADDRESS_FACTOR + 2):  # more visitors than the address's budget covers
+        browser = site.visitor()
+        for _ in range(PER_MINUTE // 10):
+            status = report(browser, *[tel] * 10).status_code
+            sent += status == 204
+            refused += status == 429
+    assert refused > 0
+    assert sent * 10 <= PER_MINUTE * ADDRESS_FACTOR
     site.no_errors()
 
 

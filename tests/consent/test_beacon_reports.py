@@ -110,9 +110,14 @@ def test_downloads_keep_extension_and_path(rules: Rules) -> None:
                          rules)) == {"name": "download", "host": "clinic.example",
                                      "path": "/fees", "target_path": "/files/Price.PDF",
                                      "target": "pdf"}
+    # Off the site, a path is kept only for a listed host, as for outbound links: a download
+    # report must not be a way round that rule, nor round the app rule (an account).
     off_site = built({"k": "download", "p": "/", "u": "https://cdn.example/a/b.xlsx#x"}, rules)
-    assert (off_site["target_host"], off_site["target_path"], off_site["target"]) == (
-        "cdn.example", "/a/b.xlsx", "xlsx")
+    assert (off_site["target_host"], off_site.get("target_path"), off_site["target"]) == (
+        "cdn.example", None, "xlsx")
+    for url in ("https://line.me/R/ti/p/@someaccount", "https://other.example/users/alice"):
+        assert "target_path" not in built({"k": "download", "p": "/", "u": url}, rules)
+        assert "target_path" not in built({"k": "form", "p": "/", "id": "", "a": url}, rules)
     # A link with the download attribute and an extension the site does not list: the
     # download counts, without an extension.
     unlisted = built({"k": "download", "p": "/", "u": "/export/report.odt"}, rules)
@@ -133,11 +138,25 @@ def test_a_form_is_its_id_and_action_path_never_a_value(rules: Rules) -> None:
                               "target_path": "/contact/send", "target": "contact__form__b_"}
     assert built({"k": "form", "p": "/", "id": "予約フォーム", "a": ""}, rules)[
         "target"] == "予約フォーム"
-    assert built({"k": "form", "p": "/", "id": f"tel-{PHONE}", "a": "/"}, rules)[
-        "target"] == "tel-[phone]"
+    # Scrubbed before the id is cleaned: once "@", "+" and spaces are "_", no pattern matches.
+    for pii in (f"tel-{PHONE}", "alice@example.com", "090 1234 5678", "+81 90 1234 5678"):
+        target = built({"k": "form", "p": "/", "id": pii, "a": "/"}, rules)["target"]
+        assert "alice" not in target and "1234" not in target, target
     assert "target" not in built({"k": "form", "p": "/", "id": "", "a": "/"}, rules)
     with pytest.raises(ValueError, match="control"):
         classify({"k": "form", "p": "/", "id": "a\nb", "a": "/"}, rules)
+
+
+def test_strings_the_wire_cannot_carry_are_refused_before_they_are_queued(
+        rules: Rules) -> None:
+    """A lone surrogate passes JSON and would fail the worker's encoding (a traceback and an
+    error drop per report); a percent-encoded newline passes the raw check."""
+    with pytest.raises(ValueError, match="Unicode"):
+        classify({"k": "custom", "p": "/", "n": "x\udfff"}, rules)
+    with pytest.raises(ValueError, match="Unicode"):
+        classify({"k": "tel", "p": "/\ud800"}, rules)
+    with pytest.raises(ValueError, match="control"):
+        classify({"k": "tel", "p": "/u/090%0A1234%0A5678"}, rules)
 
 
 def test_scroll_depth_is_kept_in_quarters(rules: Rules) -> None:
