@@ -40,7 +40,11 @@ PREFIX = "consent_mw"
 NEEDS_EXTRA = "needs prometheus-client: pip install 'consent-mw[metrics]'"
 #: Headers a proxy adds when it relays a request: from a loopback peer, they mean the
 #: request came from elsewhere.
-RELAY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
+#: Headers by which a proxy on this host says it relays someone else (the common ones of
+#: nginx, HAProxy, Envoy, Cloudflare, Akamai and RFC 7230's Via).
+RELAY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host",
+                           b"x-forwarded-proto", b"cf-connecting-ip", b"true-client-ip",
+                           b"x-client-ip", b"via"})
 ALLOW = [(b"allow", b"GET, HEAD")]
 
 #: capture's plain figures: stats key, metric name (after ``consent_mw_capture_``), whether

@@ -199,7 +199,10 @@ def test_a_loopback_peer_relaying_someone_else_is_refused(make_settings: MakeSet
     # A reverse proxy on the same host connects from loopback for every visitor.
     mw = ConsentMiddleware(host_app, settings=make_settings(metrics_path=PATH))
     for relayed in ({"x-forwarded-for": "203.0.113.5"}, {"x-real-ip": "203.0.113.5"},
-                    {"forwarded": "for=203.0.113.5"}):
+                    {"forwarded": "for=203.0.113.5"}, {"cf-connecting-ip": "203.0.113.5"},
+                    {"true-client-ip": "203.0.113.5"}, {"x-client-ip": "203.0.113.5"},
+                    {"x-forwarded-host": "site.example"}, {"x-forwarded-proto": "https"},
+                    {"via": "1.1 proxy"}):
         assert call(mw, client=("127.0.0.1", 1234), headers=relayed)[0] == 403, relayed
 
 
