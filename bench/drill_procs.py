@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
+from bench.bench_overhead import free_port
+from consent_mw.capture.spool.disk import SUFFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "drill-collector-token-0123456789"
 SECRET = "drill-secret-key-0123456789abcdef"
-SPOOL_SUFFIX = ".spool"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -307,7 +302,7 @@ def spool_contents(spool_dir: Path) -> SpoolContents:
         if path.name.startswith(".tmp-"):
             found.tmp_files.append(path.name)
             continue
-        if SPOOL_SUFFIX not in path.name:
+        if SUFFIX not in path.name:
             continue
         try:
             data = json.loads(gzip.decompress(path.read_bytes()))
