@@ -26,6 +26,8 @@ from collector.ddl.tables import (
     purge_receipts_table,
     rollup_days_table,
     rollup_dims_table,
+    rollup_engagement_table,
+    rollup_pages_table,
     rollup_totals_table,
     suppressions_table,
 )
@@ -133,6 +135,13 @@ def _bots_out_of_events(o: DdlOptions) -> list[str]:
     ]
 
 
+def _rebuild_rollups(o: DdlOptions) -> list[str]:
+    """Mark every rolled-up day dirty, so the next refresh rebuilds it with the new tables
+    (until then the dashboards scan those days raw). A rerun marks them again: harmless."""
+    return ["INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
+            "SELECT tz, day, max(version) + 1, 0, 0, 0 FROM rollup_days GROUP BY tz, day"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
@@ -144,6 +153,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "events: what interaction events report", _interaction_columns),
     Migration(7, "bots: counted in bot_hits, never stored in events",
               _tables(bot_hits_table), data=_bots_out_of_events),
+    Migration(8, "engagement: visit durations and page reading in the daily rollup",
+              _tables(rollup_engagement_table, rollup_pages_table), data=_rebuild_rollups),
 )
 
 

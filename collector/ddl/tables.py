@@ -4,7 +4,7 @@ What the tables are is declared here once; ``collector.ddl.migrations`` creates 
 them, in versioned, append-only steps. The same definitions render for a single node (plain
 MergeTree, the embedded chDB default) or for a cluster (``ON CLUSTER``, Replicated tables
 behind a Distributed table). A little over 300 lines because it is nine tables' column
-lists, which read best whole and in one place.
+lists (eleven tables), which read best whole and in one place.
 """
 
 from __future__ import annotations
@@ -311,6 +311,53 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
 
+def rollup_engagement_table(o: DdlOptions) -> Table:
+    # One row per (tz, day, build): the day's visit durations and engaged time
+    # (collector.query.engagement). The durations are an exact quantile state: the median of
+    # merged days is the median of their visits, as a raw scan finds it.
+    return Table(
+        name="rollup_engagement",
+        distributed=False,
+        columns=f"""
+    tz LowCardinality(String),
+    day Date,
+    build UInt64,
+    visitors AggregateFunction({uniq()}, String),
+    visits UInt64,
+    duration_sum UInt64,
+    durations AggregateFunction(quantileExact(0.5), UInt32),
+    engaged_sum UInt64,
+    engaged_bounces UInt64""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, day, build)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
+def rollup_pages_table(o: DdlOptions) -> Table:
+    # One row per (tz, day, build, path): how the page was read (the beacon's scroll and
+    # engaged reports) and how many visits ended on it.
+    return Table(
+        name="rollup_pages",
+        distributed=False,
+        columns=f"""
+    tz LowCardinality(String),
+    day Date,
+    build UInt64,
+    path String,
+    visitors AggregateFunction({uniq()}, String),
+    views UInt64,
+    exits UInt64,
+    engaged_n UInt64,
+    engaged_sum UInt64,
+    scroll_n UInt64,
+    scroll_sum UInt64""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, day, build, path)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
 def bot_hits_table(o: DdlOptions) -> Table:
     # Known bots (``consent_mw.useragent``'s device_type "bot") are no people and give no
     # consent: their events are never stored, only counted here per hour (UTC; hours, not
@@ -330,7 +377,10 @@ TTL hour + INTERVAL {o.events_ttl} SECOND""",
     )
 
 
-ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims")
+ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engagement",
+                 "rollup_pages")
+#: The tables of a day's build (rollup_days says which build is current).
+ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
 #: Distinct visitors, sessions and consent ids are counted with uniqCombined(14) everywhere.
 #: Its states merge across days (what lets the rollup answer exactly what a scan of the raw
 #: events answers) in at most 12 KiB. A count, even of merged states, is exact up to

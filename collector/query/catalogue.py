@@ -18,6 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collector.ddl.tables import uniq
+from collector.query.engagement import (
+    q_engagement,
+    q_engagement_previous,
+    q_exit_pages,
+    q_page_engagement,
+)
 from collector.query.params import (
     ANONYMOUS_FILTERS,
     DIMENSIONS,
@@ -85,7 +91,7 @@ def q_timeseries(p: Params) -> Sql:
     where, rolled = sources(p, params)
     source = (f"SELECT {GRAINS[p.grain]} AS b, {uniq('State')}(visitor_id) AS vs, "
               f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
-              f"FROM events WHERE {where} GROUP BY b")
+              f"FROM events WHERE {where} AND kind != 'interaction' GROUP BY b")
     if rolled:
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
                    f"pageviews FROM rollup_totals WHERE {rolled}")
@@ -283,6 +289,10 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "optin": q_optin,
     "gpc": q_gpc,
     "bot_hits": q_bot_hits,
+    "engagement": q_engagement,
+    "engagement_previous": q_engagement_previous,
+    "page_engagement": q_page_engagement,
+    "exit_pages": q_exit_pages,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }

@@ -41,6 +41,18 @@ class Dim:
     rows: str = "kind = 'pageview'"  # which events the breakdown counts
     filterable: bool = True
     anonymous: bool = False  # also a column of anonymous counts
+    # A filter on it matches only its own rows: "interaction = tel" must not match a custom
+    # event the site happened to call "tel".
+    guarded: bool = False
+
+    @property
+    def filter_expr(self) -> str:
+        return f"if({self.rows}, {self.expr}, NULL)" if self.guarded else self.expr
+
+
+def _tap(name: str, expr: str) -> Dim:
+    """An interaction breakdown: the beacon's reports of one kind (consent_mw.wire)."""
+    return Dim(expr, f"kind = 'interaction' AND name = '{name}'", guarded=True)
 
 
 # The only dimensions there are. Keys appear in URLs (?f.path=...); exprs are fixed SQL.
@@ -64,11 +76,23 @@ DIMENSIONS: dict[str, Dim] = {
     "country": Dim("country"),
     "region": Dim("region"),
     "city": Dim("city"),
-    "event": Dim("name", "kind = 'custom'"),
+    "event": Dim("name", "kind = 'custom'", guarded=True),
+    # What the interaction beacon reports; scroll and engaged reports are per page, not
+    # actions, and have their own figures (collector.query.engagement).
+    "interaction": Dim("name", "kind = 'interaction' AND name NOT IN ('scroll', 'engaged')",
+                       guarded=True),
+    "outbound": _tap("outbound", "target_host"),
+    "app": _tap("app", "target"),
+    "tel_page": _tap("tel", "path"),
+    "mailto_page": _tap("mailto", "path"),
+    "download": _tap("download", "target_path"),
+    "form": _tap("form", "if(target != '', target, target_path)"),
+    # A page the site answered 404: a broken link somewhere, or a mistyped address.
+    "not_found": Dim("path", "kind = 'pageview' AND status = 404", guarded=True),
     "property": Dim("concat(name, ' · ', prop.1, ' = ', prop.2)",
                     "kind = 'custom' AND notEmpty(properties)", filterable=False),
 }
-FILTERS: dict[str, str] = {k: d.expr for k, d in DIMENSIONS.items() if d.filterable}
+FILTERS: dict[str, str] = {k: d.filter_expr for k, d in DIMENSIONS.items() if d.filterable}
 GRAINS: dict[str, str] = {
     "hour": "toStartOfHour(ts, {tz:String})",
     "day": "toDate(ts, {tz:String})",

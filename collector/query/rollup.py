@@ -1,7 +1,8 @@
 """Daily rollups: what keeps the dashboards' unfiltered panels off the raw events.
 
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
-aggregates it into ``rollup_totals`` and ``rollup_dims`` with the very SQL fragments the raw
+aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement`` and
+``rollup_pages`` with the very SQL fragments the raw
 queries use (``collector.query.sql``), and records the build in ``rollup_days``:
 
 - ``build``: the id of the day's rows. A rebuild writes new rows, then points the day at them,
@@ -32,14 +33,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from collector.ddl.tables import uniq
+from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
+from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
 from collector.query.params import DIMENSIONS, day_bounds
 from collector.query.run import active_suppression_types
 from collector.query.sql import (
     SUBJECT_COLUMNS,
     VISIT_TOTALS,
+    detail_rows,
     grouped_sql,
-    not_suppressed,
     property_sql,
     visits_sql,
 )
@@ -144,8 +146,7 @@ class Rollup:
                   "AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
         events = int(store.scalar(f"SELECT count() FROM events WHERE {in_day}", span) or 0)
         active = active_suppression_types(store)
-        where = (f"{in_day} AND kind IN ('pageview', 'custom') AND "
-                 f"{not_suppressed('events', active)}")
+        where = detail_rows(in_day, active)
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
         store.command(
@@ -157,6 +158,14 @@ class Rollup:
             "INSERT INTO rollup_dims (tz, day, build, dim, key, visitors, events) "
             f"{head}, dim, key0, vs, n FROM ({grouped_sql(ROLLUP_DIMS, where)} "
             f"UNION ALL {property_sql(where)})", params, settings=INSERT_SETTINGS)
+        store.command(
+            f"INSERT INTO rollup_engagement (tz, day, build, {ENGAGEMENT_COLUMNS}) {head}, "
+            f"{ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})", params, settings=INSERT_SETTINGS)
+        store.command(
+            "INSERT INTO rollup_pages (tz, day, build, path, visitors, views, exits, engaged_n, "
+            f"engaged_sum, scroll_n, scroll_sum) {head}, key0, {uniq('MergeState')}(vs), "
+            "sum(views), sum(exits), sum(e_n), sum(e_sum), sum(s_n), sum(s_sum) "
+            f"FROM ({page_rows(where)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
@@ -208,7 +217,7 @@ class Rollup:
             "AND build < {cutoff:UInt64}", {"tz": self.tz, "cutoff": cutoff})
             if int(r[0]) not in current]
         if old:
-            for table in ("rollup_totals", "rollup_dims"):
+            for table in ROLLUP_BUILD_TABLES:
                 store.command(f"ALTER TABLE {table} DELETE WHERE tz = {{tz:String}} "
                               "AND build IN {old:Array(UInt64)}", {"tz": self.tz, "old": old},
                               settings=MUTATION_SETTINGS)

@@ -21,6 +21,7 @@ from collector.query.catalogue import params_for, with_plan
 from collector.query.params import Params, QueryError
 from collector.query.sql import (
     ACTIVE_TYPES_SQL,
+    PREVIOUS_QUERIES,
     ROLLUP_GRAINS,
     ROLLUP_PLAN_SQL,
     ROLLUP_QUERIES,
@@ -85,7 +86,7 @@ def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]
                                                    and p.grain not in ROLLUP_GRAINS):
         return []
     first = p.start - dt.timedelta(days=(p.end - p.start).days + 1) \
-        if name == "kpis_previous" else p.start
+        if name in PREVIOUS_QUERIES else p.start
     try:
         rows = store.query(ROLLUP_PLAN_SQL, {"tz": p.tz, "d0": first, "d1": p.end},
                            settings=READONLY_SETTINGS).result_rows

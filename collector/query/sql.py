@@ -78,12 +78,22 @@ def detail_where(p: Params, params: dict[str, Any], span: str = RANGE) -> str:
     conversion keep their meaning). ``span`` narrows the range to the days the rollup does
     not cover (filtered views never use the rollup).
     """
-    where = (f"{span} AND kind IN ('pageview', 'custom') AND "
-             f"{not_suppressed('events', p.active_suppressions)}")
+    where = detail_rows(span, p.active_suppressions)
     if p.filters:
         where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
-                  f"AND kind IN ('pageview', 'custom'){filters_sql(p, params)})")
+                  f"AND {DETAIL_KINDS}{filters_sql(p, params)})")
     return where
+
+
+#: The events of visits: page views, the site's custom events, the beacon's interactions.
+#: Every figure chooses its own among them (a dimension's ``rows``, :func:`visits_sql`'s
+#: counts), so interactions never count as page views or make a visit of their own.
+DETAIL_KINDS = "kind IN ('pageview', 'custom', 'interaction')"
+
+
+def detail_rows(span: str, active: frozenset[str] | None) -> str:
+    """Consented detail in ``span``, without the suppressed: raw queries and rollup builds."""
+    return f"{span} AND {DETAIL_KINDS} AND {not_suppressed('events', active)}"
 
 
 # --- the daily rollup --------------------------------------------------------------------
@@ -102,7 +112,11 @@ SELECT day, b FROM (
     GROUP BY day
 )
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
-ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns"})
+ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns",
+                            "engagement", "engagement_previous", "page_engagement",
+                            "exit_pages"})
+#: Queries over the period just before the one asked for (their plan covers both).
+PREVIOUS_QUERIES = frozenset({"kpis_previous", "engagement_previous"})
 ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
 ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
                "AND build IN {builds:Array(UInt64)}")
@@ -113,12 +127,24 @@ def visits_sql(where: str) -> str:
 
     Visits end at midnight, so a day's figures sum to the period's (and a rollup of days is
     exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level.
+    A visit needs a page view or a custom event: the beacon's reports alone (a page hidden
+    after midnight) make none. ``dur`` runs from the visit's first event to its last, the
+    beacon's reports included (they come when a page is left); ``eng`` adds up the seconds
+    its pages were visible and in use, ``exit_path`` is its last page viewed (of two in
+    the same millisecond, the greater path: the one answer a rebuild gives again).
     """
     return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d,
            {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
            countIf(kind = 'custom') AS other,
-           countIf(kind = 'custom' AND name = 'reservation') AS res
-    FROM events WHERE {where} GROUP BY session_id, d"""
+           countIf(kind = 'custom' AND name = 'reservation') AS res,
+           toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
+           sumIf(engaged_seconds, {ENGAGED}) AS eng,
+           argMaxIf(path, (ts, path), kind = 'pageview') AS exit_path
+    FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
+
+
+ENGAGED = "kind = 'interaction' AND name = 'engaged'"
+SCROLLED = "kind = 'interaction' AND name = 'scroll'"
 
 
 #: Per-visit rows → (visitors state, visits, pageviews, bounces, reservations, converted).

@@ -160,6 +160,7 @@ def test_migration_7_moves_stored_bot_rows_into_bot_hits_once(store_dsn: str) ->
     old = Store(store_dsn)
     try:
         upto_6 = [m for m in MIGRATIONS if m.version <= 6]
+        upto_7 = [m for m in MIGRATIONS if m.version <= 7]
         assert apply_migrations(old, DdlOptions(), upto_6) == [1, 2, 3, 4, 5, 6]
         ts = datetime(2026, 6, 20, 3, 17, tzinfo=UTC)
         rows = [[uuid.uuid4(), ts, kind, device, visitor]
@@ -169,7 +170,7 @@ def test_migration_7_moves_stored_bot_rows_into_bot_hits_once(store_dsn: str) ->
                                               ("anonymous", "desktop", "")]]
         old.insert("events", rows, ["event_id", "ts", "kind", "device_type", "visitor_id"])
 
-        assert apply_migrations(old, DdlOptions()) == [7]
+        assert apply_migrations(old, DdlOptions(), upto_7) == [7]
         hits = [(h, str(k), int(n)) for h, k, n in old.rows(
             "SELECT hour, kind, sum(hits) FROM bot_hits GROUP BY hour, kind ORDER BY kind")]
         hour = datetime(2026, 6, 20, 3, tzinfo=UTC).replace(tzinfo=None)
@@ -179,10 +180,10 @@ def test_migration_7_moves_stored_bot_rows_into_bot_hits_once(store_dsn: str) ->
         assert people == [("anonymous", "desktop"), ("pageview", "mobile")]
 
         # Twice is a no-op; so is a rerun of the step itself: no bot row is left to count.
-        assert apply_migrations(old, DdlOptions()) == []
+        assert apply_migrations(old, DdlOptions(), upto_7) == []
         old.command("ALTER TABLE schema_migrations DELETE WHERE version = 7",
                     settings={"mutations_sync": 2})
-        assert apply_migrations(old, DdlOptions()) == [7]
+        assert apply_migrations(old, DdlOptions(), upto_7) == [7]
         assert old.scalar("SELECT sum(hits) FROM bot_hits") == 3
         assert old.rows("SELECT kind, device_type FROM events ORDER BY kind") == people
     finally:

@@ -28,6 +28,8 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("kpis", {}), ("kpis_previous", {}),
     ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
     ("breakdowns", {"dims": DIMS}),
+    ("engagement", {}), ("engagement_previous", {}), ("page_engagement", {"limit": 50}),
+    ("exit_pages", {"limit": 50}),
     *[("breakdown", {"dim": d}) for d in params.DIMENSIONS],
 ]
 
@@ -199,18 +201,37 @@ def figures(store: Any) -> dict[str, Any]:
             for name, extra in EVERY_FIGURE}
 
 
-def test_interaction_events_change_no_figure_and_the_rollup_stays_exact(seeded: Any) -> None:
+#: What the beacon's reports are for: the engagement figures and the interaction breakdowns.
+INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}", "page_engagement {'limit': 50}",
+                       "exit_pages {'limit': 50}"} | {
+    f"breakdown {{'dim': '{d}'}}" for d, dim in params.DIMENSIONS.items()
+    if "'interaction'" in dim.rows}
+
+
+def split(figs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(figures interactions must not move, figures they feed)."""
+    return ({k: v for k, v in figs.items() if k not in INTERACTION_FIGURES},
+            {k: v for k, v in figs.items() if k in INTERACTION_FIGURES})
+
+
+def test_interaction_events_move_only_their_figures_and_the_rollup_stays_exact(
+        seeded: Any) -> None:
     r = rollup(seeded)
     r.refresh()
-    before = figures(seeded)
+    before, fed_before = split(figures(seeded))
     late = interactions_beside(seeded)
     insert_events(seeded, late)
     r.note_inserted([int(e["ts"].timestamp() * 1000) for e in late])  # as ingest calls it
-    assert figures(seeded) == before  # the days they landed on are scanned raw
+    after, fed = split(figures(seeded))  # the days they landed on are scanned raw
+    assert after == before
+    # Each one-second report lengthens a visit and brings an interaction into its panel.
+    changed = {k for k in fed if fed[k] != fed_before[k]}
+    assert {"engagement {}", "breakdown {'dim': 'interaction'}",
+            "breakdown {'dim': 'outbound'}", "breakdown {'dim': 'form'}"} <= changed
     assert set(r.refresh().built) == {
         e["ts"].astimezone(END_ZONE).date() for e in late} - {dt.date(2026, 6, 30)}
     assert_all_equal_raw(seeded)
-    assert figures(seeded) == before
+    assert split(figures(seeded)) == (before, fed)
 
 
 @pytest.mark.parametrize("parts", [1, 2, 30])

@@ -1,0 +1,143 @@
+"""Engagement figures: how long visits last, how pages are read, where visits end.
+
+What the interaction beacon reports when a page is left (``consent_mw.static.beacon.js``:
+``scroll`` in quarters, ``engaged`` seconds the page was visible and in use) and what page
+views already say (a visit's first and last event, its last page) become:
+
+- :func:`q_engagement`: visit duration (median and mean), engaged time per visit, and the
+  engaged-bounce rate: visits of one page view with under :data:`ENGAGED_BOUNCE_S` seconds
+  engaged. Without the beacon (no JavaScript, or the site turned it off) a visit has 0
+  engaged seconds, so a one-page visit then counts as an engaged bounce.
+- :func:`q_page_engagement` and :func:`q_exit_pages`: per page, its views, the mean engaged
+  seconds and scroll depth of the reports about it, and how many visits ended there.
+
+Like every catalogue query they are built from ``collector.query.sql``'s fragments (so
+suppression, filters and visits are the one rule), answer only for k distinct visitors, and
+read closed days from the rollup (``rollup_engagement``, ``rollup_pages``), built by
+``collector.query.rollup`` from the fragments below: merged figures equal a raw scan's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collector.ddl.tables import uniq
+from collector.query.params import Params
+from collector.query.sql import (
+    ENGAGED,
+    SCROLLED,
+    Sql,
+    base_params,
+    sources,
+    visits_sql,
+)
+
+#: A visit of one page view with fewer engaged seconds than this is an engaged bounce.
+ENGAGED_BOUNCE_S = 10
+#: The one median there is: of an even count, the upper middle value. Exact, so the rollup's
+#: merged states give what a scan of the raw visits gives.
+MEDIAN = "quantileExact(0.5)"
+
+#: Per-visit rows (``visits_sql``) → one row of engagement totals; a rollup_engagement row.
+ENGAGEMENT_TOTALS = (
+    f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(dur) AS d_sum, "
+    f"{MEDIAN.replace('(', 'State(', 1)}(dur) AS d_q, sum(eng) AS e_sum, "
+    f"countIf(pv = 1 AND eng < {ENGAGED_BOUNCE_S}) AS eb_n")
+ENGAGEMENT_COLUMNS = "visitors, visits, duration_sum, durations, engaged_sum, engaged_bounces"
+
+
+def _engagement(p: Params, previous: bool) -> Sql:
+    span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
+    params = base_params(p, int(span.total_seconds()))
+    where, rolled = sources(p, params, p.start - span, p.end - span)
+    source = f"SELECT {ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})"
+    if rolled:
+        source += f" UNION ALL SELECT {ENGAGEMENT_COLUMNS} FROM rollup_engagement WHERE {rolled}"
+    shown = "if(v_n >= {k:UInt32}, %s, NULL)"
+    text = f"""
+SELECT
+    {shown % "s_n"} AS visits,
+    {shown % "d_med"} AS duration_median,
+    {shown % "d_sum / s_n"} AS duration_mean,
+    {shown % "e_sum / s_n"} AS engaged_mean,
+    {shown % "eb_n"} AS engaged_bounces,
+    v_n < {{k:UInt32}} AS below_k
+FROM (
+    SELECT {uniq('Merge')}(vs) AS v_n, sum(s_n) AS s_n, sum(d_sum) AS d_sum,
+           {MEDIAN.replace('(', 'Merge(', 1)}(d_q) AS d_med, sum(e_sum) AS e_sum,
+           sum(eb_n) AS eb_n
+    FROM ({source})
+)"""
+    return Sql(text, params)
+
+
+def q_engagement(p: Params) -> Sql:
+    return _engagement(p, previous=False)
+
+
+def q_engagement_previous(p: Params) -> Sql:
+    """The same figures over the period of equal length just before."""
+    return _engagement(p, previous=True)
+
+
+def page_rows(where: str) -> str:
+    """(key0, vs, views, exits, e_n, e_sum, s_n, s_sum) per page; a rollup_pages row.
+
+    ``vs`` counts the page's viewers only. A page's exits are the visits whose last page view
+    it was; their visitors viewed it in that visit, so the exit side adds no state.
+    """
+    return f"""SELECT path AS key0, {uniq('StateIf')}(visitor_id, kind = 'pageview') AS vs,
+           countIf(kind = 'pageview') AS views, toUInt64(0) AS exits,
+           countIf({ENGAGED}) AS e_n, sumIf(engaged_seconds, {ENGAGED}) AS e_sum,
+           countIf({SCROLLED}) AS s_n, sumIf(scroll_depth, {SCROLLED}) AS s_sum
+    FROM events WHERE {where} AND (kind = 'pageview' OR {ENGAGED} OR {SCROLLED})
+    GROUP BY key0
+    UNION ALL
+    SELECT exit_path AS key0, {uniq('StateIf')}('', 0) AS vs, 0, count(), 0, 0, 0, 0
+    FROM ({visits_sql(where)}) WHERE pv > 0 GROUP BY key0"""
+
+
+PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
+                "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum")
+
+
+def _pages(p: Params, order: str) -> Sql:
+    params = base_params(p)
+    where, rolled = sources(p, params)
+    source = page_rows(where)
+    if rolled:
+        source += f" UNION ALL SELECT {PAGE_COLUMNS} FROM rollup_pages WHERE {rolled}"
+    # Pages seen by fewer than k visitors fold into one "other" row, as in every breakdown.
+    text = f"""
+SELECT key, is_other, v_n AS visitors, views, exits,
+       if(views > 0, exits / views, NULL) AS exit_rate,
+       if(e_n > 0, e_sum / e_n, NULL) AS engaged_mean,
+       if(s_n > 0, s_sum / s_n, NULL) AS scroll_mean
+FROM (
+    SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+           finalizeAggregation(vs) < {{k:UInt32}} AS is_other, {uniq('Merge')}(vs) AS v_n,
+           sum(views) AS views, sum(exits) AS exits, sum(e_n) AS e_n, sum(e_sum) AS e_sum,
+           sum(s_n) AS s_n, sum(s_sum) AS s_sum
+    FROM (
+        SELECT key0, {uniq('MergeState')}(vs) AS vs, sum(views) AS views,
+               sum(exits) AS exits, sum(e_n) AS e_n, sum(e_sum) AS e_sum, sum(s_n) AS s_n,
+               sum(s_sum) AS s_sum
+        FROM ({source})
+        GROUP BY key0
+    )
+    GROUP BY key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY is_other, {order} DESC, views DESC, key
+LIMIT {{lim:UInt32}}"""
+    return Sql(text, params)
+
+
+def q_page_engagement(p: Params) -> Sql:
+    """Per page: visitors, views, exits, mean engaged seconds and scroll depth."""
+    return _pages(p, "views")
+
+
+def q_exit_pages(p: Params) -> Sql:
+    """The same rows, ordered by where visits ended."""
+    return _pages(p, "exits")
