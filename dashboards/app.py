@@ -36,7 +36,7 @@ def templates(settings: DashboardSettings) -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.globals.update(fmt=formatting.fmt, change=formatting.change,
-                       row_label=formatting.row_label, KPI_LABELS=formatting.KPI_LABELS,
+                       row_label=formatting.row_label,
                        PAGES=PAGES, may_open=may_open, PRESETS=PRESETS, settings=settings)
     return env
 

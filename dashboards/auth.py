@@ -10,6 +10,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "overview": frozenset({"marketing", "admin"}),
     "acquisition": frozenset({"marketing", "admin"}),
     "audience": frozenset({"marketing", "admin"}),
+    "engagement": frozenset({"marketing", "admin"}),
     "events": frozenset({"marketing", "admin"}),
     "consent": frozenset({"marketing", "privacy", "admin"}),
     "privacy": frozenset({"privacy", "admin"}),

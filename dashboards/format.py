@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-#: How a figure is written: a count, a percentage of a 0..1 ratio, or a two-decimal number.
-Kind = Literal["int", "pct", "dec"]
+#: How a figure is written: a count, a percentage of a 0..1 ratio, a two-decimal number, a
+#: duration in seconds, or a scroll depth (a 0..100 mean).
+Kind = Literal["int", "pct", "dec", "dur", "depth"]
 Number = int | float
 
 MISSING = "–"  # below k, or a rate with nothing to divide by
@@ -27,14 +28,35 @@ KPI_LABELS: dict[str, tuple[str, Kind]] = {
     "bounce_rate": ("Bounce rate", "pct"), "reservations": ("Reservations", "int"),
     "conversion_rate": ("Conversion rate", "pct"),
 }
+#: The engagement panel's figures (``collector.query.engagement``), in display order.
+ENGAGEMENT_LABELS: dict[str, tuple[str, Kind]] = {
+    "visits": ("Visits", "int"), "duration_median": ("Visit duration (median)", "dur"),
+    "duration_mean": ("Visit duration (mean)", "dur"),
+    "engaged_mean": ("Engaged time per visit", "dur"),
+    "engaged_bounce_rate": ("Bounce rate (engaged under 10 s)", "pct"),
+}
 
 #: What a breakdown's count column counts: landings start a visit, so they count visits.
 COUNT_HEADERS: dict[str, str] = {
     "path": "Pageviews", "entry_path": "Visits", "channel": "Visits",
     "referrer_host": "Visits", "click_id_type": "Visits", "search_terms": "Searches",
     "utm_source": "Visits", "utm_medium": "Visits", "utm_campaign": "Visits",
-    "event": "Events", "property": "Events",
+    "event": "Events", "property": "Events", "interaction": "Events",
+    "outbound": "Clicks", "app": "Taps", "tel_page": "Taps", "mailto_page": "Taps",
+    "download": "Downloads", "form": "Submits", "not_found": "Pageviews",
 }
+#: What a breakdown's first column holds, when its dimension's name would not say it.
+KEY_HEADERS: dict[str, str] = {
+    "path": "Page", "entry_path": "Entry page", "interaction": "Interaction",
+    "outbound": "Host", "app": "App", "tel_page": "Page", "mailto_page": "Page",
+    "download": "File", "form": "Form", "not_found": "Page (404)",
+}
+#: The columns of the page engagement and exit page tables, with how each is written.
+PAGE_COLUMNS: tuple[tuple[str, str, Kind], ...] = (
+    ("visitors", "Visitors", "int"), ("views", "Pageviews", "int"),
+    ("engaged_mean", "Engaged time", "dur"), ("scroll_mean", "Scroll depth", "depth"),
+    ("exits", "Exits", "int"), ("exit_rate", "Exit rate", "pct"),
+)
 DEFAULT_COUNT_HEADER = "Pageviews"
 VISITORS_HEADER = "Visitors"
 ANONYMOUS_HEADERS = ("Views (counted)",)
@@ -51,14 +73,29 @@ ANONYMOUS_COUNTS = "Anonymous counts"
 
 
 def fmt(value: Number | None, kind: Kind = "int") -> str:
-    """A figure as the page shows it: ``12,345``, ``38.2%``, ``2.41``, or ``–``."""
+    """A figure as the page shows it: ``12,345``, ``38.2%``, ``2.41``, ``2m 05s``, ``62%``,
+    or ``–``."""
     if value is None:
         return MISSING
     if kind == "pct":
         return f"{100 * float(value):.1f}%"
     if kind == "dec":
         return f"{float(value):.2f}"
+    if kind == "dur":
+        return duration(float(value))
+    if kind == "depth":
+        return f"{float(value):.0f}%"
     return f"{int(value):,}"
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``2m 05s``, ``1h 03m``: a time as a person reads it at a glance."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole // 60 % 60:02d}m"
 
 
 def change(current: Number | None, previous: Number | None) -> str:
@@ -80,3 +117,7 @@ def row_label(key: str, other: bool) -> str:
 
 def count_header(dim: str | None) -> str:
     return COUNT_HEADERS.get(dim or "", DEFAULT_COUNT_HEADER)
+
+
+def key_header(dim: str | None) -> str:
+    return KEY_HEADERS.get(dim or "", dim or "")

@@ -8,8 +8,8 @@ module only chooses which queries run and how their rows are laid out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,10 +19,15 @@ from dashboards.format import (
     ANONYMOUS_HEADERS,
     BOT_HEADERS,
     BOT_TOTAL,
+    ENGAGEMENT_LABELS,
+    KPI_LABELS,
+    PAGE_COLUMNS,
     SUPPRESSION_HEADERS,
     VISITORS_HEADER,
+    Kind,
     Number,
     count_header,
+    key_header,
     row_label,
 )
 from dashboards.panels import PANELS, Page, Panel
@@ -42,6 +47,7 @@ class PanelData:
     current: Figures | None = None  # key figures only
     previous: Figures | None = None  # key figures of the previous period, when compared
     below_k: bool = False  # key figures: fewer than k visitors match
+    labels: Mapping[str, tuple[str, Kind]] = field(default_factory=dict)  # key figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,11 @@ class TableRow:
 class Table:
     rows: list[TableRow]
     headers: tuple[str, ...]
+    key_header: str = ""
+    kinds: tuple[Kind, ...] = ()  # how each number column is written; "int" when not said
+
+    def kind(self, column: int) -> Kind:
+        return self.kinds[column] if column < len(self.kinds) else "int"
 
 
 def _ratio(num: Number | None, den: Number | None) -> float | None:
@@ -76,6 +87,27 @@ def kpi_figures(row: Mapping[str, Any] | None) -> Figures:
         "reservations": row.get("reservations"),
         "conversion_rate": _ratio(row.get("converted_visits"), row.get("visits")),
     }
+
+
+def engagement_figures(row: Mapping[str, Any] | None) -> Figures:
+    """The engagement panel's figures: durations in seconds, and the engaged-bounce rate."""
+    row = row or {}
+    return {
+        "visits": row.get("visits"),
+        "duration_median": row.get("duration_median"),
+        "duration_mean": row.get("duration_mean"),
+        "engaged_mean": row.get("engaged_mean"),
+        "engaged_bounce_rate": _ratio(row.get("engaged_bounces"), row.get("visits")),
+    }
+
+
+#: Key-figure query → (its labels, its figures from the query's one row). The previous
+#: period's figures come from the query named ``<query>_previous``.
+KEY_FIGURES: dict[str, tuple[Mapping[str, tuple[str, Kind]],
+                             Callable[[Mapping[str, Any] | None], Figures]]] = {
+    "kpis": (KPI_LABELS, kpi_figures),
+    "engagement": (ENGAGEMENT_LABELS, engagement_figures),
+}
 
 
 class PageLoader:
@@ -100,13 +132,15 @@ class PageLoader:
         rows = self.panel_rows(panel, view, version)
         if panel.show != "kpis":
             return PanelData(panel, rows)
+        labels, figures = KEY_FIGURES[panel.query]
         previous = None
         if view.compare:
-            prev = self.backend.run("kpis_previous", view.params(self.k, self.tz),
+            prev = self.backend.run(f"{panel.query}_previous", view.params(self.k, self.tz),
                                     version=version)
-            previous = kpi_figures(prev[0] if prev else None)
-        return PanelData(panel, rows, current=kpi_figures(rows[0] if rows else None),
-                         previous=previous, below_k=bool(rows and rows[0].get("below_k")))
+            previous = figures(prev[0] if prev else None)
+        return PanelData(panel, rows, current=figures(rows[0] if rows else None),
+                         previous=previous, below_k=bool(rows and rows[0].get("below_k")),
+                         labels=labels)
 
     def page(self, page: Page, view: View) -> dict[str, PanelData]:
         version = self.version()
@@ -143,8 +177,10 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
                                           for c in ("consented", "anonymous", "hits")),
                          None, True)
         return Table([total, *days], BOT_HEADERS)
-    filter_dim = "path" if panel.dim == "entry_path" else panel.dim
-    filterable = (panel.query == "breakdown" and filter_dim is not None
+    pages = panel.query in ("page_engagement", "exit_pages")
+    # A page's row filters on the page; a 404's on the page viewed with that status.
+    filter_dim = "path" if panel.dim == "entry_path" or pages else panel.dim
+    filterable = ((panel.query == "breakdown" or pages) and filter_dim is not None
                   and DIMENSIONS[filter_dim].filterable)
     active = dict(view.filters)
     out = []
@@ -154,9 +190,16 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
         href = None
         if filterable and not other and filter_dim and active.get(filter_dim) != key:
             href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
-        values = ((r["views"],) if panel.query == "anonymous_pages"
-                  else (r["visitors"], r["events"]))
+        if pages:
+            values: tuple[Number | None, ...] = tuple(r[c] for c, _, _ in PAGE_COLUMNS)
+        elif panel.query == "anonymous_pages":
+            values = (r["views"],)
+        else:
+            values = (r["visitors"], r["events"])
         out.append(TableRow(row_label(key, other), values, href, other))
+    if pages:
+        return Table(out, tuple(h for _, h, _ in PAGE_COLUMNS), key_header("path"),
+                     tuple(k for _, _, k in PAGE_COLUMNS))
     if panel.query == "anonymous_pages":
-        return Table(out, ANONYMOUS_HEADERS)
-    return Table(out, (VISITORS_HEADER, count_header(panel.dim)))
+        return Table(out, ANONYMOUS_HEADERS, key_header("path"))
+    return Table(out, (VISITORS_HEADER, count_header(panel.dim)), key_header(panel.dim))

@@ -121,7 +121,7 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
     extra: dict[str, object] = {}
     if panel.query == "breakdown":
         extra = {"dim": panel.dim, "limit": top_n}
-    elif panel.query == "anonymous_pages":
+    elif panel.query in ("anonymous_pages", "page_engagement", "exit_pages"):
         extra = {"limit": top_n}
     elif panel.query == "timeseries":
         extra = {"grain": effective_grain(view)}
