@@ -3,8 +3,8 @@
     python bench/bench_dashboards.py --events 10000000 [--runs 20] [--store chdb:///tmp/x]
 
 Seeds a fresh embedded store (unless --reuse), then measures, in this process:
-- the overview page end to end through the ASGI app (cold: result cache off, so every panel
-  query runs; warm: cache on, unchanged data), p50/p95;
+- the overview and engagement pages end to end through the ASGI app (cold: result cache off,
+  so every panel query runs; warm: cache on, unchanged data), p50/p95;
 - each panel's catalogue query alone, p50/p95.
 Each run uses a different 30-day window ending on a different day, so the engine cannot
 answer from one warm result.
@@ -66,7 +66,8 @@ def main() -> None:
         if not args.reuse:
             t = time.perf_counter()
             counts = seed(store, args.events, args.days, rng_seed=1)
-            print(f"seeded {counts['events']:,} events, {counts['consent_records']:,} records "
+            print(f"seeded {counts['events']:,} events, {counts['interactions']:,} "
+                  f"interactions, {counts['consent_records']:,} records "
                   f"in {time.perf_counter() - t:.1f}s")
         store.command("OPTIMIZE TABLE events FINAL")
         rollup = Rollup(store, "Asia/Tokyo", grace=0)
@@ -86,7 +87,9 @@ def run(store: Store, runs: int) -> None:
     today = dt.date.today()
     windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))
                for i in range(runs)]
-    for cache, filters in ((False, {}), (False, {"f.channel": "search"}), (True, {})):
+    for name, cache, filters in ((n, c, f) for n in ("overview", "engagement")
+                                 for c, f in ((False, {}), (False, {"f.channel": "search"}),
+                                              (True, {}))):
         app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
             settings, StoreBackend(store), cache=cache))])
         with TestClient(app, follow_redirects=False) as client:
@@ -99,14 +102,14 @@ def run(store: Store, runs: int) -> None:
                 params = {"preset": "custom", "start": start.isoformat(),
                           "end": end.isoformat(), **filters}
                 if cache:  # warm: the same view again, data unchanged
-                    client.get("/dashboards/overview", params=params)
+                    client.get(f"/dashboards/{name}", params=params)
                 t = time.perf_counter()
-                r = client.get("/dashboards/overview", params=params)
+                r = client.get(f"/dashboards/{name}", params=params)
                 samples.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text[:300]
             label = ("warm (cached, data unchanged)" if cache else
                      "cold, filtered f.channel=search" if filters else "cold (every query runs)")
-            print(f"overview page, {label:32} {fmt(samples)}")
+            print(f"{name} page, {label:32} {fmt(samples)}")
     # Live ingestion: a small batch lands between page loads (the default 30-day view).
     for max_age in (0, 60):
         live = DashboardSettings(users=users, cache_seconds=max_age)

@@ -52,11 +52,20 @@ KEY_HEADERS: dict[str, str] = {
     "download": "File", "form": "Form", "not_found": "Page (404)",
 }
 #: The columns of the page engagement and exit page tables, with how each is written.
-PAGE_COLUMNS: tuple[tuple[str, str, Kind], ...] = (
-    ("visitors", "Visitors", "int"), ("views", "Pageviews", "int"),
-    ("engaged_mean", "Engaged time", "dur"), ("scroll_mean", "Scroll depth", "depth"),
-    ("exits", "Exits", "int"), ("exit_rate", "Exit rate", "pct"),
-)
+PAGE_COLUMNS: dict[str, tuple[tuple[str, str, Kind], ...]] = {
+    "page_engagement": (
+        ("visitors", "Visitors", "int"), ("views", "Pageviews", "int"),
+        ("engaged_mean", "Engaged time", "dur"), ("scroll_mean", "Scroll depth", "depth"),
+        ("exits", "Exits", "int"), ("exit_rate", "Exit rate", "pct")),
+    "exit_pages": (
+        ("exits", "Exits", "int"), ("exit_rate", "Exit rate", "pct"),
+        ("views", "Pageviews", "int")),
+}
+#: Values shown by what they mean rather than their code, per dimension.
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "interaction": {"outbound": "Outbound link", "tel": "Phone tap", "mailto": "E-mail tap",
+                    "app": "App link", "download": "Download", "form": "Form submit"},
+}
 DEFAULT_COUNT_HEADER = "Pageviews"
 VISITORS_HEADER = "Visitors"
 ANONYMOUS_HEADERS = ("Views (counted)",)
@@ -108,11 +117,14 @@ def change(current: Number | None, previous: Number | None) -> str:
     return f"{'+' if delta >= 0 else ''}{100 * delta:.1f}%"
 
 
-def row_label(key: str, other: bool) -> str:
-    """A breakdown row's label: its value, or what stands in for a folded or empty one."""
+def row_label(key: str, other: bool, dim: str | None = None) -> str:
+    """A breakdown row's label: its value (by what it means, when a code), or what stands in
+    for a folded or empty one."""
     if other:
         return OTHER
-    return key if key != "" else NOT_SET
+    if key == "":
+        return NOT_SET
+    return VALUE_LABELS.get(dim or "", {}).get(key, key)
 
 
 def count_header(dim: str | None) -> str:

@@ -191,15 +191,17 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
         if filterable and not other and filter_dim and active.get(filter_dim) != key:
             href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
         if pages:
-            values: tuple[Number | None, ...] = tuple(r[c] for c, _, _ in PAGE_COLUMNS)
+            values: tuple[Number | None, ...] = tuple(
+                r[c] for c, _, _ in PAGE_COLUMNS[panel.query])
         elif panel.query == "anonymous_pages":
             values = (r["views"],)
         else:
             values = (r["visitors"], r["events"])
-        out.append(TableRow(row_label(key, other), values, href, other))
+        out.append(TableRow(row_label(key, other, panel.dim), values, href, other))
     if pages:
-        return Table(out, tuple(h for _, h, _ in PAGE_COLUMNS), key_header("path"),
-                     tuple(k for _, _, k in PAGE_COLUMNS))
+        columns = PAGE_COLUMNS[panel.query]
+        return Table(out, tuple(h for _, h, _ in columns), key_header("path"),
+                     tuple(k for _, _, k in columns))
     if panel.query == "anonymous_pages":
         return Table(out, ANONYMOUS_HEADERS, key_header("path"))
     return Table(out, (VISITORS_HEADER, count_header(panel.dim)), key_header(panel.dim))

@@ -27,6 +27,7 @@ class Panel:
     dim: str | None = None  # the breakdown's dimension (a key of DIMENSIONS)
     note: str = ""
     chart: Chart = ""  # for show == "chart"
+    wide: bool = False  # spans the page's width (a table of many columns)
 
 
 def _breakdown(dim: str, title: str, note: str = "") -> Panel:
@@ -61,7 +62,7 @@ PANELS: dict[str, Panel] = {p.id: p for p in [
           note="visits with analytics consent; engaged time needs the page's script"),
     Panel("page_engagement", "How pages are read", "page_engagement", "table", dim="path",
           note="mean engaged time and scroll depth of the pages' reports; exits: visits "
-               "that ended there"),
+               "that ended there", wide=True),
     Panel("exit_pages", "Exit pages", "exit_pages", "table", dim="path",
           note="the last page viewed in a visit"),
     _breakdown("interaction", "Interactions", "clicks, taps and form submits"),

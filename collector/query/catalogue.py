@@ -41,6 +41,7 @@ from collector.query.sql import (
     filters_sql,
     folded,
     grouped_sql,
+    kinds_for,
     not_suppressed,
     property_sql,
     rows_with_rollup,
@@ -91,7 +92,7 @@ def q_timeseries(p: Params) -> Sql:
     where, rolled = sources(p, params)
     source = (f"SELECT {GRAINS[p.grain]} AS b, {uniq('State')}(visitor_id) AS vs, "
               f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
-              f"FROM events WHERE {where} AND kind != 'interaction' GROUP BY b")
+              f"FROM events WHERE {where} GROUP BY b")
     if rolled:
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
                    f"pageviews FROM rollup_totals WHERE {rolled}")
@@ -112,7 +113,7 @@ ORDER BY b"""
 def q_breakdown(p: Params) -> Sql:
     """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
     params = base_params(p)
-    where, rolled = sources(p, params)
+    where, rolled = sources(p, params, kinds=kinds_for([p.dim]))
     # No distinct visit count here: it would double the cost of every breakdown.
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
@@ -125,7 +126,7 @@ def q_breakdowns(p: Params) -> Sql:
     if not p.dims:
         raise QueryError("dims: at least one dimension")
     params = base_params(p)
-    where, rolled = sources(p, params)
+    where, rolled = sources(p, params, kinds=kinds_for(p.dims))
     rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params)
     return Sql(folded(rows), params)
 

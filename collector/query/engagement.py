@@ -24,6 +24,7 @@ import datetime as dt
 from collector.ddl.tables import uniq
 from collector.query.params import Params
 from collector.query.sql import (
+    DETAIL_KINDS,
     ENGAGED,
     SCROLLED,
     Sql,
@@ -49,7 +50,7 @@ ENGAGEMENT_COLUMNS = "visitors, visits, duration_sum, durations, engaged_sum, en
 def _engagement(p: Params, previous: bool) -> Sql:
     span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
     params = base_params(p, int(span.total_seconds()))
-    where, rolled = sources(p, params, p.start - span, p.end - span)
+    where, rolled = sources(p, params, p.start - span, p.end - span, DETAIL_KINDS)
     source = f"SELECT {ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})"
     if rolled:
         source += f" UNION ALL SELECT {ENGAGEMENT_COLUMNS} FROM rollup_engagement WHERE {rolled}"
@@ -103,7 +104,7 @@ PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
 
 def _pages(p: Params, order: str) -> Sql:
     params = base_params(p)
-    where, rolled = sources(p, params)
+    where, rolled = sources(p, params, kinds=DETAIL_KINDS)
     source = page_rows(where)
     if rolled:
         source += f" UNION ALL SELECT {PAGE_COLUMNS} FROM rollup_pages WHERE {rolled}"

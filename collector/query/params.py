@@ -46,6 +46,11 @@ class Dim:
     guarded: bool = False
 
     @property
+    def interaction(self) -> bool:
+        """Whether it counts the beacon's interactions (which most queries never read)."""
+        return "'interaction'" in self.rows
+
+    @property
     def filter_expr(self) -> str:
         return f"if({self.rows}, {self.expr}, NULL)" if self.guarded else self.expr
 

@@ -38,6 +38,8 @@ from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, pa
 from collector.query.params import DIMENSIONS, day_bounds
 from collector.query.run import active_suppression_types
 from collector.query.sql import (
+    DETAIL_KINDS,
+    INTERACTION_KINDS,
     SUBJECT_COLUMNS,
     VISIT_TOTALS,
     detail_rows,
@@ -49,8 +51,12 @@ from collector.store import INSERT_SETTINGS, MUTATION_SETTINGS, PRIVATE_SETTINGS
 
 log = logging.getLogger(__name__)
 
-#: Every breakdown dimension but ``property`` (rolled up by its own ARRAY JOIN).
+#: Every breakdown dimension but ``property`` (rolled up by its own ARRAY JOIN): those over
+#: visits' page views and custom events, and those over the beacon's interactions (each
+#: group scans only its own kinds of rows).
 ROLLUP_DIMS = tuple(d for d in DIMENSIONS if d != "property")
+VISIT_DIMS = tuple(d for d in ROLLUP_DIMS if not DIMENSIONS[d].interaction)
+INTERACTION_DIMS = tuple(d for d in ROLLUP_DIMS if DIMENSIONS[d].interaction)
 DAY_COLUMNS = ["tz", "day", "version", "build", "stamp", "events"]
 #: Superseded builds are deleted once no query planned with them can still be running.
 KEEP_SUPERSEDED_S = 300
@@ -147,6 +153,8 @@ class Rollup:
         events = int(store.scalar(f"SELECT count() FROM events WHERE {in_day}", span) or 0)
         active = active_suppression_types(store)
         where = detail_rows(in_day, active)
+        everything = detail_rows(in_day, active, DETAIL_KINDS)
+        interactions = detail_rows(in_day, active, INTERACTION_KINDS)
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
         store.command(
@@ -156,16 +164,19 @@ class Rollup:
             params, settings=INSERT_SETTINGS)
         store.command(
             "INSERT INTO rollup_dims (tz, day, build, dim, key, visitors, events) "
-            f"{head}, dim, key0, vs, n FROM ({grouped_sql(ROLLUP_DIMS, where)} "
-            f"UNION ALL {property_sql(where)})", params, settings=INSERT_SETTINGS)
+            f"{head}, dim, key0, vs, n FROM ({grouped_sql(VISIT_DIMS, where)} "
+            f"UNION ALL {property_sql(where)} "
+            f"UNION ALL {grouped_sql(INTERACTION_DIMS, interactions)})",
+            params, settings=INSERT_SETTINGS)
         store.command(
             f"INSERT INTO rollup_engagement (tz, day, build, {ENGAGEMENT_COLUMNS}) {head}, "
-            f"{ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})", params, settings=INSERT_SETTINGS)
+            f"{ENGAGEMENT_TOTALS} FROM ({visits_sql(everything)})", params,
+            settings=INSERT_SETTINGS)
         store.command(
             "INSERT INTO rollup_pages (tz, day, build, path, visitors, views, exits, engaged_n, "
             f"engaged_sum, scroll_n, scroll_sum) {head}, key0, {uniq('MergeState')}(vs), "
             "sum(views), sum(exits), sum(e_n), sum(e_sum), sum(s_n), sum(s_sum) "
-            f"FROM ({page_rows(where)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
+            f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build

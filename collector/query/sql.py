@@ -10,7 +10,7 @@ a scan of the raw events.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,30 +70,44 @@ def filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None)
     return "".join(parts)
 
 
-def detail_where(p: Params, params: dict[str, Any], span: str = RANGE) -> str:
-    """Consented detail (pageviews and custom events) in range, unsuppressed, filtered.
+def detail_where(p: Params, params: dict[str, Any], span: str = RANGE,
+                 kinds: str | None = None) -> str:
+    """Consented detail (``kinds``: :data:`VISIT_KINDS` by default) in range, unsuppressed,
+    filtered.
 
     Filters select visits: every event of a visit with at least one matching event counts
     (so "channel = search" keeps the pages viewed after the search landing, and bounce and
     conversion keep their meaning). ``span`` narrows the range to the days the rollup does
     not cover (filtered views never use the rollup).
     """
-    where = detail_rows(span, p.active_suppressions)
+    where = detail_rows(span, p.active_suppressions, kinds or VISIT_KINDS)
     if p.filters:
+        matched = kinds_for(k for k, _ in p.filters)
         where += (f" AND session_id IN (SELECT session_id FROM events WHERE {RANGE} "
-                  f"AND {DETAIL_KINDS}{filters_sql(p, params)})")
+                  f"AND {matched}{filters_sql(p, params)})")
     return where
 
 
-#: The events of visits: page views, the site's custom events, the beacon's interactions.
-#: Every figure chooses its own among them (a dimension's ``rows``, :func:`visits_sql`'s
-#: counts), so interactions never count as page views or make a visit of their own.
+#: The events of visits: page views and the site's custom events. What counts visits,
+#: visitors, page views and their breakdowns reads only these.
+VISIT_KINDS = "kind IN ('pageview', 'custom')"
+#: The same and the beacon's interactions, for the figures made of them (engagement, the
+#: interaction breakdowns). Each figure picks its own rows among them (a dimension's ``rows``,
+#: :func:`visits_sql`'s counts), so interactions never count as page views or make a visit.
+#: Queries that need no interaction never read one: kind leads the sort key after the day,
+#: so the rows a query skips are granules it never reads.
 DETAIL_KINDS = "kind IN ('pageview', 'custom', 'interaction')"
+INTERACTION_KINDS = "kind = 'interaction'"
 
 
-def detail_rows(span: str, active: frozenset[str] | None) -> str:
+def kinds_for(dims: Iterable[str]) -> str:
+    """The kinds a breakdown (or a filter) over ``dims`` must read."""
+    return DETAIL_KINDS if any(DIMENSIONS[d].interaction for d in dims) else VISIT_KINDS
+
+
+def detail_rows(span: str, active: frozenset[str] | None, kinds: str = VISIT_KINDS) -> str:
     """Consented detail in ``span``, without the suppressed: raw queries and rollup builds."""
-    return f"{span} AND {DETAIL_KINDS} AND {not_suppressed('events', active)}"
+    return f"{span} AND {kinds} AND {not_suppressed('events', active)}"
 
 
 # --- the daily rollup --------------------------------------------------------------------
@@ -210,16 +224,17 @@ def span_sql(spans: Sequence[tuple[int, int]], params: dict[str, Any]) -> str:
 
 
 def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
-             end: dt.date | None = None) -> tuple[str, str | None]:
+            end: dt.date | None = None, kinds: str = VISIT_KINDS) -> tuple[str, str | None]:
     """(where for the events part, where for the rollup part or None when unused)."""
     if p.rollup is None:
-        return detail_where(p, params), None
+        return detail_where(p, params, kinds=kinds), None
     start, end = start or p.start, end or p.end
     builds, spans = split_days(p, start, end)
     if not builds:
-        return detail_where(p, params, span_sql([day_bounds(p.tz, start, end)], params)), None
+        return detail_where(p, params, span_sql([day_bounds(p.tz, start, end)], params),
+                            kinds), None
     params.update(builds=builds, rd0=start, rd1=end)
-    return detail_where(p, params, span_sql(spans, params)), ROLLUP_ROWS
+    return detail_where(p, params, span_sql(spans, params), kinds), ROLLUP_ROWS
 
 
 def rows_with_rollup(source: str, rolled: str | None, dims: Sequence[str],

@@ -75,3 +75,36 @@ def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: 
         assert errors == []
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_engagement_page_and_an_interaction_filter(server: str, browser: Any,
+                                                    artifacts: Any) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        page.goto(f"{server}/dashboards/engagement?{urlencode(RANGE)}")
+        page.fill("input[name=username]", "marketing")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#panel-engagement")
+        assert urlsplit(page.url).path == "/dashboards/engagement"
+        visits_all = page.inner_text("[data-kpi=visits] dd")
+        median = page.inner_text("[data-kpi=duration_median] dd")
+        assert median.endswith("s") and median != "–"
+        page.screenshot(path=str(artifacts / "dashboards-engagement.png"), full_page=True)
+        # The visits in which someone tapped the phone number: every panel follows.
+        page.locator("#panel-bd_interaction a.filter-link", has_text="Phone tap").first.click()
+        page.wait_for_load_state("load")
+        page.wait_for_selector("#active-filters")
+        assert parse_qs(urlsplit(page.url).query)["f.interaction"] == ["tel"]
+        tapped = page.inner_text("[data-kpi=visits] dd")
+        assert int(tapped.replace(",", "")) < int(visits_all.replace(",", ""))
+        assert page.locator("#panel-bd_tel_page td").count() > 0
+        assert errors == []
+    finally:
+        context.close()

@@ -234,6 +234,8 @@ def test_the_engagement_page_shows_every_panel_on_seeded_data(store: Any, login:
     assert "f.interaction=tel" in html
     csv = client.get("/dashboards/csv/page_engagement", params=RANGE)
     assert csv.status_code == 200 and csv.text.startswith("key,is_other,visitors,views,exits")
+    # Interaction kinds read as what they are; the filter link keeps the code.
+    assert ">Phone tap</a>" in html.split('id="panel-bd_interaction"')[1]
 
 
 def test_the_seeded_store_has_no_event_without_its_page(store: Any) -> None:
