@@ -126,7 +126,10 @@ class PageLoader:
 
     def panel_rows(self, panel: Panel, view: View, version: str) -> Rows:
         params = panel_params(panel, view, self.k, self.tz, self.top_n)
-        return self.backend.run(panel.query, params, version=version)
+        rows = self.backend.run(panel.query, params, version=version)
+        if panel.query == "page_engagement":
+            return top_rows(rows, panel.order or "views", self.top_n)
+        return rows
 
     def panel(self, panel: Panel, view: View, version: str) -> PanelData:
         rows = self.panel_rows(panel, view, version)
@@ -164,6 +167,12 @@ class PageLoader:
         return out
 
 
+def top_rows(rows: Rows, column: str, n: int) -> Rows:
+    """The ``n`` first rows by ``column`` (then views, then key), the folded row last."""
+    return sorted(rows, key=lambda r: (bool(r.get("is_other")), -(r.get(column) or 0),
+                                       -(r.get("views") or 0), str(r.get("key"))))[:n]
+
+
 def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
     """A table panel's rows ready for the template: labels, numbers, and each row's link to
     the same page filtered on it (``page_url`` without its query string)."""
@@ -177,7 +186,7 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
                                           for c in ("consented", "anonymous", "hits")),
                          None, True)
         return Table([total, *days], BOT_HEADERS)
-    pages = panel.query in ("page_engagement", "exit_pages")
+    pages = panel.query == "page_engagement"
     # A page's row filters on the page; a 404's on the page viewed with that status.
     filter_dim = "path" if panel.dim == "entry_path" or pages else panel.dim
     filterable = ((panel.query == "breakdown" or pages) and filter_dim is not None
@@ -192,14 +201,14 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
             href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
         if pages:
             values: tuple[Number | None, ...] = tuple(
-                r[c] for c, _, _ in PAGE_COLUMNS[panel.query])
+                r[c] for c, _, _ in PAGE_COLUMNS[panel.id])
         elif panel.query == "anonymous_pages":
             values = (r["views"],)
         else:
             values = (r["visitors"], r["events"])
         out.append(TableRow(row_label(key, other, panel.dim), values, href, other))
     if pages:
-        columns = PAGE_COLUMNS[panel.query]
+        columns = PAGE_COLUMNS[panel.id]
         return Table(out, tuple(h for _, h, _ in columns), key_header("path"),
                      tuple(k for _, _, k in columns))
     if panel.query == "anonymous_pages":

@@ -20,6 +20,8 @@ from dashboards.panels import Panel
 PRESETS = ("today", "yesterday", "7d", "30d", "90d", "this_month", "last_month", "custom")
 Grain = Literal["auto", "hour", "day", "week"]
 GRAINS: tuple[Grain, ...] = ("auto", "hour", "day", "week")
+#: Rows of the page-reading query behind the page panels, each of which shows its top ones.
+PAGE_ROWS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,10 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
     extra: dict[str, object] = {}
     if panel.query == "breakdown":
         extra = {"dim": panel.dim, "limit": top_n}
-    elif panel.query in ("anonymous_pages", "page_engagement", "exit_pages"):
+    elif panel.query == "anonymous_pages":
         extra = {"limit": top_n}
+    elif panel.query == "page_engagement":  # every page panel asks the same: one scan
+        extra = {"limit": PAGE_ROWS}
     elif panel.query == "timeseries":
         extra = {"grain": effective_grain(view)}
     return view.params(k, tz, **extra)

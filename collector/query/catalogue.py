@@ -21,7 +21,6 @@ from collector.ddl.tables import uniq
 from collector.query.engagement import (
     q_engagement,
     q_engagement_previous,
-    q_exit_pages,
     q_page_engagement,
 )
 from collector.query.params import (
@@ -38,10 +37,10 @@ from collector.query.sql import (
     VISIT_TOTALS,
     Sql,
     base_params,
+    breakdown_kinds,
     filters_sql,
     folded,
     grouped_sql,
-    kinds_for,
     not_suppressed,
     property_sql,
     rows_with_rollup,
@@ -113,7 +112,7 @@ ORDER BY b"""
 def q_breakdown(p: Params) -> Sql:
     """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=kinds_for([p.dim]))
+    where, rolled = sources(p, params, kinds=breakdown_kinds([p.dim]))
     # No distinct visit count here: it would double the cost of every breakdown.
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
@@ -126,7 +125,7 @@ def q_breakdowns(p: Params) -> Sql:
     if not p.dims:
         raise QueryError("dims: at least one dimension")
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=kinds_for(p.dims))
+    where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims))
     rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params)
     return Sql(folded(rows), params)
 
@@ -293,7 +292,6 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "engagement": q_engagement,
     "engagement_previous": q_engagement_previous,
     "page_engagement": q_page_engagement,
-    "exit_pages": q_exit_pages,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }

@@ -8,8 +8,9 @@ views already say (a visit's first and last event, its last page) become:
   engaged-bounce rate: visits of one page view with under :data:`ENGAGED_BOUNCE_S` seconds
   engaged. Without the beacon (no JavaScript, or the site turned it off) a visit has 0
   engaged seconds, so a one-page visit then counts as an engaged bounce.
-- :func:`q_page_engagement` and :func:`q_exit_pages`: per page, its views, the mean engaged
-  seconds and scroll depth of the reports about it, and how many visits ended there.
+- :func:`q_page_engagement`: per page, its views, the mean engaged seconds and scroll depth of
+  the reports about it, and how many visits ended there (the exit pages are these rows
+  ordered by exits).
 
 Like every catalogue query they are built from ``collector.query.sql``'s fragments (so
 suppression, filters and visits are the one rule), answer only for k distinct visitors, and
@@ -102,7 +103,8 @@ PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
                 "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum")
 
 
-def _pages(p: Params, order: str) -> Sql:
+def q_page_engagement(p: Params) -> Sql:
+    """Per page: visitors, views, exits, mean engaged seconds and scroll depth; by views."""
     params = base_params(p)
     where, rolled = sources(p, params, kinds=DETAIL_KINDS)
     source = page_rows(where)
@@ -129,16 +131,7 @@ FROM (
     GROUP BY key, is_other
 )
 WHERE v_n >= {{k:UInt32}}
-ORDER BY is_other, {order} DESC, views DESC, key
+ORDER BY is_other, views DESC, key
 LIMIT {{lim:UInt32}}"""
     return Sql(text, params)
 
-
-def q_page_engagement(p: Params) -> Sql:
-    """Per page: visitors, views, exits, mean engaged seconds and scroll depth."""
-    return _pages(p, "views")
-
-
-def q_exit_pages(p: Params) -> Sql:
-    """The same rows, ordered by where visits ended."""
-    return _pages(p, "exits")

@@ -44,11 +44,12 @@ class Dim:
     # A filter on it matches only its own rows: "interaction = tel" must not match a custom
     # event the site happened to call "tel".
     guarded: bool = False
+    kind: str = "pageview"  # the kind of event its rows are (which rows a query must read)
 
     @property
     def interaction(self) -> bool:
         """Whether it counts the beacon's interactions (which most queries never read)."""
-        return "'interaction'" in self.rows
+        return self.kind == "interaction"
 
     @property
     def filter_expr(self) -> str:
@@ -57,7 +58,8 @@ class Dim:
 
 def _tap(name: str, expr: str) -> Dim:
     """An interaction breakdown: the beacon's reports of one kind (consent_mw.wire)."""
-    return Dim(expr, f"kind = 'interaction' AND name = '{name}'", guarded=True)
+    return Dim(expr, f"kind = 'interaction' AND name = '{name}'", guarded=True,
+               kind="interaction")
 
 
 # The only dimensions there are. Keys appear in URLs (?f.path=...); exprs are fixed SQL.
@@ -81,11 +83,11 @@ DIMENSIONS: dict[str, Dim] = {
     "country": Dim("country"),
     "region": Dim("region"),
     "city": Dim("city"),
-    "event": Dim("name", "kind = 'custom'", guarded=True),
+    "event": Dim("name", "kind = 'custom'", guarded=True, kind="custom"),
     # What the interaction beacon reports; scroll and engaged reports are per page, not
     # actions, and have their own figures (collector.query.engagement).
     "interaction": Dim("name", "kind = 'interaction' AND name NOT IN ('scroll', 'engaged')",
-                       guarded=True),
+                       guarded=True, kind="interaction"),
     "outbound": _tap("outbound", "target_host"),
     "app": _tap("app", "target"),
     "tel_page": _tap("tel", "path"),
@@ -95,8 +97,9 @@ DIMENSIONS: dict[str, Dim] = {
     # A page the site answered 404: a broken link somewhere, or a mistyped address.
     "not_found": Dim("path", "kind = 'pageview' AND status = 404", guarded=True),
     "property": Dim("concat(name, ' · ', prop.1, ' = ', prop.2)",
-                    "kind = 'custom' AND notEmpty(properties)", filterable=False),
+                    "kind = 'custom' AND notEmpty(properties)", filterable=False, kind="custom"),
 }
+assert all(d.rows.startswith(f"kind = '{d.kind}'") for d in DIMENSIONS.values())
 FILTERS: dict[str, str] = {k: d.filter_expr for k, d in DIMENSIONS.items() if d.filterable}
 GRAINS: dict[str, str] = {
     "hour": "toStartOfHour(ts, {tz:String})",

@@ -101,8 +101,15 @@ INTERACTION_KINDS = "kind = 'interaction'"
 
 
 def kinds_for(dims: Iterable[str]) -> str:
-    """The kinds a breakdown (or a filter) over ``dims`` must read."""
+    """The kinds a filter on ``dims`` reads: a visit's page views and custom events, and the
+    interactions when one of them is an interaction."""
     return DETAIL_KINDS if any(DIMENSIONS[d].interaction for d in dims) else VISIT_KINDS
+
+
+def breakdown_kinds(dims: Iterable[str]) -> str:
+    """The kinds a breakdown over ``dims`` reads: exactly those its rows are."""
+    kinds = sorted({DIMENSIONS[d].kind for d in dims})
+    return "kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"
 
 
 def detail_rows(span: str, active: frozenset[str] | None, kinds: str = VISIT_KINDS) -> str:
@@ -127,8 +134,7 @@ SELECT day, b FROM (
 )
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
 ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns",
-                            "engagement", "engagement_previous", "page_engagement",
-                            "exit_pages"})
+                            "engagement", "engagement_previous", "page_engagement"})
 #: Queries over the period just before the one asked for (their plan covers both).
 PREVIOUS_QUERIES = frozenset({"kpis_previous", "engagement_previous"})
 ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}

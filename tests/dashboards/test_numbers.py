@@ -137,7 +137,7 @@ def test_interaction_events_change_only_the_panels_they_feed(seeded: Any, login:
     from dashboards.panels import PANELS
 
     fed = {p.id for p in PANELS.values()
-           if p.query in ("engagement", "page_engagement", "exit_pages")
+           if p.query in ("engagement", "page_engagement")
            or (p.dim and p.query == "breakdown" and "'interaction'" in DIMENSIONS[p.dim].rows)}
     assert {"engagement", "bd_outbound", "bd_tel_page"} <= fed
     client = login("admin")

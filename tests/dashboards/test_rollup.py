@@ -29,7 +29,6 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
     ("breakdowns", {"dims": DIMS}),
     ("engagement", {}), ("engagement_previous", {}), ("page_engagement", {"limit": 50}),
-    ("exit_pages", {"limit": 50}),
     *[("breakdown", {"dim": d}) for d in params.DIMENSIONS],
 ]
 
@@ -202,8 +201,8 @@ def figures(store: Any) -> dict[str, Any]:
 
 
 #: What the beacon's reports are for: the engagement figures and the interaction breakdowns.
-INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}", "page_engagement {'limit': 50}",
-                       "exit_pages {'limit': 50}"} | {
+INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}",
+                       "page_engagement {'limit': 50}"} | {
     f"breakdown {{'dim': '{d}'}}" for d, dim in params.DIMENSIONS.items()
     if "'interaction'" in dim.rows}
 
