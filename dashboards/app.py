@@ -17,12 +17,13 @@ from starlette.staticfiles import StaticFiles
 
 from collector.logins import Logins, SessionStore
 from dashboards import format as formatting
+from dashboards import i18n
 from dashboards.auth import may_open
 from dashboards.backends import Backend, CachedBackend
 from dashboards.pagedata import PageLoader
 from dashboards.panels import PAGES
 from dashboards.settings import DashboardSettings
-from dashboards.view import PRESETS
+from dashboards.view import GRAINS, PRESETS
 from dashboards.views import DashboardViews
 
 HERE = Path(__file__).resolve().parent
@@ -35,9 +36,11 @@ def templates(settings: DashboardSettings) -> Environment:
     """The page templates, autoescaped, with what every page refers to."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
-    env.globals.update(fmt=formatting.fmt, change=formatting.change,
-                       row_label=formatting.row_label,
-                       PAGES=PAGES, may_open=may_open, PRESETS=PRESETS, settings=settings)
+    env.globals.update(fmt=formatting.fmt, change=formatting.change, PAGES=PAGES,
+                       may_open=may_open, PRESETS=PRESETS, GRAINS=GRAINS,
+                       PRESET_LABELS=i18n.PRESET_LABELS, GRAIN_LABELS=i18n.GRAIN_LABELS,
+                       ROLE_LABELS=i18n.ROLE_LABELS, DATE_FORMAT=i18n.DATE_FORMAT,
+                       settings=settings)
     return env
 
 

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 from markupsafe import Markup
 
-from dashboards.format import ANONYMOUS_COUNTS, CONSENTED_PAGEVIEWS, GPC_SHARE, SERIES_NAMES
+from dashboards.format import (
+    ANONYMOUS_COUNTS,
+    CONSENTED_PAGEVIEWS,
+    GPC_SHARE,
+    SERIES_NAMES,
+    value_label,
+)
+from dashboards.i18n import DATE_FORMAT, Locale
 from dashboards.pagedata import PanelData
 
 #: A Plotly trace, layout or chart: JSON objects.
@@ -28,16 +35,30 @@ def script_json(data: object) -> Markup:
     return Markup(text)  # noqa: S704 - every character that could end the block is escaped
 
 
-def chart(data: PanelData) -> tuple[list[Json], Json] | None:
+def _dates(locale: Locale, hourly: bool = False) -> Json:
+    """A date x axis that always shows the year, in the locale's order."""
+    fmt = DATE_FORMAT[locale] + (" %H:%M" if hourly else "")
+    return {"xaxis": {"type": "date", "tickformat": fmt, "automargin": True}}
+
+
+def _funnel_label(step: str, method: str, locale: Locale) -> str:
+    """"Banner shown", or a decision and how it was made ("Decided: Accept all")."""
+    label = value_label("step", step, locale)
+    return label if method == "none" else f"{label}: {value_label('method', method, locale)}"
+
+
+def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | None:
     """One panel's traces and layout, or None when the panel is not a chart."""
     panel, rows = data.panel, data.rows
     if panel.show == "series":
         x = [r["bucket"] for r in rows]
-        return [{"type": "scatter", "mode": "lines+markers", "name": name, "x": x,
-                 "y": [r[key] for r in rows]} for key, name in SERIES_NAMES], {}
+        hourly = any(len(str(b)) > 10 for b in x)
+        return [{"type": "scatter", "mode": "lines+markers", "name": name(locale), "x": x,
+                 "y": [r[key] for r in rows]} for key, name in SERIES_NAMES], \
+            _dates(locale, hourly)
     if panel.chart == "funnel":
         return ([{"type": "bar", "orientation": "h",
-                  "y": [f"{r['step']}: {r['method']}" for r in rows],
+                  "y": [_funnel_label(r["step"], r["method"], locale) for r in rows],
                   "x": [r["consents"] for r in rows]}],
                 {"yaxis": {"autorange": "reversed", "automargin": True}})
     if panel.chart == "optin":
@@ -46,28 +67,29 @@ def chart(data: PanelData) -> tuple[list[Json], Json] | None:
             xs, ys = by_cat.setdefault(str(r["category"]), ([], []))
             xs.append(r["day"])
             ys.append(r["rate"])
-        return ([{"type": "scatter", "mode": "lines", "name": c, "x": xs, "y": ys}
+        return ([{"type": "scatter", "mode": "lines",
+                  "name": value_label("category", c, locale), "x": xs, "y": ys}
                  for c, (xs, ys) in sorted(by_cat.items())],
-                {"yaxis": {"tickformat": ".0%", "range": [0, 1]}})
+                {"yaxis": {"tickformat": ".0%", "range": [0, 1]}, **_dates(locale)})
     if panel.chart == "gpc":
-        return ([{"type": "scatter", "mode": "lines", "name": GPC_SHARE,
+        return ([{"type": "scatter", "mode": "lines", "name": GPC_SHARE(locale),
                   "x": [r["day"] for r in rows], "y": [r["gpc_share"] for r in rows]}],
-                {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}})
+                {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, **_dates(locale)})
     if panel.chart == "coverage":
         x = [r["day"] for r in rows]
-        return ([{"type": "bar", "name": CONSENTED_PAGEVIEWS, "x": x,
+        return ([{"type": "bar", "name": CONSENTED_PAGEVIEWS(locale), "x": x,
                   "y": [r["consented"] for r in rows]},
-                 {"type": "bar", "name": ANONYMOUS_COUNTS, "x": x,
+                 {"type": "bar", "name": ANONYMOUS_COUNTS(locale), "x": x,
                   "y": [r["anonymous"] for r in rows]}],
-                {"barmode": "stack"})
+                {"barmode": "stack", **_dates(locale)})
     return None
 
 
-def charts(page: Mapping[str, PanelData]) -> list[Json]:
+def charts(page: Mapping[str, PanelData], locale: Locale = "ja") -> list[Json]:
     """Every chart panel on the page, keyed to its ``chart-<panel id>`` element."""
     out: list[Json] = []
     for pid, data in page.items():
-        drawn = chart(data)
+        drawn = chart(data, locale)
         if drawn is not None:
             traces, layout = drawn
             out.append({"id": f"chart-{pid}", "traces": traces, "layout": layout})

@@ -25,11 +25,13 @@ from dashboards.format import (
     SUPPRESSION_HEADERS,
     VISITORS_HEADER,
     Kind,
+    Labels,
     Number,
     count_header,
     key_header,
     row_label,
 )
+from dashboards.i18n import NO_TEXT, Locale, Text
 from dashboards.panels import PANELS, Page, Panel
 from dashboards.settings import DashboardSettings
 from dashboards.view import View, panel_params
@@ -47,7 +49,13 @@ class PanelData:
     current: Figures | None = None  # key figures only
     previous: Figures | None = None  # key figures of the previous period, when compared
     below_k: bool = False  # key figures: fewer than k visitors match
-    labels: Mapping[str, tuple[str, Kind]] = field(default_factory=dict)  # key figures
+    labels: Labels = field(default_factory=dict)  # key figures
+
+    @property
+    def has_previous(self) -> bool:
+        """Whether the previous period has any figure to compare with."""
+        return self.previous is not None and any(v is not None
+                                                 for v in self.previous.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +69,8 @@ class TableRow:
 @dataclass(frozen=True, slots=True)
 class Table:
     rows: list[TableRow]
-    headers: tuple[str, ...]
-    key_header: str = ""
+    headers: tuple[Text, ...]
+    key_header: Text = NO_TEXT
     kinds: tuple[Kind, ...] = ()  # how each number column is written; "int" when not said
 
     def kind(self, column: int) -> Kind:
@@ -103,8 +111,7 @@ def engagement_figures(row: Mapping[str, Any] | None) -> Figures:
 
 #: Key-figure query → (its labels, its figures from the query's one row). The previous
 #: period's figures come from the query named ``<query>_previous``.
-KEY_FIGURES: dict[str, tuple[Mapping[str, tuple[str, Kind]],
-                             Callable[[Mapping[str, Any] | None], Figures]]] = {
+KEY_FIGURES: dict[str, tuple[Labels, Callable[[Mapping[str, Any] | None], Figures]]] = {
     "kpis": (KPI_LABELS, kpi_figures),
     "engagement": (ENGAGEMENT_LABELS, engagement_figures),
 }
@@ -124,15 +131,24 @@ class PageLoader:
         """The data version answers are cached under (call once per page, then pass it on)."""
         return self.backend.version()
 
-    def panel_rows(self, panel: Panel, view: View, version: str) -> Rows:
+    def panel_rows(self, panel: Panel, view: View, version: str,
+                   memo: dict[str, Rows] | None = None) -> Rows:
+        """``memo``: one page's answers so far, by query and parameters, so two panels of
+        one query cost one run even with the result cache off."""
         params = panel_params(panel, view, self.k, self.tz, self.top_n)
-        rows = self.backend.run(panel.query, params, version=version)
+        key = f"{panel.query} {sorted(params.items())}"
+        rows = memo.get(key) if memo is not None else None
+        if rows is None:
+            rows = self.backend.run(panel.query, params, version=version)
+            if memo is not None:
+                memo[key] = rows
         if panel.query == "page_engagement":
             return top_rows(rows, panel.order or "views", self.top_n)
         return rows
 
-    def panel(self, panel: Panel, view: View, version: str) -> PanelData:
-        rows = self.panel_rows(panel, view, version)
+    def panel(self, panel: Panel, view: View, version: str,
+              memo: dict[str, Rows] | None = None) -> PanelData:
+        rows = self.panel_rows(panel, view, version, memo)
         if panel.show != "kpis":
             return PanelData(panel, rows)
         labels, figures = KEY_FIGURES[panel.query]
@@ -158,12 +174,13 @@ class PageLoader:
                 rest = {k: v for k, v in row.items() if k != "dim"}  # rows may be cached
                 by_dim.setdefault(str(row["dim"]), []).append(rest)
         out: dict[str, PanelData] = {}
+        memo: dict[str, Rows] = {}
         for pid in page.panels:
             panel = PANELS[pid]
             if len(combined) > 1 and panel in combined:
                 out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
             else:
-                out[pid] = self.panel(panel, view, version)
+                out[pid] = self.panel(panel, view, version, memo)
         return out
 
 
@@ -173,16 +190,17 @@ def top_rows(rows: Rows, column: str, n: int) -> Rows:
                                        -(r.get("views") or 0), str(r.get("key"))))[:n]
 
 
-def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
+def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = "ja") -> Table:
     """A table panel's rows ready for the template: labels, numbers, and each row's link to
     the same page filtered on it (``page_url`` without its query string)."""
     if panel.query == "suppression_stats":
-        return Table([TableRow(r["id_type"], (r["active"], r["purged"]), None, False)
+        return Table([TableRow(row_label(r["id_type"], False, "id_type", locale),
+                               (r["active"], r["purged"]), None, False)
                       for r in rows], SUPPRESSION_HEADERS)
     if panel.query == "bot_hits":
         days = [TableRow(r["day"], (r["consented"], r["anonymous"], r["hits"]), None, False)
                 for r in rows]
-        total = TableRow(BOT_TOTAL, tuple(sum(int(r[c]) for r in rows)
+        total = TableRow(BOT_TOTAL(locale), tuple(sum(int(r[c]) for r in rows)
                                           for c in ("consented", "anonymous", "hits")),
                          None, True)
         return Table([total, *days], BOT_HEADERS)
@@ -206,7 +224,7 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str) -> Table:
             values = (r["views"],)
         else:
             values = (r["visitors"], r["events"])
-        out.append(TableRow(row_label(key, other, panel.dim), values, href, other))
+        out.append(TableRow(row_label(key, other, panel.dim, locale), values, href, other))
     if pages:
         columns = PAGE_COLUMNS[panel.id]
         return Table(out, tuple(h for _, h, _ in columns), key_header("path"),

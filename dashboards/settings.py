@@ -57,9 +57,10 @@ class DashboardSettings:
     #: Peers whose X-Forwarded-For names the client (login throttling keys on the client).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     forwarded_header: str = DEFAULT_FORWARDED_HEADER  # the one header those proxies write
+    #: Links on the privacy staff page: (label, URL). Staff see pages, never raw JSON.
     privacy_links: tuple[tuple[str, str], ...] = (
-        ("Privacy staff console (suppress, purge, export)", "/_collector/v1/privacy/staff"),
-        ("Collector API reference (OpenAPI)", "/_collector/openapi.json"),
+        ("プライバシー担当コンソール(利用停止・削除・開示)/ Privacy staff console",
+         "/_collector/v1/privacy/staff"),
     )
 
     def __post_init__(self) -> None:

@@ -33,6 +33,8 @@ from consent_mw.http import error_body
 from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
+from dashboards.format import key_header, row_label
+from dashboards.i18n import COOKIE, COOKIE_MAX_AGE, UI, Locale, Text, locale_of, pick_locale
 from dashboards.pagedata import PageLoader, table
 from dashboards.panels import PAGES, PANELS, Panel
 from dashboards.settings import DashboardSettings
@@ -51,8 +53,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-UNAVAILABLE = "The analytics store is unavailable; try again shortly."
-FAILED = "The dashboard could not answer; try again shortly."
+UNAVAILABLE = UI["unavailable"].en  # the JSON API's wording (pages say it in their language)
+FAILED = UI["failed"].en
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -60,6 +62,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def json_error(status: int, code: str, message: str) -> JSONResponse:
     """An API refusal in the one JSON error shape (``consent_mw.http.error_body``)."""
     return JSONResponse(error_body(code, message), status_code=status, headers=SECURITY_HEADERS)
+
+
+def locale(request: Request) -> Locale:
+    """The language of the page answering ``request`` (:func:`dashboards.i18n.pick_locale`)."""
+    return pick_locale(request.query_params.get("lang"), request.cookies.get(COOKIE),
+                       request.headers.get("accept-language"))
 
 
 def root(request: Request) -> str:
@@ -84,16 +92,33 @@ class DashboardViews:
 
     def render(self, request: Request, template: str, status: int = 200,
                headers: Mapping[str, str] | None = None, **context: object) -> HTMLResponse:
-        html = self.templates.get_template(template).render(root=root(request), **context)
-        return HTMLResponse(html, status_code=status,
-                            headers={**SECURITY_HEADERS, **(headers or {})})
+        lang = locale(request)
+
+        def t(key: str, **values: object) -> str:
+            return UI[key](lang).format(**values)
+
+        other = "en" if lang == "ja" else "ja"
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        html = self.templates.get_template(template).render(
+            root=root(request), lang=lang, t=t,
+            other_lang_url=request.url.path + "?" + urlencode([*query, ("lang", other)]),
+            **context)
+        response = HTMLResponse(html, status_code=status,
+                                headers={**SECURITY_HEADERS, **(headers or {})})
+        chosen = locale_of(request.query_params.get("lang"))
+        if chosen is not None:  # the language link: remembered for this browser
+            response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, httponly=True,
+                                samesite="lax", secure=self.settings.secure_cookie,
+                                path=root(request) + "/")
+        return response
 
     def session(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(self.settings.cookie_name),
                                  self.settings.users)
 
-    def error_page(self, request: Request, status: int, message: str) -> HTMLResponse:
-        return self.render(request, "error.html", status=status, message=message,
+    def error_page(self, request: Request, status: int, message: Text | str) -> HTMLResponse:
+        text = message(locale(request)) if isinstance(message, Text) else message
+        return self.render(request, "error.html", status=status, message=text,
                            user=self.session(request))
 
     def guard(self, handler: Endpoint, *, json: bool = False) -> Endpoint:
@@ -108,13 +133,17 @@ class DashboardViews:
             try:
                 return await handler(request)
             except QueryError as exc:
-                return error(request, 400, "bad_request", exc.reason)
+                return error(request, 400, "bad_request",
+                             exc.reason if json else UI["bad_request"](locale(request))
+                             + exc.reason)
             except BackendError as exc:
                 log.warning("backend unavailable: %s", exc)
-                return error(request, 503, "unavailable", UNAVAILABLE)
+                return error(request, 503, "unavailable",
+                             UNAVAILABLE if json else UI["unavailable"](locale(request)))
             except Exception:
                 log.exception("dashboard request failed")
-                return error(request, 503, "unavailable", FAILED)
+                return error(request, 503, "unavailable",
+                             FAILED if json else UI["failed"](locale(request)))
 
         return wrapped
 
@@ -130,25 +159,27 @@ class DashboardViews:
     async def page(self, request: Request) -> Response:
         page = PAGES.get(request.path_params.get("page", "overview"))
         if page is None:
-            return self.error_page(request, 404, "No such page.")
+            return self.error_page(request, 404, UI["no_page"])
         session = self.session(request)
         if session is None:
             here = request.url.path + ("?" + request.url.query if request.url.query else "")
             return RedirectResponse(root(request) + "/login?" + urlencode({"next": here}),
                                     status_code=303)
         if not may_open(session.role, page):
-            return self.error_page(request, 403, "Your role cannot open this page.")
+            return self.error_page(request, 403, UI["forbidden"])
         view = parse_view(request.query_params, self.settings.tz)
         data = await run_in_threadpool(self.loader.page, page, view)
         page_url = root(request) + request.url.path[len(root(request)):]
-        tables = {pid: table(d.panel, view, d.rows, page_url)
+        lang = locale(request)
+        tables = {pid: table(d.panel, view, d.rows, page_url, lang)
                   for pid, d in data.items() if d.panel.show == "table"}
-        chips = [(k, v, "?" + urlencode(view.query(filters={k: None})))
+        chips = [(key_header(k)(lang) or k, row_label(v, False, k, lang),
+                  "?" + urlencode(view.query(filters={k: None})))
                  for k, v in view.filters]
         return self.render(
             request, "page.html", page=page, user=session, view=view, data=data,
             tables=tables, chips=chips, grain=effective_grain(view),
-            charts=script_json({"charts": charts(data)}),
+            charts=script_json({"charts": charts(data, lang)}),
             view_query=urlencode(view.query()),
         )
 
@@ -206,7 +237,7 @@ class DashboardViews:
 
     async def login(self, request: Request) -> Response:
         if not is_same_origin(request):
-            return self.error_page(request, 403, "Cross-site form posts are refused.")
+            return self.error_page(request, 403, UI["cross_site"])
         try:
             form = await read_form(request)
         except FormTooLarge as exc:
@@ -221,16 +252,16 @@ class DashboardViews:
         if outcome.retry_after is not None:
             wait = str(int(outcome.retry_after) + 1)
             return self.render(request, "login.html", status=429, next=target, user=None,
-                               error=f"Too many failed logins. Try again in {wait} seconds.",
+                               error=UI["too_many"](locale(request)).format(s=wait),
                                headers={"Retry-After": wait})
         if outcome.busy:
             return self.render(request, "login.html", status=503, next=target, user=None,
-                               error="The server is busy. Try again in a moment.",
+                               error=UI["busy"](locale(request)),
                                headers={"Retry-After": "2"})
         user = outcome.account
         if user is None:
             return self.render(request, "login.html", status=401, next=target,
-                               error="Unknown user or wrong password.", user=None)
+                               error=UI["wrong_login"](locale(request)), user=None)
         if user.role == "privacy" and target == root(request) + "/":
             target = root(request) + "/consent"
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
@@ -242,7 +273,7 @@ class DashboardViews:
 
     async def logout(self, request: Request) -> Response:
         if not is_same_origin(request):
-            return self.error_page(request, 403, "Cross-site form posts are refused.")
+            return self.error_page(request, 403, UI["cross_site"])
         cookie = request.cookies.get(self.settings.cookie_name)
         session = self.sessions.get(cookie, self.settings.users)
         try:
@@ -251,7 +282,7 @@ class DashboardViews:
             return self.error_page(request, 413, str(exc))
         if session is not None and not secrets.compare_digest(form.get("csrf", ""),
                                                               session.csrf):
-            return self.error_page(request, 403, "This form has expired; reload the page.")
+            return self.error_page(request, 403, UI["expired"])
         self.sessions.end(cookie)  # every copy of the cookie stops working
         response = RedirectResponse(root(request) + "/login", status_code=303,
                                     headers=SECURITY_HEADERS)

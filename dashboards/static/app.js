@@ -11,7 +11,11 @@
         margin: { l: 50, r: 10, t: 10, b: 40 }, height: 280,
         legend: { orientation: "h" }, font: { size: 11 }
       }, chart.layout || {});
-      window.Plotly.newPlot(el, chart.traces, layout, { displaylogo: false, responsive: true });
+      // On a phone the tool bar would sit on the chart and catch the finger.
+      window.Plotly.newPlot(el, chart.traces, layout, {
+        displaylogo: false, responsive: true,
+        displayModeBar: window.innerWidth > 600 ? "hover" : false
+      });
     });
   }
   // A preset other than "custom" ignores the date inputs; editing a date switches to custom.

@@ -43,7 +43,7 @@ def server(store: Any, app: Starlette) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: Any) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -64,7 +64,11 @@ def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: 
         link.click()
         page.wait_for_load_state("load")
         page.wait_for_selector("#active-filters")
-        assert parse_qs(urlsplit(page.url).query)["f.channel"] == [channel]
+        # The row reads as what the channel is; the filter keeps its stored code.
+        from dashboards.format import value_label
+
+        code = parse_qs(urlsplit(page.url).query)["f.channel"][0]
+        assert value_label("channel", code, "en") == channel != code
         assert page.inner_text("[data-kpi=pageviews] dd") != pageviews_before
         page.wait_for_selector("#chart-series .js-plotly-plot, #chart-series.js-plotly-plot")
         page.screenshot(path=str(artifacts / "dashboards.png"), full_page=True)
@@ -80,7 +84,7 @@ def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: 
 @pytest.mark.browser
 def test_engagement_page_and_an_interaction_filter(server: str, browser: Any,
                                                     artifacts: Any) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -105,6 +109,58 @@ def test_engagement_page_and_an_interaction_filter(server: str, browser: Any,
         tapped = page.inner_text("[data-kpi=visits] dd")
         assert int(tapped.replace(",", "")) < int(visits_all.replace(",", ""))
         assert page.locator("#panel-bd_tel_page td").count() > 0
+        assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_every_page_in_japanese_fits_a_phone(server: str, browser: Any, artifacts: Any) -> None:
+    """As a manager reads it: Japanese, a 390 px phone, every page the admin may open."""
+    from dashboards.panels import PAGES
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP",
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
+        assert page.inner_text("h1") == "ログイン"
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#panel-kpis")
+        for pid, p in PAGES.items():
+            page.goto(f"{server}/dashboards/{pid}?{urlencode(RANGE)}")
+            page.wait_for_load_state("load")
+            if page.locator(".chart").count():
+                page.wait_for_selector(".js-plotly-plot")
+            assert page.evaluate("document.documentElement.lang") == "ja"
+            assert p.title.ja in page.inner_text("nav")
+            width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            assert width[0] <= width[1], (pid, width)
+            # Figures and values read in Japanese; no code or English label in sight.
+            text = page.inner_text("main")
+            for english in ("Visitors", "Pageviews", "Nothing to show", "prev –", "(other)",
+                            "(not set)", "Period", "Apply"):
+                assert english not in text, (pid, english)
+            page.screenshot(path=str(artifacts / f"dashboards-ja-390-{pid}.png"),
+                            full_page=True)
+        overview = page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
+        assert overview is not None and overview.status == 200
+        page.wait_for_selector("#chart-series .js-plotly-plot, #chart-series.js-plotly-plot")
+        assert "スマートフォン" in page.inner_text("#panel-bd_device_type")
+        ticks = page.locator("#chart-series .xtick text").all_text_contents()
+        assert ticks and all(t.startswith("2026/") for t in ticks)  # the year is never clipped
+        # The language link switches, and the choice stays for the next page.
+        page.click("a.lang")
+        page.wait_for_load_state("load")
+        assert page.evaluate("document.documentElement.lang") == "en"
+        page.goto(f"{server}/dashboards/engagement?{urlencode(RANGE)}")
+        assert "Engaged time per visit" in page.inner_text("#panel-engagement")
         assert errors == []
     finally:
         context.close()

@@ -231,10 +231,10 @@ def test_the_engagement_page_shows_every_panel_on_seeded_data(store: Any, login:
                   "bd_outbound", "bd_app", "bd_tel_page", "bd_download", "bd_form",
                   "bd_not_found"):
         section = html.split(f'id="panel-{panel}"')[1].split("</section>")[0]
-        assert "Nothing to show" not in section, panel
+        assert "表示できる行がありません" not in section, panel
         assert "<td" in section or 'data-kpi="' in section, panel
     # Durations read as times, depths as percentages; 404s name the missing pages.
-    assert re.search(r'data-kpi="duration_median">\s*<dt>[^<]+</dt>\s*<dd>\d+m \d\ds</dd>',
+    assert re.search(r'data-kpi="duration_median">\s*<dt>[^<]+</dt>\s*<dd>\d+分\d\d秒</dd>',
                      html)
     assert re.search(r"<td class=\"num\">\d+%</td>", html)
     assert "/treatments/botox" in html.split('id="panel-bd_not_found"')[1]
@@ -243,7 +243,9 @@ def test_the_engagement_page_shows_every_panel_on_seeded_data(store: Any, login:
     csv = client.get("/dashboards/csv/page_engagement", params=RANGE)
     assert csv.status_code == 200 and csv.text.startswith("key,is_other,visitors,views,exits")
     # Interaction kinds read as what they are; the filter link keeps the code.
-    assert ">Phone tap</a>" in html.split('id="panel-bd_interaction"')[1]
+    assert ">電話タップ</a>" in html.split('id="panel-bd_interaction"')[1]
+    english = client.get("/dashboards/engagement", params={**RANGE, "lang": "en"}).text
+    assert ">Phone tap</a>" in english and re.search(r"<dd>\d+m \d\ds</dd>", english)
 
 
 def test_the_seeded_store_has_no_event_without_its_page(store: Any) -> None:

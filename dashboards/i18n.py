@@ -1,0 +1,143 @@
+"""The dashboards' two languages: Japanese first, English the other choice.
+
+Every word a page shows is a :class:`Text` (both languages side by side, so neither can be
+forgotten): panel and page titles beside their definitions (:mod:`dashboards.panels`), the
+labels of figures and values in :mod:`dashboards.format`, the page furniture in :data:`UI`.
+:func:`pick_locale` chooses the language: the staff member's choice (the language link in the
+header, kept in a cookie for a year), else the browser's ``Accept-Language``, else Japanese.
+Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+Locale = Literal["ja", "en"]
+LOCALES: tuple[Locale, ...] = ("ja", "en")
+DEFAULT: Locale = "ja"
+#: Where the staff member's choice is kept (not a secret; a preference).
+COOKIE = "cmw_dash_lang"
+COOKIE_MAX_AGE = 365 * 86400
+
+
+class Text(NamedTuple):
+    """One piece of wording in both languages."""
+
+    ja: str
+    en: str
+
+    def __call__(self, locale: Locale) -> str:
+        return self.en if locale == "en" else self.ja
+
+
+def locale_of(value: str | None) -> Locale | None:
+    """``ja`` / ``en`` from a language tag (``ja-JP``, ``en-GB``), else None."""
+    tag = (value or "").strip().lower()[:2]
+    return "en" if tag == "en" else "ja" if tag == "ja" else None
+
+
+def pick_locale(choice: str | None, cookie: str | None, accept_language: str | None) -> Locale:
+    """The page's language: an explicit choice (``?lang=``), the saved one, the browser's
+    first language we have (by ``q``), else Japanese."""
+    for value in (choice, cookie):
+        found = locale_of(value)
+        if found is not None:
+            return found
+    ranked: list[tuple[float, int, Locale]] = []
+    for i, part in enumerate((accept_language or "")[:512].split(",")):
+        tag, _, params = part.partition(";")
+        found = locale_of(tag)
+        if found is None:
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if q > 0:
+            ranked.append((-q, i, found))
+    return min(ranked)[2] if ranked else DEFAULT
+
+
+NO_TEXT = Text("", "")
+
+#: Page furniture: the filter bar, notes, buttons, the login and error pages.
+UI: dict[str, Text] = {
+    "period": Text("期間", "Period"),
+    "from": Text("開始", "From"),
+    "to": Text("終了", "To"),
+    "series": Text("グラフの単位", "Series"),
+    "compare": Text("前の期間と比べる", "compare with previous period"),
+    "apply": Text("表示", "Apply"),
+    "filtered_by": Text("絞り込み:", "Filtered by:"),
+    "remove_filter": Text("この絞り込みを外す", "remove this filter"),
+    "k_note": Text("訪問者が {k} 人未満の行は「(その他)」にまとめ、"
+                   "{k} 人未満の数値は – で示します。",
+                   "Rows with fewer than {k} distinct visitors are folded into “(other)”; "
+                   "figures from fewer than {k} show as –."),
+    "consent_filter_note": Text(
+        "同意記録はこの絞り込みの対象外です。匿名カウントはページと端末の種類でのみ絞り込めます(それ以外では空になります)。",
+        "Consent records are not filtered by these; anonymous counts only by path and device "
+        "type (otherwise they stay empty)."),
+    "below_k": Text("該当する訪問者が {k} 人未満のため表示できません。",
+                    "Fewer than {k} visitors match: nothing to show."),
+    "no_previous": Text("前の期間にはデータがありません。", "The previous period has no data."),
+    "prev": Text("前期間", "prev"),
+    "no_data": Text("この期間のデータはありません。", "No data in this period."),
+    "nothing_visitors": Text("表示できる行がありません(訪問者 {k} 人以上の行がありません)。",
+                             "Nothing to show (no row reaches {k} visitors)."),
+    "nothing_views": Text("表示できる行がありません(計測 {k} 件以上の行がありません)。",
+                          "Nothing to show (no row reaches {k} counted views)."),
+    "csv": Text("CSV", "CSV"),
+    "log_in": Text("ログイン", "Log in"),
+    "log_out": Text("ログアウト", "Log out"),
+    "user": Text("ユーザー名", "User"),
+    "password": Text("パスワード", "Password"),
+    "other_language": Text("English", "日本語"),
+    "cannot_show": Text("表示できません", "Cannot show this"),
+    "back": Text("ダッシュボードに戻る", "Back to the dashboards"),
+    "privacy_tools": Text("プライバシー担当者のツール", "Privacy staff tools"),
+    "privacy_tools_note": Text(
+        "利用停止・削除・開示は、コレクターのプライバシー API と consent-mw suppress / purge / "
+        "export コマンドで行います。ダッシュボードに個人が表示されることはありません。",
+        "Suppress, purge and export run through the collector's privacy API and the "
+        "consent-mw suppress / purge / export commands; the dashboards never show individual "
+        "visitors."),
+    # what views.py answers with
+    "bad_request": Text("入力が正しくありません: ", "Bad input: "),
+    "unavailable": Text("分析データに接続できません。しばらくしてからもう一度お試しください。",
+                        "The analytics store is unavailable; try again shortly."),
+    "failed": Text("ダッシュボードが応答できませんでした。しばらくしてからもう一度お試しください。",
+                   "The dashboard could not answer; try again shortly."),
+    "no_page": Text("そのページはありません。", "No such page."),
+    "forbidden": Text("このページを開く権限がありません。", "Your role cannot open this page."),
+    "cross_site": Text("他のサイトからのフォーム送信は受け付けません。",
+                       "Cross-site form posts are refused."),
+    "expired": Text("このフォームは期限切れです。ページを再読み込みしてください。",
+                    "This form has expired; reload the page."),
+    "too_many": Text("ログインの失敗が続きました。{s} 秒後にもう一度お試しください。",
+                     "Too many failed logins. Try again in {s} seconds."),
+    "busy": Text("サーバーが混み合っています。少し待ってからお試しください。",
+                 "The server is busy. Try again in a moment."),
+    "wrong_login": Text("ユーザー名またはパスワードが違います。",
+                        "Unknown user or wrong password."),
+}
+
+#: The view's choices, by their query-string value.
+PRESET_LABELS: dict[str, Text] = {
+    "today": Text("今日", "Today"), "yesterday": Text("昨日", "Yesterday"),
+    "7d": Text("過去7日", "Last 7 days"), "30d": Text("過去30日", "Last 30 days"),
+    "90d": Text("過去90日", "Last 90 days"), "this_month": Text("今月", "This month"),
+    "last_month": Text("先月", "Last month"), "custom": Text("期間を指定", "Custom"),
+}
+GRAIN_LABELS: dict[str, Text] = {
+    "auto": Text("自動", "Auto"), "hour": Text("1時間", "Hour"), "day": Text("1日", "Day"),
+    "week": Text("1週間", "Week"),
+}
+ROLE_LABELS: dict[str, Text] = {
+    "marketing": Text("マーケティング", "marketing"),
+    "privacy": Text("プライバシー担当", "privacy"), "admin": Text("管理者", "admin"),
+}
+#: How a date reads, for the range line and the charts' axes (the year is always shown).
+DATE_FORMAT: dict[Locale, str] = {"ja": "%Y/%m/%d", "en": "%Y-%m-%d"}
