@@ -65,6 +65,7 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
         Route("/static/plotly.min.js", views.plotly_js, methods=["GET"]),
         Route("/api/{panel}", views.guard(views.api, json=True), methods=["GET"]),
         Route("/csv/{panel}", views.guard(views.csv, json=True), methods=["GET"]),
+        Route("/panel/{panel}", views.guard(views.panel_html), methods=["GET"]),
         Route("/{page}", views.guard(views.page), methods=["GET"]),
     ]
     app = Starlette(routes=routes)

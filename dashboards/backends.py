@@ -19,6 +19,7 @@ import httpx
 from collector.query import catalogue
 from collector.query import run as query_run
 from collector.query.params import QueryError
+from collector.query.realtime import CLOCKED
 from collector.store import Store
 
 #: Result rows as the catalogue returns them: column → a JSON-safe value of that column's type.
@@ -100,7 +101,8 @@ class CachedBackend:
     always the answer a fresh query would give. With ``max_age > 0`` new events may be up to
     ``max_age`` seconds late (useful while the collector ingests continuously), but any
     suppression change or delete still invalidates at once: privacy is never stale.
-    ``max_entries = 0`` turns caching off.
+    ``max_entries = 0`` turns caching off. Queries whose answer moves with the clock alone
+    (realtime) are never cached.
     """
 
     def __init__(self, inner: Backend, max_entries: int = 512, max_age: int = 0) -> None:
@@ -125,7 +127,7 @@ class CachedBackend:
         return str(rows[0]["version"])
 
     def run(self, name: str, params: Params, *, version: str | None = None) -> Rows:
-        if not version or self.max_entries <= 0:
+        if not version or self.max_entries <= 0 or name in CLOCKED:
             return self.inner.run(name, params)
         key = (version, name, repr(sorted((k, repr(v)) for k, v in params.items())))
         with self._lock:

@@ -8,6 +8,8 @@ module only chooses which queries run and how their rows are laid out.
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +190,31 @@ def top_rows(rows: Rows, column: str, n: int) -> Rows:
     """The ``n`` first rows by ``column`` (then views, then key), the folded row last."""
     return sorted(rows, key=lambda r: (bool(r.get("is_other")), -(r.get(column) or 0),
                                        -(r.get("views") or 0), str(r.get("key"))))[:n]
+
+
+@dataclass(frozen=True, slots=True)
+class Realtime:
+    """Who is on the site now: None visitors when fewer than k (nothing else is shown)."""
+
+    visitors: int | None
+    pages: list[tuple[str, int]]
+    sources: list[tuple[str, int]]
+    at: str  # the time of the answer, in the site's time zone
+
+
+def realtime(rows: Rows, locale: Locale, tz: str,
+             now: dt.datetime | None = None) -> Realtime:
+    """The realtime panel's figures from its query's rows (``collector.query.realtime``)."""
+    total = next((int(r["visitors"]) for r in rows if r["dim"] == "now"), None)
+
+    def listed(dim: str) -> list[tuple[str, int]]:
+        return [(row_label(str(r["key"]), bool(r["is_other"]), dim, locale),
+                 int(r["visitors"])) for r in rows if r["dim"] == dim]
+
+    at = (now or dt.datetime.now(zoneinfo.ZoneInfo(tz))).strftime("%H:%M:%S")
+    if total is None:
+        return Realtime(None, [], [], at)
+    return Realtime(total, listed("path"), listed("channel"), at)
 
 
 def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = "ja") -> Table:

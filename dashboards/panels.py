@@ -14,7 +14,7 @@ from dashboards.i18n import Text
 
 #: How a panel draws its rows: key figures, the visitors/visits/pageviews series, a table, or
 #: one of the charts named by :attr:`Panel.chart`.
-Show = Literal["kpis", "series", "table", "chart"]
+Show = Literal["kpis", "series", "table", "chart", "realtime"]
 Chart = Literal["", "funnel", "optin", "gpc", "coverage"]
 
 
@@ -33,6 +33,7 @@ class Panel:
     # Rows re-ordered by this column (descending) from the query's: two panels of one query
     # (pages by views, pages by exits) then cost one scan.
     order: str = ""
+    refresh: int = 0  # seconds between the page's own refreshes of this panel; 0: never
 
 
 def _breakdown(dim: str, title: Text, note: Text | None = None) -> Panel:
@@ -41,6 +42,10 @@ def _breakdown(dim: str, title: Text, note: Text | None = None) -> Panel:
 
 T = Text
 PANELS: dict[str, Panel] = {p.id: p for p in [
+    Panel("realtime", T("いまサイトにいる訪問者", "Visitors now"), "realtime", "realtime",
+          note=T("直近5分間に同意のうえ閲覧した訪問者。30秒ごとに更新",
+                 "visitors with consent seen in the last 5 minutes; refreshed every 30 s"),
+          refresh=30, wide=True),
     Panel("kpis", T("主要指標", "Key figures"), "kpis", "kpis"),
     Panel("series", T("訪問者・ページビューの推移", "Visitors and pageviews"), "timeseries",
           "series"),
@@ -138,8 +143,8 @@ class Page:
 
 PAGES: dict[str, Page] = {p.id: p for p in [
     Page("overview", T("概要", "Overview"),
-         ("kpis", "series", "bd_path", "bd_entry_path", "bd_channel", "bd_referrer_host",
-          "bd_device_type", "bd_country")),
+         ("realtime", "kpis", "series", "bd_path", "bd_entry_path", "bd_channel",
+          "bd_referrer_host", "bd_device_type", "bd_country")),
     Page("acquisition", T("集客", "Acquisition"),
          ("bd_channel", "bd_referrer_host", "bd_utm_source", "bd_utm_medium",
           "bd_utm_campaign", "bd_click_id_type", "bd_search_terms")),

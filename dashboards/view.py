@@ -118,6 +118,8 @@ def effective_grain(view: View) -> str:
 
 def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[str, object]:
     """The parameters of ``panel``'s catalogue query for this view."""
+    if panel.query == "realtime":  # now, whatever the period: only k and the list length
+        return {"k": k, "limit": top_n}
     if panel.query in catalogue.UNDATED:
         return {}
     extra: dict[str, object] = {}

@@ -35,8 +35,8 @@ from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
 from dashboards.format import key_header, row_label
 from dashboards.i18n import COOKIE, COOKIE_MAX_AGE, UI, Locale, Text, locale_of, pick_locale
-from dashboards.pagedata import PageLoader, table
-from dashboards.panels import PAGES, PANELS, Panel
+from dashboards.pagedata import PageLoader, PanelData, Realtime, Table, realtime, table
+from dashboards.panels import PAGES, PANELS, Panel, pages_showing
 from dashboards.settings import DashboardSettings
 from dashboards.view import View, effective_grain, parse_view
 
@@ -169,19 +169,46 @@ class DashboardViews:
             return self.error_page(request, 403, UI["forbidden"])
         view = parse_view(request.query_params, self.settings.tz)
         data = await run_in_threadpool(self.loader.page, page, view)
-        page_url = root(request) + request.url.path[len(root(request)):]
+        page_url = root(request) + "/" + page.id
         lang = locale(request)
-        tables = {pid: table(d.panel, view, d.rows, page_url, lang)
-                  for pid, d in data.items() if d.panel.show == "table"}
+        tables, now = self.shaped(data, view, page_url, lang)
         chips = [(key_header(k)(lang) or k, row_label(v, False, k, lang),
                   "?" + urlencode(view.query(filters={k: None})))
                  for k, v in view.filters]
         return self.render(
             request, "page.html", page=page, user=session, view=view, data=data,
-            tables=tables, chips=chips, grain=effective_grain(view),
+            chips=chips, grain=effective_grain(view),
             charts=script_json({"charts": charts(data, lang)}),
             view_query=urlencode(view.query()),
+            tables=tables, realtime=now,
         )
+
+    def shaped(self, data: Mapping[str, PanelData], view: View, page_url: str,
+               lang: Locale) -> tuple[dict[str, Table], dict[str, Realtime]]:
+        """What the panel template reads besides the rows: tables and realtime figures."""
+        return ({pid: table(d.panel, view, d.rows, page_url, lang)
+                 for pid, d in data.items() if d.panel.show == "table"},
+                {pid: realtime(d.rows, lang, self.settings.tz)
+                 for pid, d in data.items() if d.panel.show == "realtime"})
+
+    async def panel_html(self, request: Request) -> Response:
+        """One panel of a page, as the page shows it: what a panel that refreshes itself
+        (``Panel.refresh``) fetches, so its words and escaping are the page's own."""
+        session = self.session(request)
+        panel = PANELS.get(request.path_params["panel"])
+        if session is None:
+            return self.error_page(request, 401, UI["login_required"])
+        if panel is None or not panel.refresh:
+            return self.error_page(request, 404, UI["no_page"])
+        if not may_read(session.role, panel.id):
+            return self.error_page(request, 403, UI["forbidden"])
+        view = parse_view(request.query_params, self.settings.tz)
+        version = await run_in_threadpool(self.loader.version)
+        data = {panel.id: await run_in_threadpool(self.loader.panel, panel, view, version)}
+        page = pages_showing(panel.id)[0]
+        tables, now = self.shaped(data, view, root(request) + "/" + page.id, locale(request))
+        return self.render(request, "_panel.html", pid=panel.id, d=data[panel.id],
+                           view_query=urlencode(view.query()), tables=tables, realtime=now)
 
     # --- a panel's rows ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from collector.query.params import (
     QueryError,
     parse_params,
 )
+from collector.query.realtime import q_realtime
 from collector.query.sql import (
     RANGE,
     ROLLUP_GRAINS,
@@ -292,11 +293,12 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "engagement": q_engagement,
     "engagement_previous": q_engagement_previous,
     "page_engagement": q_page_engagement,
+    "realtime": q_realtime,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }
 #: Queries that need no date range.
-UNDATED = {"suppression_stats", "data_version"}
+UNDATED = {"suppression_stats", "data_version", "realtime"}
 
 
 def params_for(name: str, raw: Mapping[str, Any]) -> Params:

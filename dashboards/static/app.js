@@ -38,3 +38,32 @@
     });
   }
 })();
+
+// Panels that refresh themselves (realtime): the server renders the panel again, escaped as
+// the page is; the answer replaces the panel only when it is one.
+(function () {
+  "use strict";
+  document.querySelectorAll("section[data-refresh]").forEach(function (panel) {
+    var every = Math.max(5, Number(panel.getAttribute("data-refresh")) || 30) * 1000;
+    var current = panel;
+    var tick = function () {
+      if (document.hidden) { return; }  // a background tab asks nothing
+      fetch(current.getAttribute("data-src"), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) { return; }
+          var holder = document.createElement("div");
+          holder.innerHTML = html;
+          var fresh = holder.querySelector("section[data-refresh]");
+          if (fresh && fresh.id === current.id) {
+            current.replaceWith(fresh);
+            current = fresh;
+          }
+        })
+        .catch(function () { /* the next tick tries again */ });
+    };
+    setInterval(tick, every);
+    // Back on the tab after a while: fresh figures at once, not at the next tick.
+    document.addEventListener("visibilitychange", tick);
+  });
+})();

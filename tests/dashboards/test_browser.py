@@ -164,3 +164,32 @@ def test_every_page_in_japanese_fits_a_phone(server: str, browser: Any, artifact
         assert errors == []
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_the_realtime_panel_refreshes_itself(server: str, store: Any, browser: Any) -> None:
+    from support.dashboards import insert_events, present
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(f"{server}/dashboards/overview")
+        page.fill("input[name=username]", "marketing")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#panel-realtime .below-k")  # the seeded days are long past
+        page.wait_for_load_state("load")  # app.js, which refreshes the panel, has run
+        insert_events(store, present("rt", 6, path="/treatments/hyaluronic"))
+        # The tab comes back into view: the panel asks again (as every 30 s), and only it
+        # changes: the page is not reloaded.
+        page.evaluate("window.marker = 1; document.dispatchEvent(new Event('visibilitychange'))")
+        page.wait_for_selector("#panel-realtime strong")
+        assert page.inner_text("#panel-realtime strong") == "6"
+        assert "/treatments/hyaluronic" in page.inner_text("#panel-realtime")
+        assert page.evaluate("window.marker") == 1
+        assert errors == []
+    finally:
+        context.close()

@@ -100,3 +100,21 @@ def _interaction(fields: dict[str, Any]) -> dict[str, Any]:
     # Every row names every column, so insert_events can take the first row's columns.
     return {"target_host": "", "target_path": "", "target": "", "scroll_depth": 0,
             "engaged_seconds": 0, **fields}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def present(prefix: str, n: int, *, path: str = "/", channel: str = "search",
+            ago: float = 60) -> list[dict[str, Any]]:
+    """``n`` visitors who landed from ``channel`` ten minutes ago and view ``path`` now."""
+    rows = []
+    for i in range(n):
+        who = {"visitor_id": f"{prefix}{i:04d}".ljust(32, "0"), "session_id": f"{prefix}s{i}",
+               "consent_id": f"{prefix}c{i}"}
+        rows.append(event(**who, ts=utc_now() - dt.timedelta(minutes=10), path="/lp/futae-spring",
+                          channel=channel))
+        rows.append(event(**who, event_id=uuid.uuid4(), ts=utc_now() - dt.timedelta(seconds=ago),
+                          path=path, channel="internal"))
+    return rows
