@@ -134,7 +134,7 @@ def run(store: Store, runs: int) -> None:
     dims = [PANELS[pid].dim for pid in page.panels if PANELS[pid].query == "breakdown"]
     samples_all = []
     for start, end in windows:
-        view = View("custom", start, end, (), "auto", True)
+        view = View("custom", start, end, (), "auto", "previous")
         t = time.perf_counter()
         query_run.run(store, "breakdowns", view.params(5, "Asia/Tokyo", dims=dims, limit=10))
         samples_all.append(time.perf_counter() - t)
@@ -142,7 +142,7 @@ def run(store: Store, runs: int) -> None:
     for pid, panel in queries:
         samples = []
         for start, end in windows:
-            view = View("custom", start, end, (), "auto", True)
+            view = View("custom", start, end, (), "auto", "previous")
             query_params = panel_params(panel, view, 5, "Asia/Tokyo", 10)
             name = "kpis_previous" if pid == "kpis_previous" else panel.query
             t = time.perf_counter()

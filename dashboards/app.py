@@ -23,7 +23,7 @@ from dashboards.backends import Backend, CachedBackend
 from dashboards.pagedata import PageLoader
 from dashboards.panels import PAGES
 from dashboards.settings import DashboardSettings
-from dashboards.view import GRAINS, PRESETS
+from dashboards.view import COMPARES, GRAINS, PRESETS
 from dashboards.views import DashboardViews
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +40,7 @@ def templates(settings: DashboardSettings) -> Environment:
                        may_open=may_open, PRESETS=PRESETS, GRAINS=GRAINS,
                        PRESET_LABELS=i18n.PRESET_LABELS, GRAIN_LABELS=i18n.GRAIN_LABELS,
                        ROLE_LABELS=i18n.ROLE_LABELS, DATE_FORMAT=i18n.DATE_FORMAT,
+                       COMPARES=COMPARES, COMPARE_LABELS=i18n.COMPARE_LABELS,
                        settings=settings)
     return env
 

@@ -7,6 +7,7 @@ it. Pure: rows in, JSON-ready dictionaries out.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 
@@ -14,6 +15,7 @@ from markupsafe import Markup
 
 from dashboards.format import (
     ANONYMOUS_COUNTS,
+    COMPARED_NAMES,
     CONSENTED_PAGEVIEWS,
     GPC_SHARE,
     SERIES_NAMES,
@@ -35,6 +37,18 @@ def script_json(data: object) -> Markup:
     return Markup(text)  # noqa: S704 - every character that could end the block is escaped
 
 
+#: Plotly's first colours: a series and its compared period share one.
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
+
+
+def _later(bucket: str, days: int) -> str:
+    """A bucket (``2026-06-17`` or ``2026-06-17 13:00:00``) ``days`` later, as written."""
+    if len(bucket) > 10:
+        moved = dt.datetime.fromisoformat(bucket) + dt.timedelta(days=days)
+        return moved.strftime("%Y-%m-%d %H:%M:%S")
+    return (dt.date.fromisoformat(bucket) + dt.timedelta(days=days)).isoformat()
+
+
 def _dates(locale: Locale, hourly: bool = False) -> Json:
     """A date x axis that always shows the year, in the locale's order."""
     fmt = DATE_FORMAT[locale] + (" %H:%M" if hourly else "")
@@ -53,9 +67,22 @@ def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | N
     if panel.show == "series":
         x = [r["bucket"] for r in rows]
         hourly = any(len(str(b)) > 10 for b in x)
-        return [{"type": "scatter", "mode": "lines+markers", "name": name(locale), "x": x,
-                 "y": [r[key] for r in rows]} for key, name in SERIES_NAMES], \
-            _dates(locale, hourly)
+        traces: list[Json] = [{"type": "scatter", "mode": "lines+markers", "name": name(locale),
+                               "x": x, "y": [r[key] for r in rows]}
+                              for key, name in SERIES_NAMES]
+        if data.previous_rows:
+            # The compared period laid over this one: each point moved forward by the
+            # comparison's days, dashed, in its series's colour.
+            px = [_later(str(r["bucket"]), data.previous_shift) for r in data.previous_rows]
+            pattern = COMPARED_NAMES[data.compare](locale)
+            traces += [{"type": "scatter", "mode": "lines", "x": px,
+                        "y": [r[key] for r in data.previous_rows],
+                        "name": pattern.format(name=name(locale)),
+                        "line": {"dash": "dot", "color": COLOURS[i]}, "opacity": 0.6}
+                       for i, (key, name) in enumerate(SERIES_NAMES)]
+            for i, trace in enumerate(traces[:len(SERIES_NAMES)]):
+                trace["line"] = {"color": COLOURS[i]}
+        return traces, _dates(locale, hourly)
     if panel.chart == "funnel":
         return ([{"type": "bar", "orientation": "h",
                   "y": [_funnel_label(r["step"], r["method"], locale) for r in rows],

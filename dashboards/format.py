@@ -133,6 +133,12 @@ VALUE_LABELS: dict[str, dict[str, Text]] = {
 SERIES_NAMES: tuple[tuple[str, Text], ...] = (
     ("visitors", Text("訪問者", "Visitors")), ("visits", Text("訪問", "Visits")),
     ("pageviews", Text("ページビュー", "Pageviews")))
+#: A series of the compared period, by what it is compared with: its legend is the series's
+#: name in this pattern.
+COMPARED_NAMES: dict[str, Text] = {
+    "previous": Text("{name}(前の期間)", "{name} (previous period)"),
+    "year": Text("{name}(前年同期)", "{name} (a year earlier)"),
+}
 GPC_SHARE = Text("GPCの割合", "GPC share")
 CONSENTED_PAGEVIEWS = Text("同意ありのページビュー", "Consented pageviews")
 ANONYMOUS_COUNTS = Text("匿名カウント", "Anonymous counts")

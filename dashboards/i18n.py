@@ -68,7 +68,7 @@ UI: dict[str, Text] = {
     "from": Text("開始", "From"),
     "to": Text("終了", "To"),
     "series": Text("グラフの単位", "Series"),
-    "compare": Text("前の期間と比べる", "compare with previous period"),
+    "compare": Text("比較", "Compare with"),
     "apply": Text("表示", "Apply"),
     "filtered_by": Text("絞り込み:", "Filtered by:"),
     "remove_filter": Text("この絞り込みを外す", "remove this filter"),
@@ -82,8 +82,9 @@ UI: dict[str, Text] = {
         "type (otherwise they stay empty)."),
     "below_k": Text("該当する訪問者が {k} 人未満のため表示できません。",
                     "Fewer than {k} visitors match: nothing to show."),
-    "no_previous": Text("前の期間にはデータがありません。", "The previous period has no data."),
-    "prev": Text("前期間", "prev"),
+    "no_previous": Text("比較する期間にはデータがありません。",
+                        "The compared period has no data."),
+    "prev": Text("比較", "vs"),
     "no_data": Text("この期間のデータはありません。", "No data in this period."),
     "nothing_visitors": Text("表示できる行がありません(訪問者 {k} 人以上の行がありません)。",
                              "Nothing to show (no row reaches {k} visitors)."),
@@ -141,6 +142,10 @@ PRESET_LABELS: dict[str, Text] = {
 GRAIN_LABELS: dict[str, Text] = {
     "auto": Text("自動", "Auto"), "hour": Text("1時間", "Hour"), "day": Text("1日", "Day"),
     "week": Text("1週間", "Week"),
+}
+COMPARE_LABELS: dict[str, Text] = {
+    "previous": Text("前の期間", "Previous period"), "year": Text("前年同期", "A year earlier"),
+    "off": Text("比較しない", "Nothing"),
 }
 ROLE_LABELS: dict[str, Text] = {
     "marketing": Text("マーケティング", "marketing"),

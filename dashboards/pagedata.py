@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from collector.query import catalogue
 from collector.query.params import DIMENSIONS
 from dashboards.backends import CachedBackend, Rows
 from dashboards.format import (
@@ -52,6 +53,9 @@ class PanelData:
     previous: Figures | None = None  # key figures of the previous period, when compared
     below_k: bool = False  # key figures: fewer than k visitors match
     labels: Labels = field(default_factory=dict)  # key figures
+    previous_rows: Rows | None = None  # a series over the compared period, when compared
+    previous_shift: int = 0  # days between the compared period and this one
+    compare: str = "previous"  # what previous_rows compare with: previous, year
 
     @property
     def has_previous(self) -> bool:
@@ -151,12 +155,20 @@ class PageLoader:
     def panel(self, panel: Panel, view: View, version: str,
               memo: dict[str, Rows] | None = None) -> PanelData:
         rows = self.panel_rows(panel, view, version, memo)
+        if panel.show == "series" and view.compare != "off":
+            params = {**panel_params(panel, view, self.k, self.tz, self.top_n),
+                      "compare": view.compare}
+            return PanelData(panel, rows, previous_rows=self.backend.run(
+                "timeseries_previous", params, version=version),
+                previous_shift=catalogue.params_for("timeseries", params).shift_days,
+                compare=view.compare)
         if panel.show != "kpis":
             return PanelData(panel, rows)
         labels, figures = KEY_FIGURES[panel.query]
         previous = None
-        if view.compare:
-            prev = self.backend.run(f"{panel.query}_previous", view.params(self.k, self.tz),
+        if view.compare != "off":
+            prev = self.backend.run(f"{panel.query}_previous",
+                                    view.params(self.k, self.tz, compare=view.compare),
                                     version=version)
             previous = figures(prev[0] if prev else None)
         return PanelData(panel, rows, current=figures(rows[0] if rows else None),

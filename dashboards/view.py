@@ -18,6 +18,11 @@ from collector.query.params import FILTERS, MAX_FILTER_LEN, QueryError, parse_pa
 from dashboards.panels import Panel
 
 PRESETS = ("today", "yesterday", "7d", "30d", "90d", "this_month", "last_month", "custom")
+#: What figures are compared with: the period just before, the same dates a year earlier, or
+#: nothing (``?compare=``; ``0`` is off, as links made before ``year`` existed say).
+Compare = Literal["previous", "year", "off"]
+COMPARES: tuple[Compare, ...] = ("previous", "year", "off")
+COMPARE_VALUES: dict[str, Compare] = {**{c: c for c in COMPARES}, "0": "off", "1": "previous"}
 Grain = Literal["auto", "hour", "day", "week"]
 GRAINS: tuple[Grain, ...] = ("auto", "hour", "day", "week")
 #: Rows of the page-reading query behind the page panels, each of which shows its top ones.
@@ -33,7 +38,7 @@ class View:
     end: dt.date  # inclusive
     filters: tuple[tuple[str, str], ...]
     grain: Grain
-    compare: bool
+    compare: Compare
 
     def params(self, k: int, tz: str, **extra: object) -> dict[str, object]:
         """Catalogue parameters for this view; ``extra`` adds a query's own (dim, limit…)."""
@@ -53,8 +58,8 @@ class View:
             pairs += [("start", self.start.isoformat()), ("end", self.end.isoformat())]
         if self.grain != "auto":
             pairs.append(("grain", self.grain))
-        if not self.compare:
-            pairs.append(("compare", "0"))
+        if self.compare != "previous":
+            pairs.append(("compare", self.compare))
         pairs += [(f"f.{k}", v) for k, v in sorted(merged.items())]
         return pairs
 
@@ -104,7 +109,9 @@ def parse_view(query: Mapping[str, str], tz: str, today: dt.date | None = None) 
         raise QueryError("grain: expected hour, day or week")
     if grain == "hour" and (end - start).days > 31:
         raise QueryError("grain: hourly series cover at most 31 days")
-    compare = query.get("compare", "1") != "0"
+    compare = COMPARE_VALUES.get(query.get("compare") or "previous")
+    if compare is None:
+        raise QueryError("compare: expected previous, year or off")
     return View(preset, start, end, tuple(sorted(filters.items())), grain, compare)
 
 
@@ -129,6 +136,6 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
         extra = {"limit": top_n}
     elif panel.query == "page_engagement":  # every page panel asks the same: one scan
         extra = {"limit": PAGE_ROWS}
-    elif panel.query == "timeseries":
+    elif panel.query in ("timeseries", "timeseries_previous"):
         extra = {"grain": effective_grain(view)}
     return view.params(k, tz, **extra)

@@ -39,6 +39,7 @@ from collector.query.sql import (
     Sql,
     base_params,
     breakdown_kinds,
+    compared,
     filters_sql,
     folded,
     grouped_sql,
@@ -50,11 +51,9 @@ from collector.query.sql import (
 )
 
 
-def _kpis(p: Params, previous: bool = False) -> Sql:
-    span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
-    start, end = p.start - span, p.end - span
-    params = base_params(p, int(span.total_seconds()))
-    where, rolled = sources(p, params, start, end)
+def q_kpis(p: Params) -> Sql:
+    params = base_params(p)
+    where, rolled = sources(p, params)
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
     if rolled:
         source += (" UNION ALL SELECT visitors, visits, pageviews, bounces, reservations, "
@@ -76,13 +75,9 @@ FROM (
     return Sql(text, params)
 
 
-def q_kpis(p: Params) -> Sql:
-    return _kpis(p)
-
-
 def q_kpis_previous(p: Params) -> Sql:
-    """The same KPIs over the period of equal length just before."""
-    return _kpis(p, previous=True)
+    """The same KPIs over the compared period (:func:`compared`)."""
+    return q_kpis(compared(p))
 
 
 def q_timeseries(p: Params) -> Sql:
@@ -108,6 +103,11 @@ FROM (
 )
 ORDER BY b"""
     return Sql(text, params)
+
+
+def q_timeseries_previous(p: Params) -> Sql:
+    """The series over the compared period, in its own dates (the chart lays it over)."""
+    return q_timeseries(compared(p))
 
 
 def q_breakdown(p: Params) -> Sql:
@@ -282,6 +282,7 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "kpis": q_kpis,
     "kpis_previous": q_kpis_previous,
     "timeseries": q_timeseries,
+    "timeseries_previous": q_timeseries_previous,
     "breakdown": q_breakdown,
     "breakdowns": q_breakdowns,
     "coverage": q_coverage,

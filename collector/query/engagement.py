@@ -20,8 +20,6 @@ read closed days from the rollup (``rollup_engagement``, ``rollup_pages``), buil
 
 from __future__ import annotations
 
-import datetime as dt
-
 from collector.ddl.tables import uniq
 from collector.query.params import Params
 from collector.query.sql import (
@@ -30,6 +28,7 @@ from collector.query.sql import (
     SCROLLED,
     Sql,
     base_params,
+    compared,
     sources,
     visits_sql,
 )
@@ -48,10 +47,9 @@ ENGAGEMENT_TOTALS = (
 ENGAGEMENT_COLUMNS = "visitors, visits, duration_sum, durations, engaged_sum, engaged_bounces"
 
 
-def _engagement(p: Params, previous: bool) -> Sql:
-    span = dt.timedelta(days=(p.end - p.start).days + 1) if previous else dt.timedelta()
-    params = base_params(p, int(span.total_seconds()))
-    where, rolled = sources(p, params, p.start - span, p.end - span, DETAIL_KINDS)
+def q_engagement(p: Params) -> Sql:
+    params = base_params(p)
+    where, rolled = sources(p, params, kinds=DETAIL_KINDS)
     source = f"SELECT {ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})"
     if rolled:
         source += f" UNION ALL SELECT {ENGAGEMENT_COLUMNS} FROM rollup_engagement WHERE {rolled}"
@@ -73,13 +71,9 @@ FROM (
     return Sql(text, params)
 
 
-def q_engagement(p: Params) -> Sql:
-    return _engagement(p, previous=False)
-
-
 def q_engagement_previous(p: Params) -> Sql:
-    """The same figures over the period of equal length just before."""
-    return _engagement(p, previous=True)
+    """The same figures over the compared period (``sql.compared``)."""
+    return q_engagement(compared(p))
 
 
 def page_rows(where: str) -> str:

@@ -23,6 +23,7 @@ MAX_DAYS = 400
 K_MAX = 500
 assert K_MAX < EXACT_UP_TO
 MAX_FILTER_LEN = 512
+COMPARISONS = ("previous", "year")
 
 
 class QueryError(CollectorError, ValueError):
@@ -122,6 +123,9 @@ class Params:
     grain: str = "day"
     limit: int = 10
     dims: tuple[str, ...] = ()  # for "breakdowns": several dimensions in one scan
+    # What the *_previous queries compare with: the period of equal length just before, or
+    # the same dates a year earlier.
+    compare: str = "previous"
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
     # Days served from the daily rollup, with their builds; set by the runner, never the caller.
     rollup: tuple[tuple[dt.date, int], ...] | None = None
@@ -131,10 +135,23 @@ class Params:
         """[start 00:00, end+1 00:00) in the site's time zone, as UTC epoch seconds."""
         return day_bounds(self.tz, self.start, self.end)
 
+    @property
+    def shift_days(self) -> int:
+        """How many days back the compared period starts (and ends)."""
+        if self.compare == "year":
+            return (self.start - year_before(self.start)).days
+        return (self.end - self.start).days + 1
+
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
                 "filters": dict(self.filters), "k": self.k, "dim": self.dim,
-                "dims": list(self.dims), "grain": self.grain, "limit": self.limit}
+                "dims": list(self.dims), "grain": self.grain, "limit": self.limit,
+                "compare": self.compare}
+
+
+def year_before(day: dt.date) -> dt.date:
+    """The same date a year earlier; 29 February becomes the 28th."""
+    return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
 
 
 def day_bounds(tz: str, start: dt.date, end: dt.date) -> tuple[int, int]:
@@ -201,7 +218,8 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     """Validate caller parameters; every refusal names the parameter."""
     if not isinstance(raw, Mapping):
         raise QueryError("params: expected an object")
-    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit"}
+    unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit",
+                          "compare"}
     if unknown:
         raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
     start = parse_date("start", raw.get("start"))
@@ -223,8 +241,11 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     if not isinstance(dims, list | tuple) or len(dims) > 16 or any(
             not isinstance(d, str) or d not in DIMENSIONS or d == "property" for d in dims):
         raise QueryError("dims: expected a list of up to 16 dimensions (not property)")
+    compare = raw.get("compare", "previous")
+    if compare not in COMPARISONS:
+        raise QueryError("compare: expected previous or year")
     return Params(
-        dims=tuple(dims),
+        dims=tuple(dims), compare=compare,
         start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
         filters=check_filters(raw.get("filters")),
         # k = 1 would be no protection at all; the floor is not configurable on purpose.

@@ -85,8 +85,7 @@ def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]
     if name not in ROLLUP_QUERIES or p.filters or (name == "timeseries"
                                                    and p.grain not in ROLLUP_GRAINS):
         return []
-    first = p.start - dt.timedelta(days=(p.end - p.start).days + 1) \
-        if name in PREVIOUS_QUERIES else p.start
+    first = p.start - dt.timedelta(days=p.shift_days) if name in PREVIOUS_QUERIES else p.start
     try:
         rows = store.query(ROLLUP_PLAN_SQL, {"tz": p.tz, "d0": first, "d1": p.end},
                            settings=READONLY_SETTINGS).result_rows

@@ -9,6 +9,7 @@ a scan of the raw events.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,17 @@ class Sql:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def base_params(p: Params, shift: int = 0) -> dict[str, Any]:
+def base_params(p: Params) -> dict[str, Any]:
     t0, t1 = p.bounds
-    return {"t0": t0 - shift, "t1": t1 - shift, "tz": p.tz, "k": p.k, "lim": p.limit}
+    return {"t0": t0, "t1": t1, "tz": p.tz, "k": p.k, "lim": p.limit}
+
+
+def compared(p: Params) -> Params:
+    """The same parameters over the period a comparison looks at: ``shift_days`` back, the
+    period just before or the same dates a year earlier. Its bounds are midnights of the
+    site's time zone, as every period's are."""
+    back = dt.timedelta(days=p.shift_days)
+    return dataclasses.replace(p, start=p.start - back, end=p.end - back)
 
 
 def filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None) -> str:
@@ -133,10 +142,11 @@ SELECT day, b FROM (
     GROUP BY day
 )
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
-ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "breakdown", "breakdowns",
-                            "engagement", "engagement_previous", "page_engagement"})
-#: Queries over the period just before the one asked for (their plan covers both).
-PREVIOUS_QUERIES = frozenset({"kpis_previous", "engagement_previous"})
+ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
+                            "breakdown", "breakdowns", "engagement", "engagement_previous",
+                            "page_engagement"})
+#: Queries over the compared period, before the one asked for (their plan covers both).
+PREVIOUS_QUERIES = frozenset({"kpis_previous", "timeseries_previous", "engagement_previous"})
 ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
 ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
                "AND build IN {builds:Array(UInt64)}")

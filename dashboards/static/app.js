@@ -29,12 +29,6 @@
       if (preset.value !== "custom") {
         form.querySelectorAll("input[type=date]").forEach(function (i) { i.disabled = true; });
       }
-      var compare = document.getElementById("compare");
-      if (compare && !compare.checked) {
-        var off = document.createElement("input");
-        off.type = "hidden"; off.name = "compare"; off.value = "0";
-        form.appendChild(off);
-      }
     });
   }
 })();

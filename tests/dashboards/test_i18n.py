@@ -30,7 +30,8 @@ def test_the_language_is_chosen_as_documented(choice: str | None, cookie: str | 
 
 def every_text() -> list[Text]:
     texts: list[Text] = [*i18n.UI.values(), *i18n.PRESET_LABELS.values(),
-                         *i18n.GRAIN_LABELS.values(), *i18n.ROLE_LABELS.values()]
+                         *i18n.GRAIN_LABELS.values(), *i18n.ROLE_LABELS.values(),
+                         *i18n.COMPARE_LABELS.values(), *f.COMPARED_NAMES.values()]
     texts += [p.title for p in PANELS.values()] + [p.note for p in PANELS.values() if p.note]
     texts += [p.title for p in PAGES.values()]
     texts += [label for label, _ in [*f.KPI_LABELS.values(), *f.ENGAGEMENT_LABELS.values()]]

@@ -27,6 +27,7 @@ DIMS = ["path", "entry_path", "channel", "referrer_host", "device_type", "countr
 QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("kpis", {}), ("kpis_previous", {}),
     ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
+    ("timeseries_previous", {"grain": "day"}), ("kpis_previous", {"compare": "year"}),
     ("breakdowns", {"dims": DIMS}),
     ("engagement", {}), ("engagement_previous", {}), ("page_engagement", {"limit": 50}),
     *[("breakdown", {"dim": d}) for d in params.DIMENSIONS],
