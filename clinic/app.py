@@ -197,6 +197,12 @@ class _ServiceStoreBackend:
     def run(self, name: str, params: Params) -> Rows:
         return StoreBackend(self.service.store).run(name, params)
 
+    def add_note(self, day: str, text: str, author: str) -> str:
+        return StoreBackend(self.service.store).add_note(day, text, author)
+
+    def delete_note(self, note_id: str, author: str) -> bool:
+        return StoreBackend(self.service.store).delete_note(note_id, author)
+
 
 def _dashboard_settings(secret_key: str, password: str | None
                         ) -> tuple[DashboardSettings, dict[str, str]]:

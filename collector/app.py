@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collector import notes
 from collector.ingest import api as ingest_api
 from collector.ingest.pipeline import Ingest
 from collector.logins import Logins
@@ -68,6 +69,7 @@ def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *privacy_api.build_routes(privacy, settings, logins),
         *query_api.build_routes(store, settings.query_token),
+        *notes.build_routes(store, settings.query_token),
     ]
 
     @asynccontextmanager

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from collector.logins import Logins, SessionStore
 from dashboards import format as formatting
 from dashboards import i18n
-from dashboards.auth import may_open
+from dashboards.auth import may_open, may_write_notes
 from dashboards.backends import Backend, CachedBackend
 from dashboards.pagedata import PageLoader
 from dashboards.panels import PAGES
@@ -37,10 +37,12 @@ def templates(settings: DashboardSettings) -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.globals.update(fmt=formatting.fmt, change=formatting.change, PAGES=PAGES,
-                       may_open=may_open, PRESETS=PRESETS, GRAINS=GRAINS,
+                       may_open=may_open, may_write_notes=may_write_notes, PRESETS=PRESETS,
+                       GRAINS=GRAINS,
                        PRESET_LABELS=i18n.PRESET_LABELS, GRAIN_LABELS=i18n.GRAIN_LABELS,
                        ROLE_LABELS=i18n.ROLE_LABELS, DATE_FORMAT=i18n.DATE_FORMAT,
                        COMPARES=COMPARES, COMPARE_LABELS=i18n.COMPARE_LABELS,
+                       POLICY_CHANGE=formatting.POLICY_CHANGE,
                        settings=settings)
     return env
 
@@ -67,6 +69,8 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
         Route("/api/{panel}", views.guard(views.api, json=True), methods=["GET"]),
         Route("/csv/{panel}", views.guard(views.csv, json=True), methods=["GET"]),
         Route("/panel/{panel}", views.guard(views.panel_html), methods=["GET"]),
+        Route("/notes", views.guard(views.add_note), methods=["POST"]),
+        Route("/notes/{note_id}/delete", views.guard(views.delete_note), methods=["POST"]),
         Route("/{page}", views.guard(views.page), methods=["GET"]),
     ]
     app = Starlette(routes=routes)

@@ -25,3 +25,11 @@ def may_open(role: str, page: Page) -> bool:
 def may_read(role: str, panel_id: str) -> bool:
     """A panel's rows (JSON, CSV) are for whoever may open a page that shows it."""
     return any(may_open(role, page) for page in pages_showing(panel_id))
+
+
+#: Who may put notes on the time axis (and remove them): the people who read the series.
+NOTE_ROLES = frozenset({"marketing", "admin"})
+
+
+def may_write_notes(role: str) -> bool:
+    return role in NOTE_ROLES

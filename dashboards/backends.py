@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from collector.notes import NoteError, Notes, check_id
 from collector.query import catalogue
 from collector.query import run as query_run
 from collector.query.params import QueryError
@@ -40,12 +41,27 @@ class Backend(Protocol):
         an answer that could not be had."""
         ...
 
+    def add_note(self, day: str, text: str, author: str) -> str:
+        """Put a staff note on the time axis (``collector.notes``); NoteError for a bad one."""
+        ...
+
+    def delete_note(self, note_id: str, author: str) -> bool:
+        """Remove a note; False when there is none."""
+        ...
+
 
 class StoreBackend:
     """Catalogue queries on a store this process owns (the demo; a ClickHouse server)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.notes = Notes(store)
+
+    def add_note(self, day: str, text: str, author: str) -> str:
+        return self.notes.add(day, text, author)
+
+    def delete_note(self, note_id: str, author: str) -> bool:
+        return self.notes.delete(note_id, author)
 
     def run(self, name: str, params: Params) -> Rows:
         catalogue.build(name, params)  # QueryError passes through: the caller's fault
@@ -68,7 +84,8 @@ class CollectorBackend:
 
     def __init__(self, collector_url: str, query_token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self.url = collector_url.rstrip("/") + "/v1/query"
+        self.base = collector_url.rstrip("/")
+        self.url = self.base + "/v1/query"
         self._client = httpx.Client(timeout=timeout, transport=transport,
                                     headers={"Authorization": f"Bearer {query_token}"})
         self._lock = threading.Lock()
@@ -88,6 +105,30 @@ class CollectorBackend:
         if not isinstance(rows, list):
             raise BackendError("collector answered without rows")
         return rows
+
+    def _post(self, path: str, body: dict[str, object]) -> dict[str, Any]:
+        try:
+            with self._lock:
+                response = self._client.post(self.base + path, json=body)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"collector unreachable: {exc}") from exc
+        if response.status_code == 400:
+            raise NoteError(str(response.json().get("message", "bad note")))
+        if response.status_code != 200:
+            raise BackendError(f"collector answered {response.status_code}")
+        answer = response.json()
+        if not isinstance(answer, dict):
+            raise BackendError("collector answered without an object")
+        return answer
+
+    def add_note(self, day: str, text: str, author: str) -> str:
+        return str(self._post("/v1/notes", {"day": day, "text": text, "author": author})
+                   .get("note_id", ""))
+
+    def delete_note(self, note_id: str, author: str) -> bool:
+        check_id(note_id)  # never a path the collector did not mean
+        return bool(self._post(f"/v1/notes/{note_id}/delete", {"author": author})
+                    .get("deleted"))
 
     def close(self) -> None:
         self._client.close()
@@ -125,6 +166,12 @@ class CachedBackend:
         if self.max_age > 0:
             return f"{rows[0]['privacy_version']}@{int(time.time() // self.max_age)}"
         return str(rows[0]["version"])
+
+    def add_note(self, day: str, text: str, author: str) -> str:
+        return self.inner.add_note(day, text, author)  # the data version moves with it
+
+    def delete_note(self, note_id: str, author: str) -> bool:
+        return self.inner.delete_note(note_id, author)
 
     def run(self, name: str, params: Params, *, version: str | None = None) -> Rows:
         if not version or self.max_entries <= 0 or name in CLOCKED:

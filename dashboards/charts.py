@@ -18,6 +18,7 @@ from dashboards.format import (
     COMPARED_NAMES,
     CONSENTED_PAGEVIEWS,
     GPC_SHARE,
+    POLICY_MARK,
     SERIES_NAMES,
     value_label,
 )
@@ -47,6 +48,26 @@ def _later(bucket: str, days: int) -> str:
         moved = dt.datetime.fromisoformat(bucket) + dt.timedelta(days=days)
         return moved.strftime("%Y-%m-%d %H:%M:%S")
     return (dt.date.fromisoformat(bucket) + dt.timedelta(days=days)).isoformat()
+
+
+def _marks(notes: list[dict[str, object]], locale: Locale) -> Json:
+    """A dotted line and a short label at each note's day (the whole text is in the list
+    under the chart)."""
+    if not notes:
+        return {}
+    shapes, labels = [], []
+    for n in notes:
+        day = str(n["day"])
+        text = POLICY_MARK(locale) if n["kind"] == "policy" else str(n["text"])
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": day, "x1": day,
+                       "y0": 0, "y1": 1, "line": {"dash": "dot", "width": 1,
+                                                  "color": "#8a5cf6"}})
+        labels.append({"x": day, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+                       "text": text if len(text) <= 14 else text[:13] + "…",
+                       "showarrow": False, "font": {"size": 10, "color": "#6b46c1"}})
+    # Room above the plot for the labels.
+    return {"shapes": shapes, "annotations": labels,
+            "margin": {"l": 50, "r": 10, "t": 30, "b": 40}}
 
 
 def _dates(locale: Locale, hourly: bool = False) -> Json:
@@ -82,7 +103,7 @@ def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | N
                        for i, (key, name) in enumerate(SERIES_NAMES)]
             for i, trace in enumerate(traces[:len(SERIES_NAMES)]):
                 trace["line"] = {"color": COLOURS[i]}
-        return traces, _dates(locale, hourly)
+        return traces, {**_dates(locale, hourly), **_marks(data.annotations, locale)}
     if panel.chart == "funnel":
         return ([{"type": "bar", "orientation": "h",
                   "y": [_funnel_label(r["step"], r["method"], locale) for r in rows],
@@ -97,18 +118,20 @@ def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | N
         return ([{"type": "scatter", "mode": "lines",
                   "name": value_label("category", c, locale), "x": xs, "y": ys}
                  for c, (xs, ys) in sorted(by_cat.items())],
-                {"yaxis": {"tickformat": ".0%", "range": [0, 1]}, **_dates(locale)})
+                {"yaxis": {"tickformat": ".0%", "range": [0, 1]}, **_dates(locale),
+                 **_marks(data.annotations, locale)})
     if panel.chart == "gpc":
         return ([{"type": "scatter", "mode": "lines", "name": GPC_SHARE(locale),
                   "x": [r["day"] for r in rows], "y": [r["gpc_share"] for r in rows]}],
-                {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, **_dates(locale)})
+                {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, **_dates(locale),
+                 **_marks(data.annotations, locale)})
     if panel.chart == "coverage":
         x = [r["day"] for r in rows]
         return ([{"type": "bar", "name": CONSENTED_PAGEVIEWS(locale), "x": x,
                   "y": [r["consented"] for r in rows]},
                  {"type": "bar", "name": ANONYMOUS_COUNTS(locale), "x": x,
                   "y": [r["anonymous"] for r in rows]}],
-                {"barmode": "stack", **_dates(locale)})
+                {"barmode": "stack", **_dates(locale), **_marks(data.annotations, locale)})
     return None
 
 

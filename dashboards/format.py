@@ -139,6 +139,10 @@ COMPARED_NAMES: dict[str, Text] = {
     "previous": Text("{name}(前の期間)", "{name} (previous period)"),
     "year": Text("{name}(前年同期)", "{name} (a year earlier)"),
 }
+#: The note the dashboards put by themselves where a consent-banner / policy version began.
+POLICY_CHANGE = Text("同意バナー・ポリシーの版 {version} を表示開始",
+                     "Consent banner and policy version {version} first shown")
+POLICY_MARK = Text("バナー変更", "Banner change")  # its short label on the chart
 GPC_SHARE = Text("GPCの割合", "GPC share")
 CONSENTED_PAGEVIEWS = Text("同意ありのページビュー", "Consented pageviews")
 ANONYMOUS_COUNTS = Text("匿名カウント", "Anonymous counts")

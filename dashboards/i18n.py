@@ -91,6 +91,13 @@ UI: dict[str, Text] = {
     "nothing_views": Text("表示できる行がありません(計測 {k} 件以上の行がありません)。",
                           "Nothing to show (no row reaches {k} counted views)."),
     "csv": Text("CSV", "CSV"),
+    "notes": Text("メモ", "Notes"),
+    "note_day": Text("日付", "Day"),
+    "note_text": Text("内容", "Note"),
+    "note_placeholder": Text("例: 春のキャンペーン開始、テレビで紹介", "e.g. spring campaign "
+                             "launched, mentioned on TV"),
+    "note_add": Text("メモを追加", "Add note"),
+    "note_delete": Text("削除", "Remove"),
     "realtime_visitors": Text("人がサイトにいます", "visitors on the site"),
     "realtime_below_k": Text("いまサイトにいる訪問者は {k} 人未満です。",
                              "Fewer than {k} visitors are on the site now."),

@@ -39,6 +39,8 @@ from dashboards.panels import PANELS, Page, Panel
 from dashboards.settings import DashboardSettings
 from dashboards.view import View, panel_params
 
+#: Charts over days, which show the notes on the time axis as the series does.
+TIME_CHARTS = frozenset({"optin", "gpc", "coverage"})
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 
@@ -56,6 +58,7 @@ class PanelData:
     previous_rows: Rows | None = None  # a series over the compared period, when compared
     previous_shift: int = 0  # days between the compared period and this one
     compare: str = "previous"  # what previous_rows compare with: previous, year
+    annotations: Rows = field(default_factory=list)  # a series' notes and version changes
 
     @property
     def has_previous(self) -> bool:
@@ -152,16 +155,33 @@ class PageLoader:
             return top_rows(rows, panel.order or "views", self.top_n)
         return rows
 
+    def annotations(self, view: View, version: str,
+                    memo: dict[str, Rows] | None = None) -> Rows:
+        """The notes on the time axis of ``view``; asked once per page (``memo``)."""
+        if memo is not None and "annotations" in memo:
+            return memo["annotations"]
+        rows = self.backend.run("annotations", view.params(self.k, self.tz), version=version)
+        if memo is not None:
+            memo["annotations"] = rows
+        return rows
+
     def panel(self, panel: Panel, view: View, version: str,
               memo: dict[str, Rows] | None = None) -> PanelData:
         rows = self.panel_rows(panel, view, version, memo)
-        if panel.show == "series" and view.compare != "off":
+        notes: Rows = []
+        if panel.show == "series" or panel.chart in TIME_CHARTS:
+            notes = self.annotations(view, version, memo)
+        if panel.chart in TIME_CHARTS:
+            return PanelData(panel, rows, annotations=notes)
+        if panel.show == "series":
+            if view.compare == "off":
+                return PanelData(panel, rows, annotations=notes)
             params = {**panel_params(panel, view, self.k, self.tz, self.top_n),
                       "compare": view.compare}
             return PanelData(panel, rows, previous_rows=self.backend.run(
                 "timeseries_previous", params, version=version),
                 previous_shift=catalogue.params_for("timeseries", params).shift_days,
-                compare=view.compare)
+                compare=view.compare, annotations=notes)
         if panel.show != "kpis":
             return PanelData(panel, rows)
         labels, figures = KEY_FIGURES[panel.query]

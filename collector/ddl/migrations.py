@@ -22,6 +22,7 @@ from collector.ddl.tables import (
     consent_records_table,
     events_table,
     ident,
+    notes_table,
     privacy_requests_table,
     purge_receipts_table,
     rollup_days_table,
@@ -155,6 +156,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(bot_hits_table), data=_bots_out_of_events),
     Migration(8, "engagement: visit durations and page reading in the daily rollup",
               _tables(rollup_engagement_table, rollup_pages_table), data=_rebuild_rollups),
+    Migration(9, "dashboards: staff notes on the time axis", _tables(notes_table)),
 )
 
 

@@ -4,7 +4,7 @@ What the tables are is declared here once; ``collector.ddl.migrations`` creates 
 them, in versioned, append-only steps. The same definitions render for a single node (plain
 MergeTree, the embedded chDB default) or for a cluster (``ON CLUSTER``, Replicated tables
 behind a Distributed table). A little over 300 lines because it is nine tables' column
-lists (eleven tables), which read best whole and in one place.
+lists (twelve tables), which read best whole and in one place.
 """
 
 from __future__ import annotations
@@ -355,6 +355,28 @@ def rollup_pages_table(o: DdlOptions) -> Table:
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, day, build, path)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
+def notes_table(o: DdlOptions) -> Table:
+    # Staff notes on the dashboards' time axis (a campaign launch, a TV mention, a site
+    # change): collector.notes. A deletion is a newer version with deleted = true, so every
+    # change is kept. Small and about the site, not a person: replicated to every node.
+    return Table(
+        name="dashboard_notes",
+        engine="ReplacingMergeTree",
+        engine_args="version",
+        distributed=False,
+        columns="""
+    note_id String,
+    day Date,
+    text String,
+    created_by String,
+    updated_by String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    deleted Bool DEFAULT false,
+    version UInt64""",
+        tail="ORDER BY note_id",
     )
 
 

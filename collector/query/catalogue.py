@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collector.ddl.tables import uniq
+from collector.query.annotations import q_annotations
 from collector.query.engagement import (
     q_engagement,
     q_engagement_previous,
@@ -258,18 +259,20 @@ def q_data_version(p: Params) -> Sql:
     """Fingerprints of the data, for exact result caching.
 
     ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
-    changes with every suppression change and every delete/mutation (a purge) on events or
-    consent records, but not with inserts of new events.
+    changes with every suppression change, every staff note and every delete/mutation (a
+    purge) on events or consent records, but not with inserts of new events.
     """
     return Sql("""
 SELECT
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase()
-       AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits')) AS version,
+       AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits',
+                     'dashboard_notes')) AS version,
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
-     WHERE active AND database = currentDatabase() AND table = 'suppressions')
+     WHERE active AND database = currentDatabase()
+       AND table IN ('suppressions', 'dashboard_notes'))
     || '-' ||
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
      FROM system.mutations
@@ -295,6 +298,7 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "engagement_previous": q_engagement_previous,
     "page_engagement": q_page_engagement,
     "realtime": q_realtime,
+    "annotations": q_annotations,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }

@@ -1,0 +1,181 @@
+"""Staff notes on the dashboards' time axis: a campaign launch, a TV mention, a site change.
+
+A note is a day and a line of text, written by a staff member the dashboards logged in; the
+catalogue's ``annotations`` query shows them on every time series, beside the changes of
+consent-banner and policy version it finds by itself. :class:`Notes` writes them (the
+dashboards' own store, or the collector's through ``POST /v1/notes``, which the dashboards'
+query token opens); nothing in a note is about a visitor. A deletion is a newer version
+marked deleted, so what was noted, by whom, and who removed it, stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector.auth import bearer_ok
+from collector.errors import CollectorError
+from collector.store import Store
+from collector.web import BodyTooLarge, error_response, read_limited, unauthorized
+from consent_mw.config import Secret
+from consent_mw.http import BadRequest, parse_json
+
+MAX_TEXT = 200
+MAX_AUTHOR = 128
+MAX_BODY = 4096
+#: How far from today a note may be put: the dashboards' longest range.
+MAX_DAYS_AWAY = 400
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_ID = re.compile(r"[0-9a-f]{32}")
+COLUMNS = ["note_id", "day", "text", "created_by", "updated_by", "deleted", "version"]
+
+
+class NoteError(CollectorError, ValueError):
+    """A note the collector refuses; ``reason`` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_note(day: object, text: object, author: object,
+               today: dt.date | None = None) -> tuple[dt.date, str, str]:
+    """(day, text, author) of a note as it will be kept, or NoteError naming what is wrong."""
+    if not isinstance(day, str | dt.date):
+        raise NoteError("day: expected a date YYYY-MM-DD")
+    try:
+        when = day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
+    except ValueError:
+        raise NoteError("day: expected a date YYYY-MM-DD") from None
+    if abs((when - (today or dt.date.today())).days) > MAX_DAYS_AWAY:
+        raise NoteError(f"day: must be within {MAX_DAYS_AWAY} days of today")
+    if not isinstance(text, str):
+        raise NoteError("text: expected a string")
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    if not text:
+        raise NoteError("text: a note needs some text")
+    if len(text) > MAX_TEXT:
+        raise NoteError(f"text: at most {MAX_TEXT} characters")
+    if not isinstance(author, str) or not author.strip() or len(author) > MAX_AUTHOR:
+        raise NoteError("author: expected the staff member's name")
+    return when, text, author.strip()
+
+
+def check_id(note_id: object) -> str:
+    if not isinstance(note_id, str) or not _ID.fullmatch(note_id):
+        raise NoteError("note_id: not a note")
+    return note_id
+
+
+class Notes:
+    """Adds and removes notes on ``store``."""
+
+    def __init__(self, store: Store | Callable[[], Store]) -> None:
+        self._store: Callable[[], Store] = store if callable(store) else (lambda: store)
+
+    def add(self, day: object, text: object, author: object) -> str:
+        when, clean, who = check_note(day, text, author)
+        note_id = uuid.uuid4().hex
+        self._store().insert("dashboard_notes", [[note_id, when, clean, who, who, False,
+                                                  time.time_ns()]], COLUMNS)
+        return note_id
+
+    def delete(self, note_id: object, author: object) -> bool:
+        """Mark a note deleted; False when there is no such note (or it is deleted)."""
+        key = check_id(note_id)
+        if not isinstance(author, str) or not author.strip():
+            raise NoteError("author: expected the staff member's name")
+        rows = self._store().rows(
+            "SELECT day, text, created_by FROM dashboard_notes FINAL "
+            "WHERE note_id = {id:String} AND NOT deleted", {"id": key})
+        if not rows:
+            return False
+        day, text, created_by = rows[0]
+        self._store().insert("dashboard_notes", [[key, day, text, created_by, author.strip(),
+                                                  True, time.time_ns()]], COLUMNS)
+        return True
+
+
+def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRoute]:
+    """``POST /v1/notes`` and ``POST /v1/notes/{note_id}/delete``, for dashboards in another
+    process; opened by the same ``query_token`` as ``/v1/query`` (503 while it is unset)."""
+    notes = Notes(store)
+
+    async def body(request: Request) -> dict[str, object] | Response:
+        expected = query_token.value
+        if not expected:
+            return error_response(503, "disabled", "notes need a configured query_token")
+        if not bearer_ok(request, expected):
+            return unauthorized("bearer token required")
+        try:
+            payload = parse_json(await read_limited(request, MAX_BODY), MAX_BODY)
+        except BodyTooLarge:
+            return error_response(413, "too_large", f"body over {MAX_BODY} bytes")
+        except BadRequest as exc:
+            return error_response(400, "invalid_json", exc.reason)
+        if not isinstance(payload, dict):
+            return error_response(400, "bad_request", "body must be an object")
+        return payload
+
+    async def add(request: Request) -> Response:
+        """Add a note to the dashboards' time axis.
+        ---
+        summary: Add a dashboard note
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [day, text, author]
+                properties:
+                  day: {type: string, format: date}
+                  text: {type: string, maxLength: 200}
+                  author: {type: string}
+        responses:
+          200: {description: '{"note_id": ...}'}
+          400: {description: A malformed note, with the reason}
+          401: {description: Missing or wrong bearer token}
+          503: {description: Notes disabled (no query_token)}
+        """
+        payload = await body(request)
+        if isinstance(payload, Response):
+            return payload
+        try:
+            note_id = await run_in_threadpool(notes.add, payload.get("day"),
+                                              payload.get("text"), payload.get("author"))
+        except NoteError as exc:
+            return error_response(400, "bad_note", exc.reason)
+        return JSONResponse({"note_id": note_id})
+
+    async def delete(request: Request) -> Response:
+        """Remove a dashboard note (kept, marked deleted by its remover).
+        ---
+        summary: Remove a dashboard note
+        security: [{bearer: []}]
+        responses:
+          200: {description: '{"deleted": true|false}'}
+          400: {description: Not a note id, or no author}
+          401: {description: Missing or wrong bearer token}
+        """
+        payload = await body(request)
+        if isinstance(payload, Response):
+            return payload
+        try:
+            deleted = await run_in_threadpool(notes.delete, request.path_params["note_id"],
+                                              payload.get("author"))
+        except NoteError as exc:
+            return error_response(400, "bad_note", exc.reason)
+        return JSONResponse({"deleted": deleted})
+
+    return [Route("/v1/notes", add, methods=["POST"]),
+            Route("/v1/notes/{note_id}/delete", delete, methods=["POST"])]
