@@ -203,6 +203,12 @@ class _ServiceStoreBackend:
     def delete_note(self, note_id: str, author: str) -> bool:
         return StoreBackend(self.service.store).delete_note(note_id, author)
 
+    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
+        return StoreBackend(self.service.store).add_segment(name, filters, author)
+
+    def delete_segment(self, segment_id: str, author: str) -> bool:
+        return StoreBackend(self.service.store).delete_segment(segment_id, author)
+
 
 def _dashboard_settings(secret_key: str, password: str | None
                         ) -> tuple[DashboardSettings, dict[str, str]]:

@@ -8,7 +8,7 @@
     ├── PurgeFailed       a purge's batch failed; the audit trail resumes it (RuntimeError)
     ├── PurgeQueueFull    more purges wait than the queue holds: 503, Retry-After (RuntimeError)
     ├── QueryError        a dashboard query the catalogue refuses: 400 (ValueError)
-    ├── NoteError         a dashboard note that is malformed: 400 (ValueError)
+    ├── WriteRefused      a dashboard note or saved segment that is malformed: 400 (ValueError)
     ├── BatchRefused      a batch that is not the wire shape: 400, nothing stored (ValueError)
     ├── BodyTooLarge      a request body over its limit: 413 (ValueError)
     │   └── FormTooLarge  ... an HTML form's body
@@ -18,7 +18,7 @@
 Each is defined beside the code that raises it (``collector.store.StoreError``,
 ``collector.privacy.subjects.PrivacyError``, ``collector.privacy.purge.PurgeFailed``,
 ``collector.privacy.purge_queue.PurgeQueueFull``, ``collector.query.params.QueryError``,
-``collector.notes.NoteError``,
+``collector.notes.WriteRefused``,
 ``collector.ingest.validate.BatchRefused``, ``collector.web.BodyTooLarge`` and
 ``FormTooLarge``, ``collector.ingest.api.BadBody``, ``collector.logins.LoginBusy``); a
 test checks that every exception class in the package derives from :class:`CollectorError`

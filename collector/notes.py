@@ -21,12 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.auth import bearer_ok
 from collector.errors import CollectorError
 from collector.store import Store
-from collector.web import BodyTooLarge, error_response, read_limited, unauthorized
+from collector.web import error_response, token_json
 from consent_mw.config import Secret
-from consent_mw.http import BadRequest, parse_json
 
 MAX_TEXT = 200
 MAX_AUTHOR = 128
@@ -38,8 +36,9 @@ _ID = re.compile(r"[0-9a-f]{32}")
 COLUMNS = ["note_id", "day", "text", "created_by", "updated_by", "deleted", "version"]
 
 
-class NoteError(CollectorError, ValueError):
-    """A note the collector refuses; ``reason`` is safe to show the caller."""
+class WriteRefused(CollectorError, ValueError):
+    """A dashboard note or saved segment the collector refuses; ``reason`` is safe to show
+    the caller."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -48,30 +47,35 @@ class NoteError(CollectorError, ValueError):
 
 def check_note(day: object, text: object, author: object,
                today: dt.date | None = None) -> tuple[dt.date, str, str]:
-    """(day, text, author) of a note as it will be kept, or NoteError naming what is wrong."""
+    """(day, text, author) of a note as it will be kept, or WriteRefused naming what is wrong."""
     if not isinstance(day, str | dt.date):
-        raise NoteError("day: expected a date YYYY-MM-DD")
+        raise WriteRefused("day: expected a date YYYY-MM-DD")
     try:
         when = day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
     except ValueError:
-        raise NoteError("day: expected a date YYYY-MM-DD") from None
+        raise WriteRefused("day: expected a date YYYY-MM-DD") from None
     if abs((when - (today or dt.date.today())).days) > MAX_DAYS_AWAY:
-        raise NoteError(f"day: must be within {MAX_DAYS_AWAY} days of today")
+        raise WriteRefused(f"day: must be within {MAX_DAYS_AWAY} days of today")
     if not isinstance(text, str):
-        raise NoteError("text: expected a string")
+        raise WriteRefused("text: expected a string")
     text = " ".join(_CONTROL.sub(" ", text).split())
     if not text:
-        raise NoteError("text: a note needs some text")
+        raise WriteRefused("text: a note needs some text")
     if len(text) > MAX_TEXT:
-        raise NoteError(f"text: at most {MAX_TEXT} characters")
+        raise WriteRefused(f"text: at most {MAX_TEXT} characters")
+    return when, text, check_author(author)
+
+
+def check_author(author: object) -> str:
+    """The staff member a write is made by, as the dashboards name them."""
     if not isinstance(author, str) or not author.strip() or len(author) > MAX_AUTHOR:
-        raise NoteError("author: expected the staff member's name")
-    return when, text, author.strip()
+        raise WriteRefused("author: expected the staff member's name")
+    return author.strip()
 
 
 def check_id(note_id: object) -> str:
     if not isinstance(note_id, str) or not _ID.fullmatch(note_id):
-        raise NoteError("note_id: not a note")
+        raise WriteRefused("note_id: not a note")
     return note_id
 
 
@@ -91,16 +95,15 @@ class Notes:
     def delete(self, note_id: object, author: object) -> bool:
         """Mark a note deleted; False when there is no such note (or it is deleted)."""
         key = check_id(note_id)
-        if not isinstance(author, str) or not author.strip():
-            raise NoteError("author: expected the staff member's name")
+        who = check_author(author)
         rows = self._store().rows(
             "SELECT day, text, created_by FROM dashboard_notes FINAL "
             "WHERE note_id = {id:String} AND NOT deleted", {"id": key})
         if not rows:
             return False
         day, text, created_by = rows[0]
-        self._store().insert("dashboard_notes", [[key, day, text, created_by, author.strip(),
-                                                  True, time.time_ns()]], COLUMNS)
+        self._store().insert("dashboard_notes", [[key, day, text, created_by, who, True,
+                                                  time.time_ns()]], COLUMNS)
         return True
 
 
@@ -108,22 +111,6 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
     """``POST /v1/notes`` and ``POST /v1/notes/{note_id}/delete``, for dashboards in another
     process; opened by the same ``query_token`` as ``/v1/query`` (503 while it is unset)."""
     notes = Notes(store)
-
-    async def body(request: Request) -> dict[str, object] | Response:
-        expected = query_token.value
-        if not expected:
-            return error_response(503, "disabled", "notes need a configured query_token")
-        if not bearer_ok(request, expected):
-            return unauthorized("bearer token required")
-        try:
-            payload = parse_json(await read_limited(request, MAX_BODY), MAX_BODY)
-        except BodyTooLarge:
-            return error_response(413, "too_large", f"body over {MAX_BODY} bytes")
-        except BadRequest as exc:
-            return error_response(400, "invalid_json", exc.reason)
-        if not isinstance(payload, dict):
-            return error_response(400, "bad_request", "body must be an object")
-        return payload
 
     async def add(request: Request) -> Response:
         """Add a note to the dashboards' time axis.
@@ -147,13 +134,13 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           401: {description: Missing or wrong bearer token}
           503: {description: Notes disabled (no query_token)}
         """
-        payload = await body(request)
+        payload = await token_json(request, query_token.value, MAX_BODY)
         if isinstance(payload, Response):
             return payload
         try:
             note_id = await run_in_threadpool(notes.add, payload.get("day"),
                                               payload.get("text"), payload.get("author"))
-        except NoteError as exc:
+        except WriteRefused as exc:
             return error_response(400, "bad_note", exc.reason)
         return JSONResponse({"note_id": note_id})
 
@@ -167,13 +154,13 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           400: {description: Not a note id, or no author}
           401: {description: Missing or wrong bearer token}
         """
-        payload = await body(request)
+        payload = await token_json(request, query_token.value, MAX_BODY)
         if isinstance(payload, Response):
             return payload
         try:
             deleted = await run_in_threadpool(notes.delete, request.path_params["note_id"],
                                               payload.get("author"))
-        except NoteError as exc:
+        except WriteRefused as exc:
             return error_response(400, "bad_note", exc.reason)
         return JSONResponse({"deleted": deleted})
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from collector.auth import bearer_ok
 from collector.errors import CollectorError
 from consent_mw.clientip import client_ip
-from consent_mw.http import error_body, same_origin
+from consent_mw.http import BadRequest, error_body, parse_json, same_origin
 from consent_mw.ratelimit import address_key
 
 MAX_FORM_BYTES = 16 * 1024
@@ -86,3 +87,22 @@ def client_key(request: Request, trusted_proxies: tuple[str, ...],
 
 def is_same_origin(request: Request) -> bool:
     return same_origin(request.scope)
+
+
+async def token_json(request: Request, token: str, limit: int) -> dict[str, object] | Response:
+    """The JSON object a token-guarded write route was sent, or the refusal to answer with:
+    503 while ``token`` is unset, 401 without it, 413 over ``limit``, 400 for anything but a
+    JSON object."""
+    if not token:
+        return error_response(503, "disabled", "this route needs a configured query_token")
+    if not bearer_ok(request, token):
+        return unauthorized("bearer token required")
+    try:
+        payload = parse_json(await read_limited(request, limit), limit)
+    except BodyTooLarge:
+        return error_response(413, "too_large", f"body over {limit} bytes")
+    except BadRequest as exc:
+        return error_response(400, "invalid_json", exc.reason)
+    if not isinstance(payload, dict):
+        return error_response(400, "bad_request", "body must be an object")
+    return payload

@@ -71,6 +71,9 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
         Route("/panel/{panel}", views.guard(views.panel_html), methods=["GET"]),
         Route("/notes", views.guard(views.add_note), methods=["POST"]),
         Route("/notes/{note_id}/delete", views.guard(views.delete_note), methods=["POST"]),
+        Route("/segments", views.guard(views.add_segment), methods=["POST"]),
+        Route("/segments/{segment_id}/delete", views.guard(views.delete_segment),
+              methods=["POST"]),
         Route("/{page}", views.guard(views.page), methods=["GET"]),
     ]
     app = Starlette(routes=routes)

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector.notes import NoteError, Notes, check_id
+from collector.notes import Notes, WriteRefused, check_id
 from collector.query import catalogue
 from collector.query import run as query_run
 from collector.query.params import QueryError
 from collector.query.realtime import CLOCKED
+from collector.segments import Segments, check_segment_id
 from collector.store import Store
 
 #: Result rows as the catalogue returns them: column → a JSON-safe value of that column's type.
@@ -42,11 +43,19 @@ class Backend(Protocol):
         ...
 
     def add_note(self, day: str, text: str, author: str) -> str:
-        """Put a staff note on the time axis (``collector.notes``); NoteError for a bad one."""
+        """Put a staff note on the time axis (``collector.notes``); WriteRefused for a bad one."""
         ...
 
     def delete_note(self, note_id: str, author: str) -> bool:
         """Remove a note; False when there is none."""
+        ...
+
+    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
+        """Save a named filter set (``collector.segments``); WriteRefused for a bad one."""
+        ...
+
+    def delete_segment(self, segment_id: str, author: str) -> bool:
+        """Remove a saved segment; False when there is none."""
         ...
 
 
@@ -56,6 +65,13 @@ class StoreBackend:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.notes = Notes(store)
+        self.segments = Segments(store)
+
+    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
+        return self.segments.add(name, dict(filters), author)
+
+    def delete_segment(self, segment_id: str, author: str) -> bool:
+        return self.segments.delete(segment_id, author)
 
     def add_note(self, day: str, text: str, author: str) -> str:
         return self.notes.add(day, text, author)
@@ -113,7 +129,7 @@ class CollectorBackend:
         except httpx.HTTPError as exc:
             raise BackendError(f"collector unreachable: {exc}") from exc
         if response.status_code == 400:
-            raise NoteError(str(response.json().get("message", "bad note")))
+            raise WriteRefused(str(response.json().get("message", "refused")))
         if response.status_code != 200:
             raise BackendError(f"collector answered {response.status_code}")
         answer = response.json()
@@ -128,6 +144,15 @@ class CollectorBackend:
     def delete_note(self, note_id: str, author: str) -> bool:
         check_id(note_id)  # never a path the collector did not mean
         return bool(self._post(f"/v1/notes/{note_id}/delete", {"author": author})
+                    .get("deleted"))
+
+    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
+        return str(self._post("/v1/segments", {"name": name, "filters": dict(filters),
+                                               "author": author}).get("segment_id", ""))
+
+    def delete_segment(self, segment_id: str, author: str) -> bool:
+        check_segment_id(segment_id)
+        return bool(self._post(f"/v1/segments/{segment_id}/delete", {"author": author})
                     .get("deleted"))
 
     def close(self) -> None:
@@ -172,6 +197,12 @@ class CachedBackend:
 
     def delete_note(self, note_id: str, author: str) -> bool:
         return self.inner.delete_note(note_id, author)
+
+    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
+        return self.inner.add_segment(name, filters, author)
+
+    def delete_segment(self, segment_id: str, author: str) -> bool:
+        return self.inner.delete_segment(segment_id, author)
 
     def run(self, name: str, params: Params, *, version: str | None = None) -> Rows:
         if not version or self.max_entries <= 0 or name in CLOCKED:

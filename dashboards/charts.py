@@ -8,6 +8,7 @@ it. Pure: rows in, JSON-ready dictionaries out.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 from collections.abc import Mapping
 
@@ -58,16 +59,24 @@ def _marks(notes: list[dict[str, object]], locale: Locale) -> Json:
     shapes, labels = [], []
     for n in notes:
         day = str(n["day"])
-        text = POLICY_MARK(locale) if n["kind"] == "policy" else str(n["text"])
+        # Plotly reads tags (<a href>, <br>) in label text: a note's are entities.
+        text = POLICY_MARK(locale) if n["kind"] == "policy" else html.escape(str(n["text"]))
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": day, "x1": day,
                        "y0": 0, "y1": 1, "line": {"dash": "dot", "width": 1,
                                                   "color": "#8a5cf6"}})
         labels.append({"x": day, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
-                       "text": text if len(text) <= 14 else text[:13] + "…",
+                       "text": _short(text),
                        "showarrow": False, "font": {"size": 10, "color": "#6b46c1"}})
     # Room above the plot for the labels.
     return {"shapes": shapes, "annotations": labels,
             "margin": {"l": 50, "r": 10, "t": 30, "b": 40}}
+
+
+def _short(text: str, limit: int = 14) -> str:
+    """At most ``limit`` characters, never cutting an entity in half."""
+    if len(html.unescape(text)) <= limit:
+        return text
+    return html.escape(html.unescape(text)[:limit - 1]) + "…"
 
 
 def _dates(locale: Locale, hourly: bool = False) -> Json:

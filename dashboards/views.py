@@ -27,8 +27,9 @@ from starlette.responses import (
 
 from collector.csvsafe import write_csv
 from collector.logins import Logins, Session, SessionStore
-from collector.notes import NoteError
+from collector.notes import WriteRefused
 from collector.query.params import QueryError
+from collector.segments import filters_of
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
 from consent_mw.http import error_body
 from dashboards.auth import may_open, may_read, may_write_notes
@@ -169,7 +170,22 @@ class DashboardViews:
         if not may_open(session.role, page):
             return self.error_page(request, 403, UI["forbidden"])
         view = parse_view(request.query_params, self.settings.tz)
+        version = await run_in_threadpool(self.loader.version)
+        segments = await run_in_threadpool(self.loader.backend.run, "segments", {},
+                                           version=version)
+        chosen = request.query_params.get("segment")
+        if chosen:  # a saved segment: the same view with its filters, as a link
+            match = next((row for row in segments if row["segment_id"] == chosen), None)
+            if match is None:
+                raise QueryError("segment: no such saved segment")
+            pairs = [(k, v) for k, v in view.query(filters=None) if not k.startswith("f.")]
+            pairs += [(f"f.{k}", v) for k, v in sorted(filters_of(match).items())]
+            return RedirectResponse(root(request) + "/" + page.id + "?" + urlencode(pairs),
+                                    status_code=303, headers=SECURITY_HEADERS)
         data = await run_in_threadpool(self.loader.page, page, view)
+        # (id, name, author, whether it is the view's filters)
+        listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
+                   filters_of(row) == dict(view.filters)) for row in segments]
         page_url = root(request) + "/" + page.id
         lang = locale(request)
         tables, now = self.shaped(data, view, page_url, lang)
@@ -183,6 +199,7 @@ class DashboardViews:
             view_query=urlencode(view.query()),
             tables=tables, realtime=now,
             here=request.url.path + ("?" + request.url.query if request.url.query else ""),
+            segments=listed, current_segment=any(current for *_, current in listed),
         )
 
     def shaped(self, data: Mapping[str, PanelData], view: View, page_url: str,
@@ -281,7 +298,7 @@ class DashboardViews:
         try:
             await run_in_threadpool(self.loader.backend.add_note, form.get("day", ""),
                                     form.get("text", ""), session.user)
-        except NoteError as exc:
+        except WriteRefused as exc:
             return self.error_page(request, 400, UI["bad_request"](locale(request))
                                    + exc.reason)
         return self._back(request, form)
@@ -294,7 +311,34 @@ class DashboardViews:
         try:
             await run_in_threadpool(self.loader.backend.delete_note,
                                     request.path_params["note_id"], session.user)
-        except NoteError as exc:
+        except WriteRefused as exc:
+            return self.error_page(request, 400, UI["bad_request"](locale(request))
+                                   + exc.reason)
+        return self._back(request, form)
+
+    async def add_segment(self, request: Request) -> Response:
+        found = await self._note_form(request)
+        if isinstance(found, Response):
+            return found
+        session, form = found
+        filters = {k[2:]: v for k, v in form.items() if k.startswith("f.")}
+        try:
+            await run_in_threadpool(self.loader.backend.add_segment, form.get("name", ""),
+                                    filters, session.user)
+        except WriteRefused as exc:
+            return self.error_page(request, 400, UI["bad_request"](locale(request))
+                                   + exc.reason)
+        return self._back(request, form)
+
+    async def delete_segment(self, request: Request) -> Response:
+        found = await self._note_form(request)
+        if isinstance(found, Response):
+            return found
+        session, form = found
+        try:
+            await run_in_threadpool(self.loader.backend.delete_segment,
+                                    request.path_params["segment_id"], session.user)
+        except WriteRefused as exc:
             return self.error_page(request, 400, UI["bad_request"](locale(request))
                                    + exc.reason)
         return self._back(request, form)

@@ -30,6 +30,7 @@ from collector.ddl.tables import (
     rollup_engagement_table,
     rollup_pages_table,
     rollup_totals_table,
+    segments_table,
     suppressions_table,
 )
 from collector.store import MUTATION_SETTINGS, Store
@@ -157,6 +158,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "engagement: visit durations and page reading in the daily rollup",
               _tables(rollup_engagement_table, rollup_pages_table), data=_rebuild_rollups),
     Migration(9, "dashboards: staff notes on the time axis", _tables(notes_table)),
+    Migration(10, "dashboards: saved filter sets (segments)", _tables(segments_table)),
 )
 
 

@@ -4,7 +4,7 @@ What the tables are is declared here once; ``collector.ddl.migrations`` creates 
 them, in versioned, append-only steps. The same definitions render for a single node (plain
 MergeTree, the embedded chDB default) or for a cluster (``ON CLUSTER``, Replicated tables
 behind a Distributed table). A little over 300 lines because it is nine tables' column
-lists (twelve tables), which read best whole and in one place.
+lists (thirteen tables), which read best whole and in one place.
 """
 
 from __future__ import annotations
@@ -377,6 +377,27 @@ def notes_table(o: DdlOptions) -> Table:
     deleted Bool DEFAULT false,
     version UInt64""",
         tail="ORDER BY note_id",
+    )
+
+
+def segments_table(o: DdlOptions) -> Table:
+    # Saved filter sets the marketing team shares (collector.segments): a name and the
+    # dashboards' filters as JSON. Versioned like the notes; about the site, not a person.
+    return Table(
+        name="dashboard_segments",
+        engine="ReplacingMergeTree",
+        engine_args="version",
+        distributed=False,
+        columns="""
+    segment_id String,
+    name String,
+    filters String,
+    created_by String,
+    updated_by String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    deleted Bool DEFAULT false,
+    version UInt64""",
+        tail="ORDER BY segment_id",
     )
 
 

@@ -33,6 +33,7 @@ from collector.query.params import (
     parse_params,
 )
 from collector.query.realtime import q_realtime
+from collector.query.segments import q_segments
 from collector.query.sql import (
     RANGE,
     ROLLUP_GRAINS,
@@ -259,7 +260,8 @@ def q_data_version(p: Params) -> Sql:
     """Fingerprints of the data, for exact result caching.
 
     ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
-    changes with every suppression change, every staff note and every delete/mutation (a
+    changes with every suppression change, every staff note or segment and every
+    delete/mutation (a
     purge) on events or consent records, but not with inserts of new events.
     """
     return Sql("""
@@ -268,11 +270,11 @@ SELECT
      FROM system.parts
      WHERE active AND database = currentDatabase()
        AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits',
-                     'dashboard_notes')) AS version,
+                     'dashboard_notes', 'dashboard_segments')) AS version,
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase()
-       AND table IN ('suppressions', 'dashboard_notes'))
+       AND table IN ('suppressions', 'dashboard_notes', 'dashboard_segments'))
     || '-' ||
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
      FROM system.mutations
@@ -299,11 +301,12 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "page_engagement": q_page_engagement,
     "realtime": q_realtime,
     "annotations": q_annotations,
+    "segments": q_segments,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }
 #: Queries that need no date range.
-UNDATED = {"suppression_stats", "data_version", "realtime"}
+UNDATED = {"suppression_stats", "data_version", "realtime", "segments"}
 
 
 def params_for(name: str, raw: Mapping[str, Any]) -> Params:

@@ -155,6 +155,18 @@ def test_every_page_in_japanese_fits_a_phone(server: str, browser: Any, artifact
         assert "スマートフォン" in page.inner_text("#panel-bd_device_type")
         ticks = page.locator("#chart-series .xtick text").all_text_contents()
         assert ticks and all(t.startswith("2026/") for t in ticks)  # the year is never clipped
+        # A filter set saved under a name, then picked from the list on an unfiltered page.
+        page.goto(f"{server}/dashboards/overview?{urlencode({**RANGE, 'f.channel': 'social'})}")
+        page.fill("#segment-save input[name=name]", "SNSからの訪問")
+        page.click("#segment-save button")
+        page.wait_for_load_state("load")
+        page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
+        page.select_option("#segment", label="SNSからの訪問")
+        page.click("#view-form button[type=submit]")
+        page.wait_for_selector("#active-filters")
+        assert "流入元 = SNS" in page.inner_text("#active-filters")
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        page.screenshot(path=str(artifacts / "dashboards-ja-390-segment.png"))
         # The language link switches, and the choice stays for the next page.
         page.click("a.lang")
         page.wait_for_load_state("load")

@@ -4,6 +4,7 @@ consent-banner and policy version, and every series shows them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 from support.dashboards import ORIGIN, RANGE, seeded_dsn
 
 from collector import notes as notes_api
-from collector.notes import NoteError, Notes, check_note
+from collector.notes import Notes, WriteRefused, check_note
 from collector.query import run as query_run
 from consent_mw.config import Secret
 from dashboards.backends import CachedBackend, CollectorBackend, StoreBackend
@@ -133,7 +134,7 @@ def test_notes_through_the_collector_need_its_token(store: Any) -> None:
     assert ("2026-06-20", "note", "TV") in annotations(store)
     assert remote.delete_note(note_id, "admin") is True
     assert remote.delete_note(note_id, "admin") is False  # already gone
-    with pytest.raises(NoteError):
+    with pytest.raises(WriteRefused):
         remote.delete_note("../../v1/query", "admin")
 
 
@@ -159,7 +160,7 @@ def test_a_note_changes_the_data_version_so_no_page_is_stale(store: Any) -> None
 def test_note_text_is_one_clean_line() -> None:
     when, text, who = check_note("2026-06-24", "  a\x00b\u2028c\n  d ", " admin ", today=TODAY)
     assert (when, text, who) == (dt.date(2026, 6, 24), "a b c d", "admin")
-    with pytest.raises(NoteError, match="within 400 days"):
+    with pytest.raises(WriteRefused, match="within 400 days"):
         check_note("2025-01-01", "x", "admin", today=TODAY)
 
 
@@ -170,3 +171,14 @@ def test_the_consent_charts_carry_the_version_changes_too(store: Any, login: Any
                              "FROM consent_records"))
     # The opt-in, GPC and coverage charts each mark the day the seeded version began.
     assert charts.count(f'"x0":"{first}"') == 3 and charts.count("バナー変更") == 3
+
+
+def test_a_hostile_note_is_text_on_the_page_and_on_the_chart(store: Any, login: Any) -> None:
+    Notes(store).add("2026-06-24", '<a href="javascript:alert(1)">x</a><img src=x>', "admin")
+    page = login("marketing").get("/dashboards/overview", params=RANGE).text
+    assert "<img src=x>" not in page and "&lt;img src=x&gt;" in page
+    charts = json.loads(page.split('id="chart-data">')[1].split("</script>")[0])["charts"]
+    labels = [a["text"] for c in charts for a in c["layout"].get("annotations", [])]
+    # Plotly would read tags in a label: they reach it as entities.
+    assert labels and all("<" not in label for label in labels)
+    assert any(label.startswith("&lt;a href=") for label in labels)

@@ -1,0 +1,154 @@
+"""Saved segments: a filter set the marketing team names once and picks from a list.
+
+A segment is a name and the dashboards' filters (``collector.query.params.check_filters``: only
+dimensions that may be filtered, values as bound parameters), shared by everyone who reads the
+dashboards. :class:`Segments` writes them (the dashboards' own store, or the collector's
+through ``POST /v1/segments``, which the dashboards' query token opens); the catalogue's
+``segments`` query lists them. A deletion is a newer version marked deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector.notes import WriteRefused, check_author
+from collector.query.params import QueryError, check_filters
+from collector.store import Store
+from collector.web import error_response, token_json
+from consent_mw.config import Secret
+
+MAX_NAME = 60
+MAX_FILTERS = 8
+MAX_BODY = 8192
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_ID = re.compile(r"[0-9a-f]{32}")
+COLUMNS = ["segment_id", "name", "filters", "created_by", "updated_by", "deleted", "version"]
+
+
+def check_segment(name: object, filters: object) -> tuple[str, str]:
+    """(name, filters as canonical JSON) of a segment, or WriteRefused naming what is wrong."""
+    if not isinstance(name, str):
+        raise WriteRefused("name: expected a string")
+    clean = " ".join(_CONTROL.sub(" ", name).split())
+    if not clean or len(clean) > MAX_NAME:
+        raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
+    try:
+        checked = check_filters(filters)
+    except QueryError as exc:
+        raise WriteRefused(exc.reason) from None
+    if not checked:
+        raise WriteRefused("filters: a segment needs at least one filter")
+    if len(checked) > MAX_FILTERS:
+        raise WriteRefused(f"filters: at most {MAX_FILTERS}")
+    return clean, json.dumps(dict(checked), ensure_ascii=False, sort_keys=True)
+
+
+def check_segment_id(segment_id: object) -> str:
+    if not isinstance(segment_id, str) or not _ID.fullmatch(segment_id):
+        raise WriteRefused("segment_id: not a segment")
+    return segment_id
+
+
+class Segments:
+    """Adds and removes saved segments on ``store``."""
+
+    def __init__(self, store: Store | Callable[[], Store]) -> None:
+        self._store: Callable[[], Store] = store if callable(store) else (lambda: store)
+
+    def add(self, name: object, filters: object, author: object) -> str:
+        clean, canonical = check_segment(name, filters)
+        who = check_author(author)
+        segment_id = uuid.uuid4().hex
+        self._store().insert("dashboard_segments", [[
+            segment_id, clean, canonical, who, who, False, time.time_ns()]], COLUMNS)
+        return segment_id
+
+    def delete(self, segment_id: object, author: object) -> bool:
+        key = check_segment_id(segment_id)
+        who = check_author(author)
+        rows = self._store().rows(
+            "SELECT name, filters, created_by FROM dashboard_segments FINAL "
+            "WHERE segment_id = {id:String} AND NOT deleted", {"id": key})
+        if not rows:
+            return False
+        name, filters, created_by = rows[0]
+        self._store().insert("dashboard_segments", [[
+            key, name, filters, created_by, who, True, time.time_ns()]], COLUMNS)
+        return True
+
+
+def filters_of(row: Mapping[str, object]) -> dict[str, str]:
+    """A listed segment's filters (the ``segments`` query's JSON column)."""
+    loaded = json.loads(str(row.get("filters") or "{}"))
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRoute]:
+    """``POST /v1/segments`` and ``POST /v1/segments/{segment_id}/delete``, for dashboards in
+    another process; opened by the ``query_token`` (503 while it is unset)."""
+    segments = Segments(store)
+
+    async def add(request: Request) -> Response:
+        """Save a named filter set for the dashboards.
+        ---
+        summary: Save a dashboard segment
+        security: [{bearer: []}]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name, filters, author]
+                properties:
+                  name: {type: string, maxLength: 60}
+                  filters: {type: object, additionalProperties: {type: string}}
+                  author: {type: string}
+        responses:
+          200: {description: '{"segment_id": ...}'}
+          400: {description: A malformed segment, with the reason}
+          401: {description: Missing or wrong bearer token}
+          503: {description: Segments disabled (no query_token)}
+        """
+        payload = await token_json(request, query_token.value, MAX_BODY)
+        if isinstance(payload, Response):
+            return payload
+        try:
+            segment_id = await run_in_threadpool(segments.add, payload.get("name"),
+                                                 payload.get("filters"), payload.get("author"))
+        except WriteRefused as exc:
+            return error_response(400, "bad_segment", exc.reason)
+        return JSONResponse({"segment_id": segment_id})
+
+    async def delete(request: Request) -> Response:
+        """Remove a saved segment (kept, marked deleted by its remover).
+        ---
+        summary: Remove a dashboard segment
+        security: [{bearer: []}]
+        responses:
+          200: {description: '{"deleted": true|false}'}
+          400: {description: Not a segment id, or no author}
+          401: {description: Missing or wrong bearer token}
+        """
+        payload = await token_json(request, query_token.value, MAX_BODY)
+        if isinstance(payload, Response):
+            return payload
+        try:
+            deleted = await run_in_threadpool(segments.delete,
+                                              request.path_params["segment_id"],
+                                              payload.get("author"))
+        except WriteRefused as exc:
+            return error_response(400, "bad_segment", exc.reason)
+        return JSONResponse({"deleted": deleted})
+
+    return [Route("/v1/segments", add, methods=["POST"]),
+            Route("/v1/segments/{segment_id}/delete", delete, methods=["POST"])]
