@@ -107,6 +107,20 @@ class Notes:
         return True
 
 
+async def token_write(request: Request, token: str, limit: int, code: str,
+                      action: Callable[[dict[str, object]], dict[str, object]]) -> Response:
+    """A token-guarded write: ``action`` on the posted JSON object, off the event loop; its
+    answer as JSON, or 400 ``code`` with the reason it was refused."""
+    payload = await token_json(request, token, limit)
+    if isinstance(payload, Response):
+        return payload
+    try:
+        answer = await run_in_threadpool(action, payload)
+    except WriteRefused as exc:
+        return error_response(400, code, exc.reason)
+    return JSONResponse(answer)
+
+
 def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRoute]:
     """``POST /v1/notes`` and ``POST /v1/notes/{note_id}/delete``, for dashboards in another
     process; opened by the same ``query_token`` as ``/v1/query`` (503 while it is unset)."""
@@ -134,15 +148,8 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           401: {description: Missing or wrong bearer token}
           503: {description: Notes disabled (no query_token)}
         """
-        payload = await token_json(request, query_token.value, MAX_BODY)
-        if isinstance(payload, Response):
-            return payload
-        try:
-            note_id = await run_in_threadpool(notes.add, payload.get("day"),
-                                              payload.get("text"), payload.get("author"))
-        except WriteRefused as exc:
-            return error_response(400, "bad_note", exc.reason)
-        return JSONResponse({"note_id": note_id})
+        return await token_write(request, query_token.value, MAX_BODY, "bad_note", lambda b: {
+            "note_id": notes.add(b.get("day"), b.get("text"), b.get("author"))})
 
     async def delete(request: Request) -> Response:
         """Remove a dashboard note (kept, marked deleted by its remover).
@@ -154,15 +161,8 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           400: {description: Not a note id, or no author}
           401: {description: Missing or wrong bearer token}
         """
-        payload = await token_json(request, query_token.value, MAX_BODY)
-        if isinstance(payload, Response):
-            return payload
-        try:
-            deleted = await run_in_threadpool(notes.delete, request.path_params["note_id"],
-                                              payload.get("author"))
-        except WriteRefused as exc:
-            return error_response(400, "bad_note", exc.reason)
-        return JSONResponse({"deleted": deleted})
+        return await token_write(request, query_token.value, MAX_BODY, "bad_note", lambda b: {
+            "deleted": notes.delete(request.path_params["note_id"], b.get("author"))})
 
     return [Route("/v1/notes", add, methods=["POST"]),
             Route("/v1/notes/{note_id}/delete", delete, methods=["POST"])]

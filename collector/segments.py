@@ -15,15 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from collector.notes import WriteRefused, check_author
+from collector.notes import WriteRefused, check_author, token_write
 from collector.query.params import QueryError, check_filters
 from collector.store import Store
-from collector.web import error_response, token_json
 from consent_mw.config import Secret
 
 MAX_NAME = 60
@@ -119,15 +117,9 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           401: {description: Missing or wrong bearer token}
           503: {description: Segments disabled (no query_token)}
         """
-        payload = await token_json(request, query_token.value, MAX_BODY)
-        if isinstance(payload, Response):
-            return payload
-        try:
-            segment_id = await run_in_threadpool(segments.add, payload.get("name"),
-                                                 payload.get("filters"), payload.get("author"))
-        except WriteRefused as exc:
-            return error_response(400, "bad_segment", exc.reason)
-        return JSONResponse({"segment_id": segment_id})
+        return await token_write(request, query_token.value, MAX_BODY, "bad_segment",
+                                 lambda b: {"segment_id": segments.add(
+                                     b.get("name"), b.get("filters"), b.get("author"))})
 
     async def delete(request: Request) -> Response:
         """Remove a saved segment (kept, marked deleted by its remover).
@@ -139,16 +131,9 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           400: {description: Not a segment id, or no author}
           401: {description: Missing or wrong bearer token}
         """
-        payload = await token_json(request, query_token.value, MAX_BODY)
-        if isinstance(payload, Response):
-            return payload
-        try:
-            deleted = await run_in_threadpool(segments.delete,
-                                              request.path_params["segment_id"],
-                                              payload.get("author"))
-        except WriteRefused as exc:
-            return error_response(400, "bad_segment", exc.reason)
-        return JSONResponse({"deleted": deleted})
+        return await token_write(request, query_token.value, MAX_BODY, "bad_segment",
+                                 lambda b: {"deleted": segments.delete(
+                                     request.path_params["segment_id"], b.get("author"))})
 
     return [Route("/v1/segments", add, methods=["POST"]),
             Route("/v1/segments/{segment_id}/delete", delete, methods=["POST"])]

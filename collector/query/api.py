@@ -15,14 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.auth import bearer_ok
 from collector.query.catalogue import build
 from collector.query.params import QueryError
 from collector.query.run import run
 from collector.store import Store
-from collector.web import BodyTooLarge, error_response, read_limited, unauthorized
+from collector.web import error_response, token_json
 from consent_mw.config import Secret
-from consent_mw.http import BadRequest, parse_json
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
@@ -57,26 +55,15 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
           413: {description: Body too large}
           503: {description: Query API disabled (no query_token) or store unavailable}
         """
-        expected = query_token.value
-        if not expected:
-            return error_response(503, "disabled",
-                                  "the query API needs a configured query_token")
-        if not bearer_ok(request, expected):
-            return unauthorized("bearer token required")
-        try:
-            payload = parse_json(await read_limited(request, MAX_BODY), MAX_BODY)
-        except BodyTooLarge:
-            return error_response(413, "too_large", f"body over {MAX_BODY} bytes")
-        except BadRequest as exc:
-            return error_response(400, "invalid_json", exc.reason)
-        if not isinstance(payload, dict):
-            return error_response(400, "bad_request", "body must be an object")
+        payload = await token_json(request, query_token.value, MAX_BODY)
+        if isinstance(payload, Response):
+            return payload
         if set(payload) - {"query", "params"}:
             return error_response(400, "bad_request",
                                   "only 'query' (a catalogue name) and 'params' are accepted; "
                                   "SQL is never accepted")
         name: Any = payload.get("query")  # build() refuses anything but a catalogue name
-        params = payload.get("params") or {}
+        params: Any = payload.get("params") or {}  # build() checks it is an object
         try:
             build(name, params)  # refuse a bad request before touching the store
         except QueryError as exc:

@@ -41,14 +41,23 @@ def server(store: Any, app: Starlette) -> Iterator[str]:
         thread.join(10)
 
 
+def watched(page: Any, *, responses: bool = True) -> list[str]:
+    """What went wrong on ``page``: console errors, uncaught exceptions, and (unless
+    ``responses`` is off) any answer of 400 or more."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if responses:
+        page.on("response",
+                lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors
+
+
 @pytest.mark.browser
 def test_login_charts_and_click_to_filter(server: str, browser: Any, artifacts: Any) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")
     page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    errors = watched(page)
     try:
         page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
         assert "/dashboards/login" in page.url
@@ -86,10 +95,7 @@ def test_engagement_page_and_an_interaction_filter(server: str, browser: Any,
                                                     artifacts: Any) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")
     page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    errors = watched(page)
     try:
         page.goto(f"{server}/dashboards/engagement?{urlencode(RANGE)}")
         page.fill("input[name=username]", "marketing")
@@ -122,10 +128,7 @@ def test_every_page_in_japanese_fits_a_phone(server: str, browser: Any, artifact
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP",
                                   device_scale_factor=2, is_mobile=True, has_touch=True)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    errors = watched(page)
     try:
         page.goto(f"{server}/dashboards/overview?{urlencode(RANGE)}")
         assert page.inner_text("h1") == "ログイン"
@@ -184,9 +187,7 @@ def test_the_realtime_panel_refreshes_itself(server: str, store: Any, browser: A
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP")
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors = watched(page, responses=False)
     try:
         page.goto(f"{server}/dashboards/overview")
         page.fill("input[name=username]", "marketing")
