@@ -25,6 +25,7 @@ from dashboards.panels import PAGES
 from dashboards.settings import DashboardSettings
 from dashboards.view import COMPARES, GRAINS, PRESETS
 from dashboards.views import DashboardViews
+from dashboards.writes import WriteViews
 
 HERE = Path(__file__).resolve().parent
 #: Served by the app itself: no CDN, so the charts work on an intranet.
@@ -60,6 +61,7 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
                             max_age=settings.session_max_age)
     views = DashboardViews(settings, PageLoader(cached, settings), sessions,
                            logins or Logins(), templates(settings), PLOTLY_JS)
+    writes = WriteViews(views)
     routes = [
         Route("/", views.guard(views.index), methods=["GET"]),
         Route("/login", views.guard(views.login_form), methods=["GET"]),
@@ -69,10 +71,10 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
         Route("/api/{panel}", views.guard(views.api, json=True), methods=["GET"]),
         Route("/csv/{panel}", views.guard(views.csv, json=True), methods=["GET"]),
         Route("/panel/{panel}", views.guard(views.panel_html), methods=["GET"]),
-        Route("/notes", views.guard(views.add_note), methods=["POST"]),
-        Route("/notes/{note_id}/delete", views.guard(views.delete_note), methods=["POST"]),
-        Route("/segments", views.guard(views.add_segment), methods=["POST"]),
-        Route("/segments/{segment_id}/delete", views.guard(views.delete_segment),
+        Route("/notes", views.guard(writes.add_note), methods=["POST"]),
+        Route("/notes/{note_id}/delete", views.guard(writes.delete_note), methods=["POST"]),
+        Route("/segments", views.guard(writes.add_segment), methods=["POST"]),
+        Route("/segments/{segment_id}/delete", views.guard(writes.delete_segment),
               methods=["POST"]),
         Route("/{page}", views.guard(views.page), methods=["GET"]),
     ]

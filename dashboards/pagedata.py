@@ -195,8 +195,9 @@ class PageLoader:
                          previous=previous, below_k=bool(rows and rows[0].get("below_k")),
                          labels=labels)
 
-    def page(self, page: Page, view: View) -> dict[str, PanelData]:
-        version = self.version()
+    def page(self, page: Page, view: View, version: str | None = None) -> dict[str, PanelData]:
+        """Every panel of ``page``; ``version``: the data version, when the caller has it."""
+        version = self.version() if version is None else version
         # The page's breakdowns share one scan (and, when filtered, one visit selection).
         combined = [PANELS[pid] for pid in page.panels
                     if PANELS[pid].query == "breakdown" and PANELS[pid].dim != "property"]

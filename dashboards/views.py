@@ -27,12 +27,11 @@ from starlette.responses import (
 
 from collector.csvsafe import write_csv
 from collector.logins import Logins, Session, SessionStore
-from collector.notes import WriteRefused
 from collector.query.params import QueryError
 from collector.segments import filters_of
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
 from consent_mw.http import error_body
-from dashboards.auth import may_open, may_read, may_write_notes
+from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
 from dashboards.format import key_header, row_label
@@ -70,6 +69,11 @@ def locale(request: Request) -> Locale:
     """The language of the page answering ``request`` (:func:`dashboards.i18n.pick_locale`)."""
     return pick_locale(request.query_params.get("lang"), request.cookies.get(COOKIE),
                        request.headers.get("accept-language"))
+
+
+def here(request: Request) -> str:
+    """This page's path and query: where a form on it comes back to."""
+    return request.url.path + ("?" + request.url.query if request.url.query else "")
 
 
 def root(request: Request) -> str:
@@ -164,8 +168,7 @@ class DashboardViews:
             return self.error_page(request, 404, UI["no_page"])
         session = self.session(request)
         if session is None:
-            here = request.url.path + ("?" + request.url.query if request.url.query else "")
-            return RedirectResponse(root(request) + "/login?" + urlencode({"next": here}),
+            return RedirectResponse(root(request) + "/login?" + urlencode({"next": here(request)}),
                                     status_code=303)
         if not may_open(session.role, page):
             return self.error_page(request, 403, UI["forbidden"])
@@ -182,7 +185,7 @@ class DashboardViews:
             pairs += [(f"f.{k}", v) for k, v in sorted(filters_of(match).items())]
             return RedirectResponse(root(request) + "/" + page.id + "?" + urlencode(pairs),
                                     status_code=303, headers=SECURITY_HEADERS)
-        data = await run_in_threadpool(self.loader.page, page, view)
+        data = await run_in_threadpool(self.loader.page, page, view, version)
         # (id, name, author, whether it is the view's filters)
         listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
                    filters_of(row) == dict(view.filters)) for row in segments]
@@ -198,7 +201,7 @@ class DashboardViews:
             charts=script_json({"charts": charts(data, lang)}),
             view_query=urlencode(view.query()),
             tables=tables, realtime=now,
-            here=request.url.path + ("?" + request.url.query if request.url.query else ""),
+            here=here(request),
             segments=listed, current_segment=any(current for *_, current in listed),
         )
 
@@ -266,82 +269,6 @@ class DashboardViews:
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={**SECURITY_HEADERS,
                                  "Content-Disposition": f'attachment; filename="{name}"'})
-
-    # --- notes on the time axis ----------------------------------------------------------------
-
-    async def _note_form(self, request: Request) -> Response | tuple[Session, dict[str, str]]:
-        """The staff member and the posted form of a note change, or the refusal."""
-        if not is_same_origin(request):
-            return self.error_page(request, 403, UI["cross_site"])
-        session = self.session(request)
-        if session is None:
-            return self.error_page(request, 401, UI["login_required"])
-        if not may_write_notes(session.role):
-            return self.error_page(request, 403, UI["forbidden"])
-        try:
-            form = await read_form(request)
-        except FormTooLarge as exc:
-            return self.error_page(request, 413, str(exc))
-        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
-            return self.error_page(request, 403, UI["expired"])
-        return session, form
-
-    def _back(self, request: Request, form: Mapping[str, str]) -> Response:
-        target = self.safe_next(request, form.get("next", ""))
-        return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-
-    async def add_note(self, request: Request) -> Response:
-        found = await self._note_form(request)
-        if isinstance(found, Response):
-            return found
-        session, form = found
-        try:
-            await run_in_threadpool(self.loader.backend.add_note, form.get("day", ""),
-                                    form.get("text", ""), session.user)
-        except WriteRefused as exc:
-            return self.error_page(request, 400, UI["bad_request"](locale(request))
-                                   + exc.reason)
-        return self._back(request, form)
-
-    async def delete_note(self, request: Request) -> Response:
-        found = await self._note_form(request)
-        if isinstance(found, Response):
-            return found
-        session, form = found
-        try:
-            await run_in_threadpool(self.loader.backend.delete_note,
-                                    request.path_params["note_id"], session.user)
-        except WriteRefused as exc:
-            return self.error_page(request, 400, UI["bad_request"](locale(request))
-                                   + exc.reason)
-        return self._back(request, form)
-
-    async def add_segment(self, request: Request) -> Response:
-        found = await self._note_form(request)
-        if isinstance(found, Response):
-            return found
-        session, form = found
-        filters = {k[2:]: v for k, v in form.items() if k.startswith("f.")}
-        try:
-            await run_in_threadpool(self.loader.backend.add_segment, form.get("name", ""),
-                                    filters, session.user)
-        except WriteRefused as exc:
-            return self.error_page(request, 400, UI["bad_request"](locale(request))
-                                   + exc.reason)
-        return self._back(request, form)
-
-    async def delete_segment(self, request: Request) -> Response:
-        found = await self._note_form(request)
-        if isinstance(found, Response):
-            return found
-        session, form = found
-        try:
-            await run_in_threadpool(self.loader.backend.delete_segment,
-                                    request.path_params["segment_id"], session.user)
-        except WriteRefused as exc:
-            return self.error_page(request, 400, UI["bad_request"](locale(request))
-                                   + exc.reason)
-        return self._back(request, form)
 
     # --- login and logout ----------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""The dashboards' writes: staff notes on the time axis and saved segments.
+
+Every write is a form post from a page: same origin, the session's CSRF token, a role that
+may write (:func:`dashboards.auth.may_write_notes`), a bounded body; then the backend's write
+(``collector.notes``, ``collector.segments``) and a redirect back to the page. A refusal is an
+error page with its reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from collector.logins import Session
+from collector.notes import WriteRefused
+from collector.web import FormTooLarge, is_same_origin, read_form
+from dashboards.auth import may_write_notes
+from dashboards.i18n import UI
+from dashboards.views import SECURITY_HEADERS, DashboardViews, locale
+
+
+class WriteViews:
+    """The write endpoints, over the page views' sessions, errors and backend."""
+
+    def __init__(self, views: DashboardViews) -> None:
+        self.views = views
+        self.backend = views.loader.backend
+
+    async def _form(self, request: Request) -> Response | tuple[Session, dict[str, str]]:
+        """The staff member and the posted form, or the refusal."""
+        if not is_same_origin(request):
+            return self.views.error_page(request, 403, UI["cross_site"])
+        session = self.views.session(request)
+        if session is None:
+            return self.views.error_page(request, 401, UI["login_required"])
+        if not may_write_notes(session.role):
+            return self.views.error_page(request, 403, UI["forbidden"])
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.views.error_page(request, 413, str(exc))
+        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
+            return self.views.error_page(request, 403, UI["expired"])
+        return session, form
+
+    def _back(self, request: Request, form: Mapping[str, str]) -> Response:
+        target = self.views.safe_next(request, form.get("next", ""))
+        return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+
+    async def _write(self, request: Request,
+                     action: Callable[[Session, dict[str, str]], object]) -> Response:
+        """Check the post, run ``action`` with its staff member and form, go back."""
+        found = await self._form(request)
+        if isinstance(found, Response):
+            return found
+        session, form = found
+        try:
+            await run_in_threadpool(action, session, form)
+        except WriteRefused as exc:
+            return self.views.error_page(request, 400, UI["bad_request"](locale(request))
+                                         + exc.reason)
+        return self._back(request, form)
+
+    async def add_note(self, request: Request) -> Response:
+        return await self._write(request, lambda who, form: self.backend.add_note(
+            form.get("day", ""), form.get("text", ""), who.user))
+
+    async def delete_note(self, request: Request) -> Response:
+        note_id = request.path_params["note_id"]
+        return await self._write(request, lambda who, _: self.backend.delete_note(
+            note_id, who.user))
+
+    async def add_segment(self, request: Request) -> Response:
+        return await self._write(request, lambda who, form: self.backend.add_segment(
+            form.get("name", ""), {k[2:]: v for k, v in form.items() if k.startswith("f.")},
+            who.user))
+
+    async def delete_segment(self, request: Request) -> Response:
+        segment_id = request.path_params["segment_id"]
+        return await self._write(request, lambda who, _: self.backend.delete_segment(
+            segment_id, who.user))
