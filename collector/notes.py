@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.errors import CollectorError
+from collector.query.params import is_text
 from collector.store import Store
 from collector.web import error_response, token_json
 from consent_mw.config import Secret
@@ -56,8 +57,8 @@ def check_note(day: object, text: object, author: object,
         raise WriteRefused("day: expected a date YYYY-MM-DD") from None
     if abs((when - (today or dt.date.today())).days) > MAX_DAYS_AWAY:
         raise WriteRefused(f"day: must be within {MAX_DAYS_AWAY} days of today")
-    if not isinstance(text, str):
-        raise WriteRefused("text: expected a string")
+    if not isinstance(text, str) or not is_text(text):
+        raise WriteRefused("text: expected a string of valid text")
     text = " ".join(_CONTROL.sub(" ", text).split())
     if not text:
         raise WriteRefused("text: a note needs some text")
@@ -68,7 +69,8 @@ def check_note(day: object, text: object, author: object,
 
 def check_author(author: object) -> str:
     """The staff member a write is made by, as the dashboards name them."""
-    if not isinstance(author, str) or not author.strip() or len(author) > MAX_AUTHOR:
+    if (not isinstance(author, str) or not author.strip() or len(author) > MAX_AUTHOR
+            or not is_text(author)):
         raise WriteRefused("author: expected the staff member's name")
     return author.strip()
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from collector.notes import WriteRefused, check_author, token_write
-from collector.query.params import QueryError, check_filters
+from collector.query.params import QueryError, check_filters, is_text
 from collector.store import Store
 from consent_mw.config import Secret
 
@@ -34,8 +34,8 @@ COLUMNS = ["segment_id", "name", "filters", "created_by", "updated_by", "deleted
 
 def check_segment(name: object, filters: object) -> tuple[str, str]:
     """(name, filters as canonical JSON) of a segment, or WriteRefused naming what is wrong."""
-    if not isinstance(name, str):
-        raise WriteRefused("name: expected a string")
+    if not isinstance(name, str) or not is_text(name):
+        raise WriteRefused("name: expected a string of valid text")
     clean = " ".join(_CONTROL.sub(" ", name).split())
     if not clean or len(clean) > MAX_NAME:
         raise WriteRefused(f"name: 1 to {MAX_NAME} characters")

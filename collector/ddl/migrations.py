@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from collector.ddl.tables import (
     INTERACTION_COLUMNS,
+    PAGE_REPORTER_COLUMNS,
     PURGED_TABLES,
     ROLLUP_TABLES,
     DdlOptions,
@@ -144,6 +145,13 @@ def _rebuild_rollups(o: DdlOptions) -> list[str]:
             "SELECT tz, day, max(version) + 1, 0, 0, 0 FROM rollup_days GROUP BY tz, day"]
 
 
+def _page_reporters(o: DdlOptions) -> list[str]:
+    """The reporter states of rollup_pages, then every rolled-up day rebuilt to fill them."""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    add = ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in PAGE_REPORTER_COLUMNS)
+    return [f"ALTER TABLE rollup_pages{on} {add}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
@@ -159,6 +167,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rollup_engagement_table, rollup_pages_table), data=_rebuild_rollups),
     Migration(9, "dashboards: staff notes on the time axis", _tables(notes_table)),
     Migration(10, "dashboards: saved filter sets (segments)", _tables(segments_table)),
+    Migration(11, "rollup: who reported each page's engaged time and scroll depth",
+              _page_reporters, data=_rebuild_rollups),
 )
 
 

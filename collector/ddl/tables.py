@@ -442,3 +442,10 @@ def uniq(combinator: str = "") -> str:
 #: The tables that hold rows about a person: what a purge deletes from and verifies.
 PURGED_TABLES = ("events", "consent_records", "suppressions")
 
+
+#: Who reported how a page was read (migration 11): distinct visitors behind its engaged-time
+#: and scroll reports, so a mean is shown only when at least k people stand behind it.
+PAGE_REPORTER_COLUMNS = (
+    f"engaged_visitors AggregateFunction({uniq()}, String)",
+    f"scroll_visitors AggregateFunction({uniq()}, String)",
+)

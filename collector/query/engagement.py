@@ -79,22 +79,28 @@ def q_engagement_previous(p: Params) -> Sql:
 def page_rows(where: str) -> str:
     """(key0, vs, views, exits, e_n, e_sum, s_n, s_sum) per page; a rollup_pages row.
 
-    ``vs`` counts the page's viewers only. A page's exits are the visits whose last page view
-    it was; their visitors viewed it in that visit, so the exit side adds no state.
+    ``vs`` counts the page's viewers only; ``ev`` and ``sv`` who reported its engaged time and
+    scroll depth: a mean of fewer than k people's reports is not shown. A page's exits are the
+    visits whose last page view it was; their visitors viewed it in that visit, so the exit
+    side adds no state.
     """
-    return f"""SELECT path AS key0, {uniq('StateIf')}(visitor_id, kind = 'pageview') AS vs,
+    state = uniq('StateIf')
+    return f"""SELECT path AS key0, {state}(visitor_id, kind = 'pageview') AS vs,
            countIf(kind = 'pageview') AS views, toUInt64(0) AS exits,
            countIf({ENGAGED}) AS e_n, sumIf(engaged_seconds, {ENGAGED}) AS e_sum,
-           countIf({SCROLLED}) AS s_n, sumIf(scroll_depth, {SCROLLED}) AS s_sum
+           countIf({SCROLLED}) AS s_n, sumIf(scroll_depth, {SCROLLED}) AS s_sum,
+           {state}(visitor_id, {ENGAGED}) AS ev, {state}(visitor_id, {SCROLLED}) AS sv
     FROM events WHERE {where} AND (kind = 'pageview' OR {ENGAGED} OR {SCROLLED})
     GROUP BY key0
     UNION ALL
-    SELECT exit_path AS key0, {uniq('StateIf')}('', 0) AS vs, 0, count(), 0, 0, 0, 0
+    SELECT exit_path AS key0, {state}('', 0) AS vs, 0, count(), 0, 0, 0, 0,
+           {state}('', 0), {state}('', 0)
     FROM ({visits_sql(where)}) WHERE pv > 0 GROUP BY key0"""
 
 
 PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
-                "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum")
+                "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum, "
+                "engaged_visitors AS ev, scroll_visitors AS sv")
 
 
 def q_page_engagement(p: Params) -> Sql:
@@ -108,17 +114,19 @@ def q_page_engagement(p: Params) -> Sql:
     text = f"""
 SELECT key, is_other, v_n AS visitors, views, exits,
        if(views > 0, exits / views, NULL) AS exit_rate,
-       if(e_n > 0, e_sum / e_n, NULL) AS engaged_mean,
-       if(s_n > 0, s_sum / s_n, NULL) AS scroll_mean
+       if(ev_n >= {{k:UInt32}} AND e_n > 0, e_sum / e_n, NULL) AS engaged_mean,
+       if(sv_n >= {{k:UInt32}} AND s_n > 0, s_sum / s_n, NULL) AS scroll_mean
 FROM (
     SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other, {uniq('Merge')}(vs) AS v_n,
            sum(views) AS views, sum(exits) AS exits, sum(e_n) AS e_n, sum(e_sum) AS e_sum,
-           sum(s_n) AS s_n, sum(s_sum) AS s_sum
+           sum(s_n) AS s_n, sum(s_sum) AS s_sum, {uniq('Merge')}(ev) AS ev_n,
+           {uniq('Merge')}(sv) AS sv_n
     FROM (
         SELECT key0, {uniq('MergeState')}(vs) AS vs, sum(views) AS views,
                sum(exits) AS exits, sum(e_n) AS e_n, sum(e_sum) AS e_sum, sum(s_n) AS s_n,
-               sum(s_sum) AS s_sum
+               sum(s_sum) AS s_sum, {uniq('MergeState')}(ev) AS ev,
+               {uniq('MergeState')}(sv) AS sv
         FROM ({source})
         GROUP BY key0
     )

@@ -24,6 +24,8 @@ K_MAX = 500
 assert K_MAX < EXACT_UP_TO
 MAX_FILTER_LEN = 512
 COMPARISONS = ("previous", "year")
+FIRST_DATE = dt.date(1971, 1, 1)
+LAST_DATE = dt.date(2199, 12, 31)
 
 
 class QueryError(CollectorError, ValueError):
@@ -149,6 +151,15 @@ class Params:
                 "compare": self.compare}
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be stored: a lone surrogate (from JSON's \\ud800) cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def year_before(day: dt.date) -> dt.date:
     """The same date a year earlier; 29 February becomes the 28th."""
     return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
@@ -210,6 +221,8 @@ def check_filters(raw: Any) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, str) or len(value) > MAX_FILTER_LEN:
             raise QueryError(f"filter {key!r}: expected a string of at most "
                              f"{MAX_FILTER_LEN} characters")
+        if not is_text(value):
+            raise QueryError(f"filter {key!r}: not valid text")
         out.append((key, value))
     return tuple(sorted(out))
 
@@ -228,6 +241,9 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         raise QueryError("end: must not be before start")
     if (end - start).days >= MAX_DAYS:
         raise QueryError(f"date range: at most {MAX_DAYS} days")
+    # Within what the store's timestamps hold, with room for a comparison a year back.
+    if not (start >= FIRST_DATE and end <= LAST_DATE):
+        raise QueryError(f"dates: between {FIRST_DATE} and {LAST_DATE}")
     # A JSON list or object is unhashable: test the type before membership, or it is a 500.
     dim = raw.get("dim", "path")
     if not isinstance(dim, str) or dim not in DIMENSIONS:

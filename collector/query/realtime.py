@@ -37,7 +37,7 @@ def q_realtime(p: Params) -> Sql:
     recent = (f"{_since(WINDOW_S)} AND {DETAIL_KINDS} AND "
               f"{not_suppressed('events', p.active_suppressions)}")
     landings = (f"{_since(SESSION_S)} AND kind = 'pageview' AND channel != 'internal' AND "
-                f"{not_suppressed('events', p.active_suppressions)}")
+                f"session_id != '' AND {not_suppressed('events', p.active_suppressions)}")
     state = f"{uniq('State')}(visitor_id)"
     rows = f"""
         SELECT 'now' AS dim, '' AS key0, {state} AS vs, count() AS n
@@ -48,6 +48,8 @@ def q_realtime(p: Params) -> Sql:
         UNION ALL
         SELECT 'channel', channel, {state}, count()
         FROM events WHERE {landings}
-          AND session_id IN (SELECT session_id FROM events WHERE {recent})
+          AND session_id IN (SELECT session_id FROM events WHERE {recent} AND session_id != '')
         GROUP BY channel"""
-    return Sql(folded(rows), params)
+    # Under k visitors now, no row at all: not the pages, not the sources either.
+    present = f"(SELECT {uniq()}(visitor_id) FROM events WHERE {recent})"
+    return Sql(f"SELECT * FROM ({folded(rows)}) WHERE {present} >= {{k:UInt32}}", params)

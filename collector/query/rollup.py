@@ -174,8 +174,10 @@ class Rollup:
             settings=INSERT_SETTINGS)
         store.command(
             "INSERT INTO rollup_pages (tz, day, build, path, visitors, views, exits, engaged_n, "
-            f"engaged_sum, scroll_n, scroll_sum) {head}, key0, {uniq('MergeState')}(vs), "
-            "sum(views), sum(exits), sum(e_n), sum(e_sum), sum(s_n), sum(s_sum) "
+            "engaged_sum, scroll_n, scroll_sum, engaged_visitors, scroll_visitors) "
+            f"{head}, key0, {uniq('MergeState')}(vs), sum(views), sum(exits), sum(e_n), "
+            f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
+            f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)

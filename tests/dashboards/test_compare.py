@@ -97,3 +97,10 @@ def test_links_made_before_year_existed_still_work(value: str | None, expected: 
 def test_an_unknown_comparison_is_a_400_with_its_reason(login: Any) -> None:
     r = login("marketing").get("/dashboards/overview", params={"compare": "decade"})
     assert r.status_code == 400 and "compare: expected previous, year or off" in r.text
+
+
+@pytest.mark.parametrize("compare", ["previous", "year"])
+def test_dates_the_store_cannot_hold_are_a_400_not_a_failure(login: Any, compare: str) -> None:
+    r = login("marketing").get("/dashboards/overview", params={
+        "preset": "custom", "start": "0001-01-01", "end": "0001-01-05", "compare": compare})
+    assert r.status_code == 400 and "dates: between 1971-01-01 and 2199-12-31" in r.text

@@ -102,6 +102,7 @@ def test_page_engagement_and_exits_equal_python_over_the_raw_rows(store: Any) ->
     viewers: dict[str, set[str]] = defaultdict(set)
     views: dict[str, int] = defaultdict(int)
     reports: dict[tuple[str, str], list[int]] = defaultdict(list)
+    reporters: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in rows:
         if r["kind"] == "pageview":
             viewers[r["path"]].add(r["visitor_id"])
@@ -109,6 +110,7 @@ def test_page_engagement_and_exits_equal_python_over_the_raw_rows(store: Any) ->
         elif r["kind"] == "interaction" and r["name"] in ("engaged", "scroll"):
             value = r["engaged_seconds"] if r["name"] == "engaged" else r["scroll_depth"]
             reports[(r["path"], r["name"])].append(value)
+            reporters[(r["path"], r["name"])].add(r["visitor_id"])
     exits: dict[str, int] = defaultdict(int)
     for v in visits_of(rows):
         if v["exit"] is not None:
@@ -123,8 +125,11 @@ def test_page_engagement_and_exits_equal_python_over_the_raw_rows(store: Any) ->
         page = r["key"]
         assert (r["views"], r["exits"]) == (views[page], exits[page])
         assert distinct(r["visitors"], len(viewers[page]))
-        assert r["engaged_mean"] == pytest.approx(statistics.fmean(reports[(page, "engaged")]))
-        assert r["scroll_mean"] == pytest.approx(statistics.fmean(reports[(page, "scroll")]))
+        for name, column in (("engaged", "engaged_mean"), ("scroll", "scroll_mean")):
+            if len(reporters[(page, name)]) >= 5:
+                assert r[column] == pytest.approx(statistics.fmean(reports[(page, name)]))
+            else:  # fewer than k people behind the mean: not shown
+                assert r[column] is None
         assert r["exit_rate"] == pytest.approx(exits[page] / views[page])
     # The exit pages panel is the same rows by exits.
     from dashboards.pagedata import top_rows
@@ -272,9 +277,9 @@ def test_migration_8_on_a_rolled_up_store_rebuilds_every_day(store: Any) -> None
     # A store rolled up before migration 8: no engagement tables, every day built.
     for table in ("rollup_engagement", "rollup_pages"):
         store.command(f"DROP TABLE {table}")
-    store.command("ALTER TABLE schema_migrations DELETE WHERE version = 8",
+    store.command("ALTER TABLE schema_migrations DELETE WHERE version IN (8, 11)",
                   settings={"mutations_sync": 2})
-    assert apply_migrations(store, DdlOptions()) == [8]
+    assert apply_migrations(store, DdlOptions()) == [8, 11]
     # Until rebuilt, every day is scanned raw: never a day read from an empty table.
     params = catalogue.params_for("engagement", BASE)
     assert query_run.rollup_plan(store, "engagement", params) == []
@@ -283,3 +288,22 @@ def test_migration_8_on_a_rolled_up_store_rebuilds_every_day(store: Any) -> None
     assert query_run.rollup_plan(store, "engagement", params)
     assert query_run.run(store, "engagement", BASE) == expected
     assert_all_equal_raw(store)
+
+
+def test_a_page_read_by_fewer_than_k_reporters_shows_no_mean(store: Any) -> None:
+    """Five viewers, one of whom ran the script: the page is shown, its reading is not."""
+    day = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
+    rows = visitors("rd", 5, ts=day, path="/quiet-page", engaged_seconds=0, scroll_depth=0)
+    report = {**rows[0], "event_id": uuid.uuid4(), "kind": "interaction",
+              "ts": day + dt.timedelta(seconds=90)}
+    insert_events(store, [*rows, {**report, "name": "engaged", "engaged_seconds": 1234},
+                          {**report, "event_id": uuid.uuid4(), "name": "scroll",
+                           "scroll_depth": 75}])
+    for rolled in (False, True):
+        if rolled:
+            Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: END).refresh()
+        got = {r["key"]: r for r in query_run.run(store, "page_engagement",
+                                                  {**BASE, "limit": 100})}
+        assert got["/quiet-page"]["visitors"] == 5
+        assert got["/quiet-page"]["engaged_mean"] is None
+        assert got["/quiet-page"]["scroll_mean"] is None

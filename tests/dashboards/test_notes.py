@@ -126,9 +126,12 @@ def test_notes_through_the_collector_need_its_token(store: Any) -> None:
     collector = TestClient(app)
     body = {"day": "2026-06-20", "text": "TV", "author": "marketing"}
     assert collector.post("/v1/notes", json=body).status_code == 401
-    assert collector.post("/v1/notes", json={**body, "day": "soon"},
-                          headers={"Authorization": f"Bearer {TOKEN}"}).json()["error"] == (
-        "bad_note")
+    for bad in ({"day": "soon"}, {"text": "\ud800"}, {"author": "\ud800"}):
+        # As JSON text: a lone surrogate is a \u escape no encoder would send raw.
+        refused = collector.post("/v1/notes", content=json.dumps({**body, **bad}),
+                                 headers={"Authorization": f"Bearer {TOKEN}",
+                                          "Content-Type": "application/json"})
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_note"
     remote = CollectorBackend("http://testserver", TOKEN, transport=_Asgi(app))
     note_id = remote.add_note("2026-06-20", "TV", "marketing")
     assert ("2026-06-20", "note", "TV") in annotations(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import httpx
@@ -57,6 +58,10 @@ def test_disabled_without_a_configured_token(store: Any) -> None:
     {"query": "breakdown", "params": {**PARAMS, "dim": "visitor_id"}},
     {"query": "breakdown", "params": {**PARAMS, "filters": {"ip": "192.0.2.1"}}},
     {"query": "kpis", "params": {**PARAMS, "k": 1}},
+    {"query": "kpis_previous", "params": {**PARAMS, "start": "0001-01-01", "end": "0001-01-05"}},
+    {"query": "kpis_previous",
+     "params": {**PARAMS, "start": "0001-01-01", "end": "0001-01-05", "compare": "year"}},
+    {"query": "kpis", "params": {**PARAMS, "filters": {"path": "\ud800"}}},
     {"query": "kpis", "params": {**PARAMS, "tz": "Asia/Tokyo'); DROP TABLE x; --"}},
     {"query": "kpis", "params": {**PARAMS, "extra": 1}},
     # JSON lists and objects where a name is expected (unhashable: these were 500s)
@@ -67,7 +72,9 @@ def test_disabled_without_a_configured_token(store: Any) -> None:
 ])
 def test_refuses_unknown_names_sql_and_bad_params(store: Any, collector: TestClient,
                                                   body: dict[str, Any]) -> None:
-    r = collector.post("/v1/query", json=body, headers=AUTH)
+    # As JSON text: a lone surrogate (\ud800) is an escape no encoder would send raw.
+    r = collector.post("/v1/query", content=json.dumps(body),
+                       headers={**AUTH, "Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     assert store.scalar("SELECT count() FROM system.tables WHERE name = 'events' "
                         "AND database = currentDatabase()") == 1

@@ -73,3 +73,14 @@ def test_the_panel_alone_is_served_to_whoever_may_read_it(store: Any, login: Any
     assert client.get("/dashboards/panel/bd_path").status_code == 404  # not a refreshing one
     assert TestClient(app).get("/dashboards/panel/realtime").status_code == 401
     assert login("privacy").get("/dashboards/panel/realtime").status_code == 403
+
+
+def test_landings_without_a_session_are_no_one_now(store: Any) -> None:
+    """A landing stored without a session id matches no present visit; and with fewer than k
+    people now, no source row is shown either."""
+    landed = [{**row, "session_id": ""} for row in present("nos", 6, ago=1200)]
+    now_one = [{**row, "session_id": ""} for row in present("one", 1)]
+    insert_events(store, landed + now_one)
+    assert realtime(store) == {}
+    insert_events(store, present("a", 5, channel="ad"))
+    assert realtime(store)["channel"] == {"ad": 5}  # not the session-less landings

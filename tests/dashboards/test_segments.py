@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,11 @@ def test_segments_through_the_collector_need_its_token(store: Any) -> None:
     body = {"name": "LINE", "filters": {"utm_source": "line"}, "author": "admin"}
     assert collector.post("/v1/segments", json=body).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    bad = collector.post("/v1/segments", json={**body, "filters": {"visitor_id": "v"}},
-                         headers=auth)
-    assert bad.status_code == 400 and bad.json()["error"] == "bad_segment"
+    for wrong in ({"filters": {"visitor_id": "v"}}, {"name": "\ud800"},
+                  {"filters": {"channel": "\ud800"}}):
+        bad = collector.post("/v1/segments", content=json.dumps({**body, **wrong}),
+                             headers={**auth, "Content-Type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_segment"
     ok = collector.post("/v1/segments", json=body, headers=auth)
     assert ok.status_code == 200
     assert [r["name"] for r in query_run.run(store, "segments", {})] == ["LINE"]
