@@ -46,6 +46,11 @@ class WriteRefused(CollectorError, ValueError):
         self.reason = reason
 
 
+def one_line(text: str) -> str:
+    """Control characters and line breaks as spaces, runs of space as one, trimmed."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def check_note(day: object, text: object, author: object,
                today: dt.date | None = None) -> tuple[dt.date, str, str]:
     """(day, text, author) of a note as it will be kept, or WriteRefused naming what is wrong."""
@@ -59,7 +64,7 @@ def check_note(day: object, text: object, author: object,
         raise WriteRefused(f"day: must be within {MAX_DAYS_AWAY} days of today")
     if not isinstance(text, str) or not is_text(text):
         raise WriteRefused("text: expected a string of valid text")
-    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = one_line(text)
     if not text:
         raise WriteRefused("text: a note needs some text")
     if len(text) > MAX_TEXT:
@@ -75,38 +80,56 @@ def check_author(author: object) -> str:
     return author.strip()
 
 
-def check_id(note_id: object) -> str:
+def check_id(note_id: object, what: str = "note") -> str:
+    """A note's (or another staff item's) id as :class:`StaffItems` makes them, or
+    WriteRefused: never a path or SQL, whatever the caller sent."""
     if not isinstance(note_id, str) or not _ID.fullmatch(note_id):
-        raise WriteRefused("note_id: not a note")
+        raise WriteRefused(f"{what}_id: not a {what}")
     return note_id
 
 
-class Notes:
+class StaffItems:
+    """A table of things staff write for the dashboards (notes, segments), laid out alike:
+    ``(id, two content columns, created_by, updated_by, deleted, version)``. A change is a
+    newer version of the row, so what was written, by whom, and who removed it, stays."""
+
+    def __init__(self, store: Store | Callable[[], Store], table: str,
+                 columns: list[str], what: str) -> None:
+        self._store: Callable[[], Store] = store if callable(store) else (lambda: store)
+        self.table, self.columns, self.what = table, columns, what  # constants, never input
+
+    def put(self, content: list[object], author: object) -> str:
+        """Store a new item of ``content`` (the two content columns); its new id."""
+        who = check_author(author)
+        item_id = uuid.uuid4().hex
+        self._store().insert(self.table, [[item_id, *content, who, who, False,
+                                           time.time_ns()]], self.columns)
+        return item_id
+
+    def delete(self, item_id: object, author: object) -> bool:
+        """Mark an item deleted; False when there is no such item (or it is deleted)."""
+        key = check_id(item_id, self.what)
+        who = check_author(author)
+        id_col, first, second, created = self.columns[:4]
+        rows = self._store().rows(
+            f"SELECT {first}, {second}, {created} FROM {self.table} FINAL "
+            f"WHERE {id_col} = {{id:String}} AND NOT deleted", {"id": key})
+        if not rows:
+            return False
+        self._store().insert(self.table, [[key, *rows[0], who, True, time.time_ns()]],
+                             self.columns)
+        return True
+
+
+class Notes(StaffItems):
     """Adds and removes notes on ``store``."""
 
     def __init__(self, store: Store | Callable[[], Store]) -> None:
-        self._store: Callable[[], Store] = store if callable(store) else (lambda: store)
+        super().__init__(store, "dashboard_notes", COLUMNS, "note")
 
     def add(self, day: object, text: object, author: object) -> str:
         when, clean, who = check_note(day, text, author)
-        note_id = uuid.uuid4().hex
-        self._store().insert("dashboard_notes", [[note_id, when, clean, who, who, False,
-                                                  time.time_ns()]], COLUMNS)
-        return note_id
-
-    def delete(self, note_id: object, author: object) -> bool:
-        """Mark a note deleted; False when there is no such note (or it is deleted)."""
-        key = check_id(note_id)
-        who = check_author(author)
-        rows = self._store().rows(
-            "SELECT day, text, created_by FROM dashboard_notes FINAL "
-            "WHERE note_id = {id:String} AND NOT deleted", {"id": key})
-        if not rows:
-            return False
-        day, text, created_by = rows[0]
-        self._store().insert("dashboard_notes", [[key, day, text, created_by, who, True,
-                                                  time.time_ns()]], COLUMNS)
-        return True
+        return self.put([when, clean], who)
 
 
 async def token_write(request: Request, token: str, limit: int, code: str,

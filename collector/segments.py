@@ -10,16 +10,13 @@ through ``POST /v1/segments``, which the dashboards' query token opens); the cat
 from __future__ import annotations
 
 import json
-import re
-import time
-import uuid
 from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from collector.notes import WriteRefused, check_author, token_write
+from collector.notes import StaffItems, WriteRefused, check_id, one_line, token_write
 from collector.query.params import QueryError, check_filters, is_text
 from collector.store import Store
 from consent_mw.config import Secret
@@ -27,8 +24,6 @@ from consent_mw.config import Secret
 MAX_NAME = 60
 MAX_FILTERS = 8
 MAX_BODY = 8192
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_ID = re.compile(r"[0-9a-f]{32}")
 COLUMNS = ["segment_id", "name", "filters", "created_by", "updated_by", "deleted", "version"]
 
 
@@ -36,7 +31,7 @@ def check_segment(name: object, filters: object) -> tuple[str, str]:
     """(name, filters as canonical JSON) of a segment, or WriteRefused naming what is wrong."""
     if not isinstance(name, str) or not is_text(name):
         raise WriteRefused("name: expected a string of valid text")
-    clean = " ".join(_CONTROL.sub(" ", name).split())
+    clean = one_line(name)
     if not clean or len(clean) > MAX_NAME:
         raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
     try:
@@ -51,37 +46,18 @@ def check_segment(name: object, filters: object) -> tuple[str, str]:
 
 
 def check_segment_id(segment_id: object) -> str:
-    if not isinstance(segment_id, str) or not _ID.fullmatch(segment_id):
-        raise WriteRefused("segment_id: not a segment")
-    return segment_id
+    return check_id(segment_id, "segment")
 
 
-class Segments:
+class Segments(StaffItems):
     """Adds and removes saved segments on ``store``."""
 
     def __init__(self, store: Store | Callable[[], Store]) -> None:
-        self._store: Callable[[], Store] = store if callable(store) else (lambda: store)
+        super().__init__(store, "dashboard_segments", COLUMNS, "segment")
 
     def add(self, name: object, filters: object, author: object) -> str:
         clean, canonical = check_segment(name, filters)
-        who = check_author(author)
-        segment_id = uuid.uuid4().hex
-        self._store().insert("dashboard_segments", [[
-            segment_id, clean, canonical, who, who, False, time.time_ns()]], COLUMNS)
-        return segment_id
-
-    def delete(self, segment_id: object, author: object) -> bool:
-        key = check_segment_id(segment_id)
-        who = check_author(author)
-        rows = self._store().rows(
-            "SELECT name, filters, created_by FROM dashboard_segments FINAL "
-            "WHERE segment_id = {id:String} AND NOT deleted", {"id": key})
-        if not rows:
-            return False
-        name, filters, created_by = rows[0]
-        self._store().insert("dashboard_segments", [[
-            key, name, filters, created_by, who, True, time.time_ns()]], COLUMNS)
-        return True
+        return self.put([clean, canonical], author)
 
 
 def filters_of(row: Mapping[str, object]) -> dict[str, str]:
