@@ -14,6 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -109,6 +110,10 @@ class DemoParts:
         return self.capture.force_flush(timeout)
 
 
+#: The demo clinic's goals: a reservation, a phone tap, a LINE add, ... (collector.goals).
+DEMO_GOALS = Path(__file__).resolve().parent / "goals.toml"
+
+
 def seed_if_empty(store: Store, events: int, *, days: int = 30) -> dict[str, int] | None:
     """Synthetic history for the dashboards, only into a store that has no events yet."""
     if events <= 0 or int(store.scalar("SELECT count() FROM events")) > 0:
@@ -130,6 +135,8 @@ def build_demo_app(
     # The collector hashes ids with the middleware's key, so suppressions and purges match.
     collector_settings = CollectorSettings.from_env(
         store=store_dsn, hash_key=Secret(settings.hash_key.decode("utf-8")))
+    if collector_settings.goals_file is None:  # the clinic's own, unless one is configured
+        collector_settings = replace(collector_settings, goals_file=DEMO_GOALS)
     admin_from = "CONSENT_MW_ADMIN_TOKEN"
     changes: dict[str, Any] = {}
     if not collector_settings.admin_token:
@@ -197,17 +204,11 @@ class _ServiceStoreBackend:
     def run(self, name: str, params: Params) -> Rows:
         return StoreBackend(self.service.store).run(name, params)
 
-    def add_note(self, day: str, text: str, author: str) -> str:
-        return StoreBackend(self.service.store).add_note(day, text, author)
+    def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
+        return StoreBackend(self.service.store).add_item(item, body, author)
 
-    def delete_note(self, note_id: str, author: str) -> bool:
-        return StoreBackend(self.service.store).delete_note(note_id, author)
-
-    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
-        return StoreBackend(self.service.store).add_segment(name, filters, author)
-
-    def delete_segment(self, segment_id: str, author: str) -> bool:
-        return StoreBackend(self.service.store).delete_segment(segment_id, author)
+    def delete_item(self, item: str, item_id: str, author: str) -> bool:
+        return StoreBackend(self.service.store).delete_item(item, item_id, author)
 
 
 def _dashboard_settings(secret_key: str, password: str | None

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import notes, segments
+from collector import staff
 from collector.ingest import api as ingest_api
 from collector.ingest.pipeline import Ingest
 from collector.logins import Logins
@@ -69,8 +69,7 @@ def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *privacy_api.build_routes(privacy, settings, logins),
         *query_api.build_routes(store, settings.query_token),
-        *notes.build_routes(store, settings.query_token),
-        *segments.build_routes(store, settings.query_token),
+        *staff.build_routes(store, settings.query_token),
     ]
 
     @asynccontextmanager

@@ -3,9 +3,9 @@
 A note is a day and a line of text, written by a staff member the dashboards logged in; the
 catalogue's ``annotations`` query shows them on every time series, beside the changes of
 consent-banner and policy version it finds by itself. :class:`Notes` writes them (the
-dashboards' own store, or the collector's through ``POST /v1/notes``, which the dashboards'
-query token opens); nothing in a note is about a visitor. A deletion is a newer version
-marked deleted, so what was noted, by whom, and who removed it, stays.
+dashboards' own store, or the collector's through ``POST /v1/notes``: ``collector.staff``);
+nothing in a note is about a visitor. A deletion is a newer version marked deleted, so what
+was noted, by whom, and who removed it, stays.
 """
 
 from __future__ import annotations
@@ -14,22 +14,14 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Callable
-
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from collections.abc import Callable, Mapping
 
 from collector.errors import CollectorError
 from collector.query.params import is_text
 from collector.store import Store
-from collector.web import error_response, token_json
-from consent_mw.config import Secret
 
 MAX_TEXT = 200
 MAX_AUTHOR = 128
-MAX_BODY = 4096
 #: How far from today a note may be put: the dashboards' longest range.
 MAX_DAYS_AWAY = 400
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -106,6 +98,10 @@ class StaffItems:
                                            time.time_ns()]], self.columns)
         return item_id
 
+    def add_from(self, body: Mapping[str, object], author: object) -> str:
+        """Store the item a posted JSON object (or the dashboards' form) describes."""
+        raise NotImplementedError
+
     def delete(self, item_id: object, author: object) -> bool:
         """Mark an item deleted; False when there is no such item (or it is deleted)."""
         key = check_id(item_id, self.what)
@@ -131,63 +127,5 @@ class Notes(StaffItems):
         when, clean, who = check_note(day, text, author)
         return self.put([when, clean], who)
 
-
-async def token_write(request: Request, token: str, limit: int, code: str,
-                      action: Callable[[dict[str, object]], dict[str, object]]) -> Response:
-    """A token-guarded write: ``action`` on the posted JSON object, off the event loop; its
-    answer as JSON, or 400 ``code`` with the reason it was refused."""
-    payload = await token_json(request, token, limit)
-    if isinstance(payload, Response):
-        return payload
-    try:
-        answer = await run_in_threadpool(action, payload)
-    except WriteRefused as exc:
-        return error_response(400, code, exc.reason)
-    return JSONResponse(answer)
-
-
-def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRoute]:
-    """``POST /v1/notes`` and ``POST /v1/notes/{note_id}/delete``, for dashboards in another
-    process; opened by the same ``query_token`` as ``/v1/query`` (503 while it is unset)."""
-    notes = Notes(store)
-
-    async def add(request: Request) -> Response:
-        """Add a note to the dashboards' time axis.
-        ---
-        summary: Add a dashboard note
-        security: [{bearer: []}]
-        requestBody:
-          required: true
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [day, text, author]
-                properties:
-                  day: {type: string, format: date}
-                  text: {type: string, maxLength: 200}
-                  author: {type: string}
-        responses:
-          200: {description: '{"note_id": ...}'}
-          400: {description: A malformed note, with the reason}
-          401: {description: Missing or wrong bearer token}
-          503: {description: Notes disabled (no query_token)}
-        """
-        return await token_write(request, query_token.value, MAX_BODY, "bad_note", lambda b: {
-            "note_id": notes.add(b.get("day"), b.get("text"), b.get("author"))})
-
-    async def delete(request: Request) -> Response:
-        """Remove a dashboard note (kept, marked deleted by its remover).
-        ---
-        summary: Remove a dashboard note
-        security: [{bearer: []}]
-        responses:
-          200: {description: '{"deleted": true|false}'}
-          400: {description: Not a note id, or no author}
-          401: {description: Missing or wrong bearer token}
-        """
-        return await token_write(request, query_token.value, MAX_BODY, "bad_note", lambda b: {
-            "deleted": notes.delete(request.path_params["note_id"], b.get("author"))})
-
-    return [Route("/v1/notes", add, methods=["POST"]),
-            Route("/v1/notes/{note_id}/delete", delete, methods=["POST"])]
+    def add_from(self, body: Mapping[str, object], author: object) -> str:
+        return self.add(body.get("day"), body.get("text"), author)

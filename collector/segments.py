@@ -12,18 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
-from collector.notes import StaffItems, WriteRefused, check_id, one_line, token_write
+from collector.notes import StaffItems, WriteRefused, check_id, one_line
 from collector.query.params import QueryError, check_filters, is_text
 from collector.store import Store
-from consent_mw.config import Secret
 
 MAX_NAME = 60
 MAX_FILTERS = 8
-MAX_BODY = 8192
 COLUMNS = ["segment_id", "name", "filters", "created_by", "updated_by", "deleted", "version"]
 
 
@@ -59,57 +53,11 @@ class Segments(StaffItems):
         clean, canonical = check_segment(name, filters)
         return self.put([clean, canonical], author)
 
+    def add_from(self, body: Mapping[str, object], author: object) -> str:
+        return self.add(body.get("name"), body.get("filters"), author)
+
 
 def filters_of(row: Mapping[str, object]) -> dict[str, str]:
     """A listed segment's filters (the ``segments`` query's JSON column)."""
     loaded = json.loads(str(row.get("filters") or "{}"))
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-
-
-def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRoute]:
-    """``POST /v1/segments`` and ``POST /v1/segments/{segment_id}/delete``, for dashboards in
-    another process; opened by the ``query_token`` (503 while it is unset)."""
-    segments = Segments(store)
-
-    async def add(request: Request) -> Response:
-        """Save a named filter set for the dashboards.
-        ---
-        summary: Save a dashboard segment
-        security: [{bearer: []}]
-        requestBody:
-          required: true
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [name, filters, author]
-                properties:
-                  name: {type: string, maxLength: 60}
-                  filters: {type: object, additionalProperties: {type: string}}
-                  author: {type: string}
-        responses:
-          200: {description: '{"segment_id": ...}'}
-          400: {description: A malformed segment, with the reason}
-          401: {description: Missing or wrong bearer token}
-          503: {description: Segments disabled (no query_token)}
-        """
-        return await token_write(request, query_token.value, MAX_BODY, "bad_segment",
-                                 lambda b: {"segment_id": segments.add(
-                                     b.get("name"), b.get("filters"), b.get("author"))})
-
-    async def delete(request: Request) -> Response:
-        """Remove a saved segment (kept, marked deleted by its remover).
-        ---
-        summary: Remove a dashboard segment
-        security: [{bearer: []}]
-        responses:
-          200: {description: '{"deleted": true|false}'}
-          400: {description: Not a segment id, or no author}
-          401: {description: Missing or wrong bearer token}
-        """
-        return await token_write(request, query_token.value, MAX_BODY, "bad_segment",
-                                 lambda b: {"deleted": segments.delete(
-                                     request.path_params["segment_id"], b.get("author"))})
-
-    return [Route("/v1/segments", add, methods=["POST"]),
-            Route("/v1/segments/{segment_id}/delete", delete, methods=["POST"])]

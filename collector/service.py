@@ -25,6 +25,7 @@ from collector.app import build_app
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions
 from collector.enrich.geo import GeoLookup
+from collector.goals import Goals, load_goals
 from collector.ingest.pipeline import Ingest
 from collector.logins import Logins
 from collector.metrics import CollectorMetrics
@@ -103,6 +104,12 @@ class CollectorService:
             store = Store(self.settings.store)
             try:
                 apply_migrations(store, self.ddl_options)
+                if self.settings.goals_file is not None:
+                    written = Goals(store).sync(load_goals(self.settings.goals_file),
+                                                author=f"file {self.settings.goals_file.name}")
+                    if written:
+                        log.info("goals from %s: %s", self.settings.goals_file,
+                                 ", ".join(written))
             except Exception:
                 store.close()
                 raise

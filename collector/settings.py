@@ -14,6 +14,8 @@ from typing import Any
 
 from collector.accounts import Account, staff_accounts
 from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, DdlOptions
+from collector.goals import load_goals
+from collector.notes import WriteRefused
 from collector.store import mask_dsn
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
@@ -38,6 +40,9 @@ class CollectorSettings:
     query_token: Secret = NO_SECRET  # read-only query API for dashboards in another process
     hash_key: Secret = NO_SECRET  # the middleware's user-id key (or its secret key)
     geoip_db: Path | None = None
+    # Goals kept in the site's repository ([[goal]] tables, collector.goals): at every start
+    # the goals it names are made its definitions; goals made in the dashboards stay.
+    goals_file: Path | None = None
     events_ttl: int = EVENTS_TTL  # 13 months
     ip_ttl: int = IP_TTL
     records_ttl: int = RECORDS_TTL  # 5 years
@@ -90,6 +95,11 @@ class CollectorSettings:
                      "purge_interval"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, "must be >= 0")
+        if self.goals_file is not None:
+            try:
+                load_goals(self.goals_file)
+            except WriteRefused as exc:
+                raise SettingsError("goals_file", exc.reason) from None
         if self.forwarded_header not in FORWARDED_HEADERS:
             raise SettingsError("forwarded_header", f"must be one of {FORWARDED_HEADERS}")
         if self.cluster is not None and not self.cluster.replace("_", "").replace(
@@ -141,6 +151,7 @@ class CollectorSettings:
             query_token=src.secret("query_token"),
             hash_key=key,
             geoip_db=src.path("geoip_db", None),
+            goals_file=src.path("goals_file", None),
             events_ttl=duration(src, "events_ttl", d("events_ttl")),
             ip_ttl=duration(src, "ip_ttl", d("ip_ttl")),
             records_ttl=duration(src, "records_ttl", d("records_ttl")),

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from collector.logins import Logins, SessionStore
+from collector.query.goals import TAPS
 from dashboards import format as formatting
 from dashboards import i18n
 from dashboards.auth import may_open, may_write_notes
@@ -25,7 +26,7 @@ from dashboards.panels import PAGES
 from dashboards.settings import DashboardSettings
 from dashboards.view import COMPARES, GRAINS, PRESETS
 from dashboards.views import DashboardViews
-from dashboards.writes import WriteViews
+from dashboards.writes import FORMS, WriteViews
 
 HERE = Path(__file__).resolve().parent
 #: Served by the app itself: no CDN, so the charts work on an intranet.
@@ -44,6 +45,9 @@ def templates(settings: DashboardSettings) -> Environment:
                        ROLE_LABELS=i18n.ROLE_LABELS, DATE_FORMAT=i18n.DATE_FORMAT,
                        COMPARES=COMPARES, COMPARE_LABELS=i18n.COMPARE_LABELS,
                        POLICY_CHANGE=formatting.POLICY_CHANGE,
+                       GOAL_KIND_LABELS=formatting.GOAL_KIND_LABELS, GOAL_TAPS=tuple(TAPS),
+                       INTERACTION_LABEL=lambda tap, lang: formatting.value_label(
+                           "interaction", tap, lang),
                        settings=settings)
     return env
 
@@ -71,11 +75,10 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
         Route("/api/{panel}", views.guard(views.api, json=True), methods=["GET"]),
         Route("/csv/{panel}", views.guard(views.csv, json=True), methods=["GET"]),
         Route("/panel/{panel}", views.guard(views.panel_html), methods=["GET"]),
-        Route("/notes", views.guard(writes.add_note), methods=["POST"]),
-        Route("/notes/{note_id}/delete", views.guard(writes.delete_note), methods=["POST"]),
-        Route("/segments", views.guard(writes.add_segment), methods=["POST"]),
-        Route("/segments/{segment_id}/delete", views.guard(writes.delete_segment),
-              methods=["POST"]),
+        *(route for item in FORMS for route in (
+            Route(f"/{item}", views.guard(writes.add(item)), methods=["POST"]),
+            Route(f"/{item}/{{item_id}}/delete", views.guard(writes.delete(item)),
+                  methods=["POST"]))),
         Route("/{page}", views.guard(views.page), methods=["GET"]),
     ]
     app = Starlette(routes=routes)

@@ -11,6 +11,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "acquisition": frozenset({"marketing", "admin"}),
     "audience": frozenset({"marketing", "admin"}),
     "engagement": frozenset({"marketing", "admin"}),
+    "goals": frozenset({"marketing", "admin"}),
     "events": frozenset({"marketing", "admin"}),
     "consent": frozenset({"marketing", "privacy", "admin"}),
     "privacy": frozenset({"privacy", "admin"}),

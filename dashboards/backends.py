@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector.notes import Notes, WriteRefused, check_id
+from collector.notes import StaffItems, WriteRefused, check_id
 from collector.query import catalogue
 from collector.query import run as query_run
 from collector.query.params import QueryError
 from collector.query.realtime import CLOCKED
-from collector.segments import Segments, check_segment_id
+from collector.staff import ITEMS, staff_items
 from collector.store import Store
 
 #: Result rows as the catalogue returns them: column → a JSON-safe value of that column's type.
@@ -42,20 +42,13 @@ class Backend(Protocol):
         an answer that could not be had."""
         ...
 
-    def add_note(self, day: str, text: str, author: str) -> str:
-        """Put a staff note on the time axis (``collector.notes``); WriteRefused for a bad one."""
+    def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
+        """Add a note, saved segment or goal (``collector.staff.ITEMS``) as ``author``; its
+        id, or WriteRefused with the reason."""
         ...
 
-    def delete_note(self, note_id: str, author: str) -> bool:
-        """Remove a note; False when there is none."""
-        ...
-
-    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
-        """Save a named filter set (``collector.segments``); WriteRefused for a bad one."""
-        ...
-
-    def delete_segment(self, segment_id: str, author: str) -> bool:
-        """Remove a saved segment; False when there is none."""
+    def delete_item(self, item: str, item_id: str, author: str) -> bool:
+        """Remove one; False when there is none."""
         ...
 
 
@@ -64,26 +57,27 @@ class StoreBackend:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.notes = Notes(store)
-        self.segments = Segments(store)
+        self.items = staff_items(store)
 
-    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
-        return self.segments.add(name, dict(filters), author)
+    def _item(self, item: str) -> StaffItems:
+        found = self.items.get(item)
+        if found is None:
+            raise WriteRefused(f"no such item {item!r}")
+        return found
 
-    def delete_segment(self, segment_id: str, author: str) -> bool:
-        return self.segments.delete(segment_id, author)
+    def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
+        return self._item(item).add_from(body, author)
 
-    def add_note(self, day: str, text: str, author: str) -> str:
-        return self.notes.add(day, text, author)
-
-    def delete_note(self, note_id: str, author: str) -> bool:
-        return self.notes.delete(note_id, author)
+    def delete_item(self, item: str, item_id: str, author: str) -> bool:
+        return self._item(item).delete(item_id, author)
 
     def run(self, name: str, params: Params) -> Rows:
-        catalogue.build(name, params)  # QueryError passes through: the caller's fault
+        catalogue.params_for(name, params)  # QueryError passes through: the caller's fault
         for attempt in (1, 2):
             try:
                 return query_run.run(self.store, name, params)
+            except QueryError:
+                raise
             except Exception as exc:
                 # Seen in the demo: right after a bulk insert, chDB may drop a merged-away
                 # part under a running read ("No such file ... data.cmrk4"). A read-only
@@ -137,22 +131,16 @@ class CollectorBackend:
             raise BackendError("collector answered without an object")
         return answer
 
-    def add_note(self, day: str, text: str, author: str) -> str:
-        return str(self._post("/v1/notes", {"day": day, "text": text, "author": author})
-                   .get("note_id", ""))
+    def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
+        if item not in ITEMS:
+            raise WriteRefused(f"no such item {item!r}")
+        return str(self._post(f"/v1/{item}", {**body, "author": author}).get("id", ""))
 
-    def delete_note(self, note_id: str, author: str) -> bool:
-        check_id(note_id)  # never a path the collector did not mean
-        return bool(self._post(f"/v1/notes/{note_id}/delete", {"author": author})
-                    .get("deleted"))
-
-    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
-        return str(self._post("/v1/segments", {"name": name, "filters": dict(filters),
-                                               "author": author}).get("segment_id", ""))
-
-    def delete_segment(self, segment_id: str, author: str) -> bool:
-        check_segment_id(segment_id)
-        return bool(self._post(f"/v1/segments/{segment_id}/delete", {"author": author})
+    def delete_item(self, item: str, item_id: str, author: str) -> bool:
+        if item not in ITEMS:
+            raise WriteRefused(f"no such item {item!r}")
+        check_id(item_id, item)  # never a path the collector did not mean
+        return bool(self._post(f"/v1/{item}/{item_id}/delete", {"author": author})
                     .get("deleted"))
 
     def close(self) -> None:
@@ -192,17 +180,11 @@ class CachedBackend:
             return f"{rows[0]['privacy_version']}@{int(time.time() // self.max_age)}"
         return str(rows[0]["version"])
 
-    def add_note(self, day: str, text: str, author: str) -> str:
-        return self.inner.add_note(day, text, author)  # the data version moves with it
+    def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
+        return self.inner.add_item(item, body, author)  # the data version moves with it
 
-    def delete_note(self, note_id: str, author: str) -> bool:
-        return self.inner.delete_note(note_id, author)
-
-    def add_segment(self, name: str, filters: Mapping[str, str], author: str) -> str:
-        return self.inner.add_segment(name, filters, author)
-
-    def delete_segment(self, segment_id: str, author: str) -> bool:
-        return self.inner.delete_segment(segment_id, author)
+    def delete_item(self, item: str, item_id: str, author: str) -> bool:
+        return self.inner.delete_item(item, item_id, author)
 
     def run(self, name: str, params: Params, *, version: str | None = None) -> Rows:
         if not version or self.max_entries <= 0 or name in CLOCKED:

@@ -18,6 +18,7 @@ from dashboards.format import (
     ANONYMOUS_COUNTS,
     COMPARED_NAMES,
     CONSENTED_PAGEVIEWS,
+    GOAL_SERIES_NAMES,
     GPC_SHARE,
     POLICY_MARK,
     SERIES_NAMES,
@@ -133,6 +134,13 @@ def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | N
         return ([{"type": "scatter", "mode": "lines", "name": GPC_SHARE(locale),
                   "x": [r["day"] for r in rows], "y": [r["gpc_share"] for r in rows]}],
                 {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, **_dates(locale),
+                 **_marks(data.annotations, locale)})
+    if panel.chart == "goal":
+        x = [r["bucket"] for r in rows]
+        return ([{"type": "scatter", "mode": "lines+markers", "name": name(locale), "x": x,
+                  "y": [r[key] for r in rows]} for key, name in GOAL_SERIES_NAMES],
+                {"yaxis": {"rangemode": "tozero"},
+                 **_dates(locale, any(len(str(b)) > 10 for b in x)),
                  **_marks(data.annotations, locale)})
     if panel.chart == "coverage":
         x = [r["day"] for r in rows]

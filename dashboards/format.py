@@ -12,13 +12,14 @@ a :class:`~dashboards.i18n.Text`. Panel and page titles belong to their definiti
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 from dashboards.i18n import NO_TEXT, Locale, Text
 
 #: How a figure is written: a count, a percentage of a 0..1 ratio, a two-decimal number, a
-#: duration in seconds, or a scroll depth (a 0..100 mean).
-Kind = Literal["int", "pct", "dec", "dur", "depth"]
+#: duration in seconds, a scroll depth (a 0..100 mean), or an amount in yen.
+Kind = Literal["int", "pct", "dec", "dur", "depth", "yen"]
 Number = int | float
 Labels = dict[str, tuple[Text, Kind]]
 
@@ -32,8 +33,6 @@ KPI_LABELS: Labels = {
     "pageviews": (Text("ページビュー", "Pageviews"), "int"),
     "views_per_visit": (Text("訪問あたりページ数", "Views per visit"), "dec"),
     "bounce_rate": (Text("直帰率", "Bounce rate"), "pct"),
-    "reservations": (Text("予約", "Reservations"), "int"),
-    "conversion_rate": (Text("コンバージョン率", "Conversion rate"), "pct"),
 }
 #: The engagement panel's figures (``collector.query.engagement``), in display order.
 ENGAGEMENT_LABELS: Labels = {
@@ -94,7 +93,29 @@ PAGE_COLUMNS: dict[str, tuple[tuple[str, Text, Kind], ...]] = {
     "exit_pages": (
         ("exits", Text("離脱", "Exits"), "int"), ("exit_rate", Text("離脱率", "Exit rate"), "pct"),
         ("views", Text("ページビュー", "Pageviews"), "int")),
+    # Goals (collector.query.conversions): every goal, then one goal by a visit's dimension.
+    "goals": (
+        ("conversions", Text("コンバージョン", "Conversions"), "int"),
+        ("converted_visitors", Text("達成した訪問者", "Converting visitors"), "int"),
+        ("rate", Text("コンバージョン率", "Conversion rate"), "pct"),
+        ("value", Text("価値", "Value"), "yen")),
+    "goal_breakdown": (
+        ("visitors", Text("訪問者", "Visitors"), "int"),
+        ("converted_visitors", Text("達成した訪問者", "Converting visitors"), "int"),
+        ("conversions", Text("コンバージョン", "Conversions"), "int"),
+        ("rate", Text("コンバージョン率", "Conversion rate"), "pct"),
+        ("value", Text("価値", "Value"), "yen")),
 }
+GOAL_HEADER = Text("目標", "Goal")
+#: How a goal's definition reads (``collector.query.goals``), by kind.
+GOAL_KIND_LABELS: dict[str, Text] = {
+    "page": Text("ページの閲覧", "Page viewed"),
+    "event": Text("カスタムイベント", "Custom event"),
+    "interaction": Text("操作(クリック・タップ・送信)", "Interaction (click, tap, submit)"),
+    "engaged": Text("閲覧時間", "Engaged time"),
+}
+GOAL_SECONDS = Text("{n}秒以上", "at least {n} s")
+GOAL_VALUE = Text("1件 {value}", "{value} each")
 
 #: Values shown by what they mean rather than their code, per dimension (or chart field).
 VALUE_LABELS: dict[str, dict[str, Text]] = {
@@ -133,6 +154,10 @@ VALUE_LABELS: dict[str, dict[str, Text]] = {
 SERIES_NAMES: tuple[tuple[str, Text], ...] = (
     ("visitors", Text("訪問者", "Visitors")), ("visits", Text("訪問", "Visits")),
     ("pageviews", Text("ページビュー", "Pageviews")))
+#: A goal's series (``goal_series``): row column → legend name.
+GOAL_SERIES_NAMES: tuple[tuple[str, Text], ...] = (
+    ("conversions", Text("コンバージョン", "Conversions")),
+    ("converted_visitors", Text("達成した訪問者", "Converting visitors")))
 #: A series of the compared period, by what it is compared with: its legend is the series's
 #: name in this pattern.
 COMPARED_NAMES: dict[str, Text] = {
@@ -161,7 +186,34 @@ def fmt(value: Number | None, kind: Kind = "int", locale: Locale = "ja") -> str:
         return duration(float(value), locale)
     if kind == "depth":
         return f"{float(value):.0f}%"
+    if kind == "yen":
+        return f"¥{round(float(value)):,}"
     return f"{int(value):,}"
+
+
+def goal_text(definition: Mapping[str, object], locale: Locale = "ja") -> str:
+    """A stored goal's definition in words: ``カスタムイベント: reservation (treatment =
+    botox)``, ``操作(…): アプリのリンク line``, ``閲覧時間: 60秒以上``; and its value."""
+    kind = str(definition.get("kind", ""))
+    label = GOAL_KIND_LABELS.get(kind)
+    head = label(locale) if label else kind
+    if kind == "page":
+        what = str(definition.get("path", ""))
+    elif kind == "event":
+        what = str(definition.get("event", ""))
+        if definition.get("property"):
+            what += f" ({definition['property']} = {definition.get('equals', '')})"
+    elif kind == "interaction":
+        what = value_label("interaction", str(definition.get("interaction", "")), locale)
+        if definition.get("target"):
+            what += f" {definition['target']}"
+    else:
+        what = GOAL_SECONDS(locale).format(n=definition.get("seconds", ""))
+    text = f"{head}: {what}"
+    value = definition.get("value")
+    if isinstance(value, int) and value:
+        text += " · " + GOAL_VALUE(locale).format(value=fmt(value, "yen", locale))
+    return text
 
 
 def duration(seconds: float, locale: Locale = "ja") -> str:

@@ -8,6 +8,7 @@ module only chooses which queries run and how their rows are laid out.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -16,13 +17,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from collector.query import catalogue
-from collector.query.params import DIMENSIONS
+from collector.query.params import DIMENSIONS, QueryError
 from dashboards.backends import CachedBackend, Rows
 from dashboards.format import (
     ANONYMOUS_HEADERS,
     BOT_HEADERS,
     BOT_TOTAL,
     ENGAGEMENT_LABELS,
+    GOAL_HEADER,
     KPI_LABELS,
     PAGE_COLUMNS,
     SUPPRESSION_HEADERS,
@@ -40,7 +42,9 @@ from dashboards.settings import DashboardSettings
 from dashboards.view import View, panel_params
 
 #: Charts over days, which show the notes on the time axis as the series does.
-TIME_CHARTS = frozenset({"optin", "gpc", "coverage"})
+TIME_CHARTS = frozenset({"optin", "gpc", "coverage", "goal"})
+#: Queries about the one goal a page shows in detail (``View.goal``).
+GOAL_DETAIL = frozenset({"goal_series", "goal_breakdown"})
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 
@@ -101,8 +105,6 @@ def kpi_figures(row: Mapping[str, Any] | None) -> Figures:
         "pageviews": row.get("pageviews"),
         "views_per_visit": _ratio(row.get("pageviews"), row.get("visits")),
         "bounce_rate": _ratio(row.get("bounces"), row.get("visits")),
-        "reservations": row.get("reservations"),
-        "conversion_rate": _ratio(row.get("converted_visits"), row.get("visits")),
     }
 
 
@@ -195,8 +197,22 @@ class PageLoader:
                          previous=previous, below_k=bool(rows and rows[0].get("below_k")),
                          labels=labels)
 
+    def goals(self, view: View, version: str) -> Rows:
+        return self.backend.run("goals", view.params(self.k, self.tz), version=version)
+
+    def with_goal(self, page: Page, view: View, version: str) -> View:
+        """``view`` with the goal ``page`` shows in detail: the one asked for, else the
+        first there is ("" when there is none, or the page shows no goal in detail)."""
+        if not any(PANELS[pid].query in GOAL_DETAIL for pid in page.panels):
+            return view
+        ids = [str(r["goal_id"]) for r in self.goals(view, version)]
+        if view.goal and view.goal not in ids:
+            raise QueryError("goal: no such goal")
+        return dataclasses.replace(view, goal=view.goal or (ids[0] if ids else ""))
+
     def page(self, page: Page, view: View, version: str | None = None) -> dict[str, PanelData]:
-        """Every panel of ``page``; ``version``: the data version, when the caller has it."""
+        """Every panel of ``page``; ``version``: the data version, when the caller has it.
+        A page about one goal gets ``view`` from :meth:`with_goal`."""
         version = self.version() if version is None else version
         # The page's breakdowns share one scan (and, when filtered, one visit selection).
         combined = [PANELS[pid] for pid in page.panels
@@ -214,9 +230,16 @@ class PageLoader:
             panel = PANELS[pid]
             if len(combined) > 1 and panel in combined:
                 out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
+            elif panel.query in GOAL_DETAIL and not view.goal:
+                out[pid] = PanelData(panel, [])  # no goal defined yet
             else:
                 out[pid] = self.panel(panel, view, version, memo)
         return out
+
+
+def _columns(panel: Panel) -> tuple[tuple[str, Text, Kind], ...]:
+    """The number columns of a table of several figures: its own, or its query's."""
+    return PAGE_COLUMNS.get(panel.id) or PAGE_COLUMNS[panel.query]
 
 
 def top_rows(rows: Rows, column: str, n: int) -> Rows:
@@ -264,9 +287,18 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = 
                                           for c in ("consented", "anonymous", "hits")),
                          None, True)
         return Table([total, *days], BOT_HEADERS)
-    pages = panel.query == "page_engagement"
+    if panel.query == "goals":
+        goals_url = page_url.rsplit("/", 1)[0] + "/goals"
+        return Table([TableRow(str(r["name"]), tuple(r[c] for c, _, _ in PAGE_COLUMNS["goals"]),
+                               goals_url + "?" + urlencode(
+                                   dataclasses.replace(view, goal=str(r["goal_id"])).query()),
+                               False) for r in rows],
+                     tuple(h for _, h, _ in PAGE_COLUMNS["goals"]), GOAL_HEADER,
+                     tuple(k for _, _, k in PAGE_COLUMNS["goals"]))
+    pages = panel.query in ("page_engagement", "goal_breakdown")
     # A page's row filters on the page; a 404's on the page viewed with that status.
-    filter_dim = "path" if panel.dim == "entry_path" or pages else panel.dim
+    filter_dim = ("path" if panel.dim == "entry_path" or panel.query == "page_engagement"
+                  else panel.dim)
     filterable = ((panel.query == "breakdown" or pages) and filter_dim is not None
                   and DIMENSIONS[filter_dim].filterable)
     active = dict(view.filters)
@@ -279,15 +311,15 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = 
             href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
         if pages:
             values: tuple[Number | None, ...] = tuple(
-                r[c] for c, _, _ in PAGE_COLUMNS[panel.id])
+                r[c] for c, _, _ in _columns(panel))
         elif panel.query == "anonymous_pages":
             values = (r["views"],)
         else:
             values = (r["visitors"], r["events"])
         out.append(TableRow(row_label(key, other, panel.dim, locale), values, href, other))
     if pages:
-        columns = PAGE_COLUMNS[panel.id]
-        return Table(out, tuple(h for _, h, _ in columns), key_header("path"),
+        columns = _columns(panel)
+        return Table(out, tuple(h for _, h, _ in columns), key_header(panel.dim),
                      tuple(k for _, _, k in columns))
     if panel.query == "anonymous_pages":
         return Table(out, ANONYMOUS_HEADERS, key_header("path"))

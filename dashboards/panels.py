@@ -15,7 +15,7 @@ from dashboards.i18n import Text
 #: How a panel draws its rows: key figures, the visitors/visits/pageviews series, a table, or
 #: one of the charts named by :attr:`Panel.chart`.
 Show = Literal["kpis", "series", "table", "chart", "realtime"]
-Chart = Literal["", "funnel", "optin", "gpc", "coverage"]
+Chart = Literal["", "funnel", "optin", "gpc", "coverage", "goal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,13 @@ class Panel:
 
 def _breakdown(dim: str, title: Text, note: Text | None = None) -> Panel:
     return Panel(f"bd_{dim}", title, "breakdown", "table", dim=dim, note=note)
+
+
+def _by(dim: str, title: Text) -> Panel:
+    """The chosen goal's conversions by a visit's ``dim``."""
+    return Panel(f"goal_{dim}", title, "goal_breakdown", "table", dim=dim, wide=True,
+                 note=T("選んだ目標。訪問はその最初の値で数えます",
+                        "the chosen goal; a visit counts under its first value"))
 
 
 T = Text
@@ -79,6 +86,20 @@ PANELS: dict[str, Panel] = {p.id: p for p in [
     _breakdown("city", T("市区町村", "Cities")),
     _breakdown("event", T("カスタムイベント", "Custom events")),
     _breakdown("property", T("カスタムイベントのプロパティ", "Custom event properties")),
+    # Goals: what the clinic counts as a conversion (collector.query.conversions).
+    Panel("goals", T("目標", "Goals"), "goals", "table", wide=True,
+          note=T("達成した訪問者がk人未満の目標は数字を表示しません。率は訪問者に対する割合",
+                 "figures of a goal fewer than k visitors reached are not shown; the rate is "
+                 "of all visitors")),
+    Panel("goal_series", T("目標の推移", "The goal over time"), "goal_series", "chart",
+          chart="goal", note=T("選んだ目標。訪問の始まった日で数えます",
+                               "the chosen goal, by the day each visit began")),
+    _by("channel", T("流入元別", "By channel")),
+    _by("referrer_host", T("参照元サイト別", "By referrer")),
+    _by("utm_source", T("キャンペーンの参照元別 (utm_source)", "By campaign source")),
+    _by("utm_campaign", T("キャンペーン別 (utm_campaign)", "By campaign")),
+    _by("entry_path", T("入口ページ別", "By landing page")),
+    _by("device_type", T("端末別", "By device")),
     # Engagement: what the interaction beacon reports (collector.query.engagement).
     Panel("engagement", T("エンゲージメント", "Engagement"), "engagement", "kpis",
           note=T("アクセス解析に同意した訪問。閲覧時間はページのスクリプトで計測します",
@@ -143,7 +164,7 @@ class Page:
 
 PAGES: dict[str, Page] = {p.id: p for p in [
     Page("overview", T("概要", "Overview"),
-         ("realtime", "kpis", "series", "bd_path", "bd_entry_path", "bd_channel",
+         ("realtime", "kpis", "series", "goals", "bd_path", "bd_entry_path", "bd_channel",
           "bd_referrer_host", "bd_device_type", "bd_country")),
     Page("acquisition", T("集客", "Acquisition"),
          ("bd_channel", "bd_referrer_host", "bd_utm_source", "bd_utm_medium",
@@ -155,6 +176,9 @@ PAGES: dict[str, Page] = {p.id: p for p in [
          ("engagement", "page_engagement", "exit_pages", "bd_interaction", "bd_outbound",
           "bd_app", "bd_tel_page", "bd_mailto_page", "bd_download", "bd_form",
           "bd_not_found")),
+    Page("goals", T("目標", "Goals"),
+         ("goals", "goal_series", "goal_channel", "goal_utm_source", "goal_utm_campaign",
+          "goal_referrer_host", "goal_entry_path", "goal_device_type")),
     Page("events", T("イベント", "Events"), ("kpis", "bd_event", "bd_property",
                                               "bd_interaction")),
     Page("consent", T("同意", "Consent"), ("consent_funnel", "optin", "gpc", "coverage",

@@ -8,6 +8,7 @@ request, no store.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ Grain = Literal["auto", "hour", "day", "week"]
 GRAINS: tuple[Grain, ...] = ("auto", "hour", "day", "week")
 #: Rows of the page-reading query behind the page panels, each of which shows its top ones.
 PAGE_ROWS = 500
+GOAL_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class View:
     filters: tuple[tuple[str, str], ...]
     grain: Grain
     compare: Compare
+    goal: str = ""  # the goal the goals page shows in detail (an id), when one is chosen
 
     def params(self, k: int, tz: str, **extra: object) -> dict[str, object]:
         """Catalogue parameters for this view; ``extra`` adds a query's own (dim, limit…)."""
@@ -60,6 +63,8 @@ class View:
             pairs.append(("grain", self.grain))
         if self.compare != "previous":
             pairs.append(("compare", self.compare))
+        if self.goal:
+            pairs.append(("goal", self.goal))
         pairs += [(f"f.{k}", v) for k, v in sorted(merged.items())]
         return pairs
 
@@ -112,7 +117,10 @@ def parse_view(query: Mapping[str, str], tz: str, today: dt.date | None = None) 
     compare = COMPARE_VALUES.get(query.get("compare") or "previous")
     if compare is None:
         raise QueryError("compare: expected previous, year or off")
-    return View(preset, start, end, tuple(sorted(filters.items())), grain, compare)
+    goal = query.get("goal") or ""
+    if goal and not GOAL_ID.fullmatch(goal):
+        raise QueryError("goal: not a goal")
+    return View(preset, start, end, tuple(sorted(filters.items())), grain, compare, goal)
 
 
 def effective_grain(view: View) -> str:
@@ -138,4 +146,8 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
         extra = {"limit": PAGE_ROWS}
     elif panel.query in ("timeseries", "timeseries_previous"):
         extra = {"grain": effective_grain(view)}
+    elif panel.query == "goal_series":
+        extra = {"grain": effective_grain(view), "goal": view.goal}
+    elif panel.query == "goal_breakdown":
+        extra = {"dim": panel.dim, "limit": top_n, "goal": view.goal}
     return view.params(k, tz, **extra)

@@ -8,6 +8,7 @@ the collector uses too: ``{"error": <code>, "message": <reason>}``.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,9 +35,17 @@ from consent_mw.http import error_body
 from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
-from dashboards.format import key_header, row_label
+from dashboards.format import goal_text, key_header, row_label
 from dashboards.i18n import COOKIE, COOKIE_MAX_AGE, UI, Locale, Text, locale_of, pick_locale
-from dashboards.pagedata import PageLoader, PanelData, Realtime, Table, realtime, table
+from dashboards.pagedata import (
+    GOAL_DETAIL,
+    PageLoader,
+    PanelData,
+    Realtime,
+    Table,
+    realtime,
+    table,
+)
 from dashboards.panels import PAGES, PANELS, Panel, pages_showing
 from dashboards.settings import DashboardSettings
 from dashboards.view import View, effective_grain, parse_view
@@ -185,7 +194,10 @@ class DashboardViews:
             pairs += [(f"f.{k}", v) for k, v in sorted(filters_of(match).items())]
             return RedirectResponse(root(request) + "/" + page.id + "?" + urlencode(pairs),
                                     status_code=303, headers=SECURITY_HEADERS)
+        view = await run_in_threadpool(self.loader.with_goal, page, view, version)
         data = await run_in_threadpool(self.loader.page, page, view, version)
+        goals = (await run_in_threadpool(self.loader.backend.run, "goal_list", {},
+                                         version=version) if page.id == "goals" else [])
         # (id, name, author, whether it is the view's filters)
         listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
                    filters_of(row) == dict(view.filters)) for row in segments]
@@ -203,6 +215,8 @@ class DashboardViews:
             tables=tables, realtime=now,
             here=here(request),
             segments=listed, current_segment=any(current for *_, current in listed),
+            goals=[(str(g["goal_id"]), str(g["name"]), goal_text(json.loads(
+                str(g["definition"])), lang), str(g["created_by"])) for g in goals],
         )
 
     def shaped(self, data: Mapping[str, PanelData], view: View, page_url: str,
@@ -246,6 +260,10 @@ class DashboardViews:
             return json_error(403, "forbidden", "your role cannot read this panel")
         view = parse_view(request.query_params, self.settings.tz)
         version = await run_in_threadpool(self.loader.version)
+        page = pages_showing(panel.id)[0]
+        view = await run_in_threadpool(self.loader.with_goal, page, view, version)
+        if panel.query in GOAL_DETAIL and not view.goal:
+            return panel, view, []
         rows = await run_in_threadpool(self.loader.panel_rows, panel, view, version)
         return panel, view, rows
 

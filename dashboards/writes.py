@@ -1,15 +1,15 @@
-"""The dashboards' writes: staff notes on the time axis and saved segments.
+"""The dashboards' writes: staff notes on the time axis, saved segments and goals.
 
 Every write is a form post from a page: same origin, the session's CSRF token, a role that
 may write (:func:`dashboards.auth.may_write_notes`), a bounded body; then the backend's write
-(``collector.notes``, ``collector.segments``) and a redirect back to the page. A refusal is an
+(``collector.staff``) and a redirect back to the page. A refusal is an
 error page with its reason, never a 500.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from collector.logins import Session
 from collector.notes import WriteRefused
+from collector.query.goals import GOAL_FIELDS
 from collector.web import FormTooLarge, is_same_origin, read_form
 from dashboards.auth import may_write_notes
 from dashboards.i18n import UI
@@ -65,21 +66,36 @@ class WriteViews:
                                          + exc.reason)
         return self._back(request, form)
 
-    async def add_note(self, request: Request) -> Response:
-        return await self._write(request, lambda who, form: self.backend.add_note(
-            form.get("day", ""), form.get("text", ""), who.user))
+    def add(self, item: str) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint adding an ``item`` from its form (:data:`FORMS`)."""
+        body_of = FORMS[item]
 
-    async def delete_note(self, request: Request) -> Response:
-        note_id = request.path_params["note_id"]
-        return await self._write(request, lambda who, _: self.backend.delete_note(
-            note_id, who.user))
+        async def endpoint(request: Request) -> Response:
+            return await self._write(request, lambda who, form: self.backend.add_item(
+                item, body_of(form), who.user))
 
-    async def add_segment(self, request: Request) -> Response:
-        return await self._write(request, lambda who, form: self.backend.add_segment(
-            form.get("name", ""), {k[2:]: v for k, v in form.items() if k.startswith("f.")},
-            who.user))
+        return endpoint
 
-    async def delete_segment(self, request: Request) -> Response:
-        segment_id = request.path_params["segment_id"]
-        return await self._write(request, lambda who, _: self.backend.delete_segment(
-            segment_id, who.user))
+    def delete(self, item: str) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint removing the ``item`` the path names."""
+
+        async def endpoint(request: Request) -> Response:
+            item_id = request.path_params["item_id"]
+            return await self._write(request, lambda who, _: self.backend.delete_item(
+                item, item_id, who.user))
+
+        return endpoint
+
+
+def _segment(form: Mapping[str, str]) -> dict[str, object]:
+    return {"name": form.get("name", ""),
+            "filters": {k[2:]: v for k, v in form.items() if k.startswith("f.")}}
+
+
+#: What each item's form posts, as the body its writer reads (``collector.staff.ITEMS``).
+#: A goal's form carries every kind's fields; the goal reads those of its kind.
+FORMS: dict[str, Callable[[Mapping[str, str]], dict[str, object]]] = {
+    "notes": lambda form: {"day": form.get("day", ""), "text": form.get("text", "")},
+    "segments": _segment,
+    "goals": lambda form: {k: form.get(k, "") for k in GOAL_FIELDS},
+}

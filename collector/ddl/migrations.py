@@ -22,6 +22,7 @@ from collector.ddl.tables import (
     bot_hits_table,
     consent_records_table,
     events_table,
+    goals_table,
     ident,
     notes_table,
     privacy_requests_table,
@@ -29,6 +30,7 @@ from collector.ddl.tables import (
     rollup_days_table,
     rollup_dims_table,
     rollup_engagement_table,
+    rollup_goals_table,
     rollup_pages_table,
     rollup_totals_table,
     segments_table,
@@ -169,6 +171,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "dashboards: saved filter sets (segments)", _tables(segments_table)),
     Migration(11, "rollup: who reported each page's engaged time and scroll depth",
               _page_reporters, data=_rebuild_rollups),
+    Migration(12, "dashboards: goals, what counts as a conversion, and their daily rollup",
+              _tables(goals_table, rollup_goals_table)),
 )
 
 

@@ -271,7 +271,8 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
 
 def rollup_totals_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build): the day's visit figures. Visitor and session states are
-    # uniq states (hashes, never ids), so days merge into exact period figures.
+    # uniq states (hashes, never ids), so days merge into exact period figures. reservations
+    # and converted are written 0 since goals (migration 12): no event name is special.
     return Table(
         name="rollup_totals",
         distributed=False,
@@ -307,6 +308,31 @@ def rollup_dims_table(o: DdlOptions) -> Table:
     events UInt64""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, dim, day, build, key)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
+def rollup_goals_table(o: DdlOptions) -> Table:
+    # One row per (tz, day, build, goal, dimension, key): a goal's visitors, converting
+    # visitors (uniq states), conversions and converting visits (collector.query.conversions).
+    # goal_key is a hash of the goal's definition, so an edited goal is a new key; dim '' is
+    # the day's total, '#' marks that the build covers the goal (a day without visits too).
+    return Table(
+        name="rollup_goals",
+        distributed=False,
+        columns=f"""
+    tz LowCardinality(String),
+    day Date,
+    build UInt64,
+    goal_key LowCardinality(String),
+    dim LowCardinality(String),
+    key String,
+    visitors AggregateFunction({uniq()}, String),
+    converted AggregateFunction({uniq()}, String),
+    conversions UInt64,
+    converted_visits UInt64""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, goal_key, dim, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
@@ -401,6 +427,27 @@ def segments_table(o: DdlOptions) -> Table:
     )
 
 
+def goals_table(o: DdlOptions) -> Table:
+    # What counts as a conversion (collector.goals): a name and the goal's definition as JSON
+    # (collector.query.goals). Versioned like the notes; about the site, not a person.
+    return Table(
+        name="dashboard_goals",
+        engine="ReplacingMergeTree",
+        engine_args="version",
+        distributed=False,
+        columns="""
+    goal_id String,
+    name String,
+    definition String,
+    created_by String,
+    updated_by String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    deleted Bool DEFAULT false,
+    version UInt64""",
+        tail="ORDER BY goal_id",
+    )
+
+
 def bot_hits_table(o: DdlOptions) -> Table:
     # Known bots (``consent_mw.useragent``'s device_type "bot") are no people and give no
     # consent: their events are never stored, only counted here per hour (UTC; hours, not
@@ -421,7 +468,7 @@ TTL hour + INTERVAL {o.events_ttl} SECOND""",
 
 
 ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engagement",
-                 "rollup_pages")
+                 "rollup_pages", "rollup_goals")
 #: The tables of a day's build (rollup_days says which build is current).
 ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
 #: Distinct visitors, sessions and consent ids are counted with uniqCombined(14) everywhere.

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.query.catalogue import build
+from collector.query.catalogue import params_for
 from collector.query.params import QueryError
 from collector.query.run import run
 from collector.store import Store
@@ -62,14 +62,13 @@ def build_routes(store: Callable[[], Store], query_token: Secret) -> list[BaseRo
             return error_response(400, "bad_request",
                                   "only 'query' (a catalogue name) and 'params' are accepted; "
                                   "SQL is never accepted")
-        name: Any = payload.get("query")  # build() refuses anything but a catalogue name
-        params: Any = payload.get("params") or {}  # build() checks it is an object
+        name: Any = payload.get("query")  # params_for() refuses anything but a catalogue name
+        params: Any = payload.get("params") or {}  # params_for() checks it is an object
         try:
-            build(name, params)  # refuse a bad request before touching the store
-        except QueryError as exc:
-            return error_response(400, "bad_query", exc.reason)
-        try:
+            params_for(name, params)  # refuse a bad request before touching the store
             rows = await run_in_threadpool(lambda: run(store(), name, params))
+        except QueryError as exc:  # also what only the store can tell: a goal that is gone
+            return error_response(400, "bad_query", exc.reason)
         except Exception as exc:  # the store's driver raises many types
             log.warning("query %s failed: %s", name, exc)
             return error_response(503, "store_error", "the query failed; see the collector log")

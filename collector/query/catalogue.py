@@ -19,11 +19,18 @@ from typing import Any
 
 from collector.ddl.tables import uniq
 from collector.query.annotations import q_annotations
+from collector.query.conversions import (
+    q_goal_breakdown,
+    q_goal_list,
+    q_goal_series,
+    q_goals,
+)
 from collector.query.engagement import (
     q_engagement,
     q_engagement_previous,
     q_page_engagement,
 )
+from collector.query.goals import Goal
 from collector.query.params import (
     ANONYMOUS_FILTERS,
     DIMENSIONS,
@@ -58,20 +65,17 @@ def q_kpis(p: Params) -> Sql:
     where, rolled = sources(p, params)
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
     if rolled:
-        source += (" UNION ALL SELECT visitors, visits, pageviews, bounces, reservations, "
-                   f"converted FROM rollup_totals WHERE {rolled}")
+        source += (" UNION ALL SELECT visitors, visits, pageviews, bounces "
+                   f"FROM rollup_totals WHERE {rolled}")
     text = f"""
 SELECT
     if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
     if(v_n >= {{k:UInt32}}, s_n, NULL) AS visits,
     if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews,
     if(v_n >= {{k:UInt32}}, b_n, NULL) AS bounces,
-    if(v_n >= {{k:UInt32}}, r_n, NULL) AS reservations,
-    if(v_n >= {{k:UInt32}}, c_n, NULL) AS converted_visits,
     v_n < {{k:UInt32}} AS below_k
 FROM (
-    SELECT {uniq('Merge')}(vs) AS v_n, sum(s_n) AS s_n, sum(pv_n) AS pv_n, sum(b_n) AS b_n,
-           sum(r_n) AS r_n, sum(c_n) AS c_n
+    SELECT {uniq('Merge')}(vs) AS v_n, sum(s_n) AS s_n, sum(pv_n) AS pv_n, sum(b_n) AS b_n
     FROM ({source})
 )"""
     return Sql(text, params)
@@ -260,7 +264,7 @@ def q_data_version(p: Params) -> Sql:
     """Fingerprints of the data, for exact result caching.
 
     ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
-    changes with every suppression change, every staff note or segment and every
+    changes with every suppression change, every staff note, segment or goal and every
     delete/mutation (a
     purge) on events or consent records, but not with inserts of new events.
     """
@@ -270,11 +274,12 @@ SELECT
      FROM system.parts
      WHERE active AND database = currentDatabase()
        AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits',
-                     'dashboard_notes', 'dashboard_segments')) AS version,
+                     'dashboard_notes', 'dashboard_segments', 'dashboard_goals')) AS version,
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase()
-       AND table IN ('suppressions', 'dashboard_notes', 'dashboard_segments'))
+       AND table IN ('suppressions', 'dashboard_notes', 'dashboard_segments',
+                     'dashboard_goals'))
     || '-' ||
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
      FROM system.mutations
@@ -302,11 +307,18 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "realtime": q_realtime,
     "annotations": q_annotations,
     "segments": q_segments,
+    "goals": q_goals,
+    "goal_breakdown": q_goal_breakdown,
+    "goal_series": q_goal_series,
+    "goal_list": q_goal_list,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }
 #: Queries that need no date range.
-UNDATED = {"suppression_stats", "data_version", "realtime", "segments"}
+UNDATED = {"suppression_stats", "data_version", "realtime", "segments", "goal_list"}
+#: Queries about goals: the runner reads the goals there are (:data:`GOALS_SQL`) first.
+GOAL_QUERIES = frozenset({"goals", "goal_breakdown", "goal_series"})
+
 
 
 def params_for(name: str, raw: Mapping[str, Any]) -> Params:
@@ -321,17 +333,21 @@ def params_for(name: str, raw: Mapping[str, Any]) -> Params:
 
 def build(name: str, raw: Mapping[str, Any],
           active_suppressions: frozenset[str] | None = None,
-          rollup: Sequence[tuple[dt.date, int]] | None = None) -> Sql:
+          rollup: Sequence[tuple[dt.date, int]] | None = None,
+          goals: Sequence[Goal] = ()) -> Sql:
     """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
 
     ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
     that cannot match anything; None keeps them all. ``rollup`` (from :func:`rollup_plan`)
-    lists the current rollup days and their builds; None scans events only.
+    lists the current rollup days and their builds; None scans events only. ``goals``: the
+    goals there are (``collector.query.goals``), for the queries about goals.
     """
-    return with_plan(name, params_for(name, raw), active_suppressions, rollup)
+    return with_plan(name, params_for(name, raw), active_suppressions, rollup, goals)
 
 
 def with_plan(name: str, p: Params, active_suppressions: frozenset[str] | None,
-         rollup: Sequence[tuple[dt.date, int]] | None) -> Sql:
+              rollup: Sequence[tuple[dt.date, int]] | None,
+              goals: Sequence[Goal] = ()) -> Sql:
     return CATALOGUE[name](dataclasses.replace(p, active_suppressions=active_suppressions,
-                                               rollup=tuple(rollup) if rollup else None))
+                                               rollup=tuple(rollup) if rollup else None,
+                                               goals=tuple(goals)))

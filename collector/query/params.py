@@ -13,10 +13,13 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.ddl.tables import EXACT_UP_TO
 from collector.errors import CollectorError
+
+if TYPE_CHECKING:
+    from collector.query.goals import Goal
 
 MAX_DAYS = 400
 #: The largest k: distinct counts up to here are exact, so no group below k can pass for k.
@@ -128,9 +131,13 @@ class Params:
     # What the *_previous queries compare with: the period of equal length just before, or
     # the same dates a year earlier.
     compare: str = "previous"
+    goal: str = ""  # the goal a goal query is about (an id of collector.goals)
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
     # Days served from the daily rollup, with their builds; set by the runner, never the caller.
     rollup: tuple[tuple[dt.date, int], ...] | None = None
+    # The goals there are (collector.query.goals), for the queries about goals; set by the
+    # runner, never the caller.
+    goals: tuple[Goal, ...] | None = None
 
     @property
     def bounds(self) -> tuple[int, int]:
@@ -148,7 +155,7 @@ class Params:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
                 "filters": dict(self.filters), "k": self.k, "dim": self.dim,
                 "dims": list(self.dims), "grain": self.grain, "limit": self.limit,
-                "compare": self.compare}
+                "compare": self.compare, "goal": self.goal}
 
 
 def is_text(value: str) -> bool:
@@ -232,7 +239,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     if not isinstance(raw, Mapping):
         raise QueryError("params: expected an object")
     unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit",
-                          "compare"}
+                          "compare", "goal"}
     if unknown:
         raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
     start = parse_date("start", raw.get("start"))
@@ -260,8 +267,11 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     compare = raw.get("compare", "previous")
     if compare not in COMPARISONS:
         raise QueryError("compare: expected previous or year")
+    goal = raw.get("goal", "")
+    if not isinstance(goal, str) or (goal and not re.fullmatch(r"[0-9a-f]{32}", goal)):
+        raise QueryError("goal: expected a goal id")
     return Params(
-        dims=tuple(dims), compare=compare,
+        dims=tuple(dims), compare=compare, goal=goal,
         start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
         filters=check_filters(raw.get("filters")),
         # k = 1 would be no protection at all; the floor is not configurable on purpose.

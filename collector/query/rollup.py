@@ -1,9 +1,10 @@
 """Daily rollups: what keeps the dashboards' unfiltered panels off the raw events.
 
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
-aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement`` and
-``rollup_pages`` with the very SQL fragments the raw
-queries use (``collector.query.sql``), and records the build in ``rollup_days``:
+aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement``,
+``rollup_pages`` and ``rollup_goals`` with the very SQL fragments the raw queries use
+(``collector.query.sql``, ``collector.query.conversions``), and records the build in
+``rollup_days``:
 
 - ``build``: the id of the day's rows. A rebuild writes new rows, then points the day at them,
   so a reader never sees half a day; superseded rows are deleted a few minutes later.
@@ -34,9 +35,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
+from collector.query.conversions import COVERED, goal_kinds, goal_rollup_sql
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
+from collector.query.goals import Goal
 from collector.query.params import DIMENSIONS, day_bounds
-from collector.query.run import active_suppression_types
+from collector.query.run import active_suppression_types, stored_goals
 from collector.query.sql import (
     DETAIL_KINDS,
     INTERACTION_KINDS,
@@ -159,7 +162,7 @@ class Rollup:
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
         store.command(
             "INSERT INTO rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "
-            f"reservations, converted, sessions) {head}, {VISIT_TOTALS}, "
+            f"sessions) {head}, {VISIT_TOTALS}, "
             f"{uniq('State')}(session_id) FROM ({visits_sql(where)})",
             params, settings=INSERT_SETTINGS)
         store.command(
@@ -179,9 +182,50 @@ class Rollup:
             f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
             f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
+        self.build_goals(day, build, stored_goals(store))
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
+
+    def build_goals(self, day: dt.date, build: int, goals: Sequence[Goal]) -> None:
+        """Add the figures of ``goals`` to ``build`` of ``day``: at build time for every
+        goal there is, and later for a goal defined since (:meth:`_backfill_goals`)."""
+        if not goals:
+            return
+        t0, t1 = day_bounds(self.tz, day, day)
+        in_day = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') "
+                  "AND ts < toDateTime64({t1:Int64}, 3, 'UTC')")
+        chosen = tuple(goals)
+        params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, "t0": t0,
+                                  "t1": t1}
+        where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
+        self.store.command(
+            "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
+            "converted, conversions, converted_visits) SELECT {tz:String}, {day:Date}, "
+            "{build:UInt64}, gk, dim, key0, vs, cvs, c, cv "
+            f"FROM ({goal_rollup_sql(chosen, where, params)})", params,
+            settings=INSERT_SETTINGS)
+
+    def _backfill_goals(self, stamp: int) -> int:
+        """Add a goal defined (or edited) since a current build was made to that build, so
+        the goal's figures need no raw scan of closed days; the number of days done. Only
+        builds stamped with the latest suppression version: their data is what a rebuild
+        would read."""
+        goals = stored_goals(self.store)
+        current = {s.build: d for d, s in self.state().items() if s.build and s.stamp == stamp}
+        if not goals or not current:
+            return 0
+        rows = self.store.rows(
+            f"SELECT build, groupUniqArray(goal_key) FROM rollup_goals WHERE tz = {{tz:String}} "
+            f"AND dim = '{COVERED}' GROUP BY build", {"tz": self.tz})
+        have = {int(r[0]): set(r[1]) for r in rows}
+        done = 0
+        for build, day in sorted(current.items(), key=lambda kv: kv[1]):
+            missing = [g for g in goals if g.rollup_key not in have.get(build, set())]
+            if missing:
+                self.build_goals(day, build, missing)
+                done += 1
+        return done
 
     def refresh(self) -> RefreshReport:
         """Build closed days, rebuild changed ones, re-stamp the rest; then drop old builds."""
@@ -212,12 +256,13 @@ class Rollup:
                    for d in stale if d not in todo]
         if restamp:
             store.insert("rollup_days", restamp, DAY_COLUMNS)
+        backfilled = self._backfill_goals(stamp)
         collected = self._collect_garbage()
         report = RefreshReport(tuple(todo), len(restamp), collected,
                                time.perf_counter() - started)
-        if todo or restamp:
-            log.info("rollup %s: built %d day(s), re-stamped %d in %.2f s", self.tz, len(todo),
-                     len(restamp), report.seconds)
+        if todo or restamp or backfilled:
+            log.info("rollup %s: built %d day(s), re-stamped %d, goals added to %d in %.2f s",
+                     self.tz, len(todo), len(restamp), backfilled, report.seconds)
         return report
 
     def _collect_garbage(self) -> int:

@@ -14,10 +14,12 @@ import ipaddress
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collector.query.catalogue import params_for, with_plan
+from collector.query.catalogue import GOAL_QUERIES, params_for, with_plan
+from collector.query.conversions import COVERED, GOAL_ROLLUP_DIMS, GOALS_SQL
+from collector.query.goals import Goal, stored_goal
 from collector.query.params import Params, QueryError
 from collector.query.sql import (
     ACTIVE_TYPES_SQL,
@@ -76,14 +78,18 @@ def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
             for row in result.result_rows]
 
 
-def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]:
+def rollup_plan(store: Store, name: str, p: Params,
+                goals: Sequence[Goal] = ()) -> list[tuple[dt.date, int]]:
     """The current rollup days (and builds) a query may read; [] when it must scan events.
 
     Filtered views select visits across the whole range, and hourly series are finer than a
-    day: neither can use daily aggregates.
+    day: neither can use daily aggregates. A query about goals reads only the builds that
+    cover each of its goals (``goals``: those there are).
     """
-    if name not in ROLLUP_QUERIES or p.filters or (name == "timeseries"
+    if name not in ROLLUP_QUERIES or p.filters or (name in ("timeseries", "goal_series")
                                                    and p.grain not in ROLLUP_GRAINS):
+        return []
+    if name == "goal_breakdown" and p.dim not in GOAL_ROLLUP_DIMS:
         return []
     first = p.start - dt.timedelta(days=p.shift_days) if name in PREVIOUS_QUERIES else p.start
     try:
@@ -92,11 +98,39 @@ def rollup_plan(store: Store, name: str, p: Params) -> list[tuple[dt.date, int]]
     except Exception as exc:  # e.g. a server user not granted the rollup tables
         log.debug("rollup unavailable, scanning events: %s", exc)
         return []
-    return [(r[0], int(r[1])) for r in rows]
+    plan = [(r[0], int(r[1])) for r in rows]
+    if name in GOAL_QUERIES and plan:
+        about = [g for g in goals if name == "goals" or g.goal_id == p.goal]
+        plan = _covering(store, p.tz, plan, [g.rollup_key for g in about])
+    return plan
+
+
+def _covering(store: Store, tz: str, plan: list[tuple[dt.date, int]],
+              keys: list[str]) -> list[tuple[dt.date, int]]:
+    """The days of ``plan`` whose build has the figures of every goal of ``keys``."""
+    if not keys:
+        return []
+    rows = store.query(
+        f"SELECT build FROM rollup_goals WHERE tz = {{tz:String}} AND dim = '{COVERED}' "
+        "AND build IN {builds:Array(UInt64)} AND goal_key IN {keys:Array(String)} "
+        "GROUP BY build HAVING uniqExact(goal_key) = {n:UInt32}",
+        {"tz": tz, "builds": [b for _, b in plan], "keys": keys, "n": len(set(keys))},
+        settings=READONLY_SETTINGS).result_rows
+    covered = {int(r[0]) for r in rows}
+    return [(day, build) for day, build in plan if build in covered]
+
+
+def stored_goals(store: Store) -> list[Goal]:
+    """The goals there are (``collector.goals`` writes them); one that no longer parses is
+    left out, not an error for every page."""
+    rows = store.query(GOALS_SQL, settings=READONLY_SETTINGS).result_rows
+    goals = [stored_goal(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return [g for g in goals if g is not None]
 
 
 def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Validate, build and run a catalogue query."""
     params = params_for(name, raw)
+    goals = stored_goals(store) if name in GOAL_QUERIES else []
     return run_readonly(store, with_plan(name, params, active_suppression_types(store),
-                                         rollup_plan(store, name, params)))
+                                         rollup_plan(store, name, params, goals), goals))

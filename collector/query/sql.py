@@ -144,7 +144,7 @@ SELECT day, b FROM (
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
 ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                             "breakdown", "breakdowns", "engagement", "engagement_previous",
-                            "page_engagement"})
+                            "page_engagement", "goals", "goal_breakdown", "goal_series"})
 #: Queries over the compared period, before the one asked for (their plan covers both).
 PREVIOUS_QUERIES = frozenset({"kpis_previous", "timeseries_previous", "engagement_previous"})
 ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
@@ -166,7 +166,6 @@ def visits_sql(where: str) -> str:
     return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d,
            {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
            countIf(kind = 'custom') AS other,
-           countIf(kind = 'custom' AND name = 'reservation') AS res,
            toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
            sumIf(engaged_seconds, {ENGAGED}) AS eng,
            argMaxIf(path, (ts, path), kind = 'pageview') AS exit_path
@@ -177,9 +176,10 @@ ENGAGED = "kind = 'interaction' AND name = 'engaged'"
 SCROLLED = "kind = 'interaction' AND name = 'scroll'"
 
 
-#: Per-visit rows → (visitors state, visits, pageviews, bounces, reservations, converted).
+#: Per-visit rows → (visitors state, visits, pageviews, bounces). Conversions are goals'
+#: (collector.query.conversions): no event name is special here.
 VISIT_TOTALS = (f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(pv) AS pv_n, "
-                "countIf(pv = 1 AND other = 0) AS b_n, sum(res) AS r_n, countIf(res > 0) AS c_n")
+                "countIf(pv = 1 AND other = 0) AS b_n")
 
 
 def grouped_sql(dims: Sequence[str], where: str) -> str:

@@ -61,3 +61,18 @@
     document.addEventListener("visibilitychange", tick);
   });
 })();
+
+// The goal form: only the chosen kind's fields are shown (without script, all are, and the
+// server reads the chosen kind's).
+(function () {
+  "use strict";
+  var kind = document.getElementById("goal-kind");
+  if (!kind) { return; }
+  var show = function () {
+    document.querySelectorAll("#goal-add fieldset[data-kind]").forEach(function (set) {
+      set.hidden = set.getAttribute("data-kind") !== kind.value;
+    });
+  };
+  kind.addEventListener("change", show);
+  show();
+})();

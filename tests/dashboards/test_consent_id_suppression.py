@@ -14,10 +14,12 @@ from typing import Any
 
 from support.dashboards import END, event, insert_events, visitors
 
+from collector.goals import Goals
 from collector.privacy.operations import Privacy
 from collector.privacy.subjects import Subject
 from collector.query import catalogue
 from collector.query import run as query_run
+from collector.query.conversions import GOAL_DIMS
 from collector.query.params import DIMENSIONS
 from collector.query.rollup import Rollup
 from consent_mw.ids import subject_hash
@@ -30,10 +32,14 @@ ON = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
 ABOUT_THE_STORE = {"suppression_stats", "data_version"}
 
 
-def every_query() -> list[tuple[str, dict[str, Any]]]:
+def every_query(goal: str) -> list[tuple[str, dict[str, Any]]]:
     queries: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(set(catalogue.CATALOGUE) - ABOUT_THE_STORE):
-        if name == "breakdown":
+        if name == "goal_breakdown":
+            queries += [(name, {"dim": d, "goal": goal}) for d in sorted(GOAL_DIMS)]
+        elif name == "goal_series":
+            queries.append((name, {"goal": goal}))
+        elif name == "breakdown":
             queries += [(name, {"dim": d}) for d in DIMENSIONS]
         elif name == "breakdowns":  # at most 16 dimensions a query
             dims = [d for d in DIMENSIONS if d != "property"]
@@ -46,8 +52,13 @@ def every_query() -> list[tuple[str, dict[str, Any]]]:
 
 
 def answers(store: Any) -> dict[str, Any]:
+    goals = Goals(store)
+    if not goals.live():  # a goal of each kind the rows can reach
+        goals.add("reservation", {"kind": "event", "event": "reservation"}, "admin")
+        goals.add("price", {"kind": "page", "path": "/pri*"}, "admin")
+    goal = next(g.goal_id for g in goals.live() if g.name == "reservation")
     return {f"{name} {extra}": query_run.run(store, name, {**BASE, **extra})
-            for name, extra in every_query()}
+            for name, extra in every_query(goal)}
 
 
 def people(prefix: str, n: int, consent_id: str | None = None) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from support.dashboards import ORIGIN, RANGE, seeded_dsn
 
-from collector import notes as notes_api
+from collector import staff
 from collector.notes import Notes, WriteRefused, check_note
 from collector.query import run as query_run
 from consent_mw.config import Secret
@@ -122,7 +122,7 @@ def test_a_new_banner_or_policy_version_marks_the_axis_by_itself(store: Any,
 
 
 def test_notes_through_the_collector_need_its_token(store: Any) -> None:
-    app = Starlette(routes=notes_api.build_routes(lambda: store, Secret(TOKEN)))
+    app = Starlette(routes=staff.build_routes(lambda: store, Secret(TOKEN)))
     collector = TestClient(app)
     body = {"day": "2026-06-20", "text": "TV", "author": "marketing"}
     assert collector.post("/v1/notes", json=body).status_code == 401
@@ -133,12 +133,15 @@ def test_notes_through_the_collector_need_its_token(store: Any) -> None:
                                           "Content-Type": "application/json"})
         assert refused.status_code == 400 and refused.json()["error"] == "bad_note"
     remote = CollectorBackend("http://testserver", TOKEN, transport=_Asgi(app))
-    note_id = remote.add_note("2026-06-20", "TV", "marketing")
+    note_id = remote.add_item("notes", {"day": "2026-06-20", "text": "TV"}, "marketing")
     assert ("2026-06-20", "note", "TV") in annotations(store)
-    assert remote.delete_note(note_id, "admin") is True
-    assert remote.delete_note(note_id, "admin") is False  # already gone
+    assert remote.delete_item("notes", note_id, "admin") is True
+    assert remote.delete_item("notes", note_id, "admin") is False  # already gone
     with pytest.raises(WriteRefused):
-        remote.delete_note("../../v1/query", "admin")
+        remote.delete_item("notes", "../../v1/query", "admin")
+    with pytest.raises(WriteRefused):
+        remote.add_item("../query", {}, "admin")
+    assert collector.post("/v1/anything", json=body).status_code == 404
 
 
 class _Asgi(httpx.BaseTransport):

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from support.dashboards import ORIGIN, RANGE, seeded_dsn
 
-from collector import segments as segments_api
+from collector import staff
 from collector.notes import WriteRefused
 from collector.query import run as query_run
 from collector.segments import Segments, check_segment
@@ -103,8 +103,7 @@ def test_an_unknown_segment_is_a_400_and_privacy_staff_cannot_save(store: Any,
 
 
 def test_segments_through_the_collector_need_its_token(store: Any) -> None:
-    collector = TestClient(Starlette(routes=segments_api.build_routes(lambda: store,
-                                                                        Secret(TOKEN))))
+    collector = TestClient(Starlette(routes=staff.build_routes(lambda: store, Secret(TOKEN))))
     body = {"name": "LINE", "filters": {"utm_source": "line"}, "author": "admin"}
     assert collector.post("/v1/segments", json=body).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -116,7 +115,7 @@ def test_segments_through_the_collector_need_its_token(store: Any) -> None:
     ok = collector.post("/v1/segments", json=body, headers=auth)
     assert ok.status_code == 200
     assert [r["name"] for r in query_run.run(store, "segments", {})] == ["LINE"]
-    segment_id = ok.json()["segment_id"]
+    segment_id = ok.json()["id"]
     assert collector.post(f"/v1/segments/{segment_id}/delete", json={"author": "admin"},
                           headers=auth).json() == {"deleted": True}
     assert Segments(store).delete(segment_id, "admin") is False

@@ -1,0 +1,223 @@
+"""Goal conversions: per goal, by a visit's channel, source, campaign, landing or device, and
+over time.
+
+How a conversion is counted (``collector.query.goals`` defines the goals):
+
+- a **conversion** is one matching page view, custom event or beacon report; an engaged-time
+  goal converts a visit once;
+- a **converting visit** holds at least one, a **converting visitor** has such a visit;
+- the **conversion rate** is converting visitors over all visitors (of the period, the
+  group or the day);
+- a visit is attributed to the first value of the dimension among its rows: the channel,
+  source and campaign of its landing, its entry page, its device.
+
+k applies twice: a group seen by fewer than k visitors folds into "other", and a goal's
+figures (conversions, converting visitors, rate, value) are shown only when at least k
+visitors converted, in the period, the group or the day; otherwise they are NULL ("–"). Rows
+are ordered by what is shown, never by a hidden figure. Like every catalogue query these
+read only unsuppressed, consented rows and select visits by the view's filters.
+
+Unfiltered figures read closed days from ``rollup_goals`` (built by ``collector.query.rollup``
+with :func:`goal_rollup_sql`, from the same per-visit rows), so merged figures equal a raw
+scan's; a day whose build does not cover a goal yet is scanned raw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.ddl.tables import uniq
+from collector.query.goals import Goal, goal_count
+from collector.query.params import DIMENSIONS, Params, QueryError
+from collector.query.sql import (
+    DETAIL_KINDS,
+    ROLLUP_GRAINS,
+    VISIT_KINDS,
+    Sql,
+    base_params,
+    sources,
+)
+
+#: What the goals table holds: every goal there is, by name (the runner reads them).
+GOALS_SQL = """
+SELECT goal_id, name, definition, created_by FROM dashboard_goals FINAL
+WHERE NOT deleted
+ORDER BY name, goal_id
+LIMIT 100"""
+#: Series buckets of a visit, by when it started.
+VISIT_GRAINS = {
+    "hour": "toStartOfHour(t0, {tz:String})",
+    "day": "d",
+    "week": "toMonday(d)",
+}
+#: Dimensions a goal's conversions are broken down by: what a visit has one of.
+GOAL_DIMS = frozenset(d for d, dim in DIMENSIONS.items()
+                      if dim.kind == "pageview" and not dim.guarded and d != "path")
+#: Those the daily rollup keeps per goal (the goals page's); others are scanned raw.
+GOAL_ROLLUP_DIMS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+                    "entry_path", "device_type")
+#: The rollup's row that says a build covers a goal.
+COVERED = "#"
+
+
+def goal_kinds(goals: tuple[Goal, ...]) -> str:
+    return DETAIL_KINDS if any(g.reads_interactions for g in goals) else VISIT_KINDS
+
+
+def per_visit(goals: tuple[Goal, ...], where: str, params: dict[str, Any],
+              keys: tuple[str, ...] = ()) -> str:
+    """One row per visit (a session within one day): its visitor ``v``, when it started
+    ``t0``, how many conversions of each goal ``n{i}`` it holds, and per dimension of
+    ``keys`` its first value among its rows, ``k_<dim>``."""
+    counts = "".join(f", {goal_count(g, i, params)} AS n{i}" for i, g in enumerate(goals))
+    keyed = "".join(f", argMinIf({DIMENSIONS[d].expr}, ts, {DIMENSIONS[d].rows}) AS k_{d}"
+                    for d in keys)
+    return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d, any(visitor_id) AS v,
+           min(ts) AS t0{keyed}{counts}
+    FROM events WHERE {where}
+    GROUP BY session_id, d
+    HAVING countIf({VISIT_KINDS}) > 0"""
+
+
+def _per_goal(goals: tuple[Goal, ...]) -> str:
+    """ARRAY JOIN turning a visit row into one row per goal: ``pos`` (1-based) and ``n``."""
+    counts = ", ".join(f"n{i}" for i in range(len(goals)))
+    return f"ARRAY JOIN [{counts}] AS n, arrayEnumerate([{counts}]) AS pos"
+
+
+def goal_rows(goals: tuple[Goal, ...], p: Params, params: dict[str, Any],
+              key: str | None = None, bucket: str | None = None) -> str:
+    """(pos, key0, vs, cvs, c, cv) per goal and ``key`` (or series ``bucket``): visitors and
+    converting visitors as uniq states, conversions, converting visits; from the raw events of
+    the days the rollup does not cover, and the rollup's rows of the others."""
+    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
+    raw = f"""SELECT pos, {key0} AS key0, {uniq('State')}(v) AS vs,
+           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv
+    FROM ({per_visit(goals, where, params, (key,) if key else ())}) {_per_goal(goals)}
+    GROUP BY pos, key0"""
+    if not rolled:
+        return raw
+    params["gkeys"] = [g.rollup_key for g in goals]
+    params["gdim"] = key or ""
+    rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
+    return f"""{raw}
+    UNION ALL
+    SELECT indexOf({{gkeys:Array(String)}}, goal_key) AS pos, {rolled_key} AS key0,
+           visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv
+    FROM rollup_goals
+    WHERE {rolled} AND dim = {{gdim:String}} AND goal_key IN {{gkeys:Array(String)}}"""
+
+
+def chosen(p: Params) -> Goal:
+    """The goal ``p.goal`` names, among those the runner read."""
+    for goal in p.goals or ():
+        if goal.goal_id == p.goal:
+            return goal
+    raise QueryError("goal: no such goal")
+
+
+def q_goals(p: Params) -> Sql:
+    """Every goal: (goal_id, name, conversions, converted_visits, converted_visitors,
+    visitors, rate, value); a goal's figures NULL under k converting visitors."""
+    params = base_params(p)
+    goals = p.goals or ()
+    if not goals:
+        return Sql("SELECT '' AS goal_id, '' AS name, 0 AS conversions WHERE 0", params)
+    params.update(gids=[g.goal_id for g in goals], gnames=[g.name for g in goals],
+                  gvalues=[g.value for g in goals])
+    text = f"""
+SELECT {{gids:Array(String)}}[pos] AS goal_id, {{gnames:Array(String)}}[pos] AS name,
+       if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
+       if(cv_n >= {{k:UInt32}}, cvis, NULL) AS converted_visits,
+       if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
+       if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+       if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate,
+       if(cv_n >= {{k:UInt32}} AND val > 0, c_n * val, NULL) AS value
+FROM (SELECT arrayJoin(arrayEnumerate({{gids:Array(String)}})) AS pos,
+             {{gvalues:Array(UInt64)}}[pos] AS val) AS listed
+LEFT JOIN (
+    SELECT pos, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
+           sum(cv) AS cvis
+    FROM ({goal_rows(goals, p, params)})
+    GROUP BY pos
+) AS figures USING pos
+ORDER BY pos"""
+    return Sql(text, params)
+
+
+def q_goal_breakdown(p: Params) -> Sql:
+    """One goal's conversions by ``p.dim``: (key, is_other, visitors, conversions,
+    converted_visitors, rate, value)."""
+    if p.dim not in GOAL_DIMS:
+        raise QueryError(f"dim: goals break down by {', '.join(sorted(GOAL_DIMS))}")
+    goal = chosen(p)
+    params = base_params(p)
+    params["gv"] = goal.value
+    text = f"""
+SELECT key, is_other, v_n AS visitors,
+       if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
+       if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
+       if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate,
+       if(cv_n >= {{k:UInt32}} AND {{gv:UInt64}} > 0, c_n * {{gv:UInt64}}, NULL) AS value
+FROM (
+    SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+           finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
+           {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n
+    FROM (SELECT key0, {uniq('MergeState')}(vs) AS vs, {uniq('MergeState')}(cvs) AS cvs,
+                 sum(c) AS c
+          FROM ({goal_rows((goal,), p, params, key=p.dim)}) GROUP BY key0)
+    GROUP BY key, is_other
+)
+WHERE v_n >= {{k:UInt32}}
+ORDER BY is_other, if(cv_n >= {{k:UInt32}}, cv_n, 0) DESC, v_n DESC, key
+LIMIT {{lim:UInt32}}"""
+    return Sql(text, params)
+
+
+def q_goal_series(p: Params) -> Sql:
+    """One goal over time: (bucket, visitors, conversions, converted_visitors, rate) by
+    when visits started."""
+    goal = chosen(p)
+    params = base_params(p)
+    text = f"""
+SELECT toString(b) AS bucket,
+       if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+       if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
+       if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
+       if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate
+FROM (
+    SELECT key0 AS b, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n
+    FROM ({goal_rows((goal,), p, params, bucket=p.grain)})
+    GROUP BY b
+)
+ORDER BY b"""
+    return Sql(text, params)
+
+
+def q_goal_list(p: Params) -> Sql:
+    """(goal_id, name, definition JSON, created_by): the goals there are, for the page that
+    lists and edits them."""
+    return Sql(GOALS_SQL)
+
+
+def goal_rollup_sql(goals: tuple[Goal, ...], where: str, params: dict[str, Any]) -> str:
+    """(goal_key, dim, key0, vs, cvs, c, cv) of one day's visits, per goal: the total
+    (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
+    :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
+    ``rollup_goals``."""
+    params["gkeys"] = [g.rollup_key for g in goals]
+    keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
+    which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
+                                                                 strict=True))
+    value = ", ".join(f"grouping({k}) = 0, {k}" for k in keys)
+    sets = ", ".join(["(pos)", *(f"(pos, {k})" for k in keys)])
+    empty = f"{uniq('StateIf')}('', 0)"
+    return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, multiIf({which}, '') AS dim,
+           multiIf({value}, '') AS key0, {uniq('State')}(v) AS vs,
+           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv
+    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {_per_goal(goals)}
+    GROUP BY GROUPING SETS ({sets})
+    UNION ALL
+    SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
+           toUInt64(0), toUInt64(0)"""
