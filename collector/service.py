@@ -106,7 +106,7 @@ class CollectorService:
                 apply_migrations(store, self.ddl_options)
                 if self.settings.goals_file is not None:
                     written = Goals(store).sync(load_goals(self.settings.goals_file),
-                                                author=f"file {self.settings.goals_file.name}")
+                                                author=self.settings.goals_file.name)
                     if written:
                         log.info("goals from %s: %s", self.settings.goals_file,
                                  ", ".join(written))

@@ -237,9 +237,12 @@ class PageLoader:
         return out
 
 
-def _columns(panel: Panel) -> tuple[tuple[str, Text, Kind], ...]:
-    """The number columns of a table of several figures: its own, or its query's."""
-    return PAGE_COLUMNS.get(panel.id) or PAGE_COLUMNS[panel.query]
+def _columns(panel: Panel, rows: Rows) -> tuple[tuple[str, Text, Kind], ...]:
+    """The number columns of a table of several figures: its own, or its query's; a value
+    column only when some row has a value (most goals carry none)."""
+    columns = PAGE_COLUMNS.get(panel.id) or PAGE_COLUMNS[panel.query]
+    return tuple(c for c in columns
+                 if c[0] != "value" or any(r.get("value") is not None for r in rows))
 
 
 def top_rows(rows: Rows, column: str, n: int) -> Rows:
@@ -289,12 +292,13 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = 
         return Table([total, *days], BOT_HEADERS)
     if panel.query == "goals":
         goals_url = page_url.rsplit("/", 1)[0] + "/goals"
-        return Table([TableRow(str(r["name"]), tuple(r[c] for c, _, _ in PAGE_COLUMNS["goals"]),
+        columns = _columns(panel, rows)
+        return Table([TableRow(str(r["name"]), tuple(r[c] for c, _, _ in columns),
                                goals_url + "?" + urlencode(
                                    dataclasses.replace(view, goal=str(r["goal_id"])).query()),
                                False) for r in rows],
-                     tuple(h for _, h, _ in PAGE_COLUMNS["goals"]), GOAL_HEADER,
-                     tuple(k for _, _, k in PAGE_COLUMNS["goals"]))
+                     tuple(h for _, h, _ in columns), GOAL_HEADER,
+                     tuple(k for _, _, k in columns))
     pages = panel.query in ("page_engagement", "goal_breakdown")
     # A page's row filters on the page; a 404's on the page viewed with that status.
     filter_dim = ("path" if panel.dim == "entry_path" or panel.query == "page_engagement"
@@ -311,14 +315,14 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = 
             href = page_url + "?" + urlencode(view.query(filters={filter_dim: key}))
         if pages:
             values: tuple[Number | None, ...] = tuple(
-                r[c] for c, _, _ in _columns(panel))
+                r[c] for c, _, _ in _columns(panel, rows))
         elif panel.query == "anonymous_pages":
             values = (r["views"],)
         else:
             values = (r["visitors"], r["events"])
         out.append(TableRow(row_label(key, other, panel.dim, locale), values, href, other))
     if pages:
-        columns = _columns(panel)
+        columns = _columns(panel, rows)
         return Table(out, tuple(h for _, h, _ in columns), key_header(panel.dim),
                      tuple(k for _, _, k in columns))
     if panel.query == "anonymous_pages":

@@ -88,9 +88,10 @@ PANELS: dict[str, Panel] = {p.id: p for p in [
     _breakdown("property", T("カスタムイベントのプロパティ", "Custom event properties")),
     # Goals: what the clinic counts as a conversion (collector.query.conversions).
     Panel("goals", T("目標", "Goals"), "goals", "table", wide=True,
-          note=T("達成した訪問者がk人未満の目標は数字を表示しません。率は訪問者に対する割合",
-                 "figures of a goal fewer than k visitors reached are not shown; the rate is "
-                 "of all visitors")),
+          note=T("達成した訪問者が上の人数に満たない目標は数字を表示しません。"
+                 "率は全訪問者に対する割合。名前を選ぶと下に詳しく表示します",
+                 "a goal reached by fewer visitors than said above shows no figures; the rate "
+                 "is of all visitors; pick a name for its details below")),
     Panel("goal_series", T("目標の推移", "The goal over time"), "goal_series", "chart",
           chart="goal", note=T("選んだ目標。訪問の始まった日で数えます",
                                "the chosen goal, by the day each visit began")),

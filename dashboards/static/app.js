@@ -11,6 +11,13 @@
         margin: { l: 50, r: 10, t: 10, b: 40 }, height: 280,
         legend: { orientation: "h" }, font: { size: 11 }
       }, chart.layout || {});
+      if (window.innerWidth <= 600 && layout.xaxis && layout.xaxis.type === "date") {
+        // A phone: a few level dates, and the legend below them rather than on them.
+        layout.xaxis = Object.assign({}, layout.xaxis, { nticks: 4, tickangle: 0 });
+        layout.legend = { orientation: "h", y: -0.2, yanchor: "top" };
+        layout.margin = Object.assign({}, layout.margin, { b: 80 });
+        layout.height = 300;
+      }
       // On a phone the tool bar would sit on the chart and catch the finger.
       window.Plotly.newPlot(el, chart.traces, layout, {
         displaylogo: false, responsive: true,
