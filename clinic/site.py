@@ -199,10 +199,12 @@ def create_site(
             return render(request, "reservation.html",
                           {"values": values, "errors": errors, "bad": bad}, status=400)
         # Only what describes the demand, never who: no name, phone, e-mail or exact date.
+        # Worth the treatment's first price to the dashboards' goals (value by campaign).
+        item = TREATMENTS_BY_SLUG[values["treatment"]]
         track(request, "reservation",
-               {"treatment": values["treatment"], "preferred_month": values["date"][:7]})
-        return render(request, "thanks.html",
-                      {"item": TREATMENTS_BY_SLUG[values["treatment"]]})
+              {"treatment": values["treatment"], "preferred_month": values["date"][:7]},
+              value=item.prices[0].yen, currency="JPY")
+        return render(request, "thanks.html", {"item": item})
 
     async def landing(request: Request) -> Response:
         campaign = CAMPAIGNS.get(request.path_params["campaign"])

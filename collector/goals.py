@@ -80,13 +80,17 @@ class Goals(StaffItems):
         return written
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise WriteRefused(f"{path}: {exc}") from None
+
+
 def load_goals(path: Path) -> list[Goal]:
     """The goals of a TOML file (``[[goal]]`` tables: ``name``, ``kind`` and the kind's
     fields), or WriteRefused naming the first that is wrong."""
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise WriteRefused(f"{path}: {exc}") from None
+    data = read_toml(path)
     tables = data.get("goal", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise WriteRefused(f"{path}: expected [[goal]] tables")

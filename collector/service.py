@@ -25,6 +25,7 @@ from collector.app import build_app
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions
 from collector.enrich.geo import GeoLookup
+from collector.funnels import Funnels, load_funnels
 from collector.goals import Goals, load_goals
 from collector.ingest.pipeline import Ingest
 from collector.logins import Logins
@@ -105,11 +106,11 @@ class CollectorService:
             try:
                 apply_migrations(store, self.ddl_options)
                 if self.settings.goals_file is not None:
-                    written = Goals(store).sync(load_goals(self.settings.goals_file),
-                                                author=self.settings.goals_file.name)
+                    path = self.settings.goals_file
+                    written = Goals(store).sync(load_goals(path), author=path.name)
+                    written += Funnels(store).sync(load_funnels(path), author=path.name)
                     if written:
-                        log.info("goals from %s: %s", self.settings.goals_file,
-                                 ", ".join(written))
+                        log.info("goals and funnels from %s: %s", path, ", ".join(written))
             except Exception:
                 store.close()
                 raise

@@ -14,6 +14,7 @@ from typing import Any
 
 from collector.accounts import Account, staff_accounts
 from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, DdlOptions
+from collector.funnels import load_funnels
 from collector.goals import load_goals
 from collector.notes import WriteRefused
 from collector.store import mask_dsn
@@ -40,8 +41,9 @@ class CollectorSettings:
     query_token: Secret = NO_SECRET  # read-only query API for dashboards in another process
     hash_key: Secret = NO_SECRET  # the middleware's user-id key (or its secret key)
     geoip_db: Path | None = None
-    # Goals kept in the site's repository ([[goal]] tables, collector.goals): at every start
-    # the goals it names are made its definitions; goals made in the dashboards stay.
+    # Goals and funnels kept in the site's repository ([[goal]], [[funnel]] tables:
+    # collector.goals, collector.funnels): at every start those it names are made its
+    # definitions; those made in the dashboards stay.
     goals_file: Path | None = None
     events_ttl: int = EVENTS_TTL  # 13 months
     ip_ttl: int = IP_TTL
@@ -98,6 +100,7 @@ class CollectorSettings:
         if self.goals_file is not None:
             try:
                 load_goals(self.goals_file)
+                load_funnels(self.goals_file)
             except WriteRefused as exc:
                 raise SettingsError("goals_file", exc.reason) from None
         if self.forwarded_header not in FORWARDED_HEADERS:

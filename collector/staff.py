@@ -1,6 +1,6 @@
 """What the dashboards' staff write, reachable from another process: one route pair for all.
 
-Notes, saved segments and goals are each a :class:`collector.notes.StaffItems` table. For
+Notes, saved segments, goals and funnels are each a :class:`collector.notes.StaffItems` table. For
 dashboards in another process than the collector that owns the store, ``POST /v1/notes``
 (``/v1/segments``, ``/v1/goals``) adds one (the JSON body is what the item's ``add_from``
 reads, plus ``author``) and ``POST /v1/notes/{id}/delete`` removes one. Both are opened by
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collector.funnels import Funnels
 from collector.goals import Goals
 from collector.notes import Notes, StaffItems, WriteRefused
 from collector.segments import Segments
@@ -30,6 +31,7 @@ ITEMS: dict[str, Callable[[Store | Callable[[], Store]], StaffItems]] = {
     "notes": Notes,
     "segments": Segments,
     "goals": Goals,
+    "funnels": Funnels,
 }
 
 

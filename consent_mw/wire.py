@@ -32,6 +32,10 @@ EVENT_KINDS = ("pageview", "anonymous", "custom", "identify", "interaction")
 #: download, a form sent, how far the page was scrolled, how long it was in use.
 INTERACTIONS = ("outbound", "tel", "mailto", "app", "download", "form", "scroll", "engaged")
 SCROLL_STEP = 25  # scroll depth is kept in quarters of the page: 0, 25, 50, 75, 100
+#: What a custom event may be worth (``track(..., value=, currency=)``): a treatment, not a
+#: fortune; kept to the cent, in an ISO 4217 currency.
+MAX_VALUE = 1_000_000_000_000
+CURRENCY_PATTERN = "^[A-Z]{3}$"
 MAX_ENGAGED_SECONDS = 1800  # a page's engaged time is capped: a tab left open is not reading
 RECORD_EVENTS = ("shown", "decided", "updated", "withdrawn", "gpc_applied")
 RECORD_METHODS = ("accept_all", "reject_all", "save", "gpc", "api", "none")
@@ -109,6 +113,8 @@ EVENT_SCHEMA: dict[str, Any] = {
                             "maximum": MAX_ENGAGED_SECONDS},
         # the site's own events
         "conversion": {"type": "boolean"},  # a custom event sent as a conversion (marketing)
+        "value": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_VALUE},
+        "currency": {"type": ["string", "null"], "pattern": CURRENCY_PATTERN},
         "properties": {
             "type": "object",
             "maxProperties": 32,

@@ -12,6 +12,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "audience": frozenset({"marketing", "admin"}),
     "engagement": frozenset({"marketing", "admin"}),
     "goals": frozenset({"marketing", "admin"}),
+    "funnels": frozenset({"marketing", "admin"}),
     "events": frozenset({"marketing", "admin"}),
     "consent": frozenset({"marketing", "privacy", "admin"}),
     "privacy": frozenset({"privacy", "admin"}),

@@ -142,6 +142,11 @@ def chart(data: PanelData, locale: Locale = "ja") -> tuple[list[Json], Json] | N
                 {"yaxis": {"rangemode": "tozero"},
                  **_dates(locale, any(len(str(b)) > 10 for b in x)),
                  **_marks(data.annotations, locale)})
+    if panel.chart == "steps":
+        return ([{"type": "bar", "orientation": "h",
+                  "y": [f"{r['step']}. {r['name']}" for r in rows],
+                  "x": [r["visitors"] for r in rows]}],
+                {"yaxis": {"autorange": "reversed", "automargin": True}})
     if panel.chart == "coverage":
         x = [r["day"] for r in rows]
         return ([{"type": "bar", "name": CONSENTED_PAGEVIEWS(locale), "x": x,

@@ -82,6 +82,11 @@ SUPPRESSION_HEADERS = (Text("利用停止中", "Active"), Text("削除済み", "
 BOT_HEADERS = (Text("同意あり", "With consent"), Text("匿名カウント", "Counted anonymously"),
                Text("ボットのアクセス", "Bot hits"))
 BOT_TOTAL = Text("期間の合計", "Period total")
+#: What a goal's conversions were worth: shown only when some row has a value.
+VALUE_COLUMNS: tuple[tuple[str, Text, Kind], ...] = (
+    ("value", Text("価値", "Value"), "yen"),
+    ("value_per_conversion", Text("1件あたり", "Per conversion"), "yen"),
+    ("value_per_visitor", Text("訪問者あたり", "Per visitor"), "yen"))
 #: The columns of the page engagement and exit page tables, with how each is written.
 PAGE_COLUMNS: dict[str, tuple[tuple[str, Text, Kind], ...]] = {
     "page_engagement": (
@@ -98,15 +103,22 @@ PAGE_COLUMNS: dict[str, tuple[tuple[str, Text, Kind], ...]] = {
         ("conversions", Text("コンバージョン", "Conversions"), "int"),
         ("converted_visitors", Text("達成した訪問者", "Converting visitors"), "int"),
         ("rate", Text("コンバージョン率", "Conversion rate"), "pct"),
-        ("value", Text("価値", "Value"), "yen")),
+        *VALUE_COLUMNS),
     "goal_breakdown": (
         ("visitors", Text("訪問者", "Visitors"), "int"),
         ("converted_visitors", Text("達成した訪問者", "Converting visitors"), "int"),
         ("conversions", Text("コンバージョン", "Conversions"), "int"),
         ("rate", Text("コンバージョン率", "Conversion rate"), "pct"),
-        ("value", Text("価値", "Value"), "yen")),
+        *VALUE_COLUMNS),
+    "funnel": (
+        ("visitors", Text("訪問者", "Visitors"), "int"),
+        ("from_previous", Text("前のステップから", "From the previous step"), "pct"),
+        ("from_start", Text("最初から", "From the first step"), "pct"),
+        ("dropped", Text("離脱", "Dropped"), "int")),
 }
 GOAL_HEADER = Text("目標", "Goal")
+STEP_HEADER = Text("ステップ", "Step")
+REACHED_END = Text("最後まで", "Reached the end")
 #: How a goal's definition reads (``collector.query.goals``), by kind.
 GOAL_KIND_LABELS: dict[str, Text] = {
     "page": Text("ページの閲覧", "Page viewed"),
@@ -189,6 +201,27 @@ def fmt(value: Number | None, kind: Kind = "int", locale: Locale = "ja") -> str:
     if kind == "yen":
         return f"¥{round(float(value)):,}"
     return f"{int(value):,}"
+
+
+FUNNEL_WITHIN = {0: Text("1回の訪問内", "within one visit"),
+                 1: Text("{n}日以内", "within {n} days")}
+REMOVED_GOAL = Text("(削除された目標)", "(a removed goal)")
+
+
+def funnel_text(definition: Mapping[str, object], goal_names: Mapping[str, str],
+                locale: Locale = "ja") -> str:
+    """A stored funnel in words: ``予約ページ → カウンセリング予約 · 1回の訪問内``."""
+    steps = definition.get("steps")
+    names = []
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, Mapping) and step.get("goal"):
+            names.append(goal_names.get(str(step["goal"]), REMOVED_GOAL(locale)))
+        elif isinstance(step, Mapping):
+            names.append(str(step.get("path", "")))
+    days = definition.get("days")
+    within = (FUNNEL_WITHIN[0](locale) if not days
+              else FUNNEL_WITHIN[1](locale).format(n=days))
+    return " → ".join(names) + " · " + within
 
 
 def goal_text(definition: Mapping[str, object], locale: Locale = "ja") -> str:

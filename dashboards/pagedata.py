@@ -27,6 +27,8 @@ from dashboards.format import (
     GOAL_HEADER,
     KPI_LABELS,
     PAGE_COLUMNS,
+    REACHED_END,
+    STEP_HEADER,
     SUPPRESSION_HEADERS,
     VISITORS_HEADER,
     Kind,
@@ -43,8 +45,10 @@ from dashboards.view import View, panel_params
 
 #: Charts over days, which show the notes on the time axis as the series does.
 TIME_CHARTS = frozenset({"optin", "gpc", "coverage", "goal"})
-#: Queries about the one goal a page shows in detail (``View.goal``).
+#: Queries about the one goal a page shows in detail (``View.goal``), and the one funnel
+#: (``View.funnel``).
 GOAL_DETAIL = frozenset({"goal_series", "goal_breakdown"})
+FUNNEL_DETAIL = frozenset({"funnel", "funnel_breakdown"})
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 
@@ -201,14 +205,21 @@ class PageLoader:
         return self.backend.run("goals", view.params(self.k, self.tz), version=version)
 
     def with_goal(self, page: Page, view: View, version: str) -> View:
-        """``view`` with the goal ``page`` shows in detail: the one asked for, else the
-        first there is ("" when there is none, or the page shows no goal in detail)."""
-        if not any(PANELS[pid].query in GOAL_DETAIL for pid in page.panels):
-            return view
-        ids = [str(r["goal_id"]) for r in self.goals(view, version)]
-        if view.goal and view.goal not in ids:
-            raise QueryError("goal: no such goal")
-        return dataclasses.replace(view, goal=view.goal or (ids[0] if ids else ""))
+        """``view`` with the goal and funnel ``page`` shows in detail: the one asked for,
+        else the first there is ("" when there is none, or the page shows none)."""
+        queries = {PANELS[pid].query for pid in page.panels}
+        if queries & GOAL_DETAIL:
+            ids = [str(r["goal_id"]) for r in self.goals(view, version)]
+            if view.goal and view.goal not in ids:
+                raise QueryError("goal: no such goal")
+            view = dataclasses.replace(view, goal=view.goal or (ids[0] if ids else ""))
+        if queries & FUNNEL_DETAIL:
+            ids = [str(r["funnel_id"]) for r in self.backend.run("funnel_list", {},
+                                                                 version=version) if r["ok"]]
+            if view.funnel and view.funnel not in ids:
+                raise QueryError("funnel: no such funnel, or a step's goal was removed")
+            view = dataclasses.replace(view, funnel=view.funnel or (ids[0] if ids else ""))
+        return view
 
     def page(self, page: Page, view: View, version: str | None = None) -> dict[str, PanelData]:
         """Every panel of ``page``; ``version``: the data version, when the caller has it.
@@ -230,11 +241,41 @@ class PageLoader:
             panel = PANELS[pid]
             if len(combined) > 1 and panel in combined:
                 out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
-            elif panel.query in GOAL_DETAIL and not view.goal:
-                out[pid] = PanelData(panel, [])  # no goal defined yet
+            elif ((panel.query in GOAL_DETAIL and not view.goal)
+                  or (panel.query in FUNNEL_DETAIL and not view.funnel)):
+                out[pid] = PanelData(panel, [])  # none defined yet
             else:
                 out[pid] = self.panel(panel, view, version, memo)
         return out
+
+
+def funnel_table(panel: Panel, view: View, rows: Rows, page_url: str,
+                 locale: Locale) -> Table:
+    """A funnel by a dimension: a row per group (the query's order), its visitors, how many
+    reached each step ("–" under k), and the share of its visitors who reached the last."""
+    groups: dict[tuple[str, bool], dict[int, Number | None]] = {}
+    visitors: dict[tuple[str, bool], Number] = {}
+    for r in rows:
+        group = (str(r["key"]), bool(r["is_other"]))
+        groups.setdefault(group, {})[int(r["step"])] = r["reached"]
+        visitors[group] = r["visitors"]
+    steps = max((len(g) for g in groups.values()), default=0)
+    out = []
+    for (key, other), reached in groups.items():
+        last = reached.get(steps)
+        nums: tuple[Number | None, ...] = (
+            visitors[(key, other)], *(reached.get(n) for n in range(1, steps + 1)),
+            None if last is None or not visitors[(key, other)]
+            else float(last) / float(visitors[(key, other)]))
+        href = None
+        if not other and panel.dim and dict(view.filters).get(panel.dim) != key:
+            href = page_url + "?" + urlencode(view.query(filters={panel.dim: key}))
+        out.append(TableRow(row_label(key, other, panel.dim, locale), nums, href, other))
+    headers = (VISITORS_HEADER, *(Text(f"ステップ{n}", f"Step {n}")
+                                  for n in range(1, steps + 1)), REACHED_END)
+    count: Kind = "int"
+    kinds: tuple[Kind, ...] = (*[count] * (steps + 1), "pct")
+    return Table(out, headers, key_header(panel.dim), kinds)
 
 
 def _columns(panel: Panel, rows: Rows) -> tuple[tuple[str, Text, Kind], ...]:
@@ -242,7 +283,7 @@ def _columns(panel: Panel, rows: Rows) -> tuple[tuple[str, Text, Kind], ...]:
     column only when some row has a value (most goals carry none)."""
     columns = PAGE_COLUMNS.get(panel.id) or PAGE_COLUMNS[panel.query]
     return tuple(c for c in columns
-                 if c[0] != "value" or any(r.get("value") is not None for r in rows))
+                 if not c[0].startswith("value") or any(r.get(c[0]) is not None for r in rows))
 
 
 def top_rows(rows: Rows, column: str, n: int) -> Rows:
@@ -299,6 +340,14 @@ def table(panel: Panel, view: View, rows: Rows, page_url: str, locale: Locale = 
                                False) for r in rows],
                      tuple(h for _, h, _ in columns), GOAL_HEADER,
                      tuple(k for _, _, k in columns))
+    if panel.query == "funnel":
+        columns = PAGE_COLUMNS["funnel"]
+        return Table([TableRow(f"{r['step']}. {r['name']}", tuple(r[c] for c, _, _ in columns),
+                               None, False) for r in rows],
+                     tuple(h for _, h, _ in columns), STEP_HEADER,
+                     tuple(k for _, _, k in columns))
+    if panel.query == "funnel_breakdown":
+        return funnel_table(panel, view, rows, page_url, locale)
     pages = panel.query in ("page_engagement", "goal_breakdown")
     # A page's row filters on the page; a 404's on the page viewed with that status.
     filter_dim = ("path" if panel.dim == "entry_path" or panel.query == "page_engagement"

@@ -15,7 +15,7 @@ from dashboards.i18n import Text
 #: How a panel draws its rows: key figures, the visitors/visits/pageviews series, a table, or
 #: one of the charts named by :attr:`Panel.chart`.
 Show = Literal["kpis", "series", "table", "chart", "realtime"]
-Chart = Literal["", "funnel", "optin", "gpc", "coverage", "goal"]
+Chart = Literal["", "funnel", "optin", "gpc", "coverage", "goal", "steps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,21 @@ PANELS: dict[str, Panel] = {p.id: p for p in [
     _by("utm_campaign", T("キャンペーン別 (utm_campaign)", "By campaign")),
     _by("entry_path", T("入口ページ別", "By landing page")),
     _by("device_type", T("端末別", "By device")),
+    # Funnels: how far visitors get along ordered steps (collector.query.funnels).
+    Panel("funnel_chart", T("ファネル", "Funnel"), "funnel", "chart", chart="steps",
+          note=T("各ステップまで進んだ訪問者", "visitors who reached each step")),
+    Panel("funnel", T("ステップごとの数字", "Step by step"), "funnel", "table", wide=True,
+          note=T("ステップに進んだ訪問者が上の人数に満たない場合は数字を表示しません",
+                 "a step reached by fewer visitors than said above shows no figures")),
+    Panel("funnel_channel", T("流入元別", "By channel"), "funnel_breakdown", "table",
+          dim="channel", wide=True,
+          note=T("各ステップまで進んだ訪問者。訪問者は最初の流入元で数えます",
+                 "visitors who reached each step, by how they first arrived")),
+    Panel("funnel_utm_campaign", T("キャンペーン別 (utm_campaign)", "By campaign"),
+          "funnel_breakdown", "table", dim="utm_campaign", wide=True,
+          note=T("各ステップまで進んだ訪問者", "visitors who reached each step")),
+    Panel("funnel_device_type", T("端末別", "By device"), "funnel_breakdown", "table",
+          dim="device_type", wide=True),
     # Engagement: what the interaction beacon reports (collector.query.engagement).
     Panel("engagement", T("エンゲージメント", "Engagement"), "engagement", "kpis",
           note=T("アクセス解析に同意した訪問。閲覧時間はページのスクリプトで計測します",
@@ -180,6 +195,9 @@ PAGES: dict[str, Page] = {p.id: p for p in [
     Page("goals", T("目標", "Goals"),
          ("goals", "goal_series", "goal_channel", "goal_utm_source", "goal_utm_campaign",
           "goal_referrer_host", "goal_entry_path", "goal_device_type")),
+    Page("funnels", T("ファネル", "Funnels"),
+         ("funnel_chart", "funnel", "funnel_channel", "funnel_utm_campaign",
+          "funnel_device_type")),
     Page("events", T("イベント", "Events"), ("kpis", "bd_event", "bd_property",
                                               "bd_interaction")),
     Page("consent", T("同意", "Consent"), ("consent_funnel", "optin", "gpc", "coverage",

@@ -8,14 +8,13 @@ request, no store.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from collector.query import catalogue
-from collector.query.params import FILTERS, MAX_FILTER_LEN, QueryError, parse_params
+from collector.query.params import FILTERS, ITEM_ID, MAX_FILTER_LEN, QueryError, parse_params
 from dashboards.panels import Panel
 
 PRESETS = ("today", "yesterday", "7d", "30d", "90d", "this_month", "last_month", "custom")
@@ -28,7 +27,6 @@ Grain = Literal["auto", "hour", "day", "week"]
 GRAINS: tuple[Grain, ...] = ("auto", "hour", "day", "week")
 #: Rows of the page-reading query behind the page panels, each of which shows its top ones.
 PAGE_ROWS = 500
-GOAL_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +40,7 @@ class View:
     grain: Grain
     compare: Compare
     goal: str = ""  # the goal the goals page shows in detail (an id), when one is chosen
+    funnel: str = ""  # the funnel the funnels page shows (an id), when one is chosen
 
     def params(self, k: int, tz: str, **extra: object) -> dict[str, object]:
         """Catalogue parameters for this view; ``extra`` adds a query's own (dim, limit…)."""
@@ -65,6 +64,8 @@ class View:
             pairs.append(("compare", self.compare))
         if self.goal:
             pairs.append(("goal", self.goal))
+        if self.funnel:
+            pairs.append(("funnel", self.funnel))
         pairs += [(f"f.{k}", v) for k, v in sorted(merged.items())]
         return pairs
 
@@ -117,10 +118,13 @@ def parse_view(query: Mapping[str, str], tz: str, today: dt.date | None = None) 
     compare = COMPARE_VALUES.get(query.get("compare") or "previous")
     if compare is None:
         raise QueryError("compare: expected previous, year or off")
-    goal = query.get("goal") or ""
-    if goal and not GOAL_ID.fullmatch(goal):
+    goal, funnel = query.get("goal") or "", query.get("funnel") or ""
+    if goal and not ITEM_ID.fullmatch(goal):
         raise QueryError("goal: not a goal")
-    return View(preset, start, end, tuple(sorted(filters.items())), grain, compare, goal)
+    if funnel and not ITEM_ID.fullmatch(funnel):
+        raise QueryError("funnel: not a funnel")
+    return View(preset, start, end, tuple(sorted(filters.items())), grain, compare, goal,
+                funnel)
 
 
 def effective_grain(view: View) -> str:
@@ -150,4 +154,8 @@ def panel_params(panel: Panel, view: View, k: int, tz: str, top_n: int) -> dict[
         extra = {"grain": effective_grain(view), "goal": view.goal}
     elif panel.query == "goal_breakdown":
         extra = {"dim": panel.dim, "limit": top_n, "goal": view.goal}
+    elif panel.query == "funnel":
+        extra = {"funnel": view.funnel}
+    elif panel.query == "funnel_breakdown":
+        extra = {"dim": panel.dim, "limit": top_n, "funnel": view.funnel}
     return view.params(k, tz, **extra)

@@ -8,6 +8,7 @@ the collector uses too: ``{"error": <code>, "message": <reason>}``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -28,6 +29,7 @@ from starlette.responses import (
 
 from collector.csvsafe import write_csv
 from collector.logins import Logins, Session, SessionStore
+from collector.query.funnels import MAX_STEPS
 from collector.query.params import QueryError
 from collector.segments import filters_of
 from collector.web import FormTooLarge, client_key, is_same_origin, read_form
@@ -35,7 +37,7 @@ from consent_mw.http import error_body
 from dashboards.auth import may_open, may_read
 from dashboards.backends import BackendError, Rows
 from dashboards.charts import charts, script_json
-from dashboards.format import goal_text, key_header, row_label
+from dashboards.format import funnel_text, goal_text, key_header, row_label
 from dashboards.i18n import COOKIE, COOKIE_MAX_AGE, UI, Locale, Text, locale_of, pick_locale
 from dashboards.pagedata import (
     GOAL_DETAIL,
@@ -197,7 +199,10 @@ class DashboardViews:
         view = await run_in_threadpool(self.loader.with_goal, page, view, version)
         data = await run_in_threadpool(self.loader.page, page, view, version)
         goals = (await run_in_threadpool(self.loader.backend.run, "goal_list", {},
-                                         version=version) if page.id == "goals" else [])
+                                         version=version)
+                 if page.id in ("goals", "funnels") else [])
+        funnels = (await run_in_threadpool(self.loader.backend.run, "funnel_list", {},
+                                           version=version) if page.id == "funnels" else [])
         # (id, name, author, whether it is the view's filters)
         listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
                    filters_of(row) == dict(view.filters)) for row in segments]
@@ -212,11 +217,19 @@ class DashboardViews:
             chips=chips, grain=effective_grain(view),
             charts=script_json({"charts": charts(data, lang)}),
             view_query=urlencode(view.query()),
+            view_query_without_funnel=urlencode(dataclasses.replace(view, funnel="").query()),
             tables=tables, realtime=now,
             here=here(request),
             segments=listed, current_segment=any(current for *_, current in listed),
             goals=[(str(g["goal_id"]), str(g["name"]), goal_text(json.loads(
                 str(g["definition"])), lang), str(g["created_by"])) for g in goals],
+            step_goals=[(str(g["goal_id"]), str(g["name"])) for g in goals
+                        if json.loads(str(g["definition"])).get("kind") != "engaged"],
+            funnels=[(str(f["funnel_id"]), str(f["name"]), funnel_text(
+                json.loads(str(f["definition"])), {str(g["goal_id"]): str(g["name"])
+                                                   for g in goals}, lang),
+                      str(f["created_by"]), bool(f["ok"])) for f in funnels],
+            max_steps=MAX_STEPS,
         )
 
     def shaped(self, data: Mapping[str, PanelData], view: View, page_url: str,

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from collector.logins import Session
 from collector.notes import WriteRefused
+from collector.query.funnels import MAX_STEPS
 from collector.query.goals import GOAL_FIELDS
 from collector.web import FormTooLarge, is_same_origin, read_form
 from dashboards.auth import may_write_notes
@@ -98,4 +99,11 @@ FORMS: dict[str, Callable[[Mapping[str, str]], dict[str, object]]] = {
     "notes": lambda form: {"day": form.get("day", ""), "text": form.get("text", "")},
     "segments": _segment,
     "goals": lambda form: {k: form.get(k, "") for k in GOAL_FIELDS},
+    "funnels": lambda form: {
+        "name": form.get("name", ""), "days": form.get("days", "0") or "0",
+        # Step rows left empty are not steps: a form has room for the most there may be.
+        "steps": [{"goal": form[f"step{n}_goal"]} if form.get(f"step{n}_goal")
+                  else {"path": form[f"step{n}_path"]}
+                  for n in range(1, MAX_STEPS + 1)
+                  if form.get(f"step{n}_goal") or form.get(f"step{n}_path")]},
 }

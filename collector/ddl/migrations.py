@@ -17,11 +17,13 @@ from collector.ddl.tables import (
     PAGE_REPORTER_COLUMNS,
     PURGED_TABLES,
     ROLLUP_TABLES,
+    VALUE_COLUMNS,
     DdlOptions,
     Table,
     bot_hits_table,
     consent_records_table,
     events_table,
+    funnels_table,
     goals_table,
     ident,
     notes_table,
@@ -96,21 +98,26 @@ def _conversion_column(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
 
 
-def _interaction_columns(o: DdlOptions) -> list[str]:
-    """The interaction columns, after ``conversion`` in declaration order, in one ALTER per
-    table. ``IF NOT EXISTS`` makes a rerun (a start that died before recording the version)
-    a no-op, and leaves a store that already has some of them with all of them."""
-    after = "conversion"
-    clauses = []
-    for column in INTERACTION_COLUMNS:
-        clauses.append(f"ADD COLUMN IF NOT EXISTS {column} AFTER {after}")
-        after = column.split()[0]
-    add = ", ".join(clauses)
-    if o.cluster is None:
-        return [f"ALTER TABLE events {add}"]
-    on = f" ON CLUSTER {ident(o.cluster)}"
-    # The Distributed front needs the columns too, or inserts and reads through it fail.
-    return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
+def _event_columns(columns: tuple[str, ...], after: str) -> Callable[[DdlOptions], list[str]]:
+    """Statements adding ``columns`` to events after column ``after``, in declaration order,
+    in one ALTER per table. ``IF NOT EXISTS`` makes a rerun (a start that died before
+    recording the version) a no-op, and leaves a store that already has some of them with
+    all of them."""
+
+    def statements(o: DdlOptions) -> list[str]:
+        previous = after
+        clauses = []
+        for column in columns:
+            clauses.append(f"ADD COLUMN IF NOT EXISTS {column} AFTER {previous}")
+            previous = column.split()[0]
+        add = ", ".join(clauses)
+        if o.cluster is None:
+            return [f"ALTER TABLE events {add}"]
+        on = f" ON CLUSTER {ident(o.cluster)}"
+        # The Distributed front needs the columns too, or inserts and reads through it fail.
+        return [f"ALTER TABLE events_local{on} {add}", f"ALTER TABLE events{on} {add}"]
+
+    return statements
 
 
 #: The one rule for what is a bot: consent_mw.useragent's classification, stored as
@@ -162,7 +169,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "events: the conversion flag of custom events", _conversion_column),
     Migration(5, "daily rollups for the dashboards",
               _tables(rollup_days_table, rollup_totals_table, rollup_dims_table)),
-    Migration(6, "events: what interaction events report", _interaction_columns),
+    Migration(6, "events: what interaction events report",
+              _event_columns(INTERACTION_COLUMNS, "conversion")),
     Migration(7, "bots: counted in bot_hits, never stored in events",
               _tables(bot_hits_table), data=_bots_out_of_events),
     Migration(8, "engagement: visit durations and page reading in the daily rollup",
@@ -173,6 +181,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _page_reporters, data=_rebuild_rollups),
     Migration(12, "dashboards: goals, what counts as a conversion, and their daily rollup",
               _tables(goals_table, rollup_goals_table)),
+    Migration(13, "events: what a custom event is worth",
+              _event_columns(VALUE_COLUMNS, "engaged_seconds")),
+    Migration(14, "dashboards: funnels", _tables(funnels_table)),
 )
 
 

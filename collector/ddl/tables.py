@@ -120,8 +120,9 @@ def events_table(o: DdlOptions) -> Table:
     INDEX idx_visitor visitor_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user user_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_consent consent_id TYPE bloom_filter(0.001) GRANULARITY 1""",
-        # Columns added later come by migration, after click_id_type: conversion (4) and
-        # INTERACTION_COLUMNS (6). This CREATE is migration 1's and is never edited.
+        # Columns added later come by migration, after click_id_type: conversion (4),
+        # INTERACTION_COLUMNS (6) and VALUE_COLUMNS (13). This CREATE is migration 1's and
+        # is never edited.
         # Dashboards always filter a date range first, then split anonymous counts from
         # consented detail (kind), then group by page.
         tail=f"""PARTITION BY toYYYYMM(ts)
@@ -141,6 +142,12 @@ INTERACTION_COLUMNS = (
     "target LowCardinality(String)",  # an app's name, a download's extension, a form's id
     "scroll_depth UInt8",  # in quarters: 0, 25, 50, 75, 100
     "engaged_seconds UInt32",
+)
+#: What a custom event is worth (``track(..., value=, currency=)``, migration 13), after the
+#: interaction columns: the amount to the cent (0 when none was given) and its ISO currency.
+VALUE_COLUMNS = (
+    "value Float64",
+    "currency LowCardinality(String)",
 )
 
 
@@ -314,7 +321,8 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
 
 def rollup_goals_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build, goal, dimension, key): a goal's visitors, converting
-    # visitors (uniq states), conversions and converting visits (collector.query.conversions).
+    # visitors (uniq states), conversions, converting visits and what the conversions were
+    # worth (collector.query.conversions).
     # goal_key is a hash of the goal's definition, so an edited goal is a new key; dim '' is
     # the day's total, '#' marks that the build covers the goal (a day without visits too).
     return Table(
@@ -330,7 +338,8 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     visitors AggregateFunction({uniq()}, String),
     converted AggregateFunction({uniq()}, String),
     conversions UInt64,
-    converted_visits UInt64""",
+    converted_visits UInt64,
+    value Float64""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, goal_key, dim, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
@@ -445,6 +454,27 @@ def goals_table(o: DdlOptions) -> Table:
     deleted Bool DEFAULT false,
     version UInt64""",
         tail="ORDER BY goal_id",
+    )
+
+
+def funnels_table(o: DdlOptions) -> Table:
+    # Ordered steps the marketing team follows visitors through (collector.funnels): a name
+    # and the steps (goal ids or page patterns) and window as JSON. Versioned like the notes.
+    return Table(
+        name="dashboard_funnels",
+        engine="ReplacingMergeTree",
+        engine_args="version",
+        distributed=False,
+        columns="""
+    funnel_id String,
+    name String,
+    definition String,
+    created_by String,
+    updated_by String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    deleted Bool DEFAULT false,
+    version UInt64""",
+        tail="ORDER BY funnel_id",
     )
 
 

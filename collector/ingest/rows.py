@@ -105,6 +105,9 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("target", 'e.get("target") or ""'),
     ("scroll_depth", 'int(e.get("scroll_depth") or 0)'),
     ("engaged_seconds", 'int(e.get("engaged_seconds") or 0)'),
+    # what a custom event is worth (migration 13): an amount only with its currency
+    ("value", 'float(e["value"]) if e.get("value") and e.get("currency") else 0.0'),
+    ("currency", 'e["currency"] if e.get("value") and e.get("currency") else ""'),
     ("properties", '_props(e.get("properties"))'),
     ("traits", '_traits(e.get("traits"))'),
 )

@@ -30,6 +30,7 @@ from collector.query.engagement import (
     q_engagement_previous,
     q_page_engagement,
 )
+from collector.query.funnels import Funnel, q_funnel, q_funnel_breakdown, q_funnel_list
 from collector.query.goals import Goal
 from collector.query.params import (
     ANONYMOUS_FILTERS,
@@ -264,7 +265,7 @@ def q_data_version(p: Params) -> Sql:
     """Fingerprints of the data, for exact result caching.
 
     ``version`` changes with any insert, delete, mutation or merge. ``privacy_version``
-    changes with every suppression change, every staff note, segment or goal and every
+    changes with every suppression change, every staff note, segment, goal or funnel and every
     delete/mutation (a
     purge) on events or consent records, but not with inserts of new events.
     """
@@ -274,12 +275,13 @@ SELECT
      FROM system.parts
      WHERE active AND database = currentDatabase()
        AND table IN ('events', 'consent_records', 'suppressions', 'bot_hits',
-                     'dashboard_notes', 'dashboard_segments', 'dashboard_goals')) AS version,
+                     'dashboard_notes', 'dashboard_segments', 'dashboard_goals',
+                     'dashboard_funnels')) AS version,
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', name))))
      FROM system.parts
      WHERE active AND database = currentDatabase()
        AND table IN ('suppressions', 'dashboard_notes', 'dashboard_segments',
-                     'dashboard_goals'))
+                     'dashboard_goals', 'dashboard_funnels'))
     || '-' ||
     (SELECT toString(cityHash64(groupArraySorted(100000)(concat(table, '/', mutation_id))))
      FROM system.mutations
@@ -311,13 +313,19 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "goal_breakdown": q_goal_breakdown,
     "goal_series": q_goal_series,
     "goal_list": q_goal_list,
+    "funnel": q_funnel,
+    "funnel_breakdown": q_funnel_breakdown,
+    "funnel_list": q_funnel_list,
     "suppression_stats": q_suppression_stats,
     "data_version": q_data_version,
 }
 #: Queries that need no date range.
-UNDATED = {"suppression_stats", "data_version", "realtime", "segments", "goal_list"}
-#: Queries about goals: the runner reads the goals there are (:data:`GOALS_SQL`) first.
+UNDATED = {"suppression_stats", "data_version", "realtime", "segments", "goal_list",
+           "funnel_list"}
+#: Queries about goals: the runner reads the goals there are first; about funnels, the goals
+#: and the funnels.
 GOAL_QUERIES = frozenset({"goals", "goal_breakdown", "goal_series"})
+FUNNEL_QUERIES = frozenset({"funnel", "funnel_breakdown", "funnel_list"})
 
 
 
@@ -334,20 +342,21 @@ def params_for(name: str, raw: Mapping[str, Any]) -> Params:
 def build(name: str, raw: Mapping[str, Any],
           active_suppressions: frozenset[str] | None = None,
           rollup: Sequence[tuple[dt.date, int]] | None = None,
-          goals: Sequence[Goal] = ()) -> Sql:
+          goals: Sequence[Goal] = (), funnels: Sequence[Funnel] = ()) -> Sql:
     """The SQL for a catalogue query, or QueryError for an unknown name or bad parameters.
 
     ``active_suppressions`` (from :func:`active_suppression_types`) only drops conditions
     that cannot match anything; None keeps them all. ``rollup`` (from :func:`rollup_plan`)
     lists the current rollup days and their builds; None scans events only. ``goals``: the
-    goals there are (``collector.query.goals``), for the queries about goals.
+    goals there are (``collector.query.goals``), for the queries about goals; ``funnels``,
+    for those about funnels.
     """
-    return with_plan(name, params_for(name, raw), active_suppressions, rollup, goals)
+    return with_plan(name, params_for(name, raw), active_suppressions, rollup, goals, funnels)
 
 
 def with_plan(name: str, p: Params, active_suppressions: frozenset[str] | None,
               rollup: Sequence[tuple[dt.date, int]] | None,
-              goals: Sequence[Goal] = ()) -> Sql:
+              goals: Sequence[Goal] = (), funnels: Sequence[Funnel] = ()) -> Sql:
     return CATALOGUE[name](dataclasses.replace(p, active_suppressions=active_suppressions,
                                                rollup=tuple(rollup) if rollup else None,
-                                               goals=tuple(goals)))
+                                               goals=tuple(goals), funnels=tuple(funnels)))

@@ -24,10 +24,11 @@ scan's; a day whose build does not cover a goal yet is scanned raw.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from collector.ddl.tables import uniq
-from collector.query.goals import Goal, goal_count
+from collector.query.goals import Goal
 from collector.query.params import DIMENSIONS, Params, QueryError
 from collector.query.sql import (
     DETAIL_KINDS,
@@ -60,16 +61,36 @@ GOAL_ROLLUP_DIMS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm
 COVERED = "#"
 
 
-def goal_kinds(goals: tuple[Goal, ...]) -> str:
+class Measure(Protocol):
+    """What a visit is counted for: a goal, or a step of a funnel within one visit
+    (``collector.query.funnels.Level``). The rollup files its figures under its key."""
+
+    @property
+    def rollup_key(self) -> str: ...
+
+    @property
+    def reads_interactions(self) -> bool: ...
+
+    def count_sql(self, i: int | str, params: dict[str, Any]) -> str:
+        """Per visit: how many times it counts (an aggregate over the visit's rows)."""
+        ...
+
+    def worth_sql(self, i: int | str, params: dict[str, Any]) -> str:
+        """Per visit: what those were worth, in the clinic's currency."""
+        ...
+
+
+def goal_kinds(goals: Sequence[Measure]) -> str:
     return DETAIL_KINDS if any(g.reads_interactions for g in goals) else VISIT_KINDS
 
 
-def per_visit(goals: tuple[Goal, ...], where: str, params: dict[str, Any],
+def per_visit(goals: Sequence[Measure], where: str, params: dict[str, Any],
               keys: tuple[str, ...] = ()) -> str:
     """One row per visit (a session within one day): its visitor ``v``, when it started
     ``t0``, how many conversions of each goal ``n{i}`` it holds, and per dimension of
     ``keys`` its first value among its rows, ``k_<dim>``."""
-    counts = "".join(f", {goal_count(g, i, params)} AS n{i}" for i, g in enumerate(goals))
+    counts = "".join(f", {g.count_sql(i, params)} AS n{i}, {g.worth_sql(i, params)} AS w{i}"
+                     for i, g in enumerate(goals))
     keyed = "".join(f", argMinIf({DIMENSIONS[d].expr}, ts, {DIMENSIONS[d].rows}) AS k_{d}"
                     for d in keys)
     return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d, any(visitor_id) AS v,
@@ -79,21 +100,25 @@ def per_visit(goals: tuple[Goal, ...], where: str, params: dict[str, Any],
     HAVING countIf({VISIT_KINDS}) > 0"""
 
 
-def _per_goal(goals: tuple[Goal, ...]) -> str:
-    """ARRAY JOIN turning a visit row into one row per goal: ``pos`` (1-based) and ``n``."""
+def _per_goal(goals: Sequence[Measure]) -> str:
+    """ARRAY JOIN turning a visit row into one row per goal: ``pos`` (1-based), its
+    conversions ``n`` and their worth ``w``."""
     counts = ", ".join(f"n{i}" for i in range(len(goals)))
-    return f"ARRAY JOIN [{counts}] AS n, arrayEnumerate([{counts}]) AS pos"
+    worth = ", ".join(f"w{i}" for i in range(len(goals)))
+    return f"ARRAY JOIN [{counts}] AS n, [{worth}] AS w, arrayEnumerate([{counts}]) AS pos"
 
 
-def goal_rows(goals: tuple[Goal, ...], p: Params, params: dict[str, Any],
+def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
               key: str | None = None, bucket: str | None = None) -> str:
-    """(pos, key0, vs, cvs, c, cv) per goal and ``key`` (or series ``bucket``): visitors and
-    converting visitors as uniq states, conversions, converting visits; from the raw events of
-    the days the rollup does not cover, and the rollup's rows of the others."""
+    """(pos, key0, vs, cvs, c, cv, val) per goal and ``key`` (or series ``bucket``): visitors
+    and converting visitors as uniq states, conversions, converting visits, their worth; from
+    the raw events of the days the rollup does not cover, and the rollup's rows of the
+    others."""
     where, rolled = sources(p, params, kinds=goal_kinds(goals))
     key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
     raw = f"""SELECT pos, {key0} AS key0, {uniq('State')}(v) AS vs,
-           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv
+           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv,
+           sum(w) AS val
     FROM ({per_visit(goals, where, params, (key,) if key else ())}) {_per_goal(goals)}
     GROUP BY pos, key0"""
     if not rolled:
@@ -104,9 +129,19 @@ def goal_rows(goals: tuple[Goal, ...], p: Params, params: dict[str, Any],
     return f"""{raw}
     UNION ALL
     SELECT indexOf({{gkeys:Array(String)}}, goal_key) AS pos, {rolled_key} AS key0,
-           visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv
+           visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
+           value AS val
     FROM rollup_goals
     WHERE {rolled} AND dim = {{gdim:String}} AND goal_key IN {{gkeys:Array(String)}}"""
+
+
+#: What conversions were worth, in total, per conversion and per visitor (of the period or
+#: group): never for fewer than k converting visitors, and nothing for a goal worth nothing.
+_VALUES = """if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n, 2), NULL) AS value,
+       if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n / c_n, 2), NULL)
+           AS value_per_conversion,
+       if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n / v_n, 2), NULL)
+           AS value_per_visitor"""
 
 
 def chosen(p: Params) -> Goal:
@@ -119,13 +154,13 @@ def chosen(p: Params) -> Goal:
 
 def q_goals(p: Params) -> Sql:
     """Every goal: (goal_id, name, conversions, converted_visits, converted_visitors,
-    visitors, rate, value); a goal's figures NULL under k converting visitors."""
+    visitors, rate, value, value_per_conversion, value_per_visitor); a goal's figures NULL
+    under k converting visitors, its value figures NULL when it is worth nothing."""
     params = base_params(p)
     goals = p.goals or ()
     if not goals:
         return Sql("SELECT '' AS goal_id, '' AS name, 0 AS conversions WHERE 0", params)
-    params.update(gids=[g.goal_id for g in goals], gnames=[g.name for g in goals],
-                  gvalues=[g.value for g in goals])
+    params.update(gids=[g.goal_id for g in goals], gnames=[g.name for g in goals])
     text = f"""
 SELECT {{gids:Array(String)}}[pos] AS goal_id, {{gnames:Array(String)}}[pos] AS name,
        if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
@@ -133,12 +168,11 @@ SELECT {{gids:Array(String)}}[pos] AS goal_id, {{gnames:Array(String)}}[pos] AS 
        if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
        if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
        if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate,
-       if(cv_n >= {{k:UInt32}} AND val > 0, c_n * val, NULL) AS value
-FROM (SELECT arrayJoin(arrayEnumerate({{gids:Array(String)}})) AS pos,
-             {{gvalues:Array(UInt64)}}[pos] AS val) AS listed
+       {_VALUES}
+FROM (SELECT arrayJoin(arrayEnumerate({{gids:Array(String)}})) AS pos) AS listed
 LEFT JOIN (
     SELECT pos, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
-           sum(cv) AS cvis
+           sum(cv) AS cvis, sum(val) AS val_n
     FROM ({goal_rows(goals, p, params)})
     GROUP BY pos
 ) AS figures USING pos
@@ -148,24 +182,24 @@ ORDER BY pos"""
 
 def q_goal_breakdown(p: Params) -> Sql:
     """One goal's conversions by ``p.dim``: (key, is_other, visitors, conversions,
-    converted_visitors, rate, value)."""
+    converted_visitors, rate, value, value_per_conversion, value_per_visitor)."""
     if p.dim not in GOAL_DIMS:
         raise QueryError(f"dim: goals break down by {', '.join(sorted(GOAL_DIMS))}")
     goal = chosen(p)
     params = base_params(p)
-    params["gv"] = goal.value
     text = f"""
 SELECT key, is_other, v_n AS visitors,
        if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
        if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
        if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate,
-       if(cv_n >= {{k:UInt32}} AND {{gv:UInt64}} > 0, c_n * {{gv:UInt64}}, NULL) AS value
+       {_VALUES}
 FROM (
     SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
-           {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n
+           {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
+           sum(val) AS val_n
     FROM (SELECT key0, {uniq('MergeState')}(vs) AS vs, {uniq('MergeState')}(cvs) AS cvs,
-                 sum(c) AS c
+                 sum(c) AS c, sum(val) AS val
           FROM ({goal_rows((goal,), p, params, key=p.dim)}) GROUP BY key0)
     GROUP BY key, is_other
 )
@@ -201,8 +235,8 @@ def q_goal_list(p: Params) -> Sql:
     return Sql(GOALS_SQL)
 
 
-def goal_rollup_sql(goals: tuple[Goal, ...], where: str, params: dict[str, Any]) -> str:
-    """(goal_key, dim, key0, vs, cvs, c, cv) of one day's visits, per goal: the total
+def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]) -> str:
+    """(goal_key, dim, key0, vs, cvs, c, cv, val) of one day's visits, per goal: the total
     (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
     :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
     ``rollup_goals``."""
@@ -215,9 +249,10 @@ def goal_rollup_sql(goals: tuple[Goal, ...], where: str, params: dict[str, Any])
     empty = f"{uniq('StateIf')}('', 0)"
     return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, multiIf({which}, '') AS dim,
            multiIf({value}, '') AS key0, {uniq('State')}(v) AS vs,
-           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv
+           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv,
+           sum(w) AS val
     FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {_per_goal(goals)}
     GROUP BY GROUPING SETS ({sets})
     UNION ALL
     SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
-           toUInt64(0), toUInt64(0)"""
+           toUInt64(0), toUInt64(0), toFloat64(0)"""

@@ -11,7 +11,8 @@ A goal is one of four kinds:
   optional) or a form submit (the form's id optional);
 - ``engaged``: a visit whose pages were visible and in use for at least N seconds.
 
-Each may carry a value in yen per conversion, for a goal whose events carry none.
+Each may carry a value in yen per conversion, for a goal whose events carry none; a custom
+event's own value (``track(..., value=, currency="JPY")``) comes first (:func:`goal_worth`).
 A goal is stored as JSON (``collector.goals``); :func:`parse_goal` is the one check of it,
 for a write and again for every stored goal a query reads, and :func:`goal_count` is the one
 place its definition becomes SQL, with bound parameters only. Pure: no store.
@@ -51,6 +52,9 @@ MAX_VALUE = 100_000_000  # yen per conversion
 _NAME_RE = re.compile(r"[\w.:\-]{1,64}")
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 ENGAGED = "kind = 'interaction' AND name = 'engaged'"
+#: The currency values are summed in: the clinic's. An event worth an amount in another
+#: currency still converts; its amount is not added (no rate is guessed).
+CURRENCY = "JPY"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +96,12 @@ class Goal:
 
     def to_json(self) -> str:
         return json.dumps(self.definition(), ensure_ascii=False, sort_keys=True)
+
+    def count_sql(self, i: int | str, params: dict[str, Any]) -> str:
+        return goal_count(self, i, params)
+
+    def worth_sql(self, i: int | str, params: dict[str, Any]) -> str:
+        return goal_worth(self, i, params)
 
     @property
     def rollup_key(self) -> str:
@@ -183,7 +193,7 @@ def like_pattern(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def goal_condition(goal: Goal, i: int, params: dict[str, Any]) -> str:
+def goal_condition(goal: Goal, i: int | str, params: dict[str, Any]) -> str:
     """The rows that are a conversion of ``goal`` (not for ``engaged``, a visit's figure);
     its values bound as ``g{i}…`` parameters."""
     if goal.kind == "page":
@@ -206,7 +216,23 @@ def goal_condition(goal: Goal, i: int, params: dict[str, Any]) -> str:
     raise ValueError("an engaged-time goal is a figure of visits, not a row condition")
 
 
-def goal_count(goal: Goal, i: int, params: dict[str, Any]) -> str:
+def goal_worth(goal: Goal, i: int | str, params: dict[str, Any]) -> str:
+    """Per visit: what its conversions of ``goal`` were worth, in :data:`CURRENCY`. A custom
+    event's own value (``track(..., value=)``) when it has one in that currency, else the
+    goal's value per conversion (0 when it has none)."""
+    params[f"g{i}v"] = goal.value
+    fixed = f"toFloat64({{g{i}v:UInt64}})"
+    if goal.kind == "engaged":
+        return f"{fixed} * {goal_count(goal, i, params)}"
+    condition = goal_condition(goal, i, params)
+    if goal.kind == "event":
+        params["cur"] = CURRENCY
+        return (f"sumIf(if(value > 0 AND currency = {{cur:String}}, value, {fixed}), "
+                f"{condition})")
+    return f"{fixed} * countIf({condition})"
+
+
+def goal_count(goal: Goal, i: int | str, params: dict[str, Any]) -> str:
     """Per visit (an aggregate over its rows): how many conversions of ``goal`` it holds.
     An engaged-time goal converts a visit once."""
     if goal.kind == "engaged":

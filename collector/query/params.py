@@ -19,6 +19,7 @@ from collector.ddl.tables import EXACT_UP_TO
 from collector.errors import CollectorError
 
 if TYPE_CHECKING:
+    from collector.query.funnels import Funnel
     from collector.query.goals import Goal
 
 MAX_DAYS = 400
@@ -112,6 +113,8 @@ GRAINS: dict[str, str] = {
     "day": "toDate(ts, {tz:String})",
     "week": "toMonday(ts, {tz:String})",
 }
+#: What the dashboards' staff items (goals, funnels, ...) are named by: a uuid4 hex.
+ITEM_ID = re.compile(r"[0-9a-f]{32}")
 TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$")
 
 
@@ -132,12 +135,14 @@ class Params:
     # the same dates a year earlier.
     compare: str = "previous"
     goal: str = ""  # the goal a goal query is about (an id of collector.goals)
+    funnel: str = ""  # the funnel a funnel query is about (an id of collector.funnels)
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
     # Days served from the daily rollup, with their builds; set by the runner, never the caller.
     rollup: tuple[tuple[dt.date, int], ...] | None = None
     # The goals there are (collector.query.goals), for the queries about goals; set by the
     # runner, never the caller.
     goals: tuple[Goal, ...] | None = None
+    funnels: tuple[Funnel, ...] | None = None  # the funnels there are; set by the runner
 
     @property
     def bounds(self) -> tuple[int, int]:
@@ -155,7 +160,8 @@ class Params:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz,
                 "filters": dict(self.filters), "k": self.k, "dim": self.dim,
                 "dims": list(self.dims), "grain": self.grain, "limit": self.limit,
-                "compare": self.compare, "goal": self.goal}
+                "compare": self.compare, "goal": self.goal,
+                "funnel": self.funnel}
 
 
 def is_text(value: str) -> bool:
@@ -239,7 +245,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     if not isinstance(raw, Mapping):
         raise QueryError("params: expected an object")
     unknown = set(raw) - {"start", "end", "tz", "filters", "k", "dim", "dims", "grain", "limit",
-                          "compare", "goal"}
+                          "compare", "goal", "funnel"}
     if unknown:
         raise QueryError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
     start = parse_date("start", raw.get("start"))
@@ -267,11 +273,13 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     compare = raw.get("compare", "previous")
     if compare not in COMPARISONS:
         raise QueryError("compare: expected previous or year")
-    goal = raw.get("goal", "")
-    if not isinstance(goal, str) or (goal and not re.fullmatch(r"[0-9a-f]{32}", goal)):
+    goal, funnel = raw.get("goal", ""), raw.get("funnel", "")
+    if not isinstance(goal, str) or (goal and not ITEM_ID.fullmatch(goal)):
         raise QueryError("goal: expected a goal id")
+    if not isinstance(funnel, str) or (funnel and not ITEM_ID.fullmatch(funnel)):
+        raise QueryError("funnel: expected a funnel id")
     return Params(
-        dims=tuple(dims), compare=compare, goal=goal,
+        dims=tuple(dims), compare=compare, goal=goal, funnel=funnel,
         start=start, end=end, tz=check_tz(raw.get("tz", "Asia/Tokyo")),
         filters=check_filters(raw.get("filters")),
         # k = 1 would be no protection at all; the floor is not configurable on purpose.

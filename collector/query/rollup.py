@@ -35,11 +35,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
-from collector.query.conversions import COVERED, goal_kinds, goal_rollup_sql
+from collector.query.conversions import COVERED, Measure, goal_kinds, goal_rollup_sql
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
-from collector.query.goals import Goal
 from collector.query.params import DIMENSIONS, day_bounds
-from collector.query.run import active_suppression_types, stored_goals
+from collector.query.run import active_suppression_types, stored_funnels, stored_goals
 from collector.query.sql import (
     DETAIL_KINDS,
     INTERACTION_KINDS,
@@ -182,14 +181,23 @@ class Rollup:
             f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
             f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
-        self.build_goals(day, build, stored_goals(store))
+        self.build_goals(day, build, self._measures())
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
 
-    def build_goals(self, day: dt.date, build: int, goals: Sequence[Goal]) -> None:
-        """Add the figures of ``goals`` to ``build`` of ``day``: at build time for every
-        goal there is, and later for a goal defined since (:meth:`_backfill_goals`)."""
+    def _measures(self) -> list[Measure]:
+        """What the rollup keeps per visit: every goal, and every step of every funnel
+        within one visit (a funnel over days follows visitors across builds)."""
+        goals = stored_goals(self.store)
+        levels = [level for f in stored_funnels(self.store, goals) if f.days == 0
+                  for level in f.levels()]
+        return [*goals, *levels]
+
+    def build_goals(self, day: dt.date, build: int, goals: Sequence[Measure]) -> None:
+        """Add the figures of ``goals`` (goals, funnel steps) to ``build`` of ``day``: at
+        build time for every one there is, and later for one defined since
+        (:meth:`_backfill_goals`)."""
         if not goals:
             return
         t0, t1 = day_bounds(self.tz, day, day)
@@ -201,8 +209,8 @@ class Rollup:
         where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
         self.store.command(
             "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
-            "converted, conversions, converted_visits) SELECT {tz:String}, {day:Date}, "
-            "{build:UInt64}, gk, dim, key0, vs, cvs, c, cv "
+            "converted, conversions, converted_visits, value) SELECT {tz:String}, {day:Date}, "
+            "{build:UInt64}, gk, dim, key0, vs, cvs, c, cv, val "
             f"FROM ({goal_rollup_sql(chosen, where, params)})", params,
             settings=INSERT_SETTINGS)
 
@@ -211,7 +219,7 @@ class Rollup:
         the goal's figures need no raw scan of closed days; the number of days done. Only
         builds stamped with the latest suppression version: their data is what a rebuild
         would read."""
-        goals = stored_goals(self.store)
+        goals = self._measures()
         current = {s.build: d for d, s in self.state().items() if s.build and s.stamp == stamp}
         if not goals or not current:
             return 0

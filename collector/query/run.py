@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collector.query.catalogue import GOAL_QUERIES, params_for, with_plan
+from collector.query.catalogue import FUNNEL_QUERIES, GOAL_QUERIES, params_for, with_plan
 from collector.query.conversions import COVERED, GOAL_ROLLUP_DIMS, GOALS_SQL
+from collector.query.funnels import FUNNELS_SQL, Funnel, stored_funnel
 from collector.query.goals import Goal, stored_goal
 from collector.query.params import Params, QueryError
 from collector.query.sql import (
@@ -78,18 +79,22 @@ def run_readonly(store: Store, sql: Sql) -> list[dict[str, Any]]:
             for row in result.result_rows]
 
 
-def rollup_plan(store: Store, name: str, p: Params,
-                goals: Sequence[Goal] = ()) -> list[tuple[dt.date, int]]:
+def rollup_plan(store: Store, name: str, p: Params, goals: Sequence[Goal] = (),
+                funnels: Sequence[Funnel] = ()) -> list[tuple[dt.date, int]]:
     """The current rollup days (and builds) a query may read; [] when it must scan events.
 
     Filtered views select visits across the whole range, and hourly series are finer than a
     day: neither can use daily aggregates. A query about goals reads only the builds that
-    cover each of its goals (``goals``: those there are).
+    cover each of its goals (``goals``: those there are); a funnel, those that cover its
+    steps, and only a funnel within one visit (a visitor's days cross the day's build).
     """
     if name not in ROLLUP_QUERIES or p.filters or (name in ("timeseries", "goal_series")
                                                    and p.grain not in ROLLUP_GRAINS):
         return []
-    if name == "goal_breakdown" and p.dim not in GOAL_ROLLUP_DIMS:
+    if name in ("goal_breakdown", "funnel_breakdown") and p.dim not in GOAL_ROLLUP_DIMS:
+        return []
+    funnel = next((f for f in funnels if f.funnel_id == p.funnel), None)
+    if name in FUNNEL_QUERIES and (funnel is None or funnel.days):
         return []
     first = p.start - dt.timedelta(days=p.shift_days) if name in PREVIOUS_QUERIES else p.start
     try:
@@ -102,6 +107,8 @@ def rollup_plan(store: Store, name: str, p: Params,
     if name in GOAL_QUERIES and plan:
         about = [g for g in goals if name == "goals" or g.goal_id == p.goal]
         plan = _covering(store, p.tz, plan, [g.rollup_key for g in about])
+    if funnel is not None and name in FUNNEL_QUERIES and plan:
+        plan = _covering(store, p.tz, plan, [level.rollup_key for level in funnel.levels()])
     return plan
 
 
@@ -128,9 +135,18 @@ def stored_goals(store: Store) -> list[Goal]:
     return [g for g in goals if g is not None]
 
 
+def stored_funnels(store: Store, goals: Sequence[Goal]) -> list[Funnel]:
+    """The funnels there are whose steps still parse (a step's goal may have been removed)."""
+    rows = store.query(FUNNELS_SQL, settings=READONLY_SETTINGS).result_rows
+    funnels = [stored_funnel(str(r[0]), str(r[1]), str(r[2]), goals) for r in rows]
+    return [f for f in funnels if f is not None]
+
+
 def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Validate, build and run a catalogue query."""
     params = params_for(name, raw)
-    goals = stored_goals(store) if name in GOAL_QUERIES else []
-    return run_readonly(store, with_plan(name, params, active_suppression_types(store),
-                                         rollup_plan(store, name, params, goals), goals))
+    goals = stored_goals(store) if name in GOAL_QUERIES | FUNNEL_QUERIES else []
+    funnels = stored_funnels(store, goals) if name in FUNNEL_QUERIES else []
+    return run_readonly(store, with_plan(
+        name, params, active_suppression_types(store),
+        rollup_plan(store, name, params, goals, funnels), goals, funnels))

@@ -11,8 +11,10 @@ traits, paths and targets cleaned (scrubbed and capped). Pages are not site even
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from consent_mw import wire
@@ -77,6 +79,7 @@ class SiteEvent:
     name: str | None = None
     properties: Mapping[str, Any] | None = None
     conversion: bool = False
+    value: tuple[float, str] | None = None  # (amount, currency), checked by :func:`money`
     host: str | None = None  # of the page the call was made from, when given its scope
     path: str | None = None
     # identify
@@ -84,6 +87,19 @@ class SiteEvent:
     traits: Mapping[str, Any] | None = None  # as given; cleaned by the build
     # interaction (its page in host and path)
     interaction: Interaction | None = None
+
+
+def money(value: object, currency: object) -> tuple[float, str] | None:
+    """(amount to the cent, currency) of a ``track()`` value, or None for no value or one
+    that is not an amount (negative, too large, NaN, a bool, a string)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    amount = float(value)
+    if not math.isfinite(amount) or not 0 <= amount <= wire.MAX_VALUE:
+        return None
+    if not isinstance(currency, str) or not re.fullmatch(wire.CURRENCY_PATTERN, currency):
+        return None
+    return round(amount, 2), currency
 
 
 def clean_properties(props: Mapping[str, Any] | None) -> dict[str, str | int | float | bool | None]:
@@ -117,6 +133,8 @@ def _event(ev: SiteEvent, event_id: str) -> dict[str, Any]:
         event["path"] = clean_text(ev.path, wire.MAX_PATH) if ev.path else None
         if ev.conversion:
             event["conversion"] = True
+        if ev.value is not None:
+            event["value"], event["currency"] = ev.value
     elif ev.kind == "interaction" and ev.interaction is not None:
         event.update(interaction_fields(ev.interaction, ev.host))
     elif ev.kind == "identify":

@@ -186,10 +186,12 @@ class Capture:
         return excluded
 
     def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any], *,
-               conversion: bool = False, scope: Mapping[str, Any] | None = None) -> None:
+               conversion: bool = False, scope: Mapping[str, Any] | None = None,
+               value: tuple[float, str] | None = None) -> None:
         """A custom event from the site's code (``track``); a conversion also needs marketing."""
         if self.enabled:
-            self._site.custom(ctx, name, properties, conversion=conversion, scope=scope)
+            self._site.custom(ctx, name, properties, conversion=conversion, scope=scope,
+                              value=value)
 
     def identify(self, ctx: RequestContext, user_id: str, traits: Mapping[str, Any], *,
                  scope: Mapping[str, Any] | None = None) -> None:

@@ -43,13 +43,14 @@ class SiteEvents:
         self._emit = emit
 
     def custom(self, ctx: RequestContext, name: str, properties: Mapping[str, Any], *,
-               conversion: bool = False, scope: Mapping[str, Any] | None = None) -> None:
+               conversion: bool = False, scope: Mapping[str, Any] | None = None,
+               value: tuple[float, str] | None = None) -> None:
         try:
             if self._admitted(ctx, marketing=conversion):
                 host, path = page_of(scope)
                 self._emit(self._event(
                     ctx, "custom", path=path, host=host, name=str(name),
-                    properties=dict(properties or {}), conversion=conversion,
+                    properties=dict(properties or {}), conversion=conversion, value=value,
                 ), ITEM_OVERHEAD + len(path or "") + len(str(name)) + props_size(properties))
         except Exception:
             log.exception("capture.custom failed")

@@ -38,7 +38,8 @@ INSERT INTO events (event_id, ts, kind, name, consent, gpc, host, path, method, 
     search_terms, referrer_host, channel, language, network_type, save_data, browser,
     browser_version, os, os_version, device_type, device_brand, device_model, visitor_id,
     session_id, consent_id, user_id, ip, ip_prefix, country, region, city, utm_source,
-    utm_medium, utm_campaign, utm_term, utm_content, click_id_type, properties)
+    utm_medium, utm_campaign, utm_term, utm_content, click_id_type, properties, value,
+    currency)
 SELECT
     generateUUIDv4(s * 64 + i) AS event_id,
     if(c_analytics, ts0, toStartOfHour(ts0)) AS ts,
@@ -94,7 +95,11 @@ SELECT
     if(c_marketing AND i = 0, src_clid, '') AS click_id_type,
     if(is_conv AND c_analytics, map('treatment',
         {{treatments:Array(String)}}[1 + he % length({{treatments:Array(String)}})],
-        'first_visit', if(he % 3 = 0, 'false', 'true')), map()) AS properties
+        'first_visit', if(he % 3 = 0, 'false', 'true')), map()) AS properties,
+    -- what the site's track() says a reservation is worth: the treatment's first price
+    if(is_conv AND c_analytics, toFloat64({{treatment_yen:Array(UInt32)}}[
+        1 + he % length({{treatments:Array(String)}})]), 0) AS value,
+    if(is_conv AND c_analytics, 'JPY', '') AS currency
 FROM (
     SELECT
         number AS s,

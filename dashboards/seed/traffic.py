@@ -99,6 +99,8 @@ PLACES = _weighted([
 ])
 NETWORKS = _weighted([("4g", 85), ("3g", 10), ("2g", 3), ("slow-2g", 2)])
 TREATMENTS = ["futae", "hyaluronic", "datsumo"]  # clinic.content.TREATMENTS
+#: What a reservation of each is worth to the site's track(): its first price (yen).
+TREATMENT_YEN = [29800, 39800, 198000]
 CONVERSION_PERCENT = 18  # of sessions with at least 3 events
 
 
@@ -118,6 +120,7 @@ def statement_params(rng_seed: int, days: int, end: int) -> dict[str, object]:
         "pages": PAGES, "landing": LANDING, "not_found": NOT_FOUND, "terms": SEARCH_TERMS,
         "hours": HOURS,
         "lens": SESSION_LENGTHS, "networks": NETWORKS, "treatments": TREATMENTS,
+        "treatment_yen": TREATMENT_YEN,
         "conv": CONVERSION_PERCENT,
     }
     for i, name in enumerate(["channel", "ref", "usrc", "umed", "ucamp", "clid", "lp"]):

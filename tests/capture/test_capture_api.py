@@ -113,3 +113,27 @@ def test_a_failing_track_is_counted_by_the_capture_and_not_raised(
     capture.shutdown(5)
     assert len(transport.events) == 1
     assert capture.stats()["dropped"]["error"] == 2
+
+
+def test_track_carries_a_value_in_its_currency_and_drops_one_that_is_not(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    from decimal import Decimal
+
+    from jsonschema import Draft202012Validator
+
+    from consent_mw.wire import EVENT_SCHEMA
+
+    request, capture = request_with(make_settings(), ("analytics",), transport)
+    track(request, "reservation", {"treatment": "futae"}, value=29800)
+    track(request, "reservation", value=Decimal("1234.567"), currency="USD")
+    for bad in (-1, float("nan"), float("inf"), True, "29800", 10 ** 13):
+        track(request, "odd", value=bad)  # type: ignore[arg-type]
+    track(request, "odd", value=100, currency="yen")
+    capture.shutdown(5)
+    first, second, *odd = transport.events
+    assert (first["value"], first["currency"]) == (29800, "JPY")
+    assert (second["value"], second["currency"]) == (1234.57, "USD")  # to the cent
+    assert len(odd) == 7 and all("value" not in e and "currency" not in e for e in odd)
+    validator = Draft202012Validator(EVENT_SCHEMA)
+    assert all(list(validator.iter_errors(e)) == [] for e in transport.events)
+    assert capture.stats()["dropped"].get("error", 0) == 0

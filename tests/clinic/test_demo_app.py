@@ -84,6 +84,8 @@ def test_reservation_event_in_the_store_has_no_personal_data(
     rows = stored(parts, "SELECT * FROM events WHERE name = 'reservation'")
     assert len(rows) == 1
     assert rows[0]["properties"] == {"treatment": "futae", "preferred_month": form["date"][:7]}
+    # Worth the treatment's first price, for the goals' value by campaign.
+    assert (rows[0]["value"], rows[0]["currency"]) == (29800.0, "JPY")
     dump = repr(stored(parts, "SELECT * FROM events")) + repr(
         stored(parts, "SELECT * FROM consent_records"))
     for needle in ("佐藤", "080-9876-5432", "08098765432", "ichiro@example.jp"):
@@ -157,6 +159,14 @@ def test_dashboards_show_seeded_data_to_the_demo_login(
     assert overview.status_code == 200
     # The clinic's consent banner is never injected into the dashboards.
     assert 'id="cmw-banner"' not in overview.text
+    # The demo comes with the clinic's goals and funnels (clinic/goals.toml), computed.
+    goals = client.get("/dashboards/goals")
+    for name in ("カウンセリング予約", "電話タップ", "LINE友だち追加", "施術ページの閲覧",
+                 "1分以上の閲覧"):
+        assert name in goals.text
+    funnels = client.get("/dashboards/funnels")
+    assert funnels.status_code == 200 and "施術ページから予約まで" in funnels.text
+    assert "キャンペーンLPから予約まで(7日)" in funnels.text
 
 
 @pytest.mark.slow

@@ -47,3 +47,10 @@ def test_every_seeded_click_is_on_a_link_or_form_of_the_site(client: TestClient)
             assert path in links
         elif name == "form":
             assert target in forms and client.get(path).status_code == 200
+
+
+def test_a_seeded_reservation_is_worth_what_the_site_says_it_is() -> None:
+    from clinic.content import TREATMENTS_BY_SLUG
+    from dashboards.seed.traffic import TREATMENT_YEN, TREATMENTS
+
+    assert [TREATMENTS_BY_SLUG[t].prices[0].yen for t in TREATMENTS] == TREATMENT_YEN

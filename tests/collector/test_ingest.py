@@ -43,6 +43,10 @@ class Ago:
         ({"ts": Ago(-(SKEW + 60_000))}, "ts:"),
         ({"event_id": "not-a-uuid"}, "event_id:"),
         ({"traits": {"email": "x@example.com"}}, "traits:"),
+        ({"value": -5}, "value:"),
+        ({"value": "29800"}, "value:"),
+        ({"value": 10 ** 13}, "value:"),
+        ({"currency": "yen"}, "currency:"),
     ],
 )
 def test_invalid_events_are_rejected_with_the_field_named(
@@ -224,6 +228,20 @@ def test_a_conversion_is_stored_as_such_and_other_events_are_not(
     rows = service.store.rows("SELECT name, conversion FROM events ORDER BY name")
     assert [tuple(r) for r in rows] == [("ad_booking", True), ("pageview", False),
                                         ("reservation", False)]
+
+
+def test_a_value_is_stored_with_its_currency_and_never_without_one(
+        service: CollectorService) -> None:
+    consent = {"necessary": True, "analytics": True}
+    service.transport.send([
+        make_event(kind="custom", name="paid", consent=consent, value=29800.5,
+                   currency="JPY"),
+        make_event(kind="custom", name="no_currency", consent=consent, value=100),
+        make_event(kind="custom", name="plain", consent=consent),
+    ], [], batch_id=str(uuid.uuid4()))
+    rows = service.store.rows("SELECT name, value, currency FROM events ORDER BY name")
+    assert [tuple(r) for r in rows] == [("no_currency", 0.0, ""), ("paid", 29800.5, "JPY"),
+                                        ("plain", 0.0, "")]
 
 
 def test_in_process_transport_raises_a_retryable_error_when_stopped(

@@ -25,7 +25,7 @@ def insert_old_event(store: Store, age_days: int) -> None:
     row.update(event_id="00000000-0000-4000-8000-000000000001",
                ts=ms_to_datetime(now_ms() - age_days * DAY * 1000), kind="pageview",
                consent={}, gpc=False, status=200, save_data=None, properties={}, traits={},
-               ip="81.2.69.142", scroll_depth=0, engaged_seconds=0)
+               ip="81.2.69.142", scroll_depth=0, engaged_seconds=0, value=0.0)
     store.insert("events", [[row[c] for c in EVENT_COLUMNS]], EVENT_COLUMNS)
 
 
