@@ -3,9 +3,10 @@
     python bench/bench_dashboards.py --events 10000000 [--runs 20] [--store chdb:///tmp/x]
 
 Seeds a fresh embedded store (unless --reuse), then measures, in this process:
-- the overview, engagement and goals pages end to end through the ASGI app (cold: result
-  cache off, so every panel query runs; with one and two filters; warm: cache on, unchanged
-  data), p50/p95; the demo clinic's goals are defined (clinic/goals.toml);
+- the overview, engagement, goals and funnels pages end to end through the ASGI app (cold:
+  result cache off, so every panel query runs; with one and two filters; warm: cache on,
+  unchanged data), p50/p95; the demo clinic's goals and funnels are defined
+  (clinic/goals.toml), and a five-step funnel within a visit, which the funnels page shows;
 - each panel's catalogue query alone, p50/p95.
 Each run uses a different 30-day window ending on a different day, so the engine cannot
 answer from one warm result.
@@ -29,6 +30,7 @@ from clinic.app import DEMO_GOALS
 from collector.accounts import demo_accounts
 from collector.ddl.migrations import apply_migrations
 from collector.ddl.tables import DdlOptions
+from collector.funnels import Funnels, load_funnels
 from collector.goals import Goals, load_goals
 from collector.query import run as query_run
 from collector.query.rollup import Rollup
@@ -72,8 +74,7 @@ def main() -> None:
             print(f"seeded {counts['events']:,} events, {counts['interactions']:,} "
                   f"interactions, {counts['consent_records']:,} records "
                   f"in {time.perf_counter() - t:.1f}s")
-        # The demo clinic's goals: a reservation, a phone tap, a LINE add, ...
-        Goals(store).sync(load_goals(DEMO_GOALS), "bench")
+        define_goals(store)
         store.command("OPTIMIZE TABLE events FINAL")
         rollup = Rollup(store, "Asia/Tokyo", grace=0)
         report = rollup.refresh()
@@ -86,6 +87,22 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def define_goals(store: Store) -> None:
+    """The demo clinic's goals and funnels (a reservation, a phone tap, a LINE add, ...) and
+    a five-step funnel within a visit: home, a treatment, the reservation page, the form
+    sent, the reservation booked."""
+    Goals(store).sync(load_goals(DEMO_GOALS), "bench")
+    Funnels(store).sync(load_funnels(DEMO_GOALS), "bench")
+    if not any(g.name == "予約フォーム送信" for g in Goals(store).live()):
+        Goals(store).add("予約フォーム送信", {"kind": "interaction", "interaction": "form",
+                                              "target": "reservation-form"}, "bench")
+    by_name = {g.name: g.goal_id for g in Goals(store).live()}
+    Funnels(store).sync([("5ステップ", {"steps": [
+        {"path": "/"}, {"path": "/treatments/*"}, {"path": "/reservation"},
+        {"goal": "予約フォーム送信"}, {"goal": "カウンセリング予約"}], "days": 0})], "bench")
+    assert by_name
+
+
 def run(store: Store, runs: int) -> None:
     users = demo_accounts("bench-password")
     settings = DashboardSettings(users=users)
@@ -94,7 +111,8 @@ def run(store: Store, runs: int) -> None:
                for i in range(runs)]
     one = {"f.channel": "search"}
     two = {"f.channel": "search", "f.device_type": "mobile"}
-    for name, cache, filters in ((n, c, f) for n in ("overview", "engagement", "goals")
+    for name, cache, filters in ((n, c, f) for n in ("overview", "engagement", "goals",
+                                                      "funnels")
                                  for c, f in ((False, {}), (False, one), (False, two),
                                               (True, {}))):
         app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
@@ -156,6 +174,16 @@ def run(store: Store, runs: int) -> None:
             query_run.run(store, name, query_params)
             samples.append(time.perf_counter() - t)
         print(f"  {pid:18} {fmt(samples)}")
+    print("funnels (30 days):")
+    for funnel in query_run.stored_funnels(store, query_run.stored_goals(store)):
+        samples = []
+        for start, end in windows:
+            t = time.perf_counter()
+            query_run.run(store, "funnel", {"start": start.isoformat(), "end": end.isoformat(),
+                                            "funnel": funnel.funnel_id})
+            samples.append(time.perf_counter() - t)
+        within = "one visit" if not funnel.days else f"{funnel.days} days"
+        print(f"  {len(funnel.steps)} steps within {within:10} {fmt(samples)}")
 
 
 if __name__ == "__main__":

@@ -201,15 +201,14 @@ class PageLoader:
                          previous=previous, below_k=bool(rows and rows[0].get("below_k")),
                          labels=labels)
 
-    def goals(self, view: View, version: str) -> Rows:
-        return self.backend.run("goals", view.params(self.k, self.tz), version=version)
-
     def with_goal(self, page: Page, view: View, version: str) -> View:
         """``view`` with the goal and funnel ``page`` shows in detail: the one asked for,
         else the first there is ("" when there is none, or the page shows none)."""
         queries = {PANELS[pid].query for pid in page.panels}
         if queries & GOAL_DETAIL:
-            ids = [str(r["goal_id"]) for r in self.goals(view, version)]
+            # The list, not the figures: a few ms, where every goal's figures cost a scan.
+            ids = [str(r["goal_id"]) for r in self.backend.run("goal_list", {},
+                                                               version=version)]
             if view.goal and view.goal not in ids:
                 raise QueryError("goal: no such goal")
             view = dataclasses.replace(view, goal=view.goal or (ids[0] if ids else ""))
@@ -235,12 +234,22 @@ class PageLoader:
             for row in self.backend.run("breakdowns", params, version=version):
                 rest = {k: v for k, v in row.items() if k != "dim"}  # rows may be cached
                 by_dim.setdefault(str(row["dim"]), []).append(rest)
+        # So do its goal breakdowns (one goal by each dimension).
+        by_goal = [PANELS[pid] for pid in page.panels if PANELS[pid].query == "goal_breakdown"]
+        if len(by_goal) > 1 and view.goal:
+            params = view.params(self.k, self.tz, dims=[p.dim for p in by_goal],
+                                 limit=self.top_n, goal=view.goal)
+            for row in self.backend.run("goal_breakdowns", params, version=version):
+                rest = {k: v for k, v in row.items() if k != "dim"}
+                by_dim.setdefault(f"goal {row['dim']}", []).append(rest)
         out: dict[str, PanelData] = {}
         memo: dict[str, Rows] = {}
         for pid in page.panels:
             panel = PANELS[pid]
             if len(combined) > 1 and panel in combined:
                 out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
+            elif len(by_goal) > 1 and panel in by_goal and view.goal:
+                out[pid] = PanelData(panel, by_dim.get(f"goal {panel.dim}", []))
             elif ((panel.query in GOAL_DETAIL and not view.goal)
                   or (panel.query in FUNNEL_DETAIL and not view.funnel)):
                 out[pid] = PanelData(panel, [])  # none defined yet

@@ -21,6 +21,7 @@ from collector.ddl.tables import uniq
 from collector.query.annotations import q_annotations
 from collector.query.conversions import (
     q_goal_breakdown,
+    q_goal_breakdowns,
     q_goal_list,
     q_goal_series,
     q_goals,
@@ -311,6 +312,7 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "segments": q_segments,
     "goals": q_goals,
     "goal_breakdown": q_goal_breakdown,
+    "goal_breakdowns": q_goal_breakdowns,
     "goal_series": q_goal_series,
     "goal_list": q_goal_list,
     "funnel": q_funnel,
@@ -324,7 +326,7 @@ UNDATED = {"suppression_stats", "data_version", "realtime", "segments", "goal_li
            "funnel_list"}
 #: Queries about goals: the runner reads the goals there are first; about funnels, the goals
 #: and the funnels.
-GOAL_QUERIES = frozenset({"goals", "goal_breakdown", "goal_series"})
+GOAL_QUERIES = frozenset({"goals", "goal_breakdown", "goal_breakdowns", "goal_series"})
 FUNNEL_QUERIES = frozenset({"funnel", "funnel_breakdown", "funnel_list"})
 
 

@@ -100,25 +100,39 @@ def per_visit(goals: Sequence[Measure], where: str, params: dict[str, Any],
     HAVING countIf({VISIT_KINDS}) > 0"""
 
 
-def _per_goal(goals: Sequence[Measure]) -> str:
-    """ARRAY JOIN turning a visit row into one row per goal: ``pos`` (1-based), its
-    conversions ``n`` and their worth ``w``."""
-    counts = ", ".join(f"n{i}" for i in range(len(goals)))
-    worth = ", ".join(f"w{i}" for i in range(len(goals)))
-    return f"ARRAY JOIN [{counts}] AS n, [{worth}] AS w, arrayEnumerate([{counts}]) AS pos"
+def _per_goal(goals: Sequence[Measure], everyone: bool = True) -> str:
+    """ARRAY JOIN turning a visit row into one row per goal, ``pos`` 1 to n with its
+    conversions ``n`` and their worth ``w``; and (``everyone``) one row ``pos`` 0 for the
+    visit itself, which alone carries its visitor (:data:`VISITS_ROWS`)."""
+    counts = ", ".join(["0"] * everyone + [f"n{i}" for i in range(len(goals))])
+    worth = ", ".join(["0"] * everyone + [f"w{i}" for i in range(len(goals))])
+    first = 0 if everyone else 1
+    return (f"ARRAY JOIN [{counts}] AS n, [{worth}] AS w, "
+            f"range({first}, {len(goals) + 1}) AS pos")
+
+
+#: A visit's rows once it is joined per goal (:func:`_per_goal`): ``vs``, the visitors, only
+#: in row 0 (every goal's denominator is everyone's visitors; a state per goal would cost as
+#: many merges, each ~0.1 ms once past 512 visitors), ``cvs`` and the counts in the others.
+VISITS_ROWS = (f"{uniq('StateIf')}(v, pos = 0) AS vs, "
+               f"{uniq('StateIf')}(v, pos > 0 AND n > 0) AS cvs, "
+               "sum(n) AS c, countIf(n > 0) AS cv, sum(w) AS val")
 
 
 def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
-              key: str | None = None, bucket: str | None = None) -> str:
-    """(pos, key0, vs, cvs, c, cv, val) per goal and ``key`` (or series ``bucket``): visitors
-    and converting visitors as uniq states, conversions, converting visits, their worth; from
-    the raw events of the days the rollup does not cover, and the rollup's rows of the
-    others."""
+              key: str | None = None, bucket: str | None = None,
+              keys: tuple[str, ...] = ()) -> str:
+    """(pos, key0, vs, cvs, c, cv, val) per goal (``pos`` 1 to n) and ``key`` (or series
+    ``bucket``): converting visitors as a uniq state, conversions, converting visits, their
+    worth; and ``pos`` 0, everyone's visitors (``vs``, empty in the other rows). From the
+    raw events of the days the rollup does not cover, and the rollup's rows of the others
+    (goal_key '' holds pos 0). With ``keys``, rows of several dimensions in one scan, each
+    named by a ``dim`` column."""
+    if keys:
+        return _rows_by(goals, p, params, keys)
     where, rolled = sources(p, params, kinds=goal_kinds(goals))
     key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
-    raw = f"""SELECT pos, {key0} AS key0, {uniq('State')}(v) AS vs,
-           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv,
-           sum(w) AS val
+    raw = f"""SELECT pos, {key0} AS key0, {VISITS_ROWS}
     FROM ({per_visit(goals, where, params, (key,) if key else ())}) {_per_goal(goals)}
     GROUP BY pos, key0"""
     if not rolled:
@@ -132,7 +146,35 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val
     FROM rollup_goals
-    WHERE {rolled} AND dim = {{gdim:String}} AND goal_key IN {{gkeys:Array(String)}}"""
+    WHERE {rolled} AND dim = {{gdim:String}}
+      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
+
+
+def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
+             keys: tuple[str, ...]) -> str:
+    """(dim, pos, key0, vs, cvs, c, cv, val) of :func:`goal_rows` for every dimension of
+    ``keys``: the raw days in one GROUPING SETS scan, the rolled-up ones from their rows."""
+    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    columns = [f"k_{d}" for d in keys]
+    which = ", ".join(f"grouping({c}) = 0, '{d}'" for c, d in zip(columns, keys, strict=True))
+    value = ", ".join(f"grouping({c}) = 0, {c}" for c in columns)
+    sets = ", ".join(f"(pos, {c})" for c in columns)
+    raw = f"""SELECT multiIf({which}, '') AS dim, pos, multiIf({value}, '') AS key0,
+           {VISITS_ROWS}
+    FROM ({per_visit(goals, where, params, keys)}) {_per_goal(goals)}
+    GROUP BY GROUPING SETS ({sets})"""
+    if not rolled:
+        return raw
+    params["gkeys"] = [g.rollup_key for g in goals]
+    params["gdims"] = list(keys)
+    return f"""{raw}
+    UNION ALL
+    SELECT dim, indexOf({{gkeys:Array(String)}}, goal_key) AS pos, key AS key0,
+           visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
+           value AS val
+    FROM rollup_goals
+    WHERE {rolled} AND dim IN {{gdims:Array(String)}}
+      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
 
 
 #: What conversions were worth, in total, per conversion and per visitor (of the period or
@@ -171,10 +213,11 @@ SELECT {{gids:Array(String)}}[pos] AS goal_id, {{gnames:Array(String)}}[pos] AS 
        {_VALUES}
 FROM (SELECT arrayJoin(arrayEnumerate({{gids:Array(String)}})) AS pos) AS listed
 LEFT JOIN (
-    SELECT pos, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
-           sum(cv) AS cvis, sum(val) AS val_n
-    FROM ({goal_rows(goals, p, params)})
-    GROUP BY pos
+    SELECT pos, max(everyone) OVER () AS v_n, cv_n, c_n, cvis, val_n
+    FROM (SELECT pos, {uniq('Merge')}(vs) AS everyone, {uniq('Merge')}(cvs) AS cv_n,
+                 sum(c) AS c_n, sum(cv) AS cvis, sum(val) AS val_n
+          FROM ({goal_rows(goals, p, params)})
+          GROUP BY pos)
 ) AS figures USING pos
 ORDER BY pos"""
     return Sql(text, params)
@@ -185,27 +228,40 @@ def q_goal_breakdown(p: Params) -> Sql:
     converted_visitors, rate, value, value_per_conversion, value_per_visitor)."""
     if p.dim not in GOAL_DIMS:
         raise QueryError(f"dim: goals break down by {', '.join(sorted(GOAL_DIMS))}")
+    folded = _goal_folded(p, (p.dim,))
+    return Sql(f"SELECT * EXCEPT dim FROM ({folded.text})", folded.params)
+
+
+def q_goal_breakdowns(p: Params) -> Sql:
+    """One goal by several dimensions in one scan (``p.dims``): the rows of
+    :func:`q_goal_breakdown` with their ``dim``, each dimension folded by k on its own."""
+    if not p.dims or any(d not in GOAL_DIMS for d in p.dims):
+        raise QueryError(f"dims: goals break down by {', '.join(sorted(GOAL_DIMS))}")
+    return _goal_folded(p, p.dims)
+
+
+def _goal_folded(p: Params, dims: tuple[str, ...]) -> Sql:
     goal = chosen(p)
     params = base_params(p)
     text = f"""
-SELECT key, is_other, v_n AS visitors,
+SELECT dim, key, is_other, v_n AS visitors,
        if(cv_n >= {{k:UInt32}}, c_n, NULL) AS conversions,
        if(cv_n >= {{k:UInt32}}, cv_n, NULL) AS converted_visitors,
        if(cv_n >= {{k:UInt32}}, cv_n / v_n, NULL) AS rate,
        {_VALUES}
 FROM (
-    SELECT if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
+    SELECT dim, if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
            {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
            sum(val) AS val_n
-    FROM (SELECT key0, {uniq('MergeState')}(vs) AS vs, {uniq('MergeState')}(cvs) AS cvs,
-                 sum(c) AS c, sum(val) AS val
-          FROM ({goal_rows((goal,), p, params, key=p.dim)}) GROUP BY key0)
-    GROUP BY key, is_other
+    FROM (SELECT dim, key0, {uniq('MergeState')}(vs) AS vs,
+                 {uniq('MergeState')}(cvs) AS cvs, sum(c) AS c, sum(val) AS val
+          FROM ({goal_rows((goal,), p, params, keys=dims)}) GROUP BY dim, key0)
+    GROUP BY dim, key, is_other
 )
 WHERE v_n >= {{k:UInt32}}
-ORDER BY is_other, if(cv_n >= {{k:UInt32}}, cv_n, 0) DESC, v_n DESC, key
-LIMIT {{lim:UInt32}}"""
+ORDER BY dim, is_other, if(cv_n >= {{k:UInt32}}, cv_n, 0) DESC, v_n DESC, key
+LIMIT {{lim:UInt32}} BY dim"""
     return Sql(text, params)
 
 
@@ -235,11 +291,13 @@ def q_goal_list(p: Params) -> Sql:
     return Sql(GOALS_SQL)
 
 
-def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]) -> str:
+def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any],
+                    everyone: bool = True) -> str:
     """(goal_key, dim, key0, vs, cvs, c, cv, val) of one day's visits, per goal: the total
     (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
     :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
-    ``rollup_goals``."""
+    ``rollup_goals``. ``everyone``: also the visitors of every visit (goal_key ''), which a
+    build holds once; goals added to a build later need not write them again."""
     params["gkeys"] = [g.rollup_key for g in goals]
     keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
     which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
@@ -247,11 +305,9 @@ def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
     value = ", ".join(f"grouping({k}) = 0, {k}" for k in keys)
     sets = ", ".join(["(pos)", *(f"(pos, {k})" for k in keys)])
     empty = f"{uniq('StateIf')}('', 0)"
-    return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, multiIf({which}, '') AS dim,
-           multiIf({value}, '') AS key0, {uniq('State')}(v) AS vs,
-           {uniq('StateIf')}(v, n > 0) AS cvs, sum(n) AS c, countIf(n > 0) AS cv,
-           sum(w) AS val
-    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {_per_goal(goals)}
+    return f"""SELECT if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
+           multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}
+    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {_per_goal(goals, everyone)}
     GROUP BY GROUPING SETS ({sets})
     UNION ALL
     SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},

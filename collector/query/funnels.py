@@ -169,8 +169,9 @@ def _visitor_chains(funnel: Funnel, p: Params, params: dict[str, Any], key: str 
 
 def step_rows(funnel: Funnel, p: Params, params: dict[str, Any],
               key: str | None = None) -> str:
-    """(step, key0, vs, cvs) per step and ``key``: the group's visitors and those who
-    reached the step, as uniq states."""
+    """(step, key0, vs, cvs) per step and ``key``: those who reached the step (``cvs``) and
+    the group's visitors (``vs``: within a visit only in step 0, over days in every step),
+    as uniq states."""
     if funnel.days == 0:
         return (f"SELECT pos AS step, key0, vs, cvs "
                 f"FROM ({goal_rows(funnel.levels(), p, params, key=key)})")
@@ -203,7 +204,7 @@ FROM (
     SELECT step, r, lagInFrame(r, 1, 0) OVER (ORDER BY step) AS prev,
            first_value(r) OVER (ORDER BY step) AS first
     FROM (SELECT step, {uniq('Merge')}(cvs) AS r FROM ({step_rows(funnel, p, params)})
-          GROUP BY step)
+          WHERE step > 0 GROUP BY step)
 )
 ORDER BY step"""
     return Sql(text, params)
@@ -216,18 +217,24 @@ def q_funnel_breakdown(p: Params) -> Sql:
         raise QueryError(f"dim: funnels break down by {', '.join(FUNNEL_DIMS)}")
     funnel = chosen_funnel(p)
     params = base_params(p)
+    # A group's visitors are in its step 0 rows (within a visit) or in every step's (over
+    # days): the largest is the group's, and folding decides on it.
     text = f"""
-SELECT key, is_other, v_n AS visitors, step, if(r_n >= {{k:UInt32}}, r_n, NULL) AS reached
+SELECT key, is_other, visitors, step, if(r_n >= {{k:UInt32}}, r_n, NULL) AS reached
 FROM (
-    SELECT if(v_key >= {{k:UInt32}}, key0, '') AS key, v_key < {{k:UInt32}} AS is_other, step,
-           {uniq('Merge')}(gvs) AS v_n, {uniq('Merge')}(gcvs) AS r_n
-    FROM (SELECT step, key0, {uniq('MergeState')}(vs) AS gvs,
-                 {uniq('MergeState')}(cvs) AS gcvs, finalizeAggregation(gvs) AS v_key
-          FROM ({step_rows(funnel, p, params, key=p.dim)}) GROUP BY step, key0)
-    GROUP BY key, is_other, step
+    SELECT key, is_other, step, r_n, max(v_n) OVER (PARTITION BY key, is_other) AS visitors
+    FROM (
+        SELECT if(v_key >= {{k:UInt32}}, key0, '') AS key, v_key < {{k:UInt32}} AS is_other,
+               step, {uniq('Merge')}(gvs) AS v_n, {uniq('Merge')}(gcvs) AS r_n
+        FROM (SELECT step, key0, {uniq('MergeState')}(vs) AS gvs,
+                     {uniq('MergeState')}(cvs) AS gcvs,
+                     max(finalizeAggregation(gvs)) OVER (PARTITION BY key0) AS v_key
+              FROM ({step_rows(funnel, p, params, key=p.dim)}) GROUP BY step, key0)
+        GROUP BY key, is_other, step
+    )
 )
-WHERE v_n >= {{k:UInt32}}
-ORDER BY is_other, v_n DESC, key, step
+WHERE step > 0 AND visitors >= {{k:UInt32}}
+ORDER BY is_other, visitors DESC, key, step
 LIMIT {{lim:UInt32}} * {len(funnel.steps)}"""
     return Sql(text, params)
 

@@ -181,7 +181,7 @@ class Rollup:
             f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
             f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
-        self.build_goals(day, build, self._measures())
+        self.build_goals(day, build, self._measures(), everyone=True)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)
         return build
@@ -194,11 +194,12 @@ class Rollup:
                   for level in f.levels()]
         return [*goals, *levels]
 
-    def build_goals(self, day: dt.date, build: int, goals: Sequence[Measure]) -> None:
+    def build_goals(self, day: dt.date, build: int, goals: Sequence[Measure],
+                    everyone: bool = False) -> None:
         """Add the figures of ``goals`` (goals, funnel steps) to ``build`` of ``day``: at
         build time for every one there is, and later for one defined since
-        (:meth:`_backfill_goals`)."""
-        if not goals:
+        (:meth:`_backfill_goals`). ``everyone``: the day's visitors too, once per build."""
+        if not goals and not everyone:
             return
         t0, t1 = day_bounds(self.tz, day, day)
         in_day = ("ts >= toDateTime64({t0:Int64}, 3, 'UTC') "
@@ -211,7 +212,7 @@ class Rollup:
             "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
             "converted, conversions, converted_visits, value) SELECT {tz:String}, {day:Date}, "
             "{build:UInt64}, gk, dim, key0, vs, cvs, c, cv, val "
-            f"FROM ({goal_rollup_sql(chosen, where, params)})", params,
+            f"FROM ({goal_rollup_sql(chosen, where, params, everyone)})", params,
             settings=INSERT_SETTINGS)
 
     def _backfill_goals(self, stamp: int) -> int:

@@ -93,6 +93,8 @@ def rollup_plan(store: Store, name: str, p: Params, goals: Sequence[Goal] = (),
         return []
     if name in ("goal_breakdown", "funnel_breakdown") and p.dim not in GOAL_ROLLUP_DIMS:
         return []
+    if name == "goal_breakdowns" and not set(p.dims) <= set(GOAL_ROLLUP_DIMS):
+        return []
     funnel = next((f for f in funnels if f.funnel_id == p.funnel), None)
     if name in FUNNEL_QUERIES and (funnel is None or funnel.days):
         return []

@@ -144,7 +144,8 @@ SELECT day, b FROM (
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
 ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                             "breakdown", "breakdowns", "engagement", "engagement_previous",
-                            "page_engagement", "goals", "goal_breakdown", "goal_series",
+                            "page_engagement", "goals", "goal_breakdown", "goal_breakdowns",
+                            "goal_series",
                             "funnel", "funnel_breakdown"})
 #: Queries over the compared period, before the one asked for (their plan covers both).
 PREVIOUS_QUERIES = frozenset({"kpis_previous", "timeseries_previous", "engagement_previous"})

@@ -206,3 +206,79 @@ def test_the_realtime_panel_refreshes_itself(server: str, store: Any, browser: A
         assert errors == []
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_a_goal_and_a_funnel_made_on_a_phone_in_japanese(server: str, browser: Any,
+                                                        artifacts: Any) -> None:
+    """As the clinic's marketing staff would: on a phone, in Japanese, define goals and a
+    funnel through the forms, read them computed, and look at them through a saved segment."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP",
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors = watched(page)
+
+    def fits() -> None:
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), page.url
+
+    try:
+        page.goto(f"{server}/dashboards/goals?{urlencode(RANGE)}")
+        page.fill("input[name=username]", "marketing")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#goal-add")
+        assert "目標はまだありません" in page.inner_text("#panel-goals")
+        # Only the chosen kind's fields show.
+        page.select_option("#goal-kind", "interaction")
+        assert page.is_visible("#goal-add fieldset[data-kind=interaction]")
+        assert not page.is_visible("#goal-add fieldset[data-kind=page]")
+        page.fill("#goal-add input[name=name]", "LINE友だち追加")
+        page.select_option("#goal-add select[name=interaction]", "app")
+        page.fill("#goal-add input[name=target]", "line")
+        page.click("#goal-add button[type=submit]")
+        page.wait_for_selector("#goal-shown")
+        page.click("#goal-setup summary")
+        page.select_option("#goal-kind", "event")
+        page.fill("#goal-add input[name=name]", "カウンセリング予約")
+        page.fill("#goal-add input[name=event]", "reservation")
+        page.click("#goal-add button[type=submit]")
+        page.wait_for_selector("#chart-goal_series .js-plotly-plot, "
+                               "#chart-goal_series.js-plotly-plot")
+        rows = page.locator("#panel-goals tbody tr").all_inner_texts()
+        assert len(rows) == 2 and all("–" not in r for r in rows), rows
+        assert "流入元" in page.inner_text("#panel-goal_channel")
+        fits()
+        page.screenshot(path=str(artifacts / "dashboards-ja-390-goals.png"), full_page=True)
+        # A funnel of two pages and a goal.
+        page.goto(f"{server}/dashboards/funnels?{urlencode(RANGE)}")
+        page.fill("#funnel-add input[name=name]", "施術から予約まで")
+        page.fill("#funnel-add input[name=step1_path]", "/treatments/*")
+        page.fill("#funnel-add input[name=step2_path]", "/reservation")
+        page.select_option("#funnel-add select[name=step3_goal]", label="カウンセリング予約")
+        page.click("#funnel-add button[type=submit]")
+        page.wait_for_selector("#chart-funnel_chart .js-plotly-plot, "
+                               "#chart-funnel_chart.js-plotly-plot")
+        steps = page.locator("#panel-funnel tbody tr").all_inner_texts()
+        assert [s.split("\t")[0] for s in steps] == [
+            "1. /treatments/*", "2. /reservation", "3. カウンセリング予約"]
+        first = int(steps[0].split("\t")[1].replace(",", ""))
+        assert first > 0 and "–" not in steps[1]
+        fits()
+        page.screenshot(path=str(artifacts / "dashboards-ja-390-funnel.png"), full_page=True)
+        # A saved segment narrows the funnel.
+        page.goto(f"{server}/dashboards/funnels?{urlencode({**RANGE, 'f.channel': 'search'})}")
+        page.fill("#segment-save input[name=name]", "検索から")
+        page.click("#segment-save button")
+        page.wait_for_load_state("load")
+        page.goto(f"{server}/dashboards/funnels?{urlencode(RANGE)}")
+        page.select_option("#segment", label="検索から")
+        page.click("#view-form button[type=submit]")
+        page.wait_for_selector("#active-filters")
+        narrowed = page.locator("#panel-funnel tbody tr").first.inner_text()
+        assert int(narrowed.split("\t")[1].replace(",", "")) < first
+        fits()
+        page.screenshot(path=str(artifacts / "dashboards-ja-390-funnel-segment.png"),
+                        full_page=True)
+        assert errors == []
+    finally:
+        context.close()

@@ -14,12 +14,14 @@ from typing import Any
 
 from support.dashboards import END, event, insert_events, visitors
 
+from collector.funnels import Funnels
 from collector.goals import Goals
 from collector.privacy.operations import Privacy
 from collector.privacy.subjects import Subject
 from collector.query import catalogue
 from collector.query import run as query_run
 from collector.query.conversions import GOAL_DIMS
+from collector.query.funnels import FUNNEL_DIMS
 from collector.query.params import DIMENSIONS
 from collector.query.rollup import Rollup
 from consent_mw.ids import subject_hash
@@ -32,10 +34,16 @@ ON = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
 ABOUT_THE_STORE = {"suppression_stats", "data_version"}
 
 
-def every_query(goal: str) -> list[tuple[str, dict[str, Any]]]:
+def every_query(goal: str, funnel: str) -> list[tuple[str, dict[str, Any]]]:
     queries: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(set(catalogue.CATALOGUE) - ABOUT_THE_STORE):
-        if name == "goal_breakdown":
+        if name == "funnel_breakdown":
+            queries += [(name, {"dim": d, "funnel": funnel}) for d in FUNNEL_DIMS]
+        elif name == "funnel":
+            queries.append((name, {"funnel": funnel}))
+        elif name == "goal_breakdowns":
+            queries.append((name, {"dims": sorted(GOAL_DIMS), "goal": goal}))
+        elif name == "goal_breakdown":
             queries += [(name, {"dim": d, "goal": goal}) for d in sorted(GOAL_DIMS)]
         elif name == "goal_series":
             queries.append((name, {"goal": goal}))
@@ -57,8 +65,11 @@ def answers(store: Any) -> dict[str, Any]:
         goals.add("reservation", {"kind": "event", "event": "reservation"}, "admin")
         goals.add("price", {"kind": "page", "path": "/pri*"}, "admin")
     goal = next(g.goal_id for g in goals.live() if g.name == "reservation")
+    if not store.scalar("SELECT count() FROM dashboard_funnels"):
+        Funnels(store).add("to a booking", {"steps": [{"path": "/"}, {"goal": goal}]}, "admin")
+    funnel = str(store.scalar("SELECT any(funnel_id) FROM dashboard_funnels"))
     return {f"{name} {extra}": query_run.run(store, name, {**BASE, **extra})
-            for name, extra in every_query(goal)}
+            for name, extra in every_query(goal, funnel)}
 
 
 def people(prefix: str, n: int, consent_id: str | None = None) -> list[dict[str, Any]]:

@@ -245,6 +245,19 @@ def test_a_goal_by_channel_and_device_equals_python(store: Any) -> None:
         assert order == sorted(order)
 
 
+def test_a_goals_breakdowns_in_one_scan_equal_one_at_a_time(store: Any) -> None:
+    ids = define(store)
+    dims = ["channel", "utm_source", "utm_campaign", "entry_path", "device_type"]
+    raw = {**BASE, "goal": ids["reservation"], "limit": 10}
+    together = query_run.run(store, "goal_breakdowns", {**raw, "dims": dims})
+    for dim in dims:
+        alone = query_run.run(store, "goal_breakdown", {**raw, "dim": dim})
+        assert alone and [{k: v for k, v in r.items() if k != "dim"}
+                          for r in together if r["dim"] == dim] == alone, dim
+    with pytest.raises(QueryError):
+        query_run.run(store, "goal_breakdowns", {**raw, "dims": ["path"]})
+
+
 def test_a_goal_over_time_equals_python(store: Any) -> None:
     ids = define(store)
     visits = visits_of(raw_rows(store))

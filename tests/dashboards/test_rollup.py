@@ -11,11 +11,13 @@ import pytest
 from support.dashboards import END, event, insert_events, interactions_beside, seeded_dsn
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
+from collector.funnels import Funnels
 from collector.goals import Goals
 from collector.privacy.operations import Privacy
 from collector.query import catalogue, params
 from collector.query import run as query_run
 from collector.query.conversions import GOAL_ROLLUP_DIMS
+from collector.query.funnels import FUNNEL_DIMS
 from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
 from consent_mw.config import SettingsError
 from dashboards.seed import seed
@@ -37,6 +39,10 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("goals", {}), ("goal_series", {"goal": "first"}),
     ("goal_series", {"goal": "first", "grain": "week"}),
     *[("goal_breakdown", {"dim": d, "goal": "first"}) for d in GOAL_ROLLUP_DIMS],
+    ("goal_breakdowns", {"dims": list(GOAL_ROLLUP_DIMS), "goal": "first"}),
+    # A funnel within a visit (steps are per-visit measures, like goals).
+    ("funnel", {"funnel": "first"}),
+    *[("funnel_breakdown", {"dim": d, "funnel": "first"}) for d in FUNNEL_DIMS],
 ]
 GOALS: dict[str, dict[str, Any]] = {
     "a reservation": {"kind": "event", "event": "reservation"},
@@ -55,15 +61,23 @@ def store_dsn(seeded_template: Path, tmp_path: Path) -> str:
 def seeded(store: Any) -> Any:
     for name, body in GOALS.items():
         Goals(store).add(name, body, "marketing")
+    booked = next(g.goal_id for g in Goals(store).live() if g.name == "a reservation")
+    Funnels(store).add("to a booking", {"steps": [{"path": "/treatments/*"},
+                                                  {"path": "/reservation"}, {"goal": booked}]},
+                       "marketing")
     return store
 
 
 def resolved(store: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """``extra`` with goal "first" as the id of the first goal (by name)."""
-    if extra.get("goal") != "first":
-        return extra
-    first = min(Goals(store).live(), key=lambda g: g.name)
-    return {**extra, "goal": first.goal_id}
+    """``extra`` with goal "first" as the id of the first goal (by name), and funnel "first"
+    as the first funnel's."""
+    if extra.get("goal") == "first":
+        first = min(Goals(store).live(), key=lambda g: g.name)
+        extra = {**extra, "goal": first.goal_id}
+    if extra.get("funnel") == "first":
+        funnel = str(store.scalar("SELECT min(funnel_id) FROM dashboard_funnels"))
+        extra = {**extra, "funnel": funnel}
+    return extra
 
 
 def rollup(store: Any, now: float = END) -> Rollup:
@@ -75,17 +89,19 @@ def served_and_raw(store: Any, name: str, raw: dict[str, Any]) -> tuple[Any, Any
     raw = resolved(store, raw)
     params = catalogue.params_for(name, raw)
     goals = query_run.stored_goals(store)
-    plan = query_run.rollup_plan(store, name, params, goals)
+    funnels = query_run.stored_funnels(store, goals)
+    plan = query_run.rollup_plan(store, name, params, goals, funnels)
     active = query_run.active_suppression_types(store)
     served = query_run.run(store, name, raw)
-    scanned = query_run.run_readonly(store, catalogue.build(name, raw, active, None, goals))
+    scanned = query_run.run_readonly(store, catalogue.build(name, raw, active, None, goals,
+                                                            funnels))
     return served, scanned, len(plan)
 
 
 def assert_all_equal_raw(store: Any, *, expect_rollup: bool = True) -> None:
     defined = bool(Goals(store).live())
     for name, extra in QUERIES:
-        if name.startswith("goal") and not defined:
+        if (name.startswith(("goal", "funnel"))) and not defined:
             continue
         served, scanned, days = served_and_raw(store, name, {**BASE, **extra})
         assert served == scanned, (name, extra)
@@ -210,8 +226,10 @@ def test_superseded_builds_are_deleted_once_no_query_can_use_them(seeded: Any) -
     assert_all_equal_raw(seeded)
 
 
-#: Queries about one goal, which name it: test_goals.py compares them with the raw rows.
-ABOUT_ONE_GOAL = {"goal_breakdown", "goal_series"}
+#: Queries about one goal or funnel, which name it: test_goals.py and test_funnels.py compare
+#: them with the raw rows.
+ABOUT_ONE_GOAL = {"goal_breakdown", "goal_breakdowns", "goal_series", "funnel",
+                  "funnel_breakdown"}
 #: Every dated query the dashboards run, unfiltered and filtered, raw and rolled up.
 EVERY_FIGURE: list[tuple[str, dict[str, Any]]] = [
     *QUERIES,
@@ -230,7 +248,8 @@ def figures(store: Any) -> dict[str, Any]:
     """Every figure; those about one goal only where there are goals."""
     defined = bool(Goals(store).live())
     return {f"{name} {extra}": query_run.run(store, name, resolved(store, {**BASE, **extra}))
-            for name, extra in EVERY_FIGURE if defined or "goal" not in extra}
+            for name, extra in EVERY_FIGURE
+            if defined or ("goal" not in extra and "funnel" not in extra)}
 
 
 #: What the beacon's reports are for: the engagement figures and the interaction breakdowns.
