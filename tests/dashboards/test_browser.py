@@ -227,6 +227,7 @@ def test_a_goal_and_a_funnel_made_on_a_phone_in_japanese(server: str, browser: A
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("#goal-add")
+        page.wait_for_load_state("load")  # the page's script, after plotly's
         assert "目標はまだありません" in page.inner_text("#panel-goals")
         # Only the chosen kind's fields show.
         page.select_option("#goal-kind", "interaction")
@@ -237,6 +238,7 @@ def test_a_goal_and_a_funnel_made_on_a_phone_in_japanese(server: str, browser: A
         page.fill("#goal-add input[name=target]", "line")
         page.click("#goal-add button[type=submit]")
         page.wait_for_selector("#goal-shown")
+        page.wait_for_load_state("load")
         page.click("#goal-setup summary")
         page.select_option("#goal-kind", "event")
         page.fill("#goal-add input[name=name]", "カウンセリング予約")
@@ -245,7 +247,10 @@ def test_a_goal_and_a_funnel_made_on_a_phone_in_japanese(server: str, browser: A
         page.wait_for_selector("#chart-goal_series .js-plotly-plot, "
                                "#chart-goal_series.js-plotly-plot")
         rows = page.locator("#panel-goals tbody tr").all_inner_texts()
-        assert len(rows) == 2 and all("–" not in r for r in rows), rows
+        cells = [r.split("\t") for r in rows]
+        assert [c[0] for c in cells] == ["LINE友だち追加", "カウンセリング予約"], rows
+        assert all("–" not in c[1:4] for c in cells), rows  # conversions, visitors, rate
+        assert cells[1][4].startswith("¥") and cells[0][4] == "–"  # only a booking has worth
         assert "流入元" in page.inner_text("#panel-goal_channel")
         fits()
         page.screenshot(path=str(artifacts / "dashboards-ja-390-goals.png"), full_page=True)
