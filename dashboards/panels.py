@@ -179,7 +179,7 @@ class Page:
 
 PAGES: dict[str, Page] = {p.id: p for p in [
     Page("overview", T("概要", "Overview"),
-         ("realtime", "kpis", "series", "goals", "bd_path", "bd_entry_path", "bd_channel",
+         ("realtime", "kpis", "series", "bd_path", "bd_entry_path", "bd_channel",
           "bd_referrer_host", "bd_device_type", "bd_country")),
     Page("acquisition", T("集客", "Acquisition"),
          ("bd_channel", "bd_referrer_host", "bd_utm_source", "bd_utm_medium",

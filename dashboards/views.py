@@ -40,6 +40,7 @@ from dashboards.charts import charts, script_json
 from dashboards.format import funnel_text, goal_text, key_header, row_label
 from dashboards.i18n import COOKIE, COOKIE_MAX_AGE, UI, Locale, Text, locale_of, pick_locale
 from dashboards.pagedata import (
+    FUNNEL_DETAIL,
     GOAL_DETAIL,
     PageLoader,
     PanelData,
@@ -275,8 +276,9 @@ class DashboardViews:
         version = await run_in_threadpool(self.loader.version)
         page = pages_showing(panel.id)[0]
         view = await run_in_threadpool(self.loader.with_goal, page, view, version)
-        if panel.query in GOAL_DETAIL and not view.goal:
-            return panel, view, []
+        if ((panel.query in GOAL_DETAIL and not view.goal)
+                or (panel.query in FUNNEL_DETAIL and not view.funnel)):
+            return panel, view, []  # none defined yet
         rows = await run_in_threadpool(self.loader.panel_rows, panel, view, version)
         return panel, view, rows
 

@@ -89,7 +89,9 @@ class Level:
         return self.funnel.reads_interactions
 
     def count_sql(self, i: int | str, params: dict[str, Any]) -> str:
-        return f"toUInt64({self.funnel.chain_sql(str(i), params)} >= {self.n})"
+        # Every level of a funnel writes the same chain, parameters included, so the
+        # engine computes it once per visit, not once per step.
+        return f"toUInt64({self.funnel.chain_sql(self.funnel.rollup_key, params)} >= {self.n})"
 
     def worth_sql(self, i: int | str, params: dict[str, Any]) -> str:
         return "toFloat64(0)"
