@@ -58,20 +58,38 @@ class Funnels(StaffItems):
 
     def sync(self, wanted: list[tuple[str, dict[str, Any]]], author: str) -> list[str]:
         """Make the funnels named in ``wanted`` (a TOML file's, :func:`load_funnels`: steps
-        naming goals by name) exactly those; others are left alone. The names written."""
-        goal_ids = {g.name: g.goal_id for g in Goals(self._store).live()}
+        naming goals by name) exactly those; others are left alone, and a changed one keeps
+        its id. Every funnel is checked before anything is written, so a file is applied
+        whole or not at all. The names written."""
+        goals = Goals(self._store).live()
+        goal_ids = {g.name: g.goal_id for g in goals}
         current = {str(r[1]): (str(r[0]), str(r[2])) for r in self._store().rows(
             "SELECT funnel_id, name, definition FROM dashboard_funnels FINAL WHERE NOT deleted")}
-        written = []
+        plans = []
         for name, body in wanted:
-            steps = [{"goal": goal_ids.get(str(s["goal"]), "")} if "goal" in s else s
-                     for s in body["steps"]]
+            # A goal the store does not have stays a goal step, which the check refuses.
+            steps = [{"goal": goal_ids.get(str(s["goal"]), "not a goal")} if s.get("goal")
+                     else {"path": s.get("path")} for s in body["steps"]]
+            try:
+                funnel = parse_funnel({"steps": steps, "days": body["days"]}, goals)
+            except QueryError as exc:
+                raise WriteRefused(f"funnel {name!r}: {exc.reason}") from None
+            stored = [{"goal": str(s["goal"])} if s.get("goal") else {"path": step.match}
+                      for s, step in zip(steps, funnel.steps, strict=True)]
+            plans.append((name, stored_definition(stored, funnel.days)))
+        added = [name for name, _ in plans if name not in current]
+        if len(current) + len(added) > MAX_FUNNELS:
+            raise WriteRefused(f"funnels: at most {MAX_FUNNELS}; there are {len(current)} and "
+                               f"the file adds {len(added)}")
+        written = []
+        for name, definition in plans:
             old = current.get(name)
-            if old is not None and old[1] == stored_definition(steps, body["days"]):
-                continue
+            if old is not None and old[1] == definition:
+                continue  # unchanged: a restart writes nothing
             if old is not None:
-                self.delete(old[0], author)
-            self.add(name, {"steps": steps, "days": body["days"]}, author)
+                self.update(old[0], [name, definition], author)
+            else:
+                self.put([name, definition], author)
             written.append(name)
         return written
 
@@ -86,11 +104,15 @@ def load_funnels(path: Path) -> list[tuple[str, dict[str, Any]]]:
         raise WriteRefused(f"{path}: expected [[funnel]] tables")
     # Checked against the file's goals, named by their names.
     goals = [replace(g, goal_id=g.name) for g in load_goals(path)]
+    if len(tables) > MAX_FUNNELS:
+        raise WriteRefused(f"{path}: at most {MAX_FUNNELS} funnels")
     out: list[tuple[str, dict[str, Any]]] = []
     for n, table in enumerate(tables, 1):
         name = table.get("name")
         if not isinstance(name, str) or not one_line(name) or len(name) > MAX_NAME:
             raise WriteRefused(f"{path}: funnel {n}: name: 1 to {MAX_NAME} characters")
+        if any(one_line(name) == seen for seen, _ in out):
+            raise WriteRefused(f"{path}: funnel {n}: the name {name!r} is used twice")
         body = {"steps": table.get("steps"), "days": table.get("days", 0)}
         try:
             parse_funnel(body, goals)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from collector.notes import StaffItems, WriteRefused, check_id, one_line
+from collector.notes import StaffItems, WriteRefused, one_line
 from collector.query.goals import MAX_GOALS, MAX_NAME, Goal, parse_goal, stored_goal
 from collector.query.params import QueryError, is_text
 from collector.store import Store
@@ -66,16 +66,23 @@ class Goals(StaffItems):
 
     def sync(self, wanted: list[Goal], author: str) -> list[str]:
         """Make the goals named in ``wanted`` (a TOML file's) exactly those definitions;
-        goals it does not name are left alone. The names of the goals written."""
+        goals it does not name are left alone. A changed goal keeps its id, so the funnels
+        whose steps name it follow it. The names of the goals written; nothing is written
+        when the file would take the goals past :data:`MAX_GOALS`."""
         by_name = {g.name: g for g in self.live()}
+        added = [g for g in wanted if g.name not in by_name]
+        if len(by_name) + len(added) > MAX_GOALS:
+            raise WriteRefused(f"goals: at most {MAX_GOALS}; there are {len(by_name)} and the "
+                               f"file adds {len(added)}")
         written = []
         for goal in wanted:
             old = by_name.get(goal.name)
             if old is not None and old.to_json() == goal.to_json():
                 continue  # unchanged: no new version, so a restart writes nothing
             if old is not None:
-                self.delete(check_id(old.goal_id, "goal"), author)
-            self.put([goal.name, goal.to_json()], author)
+                self.update(old.goal_id, [goal.name, goal.to_json()], author)
+            else:
+                self.put([goal.name, goal.to_json()], author)
             written.append(goal.name)
         return written
 

@@ -102,6 +102,20 @@ class StaffItems:
         """Store the item a posted JSON object (or the dashboards' form) describes."""
         raise NotImplementedError
 
+    def update(self, item_id: str, content: list[object], author: object) -> None:
+        """A newer version of a live item with new ``content``, under the same id (what
+        refers to it keeps referring to it) and its first author."""
+        key = check_id(item_id, self.what)
+        who = check_author(author)
+        id_col, created = self.columns[0], self.columns[3]
+        rows = self._store().rows(
+            f"SELECT {created} FROM {self.table} FINAL WHERE {id_col} = {{id:String}} "
+            "AND NOT deleted", {"id": key})
+        if not rows:
+            raise WriteRefused(f"{self.what}_id: no such {self.what}")
+        self._store().insert(self.table, [[key, *content, rows[0][0], who, False,
+                                           time.time_ns()]], self.columns)
+
     def delete(self, item_id: object, author: object) -> bool:
         """Mark an item deleted; False when there is no such item (or it is deleted)."""
         key = check_id(item_id, self.what)

@@ -101,9 +101,10 @@ FORMS: dict[str, Callable[[Mapping[str, str]], dict[str, object]]] = {
     "goals": lambda form: {k: form.get(k, "") for k in GOAL_FIELDS},
     "funnels": lambda form: {
         "name": form.get("name", ""), "days": form.get("days", "0") or "0",
-        # Step rows left empty are not steps: a form has room for the most there may be.
+        # Step rows left empty are not steps: a form has room for the most there may be. A
+        # post with more is read one further, so the check refuses it rather than cut it.
         "steps": [{"goal": form[f"step{n}_goal"]} if form.get(f"step{n}_goal")
                   else {"path": form[f"step{n}_path"]}
-                  for n in range(1, MAX_STEPS + 1)
+                  for n in range(1, MAX_STEPS + 2)
                   if form.get(f"step{n}_goal") or form.get(f"step{n}_path")]},
 }

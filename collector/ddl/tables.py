@@ -321,8 +321,8 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
 
 def rollup_goals_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build, goal, dimension, key): a goal's visitors, converting
-    # visitors (uniq states), conversions, converting visits and what the conversions were
-    # worth (collector.query.conversions).
+    # visitors (uniq states), conversions, converting visits, what the conversions were worth
+    # and who carried a value (collector.query.conversions).
     # goal_key is a hash of the goal's definition, so an edited goal is a new key; dim '' is
     # the day's total, '#' marks that the build covers the goal (a day without visits too).
     return Table(
@@ -339,7 +339,8 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     converted AggregateFunction({uniq()}, String),
     conversions UInt64,
     converted_visits UInt64,
-    value Float64""",
+    value Float64,
+    valued AggregateFunction({uniq()}, String)""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, goal_key, dim, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",

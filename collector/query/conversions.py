@@ -116,7 +116,8 @@ def _per_goal(goals: Sequence[Measure], everyone: bool = True) -> str:
 #: many merges, each ~0.1 ms once past 512 visitors), ``cvs`` and the counts in the others.
 VISITS_ROWS = (f"{uniq('StateIf')}(v, pos = 0) AS vs, "
                f"{uniq('StateIf')}(v, pos > 0 AND n > 0) AS cvs, "
-               "sum(n) AS c, countIf(n > 0) AS cv, sum(w) AS val")
+               "sum(n) AS c, countIf(n > 0) AS cv, sum(w) AS val, "
+               f"{uniq('StateIf')}(v, pos > 0 AND w > 0) AS wvs")
 
 
 def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
@@ -142,9 +143,9 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
     return f"""{raw}
     UNION ALL
-    SELECT indexOf({{gkeys:Array(String)}}, goal_key) AS pos, {rolled_key} AS key0,
+    SELECT {_POSITIONS} AS pos, {rolled_key} AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
-           value AS val
+           value AS val, valued AS wvs
     FROM rollup_goals
     WHERE {rolled} AND dim = {{gdim:String}}
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
@@ -169,20 +170,25 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     params["gdims"] = list(keys)
     return f"""{raw}
     UNION ALL
-    SELECT dim, indexOf({{gkeys:Array(String)}}, goal_key) AS pos, key AS key0,
+    SELECT dim, {_POSITIONS} AS pos, key AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
-           value AS val
+           value AS val, valued AS wvs
     FROM rollup_goals
     WHERE {rolled} AND dim IN {{gdims:Array(String)}}
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
 
 
+#: Which goals a rollup row belongs to: every position whose goal has that key (two goals
+#: may be defined alike, and share their rows), or 0 for the visitors of every visit.
+_POSITIONS = ("arrayJoin(if(goal_key = '', [0], arrayFilter(i -> {gkeys:Array(String)}[i] "
+              "= goal_key, arrayEnumerate({gkeys:Array(String)}))))")
 #: What conversions were worth, in total, per conversion and per visitor (of the period or
-#: group): never for fewer than k converting visitors, and nothing for a goal worth nothing.
-_VALUES = """if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n, 2), NULL) AS value,
-       if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n / c_n, 2), NULL)
+#: group): only when at least k visitors' conversions carried a value (``wv_n``; so no one
+#: buyer's amount is ever the total), and nothing for a goal worth nothing.
+_VALUES = """if(wv_n >= {k:UInt32} AND val_n > 0, round(val_n, 2), NULL) AS value,
+       if(wv_n >= {k:UInt32} AND val_n > 0, round(val_n / c_n, 2), NULL)
            AS value_per_conversion,
-       if(cv_n >= {k:UInt32} AND val_n > 0, round(val_n / v_n, 2), NULL)
+       if(wv_n >= {k:UInt32} AND val_n > 0, round(val_n / v_n, 2), NULL)
            AS value_per_visitor"""
 
 
@@ -213,9 +219,10 @@ SELECT {{gids:Array(String)}}[pos] AS goal_id, {{gnames:Array(String)}}[pos] AS 
        {_VALUES}
 FROM (SELECT arrayJoin(arrayEnumerate({{gids:Array(String)}})) AS pos) AS listed
 LEFT JOIN (
-    SELECT pos, max(everyone) OVER () AS v_n, cv_n, c_n, cvis, val_n
+    SELECT pos, max(everyone) OVER () AS v_n, cv_n, c_n, cvis, val_n, wv_n
     FROM (SELECT pos, {uniq('Merge')}(vs) AS everyone, {uniq('Merge')}(cvs) AS cv_n,
-                 sum(c) AS c_n, sum(cv) AS cvis, sum(val) AS val_n
+                 sum(c) AS c_n, sum(cv) AS cvis, sum(val) AS val_n,
+                 {uniq('Merge')}(wvs) AS wv_n
           FROM ({goal_rows(goals, p, params)})
           GROUP BY pos)
 ) AS figures USING pos
@@ -253,9 +260,10 @@ FROM (
     SELECT dim, if(finalizeAggregation(vs) >= {{k:UInt32}}, key0, '') AS key,
            finalizeAggregation(vs) < {{k:UInt32}} AS is_other,
            {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(cvs) AS cv_n, sum(c) AS c_n,
-           sum(val) AS val_n
+           sum(val) AS val_n, {uniq('Merge')}(wvs) AS wv_n
     FROM (SELECT dim, key0, {uniq('MergeState')}(vs) AS vs,
-                 {uniq('MergeState')}(cvs) AS cvs, sum(c) AS c, sum(val) AS val
+                 {uniq('MergeState')}(cvs) AS cvs, sum(c) AS c, sum(val) AS val,
+                 {uniq('MergeState')}(wvs) AS wvs
           FROM ({goal_rows((goal,), p, params, keys=dims)}) GROUP BY dim, key0)
     GROUP BY dim, key, is_other
 )
@@ -293,7 +301,7 @@ def q_goal_list(p: Params) -> Sql:
 
 def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any],
                     everyone: bool = True) -> str:
-    """(goal_key, dim, key0, vs, cvs, c, cv, val) of one day's visits, per goal: the total
+    """(goal_key, dim, key0, vs, cvs, c, cv, val, wvs) of one day's visits, per goal: the total
     (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
     :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
     ``rollup_goals``. ``everyone``: also the visitors of every visit (goal_key ''), which a
@@ -311,4 +319,4 @@ def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
     GROUP BY GROUPING SETS ({sets})
     UNION ALL
     SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
-           toUInt64(0), toUInt64(0), toFloat64(0)"""
+           toUInt64(0), toUInt64(0), toFloat64(0), {empty}"""

@@ -27,7 +27,7 @@ from typing import Any
 
 from collector.ddl.tables import uniq
 from collector.query.conversions import goal_rows
-from collector.query.goals import Goal, goal_condition, parse_goal
+from collector.query.goals import Goal, goal_condition, parse_goal, whole_number
 from collector.query.params import DIMENSIONS, Params, QueryError
 from collector.query.sql import Sql, base_params, detail_where
 
@@ -122,10 +122,12 @@ def parse_funnel(body: Mapping[str, Any], goals: Sequence[Goal], funnel_id: str 
             except QueryError as exc:
                 raise QueryError(f"step {n}: {exc.reason}") from None
         out.append(goal)
-    days = body.get("days", 0)
-    if isinstance(days, str) and days.strip().isdigit():
-        days = int(days)
-    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_DAYS:
+    raw_days = body.get("days", 0)
+    try:
+        days = whole_number(0 if raw_days in (None, "") else raw_days, "days")
+    except QueryError:
+        days = -1
+    if not 0 <= days <= MAX_DAYS:
         raise QueryError(f"days: 0 (one visit) to {MAX_DAYS}")
     return Funnel(steps=tuple(out), days=days, funnel_id=funnel_id, name=name)
 
@@ -186,14 +188,16 @@ def step_rows(funnel: Funnel, p: Params, params: dict[str, Any],
 
 
 #: A step's visitors, its conversion from the previous step and from step 1, and the
-#: drop-off: each shown only for steps k visitors reached (``reached``: uniq states merged).
+#: drop-off: each shown only for steps k visitors reached, and the drop-off only when k
+#: visitors dropped (it is a count of people too).
 _STEPS = """
 SELECT step, {names:Array(String)}[step] AS name,
        if(r >= {k:UInt32}, r, NULL) AS visitors,
        if(r >= {k:UInt32} AND prev >= {k:UInt32} AND step > 1, r / prev, NULL)
            AS from_previous,
        if(r >= {k:UInt32} AND first >= {k:UInt32}, r / first, NULL) AS from_start,
-       if(r >= {k:UInt32} AND prev >= {k:UInt32} AND step > 1, prev - r, NULL) AS dropped"""
+       if(r >= {k:UInt32} AND prev - r >= {k:UInt32} AND step > 1, prev - r, NULL)
+           AS dropped"""
 
 
 def q_funnel(p: Params) -> Sql:

@@ -51,6 +51,8 @@ MAX_SECONDS = 3600
 MAX_VALUE = 100_000_000  # yen per conversion
 _NAME_RE = re.compile(r"[\w.:\-]{1,64}")
 _ID_RE = re.compile(r"[0-9a-f]{32}")
+_DIGITS = re.compile(r"-?[0-9]{1,15}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 ENGAGED = "kind = 'interaction' AND name = 'engaged'"
 #: The currency values are summed in: the clinic's. An event worth an amount in another
 #: currency still converts; its amount is not added (no rate is guessed).
@@ -116,7 +118,7 @@ def _text(body: Mapping[str, Any], field: str, limit: int, required: bool = True
         if required:
             raise QueryError(f"{field}: required for this kind of goal")
         return ""
-    if not isinstance(value, str) or not is_text(value) or any(c < " " for c in value):
+    if not isinstance(value, str) or not is_text(value) or _CONTROL.search(value):
         raise QueryError(f"{field}: expected one line of text")
     value = value.strip()
     if len(value) > limit:
@@ -126,16 +128,23 @@ def _text(body: Mapping[str, Any], field: str, limit: int, required: bool = True
     return value
 
 
+def whole_number(value: object, field: str) -> int:
+    """An int, or a string of ASCII digits (a form's field): never "²", "１２" or a
+    5,000-digit string, which ``int()`` reads or chokes on."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise QueryError(f"{field}: expected a whole number")
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value.strip()):
+            raise QueryError(f"{field}: expected a whole number")
+        return int(value.strip())
+    return value
+
+
 def _number(body: Mapping[str, Any], field: str, lo: int, hi: int) -> int:
     value = body.get(field)
     if value is None or value == "":
         return 0 if lo == 0 else _fail(f"{field}: required for this kind of goal")
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise QueryError(f"{field}: expected a whole number")
-    try:
-        number = int(value)
-    except ValueError:
-        raise QueryError(f"{field}: expected a whole number") from None
+    number = whole_number(value, field)
     if not lo <= number <= hi:
         raise QueryError(f"{field}: between {lo} and {hi}")
     return number

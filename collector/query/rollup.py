@@ -192,7 +192,12 @@ class Rollup:
         goals = stored_goals(self.store)
         levels = [level for f in stored_funnels(self.store, goals) if f.days == 0
                   for level in f.levels()]
-        return [*goals, *levels]
+        # Two goals (or funnels) defined alike share one key: their rows are built once.
+        measures: list[Measure] = [*goals, *levels]
+        unique: dict[str, Measure] = {}
+        for measure in measures:
+            unique.setdefault(measure.rollup_key, measure)
+        return list(unique.values())
 
     def build_goals(self, day: dt.date, build: int, goals: Sequence[Measure],
                     everyone: bool = False) -> None:
@@ -210,8 +215,8 @@ class Rollup:
         where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
         self.store.command(
             "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
-            "converted, conversions, converted_visits, value) SELECT {tz:String}, {day:Date}, "
-            "{build:UInt64}, gk, dim, key0, vs, cvs, c, cv, val "
+            "converted, conversions, converted_visits, value, valued) SELECT {tz:String}, "
+            "{day:Date}, {build:UInt64}, gk, dim, key0, vs, cvs, c, cv, val, wvs "
             f"FROM ({goal_rollup_sql(chosen, where, params, everyone)})", params,
             settings=INSERT_SETTINGS)
 

@@ -313,3 +313,62 @@ def test_funnels_from_the_goals_file_are_synced_by_name(store: Any, tmp_path: Pa
         with pytest.raises(WriteRefused) as refused:
             load_funnels(path)
         assert reason in refused.value.reason
+
+
+# --- what an attack on the first version found ------------------------------------------------
+
+
+def test_a_drop_off_of_fewer_than_k_people_is_not_shown(store: Any) -> None:
+    funnel = Funnels(store).add("abc", {"steps": [{"path": "/a"}, {"path": "/b"},
+                                                  {"path": "/c"}]}, "marketing")
+    rows: list[dict[str, Any]] = []
+    for n, last in ((8, "/c"), (1, "/b"), (1, "/a")):  # 10 reach /a, 9 /b, 8 /c
+        for v in visitors(f"d{last[1]}", n, path="/a", channel="ad",
+                          ts=dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)):
+            rows.append(v)
+            for i, page in enumerate(["/b", "/c"][: ["/a", "/b", "/c"].index(last)], 1):
+                rows.append({**v, "event_id": uuid.uuid4(), "path": page, "channel": "internal",
+                             "ts": v["ts"] + dt.timedelta(minutes=i)})
+    insert_events(store, rows)
+    got = query_run.run(store, "funnel", {**BASE, "funnel": funnel})
+    assert [r["visitors"] for r in got] == [10, 9, 8]
+    assert [r["dropped"] for r in got] == [None, None, None]  # 1 and 1: one person each
+
+
+def test_odd_windows_are_refused_with_a_reason_never_a_500(store: Any) -> None:
+    from starlette.applications import Starlette
+
+    from collector import staff
+    from consent_mw.config import Secret
+
+    collector = TestClient(Starlette(routes=staff.build_routes(lambda: store,
+                                                               Secret("t" * 32))))
+    for days in ("²", "١٢", "9" * 5000, 1.5, -1, "31"):
+        answer = collector.post("/v1/funnels", json={
+            "name": "f", "steps": [{"path": "/a"}, {"path": "/b"}], "days": days,
+            "author": "a"}, headers={"Authorization": "Bearer " + "t" * 32})
+        assert answer.status_code == 400, days
+        assert answer.json()["message"].startswith("days: 0 (one visit) to 30"), days
+
+
+def test_a_funnels_file_is_applied_whole_or_not_at_all(store: Any, tmp_path: Path) -> None:
+    from collector.funnels import load_funnels
+
+    path = tmp_path / "goals.toml"
+    funnels = "".join(f'[[funnel]]\nname = "f{n}"\nsteps = [{{ path = "/a" }}, '
+                      f'{{ goal = "", path = "/b{n}" }}]\n' for n in range(21))
+    path.write_text(funnels, encoding="utf-8")
+    with pytest.raises(WriteRefused) as refused:
+        load_funnels(path)
+    assert "at most 20 funnels" in refused.value.reason
+    for n in range(19):
+        Funnels(store).add(f"ui {n}", {"steps": [{"path": "/"}, {"path": f"/x{n}"}]}, "admin")
+    path.write_text(funnels.split("[[funnel]]", 3)[0] + "[[funnel]]"
+                    + "[[funnel]]".join(funnels.split("[[funnel]]")[1:3]), encoding="utf-8")
+    with pytest.raises(WriteRefused) as refused:
+        Funnels(store).sync(load_funnels(path), "file")  # 19 + 2 > 20
+    assert "at most 20" in refused.value.reason
+    assert store.scalar("SELECT count() FROM dashboard_funnels FINAL WHERE NOT deleted") == 19
+    path.write_text(funnels.split("[[funnel]]")[0] + "[[funnel]]"
+                    + funnels.split("[[funnel]]")[1], encoding="utf-8")
+    assert Funnels(store).sync(load_funnels(path), "file") == ["f0"]  # an empty goal: a page

@@ -460,3 +460,85 @@ def test_no_event_name_is_special_any_more(store: Any) -> None:
     [kpis] = query_run.run(store, "kpis", BASE)
     assert "reservations" not in kpis and "converted_visits" not in kpis
     assert query_run.run(store, "goals", BASE) == []  # until the clinic defines one
+
+
+# --- what an attack on the first version found ------------------------------------------------
+
+
+def test_two_goals_defined_alike_each_keep_their_figures_once_rolled_up(store: Any) -> None:
+    from support.dashboards import END
+
+    from collector.query.rollup import Rollup
+
+    insert_events(store, [{**r, "name": "booked"} if r["kind"] == "custom" else r
+                          for r in converters("dup", 8)] + visitors("dup-crowd", 20))
+    ids = define(store, {"A": {"kind": "event", "event": "booked"},
+                         "B": {"kind": "event", "event": "booked"}})
+
+    def figures() -> list[Any]:
+        rows = query_run.run(store, "goals", BASE)
+        series = [sum(r["conversions"] or 0 for r in query_run.run(
+            store, "goal_series", {**BASE, "goal": ids[name]})) for name in ("A", "B")]
+        return [(r["name"], r["conversions"], r["converted_visitors"]) for r in rows] + series
+
+    raw = figures()
+    assert raw == [("A", 8, 8), ("B", 8, 8), 8, 8]
+    Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: END).refresh()
+    assert figures() == raw
+
+
+def test_no_one_buyers_amount_is_ever_the_value_shown(store: Any) -> None:
+    define(store, {"bought": {"kind": "event", "event": "buy"}})
+    rows = [{**r, "name": "buy", "value": 0.0, "currency": ""} if r["kind"] == "custom"
+            else {**r, "value": 0.0, "currency": ""} for r in converters("buy", 6)]
+    buys = [r for r in rows if r["kind"] == "custom"]
+    buys[0].update(value=123456.0, currency="JPY")  # one buyer carries an amount
+    insert_events(store, rows)
+    [row] = query_run.run(store, "goals", BASE)
+    assert row["conversions"] == 6 and row["value"] is row["value_per_conversion"] is None
+    for b in buys[1:5]:  # five buyers with amounts: the total stands for five people
+        store.command("ALTER TABLE events UPDATE value = 1000, currency = 'JPY' "
+                      "WHERE event_id = {e:UUID}", {"e": str(b["event_id"])},
+                      settings={"mutations_sync": 2})
+    [row] = query_run.run(store, "goals", BASE)
+    assert row["value"] == 127456.0
+
+
+def test_odd_numbers_and_invisible_line_breaks_are_refused_with_a_reason() -> None:
+    for body, reason in [
+        ({"kind": "engaged", "seconds": "６０"}, "seconds: expected a whole number"),
+        ({"kind": "engaged", "seconds": "²"}, "seconds: expected a whole number"),
+        ({"kind": "engaged", "seconds": "9" * 5000}, "seconds: expected a whole number"),
+        ({"kind": "page", "path": "/a\u2028b"}, "path: expected one line"),
+        ({"kind": "page", "path": "/a\x7fb"}, "path: expected one line"),
+    ]:
+        with pytest.raises(QueryError) as refused:
+            parse_goal(body)
+        assert refused.value.reason.startswith(reason), body
+
+
+def test_a_goals_file_never_takes_the_goals_past_the_limit_and_an_edit_keeps_the_id(
+        store: Any, tmp_path: Path) -> None:
+    from collector.funnels import Funnels
+
+    goals = Goals(store)
+    for n in range(29):
+        goals.add(f"ui {n}", {"kind": "page", "path": f"/p{n}"}, "marketing")
+    path = tmp_path / "goals.toml"
+    path.write_text("".join(f'[[goal]]\nname = "file {n}"\nkind = "page"\npath = "/f{n}"\n'
+                            for n in range(2)), encoding="utf-8")
+    with pytest.raises(WriteRefused) as refused:
+        goals.sync(load_goals(path), "file")
+    assert "at most 30" in refused.value.reason and len(goals.live()) == 29  # nothing written
+    path.write_text('[[goal]]\nname = "file 0"\nkind = "page"\npath = "/f0"\n', encoding="utf-8")
+    assert goals.sync(load_goals(path), "file") == ["file 0"]
+    first = next(g for g in goals.live() if g.name == "file 0")
+    funnel = Funnels(store).add("uses it", {"steps": [{"path": "/"}, {"goal": first.goal_id}]},
+                                "marketing")
+    path.write_text('[[goal]]\nname = "file 0"\nkind = "page"\npath = "/f0-new"\n',
+                    encoding="utf-8")
+    assert goals.sync(load_goals(path), "file") == ["file 0"]
+    edited = next(g for g in goals.live() if g.name == "file 0")
+    assert edited.goal_id == first.goal_id and edited.match == "/f0-new"
+    [listed] = query_run.run(store, "funnel_list", {})
+    assert listed["funnel_id"] == funnel and listed["ok"]  # the funnel follows its goal
