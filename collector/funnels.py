@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.goals import Goals, load_goals, read_toml
-from collector.notes import StaffItems, WriteRefused, one_line
+from collector.notes import StaffItems, WriteRefused, check_name
 from collector.query.funnels import MAX_FUNNELS, parse_funnel, stored_definition
-from collector.query.goals import MAX_NAME
-from collector.query.params import QueryError, is_text
+from collector.query.params import QueryError
 from collector.store import Store
 
 COLUMNS = ["funnel_id", "name", "definition", "created_by", "updated_by", "deleted",
@@ -34,11 +33,7 @@ class Funnels(StaffItems):
         super().__init__(store, "dashboard_funnels", COLUMNS, "funnel")
 
     def add(self, name: object, body: Mapping[str, Any], author: object) -> str:
-        if not isinstance(name, str) or not is_text(name):
-            raise WriteRefused("name: expected a string of valid text")
-        clean = one_line(name)
-        if not clean or len(clean) > MAX_NAME:
-            raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
+        clean = check_name(name)
         try:
             funnel = parse_funnel(body, Goals(self._store).live())
         except QueryError as exc:
@@ -108,15 +103,16 @@ def load_funnels(path: Path) -> list[tuple[str, dict[str, Any]]]:
         raise WriteRefused(f"{path}: at most {MAX_FUNNELS} funnels")
     out: list[tuple[str, dict[str, Any]]] = []
     for n, table in enumerate(tables, 1):
-        name = table.get("name")
-        if not isinstance(name, str) or not one_line(name) or len(name) > MAX_NAME:
-            raise WriteRefused(f"{path}: funnel {n}: name: 1 to {MAX_NAME} characters")
-        if any(one_line(name) == seen for seen, _ in out):
+        try:
+            name = check_name(table.get("name"))
+        except WriteRefused as exc:
+            raise WriteRefused(f"{path}: funnel {n}: {exc.reason}") from None
+        if any(name == seen for seen, _ in out):
             raise WriteRefused(f"{path}: funnel {n}: the name {name!r} is used twice")
         body = {"steps": table.get("steps"), "days": table.get("days", 0)}
         try:
             parse_funnel(body, goals)
         except QueryError as exc:
             raise WriteRefused(f"{path}: funnel {n}: {exc.reason}") from None
-        out.append((one_line(name), body))
+        out.append((name, body))
     return out

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from collector.notes import StaffItems, WriteRefused, one_line
-from collector.query.goals import MAX_GOALS, MAX_NAME, Goal, parse_goal, stored_goal
-from collector.query.params import QueryError, is_text
+from collector.notes import StaffItems, WriteRefused, check_name
+from collector.query.goals import MAX_GOALS, Goal, parse_goal, stored_goal
+from collector.query.params import QueryError
 from collector.store import Store
 
 COLUMNS = ["goal_id", "name", "definition", "created_by", "updated_by", "deleted", "version"]
@@ -27,11 +27,7 @@ LIVE_SQL = "SELECT goal_id, name, definition FROM dashboard_goals FINAL WHERE NO
 
 def check_goal(name: object, definition: object) -> Goal:
     """The goal as it will be kept, or WriteRefused naming what is wrong."""
-    if not isinstance(name, str) or not is_text(name):
-        raise WriteRefused("name: expected a string of valid text")
-    clean = one_line(name)
-    if not clean or len(clean) > MAX_NAME:
-        raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
+    clean = check_name(name)
     if not isinstance(definition, Mapping):
         raise WriteRefused("goal: expected an object")
     try:

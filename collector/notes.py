@@ -43,6 +43,21 @@ def one_line(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
+#: The longest name of a saved segment, goal or funnel.
+MAX_NAME = 60
+
+
+def check_name(name: object) -> str:
+    """A segment's, goal's or funnel's name as it will be kept (one line, trimmed), or
+    WriteRefused naming what is wrong."""
+    if not isinstance(name, str) or not is_text(name):
+        raise WriteRefused("name: expected a string of valid text")
+    clean = one_line(name)
+    if not clean or len(clean) > MAX_NAME:
+        raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
+    return clean
+
+
 def check_note(day: object, text: object, author: object,
                today: dt.date | None = None) -> tuple[dt.date, str, str]:
     """(day, text, author) of a note as it will be kept, or WriteRefused naming what is wrong."""

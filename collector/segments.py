@@ -12,22 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-from collector.notes import StaffItems, WriteRefused, check_id, one_line
-from collector.query.params import QueryError, check_filters, is_text
+from collector.notes import StaffItems, WriteRefused, check_id, check_name
+from collector.query.params import QueryError, check_filters
 from collector.store import Store
 
-MAX_NAME = 60
 MAX_FILTERS = 8
 COLUMNS = ["segment_id", "name", "filters", "created_by", "updated_by", "deleted", "version"]
 
 
 def check_segment(name: object, filters: object) -> tuple[str, str]:
     """(name, filters as canonical JSON) of a segment, or WriteRefused naming what is wrong."""
-    if not isinstance(name, str) or not is_text(name):
-        raise WriteRefused("name: expected a string of valid text")
-    clean = one_line(name)
-    if not clean or len(clean) > MAX_NAME:
-        raise WriteRefused(f"name: 1 to {MAX_NAME} characters")
+    clean = check_name(name)
     try:
         checked = check_filters(filters)
     except QueryError as exc:

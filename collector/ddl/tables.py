@@ -394,89 +394,52 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
 
-def notes_table(o: DdlOptions) -> Table:
-    # Staff notes on the dashboards' time axis (a campaign launch, a TV mention, a site
-    # change): collector.notes. A deletion is a newer version with deleted = true, so every
-    # change is kept. Small and about the site, not a person: replicated to every node.
+def _staff_table(name: str, id_column: str, content: str) -> Table:
+    """A table of things staff write for the dashboards (collector.notes.StaffItems): an id,
+    two content columns, who wrote it and who last changed it. A change or a deletion is a
+    newer version (ReplacingMergeTree), so every change is kept. Small and about the site,
+    not a person: replicated to every node."""
     return Table(
-        name="dashboard_notes",
+        name=name,
         engine="ReplacingMergeTree",
         engine_args="version",
         distributed=False,
-        columns="""
-    note_id String,
-    day Date,
-    text String,
+        columns=f"""
+    {id_column} String,
+{content}
     created_by String,
     updated_by String,
     updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
     deleted Bool DEFAULT false,
     version UInt64""",
-        tail="ORDER BY note_id",
+        tail=f"ORDER BY {id_column}",
     )
+
+
+def notes_table(o: DdlOptions) -> Table:
+    # Staff notes on the dashboards' time axis (a campaign launch, a TV mention, a site
+    # change): collector.notes.
+    return _staff_table("dashboard_notes", "note_id", "    day Date,\n    text String,")
 
 
 def segments_table(o: DdlOptions) -> Table:
     # Saved filter sets the marketing team shares (collector.segments): a name and the
-    # dashboards' filters as JSON. Versioned like the notes; about the site, not a person.
-    return Table(
-        name="dashboard_segments",
-        engine="ReplacingMergeTree",
-        engine_args="version",
-        distributed=False,
-        columns="""
-    segment_id String,
-    name String,
-    filters String,
-    created_by String,
-    updated_by String,
-    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
-    deleted Bool DEFAULT false,
-    version UInt64""",
-        tail="ORDER BY segment_id",
-    )
+    # dashboards' filters as JSON.
+    return _staff_table("dashboard_segments", "segment_id",
+                        "    name String,\n    filters String,")
 
 
 def goals_table(o: DdlOptions) -> Table:
     # What counts as a conversion (collector.goals): a name and the goal's definition as JSON
-    # (collector.query.goals). Versioned like the notes; about the site, not a person.
-    return Table(
-        name="dashboard_goals",
-        engine="ReplacingMergeTree",
-        engine_args="version",
-        distributed=False,
-        columns="""
-    goal_id String,
-    name String,
-    definition String,
-    created_by String,
-    updated_by String,
-    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
-    deleted Bool DEFAULT false,
-    version UInt64""",
-        tail="ORDER BY goal_id",
-    )
+    # (collector.query.goals).
+    return _staff_table("dashboard_goals", "goal_id", "    name String,\n    definition String,")
 
 
 def funnels_table(o: DdlOptions) -> Table:
     # Ordered steps the marketing team follows visitors through (collector.funnels): a name
-    # and the steps (goal ids or page patterns) and window as JSON. Versioned like the notes.
-    return Table(
-        name="dashboard_funnels",
-        engine="ReplacingMergeTree",
-        engine_args="version",
-        distributed=False,
-        columns="""
-    funnel_id String,
-    name String,
-    definition String,
-    created_by String,
-    updated_by String,
-    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
-    deleted Bool DEFAULT false,
-    version UInt64""",
-        tail="ORDER BY funnel_id",
-    )
+    # and the steps (goal ids or page patterns) and window as JSON.
+    return _staff_table("dashboard_funnels", "funnel_id",
+                        "    name String,\n    definition String,")
 
 
 def bot_hits_table(o: DdlOptions) -> Table:

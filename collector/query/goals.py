@@ -44,7 +44,6 @@ TAPS: dict[str, str | None] = {
 #: Every field a goal's definition may have, across the kinds.
 GOAL_FIELDS = ("name", "kind", "path", "event", "property", "equals", "interaction", "target",
                "seconds", "value")
-MAX_NAME = 60
 MAX_MATCH = 256
 MAX_GOALS = 30
 MAX_SECONDS = 3600
