@@ -32,7 +32,8 @@ from collector.logins import Logins
 from collector.metrics import CollectorMetrics
 from collector.privacy.gate import SuppressionGate
 from collector.privacy.operations import Privacy
-from collector.query.rollup import KickOnSuppression, Rollup, RollupWorker
+from collector.query.refresher import KickOnSuppression, RollupWorker
+from collector.query.rollup import Rollup
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 from collector.transport import InProcessTransport

@@ -19,8 +19,8 @@ aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement``,
 
 Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes).
 
-A little over 300 lines: the worker that refreshes the rollup and the listener that wakes it
-are small and live beside what they drive.
+The thread that refreshes it, and the listener that wakes it, are ``collector.query.refresher``.
+A little over 300 lines: building a day writes six tables, each statement beside the others.
 """
 
 from __future__ import annotations
@@ -337,55 +337,3 @@ def mark_range_dirty(store: Store, t0: float, t1: float) -> None:
             day += dt.timedelta(days=1)
     if rows:
         store.insert("rollup_days", rows, DAY_COLUMNS)
-
-
-class RollupWorker:
-    """Refreshes every ``interval`` seconds, and at once when :meth:`kick`-ed."""
-
-    def __init__(self, rollup: Rollup, interval: float) -> None:
-        self.rollup = rollup
-        self.interval = interval
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self.refreshed = threading.Event()  # set after every refresh (tests, the bench)
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start refreshing (again, after a :meth:`stop`): the first refresh runs at once."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="collector-rollup", daemon=True)
-        self._thread.start()
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                self.rollup.refresh()
-            except Exception:  # the store may be closing; dashboards scan raw meanwhile
-                log.exception("rollup refresh failed")
-            self.refreshed.set()
-            self._wake.wait(self.interval)
-
-
-class KickOnSuppression:
-    """A suppression-gate listener: any suppression change wakes the rollup worker, whose
-    refresh rebuilds the days of the people concerned and re-stamps the others."""
-
-    def __init__(self, worker: RollupWorker) -> None:
-        self.worker = worker
-
-    def replace(self, hashes: Iterable[str], version: int | None = None, *,
-                purged: Iterable[str] = ()) -> None:
-        self.worker.kick()
