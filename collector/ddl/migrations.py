@@ -27,6 +27,7 @@ from collector.ddl.tables import (
     goals_table,
     ident,
     notes_table,
+    policy_versions_table,
     privacy_requests_table,
     purge_receipts_table,
     rollup_days_table,
@@ -161,6 +162,28 @@ def _page_reporters(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE rollup_pages{on} {add}"]
 
 
+#: A policy version's first record, from consent records (``source``): what the view that
+#: keeps ``policy_versions`` selects from every insert, and the backfill from what is there.
+POLICY_FIRST_SEEN = ("SELECT policy_version, min(ts) AS first_seen FROM {source} "
+                     "WHERE policy_version != '' GROUP BY policy_version")
+
+
+def _policy_versions(o: DdlOptions) -> list[str]:
+    """``policy_versions`` and the view that fills it from every insert of consent records
+    (on a cluster, each shard's local table: the target is replicated to every node)."""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    source = "consent_records_local" if o.cluster else "consent_records"
+    return [*policy_versions_table(o).render(o),
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS policy_versions_mv{on} TO policy_versions "
+            f"AS {POLICY_FIRST_SEEN.format(source=source)}"]
+
+
+def _policy_versions_backfill(o: DdlOptions) -> list[str]:
+    """The versions recorded before the view existed. A record inserted meanwhile is counted
+    by both: a first moment is a minimum, so twice is the same."""
+    return [f"INSERT INTO policy_versions {POLICY_FIRST_SEEN.format(source='consent_records')}"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and consent records", _tables(events_table, consent_records_table)),
     Migration(2, "visitor rights: suppressions, audit trail, purge receipts",
@@ -184,6 +207,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "events: what a custom event is worth",
               _event_columns(VALUE_COLUMNS, "engaged_seconds")),
     Migration(14, "dashboards: funnels", _tables(funnels_table)),
+    Migration(15, "annotations: the first moment of each policy version, kept as records arrive",
+              _policy_versions, data=_policy_versions_backfill),
 )
 
 

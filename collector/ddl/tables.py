@@ -442,6 +442,22 @@ def funnels_table(o: DdlOptions) -> Table:
                         "    name String,\n    definition String,")
 
 
+def policy_versions_table(o: DdlOptions) -> Table:
+    # The first moment each consent-banner and policy version was recorded, which the
+    # dashboards mark on their time axis (collector.query.annotations). Kept by a materialized
+    # view as consent records arrive (migrations.POLICY_FIRST_SEEN), so a page reads a few
+    # rows instead of every consent record. A version and a date: about the site, no one.
+    return Table(
+        name="policy_versions",
+        engine="AggregatingMergeTree",
+        distributed=False,
+        columns="""
+    policy_version String,
+    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC'))""",
+        tail="ORDER BY policy_version",
+    )
+
+
 def bot_hits_table(o: DdlOptions) -> Table:
     # Known bots (``consent_mw.useragent``'s device_type "bot") are no people and give no
     # consent: their events are never stored, only counted here per hour (UTC; hours, not

@@ -3,8 +3,10 @@ policy version.
 
 Staff notes come from ``dashboard_notes`` (``collector.notes``). A version change needs no one
 to write it down: the day a version's first consent record arrived is the day the site began
-showing it, found from ``consent_records`` itself, so an opt-in rate that moves can be read
-against the banner that moved it. Neither names a person; no k applies (nothing is counted).
+showing it, kept from ``consent_records`` as they arrive (``policy_versions``, migration 15:
+a few rows to read instead of every record), so an opt-in rate that moves can be read
+against the banner that moved it. A purge leaves a version's first moment as it was: a date
+of the site's banner, not of the person. Neither names a person; no k applies (nothing is counted).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ SELECT toString(day) AS day, kind, text, author, note_id FROM (
     WHERE NOT deleted AND day >= {d0:Date} AND day <= {d1:Date}
     UNION ALL
     SELECT first AS day, 'policy' AS kind, policy_version AS text, '' AS author, '' AS note_id
-    FROM (SELECT policy_version, toDate(min(ts), {tz:String}) AS first
-          FROM consent_records WHERE policy_version != '' GROUP BY policy_version)
+    FROM (SELECT policy_version, toDate(min(first_seen), {tz:String}) AS first
+          FROM policy_versions GROUP BY policy_version)
     WHERE first >= {d0:Date} AND first <= {d1:Date}
 )
 ORDER BY day, kind = 'note', text

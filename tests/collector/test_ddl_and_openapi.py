@@ -188,3 +188,31 @@ def test_migration_7_moves_stored_bot_rows_into_bot_hits_once(store_dsn: str) ->
         assert old.rows("SELECT kind, device_type FROM events ORDER BY kind") == people
     finally:
         old.close()
+
+
+def test_a_store_from_before_migration_15_keeps_its_policy_marks(store_dsn: str) -> None:
+    """The versions recorded before ``policy_versions`` existed are found by its backfill,
+    and a purge of the first record leaves the version's first day as it was."""
+    from collector.query import run as query_run
+
+    def annotations(store: Store) -> list[tuple[str, str, str]]:
+        return [(r["day"], r["kind"], r["text"]) for r in query_run.run(
+            store, "annotations", {"start": "2026-06-17", "end": "2026-06-30"})]
+
+    old = Store(store_dsn)
+    try:
+        assert apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 14])
+        columns = ["record_id", "consent_id", "visitor_id", "ts", "event", "method",
+                   "component", "policy_version"]
+        for day in (18, 21):
+            old.insert("consent_records", [[
+                uuid.uuid4(), f"c{day}", "", datetime(2026, 6, day, 1, 0, tzinfo=UTC),
+                "shown", "none", "banner", f"2026-06-{day}+abc"]], columns)
+        assert apply_migrations(old, DdlOptions()) == [15]
+        assert annotations(old) == [("2026-06-18", "policy", "2026-06-18+abc"),
+                                    ("2026-06-21", "policy", "2026-06-21+abc")]
+        old.command("ALTER TABLE consent_records DELETE WHERE consent_id = 'c18'",
+                    settings={"mutations_sync": 2})
+        assert annotations(old)[0] == ("2026-06-18", "policy", "2026-06-18+abc")
+    finally:
+        old.close()

@@ -188,3 +188,4 @@ def test_a_hostile_note_is_text_on_the_page_and_on_the_chart(store: Any, login: 
     # Plotly would read tags in a label: they reach it as entities.
     assert labels and all("<" not in label for label in labels)
     assert any(label.startswith("&lt;a href=") for label in labels)
+
