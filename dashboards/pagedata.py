@@ -224,32 +224,28 @@ class PageLoader:
         """Every panel of ``page``; ``version``: the data version, when the caller has it.
         A page about one goal gets ``view`` from :meth:`with_goal`."""
         version = self.version() if version is None else version
-        # The page's breakdowns share one scan (and, when filtered, one visit selection).
-        combined = [PANELS[pid] for pid in page.panels
-                    if PANELS[pid].query == "breakdown" and PANELS[pid].dim != "property"]
-        by_dim: dict[str, Rows] = {}
-        if len(combined) > 1:
-            params = view.params(self.k, self.tz, dims=[p.dim for p in combined],
-                                 limit=self.top_n)
-            for row in self.backend.run("breakdowns", params, version=version):
-                rest = {k: v for k, v in row.items() if k != "dim"}  # rows may be cached
-                by_dim.setdefault(str(row["dim"]), []).append(rest)
-        # So do its goal breakdowns (one goal by each dimension).
-        by_goal = [PANELS[pid] for pid in page.panels if PANELS[pid].query == "goal_breakdown"]
-        if len(by_goal) > 1 and view.goal:
-            params = view.params(self.k, self.tz, dims=[p.dim for p in by_goal],
-                                 limit=self.top_n, goal=view.goal)
-            for row in self.backend.run("goal_breakdowns", params, version=version):
-                rest = {k: v for k, v in row.items() if k != "dim"}
-                by_dim.setdefault(f"goal {row['dim']}", []).append(rest)
+        # The page's breakdowns share one scan (and, when filtered, one visit selection), and
+        # so do a goal's: each answer's rows, by panel.
+        shared: dict[str, Rows] = {}
+        for query, together, extra in (("breakdown", "breakdowns", {}),
+                                       ("goal_breakdown", "goal_breakdowns",
+                                        {"goal": view.goal})):
+            panels = [PANELS[pid] for pid in page.panels if PANELS[pid].query == query
+                      and PANELS[pid].dim != "property"]
+            if len(panels) < 2 or extra.get("goal") == "":
+                continue
+            params = view.params(self.k, self.tz, dims=[p.dim for p in panels],
+                                 limit=self.top_n, **extra)
+            rows = self.backend.run(together, params, version=version)
+            for p in panels:  # rows may be cached: never changed, copied without dim
+                shared[p.id] = [{k: v for k, v in r.items() if k != "dim"}
+                                for r in rows if r["dim"] == p.dim]
         out: dict[str, PanelData] = {}
         memo: dict[str, Rows] = {}
         for pid in page.panels:
             panel = PANELS[pid]
-            if len(combined) > 1 and panel in combined:
-                out[pid] = PanelData(panel, by_dim.get(str(panel.dim), []))
-            elif len(by_goal) > 1 and panel in by_goal and view.goal:
-                out[pid] = PanelData(panel, by_dim.get(f"goal {panel.dim}", []))
+            if pid in shared:
+                out[pid] = PanelData(panel, shared[pid])
             elif ((panel.query in GOAL_DETAIL and not view.goal)
                   or (panel.query in FUNNEL_DETAIL and not view.funnel)):
                 out[pid] = PanelData(panel, [])  # none defined yet
