@@ -95,35 +95,29 @@ class CollectorBackend:
     def __init__(self, collector_url: str, query_token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base = collector_url.rstrip("/")
-        self.url = self.base + "/v1/query"
         self._client = httpx.Client(timeout=timeout, transport=transport,
                                     headers={"Authorization": f"Bearer {query_token}"})
         self._lock = threading.Lock()
 
     def run(self, name: str, params: Params) -> Rows:
-        try:
-            with self._lock:
-                response = self._client.post(self.url, json={"query": name,
-                                                             "params": dict(params)})
-        except httpx.HTTPError as exc:
-            raise BackendError(f"collector unreachable: {exc}") from exc
-        if response.status_code == 400:
-            raise QueryError(str(response.json().get("message", "bad query")))
-        if response.status_code != 200:
-            raise BackendError(f"collector answered {response.status_code}")
-        rows = response.json().get("rows")
+        answer = self._post("/v1/query", {"query": name, "params": dict(params)},
+                            refused=QueryError)
+        rows = answer.get("rows")
         if not isinstance(rows, list):
             raise BackendError("collector answered without rows")
         return rows
 
-    def _post(self, path: str, body: dict[str, object]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, object],
+              refused: type[Exception] = WriteRefused) -> dict[str, Any]:
+        """The collector's JSON object for ``body`` posted at ``path``; ``refused`` with its
+        reason for a 400, BackendError when it could not answer."""
         try:
             with self._lock:
                 response = self._client.post(self.base + path, json=body)
         except httpx.HTTPError as exc:
             raise BackendError(f"collector unreachable: {exc}") from exc
         if response.status_code == 400:
-            raise WriteRefused(str(response.json().get("message", "refused")))
+            raise refused(str(response.json().get("message", "refused")))
         if response.status_code != 200:
             raise BackendError(f"collector answered {response.status_code}")
         answer = response.json()
