@@ -28,13 +28,15 @@ from collector.openapi import openapi_endpoint
 from collector.privacy import api as privacy_api
 from collector.privacy.operations import Privacy
 from collector.query import api as query_api
+from collector.requests import api as requests_api
+from collector.requests.desk import Desk
 from collector.settings import CollectorSettings
 from collector.store import Store
 from collector.web import error_response
 
 
 def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest: Ingest,
-              privacy: Privacy, store: Callable[[], Store], logins: Logins,
+              privacy: Privacy, desk: Desk, store: Callable[[], Store], logins: Logins,
               start: Callable[[], None], stop: Callable[[], None]) -> Starlette:
     """The app; its lifespan calls ``start`` and ``stop`` (a mounted app's lifespan does not
     run, so whoever mounts it calls them). ``store()`` is the open store, or raises
@@ -68,6 +70,7 @@ def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *privacy_api.build_routes(privacy, settings, logins),
+        *requests_api.build_routes(desk, settings),
         *query_api.build_routes(store, settings.query_token),
         *staff.build_routes(store, settings.query_token),
     ]

@@ -13,6 +13,9 @@
     ├── BodyTooLarge      a request body over its limit: 413 (ValueError)
     │   └── FormTooLarge  ... an HTML form's body
     ├── BadBody           a body that cannot be decoded (bad gzip, an unknown encoding)
+    ├── RequestRefused    a privacy request or action not allowed now: 400/409/429 (ValueError)
+    │   └── UnknownRequest  ... no request has that reference number: 404
+    ├── TemplateError     a clinic's mail template that cannot be used (at start; ValueError)
     └── LoginBusy         too many password checks at once: 503 (RuntimeError)
 
 Each is defined beside the code that raises it (``collector.store.StoreError``,
@@ -20,7 +23,9 @@ Each is defined beside the code that raises it (``collector.store.StoreError``,
 ``collector.privacy.purge_queue.PurgeQueueFull``, ``collector.query.params.QueryError``,
 ``collector.notes.WriteRefused``,
 ``collector.ingest.validate.BatchRefused``, ``collector.web.BodyTooLarge`` and
-``FormTooLarge``, ``collector.ingest.api.BadBody``, ``collector.logins.LoginBusy``); a
+``FormTooLarge``, ``collector.ingest.api.BadBody``, ``collector.logins.LoginBusy``,
+``collector.requests.model.RequestRefused`` and ``UnknownRequest``,
+``collector.requests.mail.TemplateError``); a
 test checks that every exception class in the package derives from :class:`CollectorError`
 and is drawn above. The second base, where there is one, keeps ``except ValueError`` /
 ``except RuntimeError`` callers working.

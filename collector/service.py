@@ -7,6 +7,7 @@ afterwards::
     rollup    Rollup + RollupWorker           (unless rollup_interval is 0) the gate kicks it
     ingest    Ingest(gate, rollup days)       obeys the gate, marks late days dirty
     privacy   Privacy(store, gate)            suppress, purge, export
+    desk      Desk(store, privacy)            privacy requests: intake, codes, mail
     transport InProcessTransport(ingest, privacy)
     app       build_app(ingest, privacy, store, ...)
 
@@ -34,6 +35,7 @@ from collector.privacy.gate import SuppressionGate
 from collector.privacy.operations import Privacy
 from collector.query.refresher import KickOnSuppression, RollupWorker
 from collector.query.rollup import Rollup
+from collector.requests.desk import Desk
 from collector.settings import CollectorSettings
 from collector.store import Store, StoreError
 from collector.transport import InProcessTransport
@@ -74,9 +76,11 @@ class CollectorService:
                              else (self.rollup.note_inserted,))
         self.privacy = Privacy(self.open_store, key, gate=self.gate, metrics=self.metrics,
                                purge_interval=settings.purge_interval)
+        self.desk = Desk(self.open_store, self.privacy, settings)
         self.transport = InProcessTransport(self.ingest, self.privacy)
         self.app = build_app(settings=settings, metrics=self.metrics, ingest=self.ingest,
-                             privacy=self.privacy, store=self.open_store, logins=self.logins,
+                             privacy=self.privacy, desk=self.desk, store=self.open_store,
+                             logins=self.logins,
                              start=self.start, stop=self.stop)
 
     @property
@@ -119,6 +123,7 @@ class CollectorService:
             self._geo = GeoLookup(self.settings.geoip_db)
             self.ingest.bind(store, self._geo)
             self.privacy.start()
+            self.desk.start()
             if self.rollup_worker is not None:
                 self.rollup_worker.start()
             log.info("collector started on %s", store.masked_dsn)
@@ -129,6 +134,7 @@ class CollectorService:
                 return
             if self.rollup_worker is not None:
                 self.rollup_worker.stop()
+            self.desk.stop()
             self.privacy.stop()
             self.ingest.unbind()
             if self._geo is not None:

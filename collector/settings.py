@@ -6,6 +6,7 @@ The environment is read here only, in :meth:`CollectorSettings.from_env`.
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.accounts import Account, staff_accounts
-from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, DdlOptions
+from collector.ddl.tables import EVENTS_TTL, IP_TTL, RECORDS_TTL, REQUESTS_TTL, DdlOptions
 from collector.funnels import load_funnels
 from collector.goals import load_goals
 from collector.notes import WriteRefused
@@ -24,6 +25,7 @@ from consent_mw.config import Secret, SettingsError, Source, duration
 DAY = 86400
 MIB = 1024 * 1024
 NO_SECRET = Secret("")
+ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")  # a mail address, local hosts included
 
 
 def default_store() -> str:
@@ -48,6 +50,26 @@ class CollectorSettings:
     events_ttl: int = EVENTS_TTL  # 13 months
     ip_ttl: int = IP_TTL
     records_ttl: int = RECORDS_TTL  # 5 years
+    # Privacy requests (collector.requests): kept 3 years as proof of handling; due this many
+    # days after the person is verified; the disclosure fee (Art. 5) stated and recorded.
+    requests_ttl: int = REQUESTS_TTL
+    request_due_days: int = 30
+    disclosure_fee_yen: int = 1000
+    #: Where a person checks a request on the site (the middleware's
+    #: ``{prefix}/requests/status``), for the links in their mail; "" leaves links out.
+    requests_url: str = ""
+    # SMTP for request mail (collector.requests.mail). Without a host, mail waits in the
+    # outbox, shown on each request as not sent, never dropped.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password: Secret = NO_SECRET
+    mail_from: str = "privacy@localhost"
+    #: Who gets the daily list of overdue requests ("" sends none).
+    privacy_staff_email: str = ""
+    #: A folder of the clinic's own mail templates (``<name>.<lang>.txt``) over the defaults.
+    mail_templates: Path | None = None
     cluster: str | None = None
     max_body_bytes: int = 8 * MIB  # compressed, as received
     # After gzip: the gzip-bomb cap. Senders keep batches under 4 MiB (wire.MAX_BATCH_BYTES).
@@ -78,7 +100,8 @@ class CollectorSettings:
         """Every check of every value, whether ``from_env`` or a caller built these."""
         if not self.store.startswith(("chdb://", "http://", "https://")):
             raise SettingsError("store", "must be chdb:///path or an http(s):// ClickHouse URL")
-        for name in ("events_ttl", "ip_ttl", "records_ttl", "clock_skew"):
+        for name in ("events_ttl", "ip_ttl", "records_ttl", "clock_skew", "requests_ttl",
+                     "request_due_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(name, "must be > 0")
         if self.ip_ttl > self.events_ttl:
@@ -103,6 +126,18 @@ class CollectorSettings:
                 load_funnels(self.goals_file)
             except WriteRefused as exc:
                 raise SettingsError("goals_file", exc.reason) from None
+        if self.disclosure_fee_yen < 0:
+            raise SettingsError("disclosure_fee_yen", "must be >= 0")
+        if not 1 <= self.smtp_port <= 65535:
+            raise SettingsError("smtp_port", "must be a port number")
+        for name in ("mail_from", "privacy_staff_email"):
+            value = getattr(self, name)
+            if value and not ADDRESS.fullmatch(value):
+                raise SettingsError(name, f"not an e-mail address: {value!r}")
+        if self.requests_url and not self.requests_url.startswith(("http://", "https://")):
+            raise SettingsError("requests_url", "must be an http(s):// URL")
+        if self.mail_templates is not None and not self.mail_templates.is_dir():
+            raise SettingsError("mail_templates", f"not a folder: {self.mail_templates}")
         if self.forwarded_header not in FORWARDED_HEADERS:
             raise SettingsError("forwarded_header", f"must be one of {FORWARDED_HEADERS}")
         if self.cluster is not None and not self.cluster.replace("_", "").replace(
@@ -121,7 +156,8 @@ class CollectorSettings:
     def ddl_options(self) -> DdlOptions:
         """Retention and cluster shape, as the migrations and retention need them."""
         return DdlOptions(events_ttl=self.events_ttl, ip_ttl=self.ip_ttl,
-                          records_ttl=self.records_ttl, cluster=self.cluster)
+                          records_ttl=self.records_ttl, requests_ttl=self.requests_ttl,
+                          cluster=self.cluster)
 
     @property
     def hash_key_bytes(self) -> bytes:
@@ -158,6 +194,18 @@ class CollectorSettings:
             events_ttl=duration(src, "events_ttl", d("events_ttl")),
             ip_ttl=duration(src, "ip_ttl", d("ip_ttl")),
             records_ttl=duration(src, "records_ttl", d("records_ttl")),
+            requests_ttl=duration(src, "requests_ttl", d("requests_ttl")),
+            request_due_days=src.integer("request_due_days", d("request_due_days")),
+            disclosure_fee_yen=src.integer("disclosure_fee_yen", d("disclosure_fee_yen")),
+            requests_url=src.text("requests_url", d("requests_url")),
+            smtp_host=src.opt_str("smtp_host"),
+            smtp_port=src.integer("smtp_port", d("smtp_port")),
+            smtp_starttls=src.flag("smtp_starttls", d("smtp_starttls")),
+            smtp_user=src.text("smtp_user", d("smtp_user")),
+            smtp_password=src.secret("smtp_password"),
+            mail_from=src.text("mail_from", d("mail_from")),
+            privacy_staff_email=src.text("privacy_staff_email", d("privacy_staff_email")),
+            mail_templates=src.path("mail_templates", None),
             cluster=src.opt_str("cluster"),
             max_body_bytes=src.integer("max_body_bytes", d("max_body_bytes")),
             max_decompressed_bytes=src.integer("max_decompressed_bytes",

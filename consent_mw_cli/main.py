@@ -27,9 +27,9 @@ INSTALL_EXTRA = f"pip install 'consent-mw[{EXTRA}]'"
 #: The top-level modules the ``[collector]`` extra installs (a test holds this list to the
 #: extra in pyproject.toml).
 EXTRA_MODULES = frozenset({
-    "argon2", "ahocorasick", "chdb", "clickhouse_connect", "geoip2", "jinja2", "jsonschema",
-    "lz4", "markupsafe", "plotly", "prometheus_client", "python_multipart", "starlette",
-    "uvicorn", "yaml",
+    "aiosmtpd", "argon2", "ahocorasick", "chdb", "clickhouse_connect", "cryptography",
+    "geoip2", "jinja2", "jsonschema", "lz4", "markupsafe", "plotly", "prometheus_client",
+    "python_multipart", "starlette", "uvicorn", "yaml",
 })
 
 

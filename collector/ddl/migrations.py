@@ -36,6 +36,8 @@ from collector.ddl.tables import (
     rollup_goals_table,
     rollup_pages_table,
     rollup_totals_table,
+    rights_mail_table,
+    rights_requests_table,
     segments_table,
     suppressions_table,
 )
@@ -209,6 +211,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "dashboards: funnels", _tables(funnels_table)),
     Migration(15, "annotations: the first moment of each policy version, kept as records arrive",
               _policy_versions, data=_policy_versions_backfill),
+    Migration(16, "privacy requests: their timelines and their mail",
+              _tables(rights_requests_table, rights_mail_table)),
 )
 
 
@@ -242,7 +246,11 @@ def retention_statements(opts: DdlOptions) -> list[str]:
         f"{opts.records_ttl} SECOND",
     ] + [f"ALTER TABLE {t}{on} MODIFY TTL toDateTime(day) + INTERVAL {opts.events_ttl} SECOND"
          for t in ROLLUP_TABLES] + [
-        f"ALTER TABLE bot_hits{on} MODIFY TTL hour + INTERVAL {opts.events_ttl} SECOND"]
+        f"ALTER TABLE bot_hits{on} MODIFY TTL hour + INTERVAL {opts.events_ttl} SECOND",
+        f"ALTER TABLE rights_requests{on} MODIFY TTL toDateTime(at) + INTERVAL "
+        f"{opts.requests_ttl} SECOND",
+        f"ALTER TABLE rights_mail{on} MODIFY TTL toDateTime(created_at) + INTERVAL "
+        f"{opts.requests_ttl} SECOND"]
 
 
 def apply_migrations(

@@ -16,6 +16,7 @@ DAY = 86400
 EVENTS_TTL = 395 * DAY  # rows: 13 months
 IP_TTL = 30 * DAY  # the full IP column is emptied after 30 days
 RECORDS_TTL = 5 * 365 * DAY  # consent records: 5 years, proof of consent
+REQUESTS_TTL = 3 * 365 * DAY  # privacy requests and their mails: 3 years, proof of handling
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +26,7 @@ class DdlOptions:
     events_ttl: int = EVENTS_TTL
     ip_ttl: int = IP_TTL
     records_ttl: int = RECORDS_TTL
+    requests_ttl: int = REQUESTS_TTL
     cluster: str | None = None  # render ON CLUSTER + Replicated + Distributed
     shard_key: str = "cityHash64(visitor_id)"
 
@@ -231,6 +233,52 @@ def privacy_requests_table(o: DdlOptions) -> Table:
     prev_hash String,
     row_hash String""",
         tail="ORDER BY seq",
+    )
+
+
+def rights_requests_table(o: DdlOptions) -> Table:
+    # A privacy request is the timeline of what happened to it (collector.requests.model):
+    # rows are only ever appended. It holds what the person gave (an e-mail, their text), so
+    # it has its own retention: long enough to prove the handling, then gone.
+    return Table(
+        name="rights_requests",
+        distributed=False,
+        columns="""
+    ref String,
+    seq UInt32,
+    at DateTime64(3, 'UTC'),
+    actor String,
+    action LowCardinality(String),
+    data String""",
+        tail=f"ORDER BY (ref, seq)\nTTL toDateTime(at) + INTERVAL {o.requests_ttl} SECOND",
+    )
+
+
+def rights_mail_table(o: DdlOptions) -> Table:
+    # The outbox of request mails (collector.requests.mail): one live row per mail, a newer
+    # version for every try, so a failed send stays visible until it goes or is given up.
+    # An export is attached when the mail is sent, never stored here.
+    return Table(
+        name="rights_mail",
+        engine="ReplacingMergeTree",
+        engine_args="version",
+        distributed=False,
+        columns="""
+    mail_id String,
+    ref String,
+    template LowCardinality(String),
+    lang LowCardinality(String),
+    recipient String,
+    subject String,
+    body String,
+    attach String,
+    status LowCardinality(String),
+    attempts UInt8,
+    last_error String,
+    created_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    version UInt64""",
+        tail=f"ORDER BY mail_id\nTTL toDateTime(created_at) + INTERVAL {o.requests_ttl} SECOND",
     )
 
 

@@ -208,7 +208,7 @@ def test_a_store_from_before_migration_15_keeps_its_policy_marks(store_dsn: str)
             old.insert("consent_records", [[
                 uuid.uuid4(), f"c{day}", "", datetime(2026, 6, day, 1, 0, tzinfo=UTC),
                 "shown", "none", "banner", f"2026-06-{day}+abc"]], columns)
-        assert apply_migrations(old, DdlOptions()) == [15]
+        assert apply_migrations(old, DdlOptions())[0] == 15
         assert annotations(old) == [("2026-06-18", "policy", "2026-06-18+abc"),
                                     ("2026-06-21", "policy", "2026-06-21+abc")]
         old.command("ALTER TABLE consent_records DELETE WHERE consent_id = 'c18'",

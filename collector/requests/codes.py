@@ -1,0 +1,64 @@
+"""One-time codes that prove a person reads the e-mail address a request names. Pure.
+
+A code is six digits, drawn with ``secrets``. Only its keyed hash is kept (HMAC-SHA256 over
+the request's reference and the code, under the collector's hash key), so the store holds
+nothing that opens a request. A code:
+
+- works once: the entry that accepts it also spends it;
+- expires after :data:`TTL_MS`;
+- allows :data:`MAX_TRIES` wrong tries, after which only a new code helps;
+- can be sent :data:`MAX_SENDS` times an hour per request, at most once a minute.
+
+A guesser therefore has 5 tries per code and 3 codes an hour against a million values: about
+one chance in 67,000 a day, while every try lands on the request's timeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Literal
+
+from collector.requests.model import Request
+
+TTL_MS = 15 * 60_000
+MAX_TRIES = 5
+MAX_SENDS = 3
+SEND_WINDOW_MS = 3_600_000
+RESEND_AFTER_MS = 60_000
+
+Verdict = Literal["ok", "wrong", "expired", "no_code", "too_many"]
+
+
+def draw() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def code_hash(key: bytes, ref: str, code: str) -> str:
+    return hmac.new(key, f"{ref}\x00{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def judge(request: Request, key: bytes, code: str, now: int) -> Verdict:
+    """What ``code`` is worth against the request's current code, at ``now`` (ms)."""
+    if not request.code_hash:
+        return "no_code"
+    if request.code_tries >= MAX_TRIES:
+        return "too_many"
+    if now > request.code_expires:
+        return "expired"
+    given = "".join(ch for ch in code if ch.isdigit())
+    if len(given) != 6 or not hmac.compare_digest(code_hash(key, request.ref, given),
+                                                  request.code_hash):
+        return "wrong"
+    return "ok"
+
+
+def may_send(request: Request, now: int) -> int:
+    """0 if a new code may be sent now, else the seconds to wait."""
+    recent = [at for at in request.codes_sent if now - at < SEND_WINDOW_MS]
+    if recent and now - recent[-1] < RESEND_AFTER_MS:
+        return (RESEND_AFTER_MS - (now - recent[-1])) // 1000 + 1
+    if len(recent) >= MAX_SENDS:
+        return (SEND_WINDOW_MS - (now - recent[0])) // 1000 + 1
+    return 0

@@ -1,0 +1,348 @@
+"""The request workflow: intake, verification, staff actions, the operation, the mail.
+
+:class:`Desk` is the one way a request changes. Each change is checked against the request's
+folded state (``collector.requests.model.check``) and appended to its timeline under one lock,
+so two staff members, a retry or a duplicate cannot both act on what one of them saw; and each
+is also appended to the hash-chained audit trail under the name of who made it.
+
+Completing runs the kind's operation (export, purge, suppress) on every id the request
+resolves to (``Request.subjects``), in a background thread because a purge waits for its
+batch: the timeline says ``completing`` at once and ``completed`` with the receipts when
+they are in, or ``failed`` (the request stays in progress; staff complete it again).
+
+Limits, keyed on what cannot be minted for free: an e-mail address gets at most
+:data:`PER_EMAIL_DAY` requests a day (the form must not become a way to mail-bomb someone),
+and the whole desk :data:`PER_HOUR` an hour. The HTTP layer adds a per-address limit.
+
+A little over 300 lines: the workflow's steps read best together, beside the lock they share.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.privacy import audit
+from collector.privacy.operations import Privacy
+from collector.requests import codes
+from collector.requests.fulfil import export_again, fulfil
+from collector.requests.log import RequestLog, new_ref, now_ms
+from collector.requests.mail import Mail, Outbox
+from collector.requests.model import (
+    DAY_MS,
+    GROUNDS,
+    RECORDED_AS,
+    Request,
+    RequestRefused,
+    check,
+    submission,
+)
+from collector.requests.wording import (
+    FEE_LABELS,
+    GROUND_LABELS,
+    label,
+    mail_fields,
+    result_text,
+)
+from collector.settings import CollectorSettings
+from collector.store import Store
+
+log = logging.getLogger(__name__)
+
+PER_EMAIL_DAY = 5
+PER_HOUR = 200
+MAX_NOTE = 2000
+ZIP_BYTES = 64 * 1024 * 1024
+def _clean_note(note: str) -> str:
+    note = note.strip()
+    if len(note) > MAX_NOTE:
+        raise RequestRefused("note_too_long", f"the note is over {MAX_NOTE} characters")
+    return note
+
+
+class Desk:
+    """Privacy requests against one store (see the module docstring)."""
+
+    def __init__(self, store: Callable[[], Store], privacy: Privacy,
+                 settings: CollectorSettings) -> None:
+        self._store = store
+        self.privacy = privacy
+        self.settings = settings
+        self.key = settings.hash_key_bytes or b"consent-mw requests"
+        self.log = RequestLog(store, due_days=settings.request_due_days, key=self.key)
+        self.outbox = Outbox(store, settings, attachments=self._attachment,
+                             after_round=self.overdue_digest)
+        self._lock = threading.RLock()
+        self._zips: dict[str, bytes] = {}  # ref → the export completing made, until it is mailed
+        self._workers: list[threading.Thread] = []
+        self._completing: set[str] = set()
+        self._digest_day = ""
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Request:
+        return self.log.get(ref)
+
+    def every(self) -> list[Request]:
+        return self.log.every()
+
+    def mails(self, ref: str) -> list[Mail]:
+        return self.outbox.for_ref(ref)
+
+    # -- changing -----------------------------------------------------------------------
+
+    def _append(self, request: Request, actor: str, action: str,
+                data: dict[str, Any] | None = None) -> Request:
+        """Record an entry after the request's last one, and audit it; the new state."""
+        data = data or {}
+        seq = request.timeline[-1].seq + 1 if request.timeline else 1
+        self.log.append(request.ref, actor, action, data, seq=seq)
+        if action not in ("code_sent", "code_failed", "code_used", "mailed"):
+            audit.append(self.store, operation=f"request.{action}", id_type="request",
+                         subject_hash="", requested_by=actor or "person",
+                         reason=str(data.get("note", "")) or action, outcome="done",
+                         details={"ref": request.ref, **{k: v for k, v in data.items()
+                                                         if k in ("by", "ground", "state",
+                                                                  "operation", "kind")}})
+        return self.log.get(request.ref)
+
+    @property
+    def store(self) -> Store:
+        return self._store()
+
+    def submit(self, *, kind: str, email: str, lang: str = "ja", channel: str = "web",
+               text: str = "", account_id: str = "", account_email: str | None = None,
+               visitor_ids: tuple[str, ...] = (), actor: str = "person") -> Request:
+        """A new request, acknowledged and sent a code; RequestRefused for bad fields."""
+        data = submission(kind=kind, email=email, lang=lang, channel=channel, text=text,
+                          account_id=account_id, account_email=account_email,
+                          visitor_ids=visitor_ids, fee_yen=self.settings.disclosure_fee_yen)
+        with self._lock:
+            now = now_ms()
+            every = self.log.every()
+            if sum(1 for r in every if now - r.received_at < 3_600_000) >= PER_HOUR:
+                raise RequestRefused("busy", "too many requests this hour; try again later")
+            same = [r for r in every if r.email.casefold() == data["email"].casefold()
+                    and now - r.received_at < DAY_MS]
+            if len(same) >= PER_EMAIL_DAY:
+                raise RequestRefused("too_many_requests",
+                                     "too many requests for this e-mail address today")
+            ref = new_ref()
+            self.log.append(ref, actor, "submitted", data, seq=1)
+            audit.append(self.store, operation="request.submitted", id_type="request",
+                         subject_hash="", requested_by=actor, reason=data["channel"],
+                         outcome="done", details={"ref": ref, "kind": kind})
+            request = self.log.get(ref)
+            self._mail(request, "acknowledgement")
+            self._send_code(request)
+        return self.log.get(ref)
+
+    def send_code(self, ref: str) -> int:
+        """Mail a new code for an open request: 0, or the seconds to wait first."""
+        with self._lock:
+            request = self.log.get(ref)
+            if not request.is_open:
+                raise RequestRefused("closed", "this request is closed")
+            wait = codes.may_send(request, now_ms())
+            if wait:
+                return wait
+            self._send_code(request)
+            return 0
+
+    def _send_code(self, request: Request) -> None:
+        code = codes.draw()
+        expires = now_ms() + codes.TTL_MS
+        self._append(request, "system", "code_sent",
+                     {"hash": codes.code_hash(self.key, request.ref, code), "expires": expires})
+        self._mail(request, "code", code=code, minutes=codes.TTL_MS // 60_000,
+                   secret=(code, expires))
+
+    def enter_code(self, ref: str, code: str) -> tuple[codes.Verdict, Request]:
+        """Check a code: "ok" proves the e-mail (and verifies the request, unless its account
+        belongs to another e-mail); anything else is recorded as a failed try."""
+        with self._lock:
+            request = self.log.get(ref)
+            verdict = codes.judge(request, self.key, code, now_ms())
+            if verdict == "wrong":
+                return verdict, self._append(request, "person", "code_failed")
+            if verdict != "ok":
+                return verdict, request
+            request = self._append(request, "person", "code_used")
+            if request.status == "received":
+                if request.account_match is False:
+                    request = self._append(request, "system", "note", {
+                        "note": "e-mail confirmed; the account id belongs to another e-mail "
+                                "address, so the request stays unverified"})
+                else:
+                    request = self._append(request, "person", "verified", {"by": "email"})
+            return verdict, request
+
+    def act(self, ref: str, action: str, staff: str, *, note: str = "", ground: str = "",
+            wait: bool = False) -> Request:
+        """A staff member's verify, start, complete, refuse or withdraw."""
+        if not staff:
+            raise RequestRefused("no_staff", "a staff member must be named")
+        note = _clean_note(note)
+        with self._lock:
+            request = self.log.get(ref)
+            check(request, action)
+            if action == "verify" and not note:
+                raise RequestRefused("note_required", "say how the identity was confirmed "
+                                     "(e.g. an identity document shown at the clinic)")
+            if action == "refuse" and ground not in GROUNDS:
+                raise RequestRefused("bad_ground", f"ground must be one of {', '.join(GROUNDS)}")
+            if action == "complete":
+                if ref in self._completing:
+                    raise RequestRefused("busy", "this request is being completed")
+                self._completing.add(ref)
+                request = self._append(request, staff, "completing",
+                                       {"operation": request.operation, "note": note})
+                thread = threading.Thread(target=self._finish, args=(ref, staff, note),
+                                          name=f"consent-mw-request-{ref}", daemon=True)
+                self._workers.append(thread)
+                thread.start()
+            else:
+                data: dict[str, Any] = {"note": note}
+                if action == "verify":
+                    data["by"] = "staff"
+                if action == "refuse":
+                    data["ground"] = ground
+                request = self._append(request, staff, RECORDED_AS[action], data)
+                if action == "refuse":
+                    self._mail(request, "refused", ground=label(GROUND_LABELS, ground,
+                                                                  request.lang), note=note)
+        if wait:
+            self.wait_idle()
+            request = self.log.get(ref)
+        return request
+
+    def set_fee(self, ref: str, state: str, staff: str, note: str = "") -> Request:
+        if state not in FEE_LABELS:
+            raise RequestRefused("bad_fee", "fee must be due, paid or waived")
+        with self._lock:
+            request = self.log.get(ref)
+            if request.kind != "disclosure":
+                raise RequestRefused("no_fee", "only a disclosure request has a fee")
+            request = self._append(request, staff, "fee", {"state": state,
+                                                           "note": _clean_note(note)})
+            self._mail(request, "fee", fee_state=label(FEE_LABELS, state, request.lang),
+                       note=note)
+            return request
+
+    def link(self, ref: str, staff: str, *, visitor_id: str = "", user_id: str = "",
+             note: str) -> Request:
+        """Attach an id found with the lookup; the note says why it is this person's."""
+        note = _clean_note(note)
+        if not note:
+            raise RequestRefused("note_required", "say why this id belongs to the person")
+        subject = self.privacy.subject(visitor_id=visitor_id or None, user_id=user_id or None)
+        with self._lock:
+            request = self.log.get(ref)
+            if not request.is_open:
+                raise RequestRefused("closed", "this request is closed")
+            key = "visitor_id" if subject.id_type == "visitor_id" else "user_id"
+            return self._append(request, staff, "linked",
+                                {key: visitor_id or user_id, "note": note})
+
+    def add_note(self, ref: str, staff: str, note: str) -> Request:
+        note = _clean_note(note)
+        if not note:
+            raise RequestRefused("note_required", "the note is empty")
+        with self._lock:
+            return self._append(self.log.get(ref), staff, "note", {"note": note})
+
+    # -- completing ---------------------------------------------------------------------
+
+    def _finish(self, ref: str, staff: str, note: str) -> None:
+        try:
+            self._complete(ref, staff, note)
+        finally:
+            with self._lock:
+                self._completing.discard(ref)
+
+    def _complete(self, ref: str, staff: str, note: str) -> None:
+        request = self.log.get(ref)
+        try:
+            results, pack = fulfil(self.privacy, request, staff)
+        except Exception as exc:
+            log.exception("request %s: %s failed", ref, request.operation)
+            with self._lock:
+                self._append(self.log.get(ref), staff, "failed",
+                             {"note": f"{request.operation} failed: {exc}"[:500]})
+            return
+        if pack is not None:
+            self._keep_zip(ref, pack)
+        with self._lock:
+            request = self._append(self.log.get(ref), staff, "completed", {
+                "operation": request.operation, "results": results, "note": note})
+            self._mail(request, "completed", note=note, result=result_text(request),
+                       attach=f"export:{ref}" if request.operation == "export" else "")
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        """Until every completion started so far has finished (tests, shutdown)."""
+        for thread in list(self._workers):
+            thread.join(timeout)
+        self._workers = [t for t in self._workers if t.is_alive()]
+
+    def _keep_zip(self, ref: str, pack: bytes) -> None:
+        """Hold a disclosure's zip for its mail, the newest first within :data:`ZIP_BYTES`
+        (an evicted one is made again when its mail is sent)."""
+        with self._lock:
+            self._zips.pop(ref, None)
+            self._zips[ref] = pack
+            while sum(map(len, self._zips.values())) > ZIP_BYTES and len(self._zips) > 1:
+                self._zips.pop(next(iter(self._zips)))
+
+    def _attachment(self, name: str) -> tuple[str, bytes] | None:
+        if not name.startswith("export:"):
+            return None
+        ref = name.split(":", 1)[1]
+        pack = self._zips.get(ref)
+        if pack is None:  # e.g. after a restart: made again from what the store holds now
+            pack = export_again(self.privacy, self.log.get(ref))
+            self._keep_zip(ref, pack)
+        return f"my-data-{ref}.zip", pack
+
+    # -- mail ---------------------------------------------------------------------------
+
+    def _mail(self, request: Request, template: str, *, secret: tuple[str, int] | None = None,
+              attach: str = "", **values: object) -> None:
+        fields = mail_fields(request, self.settings.requests_url, _date(now_ms()), values)
+        mail = self.outbox.queue(ref=request.ref, template=template, lang=request.lang,
+                                 recipient=request.email, values=fields, attach=attach,
+                                 secret=secret)
+        self.log.append(request.ref, "system", "mailed",
+                        {"mail_id": mail.mail_id, "template": template},
+                        seq=self.log.get(request.ref).timeline[-1].seq + 1)
+
+    def overdue_digest(self, console_url: str = "") -> int:
+        """Once a day, mail the privacy staff the open requests past their due date."""
+        to = self.settings.privacy_staff_email
+        today = _date(now_ms())
+        if not to or self._digest_day == today:
+            return 0
+        late = [r for r in self.every() if r.overdue(now_ms())]
+        self._digest_day = today
+        if not late:
+            return 0
+        listing = "\n".join(f"- {r.ref}  {r.kind}  due {_date(r.due_at or 0)}" for r in late)
+        self.outbox.queue(ref="", template="overdue", lang="ja", recipient=to,
+                          values={"count": len(late), "listing": listing,
+                                  "console": console_url})
+        log.info("overdue digest: %d requests", len(late))
+        return len(late)
+
+    def start(self) -> None:
+        self.outbox.start()
+
+    def stop(self) -> None:
+        self.wait_idle(60)
+        self.outbox.stop()
+
+
+def _date(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+

@@ -1,0 +1,70 @@
+"""What request mail and pages call things, in Japanese and English. Pure.
+
+The kinds and grounds are the clinic policy's own words (Articles 5 to 7); the mail templates
+(``collector.requests.mail``) and the staff console show these, never the codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.requests.model import Request
+
+KIND_LABELS = {
+    "disclosure": {"ja": "開示 (第5条)", "en": "disclosure (Article 5)"},
+    "deletion": {"ja": "訂正・削除 (第6条)", "en": "correction or deletion (Article 6)"},
+    "suspension": {"ja": "利用停止 (第7条)", "en": "suspension of use (Article 7)"},
+    "withdrawal": {"ja": "同意の撤回", "en": "withdrawal of consent"},
+}
+GROUND_LABELS = {
+    "harm": {"ja": "本人または第三者の生命、身体、財産その他の権利利益を害するおそれがあるため",
+             "en": "it could harm the life, body, property or other rights or interests of "
+                   "you or a third party"},
+    "business": {"ja": "当院の業務の適正な実施に著しい支障を及ぼすおそれがあるため",
+                 "en": "it could significantly hinder the proper conduct of our business"},
+    "law": {"ja": "他の法令に違反することとなるため", "en": "it would violate other laws"},
+    "identity": {"ja": "ご本人であることを確認できなかったため",
+                 "en": "we could not confirm that the request comes from you"},
+}
+FEE_LABELS = {"due": {"ja": "お支払い待ち", "en": "due"},
+              "paid": {"ja": "お支払い済み", "en": "paid"},
+              "waived": {"ja": "免除", "en": "waived"}}
+
+
+def label(labels: dict[str, dict[str, str]], key: str, lang: str) -> str:
+    return labels.get(key, {}).get(lang, key)
+
+
+def result_text(request: Request) -> str:
+    """What completing did, in a sentence of the person's language."""
+    ja = request.lang == "ja"
+    if request.operation == "export":
+        return ("記録されているデータを添付のファイル(ZIP 形式、CSV)でお送りします。" if ja
+                else "The data we hold about you is attached (a ZIP file of CSV tables).")
+    if request.operation == "purge":
+        rows = sum(sum((r.get("rows_deleted") or {}).values()) for r in request.results)
+        return (f"記録を削除し、残っていないことを確認しました(削除した記録: {rows:,} 件)。"
+                if ja else f"Your data was deleted, and we verified none is left "
+                f"({rows:,} records deleted).")
+    return ("今後、あなたのデータは記録・利用されません。" if ja
+            else "Your data is no longer recorded or used.")
+
+
+def mail_fields(request: Request, requests_url: str, today: str,
+                values: dict[str, Any]) -> dict[str, object]:
+    """The ``$fields`` every request mail template may use."""
+    ja = request.lang == "ja"
+    link = f"{requests_url}?ref={request.ref}&lang={request.lang}" if requests_url else ""
+    status_link = (("\n確認ページ: " if ja else "\nStatus page: ") + link + "\n") if link else ""
+    fee_line = ""
+    if request.kind == "disclosure" and request.fee_yen:
+        fee_line = (f"手数料: 1件につき {request.fee_yen:,} 円 (第5条)\n" if ja
+                    else f"Fee: {request.fee_yen:,} yen per case (Article 5)\n")
+    fields: dict[str, object] = {
+        "ref": request.ref, "kind": label(KIND_LABELS, request.kind, request.lang),
+        "status_link": status_link, "fee_line": fee_line, "fee": f"{request.fee_yen:,}",
+        "date": today, "note": "", **values}
+    if fields["note"]:
+        fields["note"] = ("\n担当者より: " if ja else "\nFrom our staff: ") \
+            + str(fields["note"]) + "\n"
+    return fields

@@ -1,0 +1,301 @@
+"""Privacy requests end to end: a real collector served by uvicorn on a real chDB store, a real
+SMTP server receiving the mail, and the codes read from the mail it received."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from support.privacy import ADMIN, STAFF, STAFF_TOKEN, insert_events, vid
+from support.servers import free_port
+
+from clinic.mailbox import Mailbox, Received
+from collector.requests import codes
+
+PERSON = "hanako@example.jp"
+WEB = {"Authorization": f"Bearer {ADMIN}"}  # what a web process passes a form on with
+STAFF_AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def desk_live(collector_settings: Callable[..., Any], mailbox: Mailbox) -> Iterator[Any]:
+    """A collector with SMTP pointed at the mailbox, served by uvicorn in this process."""
+    import uvicorn
+
+    from collector.service import CollectorService
+
+    svc = CollectorService(collector_settings(
+        smtp_host="127.0.0.1", smtp_port=mailbox.port, smtp_starttls=False,
+        requests_url="http://clinic.test/_consent/requests/status",
+        privacy_staff_email="privacy@clinic.test"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    svc.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)  # type: ignore
+    try:
+        yield svc
+    finally:
+        svc.http.close()
+        server.should_exit = True
+        thread.join(30)
+
+
+def submit(svc: Any, **fields: Any) -> str:
+    body = {"kind": "disclosure", "email": PERSON, "lang": "ja", **fields}
+    answer = svc.http.post("/v1/requests", json=body, headers=WEB)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["ref"])
+
+
+def code_from(mail: Received) -> str:
+    found = re.search(r"\b(\d{6})\b", mail.text)
+    assert found, mail.text
+    return found.group(1)
+
+
+def check(svc: Any, ref: str, code: str) -> dict[str, Any]:
+    answer = svc.http.post(f"/v1/requests/{ref}/code/check", json={"code": code}, headers=WEB)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def act(svc: Any, ref: str, action: str, **body: Any) -> httpx.Response:
+    return svc.http.post(f"/v1/requests/{ref}/{action}", json=body, headers=STAFF_AUTH)
+
+
+def audit_rows(svc: Any, ref: str) -> list[dict[str, Any]]:
+    return [r for r in svc.store.dicts("SELECT operation, requested_by, details FROM "
+                                       "privacy_requests ORDER BY seq") if ref in r["details"]]
+
+
+def test_a_disclosure_from_form_to_mail_with_the_export(desk_live: Any,
+                                                        mailbox: Mailbox) -> None:
+    svc = desk_live
+    visitor = vid()
+    insert_events(svc.store, 3, visitor_id=visitor, path="/treatments/hyaluronic")
+    insert_events(svc.store, 2, visitor_id=vid())  # someone else's: never in the export
+    ref = submit(svc, visitor_ids=[visitor])
+
+    ack = mailbox.wait_for(PERSON, "受け付けました")
+    assert ref in ack.subject and "1,000 円" in ack.text  # the fee is stated
+    assert "http://clinic.test/_consent/requests/status?ref=" + ref in ack.text
+    code = code_from(mailbox.wait_for(PERSON, "確認コード"))
+    stored = svc.http.get(f"/v1/requests/{ref}", headers=STAFF_AUTH).json()
+    assert code not in str(stored)  # the store keeps neither the code nor its mail's copy
+
+    assert act(svc, ref, "complete").status_code == 409  # not verified yet
+    verdict = check(svc, ref, code)
+    assert verdict["verdict"] == "ok" and verdict["request"]["status"] == "verified"
+
+    refused = act(svc, ref, "complete")
+    assert refused.status_code == 409 and refused.json()["error"] == "fee_due"
+    assert svc.http.post(f"/v1/requests/{ref}/fee", json={"state": "paid"},
+                         headers=STAFF_AUTH).status_code == 200
+    done = act(svc, ref, "complete", note="開示します", wait=True)
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+
+    mail = mailbox.wait_for(PERSON, "完了")
+    assert "開示します" in mail.text
+    (name, data), = mail.attachments
+    assert name == f"my-data-{ref}.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as pack:
+        events = pack.read("01-visitor_id/events.csv").decode()
+    assert events.count("/treatments/hyaluronic") == 3 and events.count("\n") == 4
+    result, = done.json()["results"]
+    assert result["events"] == 3 and result["zip_sha256"] == hashlib.sha256(data).hexdigest()
+
+    trail = audit_rows(svc, ref)
+    ops = [r["operation"] for r in trail]
+    assert ops[:2] == ["request.submitted", "request.verified"]
+    assert {"request.fee", "request.completing", "request.completed"} <= set(ops)
+    assert all(r["requested_by"] == STAFF for r in trail
+               if r["operation"] in ("request.fee", "request.completed"))
+    exported = svc.store.dicts("SELECT requested_by, reason FROM privacy_requests "
+                               "WHERE operation = 'export'")
+    assert exported == [{"requested_by": STAFF, "reason": f"privacy request {ref}"}]
+    assert svc.privacy.store is svc.store and svc.store.scalar(
+        "SELECT count() FROM events") == 5  # a disclosure deletes nothing
+
+
+def test_a_deletion_purges_every_linked_id_and_mails_the_receipt(desk_live: Any,
+                                                                 mailbox: Mailbox) -> None:
+    svc = desk_live
+    mine, found_later, other = vid(), vid(), vid()
+    for v in (mine, found_later, other):
+        insert_events(svc.store, 4, visitor_id=v)
+    ref = submit(svc, kind="deletion", visitor_ids=[mine], lang="en")
+    assert check(svc, ref, code_from(mailbox.wait_for(PERSON, "code")))["verdict"] == "ok"
+    assert svc.http.post(f"/v1/requests/{ref}/link", json={"visitor_id": found_later},
+                         headers=STAFF_AUTH).status_code == 400  # a link needs a reason
+    linked = svc.http.post(f"/v1/requests/{ref}/link", headers=STAFF_AUTH, json={
+        "visitor_id": found_later, "note": "same device, shown at the counter"})
+    assert linked.status_code == 200
+    assert act(svc, ref, "start").json()["status"] == "in_progress"
+    done = act(svc, ref, "complete", wait=True).json()
+    assert done["status"] == "completed"
+    assert [r["remaining"] for r in done["results"]] == [0, 0]
+    left = svc.store.rows("SELECT visitor_id, count() FROM events GROUP BY visitor_id")
+    assert left == [(other, 4)]
+    mail = mailbox.wait_for(PERSON, "completed")
+    assert "8 records deleted" in mail.text and not mail.attachments
+
+
+def test_no_operation_runs_on_an_unverified_request(desk_live: Any, mailbox: Mailbox,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = desk_live
+    visitor = vid()
+    insert_events(svc.store, 2, visitor_id=visitor)
+    ref = submit(svc, kind="deletion", visitor_ids=[visitor])
+    code = code_from(mailbox.wait_for(PERSON, "確認コード"))
+    for action in ("start", "complete"):
+        answer = act(svc, ref, action)
+        assert answer.status_code == 409 and answer.json()["error"] == "unverified"
+
+    # A duplicate request is its own request: its code verifies it, never the first.
+    dup = submit(svc, kind="deletion", visitor_ids=[visitor])
+    dup_code = code_from(mailbox.wait_for(PERSON, dup))
+    assert check(svc, ref, dup_code)["verdict"] == "wrong"
+    assert check(svc, dup, dup_code)["verdict"] == "ok"
+    assert act(svc, ref, "complete").status_code == 409
+
+    # Brute force: five wrong tries (the duplicate's code was the first) spend the code; the
+    # right one then opens nothing.
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    verdicts = [check(svc, ref, wrong)["verdict"] for _ in range(codes.MAX_TRIES)]
+    assert verdicts == ["wrong"] * (codes.MAX_TRIES - 1) + ["too_many"]
+    assert check(svc, ref, code)["verdict"] == "too_many"
+    assert svc.http.get(f"/v1/requests/{ref}", headers=STAFF_AUTH).json()["status"] \
+        == "received"
+
+    # A new code is limited in time: an expired one opens nothing either.
+    real_now = time.time
+    monkeypatch.setattr(time, "time", lambda: real_now() + 61)  # past the resend pause
+    assert svc.http.post(f"/v1/requests/{ref}/code", headers=WEB).json()["sent"] is True
+    fresh = code_from(mailbox.wait_for(PERSON, ref, timeout=20))
+    monkeypatch.setattr(time, "time", lambda: real_now() + 61 + codes.TTL_MS / 1000 + 1)
+    assert check(svc, ref, fresh)["verdict"] == "expired"
+    monkeypatch.setattr(time, "time", real_now)
+
+    assert svc.store.scalar("SELECT count() FROM events") == 2  # nothing was purged
+    ops = {r[0] for r in svc.store.rows("SELECT operation FROM privacy_requests")}
+    assert not ops & {"purge", "export", "suppress"}
+
+
+def test_a_code_works_once(desk_live: Any, mailbox: Mailbox) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="suspension", visitor_ids=[vid()])
+    code = code_from(mailbox.wait_for(PERSON, "確認コード"))
+    assert check(svc, ref, code)["verdict"] == "ok"
+    again = check(svc, ref, code)
+    assert again["verdict"] == "no_code" and "request" not in again
+
+
+def test_an_account_of_another_email_stays_unverified(desk_live: Any,
+                                                      mailbox: Mailbox) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="deletion", account_id="member-42",
+                 account_email="someone.else@example.jp")
+    verdict = check(svc, ref, code_from(mailbox.wait_for(PERSON, "確認コード")))
+    assert verdict["verdict"] == "ok" and verdict["request"]["status"] == "received"
+    assert act(svc, ref, "complete").json()["error"] == "unverified"
+    view = svc.http.get(f"/v1/requests/{ref}", headers=STAFF_AUTH).json()
+    assert view["account_match"] is False and view["subjects"] == []
+
+
+def test_staff_verify_by_other_means_needs_a_note_and_is_audited(desk_live: Any) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="suspension", channel="phone", visitor_ids=[vid()])
+    assert act(svc, ref, "verify").json()["error"] == "note_required"
+    ok = act(svc, ref, "verify", note="保険証を窓口で確認")
+    assert ok.status_code == 200 and ok.json()["verified_by"] == "staff"
+    row, = [r for r in audit_rows(svc, ref) if r["operation"] == "request.verified"]
+    assert row["requested_by"] == STAFF and '"by":"staff"' in row["details"]
+
+
+def test_an_overdue_request_is_flagged_and_mailed_to_the_staff(
+        desk_live: Any, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="suspension", visitor_ids=[vid()])
+    act(svc, ref, "verify", note="seen at the counter")
+    assert svc.http.get("/v1/requests?overdue=1", headers=STAFF_AUTH).json()["requests"] == []
+    real_now = time.time
+    monkeypatch.setattr(time, "time", lambda: real_now() + 31 * 86400)
+    late = svc.http.get("/v1/requests?overdue=1", headers=STAFF_AUTH).json()["requests"]
+    assert [r["ref"] for r in late] == [ref] and late[0]["overdue"] is True
+    assert svc.desk.overdue_digest("http://clinic.test/dashboards/requests") == 1
+    svc.desk.outbox.kick()
+    digest = mailbox.wait_for("privacy@clinic.test", "期限超過")
+    assert ref in digest.text and "/dashboards/requests" in digest.text
+
+
+def test_a_mail_that_cannot_be_sent_is_retried_and_shown(
+        collector_settings: Callable[..., Any]) -> None:
+    from collector.service import CollectorService
+
+    svc = CollectorService(collector_settings(smtp_host="127.0.0.1", smtp_port=free_port(),
+                                              smtp_starttls=False))
+    svc.start()
+    try:
+        request = svc.desk.submit(kind="suspension", email=PERSON, visitor_ids=(vid(),))
+        svc.desk.outbox.send_due()
+        mails = svc.desk.mails(request.ref)
+        assert {m.template for m in mails} == {"acknowledgement", "code"}
+        assert all(m.status == "retrying" and m.attempts == 1 and m.last_error
+                   for m in mails)
+    finally:
+        svc.stop()
+
+
+def test_too_many_requests_for_one_address(desk_live: Any) -> None:
+    svc = desk_live
+    for _ in range(5):
+        submit(svc, kind="suspension")
+    answer = svc.http.post("/v1/requests", headers=WEB,
+                           json={"kind": "suspension", "email": PERSON.upper()})
+    assert answer.status_code == 429 and answer.json()["error"] == "too_many_requests"
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ({"kind": "everything", "email": PERSON}, "bad_kind"),
+    ({"kind": "disclosure", "email": "not-an-address"}, "bad_email"),
+    ({"kind": "disclosure", "email": PERSON, "lang": "fr"}, "bad_lang"),
+    ({"kind": "disclosure", "email": PERSON, "visitor_ids": "abc"}, "bad_visitor_ids"),
+    ({"kind": "disclosure", "email": PERSON, "text": "x" * 2001}, "text_too_long"),
+])
+def test_a_bad_request_is_refused_with_its_reason(desk_live: Any, body: dict[str, Any],
+                                                  error: str) -> None:
+    answer = desk_live.http.post("/v1/requests", json=body, headers=WEB)
+    assert answer.status_code == 400 and answer.json()["error"] == error
+
+
+def test_the_queue_and_a_request_need_a_privacy_token(desk_live: Any) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="suspension")
+    assert svc.http.get("/v1/requests").status_code == 401
+    assert svc.http.get(f"/v1/requests/{ref}",
+                        headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert svc.http.get("/v1/requests/R-0000-0000", headers=STAFF_AUTH).status_code == 404
