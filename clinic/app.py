@@ -23,13 +23,15 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
 from clinic.content import POLICY_LABEL, policy_text
+from clinic.mail_page import mail_routes
+from clinic.mailbox import Mailbox
 from clinic.site import create_site
 from collector.accounts import demo_accounts
 from collector.logins import Logins
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
 from collector.store import Store
-from collector.transport import InProcessRights
+from collector.transport import InProcessIntake, InProcessRights
 from consent_mw.capture.pipeline import Capture
 from consent_mw.config import Secret
 from consent_mw.consent.categories import Tag
@@ -98,6 +100,16 @@ class DemoParts:
     admin_token: tuple[str, str] = ("", "")  # (token, where it came from)
     seed_events: int = 0
     seeded: dict[str, int] | None = None
+    #: The demo's own SMTP server, when no SMTP host is configured (``/demo/mail`` shows it).
+    mailbox: Mailbox | None = None
+
+    def start_mail(self) -> None:
+        if self.mailbox is not None and not self.mailbox.running:
+            self.mailbox.start()
+
+    def stop_mail(self) -> None:
+        if self.mailbox is not None:
+            self.mailbox.stop()
 
     @property
     def store(self) -> Store:
@@ -112,6 +124,13 @@ class DemoParts:
 
 #: The demo clinic's goals: a reservation, a phone tap, a LINE add, ... (collector.goals).
 DEMO_GOALS = Path(__file__).resolve().parent / "goals.toml"
+
+
+#: The demo site's members and the e-mail each registered with: the site's hook that lets a
+#: request naming a member id be checked against the e-mail given (consent_mw.consent.
+#: request_form). A real site looks its own member records up.
+DEMO_MEMBERS: dict[str, str] = {"member-0001": "hanako@example.jp",
+                                "member-0002": "taro@example.jp"}
 
 
 def seed_if_empty(store: Store, events: int, *, days: int = 30) -> dict[str, int] | None:
@@ -129,8 +148,10 @@ def build_demo_app(
     dashboard_password: str | None = None,
     admin_token: str | None = None,
     settings_overrides: Mapping[str, Any] | None = None,
+    site_url: str = "",
 ) -> Starlette:
-    """The composed demo; ``app.state.demo`` is its :class:`DemoParts`."""
+    """The composed demo; ``app.state.demo`` is its :class:`DemoParts`. ``site_url`` is where
+    the demo is served (for the links in request mail)."""
     settings = demo_settings(secret_key, **dict(settings_overrides or {}))
     # The collector hashes ids with the middleware's key, so suppressions and purges match.
     collector_settings = CollectorSettings.from_env(
@@ -150,13 +171,23 @@ def build_demo_app(
     dashboard_settings, demo_passwords = _dashboard_settings(secret_key, dashboard_password)
     if not collector_settings.staff_users:  # the staff console logs in the same people
         changes["staff_users"] = dashboard_settings.users
+    mailbox = None
+    if collector_settings.smtp_host is None:
+        # Request mail goes to a real SMTP server on this machine, shown at /demo/mail.
+        mailbox = Mailbox()
+        changes.update(smtp_host=mailbox.host, smtp_port=mailbox.port, smtp_starttls=False,
+                       mail_from="privacy@aladdin-clinic.example")
+    if site_url and not collector_settings.requests_url:
+        changes["requests_url"] = f"{site_url.rstrip('/')}{settings.prefix}/requests/status"
     collector_settings = replace(collector_settings, **changes)
     logins = Logins()  # one throttle: the dashboards and the staff console share accounts
     service = CollectorService(collector_settings, logins=logins)
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events,
                       admin_token=(collector_settings.admin_token.value, admin_from),
-                      dashboard_users=demo_passwords)
+                      dashboard_users=demo_passwords, mailbox=mailbox)
     routes: list[BaseRoute] = [Mount("/_collector", app=service.app)]
+    if mailbox is not None:
+        routes += mail_routes(mailbox, settings.prefix)
 
     dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service),
                                    logins=logins)
@@ -165,8 +196,10 @@ def build_demo_app(
 
     rights = InProcessRights(service.privacy)
     site = create_site(consent_prefix=settings.prefix, self_service=True)
+    self_service = SelfService(settings, rights=rights, intake=InProcessIntake(service.desk),
+                               account_email=DEMO_MEMBERS.get)
     middleware = ConsentMiddleware(site, settings=settings, transport=service.transport,
-                                   self_service=SelfService(settings, rights=rights))
+                                   self_service=self_service)
     parts.middleware = middleware
     parts.capture = middleware.capture
     if parts.capture is not None:
@@ -177,6 +210,7 @@ def build_demo_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # chDB calls block; keep them off the event loop.
+        parts.start_mail()
         await run_in_threadpool(service.start)
         try:
             if parts.seed_events:
@@ -189,6 +223,7 @@ def build_demo_app(
             if parts.capture is not None:
                 await run_in_threadpool(parts.capture.shutdown, 5.0)
             await run_in_threadpool(service.stop)
+            parts.stop_mail()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.demo = parts

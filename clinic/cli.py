@@ -111,7 +111,8 @@ def _serve(
     from consent_mw.config import SettingsError
 
     try:
-        app = build_demo_app(dsn, secret_key=secret_key, seed_events=seed_events)
+        app = build_demo_app(dsn, secret_key=secret_key, seed_events=seed_events,
+                             site_url=_base_url(host, port))
     except SettingsError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     parts: DemoParts = app.state.demo
@@ -119,6 +120,7 @@ def _serve(
     try:
         # Open the store (and seed it) before serving so a bad store is a clear error, not a
         # traceback from inside the server's startup.
+        parts.start_mail()
         parts.service.start()
         if seed_events:
             click.echo(f"Seeding {seed_events} synthetic events if the store is empty…")
@@ -127,6 +129,7 @@ def _serve(
             click.echo(f"  seeded: {parts.seeded}" if parts.seeded else "  store not empty")
     except StoreError as exc:
         parts.service.stop()
+        parts.stop_mail()
         raise click.ClickException(str(exc)) from None
 
     base = _base_url(host, port)
@@ -146,6 +149,7 @@ def _serve(
         server.run(sockets=[sock])
     finally:
         parts.service.stop()
+        parts.stop_mail()
     if not server.started:
         raise click.ClickException("the demo failed to start (see the log above)")
     click.echo("consent-mw demo stopped.")
@@ -164,6 +168,7 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         f"  cookie settings       {base}{parts.settings.prefix}/preferences",
         f"  external transmission {base}{parts.settings.prefix}/external-transmission",
         f"  dashboards            {base}/dashboards/",
+        f"  privacy requests      {base}{parts.settings.prefix}/requests",
         f"  privacy staff page    {base}/_collector/v1/privacy/staff",
         f"  collector health      {base}/_collector/healthz",
         f"  collector metrics     {base}/_collector/metrics",
@@ -180,6 +185,9 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         lines.append(f"  dashboard password    {shown}   ({origin})")
     else:
         lines.append("  dashboard logins      from CONSENT_MW_DASHBOARD_USERS / consent-mw.toml")
+    if parts.mailbox is not None:
+        lines.append(f"  demo mailbox          {base}/demo/mail   (SMTP on port "
+                     f"{parts.mailbox.port})")
     token, origin = parts.admin_token
     if origin.startswith("generated"):
         lines.append(f"  privacy admin token   {token}   ({origin})")

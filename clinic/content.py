@@ -182,6 +182,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "external": "外部送信について",
         "my_data": "あなたのデータをダウンロード",
         "delete_data": "あなたのデータを削除",
+        "request_form": "開示・削除などのご請求",
         "rights_note": "アクセス解析に同意した場合、このブラウザについて記録されたデータを"
         "いつでもダウンロード・削除できます(プライバシーポリシー第5条・第6条)。",
         "other_lang": "English",
@@ -233,6 +234,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "external": "External transmission",
         "my_data": "Download your data",
         "delete_data": "Delete your data",
+        "request_form": "Disclosure, deletion and other requests",
         "rights_note": "If you consented to analytics, you can download or delete what was "
         "recorded about this browser at any time (privacy policy Articles 5 and 6).",
         "other_lang": "日本語",

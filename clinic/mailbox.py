@@ -70,6 +70,10 @@ class Mailbox:
             self._lock.notify_all()
         return "250 Message accepted for delivery"
 
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
     def start(self) -> int:
         self._controller = Controller(self, hostname=self.host, port=self.port)
         self._controller.start()

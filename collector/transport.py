@@ -30,15 +30,18 @@ from collector.privacy.admin import QUEUE_FULL_RETRY_AFTER
 from collector.privacy.operations import Privacy
 from collector.privacy.purge_queue import PurgeQueueFull
 from collector.privacy.subjects import PrivacyError
+from collector.requests.api import public_view
+from collector.requests.desk import Desk
+from collector.requests.model import RequestRefused
 from collector.store import StoreError
 from collector.web import STORE_RETRY_AFTER
 from consent_mw.capture.transport import SendResult, Suppressions, TransportError, batch_time
-from consent_mw.consent.rights import RightsBusy, RightsError
+from consent_mw.consent.rights import RightsBusy, RightsError, RightsRefused
 from consent_mw.wire import SCHEMA_ID
 
 if TYPE_CHECKING:
     from consent_mw.capture.transport import Transport
-    from consent_mw.consent.rights import Rights
+    from consent_mw.consent.rights import Intake, Rights
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,50 @@ class InProcessRights:
             raise _rights_error(exc) from exc
 
 
+class InProcessIntake:
+    """``consent_mw.consent.rights.Intake`` in the collector's own process: the desk the
+    ``/v1/requests`` routes call, with ``RightsRefused`` where they answer 400, 404, 409 or
+    429, exactly as ``HttpRights`` raises for those answers."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    def submit_request(self, fields: dict[str, Any]) -> str:
+        ids = fields.get("visitor_ids") or []
+        account_email = fields.get("account_email")
+        try:
+            request = self.desk.submit(
+                kind=str(fields.get("kind", "")), email=str(fields.get("email", "")),
+                lang=str(fields.get("lang") or "ja"), channel="web",
+                text=str(fields.get("text") or ""), account_id=str(fields.get("account_id")
+                                                                 or ""),
+                account_email=account_email if isinstance(account_email, str) else None,
+                visitor_ids=tuple(str(v) for v in ids if isinstance(v, str)))
+        except RequestRefused as exc:
+            raise RightsRefused(exc.code, exc.message) from exc
+        except StoreError as exc:
+            raise _rights_error(exc) from exc
+        return request.ref
+
+    def send_request_code(self, ref: str) -> int:
+        try:
+            return self.desk.send_code(ref)
+        except RequestRefused as exc:
+            raise RightsRefused(exc.code, exc.message) from exc
+        except StoreError as exc:
+            raise _rights_error(exc) from exc
+
+    def check_request_code(self, ref: str, code: str,
+                           lang: str = "") -> tuple[str, dict[str, Any] | None]:
+        try:
+            verdict, request = self.desk.enter_code(ref, code)
+        except RequestRefused as exc:
+            raise RightsRefused(exc.code, exc.message) from exc
+        except StoreError as exc:
+            raise _rights_error(exc) from exc
+        return verdict, public_view(request, lang) if verdict == "ok" else None
+
+
 def _rights_error(exc: Exception) -> RightsError:
     """What ``HttpRights`` raises for the answer the admin API gives to ``exc``."""
     if isinstance(exc, PurgeQueueFull):
@@ -128,3 +175,6 @@ if TYPE_CHECKING:  # mypy checks both against the web side's protocols
 
     def _rights(r: InProcessRights) -> Rights:
         return r
+
+    def _intake(i: InProcessIntake) -> Intake:
+        return i

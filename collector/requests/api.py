@@ -31,6 +31,7 @@ from collector.requests.log import now_ms
 from collector.requests.mail import Mail
 from collector.requests.model import KINDS, STATUSES, TRANSITIONS, RequestRefused, UnknownRequest
 from collector.requests.model import Request as PrivacyRequest
+from collector.requests.wording import words
 from collector.settings import CollectorSettings
 from collector.web import error_response
 
@@ -38,9 +39,11 @@ CONFLICT = {"unverified", "bad_state", "busy", "fee_due", "no_ids", "closed", "n
 TOO_MANY = {"too_many_requests"}
 
 
-def public_view(r: PrivacyRequest) -> dict[str, Any]:
-    """What the person sees about their own request (after their code)."""
-    return {"ref": r.ref, "kind": r.kind, "status": r.status, "lang": r.lang,
+def public_view(r: PrivacyRequest, lang: str = "") -> dict[str, Any]:
+    """What the person sees about their own request (after their code), with its words in
+    ``lang`` (else the request's language)."""
+    return {**words(r, lang if lang in ("ja", "en") else r.lang),
+            "ref": r.ref, "kind": r.kind, "status": r.status, "lang": r.lang,
             "received_at": r.received_at, "verified_at": r.verified_at, "due_at": r.due_at,
             "closed_at": r.closed_at, "fee": r.fee, "fee_yen": r.fee_yen, "ground": r.ground,
             "results": r.results}
@@ -166,7 +169,7 @@ def build_routes(desk: Desk, settings: CollectorSettings) -> list[BaseRoute]:
                                                  text_field(body, "code"))
         answer: dict[str, Any] = {"ref": ref, "verdict": verdict}
         if verdict == "ok":
-            answer["request"] = public_view(found)
+            answer["request"] = public_view(found, text_field(body, "lang"))
         return JSONResponse(answer)
 
     async def queue(request: Request) -> Response:

@@ -31,13 +31,24 @@ FEE_LABELS = {"due": {"ja": "お支払い待ち", "en": "due"},
               "waived": {"ja": "免除", "en": "waived"}}
 
 
+STATUS_LABELS = {
+    "received": {"ja": "受付済み(ご本人の確認待ち)",
+                 "en": "received (waiting for your confirmation)"},
+    "verified": {"ja": "ご本人を確認しました(対応待ち)", "en": "confirmed (waiting for our staff)"},
+    "in_progress": {"ja": "対応中", "en": "in progress"},
+    "completed": {"ja": "完了", "en": "completed"},
+    "refused": {"ja": "対応できませんでした", "en": "could not be done"},
+    "withdrawn": {"ja": "取り下げられました", "en": "withdrawn"},
+}
+
+
 def label(labels: dict[str, dict[str, str]], key: str, lang: str) -> str:
     return labels.get(key, {}).get(lang, key)
 
 
-def result_text(request: Request) -> str:
-    """What completing did, in a sentence of the person's language."""
-    ja = request.lang == "ja"
+def result_text(request: Request, lang: str | None = None) -> str:
+    """What completing did, in a sentence of the person's language (or ``lang``)."""
+    ja = (lang or request.lang) == "ja"
     if request.operation == "export":
         return ("記録されているデータを添付のファイル(ZIP 形式、CSV)でお送りします。" if ja
                 else "The data we hold about you is attached (a ZIP file of CSV tables).")
@@ -68,3 +79,12 @@ def mail_fields(request: Request, requests_url: str, today: str,
         fields["note"] = ("\n担当者より: " if ja else "\nFrom our staff: ") \
             + str(fields["note"]) + "\n"
     return fields
+
+
+def words(request: Request, lang: str) -> dict[str, str]:
+    """The person's view of their request in words of ``lang``, never codes."""
+    return {"kind_label": label(KIND_LABELS, request.kind, lang),
+            "status_label": label(STATUS_LABELS, request.status, lang),
+            "ground_label": label(GROUND_LABELS, request.ground, lang) if request.ground else "",
+            "fee_label": label(FEE_LABELS, request.fee, lang) if request.fee != "none" else "",
+            "result_text": result_text(request, lang) if request.status == "completed" else ""}

@@ -109,7 +109,7 @@ class Endpoints:
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
         sub = path[len(prefix):]
-        if sub == "/my-data" or sub.startswith("/my-data/"):
+        if sub in ("/my-data", "/requests") or sub.startswith(("/my-data/", "/requests/")):
             def forget() -> list[tuple[bytes, bytes]]:
                 return self._forget(ctx, incoming, scope, "self_service")
 

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Mapping
 
+from consent_mw.consent.request_words import REQUEST_MESSAGES
 from consent_mw.settings import Settings
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -158,6 +159,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "md_not_confirmed": "The deletion was not confirmed. Please press the button again.",
     },
 }
+for _locale, _words in REQUEST_MESSAGES.items():  # the request pages' sentences
+    MESSAGES[_locale].update(_words)
 
 _HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
 

@@ -27,8 +27,35 @@ class Rights(Protocol):
     def purge_status(self, request_id: str) -> dict[str, Any] | None: ...
 
 
+class Intake(Protocol):
+    """Privacy requests a person makes on the site's form (``collector.requests``)."""
+
+    def submit_request(self, fields: dict[str, Any]) -> str:
+        """A new request from the form's fields; its reference number (RightsRefused with
+        the reason for a refused one)."""
+        ...
+
+    def send_request_code(self, ref: str) -> int:
+        """Mail a new code: 0, or the seconds to wait first."""
+        ...
+
+    def check_request_code(self, ref: str, code: str,
+                           lang: str = "") -> tuple[str, dict[str, Any] | None]:
+        """The verdict ("ok", "wrong", "expired", "no_code", "too_many") and, with "ok",
+        the person's view of the request, its words in ``lang``."""
+        ...
+
+
 class RightsError(ConsentMWError):
     """The collector could not serve the request."""
+
+
+class RightsRefused(RightsError):
+    """The collector refused what the person asked, for a reason they can act on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RightsBusy(RightsError):
@@ -40,7 +67,8 @@ class RightsBusy(RightsError):
 
 
 class HttpRights:
-    """Rights served by a collector over HTTP (the admin token authorises)."""
+    """Rights and request intake served by a collector over HTTP (the admin token
+    authorises)."""
 
     def __init__(self, collector_url: str, admin_token: str, *, timeout: float = 30.0) -> None:
         self.url = collector_url.rstrip("/")
@@ -56,6 +84,11 @@ class HttpRights:
             raise RightsError(f"collector unreachable: {exc}") from exc
         if resp.status_code == 404:
             return None
+        if resp.status_code in (400, 409, 429) and "application/json" in resp.headers.get(
+                "content-type", ""):
+            body = resp.json()
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                raise RightsRefused(body["error"], str(body.get("message", "")))
         if resp.status_code == 503 and resp.headers.get("retry-after", "").isdigit():
             raise RightsBusy("the collector is busy", int(resp.headers["retry-after"]))
         if resp.status_code not in ok:
@@ -86,3 +119,24 @@ class HttpRights:
 
     def purge_status(self, request_id: str) -> dict[str, Any] | None:
         return self._call("GET", f"/v1/privacy/purges/{quote(request_id, safe='')}")
+
+    def submit_request(self, fields: dict[str, Any]) -> str:
+        data = self._call("POST", "/v1/requests", ok=(201,), json=fields)
+        if data is None or not isinstance(data.get("ref"), str):
+            raise RightsError("the collector has no request desk")
+        return str(data["ref"])
+
+    def send_request_code(self, ref: str) -> int:
+        data = self._call("POST", f"/v1/requests/{quote(ref, safe='')}/code")
+        if data is None:
+            raise RightsRefused("unknown_request", "no request has this reference number")
+        return int(data.get("wait", 0))
+
+    def check_request_code(self, ref: str, code: str,
+                           lang: str = "") -> tuple[str, dict[str, Any] | None]:
+        data = self._call("POST", f"/v1/requests/{quote(ref, safe='')}/code/check",
+                          json={"code": code, "lang": lang})
+        if data is None:
+            raise RightsRefused("unknown_request", "no request has this reference number")
+        view = data.get("request")
+        return str(data.get("verdict", "")), view if isinstance(view, dict) else None

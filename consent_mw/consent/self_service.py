@@ -9,6 +9,9 @@ not configured (no ``rights``), and the middleware then answers 404.
   suppressed at once), this browser is reset (consent back to "reject all" under a new consent
   id, the withdrawal recorded, id cookies expired) and the page gives a signed link to
   ``GET {prefix}/my-data/status?ref=...``, where the receipt follows.
+- ``{prefix}/requests`` and ``{prefix}/requests/status``: the privacy-request form, for a
+  person the cookie does not prove (``consent_mw.consent.request_form``), when ``intake`` is
+  given.
 
 Whose data: only ``visitor_id``, the id the signed consent cookie binds to the ``cmw_vid``
 this browser sent (``consent_mw.consent.reading``); never one minted for this request. A cookie that
@@ -38,7 +41,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from consent_mw.clientip import client_ip
 from consent_mw.consent.my_data_page import MyDataPage
-from consent_mw.consent.rights import Rights, RightsBusy
+from consent_mw.consent.request_form import AccountEmail, RequestForms
+from consent_mw.consent.rights import Intake, Rights, RightsBusy
 from consent_mw.http import (
     MAX_JSON_BYTES,
     BadRequest,
@@ -63,9 +67,14 @@ class SelfService:
     """``{prefix}/my-data`` for the visitor's own id (see the module docstring)."""
 
     def __init__(self, settings: Settings, *, rights: Rights | None = None, limit: int = 5,
-                 address_limit: int = 30, window: float = 3600.0) -> None:
+                 address_limit: int = 30, window: float = 3600.0,
+                 intake: Intake | None = None,
+                 account_email: AccountEmail | None = None) -> None:
         self.settings = settings
         self.rights = rights
+        #: The privacy-request form and status pages, when a collector takes requests.
+        self.forms = (RequestForms(settings, intake, account_email=account_email)
+                      if intake is not None else None)
         self.per_visitor = RateLimit(limit, window)
         self.per_address = RateLimit(address_limit, window)
         self.status_per_address = RateLimit(120, window)
@@ -79,6 +88,9 @@ class SelfService:
     async def handle(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send, *,
                      visitor_id: str | None, forget: Forget) -> bool:
         """Serve the request and return True, or return False to let the caller 404."""
+        if self.forms is not None and await self.forms.handle(ctx, scope, receive, send,
+                                                              visitor_id=visitor_id):
+            return True
         rights = self.rights
         if rights is None:
             return False
