@@ -40,6 +40,7 @@ from consent_mw.consent.self_service import SelfService
 from consent_mw.settings import Settings
 from dashboards.app import create_dashboards
 from dashboards.backends import Params, Rows, StoreBackend
+from dashboards.desk_backend import LocalDesk
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
 
@@ -190,7 +191,7 @@ def build_demo_app(
         routes += mail_routes(mailbox, settings.prefix)
 
     dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service),
-                                   logins=logins)
+                                   logins=logins, desk=LocalDesk(lambda: service.desk))
     parts.dashboards = dashboards
     routes.append(Mount("/dashboards", app=dashboards))
 

@@ -21,6 +21,8 @@ from dashboards import format as formatting
 from dashboards import i18n
 from dashboards.auth import may_open, may_write_notes
 from dashboards.backends import Backend, CachedBackend
+from dashboards.desk_backend import DeskBackend
+from dashboards.desk_views import DeskViews, may_handle_requests
 from dashboards.pagedata import PageLoader
 from dashboards.panels import PAGES
 from dashboards.settings import DashboardSettings
@@ -48,16 +50,19 @@ def templates(settings: DashboardSettings) -> Environment:
                        GOAL_KIND_LABELS=formatting.GOAL_KIND_LABELS, GOAL_TAPS=tuple(TAPS),
                        INTERACTION_LABEL=lambda tap, lang: formatting.value_label(
                            "interaction", tap, lang),
-                       settings=settings)
+                       may_handle_requests=may_handle_requests, settings=settings)
     return env
 
 
 def create_dashboards(settings: DashboardSettings, backend: Backend, *,
-                      cache: bool = True, logins: Logins | None = None) -> Starlette:
+                      cache: bool = True, logins: Logins | None = None,
+                      desk: DeskBackend | None = None) -> Starlette:
     """The dashboards app; mount it anywhere (``/dashboards`` in the demo).
 
     ``cache`` reuses panel results while the store's data version is unchanged (exact).
     ``logins``: the login throttle to share with a staff console in the same process.
+    ``desk``: the privacy-request desk its console works on (none: the console says it is
+    unavailable here).
     """
     cached = CachedBackend(backend, max_entries=CACHE_ENTRIES if cache else 0,
                            max_age=settings.cache_seconds)
@@ -66,7 +71,15 @@ def create_dashboards(settings: DashboardSettings, backend: Backend, *,
     views = DashboardViews(settings, PageLoader(cached, settings), sessions,
                            logins or Logins(), templates(settings), PLOTLY_JS)
     writes = WriteViews(views)
+    console = DeskViews(views, desk)
     routes = [
+        Route("/requests", views.guard(console.queue), methods=["GET"]),
+        Route("/requests", views.guard(console.add), methods=["POST"]),
+        Route("/requests/mail/{mail_id}/retry", views.guard(console.retry), methods=["POST"]),
+        Route("/requests/{ref}", views.guard(console.one), methods=["GET"]),
+        Route("/requests/{ref}/json", views.guard(console.raw), methods=["GET"]),
+        Route("/requests/{ref}/{action}", views.guard(console.act), methods=["POST"]),
+        Route("/audit", views.guard(console.audit), methods=["GET"]),
         Route("/", views.guard(views.index), methods=["GET"]),
         Route("/login", views.guard(views.login_form), methods=["GET"]),
         Route("/login", views.guard(views.login), methods=["POST"]),

@@ -188,6 +188,17 @@ UI: dict[str, Text] = {
                         "Unknown user or wrong password."),
 }
 
+def _with_desk() -> None:
+    """The request console's words join the rest (kept in their own module for length)."""
+    from dashboards.desk_words import DESK_UI
+
+    clash = set(DESK_UI) & set(UI)
+    assert not clash, f"wording keys defined twice: {clash}"
+    UI.update(DESK_UI)
+
+
+_with_desk()
+
 #: The view's choices, by their query-string value.
 PRESET_LABELS: dict[str, Text] = {
     "today": Text("今日", "Today"), "yesterday": Text("昨日", "Yesterday"),

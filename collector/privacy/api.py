@@ -246,6 +246,23 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
             operation=q.get("operation"))
         return JSONResponse({"requests": rows})
 
+    async def summary(request: Request) -> Response:
+        """What the store holds about one id, without the rows: for the staff's lookup.
+        ---
+        summary: Look up a visitor or account
+        security: [{bearer: []}]
+        parameters:
+          - {name: visitor_id, in: query, schema: {type: string}}
+          - {name: user_id, in: query, schema: {type: string}}
+        responses:
+          200: {description: Row counts, first and last seen, suppression, receipts}
+          400: {description: Malformed id, both ids or none}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        ids = id_fields(request.query_params)
+        return JSONResponse(await run_in_threadpool(lambda: privacy.summary(**ids)))
+
     async def receipts(request: Request) -> Response:
         """Purge receipts, newest first.
         ---
@@ -322,6 +339,7 @@ def build_routes(privacy: Privacy, settings: CollectorSettings,
         Route("/v1/privacy/export", guard(settings, export), methods=["GET"]),
         Route("/v1/privacy/requests", guard(settings, requests_), methods=["GET"]),
         Route("/v1/privacy/receipts", guard(settings, receipts), methods=["GET"]),
+        Route("/v1/privacy/summary", guard(settings, summary), methods=["GET"]),
         Route("/v1/privacy/audit/verify", guard(settings, verify), methods=["GET"]),
         Route("/v1/privacy/suppressions", guard(settings, suppressions, admin=False),
               methods=["GET"]),

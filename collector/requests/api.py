@@ -130,6 +130,8 @@ def build_routes(desk: Desk, settings: CollectorSettings) -> list[BaseRoute]:
                   str(body.get("text") or "") for name in
                   ("kind", "email", "lang", "channel", "text", "account_id")}
         who = actor(request)
+        if who == "person" and text_field(body, "staff"):  # staff entering a phone request
+            who = requested_by(request, text_field(body, "staff"))
         result = await run_in_threadpool(lambda: desk.submit(
             kind=fields["kind"], email=fields["email"], lang=fields["lang"] or "ja",
             channel=fields["channel"] or "web", text=fields["text"],

@@ -7,7 +7,8 @@ nothing that opens a request. A code:
 - works once: the entry that accepts it also spends it;
 - expires after :data:`TTL_MS`;
 - allows :data:`MAX_TRIES` wrong tries, after which only a new code helps;
-- can be sent :data:`MAX_SENDS` times an hour per request, at most once a minute.
+- can be sent :data:`MAX_SENDS` times an hour per request, and not again within a minute
+  while the last one is still unused (a person who used theirs may ask for the next at once).
 
 A guesser therefore has 5 tries per code and 3 codes an hour against a million values: about
 one chance in 67,000 a day, while every try lands on the request's timeline.
@@ -57,7 +58,7 @@ def judge(request: Request, key: bytes, code: str, now: int) -> Verdict:
 def may_send(request: Request, now: int) -> int:
     """0 if a new code may be sent now, else the seconds to wait."""
     recent = [at for at in request.codes_sent if now - at < SEND_WINDOW_MS]
-    if recent and now - recent[-1] < RESEND_AFTER_MS:
+    if recent and request.code_hash and now - recent[-1] < RESEND_AFTER_MS:
         return (RESEND_AFTER_MS - (now - recent[-1])) // 1000 + 1
     if len(recent) >= MAX_SENDS:
         return (SEND_WINDOW_MS - (now - recent[0])) // 1000 + 1

@@ -141,11 +141,10 @@ class Desk:
         return self.log.get(ref)
 
     def send_code(self, ref: str) -> int:
-        """Mail a new code for an open request: 0, or the seconds to wait first."""
+        """Mail a new code (to verify the request, or to read it once it is closed): 0, or
+        the seconds to wait first."""
         with self._lock:
             request = self.log.get(ref)
-            if not request.is_open:
-                raise RequestRefused("closed", "this request is closed")
             wait = codes.may_send(request, now_ms())
             if wait:
                 return wait

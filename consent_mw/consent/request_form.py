@@ -201,12 +201,14 @@ class RequestForms:
                 f'value="send" formnovalidate>{_e(t(loc, "rq_resend"))}</button></p></form>')
 
     async def _status_form(self, page: MyDataPage, ctx: RequestContext, ref: str, *,
-                           message: str = "", alert: bool = False, status: int = 200) -> None:
+                           message: str = "", alert: bool = False, status: int = 200,
+                           seconds: int = 0) -> None:
         loc = ctx.locale
         note = ""
         if message:
             role, cls = ("alert", "cmw-note") if alert else ("status", "cmw-status")
-            note = f'<p class="{cls}" role="{role}">{_e(t(loc, message))}</p>'
+            note = (f'<p class="{cls}" role="{role}">'
+                    f'{_e(t(loc, message).format(seconds=seconds))}</p>')
         await page.html(status, "rq_status_title", (
             f'<p>{_e(t(loc, "rq_status_intro"))}</p>{note}'
             + self._code_form(loc, ref.strip().upper()[:11], ask_ref=True)))
@@ -219,8 +221,8 @@ class RequestForms:
             if form.get("action") == "send":
                 wait = await anyio.to_thread.run_sync(self.intake.send_request_code, ref)
                 await self._status_form(page, ctx, ref,
-                                        message="rq_wait" if wait else "rq_resent",
-                                        alert=bool(wait))
+                                        message="rq_wait_seconds" if wait else "rq_resent",
+                                        alert=bool(wait), seconds=wait)
                 return
             verdict, view = await anyio.to_thread.run_sync(
                 self.intake.check_request_code, ref, form.get("code", ""), loc)
