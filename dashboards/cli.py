@@ -19,11 +19,15 @@ from consent_mw.config import SettingsError
               help="Query through this collector (required for a chdb:// store).")
 @click.option("--query-token", envvar="CONSENT_MW_QUERY_TOKEN", default=None,
               help="The collector's query_token (env CONSENT_MW_QUERY_TOKEN).")
+@click.option("--admin-token", envvar="CONSENT_MW_ADMIN_TOKEN", default=None,
+              help="The collector's admin token, for the privacy-request console "
+                   "(env CONSENT_MW_ADMIN_TOKEN; with --collector-url).")
 @click.option("--config", "toml_path", default=None, help="TOML file with [dashboards].")
 @click.option("--hash-password", is_flag=True,
               help="Prompt for a password, print its argon2 hash for the users config, exit.")
 def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str | None,
-               query_token: str | None, toml_path: str | None, hash_password: bool) -> None:
+               query_token: str | None, admin_token: str | None, toml_path: str | None,
+               hash_password: bool) -> None:
     """Serve the marketing dashboards on their own."""
     from collector.accounts import hash_password as make_hash
 
@@ -35,6 +39,7 @@ def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str |
 
     from dashboards.app import create_dashboards
     from dashboards.backends import Backend, CollectorBackend, StoreBackend
+    from dashboards.desk_backend import HttpDesk
     from dashboards.settings import DashboardSettings
 
     try:
@@ -62,6 +67,8 @@ def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str |
         backend = StoreBackend(Store(store_dsn))
     else:
         raise click.ClickException("pass --store http(s)://... or --collector-url")
+    # The request console acts through the collector that owns the requests and the mail.
+    desk = HttpDesk(collector_url, admin_token) if collector_url and admin_token else None
     from starlette.applications import Starlette
     from starlette.responses import RedirectResponse
     from starlette.routing import Mount, Route
@@ -70,7 +77,8 @@ def dashboards(host: str, port: int, store_dsn: str | None, collector_url: str |
         return RedirectResponse("/dashboards/")
 
     app = Starlette(routes=[Route("/", home),
-                            Mount("/dashboards", app=create_dashboards(settings, backend))])
+                            Mount("/dashboards", app=create_dashboards(settings, backend,
+                                                                       desk=desk))])
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

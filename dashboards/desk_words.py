@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.i18n import Text
+from dashboards.text import Text
 
 DESK_UI: dict[str, Text] = {
     "rq_nav": Text("ご請求", "Requests"),

@@ -10,24 +10,15 @@ Pure.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from dashboards.desk_words import DESK_UI
+from dashboards.text import Locale as Locale
+from dashboards.text import Text as Text
 
-Locale = Literal["ja", "en"]
 LOCALES: tuple[Locale, ...] = ("ja", "en")
 DEFAULT: Locale = "ja"
 #: Where the staff member's choice is kept (not a secret; a preference).
 COOKIE = "cmw_dash_lang"
 COOKIE_MAX_AGE = 365 * 86400
-
-
-class Text(NamedTuple):
-    """One piece of wording in both languages."""
-
-    ja: str
-    en: str
-
-    def __call__(self, locale: Locale) -> str:
-        return self.en if locale == "en" else self.ja
 
 
 def locale_of(value: str | None) -> Locale | None:
@@ -187,17 +178,9 @@ UI: dict[str, Text] = {
     "wrong_login": Text("ユーザー名またはパスワードが違います。",
                         "Unknown user or wrong password."),
 }
-
-def _with_desk() -> None:
-    """The request console's words join the rest (kept in their own module for length)."""
-    from dashboards.desk_words import DESK_UI
-
-    clash = set(DESK_UI) & set(UI)
-    assert not clash, f"wording keys defined twice: {clash}"
-    UI.update(DESK_UI)
-
-
-_with_desk()
+# The request console's words join the rest (kept in their own module for length).
+assert not set(DESK_UI) & set(UI), "a wording key is defined twice"
+UI.update(DESK_UI)
 
 #: The view's choices, by their query-string value.
 PRESET_LABELS: dict[str, Text] = {

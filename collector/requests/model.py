@@ -252,8 +252,8 @@ def submission(*, kind: str, email: str, lang: str, channel: str, text: str,
     ids = sorted({str(v) for v in visitor_ids if v})
     if len(ids) > MAX_VISITOR_IDS:
         raise RequestRefused("too_many_ids", "too many visitor ids")
-    match = (None if not account_id else
-             bool(account_email) and same_email(str(account_email), email))
+    # None: nothing to compare with (no account id, or the site knows no e-mail for it).
+    match = (same_email(account_email, email) if account_id and account_email else None)
     return {"kind": kind, "email": email, "lang": lang, "channel": channel, "text": text,
             "account_id": account_id, "account_match": match, "visitor_ids": ids,
             "fee": "due" if kind == "disclosure" and fee_yen > 0 else "none",

@@ -45,9 +45,14 @@ KINDS = ("disclosure", "deletion", "suspension", "withdrawal")
 MAX_FORM = 16 * 1024
 #: The site's member id → the e-mail its records have (None: no such member). Blocking.
 AccountEmail = Callable[[str], "str | None"]
-#: Refusal codes the pages put in words; any other reads as "could not accept".
-KNOWN = {"bad_email", "bad_kind", "bad_account_id", "text_too_long", "too_many_requests",
-         "busy", "unknown_request", "closed"}
+#: Refusal code → the sentence the page says; any other reads as "could not accept".
+REFUSALS = {"bad_email": "rq_bad_email", "bad_kind": "rq_bad_kind",
+            "bad_account_id": "rq_bad_account_id", "text_too_long": "rq_text_too_long",
+            "too_many_requests": "rq_too_many_requests", "busy": "rq_busy",
+            "unknown_request": "rq_unknown", "closed": "rq_closed"}
+#: Code verdict → the sentence (``ok`` shows the request instead).
+VERDICTS = {"wrong": "rq_wrong", "expired": "rq_expired", "no_code": "rq_no_code",
+            "too_many": "rq_too_many"}
 
 
 def _e(value: object) -> str:
@@ -83,6 +88,7 @@ class RequestForms:
             await page.plain(405, "method not allowed", [(b"allow", b"GET, HEAD, POST")])
             return True
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        page = self._in_language(ctx, (query.get("lang") or [""])[0], scope, send) or page
         if method != "POST":
             if sub == "/requests":
                 await self._form(page, ctx, visitor_id)
@@ -107,11 +113,21 @@ class RequestForms:
             return True
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
                                                keep_blank_values=True).items()}
+        page = self._in_language(ctx, form.get("lang", ""), scope, send) or page
         if sub == "/requests":
             await self._submit(page, ctx, form, visitor_id)
         else:
             await self._status(page, ctx, form)
         return True
+
+    def _in_language(self, ctx: RequestContext, lang: str, scope: Scope,
+                     send: Send) -> MyDataPage | None:
+        """The page in ``lang`` when the visitor chose it (the language link, the form's own
+        language), else None: the language the middleware chose stands."""
+        if lang not in self.settings.locales or lang == ctx.locale:
+            return None
+        ctx.locale = lang
+        return MyDataPage(self.settings, ctx, scope, send)
 
     # -- the form -----------------------------------------------------------------------
 
@@ -164,7 +180,7 @@ class RequestForms:
                     self.account_email, account_id)
             ref = await anyio.to_thread.run_sync(self.intake.submit_request, fields)
         except RightsRefused as exc:
-            key = f"rq_{exc.code}" if exc.code in KNOWN else "rq_refused"
+            key = REFUSALS.get(exc.code, "rq_refused")
             await self._form(page, ctx, visitor_id, problem=key, form=form,
                              status=429 if exc.code == "too_many_requests" else 400)
             return
@@ -227,7 +243,7 @@ class RequestForms:
             verdict, view = await anyio.to_thread.run_sync(
                 self.intake.check_request_code, ref, form.get("code", ""), loc)
         except RightsRefused as exc:
-            key = f"rq_{exc.code}" if exc.code in KNOWN else "rq_refused"
+            key = REFUSALS.get(exc.code, "rq_refused")
             await self._status_form(page, ctx, ref, message=key, alert=True,
                                     status=404 if exc.code == "unknown_request" else 400)
             return
@@ -235,7 +251,8 @@ class RequestForms:
             await page.error(503, "unavailable", "md_unavailable", title="rq_status_title")
             return
         if verdict != "ok" or view is None:
-            await self._status_form(page, ctx, ref, message=f"rq_{verdict}", alert=True,
+            await self._status_form(page, ctx, ref,
+                                    message=VERDICTS.get(verdict, "rq_refused"), alert=True,
                                     status=400)
             return
         await self._show(page, loc, view)

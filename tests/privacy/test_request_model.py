@@ -1,0 +1,162 @@
+"""The pure core of privacy requests: the timeline fold, the workflow gate, one-time codes, the
+sealing of ids, and the words every code is shown in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from collector.requests import codes
+from collector.requests.model import (
+    GROUNDS,
+    KINDS,
+    STATUSES,
+    TRANSITIONS,
+    Entry,
+    RequestRefused,
+    check,
+    fold,
+    submission,
+)
+from collector.requests.seal import Sealer
+from collector.requests.wording import GROUND_LABELS, KIND_LABELS, STATUS_LABELS
+
+KEY = b"k" * 32
+DAY = 86_400_000
+
+
+def timeline(*steps: tuple[str, dict[str, Any]], kind: str = "deletion",
+             **submitted: Any) -> list[Entry]:
+    data = submission(kind=kind, email="a@example.jp", lang="ja", channel="web", text="",
+                      account_id=submitted.get("account_id", ""),
+                      account_email=submitted.get("account_email"),
+                      visitor_ids=submitted.get("visitor_ids", ["v1"]), fee_yen=1000)
+    entries = [Entry("R-AAAA-AAAA", 1, 1_000, "person", "submitted", data)]
+    for n, (action, d) in enumerate(steps, 2):
+        entries.append(Entry("R-AAAA-AAAA", n, 1_000 * n, "sato", action, d))
+    return entries
+
+
+def test_the_fold_reads_the_timeline_in_order() -> None:
+    r = fold(list(reversed(timeline(("verified", {"by": "email"}), ("started", {})))),
+             due_days=30)
+    assert r.status == "in_progress" and r.verified_by == "email"
+    assert r.due_at == 2_000 + 30 * DAY and r.subjects == [("visitor_id", "v1")]
+
+
+@pytest.mark.parametrize("status_steps,action,allowed", [
+    ((), "start", False), ((), "complete", False), ((), "verify", True),
+    ((), "refuse", True), ((("verified", {}),), "complete", True),
+    ((("verified", {}), ("completed", {})), "refuse", False),
+    ((("withdrawn", {}),), "verify", False),
+])
+def test_the_workflow_allows_only_what_the_state_allows(
+        status_steps: tuple[tuple[str, dict[str, Any]], ...], action: str,
+        allowed: bool) -> None:
+    r = fold(timeline(*status_steps), due_days=30)
+    if allowed:
+        assert check(r, action) == TRANSITIONS[action][1]
+    else:
+        with pytest.raises(RequestRefused):
+            check(r, action)
+
+
+def test_completing_needs_a_verified_request_a_paid_fee_and_an_id() -> None:
+    with pytest.raises(RequestRefused, match="not verified") as unverified:
+        check(fold(timeline(), due_days=30), "complete")
+    assert unverified.value.code == "unverified"
+    disclosure = fold(timeline(("verified", {}), kind="disclosure"), due_days=30)
+    assert disclosure.fee == "due"
+    with pytest.raises(RequestRefused) as fee:
+        check(disclosure, "complete")
+    assert fee.value.code == "fee_due"
+    paid = fold(timeline(("verified", {}), ("fee", {"state": "paid"}), kind="disclosure"),
+                due_days=30)
+    assert check(paid, "complete") == "completed"
+    nothing = fold(timeline(("verified", {}), visitor_ids=[]), due_days=30)
+    with pytest.raises(RequestRefused) as no_ids:
+        check(nothing, "complete")
+    assert no_ids.value.code == "no_ids"
+
+
+def test_an_account_counts_only_when_its_email_matches() -> None:
+    mine = fold(timeline(account_id="m1", account_email="A@Example.JP", visitor_ids=[]),
+                due_days=30)
+    other = fold(timeline(account_id="m1", account_email="b@example.jp", visitor_ids=[]),
+                 due_days=30)
+    unknown = fold(timeline(account_id="m1", visitor_ids=[]), due_days=30)
+    assert mine.account_match is True and mine.subjects == [("user_id", "m1")]
+    assert other.account_match is False and other.subjects == []
+    assert unknown.account_match is None and unknown.subjects == []
+
+
+def test_a_code_is_judged_once_in_time_and_within_its_tries() -> None:
+    code = "123456"
+    sent = ("code_sent", {"hash": codes.code_hash(KEY, "R-AAAA-AAAA", code), "expires": 10**6})
+    r = fold(timeline(sent), due_days=30)
+    assert codes.judge(r, KEY, "12 34 56", 5_000) == "ok"  # as people type it
+    assert codes.judge(r, KEY, "654321", 5_000) == "wrong"
+    assert codes.judge(r, KEY, code, 10**6 + 1) == "expired"
+    assert codes.judge(r, b"other key", code, 5_000) == "wrong"
+    used = fold(timeline(sent, ("code_used", {})), due_days=30)
+    assert codes.judge(used, KEY, code, 5_000) == "no_code"
+    tried = fold(timeline(sent, *[("code_failed", {})] * codes.MAX_TRIES), due_days=30)
+    assert codes.judge(tried, KEY, code, 5_000) == "too_many"
+
+
+def test_codes_are_sent_at_most_three_an_hour_and_not_twice_a_minute() -> None:
+    def after(*at: int) -> Any:
+        steps = [("code_sent", {"hash": "h", "expires": 10**9})] * len(at)
+        entries = timeline(*steps)
+        for entry, moment in zip(entries[1:], at, strict=True):
+            object.__setattr__(entry, "at", moment)
+        return fold(entries, due_days=30)
+
+    assert codes.may_send(after(0), 30_000) == 31
+    assert codes.may_send(after(0), 61_000) == 0
+    assert codes.may_send(after(0, 100_000, 200_000), 300_000) == 3_300 + 1
+    assert codes.may_send(after(0, 100_000, 200_000), 3_600_001) == 0
+
+
+def test_sealed_ids_share_no_bytes_with_the_ids() -> None:
+    sealer = Sealer(KEY)
+    data = {"visitor_ids": ["0123456789abcdef0123456789abcdef"], "user_id": "member-42",
+            "note": "kept as is"}
+    sealed = sealer.seal(data)
+    assert "0123456789abcdef" not in str(sealed) and "member-42" not in str(sealed)
+    assert sealed["note"] == "kept as is"
+    assert sealer.open(sealed) == data
+    assert Sealer(b"another key").open(sealed)["user_id"] == ""
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"kind": "all"}, "bad_kind"), ({"email": "x@"}, "bad_email"),
+    ({"email": "a@b.c\r\nBcc: x@y.z"}, "bad_email"), ({"lang": "fr"}, "bad_lang"),
+    ({"account_id": "a b"}, "bad_account_id"), ({"text": "x" * 2001}, "text_too_long"),
+    ({"visitor_ids": [str(n) for n in range(21)]}, "too_many_ids"),
+])
+def test_a_submission_names_the_field_it_refuses(fields: dict[str, Any], code: str) -> None:
+    values: dict[str, Any] = {"kind": "deletion", "email": "a@example.jp", "lang": "ja",
+                              "channel": "web", "text": "", "account_id": "",
+                              "account_email": None, "visitor_ids": [], "fee_yen": 0}
+    values.update(fields)
+    with pytest.raises(RequestRefused) as refused:
+        submission(**values)
+    assert refused.value.code == code
+
+
+def test_every_code_a_person_or_page_meets_has_words_in_both_languages() -> None:
+    from consent_mw.consent.i18n import MESSAGES
+    from consent_mw.consent.request_form import REFUSALS, VERDICTS
+    from dashboards import desk_words
+
+    for lang in ("ja", "en"):
+        assert {k for k in (*REFUSALS.values(), *VERDICTS.values(), "rq_refused")
+                if k not in MESSAGES[lang]} == set()
+        for labels, codes_ in ((KIND_LABELS, KINDS), (STATUS_LABELS, STATUSES),
+                               (GROUND_LABELS, GROUNDS)):
+            assert all(labels[c][lang] for c in codes_)
+    assert set(desk_words.STATUS) == set(STATUSES) and set(desk_words.KIND) == set(KINDS)
+    assert set(desk_words.GROUND) == set(GROUNDS)
+    assert set(VERDICTS) == {"wrong", "expired", "no_code", "too_many"}
