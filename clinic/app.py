@@ -36,6 +36,7 @@ from consent_mw.capture.pipeline import Capture
 from consent_mw.config import Secret
 from consent_mw.consent.categories import Tag
 from consent_mw.consent.middleware import ConsentMiddleware
+from consent_mw.consent.notices import notice_pages
 from consent_mw.consent.self_service import SelfService
 from consent_mw.settings import Settings
 from dashboards.app import create_dashboards
@@ -182,7 +183,8 @@ def build_demo_app(
         changes["requests_url"] = f"{site_url.rstrip('/')}{settings.prefix}/requests/status"
     collector_settings = replace(collector_settings, **changes)
     logins = Logins()  # one throttle: the dashboards and the staff console share accounts
-    service = CollectorService(collector_settings, logins=logins)
+    service = CollectorService(collector_settings, logins=logins,
+                               notices=lambda: notice_pages(settings))
     parts = DemoParts(settings=settings, service=service, seed_events=seed_events,
                       admin_token=(collector_settings.admin_token.value, admin_from),
                       dashboard_users=demo_passwords, mailbox=mailbox)
@@ -191,7 +193,8 @@ def build_demo_app(
         routes += mail_routes(mailbox, settings.prefix)
 
     dashboards = create_dashboards(dashboard_settings, _ServiceStoreBackend(service),
-                                   logins=logins, desk=LocalDesk(lambda: service.desk))
+                                   logins=logins,
+                                   desk=LocalDesk(lambda: service.desk, service.notices))
     parts.dashboards = dashboards
     routes.append(Mount("/dashboards", app=dashboards))
 

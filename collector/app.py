@@ -26,6 +26,7 @@ from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.metrics import CollectorMetrics
 from collector.openapi import openapi_endpoint
 from collector.privacy import api as privacy_api
+from collector.privacy.evidence import Notices, evidence_route
 from collector.privacy.operations import Privacy
 from collector.query import api as query_api
 from collector.requests import api as requests_api
@@ -36,7 +37,8 @@ from collector.web import error_response
 
 
 def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest: Ingest,
-              privacy: Privacy, desk: Desk, store: Callable[[], Store], logins: Logins,
+              privacy: Privacy, desk: Desk, notices: Notices | None = None,
+              store: Callable[[], Store], logins: Logins,
               start: Callable[[], None], stop: Callable[[], None]) -> Starlette:
     """The app; its lifespan calls ``start`` and ``stop`` (a mounted app's lifespan does not
     run, so whoever mounts it calls them). ``store()`` is the open store, or raises
@@ -71,6 +73,7 @@ def build_app(*, settings: CollectorSettings, metrics: CollectorMetrics, ingest:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *privacy_api.build_routes(privacy, settings, logins),
         *requests_api.build_routes(desk, settings),
+        evidence_route(store, settings, notices),
         *query_api.build_routes(store, settings.query_token),
         *staff.build_routes(store, settings.query_token),
     ]

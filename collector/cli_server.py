@@ -9,6 +9,7 @@ import click
 from consent_mw.config import SettingsError
 
 if TYPE_CHECKING:
+    from collector.privacy.evidence import Notices
     from collector.settings import CollectorSettings
 
 
@@ -22,6 +23,20 @@ def _settings(store: str | None) -> CollectorSettings:
         return CollectorSettings.from_env()
     except SettingsError as exc:
         raise click.ClickException(f"invalid setting {exc}") from exc
+
+
+def _notices() -> Notices | None:
+    """The web processes' notices for the evidence pack, when this process has their settings
+    (the same ``CONSENT_MW_*`` environment); else the pack says they are not included."""
+    from consent_mw.consent.notices import notice_pages
+    from consent_mw.settings import Settings
+
+    try:
+        web = Settings.from_env()
+    except SettingsError as exc:
+        click.echo(f"evidence packs will not include the consent notices: {exc}", err=True)
+        return None
+    return lambda: notice_pages(web)
 
 
 @click.command()
@@ -38,7 +53,7 @@ def collector(host: str, port: int, store: str | None, log_level: str) -> None:
     from collector.store import StoreError
 
     settings = _settings(store)
-    service = CollectorService(settings)
+    service = CollectorService(settings, notices=_notices())
     try:
         service.start()  # fail here, with a clear message, rather than inside the lifespan
     except StoreError as exc:

@@ -31,6 +31,7 @@ from collector.goals import Goals, load_goals
 from collector.ingest.pipeline import Ingest
 from collector.logins import Logins
 from collector.metrics import CollectorMetrics
+from collector.privacy.evidence import Notices
 from collector.privacy.gate import SuppressionGate
 from collector.privacy.operations import Privacy
 from collector.query.refresher import KickOnSuppression, RollupWorker
@@ -47,7 +48,7 @@ class CollectorService:
     """One collector: ``start()``, ``.app``, ``.transport``, ``.store``, ``stop()``."""
 
     def __init__(self, settings: CollectorSettings | None = None, *,
-                 logins: Logins | None = None) -> None:
+                 logins: Logins | None = None, notices: Notices | None = None) -> None:
         self.settings = settings = settings or CollectorSettings.from_env()
         #: The staff console's login throttle; a process serving the dashboards too passes
         #: one for both, so an account gets its few tries once, not once per console.
@@ -77,9 +78,13 @@ class CollectorService:
         self.privacy = Privacy(self.open_store, key, gate=self.gate, metrics=self.metrics,
                                purge_interval=settings.purge_interval)
         self.desk = Desk(self.open_store, self.privacy, settings)
+        #: The notices the web processes show (``consent_mw.consent.notices``), for the
+        #: evidence pack; None leaves them out of it.
+        self.notices = notices
         self.transport = InProcessTransport(self.ingest, self.privacy)
         self.app = build_app(settings=settings, metrics=self.metrics, ingest=self.ingest,
-                             privacy=self.privacy, desk=self.desk, store=self.open_store,
+                             privacy=self.privacy, desk=self.desk, notices=notices,
+                             store=self.open_store,
                              logins=self.logins,
                              start=self.start, stop=self.stop)
 

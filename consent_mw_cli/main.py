@@ -51,6 +51,7 @@ COMMANDS: dict[str, Verb] = {
     "export": Verb("collector.privacy.cli:export", needs_extra=False),
     "requests": Verb("collector.privacy.cli:requests_", needs_extra=False),
     "audit": Verb("collector.privacy.cli:audit", needs_extra=False),
+    "evidence": Verb("collector.privacy.cli_evidence:evidence", needs_extra=False),
     "collector": Verb("collector.cli_server:collector", needs_extra=True),
     "retention": Verb("collector.cli_server:retention", needs_extra=True),
     "staff": Verb("collector.privacy.cli_staff:staff", needs_extra=True),  # argon2

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from collector.privacy import audit
+from collector.privacy import audit, evidence
+from collector.privacy.evidence import Notices
 from collector.privacy.operations import Privacy
 from collector.privacy.subjects import PrivacyError
 from collector.requests.api import staff_view
@@ -48,14 +49,20 @@ class DeskBackend(Protocol):
         """The newest audit rows, and the chain's verification."""
         ...
 
+    def evidence(self, start: str, end: str, staff: str) -> bytes:
+        """The evidence pack for a period (``collector.privacy.evidence``)."""
+        ...
+
 
 class LocalDesk:
     """The desk of a collector in this process (the demo; a dashboards process that owns
     the store). ``desk`` is a callable so the console can be built before the collector
     starts."""
 
-    def __init__(self, desk: Desk | Callable[[], Desk]) -> None:
+    def __init__(self, desk: Desk | Callable[[], Desk],
+                 notices: Notices | None = None) -> None:
         self._desk: Callable[[], Desk] = desk if callable(desk) else (lambda: desk)
+        self.notices = notices
 
     @property
     def desk(self) -> Desk:
@@ -103,6 +110,11 @@ class LocalDesk:
         report = audit.verify_chain(store)
         return (audit.listing(store, limit=limit),
                 {"ok": report.ok, "rows": report.rows, "problems": report.problems})
+
+    def evidence(self, start: str, end: str, staff: str) -> bytes:
+        d = self.desk
+        return evidence.build(d.privacy.store, d.settings, start, end, notices=self.notices,
+                              requested_by=staff)
 
 
 class HttpDesk:
@@ -164,6 +176,19 @@ class HttpDesk:
         except httpx.HTTPError as exc:
             raise BackendError(f"collector unreachable: {exc}") from exc
         return list(rows.get("requests", [])), dict(check.json())
+
+    def evidence(self, start: str, end: str, staff: str) -> bytes:
+        try:
+            with self._lock:
+                response = self._client.get(self.base + "/v1/privacy/evidence", params={
+                    "from": start, "to": end, "requested_by": staff})
+        except httpx.HTTPError as exc:
+            raise BackendError(f"collector unreachable: {exc}") from exc
+        if response.status_code == 400:
+            raise PrivacyError(str(response.json().get("message", "refused")))
+        if response.status_code != 200:
+            raise BackendError(f"collector answered {response.status_code}")
+        return response.content
 
     def close(self) -> None:
         self._client.close()

@@ -143,7 +143,10 @@ class DeskViews:
             return session
         assert self.desk is not None
         rows, report = await run_in_threadpool(self.desk.audit, 200)
+        today = datetime.now(UTC).date()
         return self._render(request, "audit.html", session, rows=rows, report=report,
+                            evidence_from=today.replace(day=1).isoformat(),
+                            evidence_to=today.isoformat(),
                             details=lambda d: json.loads(d) if isinstance(d, str) else d)
 
     # -- changes ------------------------------------------------------------------------
@@ -190,6 +193,23 @@ class DeskViews:
             return self.refused(request, exc)
         return RedirectResponse(f"{root(request)}/requests/{ref}", status_code=303,
                                 headers=SECURITY_HEADERS)
+
+    async def evidence(self, request: Request) -> Response:
+        """The evidence pack for the posted period, as a download (a POST: making one is
+        audited under the staff member's name, so a link from elsewhere must not)."""
+        found = await self._post(request)
+        if isinstance(found, Response):
+            return found
+        session, form = found
+        assert self.desk is not None
+        start, end = form.get("from", ""), form.get("to", "")
+        try:
+            pack = await run_in_threadpool(self.desk.evidence, start, end, session.user)
+        except PrivacyError as exc:
+            return self.refused(request, exc)
+        return Response(pack, media_type="application/zip", headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'attachment; filename="evidence-{start}-{end}.zip"'})
 
     async def retry(self, request: Request) -> Response:
         found = await self._post(request)

@@ -82,6 +82,14 @@ DESK_UI: dict[str, Text] = {
                      "out of the print)."),
     "rq_completing": Text("実行中です。数秒後にこのページを再読み込みしてください。",
                           "Running. Reload this page in a few seconds."),
+    "ev_from": Text("開始日", "From"),
+    "ev_to": Text("終了日", "To"),
+    "ev_help": Text("期間中の同意の記録、ご請求と受領証、検証済みの監査ログ、保存期間を ZIP で"
+                    "書き出します(説明は中の index.html)。作成は監査ログに記録されます。",
+                    "Writes the period's consent records, requests and receipts, the verified "
+                    "audit chain and the retention as a zip (index.html explains each file). "
+                    "Making one is recorded in the audit trail."),
+    "ev_make": Text("証跡パッケージを作成", "Make the evidence pack"),
     "rq_yes": Text("はい", "yes"),
     "rq_no": Text("いいえ", "no"),
 }

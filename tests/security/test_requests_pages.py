@@ -195,3 +195,24 @@ def test_the_console_works_against_a_collector_over_http(demo: Demo) -> None:
     finally:
         desk.close()
     assert httpx.get(demo.url + "/_collector/v1/requests").status_code == 401
+
+
+def test_staff_make_the_evidence_pack_from_the_console(demo: Demo) -> None:
+    import io
+    import zipfile
+    from datetime import UTC, datetime
+
+    b, token = staff(demo)
+    today = datetime.now(UTC).date().isoformat()
+    period = {"from": today, "to": today}
+    assert b.post("/dashboards/evidence", data=period).status_code == 403  # no CSRF token
+    assert b.post("/dashboards/evidence", data={**period, "csrf": token},
+                  headers=EVIL).status_code == 403
+    answer = b.post("/dashboards/evidence", data={**period, "csrf": token})
+    assert answer.status_code == 200 and "attachment" in answer.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(answer.content)).namelist()
+    version = demo.parts.settings.policy_version
+    assert "index.html" in names and f"notices/{version}/ja/banner.html" in names
+    bad = b.post("/dashboards/evidence", data={"from": today, "to": "2000-01-01",
+                                               "csrf": token})
+    assert bad.status_code == 400 and "to must not be before from" in bad.text

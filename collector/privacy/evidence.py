@@ -1,0 +1,294 @@
+"""The evidence pack: one zip that shows a regulator how consent and privacy requests were
+handled over a period.
+
+::
+
+    index.html                     what each file is, in Japanese and English, with its SHA-256
+    policy_versions.csv            each policy version seen: its hash, first and last moment
+    notices/<version>/<lang>/...   the banner, preferences page and external-transmission
+                                   notice of the policy version this process serves
+    consent_records.csv            every consent record of the period (no visitor id)
+    consent_by_day.csv             the same, counted by day, event and decision
+    privacy_requests.csv           each request of the period: kind, status, dates, fee
+    request_timelines.csv          their timelines (who did what, when; no e-mail, no ids)
+    purge_receipts.csv             the purge receipts of the period (hashes only)
+    audit_chain.csv                the hash-chained audit trail up to the period's end
+    audit_verification.json        that prefix of the chain, recomputed
+    retention.json                 the configured retention and the tables' TTLs
+
+Reproducible: the same period over the same store gives the same bytes. Rows are ordered,
+the zip's timestamps are fixed, nothing states when the pack was made, and the audit chain
+stops at the period's end. (A period that has not ended yet can still change: staff act and
+records arrive.) Days are UTC; the period includes both dates. Making a pack is itself
+audited, after the chain it holds is read.
+
+What it leaves out: a person's e-mail, free text, visitor ids and account ids. The pack proves
+handling; it does not copy the data handled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from html import escape
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from collector.csvsafe import write_csv
+from collector.privacy import audit
+from collector.privacy.admin import guard, requested_by
+from collector.privacy.subjects import PrivacyError
+from collector.requests.log import RequestLog
+from collector.settings import CollectorSettings
+from collector.store import Store
+
+#: ``(policy_version, policy_hash, {path: html})``: the notices a web process shows now.
+Notices = Callable[[], "tuple[str, str, dict[str, str]]"]
+MAX_DAYS = 3 * 366
+_FIXED = (1980, 1, 1, 0, 0, 0)
+FILES: dict[str, tuple[str, str]] = {
+    "policy_versions.csv": ("同意の説明(ポリシー)の各版: ハッシュと、記録に現れた最初と最後の日時",
+                            "Each policy version seen: its hash, first and last moment"),
+    "notices/": ("その版でサイトが表示するバナー、設定ページ、外部送信の公表事項(言語ごと)",
+                 "The banner, preferences page and external-transmission notice this site "
+                 "shows for that version, per language"),
+    "consent_records.csv": ("期間中の同意の記録すべて(訪問者 ID は含みません)",
+                            "Every consent record of the period (no visitor id)"),
+    "consent_by_day.csv": ("同意の記録の日ごと・種類ごと・選択ごとの件数",
+                           "Consent records counted by day, event and decision"),
+    "privacy_requests.csv": ("期間中に受け付けたご請求: 種類、状況、日付、手数料",
+                             "Requests received in the period: kind, status, dates, fee"),
+    "request_timelines.csv": ("ご請求の経過(誰が、いつ、何をしたか。"
+                              "メールアドレスや識別子は含みません)",
+                              "Their timelines: who did what, when (no e-mail, no ids)"),
+    "purge_receipts.csv": ("期間中の削除の受領証(ハッシュのみ)",
+                           "Purge receipts of the period (hashes only)"),
+    "audit_chain.csv": ("期間の終わりまでの監査ログ(ハッシュで連鎖)",
+                        "The hash-chained audit trail up to the period's end"),
+    "audit_verification.json": ("その監査ログの連鎖を再計算した結果",
+                                "That chain, recomputed"),
+    "retention.json": ("設定された保存期間と、各テーブルの TTL",
+                       "The configured retention and the tables' TTLs"),
+}
+
+
+def period(start: str, end: str) -> tuple[datetime, datetime]:
+    """``[start 00:00, end+1 00:00)`` UTC from two ISO dates, or PrivacyError."""
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        raise PrivacyError("from and to must be dates (YYYY-MM-DD)") from None
+    if last < first:
+        raise PrivacyError("to must not be before from")
+    if (last - first).days > MAX_DAYS:
+        raise PrivacyError(f"a pack covers at most {MAX_DAYS} days")
+    begin = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    return begin, datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def build(store: Store, settings: CollectorSettings, start: str, end: str, *,
+          notices: Notices | None = None, requested_by: str = "") -> bytes:
+    """The pack for ``start``..``end`` (ISO dates, both included); making it is audited
+    (after the chain it contains is read)."""
+    begin, stop = period(start, end)
+    files: dict[str, bytes] = {}
+    p = {"a": begin, "b": stop}
+    where = "ts >= {a:DateTime64(3, 'UTC')} AND ts < {b:DateTime64(3, 'UTC')}"
+    files["policy_versions.csv"] = _csv(store.dicts(
+        "SELECT policy_version, any(policy_hash) AS policy_hash, min(ts) AS first_seen, "
+        "max(ts) AS last_seen, count() AS records FROM consent_records WHERE ts < "
+        "{b:DateTime64(3, 'UTC')} GROUP BY policy_version ORDER BY first_seen, "
+        "policy_version", p))
+    if notices is not None:
+        version, digest, pages = notices()
+        for path, html in sorted(pages.items()):
+            files[f"notices/{version}/{path}"] = html.encode("utf-8")
+        files[f"notices/{version}/policy_hash.txt"] = (digest + "\n").encode()
+    files["consent_records.csv"] = _csv(store.dicts(
+        "SELECT toString(record_id) AS record_id, consent_id, ts, event, method, component, "
+        "policy_version, policy_hash, locale, toJSONString(categories) AS categories, "
+        "toJSONString(services) AS services, gpc, anonymised "
+        f"FROM consent_records WHERE {where} ORDER BY ts, record_id", p))
+    files["consent_by_day.csv"] = _csv(store.dicts(
+        "SELECT toDate(ts, 'UTC') AS day, event, method, count() AS records FROM "
+        f"consent_records WHERE {where} GROUP BY day, event, method "
+        "ORDER BY day, event, method", p))
+    requests, timelines = _requests(store, settings, begin, stop)
+    files["privacy_requests.csv"] = _csv(requests)
+    files["request_timelines.csv"] = _csv(timelines)
+    files["purge_receipts.csv"] = _csv(store.dicts(
+        "SELECT toString(receipt_id) AS receipt_id, requested_at, verified_at, requested_by, "
+        "reason, id_type, arrayStringConcat(subject_hashes, ' ') AS subject_hashes, "
+        "toJSONString(rows_deleted) AS rows_deleted, remaining, files_checked FROM "
+        "purge_receipts WHERE requested_at >= {a:DateTime64(3, 'UTC')} AND requested_at < "
+        "{b:DateTime64(3, 'UTC')} ORDER BY requested_at, receipt_id", p))
+    chain = [r for r in audit.listing(store, limit=10_000_000)
+             if r["ts"] < int(stop.timestamp() * 1000)]
+    chain.sort(key=lambda r: r["seq"])
+    files["audit_chain.csv"] = _csv(chain)
+    files["audit_verification.json"] = _json(_verify(chain))
+    files["retention.json"] = _json(_retention(store, settings))
+    files["index.html"] = _index(start, end, files).encode("utf-8")
+    pack = _zip(files)
+    if requested_by:
+        audit.append(store, operation="evidence", id_type="period", subject_hash="",
+                     requested_by=requested_by, reason=f"evidence pack {start}..{end}",
+                     outcome="done", details={"from": start, "to": end,
+                                              "sha256": hashlib.sha256(pack).hexdigest()})
+    return pack
+
+
+def evidence_route(store: Callable[[], Store], settings: CollectorSettings,
+                   notices: Notices | None) -> Route:
+    """``GET /v1/privacy/evidence?from=&to=``: the pack, behind the privacy API's door."""
+
+    async def evidence(request: Request) -> Response:
+        """The evidence pack for a period, as a zip.
+        ---
+        summary: Evidence pack for a period
+        description: >
+          Policy versions, notices, consent records, privacy requests with their timelines
+          and receipts, the audit chain with its verification, the retention settings, and an
+          index.html explaining each file. The same ended period gives the same bytes.
+        security: [{bearer: []}]
+        parameters:
+          - {name: from, in: query, required: true, schema: {type: string, format: date}}
+          - {name: to, in: query, required: true, schema: {type: string, format: date}}
+          - {name: requested_by, in: query, schema: {type: string}}
+        responses:
+          200: {description: The zip, content: {application/zip: {}}}
+          400: {description: Bad dates}
+          401: {description: Missing admin token}
+          403: {description: Wrong admin token}
+        """
+        q = request.query_params
+        start, end = q.get("from", ""), q.get("to", "")
+        period(start, end)  # PrivacyError → 400 before any work
+        who = requested_by(request, q.get("requested_by", "").strip()[:128])
+        pack = await run_in_threadpool(lambda: build(store(), settings, start, end,
+                                                     notices=notices, requested_by=who))
+        return Response(pack, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="evidence-{start}-{end}.zip"',
+            "Cache-Control": "no-store"})
+
+    return Route("/v1/privacy/evidence", guard(settings, evidence), methods=["GET"])
+
+
+def _requests(store: Store, settings: CollectorSettings, begin: datetime, stop: datetime
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    log = RequestLog(lambda: store, due_days=settings.request_due_days,
+                     key=settings.hash_key_bytes or b"consent-mw requests")
+    lo, hi = int(begin.timestamp() * 1000), int(stop.timestamp() * 1000)
+    rows, lines = [], []
+    for r in sorted(log.every(), key=lambda r: (r.received_at, r.ref)):
+        if not lo <= r.received_at < hi:
+            continue
+        rows.append({"ref": r.ref, "kind": r.kind, "channel": r.channel, "status": r.status,
+                     "received_at": _iso(r.received_at), "verified_at": _iso(r.verified_at),
+                     "verified_by": r.verified_by, "due_at": _iso(r.due_at),
+                     "closed_at": _iso(r.closed_at), "fee": r.fee, "fee_yen": r.fee_yen,
+                     "ground": r.ground, "results": json.dumps(r.results, sort_keys=True)})
+        for e in r.timeline:
+            if e.at >= hi:
+                continue
+            kept = {k: v for k, v in e.data.items()
+                    if k in ("by", "ground", "state", "operation", "template", "kind")}
+            lines.append({"ref": r.ref, "seq": e.seq, "at": _iso(e.at), "actor": e.actor,
+                          "action": e.action, "detail": json.dumps(kept, sort_keys=True)})
+    return rows, lines
+
+
+def _verify(chain: list[dict[str, Any]]) -> dict[str, Any]:
+    """Recompute the chain's links and hashes (the rows given, from the first)."""
+    prev, problems = audit.GENESIS, []
+    for n, row in enumerate(chain, 1):
+        if row["seq"] != n or row["prev_hash"] != prev:
+            problems.append({"seq": row["seq"], "problem": "broken_link"})
+        if audit.row_hash(row["prev_hash"], row) != row["row_hash"]:
+            problems.append({"seq": row["seq"], "problem": "row_edited"})
+        prev = row["row_hash"]
+    return {"ok": not problems, "rows": len(chain), "last_hash": prev, "problems": problems[:20]}
+
+
+def _retention(store: Store, settings: CollectorSettings) -> dict[str, Any]:
+    ttls = {str(name): _ttl(str(ddl)) for name, ddl in store.rows(
+        "SELECT name, create_table_query FROM system.tables WHERE database = "
+        "currentDatabase() AND name IN ('events', 'consent_records', 'rights_requests', "
+        "'rights_mail') ORDER BY name")}
+    return {"configured_seconds": {"events": settings.events_ttl, "ip": settings.ip_ttl,
+                                   "consent_records": settings.records_ttl,
+                                   "privacy_requests": settings.requests_ttl},
+            "request_due_days": settings.request_due_days,
+            "disclosure_fee_yen": settings.disclosure_fee_yen, "table_ttls": ttls}
+
+
+def _ttl(ddl: str) -> list[str]:
+    return sorted(part.strip().split(" SETTINGS")[0] for part in ddl.split("TTL ")[1:])
+
+
+def _iso(ms: int | None) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    return write_csv([{k: _plain(v) for k, v in row.items()} for row in rows]).encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def _json(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _index(start: str, end: str, files: Mapping[str, bytes]) -> str:
+    rows = []
+    for path, data in sorted(files.items()):
+        key = "notices/" if path.startswith("notices/") else path
+        ja, en = FILES.get(key, ("", ""))
+        rows.append(f"<tr><td><code>{escape(path)}</code></td><td>{escape(ja)}<br>"
+                    f"<span lang=\"en\">{escape(en)}</span></td><td><code>"
+                    f"{hashlib.sha256(data).hexdigest()}</code></td></tr>")
+    return ("<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name="
+            "\"viewport\" content=\"width=device-width, initial-scale=1\"><title>証跡パッケージ"
+            f" {escape(start)} – {escape(end)}</title><style>body{{font:15px/1.6 system-ui,"
+            "sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}table{border-collapse:"
+            "collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:"
+            "top;text-align:left}code{overflow-wrap:anywhere}</style></head><body>"
+            f"<h1>証跡パッケージ / Evidence pack</h1><p>期間 / Period: {escape(start)} – "
+            f"{escape(end)} (UTC)</p><p>同意の取得とご請求への対応を示すファイルです。"
+            "メールアドレス、ご請求の本文、訪問者 ID、会員 ID は含みません。同じ期間からは同じ"
+            "ファイルが作られます(SHA-256 で確かめられます)。</p><p lang=\"en\">Files that show "
+            "how consent was obtained and privacy requests were handled. They hold no e-mail "
+            "address, request text, visitor id or member id. The same period gives the same "
+            "files (check the SHA-256).</p><table><thead><tr><th>ファイル / File</th><th>内容 / "
+            "Content</th><th>SHA-256</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></body></html>\n")
+
+
+def _zip(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(files):
+            info = zipfile.ZipInfo(path, date_time=_FIXED)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            out.writestr(info, files[path])
+    return buf.getvalue()
