@@ -181,6 +181,9 @@ def build_demo_app(
                        mail_from="privacy@aladdin-clinic.example")
     if site_url and not collector_settings.requests_url:
         changes["requests_url"] = f"{site_url.rstrip('/')}{settings.prefix}/requests/status"
+    if not collector_settings.console_url:  # the console replaces the collector's page
+        changes["console_url"] = (f"{site_url.rstrip('/')}/dashboards/requests" if site_url
+                                  else "/dashboards/requests")
     collector_settings = replace(collector_settings, **changes)
     logins = Logins()  # one throttle: the dashboards and the staff console share accounts
     service = CollectorService(collector_settings, logins=logins,

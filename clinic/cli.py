@@ -169,7 +169,7 @@ def _print_banner(base: str, dsn: str, secret_from: str, parts: Any) -> None:
         f"  external transmission {base}{parts.settings.prefix}/external-transmission",
         f"  dashboards            {base}/dashboards/",
         f"  privacy requests      {base}{parts.settings.prefix}/requests",
-        f"  privacy staff page    {base}/_collector/v1/privacy/staff",
+        f"  request console       {base}/dashboards/requests   (log in as privacy)",
         f"  collector health      {base}/_collector/healthz",
         f"  collector metrics     {base}/_collector/metrics",
         f"  store                 {parts.service.store.masked_dsn}",

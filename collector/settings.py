@@ -70,6 +70,9 @@ class CollectorSettings:
     privacy_staff_email: str = ""
     #: A folder of the clinic's own mail templates (``<name>.<lang>.txt``) over the defaults.
     mail_templates: Path | None = None
+    #: The dashboards' request console (``https://…/dashboards/requests``): linked from the
+    #: overdue mail, and where this collector's own staff page sends people instead.
+    console_url: str = ""
     cluster: str | None = None
     max_body_bytes: int = 8 * MIB  # compressed, as received
     # After gzip: the gzip-bomb cap. Senders keep batches under 4 MiB (wire.MAX_BATCH_BYTES).
@@ -136,6 +139,8 @@ class CollectorSettings:
                 raise SettingsError(name, f"not an e-mail address: {value!r}")
         if self.requests_url and not self.requests_url.startswith(("http://", "https://")):
             raise SettingsError("requests_url", "must be an http(s):// URL")
+        if self.console_url and not self.console_url.startswith(("http://", "https://", "/")):
+            raise SettingsError("console_url", "must be an http(s):// URL or a path")
         if self.mail_templates is not None and not self.mail_templates.is_dir():
             raise SettingsError("mail_templates", f"not a folder: {self.mail_templates}")
         if self.forwarded_header not in FORWARDED_HEADERS:
@@ -206,6 +211,7 @@ class CollectorSettings:
             mail_from=src.text("mail_from", d("mail_from")),
             privacy_staff_email=src.text("privacy_staff_email", d("privacy_staff_email")),
             mail_templates=src.path("mail_templates", None),
+            console_url=src.text("console_url", d("console_url")),
             cluster=src.opt_str("cluster"),
             max_body_bytes=src.integer("max_body_bytes", d("max_body_bytes")),
             max_decompressed_bytes=src.integer("max_decompressed_bytes",

@@ -169,8 +169,14 @@ def build_staff_routes(privacy: Privacy, settings: CollectorSettings,
           - {name: id, in: query, schema: {type: string}}
         responses:
           200: {description: HTML page, content: {text/html: {}}}
+          303: {description: "To the request console (CONSENT_MW_CONSOLE_URL), when set and
+                 no session is open here"}
           503: {description: No admin token configured}
         """
+        if settings.console_url and session(request) is None:
+            # The dashboards' request console replaces this page: whoever arrives is sent
+            # there. (A session already open here may finish its work.)
+            return RedirectResponse(settings.console_url, status_code=303)
         return await home(request)
 
     async def login(request: Request) -> Response:

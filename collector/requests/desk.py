@@ -318,7 +318,9 @@ class Desk:
                         seq=self.log.get(request.ref).timeline[-1].seq + 1)
 
     def overdue_digest(self, console_url: str = "") -> int:
-        """Once a day, mail the privacy staff the open requests past their due date."""
+        """Once a day, mail the privacy staff the open requests past their due date (with a
+        link to ``console_url``, else the configured console)."""
+        console_url = console_url or self.settings.console_url
         to = self.settings.privacy_staff_email
         today = _date(now_ms())
         if not to or self._digest_day == today:
