@@ -26,6 +26,9 @@ from collector.requests.model import RequestRefused, UnknownRequest
 from dashboards.backends import BackendError
 
 View = dict[str, Any]
+#: The form fields a staff entry and an action pass on (never the page's CSRF token).
+SUBMITTED = ("kind", "email", "lang", "channel", "text", "account_id")
+ACTED = ("note", "ground", "state", "id_type", "value")
 
 
 class DeskBackend(Protocol):
@@ -154,10 +157,12 @@ class HttpDesk:
         return dict(self._call("GET", f"/v1/requests/{ref}"))
 
     def submit(self, fields: Mapping[str, Any], staff: str) -> str:
-        return str(self._call("POST", "/v1/requests", json={**fields, "staff": staff})["ref"])
+        body = {k: fields[k] for k in SUBMITTED if k in fields}
+        return str(self._call("POST", "/v1/requests", json={**body, "staff": staff})["ref"])
 
     def act(self, ref: str, action: str, staff: str, fields: Mapping[str, str]) -> View:
-        body: dict[str, Any] = {**fields, "staff": staff}
+        body: dict[str, Any] = {k: fields[k] for k in ACTED if k in fields}
+        body["staff"] = staff
         if action == "link":
             body[fields.get("id_type", "visitor_id")] = fields.get("value", "")
         return dict(self._call("POST", f"/v1/requests/{ref}/{action}", json=body))

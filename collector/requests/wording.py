@@ -54,9 +54,11 @@ def result_text(request: Request, lang: str | None = None) -> str:
                 else "The data we hold about you is attached (a ZIP file of CSV tables).")
     if request.operation == "purge":
         rows = sum(sum((r.get("rows_deleted") or {}).values()) for r in request.results)
-        return (f"記録を削除し、残っていないことを確認しました(削除した記録: {rows:,} 件)。"
-                if ja else f"Your data was deleted, and we verified none is left "
-                f"({rows:,} records deleted).")
+        receipts = ", ".join(str(r.get("receipt_id", "")) for r in request.results)
+        return (f"記録を削除し、残っていないことを確認しました(削除した記録: {rows:,} 件)。\n"
+                f"受領証番号: {receipts}" if ja else
+                f"Your data was deleted, and we verified none is left ({rows:,} records "
+                f"deleted).\nReceipt: {receipts}")
     return ("今後、あなたのデータは記録・利用されません。" if ja
             else "Your data is no longer recorded or used.")
 

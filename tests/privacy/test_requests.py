@@ -299,3 +299,21 @@ def test_the_queue_and_a_request_need_a_privacy_token(desk_live: Any) -> None:
     assert svc.http.get(f"/v1/requests/{ref}",
                         headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert svc.http.get("/v1/requests/R-0000-0000", headers=STAFF_AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("action", ["start", "complete", "fee", "note", "link", "refuse",
+                                    "withdraw"])
+def test_no_path_of_the_api_runs_an_operation_on_an_unverified_request(
+        desk_live: Any, action: str) -> None:
+    svc = desk_live
+    visitor = vid()
+    insert_events(svc.store, 2, visitor_id=visitor)
+    ref = submit(svc, kind="deletion", visitor_ids=[visitor])
+    body = {"note": "n", "ground": "identity", "state": "paid", "visitor_id": visitor,
+            "wait": True}
+    act(svc, ref, action, **body)  # whatever it answers, it must not act on the data
+    svc.desk.wait_idle()
+    assert svc.store.scalar("SELECT count() FROM events") == 2
+    ops = {r[0] for r in svc.store.rows("SELECT operation FROM privacy_requests")}
+    assert not ops & {"purge", "export", "suppress"}
+    assert not svc.gate.hashes  # nobody suppressed
