@@ -26,7 +26,8 @@ from collector.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from collector.metrics import CollectorMetrics
 from collector.openapi import openapi_endpoint
 from collector.privacy import api as privacy_api
-from collector.privacy.evidence import Notices, evidence_route
+from collector.privacy.evidence import Notices
+from collector.privacy.evidence_api import evidence_route
 from collector.privacy.operations import Privacy
 from collector.query import api as query_api
 from collector.requests import api as requests_api
