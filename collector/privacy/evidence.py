@@ -124,8 +124,7 @@ class _Pack:
             writer = csv.writer(text)
             writer.writerow(columns)
             for page in pages:
-                for row in page:
-                    writer.writerow([csv_cell(_plain(v)) for v in row])
+                writer.writerows([csv_cell(v) for v in row] for row in page)
                 write(text.getvalue())
                 text.seek(0)
                 text.truncate()
@@ -208,21 +207,25 @@ PAGE_ROWS = 50_000
 def _record_pages(store: Store, begin: datetime, stop: datetime
                   ) -> Iterator[list[tuple[Any, ...]]]:
     """The period's consent records in (ts, record_id) order, :data:`PAGE_ROWS` at a time
-    (keyset paging: each page starts after the last row of the one before)."""
+    (keyset paging: each page starts after the last row of the one before). Every column
+    comes as text from the store, so writing a row is only the neutralising of its cells;
+    the last one is the raw moment the next page starts after."""
     after_ts, after_id = begin - timedelta(milliseconds=1), ""
     while True:
         page = store.rows(
-            "SELECT toString(record_id) AS rid, consent_id, ts, event, method, component, "
-            "policy_version, policy_hash, locale, toJSONString(categories), "
-            "toJSONString(services), gpc, anonymised FROM consent_records WHERE "
+            "SELECT toString(record_id) AS rid, consent_id, "
+            "concat(replaceOne(toString(ts, 'UTC'), ' ', 'T'), 'Z'), event, method, "
+            "component, policy_version, policy_hash, locale, toJSONString(categories), "
+            "toJSONString(services), toString(gpc), toString(anonymised), ts "
+            "FROM consent_records WHERE "
             "ts >= {a:DateTime64(3, 'UTC')} AND ts < {b:DateTime64(3, 'UTC')} AND "
             "(ts, rid) > ({t:DateTime64(3, 'UTC')}, {r:String}) ORDER BY ts, rid "
             "LIMIT {n:UInt32}", {"a": begin, "b": stop, "t": after_ts, "r": after_id,
                                  "n": PAGE_ROWS})
         if not page:
             return
-        yield page
-        after_ts, after_id = page[-1][2], str(page[-1][0])
+        yield [row[:-1] for row in page]
+        after_ts, after_id = page[-1][-1], str(page[-1][0])
         if len(page) < PAGE_ROWS:
             return
 
