@@ -164,7 +164,8 @@ class HttpDesk:
         body: dict[str, Any] = {k: fields[k] for k in ACTED if k in fields}
         body["staff"] = staff
         if action == "link":
-            body[fields.get("id_type", "visitor_id")] = fields.get("value", "")
+            id_type = "user_id" if fields.get("id_type") == "user_id" else "visitor_id"
+            body[id_type] = fields.get("value", "")
         return dict(self._call("POST", f"/v1/requests/{ref}/{action}", json=body))
 
     def retry_mail(self, mail_id: str) -> bool:

@@ -238,8 +238,10 @@ def privacy_requests_table(o: DdlOptions) -> Table:
 
 def rights_requests_table(o: DdlOptions) -> Table:
     # A privacy request is the timeline of what happened to it (collector.requests.model):
-    # rows are only ever appended. It holds what the person gave (an e-mail, their text), so
-    # it has its own retention: long enough to prove the handling, then gone.
+    # rows are only ever appended. email_key (a keyed hash of the person's mailbox) lets the
+    # limits per address be counted without reading any e-mail. It holds what the person gave
+    # (sealed: collector.requests.seal), so it has its own retention: long enough to prove
+    # the handling, then gone.
     return Table(
         name="rights_requests",
         distributed=False,
@@ -249,6 +251,7 @@ def rights_requests_table(o: DdlOptions) -> Table:
     at DateTime64(3, 'UTC'),
     actor String,
     action LowCardinality(String),
+    email_key String,
     data String""",
         tail=f"ORDER BY (ref, seq)\nTTL toDateTime(at) + INTERVAL {o.requests_ttl} SECOND",
     )

@@ -114,6 +114,13 @@ def listing(
     return [_normalise(r) for r in store.dicts(sql, params)]
 
 
+def chain_until(store: Store, stop: datetime) -> list[dict[str, Any]]:
+    """Every row written before ``stop``, in chain order (the evidence pack's prefix)."""
+    # ``ts`` in the WHERE is the select's alias: milliseconds since the epoch.
+    return [_normalise(r) for r in store.dicts(
+        _select("WHERE ts < {b:Int64}"), {"b": int(stop.timestamp() * 1000)})]
+
+
 @dataclass(slots=True)
 class ChainReport:
     """What ``verify_chain`` found: ok, rows checked, and the first problem if any."""

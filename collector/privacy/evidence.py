@@ -178,9 +178,7 @@ def write(store: Store, settings: CollectorSettings, start: str, end: str, out: 
         "toJSONString(rows_deleted) AS rows_deleted, remaining, files_checked FROM "
         "purge_receipts WHERE requested_at >= {a:DateTime64(3, 'UTC')} AND requested_at < "
         "{b:DateTime64(3, 'UTC')} ORDER BY requested_at, receipt_id", p)))
-    chain = [r for r in audit.listing(store, limit=10_000_000)
-             if r["ts"] < int(stop.timestamp() * 1000)]
-    chain.sort(key=lambda r: r["seq"])
+    chain = audit.chain_until(store, stop)
     pack.add("audit_chain.csv", _csv(chain))
     pack.add("audit_verification.json", _json(_verify(chain)))
     pack.add("retention.json", _json(_retention(store, settings)))
@@ -233,11 +231,12 @@ def _record_pages(store: Store, begin: datetime, stop: datetime
 def _requests(store: Store, settings: CollectorSettings, begin: datetime, stop: datetime
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     log = RequestLog(lambda: store, due_days=settings.request_due_days,
-                     key=settings.hash_key_bytes or b"consent-mw requests")
+                     key=settings.hash_key_bytes)
     lo, hi = int(begin.timestamp() * 1000), int(stop.timestamp() * 1000)
     rows, lines = [], []
-    for r in sorted(log.every(), key=lambda r: (r.received_at, r.ref)):
-        if not lo <= r.received_at < hi:
+    for ref in log.refs_received(lo, hi):
+        r = log.before(ref, hi)  # as it stood at the period's end, whatever came after
+        if r is None:
             continue
         rows.append({"ref": r.ref, "kind": r.kind, "channel": r.channel, "status": r.status,
                      "received_at": _iso(r.received_at), "verified_at": _iso(r.verified_at),
@@ -245,8 +244,6 @@ def _requests(store: Store, settings: CollectorSettings, begin: datetime, stop: 
                      "closed_at": _iso(r.closed_at), "fee": r.fee, "fee_yen": r.fee_yen,
                      "ground": r.ground, "results": json.dumps(r.results, sort_keys=True)})
         for e in r.timeline:
-            if e.at >= hi:
-                continue
             kept = {k: v for k, v in e.data.items()
                     if k in ("by", "ground", "state", "operation", "template", "kind")}
             lines.append({"ref": r.ref, "seq": e.seq, "at": _iso(e.at), "actor": e.actor,

@@ -36,7 +36,7 @@ from collector.settings import CollectorSettings
 from collector.web import error_response
 
 CONFLICT = {"unverified", "bad_state", "busy", "fee_due", "no_ids", "closed", "no_fee"}
-TOO_MANY = {"too_many_requests"}
+TOO_MANY = {"too_many_requests", "too_many_codes"}
 
 
 def public_view(r: PrivacyRequest, lang: str = "") -> dict[str, Any]:
@@ -83,6 +83,8 @@ def _allowed(r: PrivacyRequest, action: str) -> bool:
 def refusal(exc: RequestRefused) -> Response:
     if isinstance(exc, UnknownRequest):
         return error_response(404, exc.code, exc.message)
+    if exc.code == "not_configured":
+        return error_response(503, exc.code, exc.message)
     status = 409 if exc.code in CONFLICT else 429 if exc.code in TOO_MANY else 400
     return error_response(status, exc.code, exc.message)
 

@@ -8,10 +8,15 @@ nothing that opens a request. A code:
 - expires after :data:`TTL_MS`;
 - allows :data:`MAX_TRIES` wrong tries, after which only a new code helps;
 - can be sent :data:`MAX_SENDS` times an hour per request, and not again within a minute
-  while the last one is still unused (a person who used theirs may ask for the next at once).
+  while the last one is still unused (a person who used theirs may ask for the next at once),
+  and :data:`MAX_CODES` times in a request's life;
+- verifies only a request younger than :data:`VERIFY_WINDOW_MS` (an older unverified one is
+  asked again), and shows a closed one only for :data:`STATUS_WINDOW_MS` after it closed.
 
-A guesser therefore has 5 tries per code and 3 codes an hour against a million values: about
-one chance in 67,000 a day, while every try lands on the request's timeline.
+Wrong tries are also counted per mailbox across its requests (``collector.requests.desk``:
+:data:`WRONG_PER_EMAIL_DAY` a day). A guesser aiming at one person's requests therefore has
+10 tries a day against a million values, one chance in 100,000 a day, while every try lands
+on a timeline and every code lands in that person's mailbox.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from collector.requests.model import Request
 TTL_MS = 15 * 60_000
 MAX_TRIES = 5
 MAX_SENDS = 3
+MAX_CODES = 6
+WRONG_PER_EMAIL_DAY = 10
+VERIFY_WINDOW_MS = 7 * 86_400_000
+STATUS_WINDOW_MS = 30 * 86_400_000
 SEND_WINDOW_MS = 3_600_000
 RESEND_AFTER_MS = 60_000
 
@@ -44,6 +53,8 @@ def judge(request: Request, key: bytes, code: str, now: int) -> Verdict:
     """What ``code`` is worth against the request's current code, at ``now`` (ms)."""
     if not request.code_hash:
         return "no_code"
+    if request.status == "received" and now - request.received_at > VERIFY_WINDOW_MS:
+        return "expired"
     if request.code_tries >= MAX_TRIES:
         return "too_many"
     if now > request.code_expires:

@@ -52,8 +52,9 @@ from collector.store import Store
 
 log = logging.getLogger(__name__)
 
-PER_EMAIL_DAY = 5
+PER_EMAIL_DAY = 3
 PER_HOUR = 200
+MAILS_PER_EMAIL_DAY = 20
 MAX_NOTE = 2000
 ZIP_BYTES = 64 * 1024 * 1024
 def _clean_note(note: str) -> str:
@@ -71,10 +72,12 @@ class Desk:
         self._store = store
         self.privacy = privacy
         self.settings = settings
-        self.key = settings.hash_key_bytes or b"consent-mw requests"
+        #: Codes are keyed and ids sealed with it: without one the desk takes no requests
+        #: (a constant would let anyone reading the store recompute codes and open ids).
+        self.key = settings.hash_key_bytes
         self.log = RequestLog(store, due_days=settings.request_due_days, key=self.key)
         self.outbox = Outbox(store, settings, attachments=self._attachment,
-                             after_round=self.overdue_digest)
+                             after_round=self.overdue_digest, key=self.key)
         self._lock = threading.RLock()
         self._zips: dict[str, bytes] = {}  # ref → the export completing made, until it is mailed
         self._workers: list[threading.Thread] = []
@@ -99,11 +102,13 @@ class Desk:
         """Record an entry after the request's last one, and audit it; the new state."""
         data = data or {}
         seq = request.timeline[-1].seq + 1 if request.timeline else 1
-        self.log.append(request.ref, actor, action, data, seq=seq)
+        self.log.append(request.ref, actor, action, data, seq=seq, email_key=request.email_key)
         if action not in ("code_sent", "code_failed", "code_used", "mailed"):
+            # The reason is the step's name, never the note: notes are what staff wrote
+            # about a person, and the audit trail is kept longer and goes into evidence packs.
             audit.append(self.store, operation=f"request.{action}", id_type="request",
                          subject_hash="", requested_by=actor or "person",
-                         reason=str(data.get("note", "")) or action, outcome="done",
+                         reason=action, outcome="done",
                          details={"ref": request.ref, **{k: v for k, v in data.items()
                                                          if k in ("by", "ground", "state",
                                                                   "operation", "kind")}})
@@ -117,21 +122,21 @@ class Desk:
                text: str = "", account_id: str = "", account_email: str | None = None,
                visitor_ids: tuple[str, ...] = (), actor: str = "person") -> Request:
         """A new request, acknowledged and sent a code; RequestRefused for bad fields."""
+        self._configured()
         data = submission(kind=kind, email=email, lang=lang, channel=channel, text=text,
                           account_id=account_id, account_email=account_email,
                           visitor_ids=visitor_ids, fee_yen=self.settings.disclosure_fee_yen)
+        key = self.log.email_key(data["email"])
         with self._lock:
             now = now_ms()
-            every = self.log.every()
-            if sum(1 for r in every if now - r.received_at < 3_600_000) >= PER_HOUR:
+            if self.log.count_since("submitted", now - 3_600_000) >= PER_HOUR:
                 raise RequestRefused("busy", "too many requests this hour; try again later")
-            same = [r for r in every if r.email.casefold() == data["email"].casefold()
-                    and now - r.received_at < DAY_MS]
-            if len(same) >= PER_EMAIL_DAY:
+            if self.log.count_since("submitted", now - DAY_MS, key) >= PER_EMAIL_DAY:
                 raise RequestRefused("too_many_requests",
                                      "too many requests for this e-mail address today")
+            self._mail_budget(key)
             ref = new_ref()
-            self.log.append(ref, actor, "submitted", data, seq=1)
+            self.log.append(ref, actor, "submitted", data, seq=1, email_key=key)
             audit.append(self.store, operation="request.submitted", id_type="request",
                          subject_hash="", requested_by=actor, reason=data["channel"],
                          outcome="done", details={"ref": ref, "kind": kind})
@@ -143,13 +148,34 @@ class Desk:
     def send_code(self, ref: str) -> int:
         """Mail a new code (to verify the request, or to read it once it is closed): 0, or
         the seconds to wait first."""
+        self._configured()
         with self._lock:
             request = self.log.get(ref)
-            wait = codes.may_send(request, now_ms())
+            now = now_ms()
+            if not request.is_open and now - (request.closed_at or 0) > codes.STATUS_WINDOW_MS:
+                raise RequestRefused("closed", "this request is closed")
+            if len(request.codes_sent) >= codes.MAX_CODES:
+                raise RequestRefused("too_many_codes", "no more codes for this request; "
+                                     "please make a new one")
+            wait = codes.may_send(request, now)
             if wait:
                 return wait
+            self._mail_budget(request.email_key)
             self._send_code(request)
             return 0
+
+    def _configured(self) -> None:
+        if not self.key:
+            raise RequestRefused("not_configured", "the collector has no hash key "
+                                 "(CONSENT_MW_USER_ID_KEY or CONSENT_MW_SECRET_KEY): it takes "
+                                 "no privacy requests without one")
+
+    def _mail_budget(self, email_key: str) -> None:
+        """Refuse what would mail one mailbox more than :data:`MAILS_PER_EMAIL_DAY` times a
+        day, whatever requests it is spread over."""
+        if self.log.count_since("mailed", now_ms() - DAY_MS, email_key) >= MAILS_PER_EMAIL_DAY:
+            raise RequestRefused("too_many_requests",
+                                 "too many mails to this address today; try again tomorrow")
 
     def _send_code(self, request: Request) -> None:
         code = codes.draw()
@@ -162,8 +188,12 @@ class Desk:
     def enter_code(self, ref: str, code: str) -> tuple[codes.Verdict, Request]:
         """Check a code: "ok" proves the e-mail (and verifies the request, unless its account
         belongs to another e-mail); anything else is recorded as a failed try."""
+        self._configured()
         with self._lock:
             request = self.log.get(ref)
+            if self.log.count_since("code_failed", now_ms() - DAY_MS,
+                                    request.email_key) >= codes.WRONG_PER_EMAIL_DAY:
+                return "too_many", request  # this mailbox's requests had their tries today
             verdict = codes.judge(request, self.key, code, now_ms())
             if verdict == "wrong":
                 return verdict, self._append(request, "person", "code_failed")
@@ -187,6 +217,7 @@ class Desk:
         note = _clean_note(note)
         with self._lock:
             request = self.log.get(ref)
+            self._not_completing(ref)
             check(request, action)
             if action == "verify" and not note:
                 raise RequestRefused("note_required", "say how the identity was confirmed "
@@ -194,8 +225,6 @@ class Desk:
             if action == "refuse" and ground not in GROUNDS:
                 raise RequestRefused("bad_ground", f"ground must be one of {', '.join(GROUNDS)}")
             if action == "complete":
-                if ref in self._completing:
-                    raise RequestRefused("busy", "this request is being completed")
                 self._completing.add(ref)
                 request = self._append(request, staff, "completing",
                                        {"operation": request.operation, "note": note})
@@ -218,11 +247,19 @@ class Desk:
             request = self.log.get(ref)
         return request
 
+    def _not_completing(self, ref: str) -> None:
+        """Nothing changes a request while its operation runs: a refusal or a new id then
+        would be overtaken by the completion it did not see."""
+        if ref in self._completing:
+            raise RequestRefused("busy", "this request is being completed; try again when "
+                                 "it is done")
+
     def set_fee(self, ref: str, state: str, staff: str, note: str = "") -> Request:
         if state not in FEE_LABELS:
             raise RequestRefused("bad_fee", "fee must be due, paid or waived")
         with self._lock:
             request = self.log.get(ref)
+            self._not_completing(ref)
             if request.kind != "disclosure":
                 raise RequestRefused("no_fee", "only a disclosure request has a fee")
             request = self._append(request, staff, "fee", {"state": state,
@@ -240,6 +277,7 @@ class Desk:
         subject = self.privacy.subject(visitor_id=visitor_id or None, user_id=user_id or None)
         with self._lock:
             request = self.log.get(ref)
+            self._not_completing(ref)
             if not request.is_open:
                 raise RequestRefused("closed", "this request is closed")
             key = "visitor_id" if subject.id_type == "visitor_id" else "user_id"
@@ -258,6 +296,14 @@ class Desk:
     def _finish(self, ref: str, staff: str, note: str) -> None:
         try:
             self._complete(ref, staff, note)
+        except Exception as exc:  # the store failed around the operation: say so, retryable
+            log.exception("request %s: completing failed", ref)
+            try:
+                with self._lock:
+                    self._append(self.log.get(ref), staff, "failed",
+                                 {"note": f"completing failed: {type(exc).__name__}"})
+            except Exception:
+                log.exception("request %s: could not record the failure", ref)
         finally:
             with self._lock:
                 self._completing.discard(ref)
@@ -275,7 +321,10 @@ class Desk:
         if pack is not None:
             self._keep_zip(ref, pack)
         with self._lock:
-            request = self._append(self.log.get(ref), staff, "completed", {
+            request = self.log.get(ref)
+            if request.status != "in_progress":  # nothing else may change it meanwhile
+                raise RuntimeError(f"request {ref} became {request.status} while completing")
+            request = self._append(request, staff, "completed", {
                 "operation": request.operation, "results": results, "note": note})
             self._mail(request, "completed", note=note, result=result_text(request),
                        attach=f"export:{ref}" if request.operation == "export" else "")
@@ -288,7 +337,9 @@ class Desk:
 
     def _keep_zip(self, ref: str, pack: bytes) -> None:
         """Hold a disclosure's zip for its mail, the newest first within :data:`ZIP_BYTES`
-        (an evicted one is made again when its mail is sent)."""
+        (an evicted one, or one larger than that, is made again when its mail is sent)."""
+        if len(pack) > ZIP_BYTES:
+            return  # made again when its mail is sent
         with self._lock:
             self._zips.pop(ref, None)
             self._zips[ref] = pack
@@ -299,10 +350,10 @@ class Desk:
         if not name.startswith("export:"):
             return None
         ref = name.split(":", 1)[1]
-        pack = self._zips.get(ref)
-        if pack is None:  # e.g. after a restart: made again from what the store holds now
+        with self._lock:
+            pack = self._zips.pop(ref, None)  # used once: no copy outlives the mail
+        if pack is None:  # a retry, a restart: made again from what the store holds now
             pack = export_again(self.privacy, self.log.get(ref))
-            self._keep_zip(ref, pack)
         return f"my-data-{ref}.zip", pack
 
     # -- mail ---------------------------------------------------------------------------
@@ -315,7 +366,8 @@ class Desk:
                                  secret=secret)
         self.log.append(request.ref, "system", "mailed",
                         {"mail_id": mail.mail_id, "template": template},
-                        seq=self.log.get(request.ref).timeline[-1].seq + 1)
+                        seq=self.log.get(request.ref).timeline[-1].seq + 1,
+                        email_key=request.email_key)
 
     def overdue_digest(self, console_url: str = "") -> int:
         """Once a day, mail the privacy staff the open requests past their due date (with a

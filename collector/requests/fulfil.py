@@ -46,6 +46,12 @@ def fulfil(privacy: Privacy, request: Request, staff: str
         receipt = job.receipt
         if receipt is None:
             raise RuntimeError(job.error or "the purge did not finish")
+        if receipt.get("remaining") != 0:
+            # Never tell a person "none is left" on a receipt that says otherwise; the purge
+            # resumes, and staff complete the request again once it verifies.
+            raise RuntimeError(f"the purge could not verify: {receipt.get('remaining')} "
+                               f"rows or file matches remain (receipt "
+                               f"{receipt.get('receipt_id')})")
         out.append({"operation": "purge", "receipt_id": str(receipt.get("receipt_id")),
                     "rows_deleted": receipt.get("rows_deleted"),
                     "remaining": receipt.get("remaining"),
@@ -54,9 +60,11 @@ def fulfil(privacy: Privacy, request: Request, staff: str
 
 
 def export_again(privacy: Privacy, request: Request) -> bytes:
-    """The disclosure's zip made again from the store (when the one made at completion is
-    gone, e.g. after a restart)."""
-    return pack_exports([privacy.export(**{t: v}) for t, v in request.subjects])
+    """The disclosure's zip made again from the store, for a mail sent again or after a
+    restart (the one completing made is used once); audited like the first."""
+    reason = f"privacy request {request.ref}: the export mailed again"
+    return pack_exports([privacy.export_logged(**{t: v}, requested_by="system", reason=reason)
+                         for t, v in request.subjects])
 
 
 def pack_exports(exports: list[dict[str, Any]]) -> bytes:

@@ -12,6 +12,8 @@ on the way in and opened on the way out (``collector.requests.seal``).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -19,12 +21,19 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.requests.model import REF, Entry, Request, UnknownRequest, fold, same_email
+from collector.requests.model import (
+    REF,
+    Entry,
+    Request,
+    UnknownRequest,
+    canonical_email,
+    fold,
+)
 from collector.requests.seal import Sealer
 from collector.store import PRIVATE_SETTINGS, Store
 
-COLUMNS = ["ref", "seq", "at", "actor", "action", "data"]
-_SELECT = ("SELECT ref, seq, toUnixTimestamp64Milli(at), actor, action, data "
+COLUMNS = ["ref", "seq", "at", "actor", "action", "email_key", "data"]
+_SELECT = ("SELECT ref, seq, toUnixTimestamp64Milli(at), actor, action, email_key, data "
            "FROM rights_requests")
 #: Crockford's base32: no I, L, O or U, so a number read out on the phone is not misheard.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -49,10 +58,12 @@ class RequestLog:
         self._store = store
         self.due_days = due_days
         self._sealer = Sealer(key)
+        self._key = key
 
     def _entry(self, row: tuple[Any, ...]) -> Entry:
         return Entry(ref=str(row[0]), seq=int(row[1]), at=int(row[2]), actor=str(row[3]),
-                     action=str(row[4]), data=self._sealer.open(json.loads(str(row[5]) or "{}")))
+                     action=str(row[4]), email_key=str(row[5]),
+                     data=self._sealer.open(json.loads(str(row[6]) or "{}")))
 
     @property
     def store(self) -> Store:
@@ -73,15 +84,43 @@ class RequestLog:
         return fold(entries, due_days=self.due_days)
 
     def append(self, ref: str, actor: str, action: str, data: Mapping[str, Any],
-               *, seq: int, at: int | None = None) -> Entry:
+               *, seq: int, email_key: str, at: int | None = None) -> Entry:
         entry = Entry(ref=ref, seq=seq, at=at if at is not None else now_ms(), actor=actor,
                       action=action, data=dict(data))
         self.store.insert("rights_requests", [[
             entry.ref, entry.seq, datetime.fromtimestamp(entry.at / 1000, UTC), entry.actor,
-            entry.action, json.dumps(self._sealer.seal(entry.data), ensure_ascii=False,
-                                     sort_keys=True, separators=(",", ":"))]], COLUMNS,
-            settings=PRIVATE_SETTINGS)
+            entry.action, email_key,
+            json.dumps(self._sealer.seal(entry.data), ensure_ascii=False, sort_keys=True,
+                       separators=(",", ":"))]], COLUMNS, settings=PRIVATE_SETTINGS)
         return entry
+
+    def email_key(self, email: str) -> str:
+        """The keyed hash of a mailbox (:func:`canonical_email`) the limits count by."""
+        return hmac.new(self._key, canonical_email(email).encode(), hashlib.sha256).hexdigest()
+
+    def count_since(self, action: str, since_ms: int, email_key: str | None = None) -> int:
+        """How many ``action`` entries since ``since_ms`` (for one mailbox, if given)."""
+        where = "action = {a:String} AND at >= {t:DateTime64(3, 'UTC')}"
+        params: dict[str, Any] = {"a": action,
+                                  "t": datetime.fromtimestamp(since_ms / 1000, UTC)}
+        if email_key is not None:
+            where += " AND email_key = {k:String}"
+            params["k"] = email_key
+        return int(self.store.scalar(f"SELECT count() FROM rights_requests WHERE {where}",
+                                     params, settings=PRIVATE_SETTINGS) or 0)
+
+    def before(self, ref: str, stop_ms: int) -> Request | None:
+        """The request as its timeline stood before ``stop_ms`` (None if it did not exist)."""
+        entries = [e for e in self.entries(ref) if e.at < stop_ms]
+        return fold(entries, due_days=self.due_days) if entries else None
+
+    def refs_received(self, start_ms: int, stop_ms: int) -> list[str]:
+        rows = self.store.rows(
+            "SELECT ref FROM rights_requests WHERE action = 'submitted' AND at >= "
+            "{a:DateTime64(3, 'UTC')} AND at < {b:DateTime64(3, 'UTC')} ORDER BY at, ref",
+            {"a": datetime.fromtimestamp(start_ms / 1000, UTC),
+             "b": datetime.fromtimestamp(stop_ms / 1000, UTC)}, settings=PRIVATE_SETTINGS)
+        return [str(r[0]) for r in rows]
 
     def every(self) -> list[Request]:
         """Every request, newest first."""
@@ -92,6 +131,3 @@ class RequestLog:
         requests = [fold(e, due_days=self.due_days) for e in grouped.values()]
         return sorted(requests, key=lambda r: r.received_at, reverse=True)
 
-    def by_email(self, email: str) -> list[Request]:
-        """Requests from one address (a duplicate is its own request, never a shortcut)."""
-        return [r for r in self.every() if same_email(r.email, email)]

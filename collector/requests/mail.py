@@ -6,7 +6,8 @@ thread tries it at once and retries a failure with growing waits (:data:`BACKOFF
 "sent", "will retry: <error>" or "gave up: <error>". Without an SMTP host the mail stays
 "waiting for SMTP". Nothing is dropped silently.
 
-Two things never rest in the store:
+Who a mail is to, what it says and why it failed are sealed in the store like the request's
+ids (``collector.requests.seal``). Two things never rest in the store at all:
 
 - a one-time code: the stored body shows ``••••••``; the real one is held in memory for its
   retries until the code expires (after a restart the person asks for a new code);
@@ -35,6 +36,7 @@ from typing import Any
 
 from collector.errors import CollectorError
 from collector.requests.log import now_ms
+from collector.requests.seal import Sealer
 from collector.settings import CollectorSettings
 from collector.store import PRIVATE_SETTINGS, Store
 
@@ -92,10 +94,11 @@ class Mail:
     created_at: int
     updated_at: int
 
-    def row(self, version: int) -> list[Any]:
-        return [self.mail_id, self.ref, self.template, self.lang, self.recipient,
-                self.subject, self.body, self.attach, self.status, self.attempts,
-                self.last_error, _dt(self.created_at), _dt(self.updated_at), version]
+    def row(self, version: int, seal: Callable[[str], str]) -> list[Any]:
+        """The stored row: who it is to, what it says and why it failed are sealed."""
+        return [self.mail_id, self.ref, self.template, self.lang, seal(self.recipient),
+                self.subject, seal(self.body), self.attach, self.status, self.attempts,
+                seal(self.last_error), _dt(self.created_at), _dt(self.updated_at), version]
 
 
 def _dt(ms: int) -> datetime:
@@ -107,9 +110,10 @@ class Outbox:
     it. ``attachments`` builds what a mail names in ``attach``."""
 
     def __init__(self, store: Callable[[], Store], settings: CollectorSettings, *,
-                 attachments: Attachments, interval: float = 5.0,
+                 attachments: Attachments, key: bytes, interval: float = 5.0,
                  after_round: Callable[[], object] | None = None) -> None:
         self._store = store
+        self._sealer = Sealer(key)
         self.settings = settings
         self.templates = load_templates(settings.mail_templates)
         self.attachments = attachments
@@ -157,7 +161,8 @@ class Outbox:
         with self._lock:
             self._version = max(self._version + 1, now_ms() * 1000)
             version = self._version
-        self.store.insert("rights_mail", [mail.row(version)], COLUMNS, settings=PRIVATE_SETTINGS)
+        self.store.insert("rights_mail", [mail.row(version, self._sealer.seal_text)], COLUMNS,
+                          settings=PRIVATE_SETTINGS)
 
     def _select(self, where: str, params: Mapping[str, Any]) -> list[Mail]:
         rows = self.store.rows(
@@ -165,8 +170,9 @@ class Outbox:
             "attempts, last_error, toUnixTimestamp64Milli(created_at), "
             "toUnixTimestamp64Milli(updated_at) FROM rights_mail FINAL WHERE " + where +
             " ORDER BY created_at", params, settings=PRIVATE_SETTINGS)
-        return [Mail(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]),
-                     str(r[6]), str(r[7]), str(r[8]), int(r[9]), str(r[10]), int(r[11]),
+        o = self._sealer.open_text
+        return [Mail(str(r[0]), str(r[1]), str(r[2]), str(r[3]), o(str(r[4])), str(r[5]),
+                     o(str(r[6])), str(r[7]), str(r[8]), int(r[9]), o(str(r[10])), int(r[11]),
                      int(r[12])) for r in rows]
 
     def for_ref(self, ref: str) -> list[Mail]:
@@ -181,6 +187,9 @@ class Outbox:
         """Try every mail whose turn has come; the number sent."""
         sent = 0
         now = now_ms()
+        with self._lock:  # codes past their time are never sent: forget them
+            for mail_id in [m for m, (_, until) in self._secret_bodies.items() if until < now]:
+                del self._secret_bodies[mail_id]
         for mail in self.waiting():
             wait = BACKOFF[min(mail.attempts, len(BACKOFF) - 1)] * 1000
             if mail.attempts and now - mail.updated_at < wait:
@@ -209,8 +218,9 @@ class Outbox:
         except Exception as exc:  # any failure is recorded on the mail and retried
             attempts = mail.attempts + 1
             status = "failed" if attempts >= MAX_ATTEMPTS else "retrying"
-            log.warning("mail %s for %s: try %d failed: %s", mail.template, mail.ref,
-                        attempts, exc)
+            # The error may name the recipient: it is kept sealed on the mail, not logged.
+            log.warning("mail %s for %s: try %d failed (%s)", mail.template, mail.ref,
+                        attempts, type(exc).__name__)
             self._write(_with(mail, status=status, attempts=attempts,
                               last_error=str(exc)[:300] or type(exc).__name__))
             return 0

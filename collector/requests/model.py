@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.errors import CollectorError
+from consent_mw.ids import is_valid_id
 
 DAY_MS = 86_400_000
 
@@ -51,8 +52,10 @@ FEE_STATES = ("due", "paid", "waived", "none")
 CHANNELS = ("web", "phone", "letter", "counter", "email")
 MAX_TEXT = 2000
 MAX_VISITOR_IDS = 20
-EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-ACCOUNT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+#: Plain ASCII addresses only: no comments ``(x)``, groups ``x:``, quoting or routing, which
+#: a mail server would deliver to one mailbox under endlessly many spellings.
+EMAIL = re.compile(r"^[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*"
+                   r"\.[A-Za-z]{2,63}$")
 REF = re.compile(r"^R-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
 
 
@@ -80,6 +83,7 @@ class Entry:
     actor: str  # "person", "system" or a staff account name
     action: str
     data: Mapping[str, Any]
+    email_key: str = ""  # the keyed hash of the person's mailbox (collector.requests.log)
 
 
 @dataclass(slots=True)
@@ -89,6 +93,7 @@ class Request:
     ref: str
     kind: str
     email: str
+    email_key: str
     lang: str
     channel: str
     text: str
@@ -152,6 +157,7 @@ def fold(entries: Iterable[Entry], *, due_days: int) -> Request:
             match = d.get("account_match")
             request = Request(
                 ref=entry.ref, kind=str(d["kind"]), email=str(d.get("email", "")),
+                email_key=entry.email_key,
                 lang=str(d.get("lang", "ja")), channel=str(d.get("channel", "web")),
                 text=str(d.get("text", "")), account_id=str(d.get("account_id", "")),
                 account_match=match if isinstance(match, bool) else None,
@@ -225,10 +231,16 @@ def email_ok(value: str) -> bool:
     return bool(EMAIL.fullmatch(value)) and len(value) <= 254
 
 
+def canonical_email(value: str) -> str:
+    """One mailbox, one spelling: lower case, without a ``+tag``. The limits per address
+    count this, so ``a+1@x.jp`` and ``A@x.jp`` are the same person's budget."""
+    local, _, domain = value.strip().lower().partition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 def same_email(a: str, b: str) -> bool:
-    """Addresses compared as people write them: the domain is never case-sensitive, and
-    providers treat the local part the same in practice."""
-    return a.strip().casefold() == b.strip().casefold()
+    """Whether two (ASCII) addresses name the same mailbox, as :func:`canonical_email`."""
+    return canonical_email(a) == canonical_email(b)
 
 
 def submission(*, kind: str, email: str, lang: str, channel: str, text: str,
@@ -247,11 +259,14 @@ def submission(*, kind: str, email: str, lang: str, channel: str, text: str,
     if len(text) > MAX_TEXT:
         raise RequestRefused("text_too_long", f"the text is over {MAX_TEXT} characters")
     account_id = account_id.strip()
-    if account_id and not ACCOUNT_ID.fullmatch(account_id):
-        raise RequestRefused("bad_account_id", "the account id has characters it cannot have")
+    if account_id and not is_valid_id(account_id):
+        raise RequestRefused("bad_account_id", "the account id has characters it cannot have "
+                             "(1-64 of 0-9, A-Z, a-z, _ and -)")
     ids = sorted({str(v) for v in visitor_ids if v})
     if len(ids) > MAX_VISITOR_IDS:
         raise RequestRefused("too_many_ids", "too many visitor ids")
+    if not all(is_valid_id(v) for v in ids):
+        raise RequestRefused("bad_visitor_ids", "a visitor id is malformed")
     # None: nothing to compare with (no account id, or the site knows no e-mail for it).
     match = (same_email(account_email, email) if account_id and account_email else None)
     return {"kind": kind, "email": email, "lang": lang, "channel": channel, "text": text,

@@ -1,11 +1,13 @@
-"""Ids on a request's timeline are kept sealed, never as they are stored in events.
+"""Ids on a request's timeline, and what people wrote, are kept sealed.
 
 A request names the person's visitor ids (and account id). If its timeline held them as they
 are, the purge that completes a deletion would find them on disk afterwards, and its file scan
 would rightly fail: the request log would be a second copy of what was deleted. So they are
 encrypted (``cryptography``'s Fernet: AES-CBC with an HMAC, a random IV per value) under a key
 derived from the collector's hash key, and opened only to run the operation. The sealed value
-shares no bytes with the id, so no scan, query log or copy of the table shows it.
+shares no bytes with the id, so no scan, query log or copy of the table shows it. The
+e-mail address, the person's text and staff notes are sealed the same way (a note may quote
+an id), and so are the outbox's recipients, bodies and errors (``collector.requests.mail``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-#: Timeline fields that hold ids (a list, or one id).
-SEALED = ("visitor_ids", "visitor_id", "user_id", "account_id")
+#: Timeline fields that hold ids or what a person or staff member wrote (a note may quote an
+#: id): a list, or one value.
+SEALED = ("visitor_ids", "visitor_id", "user_id", "account_id", "email", "text", "note")
 
 
 class Sealer:
@@ -45,6 +48,12 @@ class Sealer:
             elif isinstance(value, str) and value:
                 out[name] = self._open(value)
         return out
+
+    def seal_text(self, value: str) -> str:
+        return self._seal(value) if value else ""
+
+    def open_text(self, value: str) -> str:
+        return self._open(value) if value else ""
 
     def _seal(self, value: str) -> str:
         return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")

@@ -49,7 +49,9 @@ AccountEmail = Callable[[str], "str | None"]
 REFUSALS = {"bad_email": "rq_bad_email", "bad_kind": "rq_bad_kind",
             "bad_account_id": "rq_bad_account_id", "text_too_long": "rq_text_too_long",
             "too_many_requests": "rq_too_many_requests", "busy": "rq_busy",
-            "unknown_request": "rq_unknown", "closed": "rq_closed"}
+            "unknown_request": "rq_unknown", "closed": "rq_closed",
+            "too_many_codes": "rq_too_many_codes", "bad_visitor_ids": "rq_refused",
+            "not_configured": "md_unavailable"}
 #: Code verdict → the sentence (``ok`` shows the request instead).
 VERDICTS = {"wrong": "rq_wrong", "expired": "rq_expired", "no_code": "rq_no_code",
             "too_many": "rq_too_many"}
@@ -172,7 +174,9 @@ class RequestForms:
         account_id = form.get("account_id", "").strip()
         fields: dict[str, Any] = {
             "kind": form.get("kind", ""), "email": form.get("email", "").strip(),
-            "lang": loc, "text": form.get("text", ""), "account_id": account_id,
+            # Mail goes out in Japanese or English: a page in another language gets English.
+            "lang": loc if loc in ("ja", "en") else "en", "text": form.get("text", ""),
+            "account_id": account_id,
             "visitor_ids": [visitor_id] if visitor_id and form.get("attach") == "yes" else []}
         try:
             if account_id and self.account_email is not None:

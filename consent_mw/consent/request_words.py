@@ -54,6 +54,8 @@ REQUEST_MESSAGES: dict[str, dict[str, str]] = {
         "「コードを再送する」を押してください。",
         "rq_unknown": "この受付番号のご請求は見つかりませんでした。",
         "rq_closed": "このご請求はすでに終了しています。",
+        "rq_too_many_codes": "この受付番号ではこれ以上確認コードを送れません。"
+        "お手数ですが、あらためてご請求ください。",
         "rq_bad_email": "メールアドレスを正しく入力してください。",
         "rq_bad_kind": "ご請求の内容を選んでください。",
         "rq_bad_account_id": "会員 ID に使えない文字が含まれています。",
@@ -121,6 +123,8 @@ REQUEST_MESSAGES: dict[str, dict[str, str]] = {
         "code\".",
         "rq_unknown": "No request has this reference number.",
         "rq_closed": "This request is already closed.",
+        "rq_too_many_codes": "No more codes can be sent for this request. Please make a new "
+        "request.",
         "rq_bad_email": "Please enter a valid e-mail address.",
         "rq_bad_kind": "Please choose what you ask for.",
         "rq_bad_account_id": "The member id has characters it cannot have.",
