@@ -10,9 +10,10 @@ it). A refusal is :class:`~collector.requests.model.RequestRefused` either way.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import httpx
 
@@ -52,8 +53,9 @@ class DeskBackend(Protocol):
         """The newest audit rows, and the chain's verification."""
         ...
 
-    def evidence(self, start: str, end: str, staff: str) -> bytes:
-        """The evidence pack for a period (``collector.privacy.evidence``)."""
+    def evidence(self, start: str, end: str, staff: str) -> BinaryIO:
+        """The evidence pack for a period (``collector.privacy.evidence``), in a temporary
+        file read from its start (the caller closes it)."""
         ...
 
 
@@ -114,10 +116,17 @@ class LocalDesk:
         return (audit.listing(store, limit=limit),
                 {"ok": report.ok, "rows": report.rows, "problems": report.problems})
 
-    def evidence(self, start: str, end: str, staff: str) -> bytes:
+    def evidence(self, start: str, end: str, staff: str) -> BinaryIO:
         d = self.desk
-        return evidence.build(d.privacy.store, d.settings, start, end, notices=self.notices,
-                              requested_by=staff)
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+        try:
+            evidence.write(d.privacy.store, d.settings, start, end, spool,
+                           notices=self.notices, requested_by=staff)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
 
 class HttpDesk:
@@ -183,18 +192,27 @@ class HttpDesk:
             raise BackendError(f"collector unreachable: {exc}") from exc
         return list(rows.get("requests", [])), dict(check.json())
 
-    def evidence(self, start: str, end: str, staff: str) -> bytes:
+    def evidence(self, start: str, end: str, staff: str) -> BinaryIO:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
         try:
-            with self._lock:
-                response = self._client.get(self.base + "/v1/privacy/evidence", params={
-                    "from": start, "to": end, "requested_by": staff})
+            with self._lock, self._client.stream(
+                    "GET", self.base + "/v1/privacy/evidence",
+                    params={"from": start, "to": end, "requested_by": staff}) as response:
+                if response.status_code == 400:
+                    response.read()
+                    raise PrivacyError(str(response.json().get("message", "refused")))
+                if response.status_code != 200:
+                    raise BackendError(f"collector answered {response.status_code}")
+                for chunk in response.iter_bytes():
+                    spool.write(chunk)
         except httpx.HTTPError as exc:
+            spool.close()
             raise BackendError(f"collector unreachable: {exc}") from exc
-        if response.status_code == 400:
-            raise PrivacyError(str(response.json().get("message", "refused")))
-        if response.status_code != 200:
-            raise BackendError(f"collector answered {response.status_code}")
-        return response.content
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     def close(self) -> None:
         self._client.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from collector.logins import Session
 from collector.privacy.subjects import PrivacyError
@@ -207,7 +207,12 @@ class DeskViews:
             pack = await run_in_threadpool(self.desk.evidence, start, end, session.user)
         except PrivacyError as exc:
             return self.refused(request, exc)
-        return Response(pack, media_type="application/zip", headers={
+
+        def chunks() -> Iterator[bytes]:
+            with pack:
+                yield from iter(lambda: pack.read(1 << 20), b"")
+
+        return StreamingResponse(chunks(), media_type="application/zip", headers={
             **SECURITY_HEADERS,
             "Content-Disposition": f'attachment; filename="evidence-{start}-{end}.zip"'})
 

@@ -192,6 +192,14 @@ def test_the_console_works_against_a_collector_over_http(demo: Demo) -> None:
         assert demo.parts.service.desk.get(ref).timeline[-1].actor == "sato [admin token]"
         rows, report = desk.audit(50)
         assert report["ok"] is True and rows
+        import zipfile
+        from datetime import UTC, datetime
+
+        today = datetime.now(UTC).date().isoformat()
+        with desk.evidence(today, today, "sato") as pack:
+            assert "index.html" in zipfile.ZipFile(pack).namelist()
+        with pytest.raises(Exception, match="before"):
+            desk.evidence(today, "2000-01-01", "sato")
     finally:
         desk.close()
     assert httpx.get(demo.url + "/_collector/v1/requests").status_code == 401
