@@ -11,7 +11,6 @@ its reason, never a 500.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from collector.logins import Session
 from collector.privacy.subjects import PrivacyError
 from collector.requests.model import GROUNDS, KINDS, STATUSES, RequestRefused, UnknownRequest
-from collector.web import FormTooLarge, is_same_origin, read_form
 from dashboards import desk_words as words
 from dashboards.desk_backend import DeskBackend
 from dashboards.i18n import UI
@@ -152,18 +150,9 @@ class DeskViews:
     # -- changes ------------------------------------------------------------------------
 
     async def _post(self, request: Request) -> tuple[Session, dict[str, str]] | Response:
-        if not is_same_origin(request):
-            return self.views.error_page(request, 403, UI["cross_site"])
-        session = self._staff(request)
-        if isinstance(session, Response):
-            return session
-        try:
-            form = await read_form(request)
-        except FormTooLarge as exc:
-            return self.views.error_page(request, 413, str(exc))
-        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
-            return self.views.error_page(request, 403, UI["expired"])
-        return session, form
+        if self.desk is None:
+            return self.views.error_page(request, 503, UI["unavailable"])
+        return await self.views.staff_post(request, may_handle_requests)
 
     async def act(self, request: Request) -> Response:
         found = await self._post(request)

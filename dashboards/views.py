@@ -139,6 +139,25 @@ class DashboardViews:
         return self.render(request, "error.html", status=status, message=text,
                            user=self.session(request))
 
+    async def staff_post(self, request: Request, may: Callable[[str], bool]
+                         ) -> Response | tuple[Session, dict[str, str]]:
+        """A staff form post's author and fields, or the refusal: same origin, logged in,
+        a role ``may`` allows, a bounded body, the session's CSRF token."""
+        if not is_same_origin(request):
+            return self.error_page(request, 403, UI["cross_site"])
+        session = self.session(request)
+        if session is None:
+            return self.error_page(request, 401, UI["login_required"])
+        if not may(session.role):
+            return self.error_page(request, 403, UI["forbidden"])
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.error_page(request, 413, str(exc))
+        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
+            return self.error_page(request, 403, UI["expired"])
+        return session, form
+
     def guard(self, handler: Endpoint, *, json: bool = False) -> Endpoint:
         """Turn bad input into a 400 and any failure into a 503: never a 500."""
 

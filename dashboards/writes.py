@@ -8,7 +8,6 @@ error page with its reason, never a 500.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +18,6 @@ from collector.logins import Session
 from collector.notes import WriteRefused
 from collector.query.funnels import MAX_STEPS
 from collector.query.goals import GOAL_FIELDS
-from collector.web import FormTooLarge, is_same_origin, read_form
 from dashboards.auth import may_write_notes
 from dashboards.i18n import UI
 from dashboards.views import SECURITY_HEADERS, DashboardViews, locale
@@ -34,20 +32,7 @@ class WriteViews:
 
     async def _form(self, request: Request) -> Response | tuple[Session, dict[str, str]]:
         """The staff member and the posted form, or the refusal."""
-        if not is_same_origin(request):
-            return self.views.error_page(request, 403, UI["cross_site"])
-        session = self.views.session(request)
-        if session is None:
-            return self.views.error_page(request, 401, UI["login_required"])
-        if not may_write_notes(session.role):
-            return self.views.error_page(request, 403, UI["forbidden"])
-        try:
-            form = await read_form(request)
-        except FormTooLarge as exc:
-            return self.views.error_page(request, 413, str(exc))
-        if not secrets.compare_digest(form.get("csrf", ""), session.csrf):
-            return self.views.error_page(request, 403, UI["expired"])
-        return session, form
+        return await self.views.staff_post(request, may_write_notes)
 
     def _back(self, request: Request, form: Mapping[str, str]) -> Response:
         target = self.views.safe_next(request, form.get("next", ""))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from support.privacy import ADMIN, STAFF, STAFF_TOKEN, insert_events, vid
-from support.servers import free_port
+from support.servers import free_port, serve
 
 from clinic.mailbox import Mailbox, Received
 from collector.requests import codes
@@ -38,30 +37,19 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture
 def desk_live(collector_settings: Callable[..., Any], mailbox: Mailbox) -> Iterator[Any]:
     """A collector with SMTP pointed at the mailbox, served by uvicorn in this process."""
-    import uvicorn
-
     from collector.service import CollectorService
 
     svc = CollectorService(collector_settings(
         smtp_host="127.0.0.1", smtp_port=mailbox.port, smtp_starttls=False,
         requests_url="http://clinic.test/_consent/requests/status",
         privacy_staff_email="privacy@clinic.test"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    svc.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)  # type: ignore
+    served = serve(svc.app)
+    svc.http = httpx.Client(base_url=served.url, timeout=60)  # type: ignore[attr-defined]
     try:
         yield svc
     finally:
         svc.http.close()
-        server.should_exit = True
-        thread.join(30)
+        served.stop()
 
 
 def submit(svc: Any, **fields: Any) -> str:
