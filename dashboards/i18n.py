@@ -153,11 +153,10 @@ UI: dict[str, Text] = {
     "back": Text("ダッシュボードに戻る", "Back to the dashboards"),
     "privacy_tools": Text("プライバシー担当者のツール", "Privacy staff tools"),
     "privacy_tools_note": Text(
-        "利用停止・削除・開示は、コレクターのプライバシー API と consent-mw suppress / purge / "
-        "export コマンドで行います。ダッシュボードに個人が表示されることはありません。",
-        "Suppress, purge and export run through the collector's privacy API and the "
-        "consent-mw suppress / purge / export commands; the dashboards never show individual "
-        "visitors."),
+        "開示・削除・利用停止のご請求は「ご請求」で受け付け、本人確認のうえ対応します。"
+        "集計の画面に個人が表示されることはありません。",
+        "Disclosure, deletion and suspension requests are handled under Requests, once the "
+        "person is verified. The figures never show an individual visitor."),
     # what views.py answers with
     "bad_request": Text("入力が正しくありません: ", "Bad input: "),
     "unavailable": Text("分析データに接続できません。しばらくしてからもう一度お試しください。",

@@ -57,11 +57,9 @@ class DashboardSettings:
     #: Peers whose X-Forwarded-For names the client (login throttling keys on the client).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     forwarded_header: str = DEFAULT_FORWARDED_HEADER  # the one header those proxies write
-    #: Links on the privacy staff page: (label, URL). Staff see pages, never raw JSON.
-    privacy_links: tuple[tuple[str, str], ...] = (
-        ("プライバシー担当コンソール(利用停止・削除・開示)/ Privacy staff console",
-         "/_collector/v1/privacy/staff"),
-    )
+    #: More links on the privacy staff page, after the request console and the audit trail:
+    #: (label, URL). Staff see pages, never raw JSON.
+    privacy_links: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not 2 <= self.k <= K_MAX:

@@ -188,8 +188,8 @@ class DashboardViews:
 
     async def index(self, request: Request) -> Response:
         session = self.session(request)
-        if session is not None and session.role == "privacy":
-            return RedirectResponse(root(request) + "/consent", status_code=303)
+        if session is not None and session.role == "privacy":  # their work: the requests
+            return RedirectResponse(root(request) + "/requests", status_code=303)
         request.path_params["page"] = "overview"
         return await self.page(request)
 
