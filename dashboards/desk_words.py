@@ -50,7 +50,7 @@ DESK_UI: dict[str, Text] = {
                              "id above, and mails the result."),
     "rq_refuse": Text("対応しない(理由を付けて通知)", "Refuse (with grounds, notified)"),
     "rq_ground": Text("理由", "Grounds"),
-    "rq_withdraw": Text("取り下げ", "Withdrawn"),
+    "rq_withdraw": Text("取り下げとして記録", "Record as withdrawn"),
     "rq_fee_set": Text("手数料を記録", "Record the fee"),
     "rq_link": Text("識別子を追加", "Link an id"),
     "rq_link_help": Text("照会で見つけた識別子を、この方のものと判断した理由とともに追加します。",
