@@ -76,6 +76,7 @@ DESK_UI: dict[str, Text] = {
     "rq_who": Text("担当", "By"),
     "rq_what": Text("操作", "Operation"),
     "rq_when": Text("日時", "When"),
+    "rq_reason": Text("理由", "Reason"),
     "rq_print": Text("このページはブラウザーの印刷機能で印刷・PDF 保存できます"
                      "(操作欄は印刷されません)。",
                      "Print this page or save it as PDF from the browser (the forms are left "
