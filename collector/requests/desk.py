@@ -10,11 +10,16 @@ resolves to (``Request.subjects``), in a background thread because a purge waits
 batch: the timeline says ``completing`` at once and ``completed`` with the receipts when
 they are in, or ``failed`` (the request stays in progress; staff complete it again).
 
-Limits, keyed on what cannot be minted for free: an e-mail address gets at most
-:data:`PER_EMAIL_DAY` requests a day (the form must not become a way to mail-bomb someone),
-and the whole desk :data:`PER_HOUR` an hour. The HTTP layer adds a per-address limit.
+Limits, keyed on what cannot be minted for free: a mailbox (however it is spelt:
+``model.canonical_email``, counted by its keyed hash) gets at most :data:`PER_EMAIL_DAY`
+requests a day and the whole desk :data:`PER_HOUR` an hour; mail has its own budget
+(``collector.requests.notify``). Codes have their
+own limits (``collector.requests.codes``); the HTTP layer adds a per-address limit. Nothing
+changes a request while its completion runs.
 
-A little over 300 lines: the workflow's steps read best together, beside the lock they share.
+Telling the person (mail, the overdue list, the zip a disclosure mails) is
+``collector.requests.notify``. A little over 300 lines: the workflow's steps read best
+together, beside the lock they share.
 """
 
 from __future__ import annotations
@@ -22,15 +27,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from collector.privacy import audit
 from collector.privacy.operations import Privacy
 from collector.requests import codes
-from collector.requests.fulfil import export_again, fulfil
+from collector.requests.fulfil import fulfil
 from collector.requests.log import RequestLog, new_ref, now_ms
-from collector.requests.mail import Mail, Outbox
+from collector.requests.mail import Mail
 from collector.requests.model import (
     DAY_MS,
     GROUNDS,
@@ -40,13 +44,8 @@ from collector.requests.model import (
     check,
     submission,
 )
-from collector.requests.wording import (
-    FEE_LABELS,
-    GROUND_LABELS,
-    label,
-    mail_fields,
-    result_text,
-)
+from collector.requests.notify import Notifier
+from collector.requests.wording import FEE_LABELS, GROUND_LABELS, label, result_text
 from collector.settings import CollectorSettings
 from collector.store import Store
 
@@ -54,9 +53,7 @@ log = logging.getLogger(__name__)
 
 PER_EMAIL_DAY = 3
 PER_HOUR = 200
-MAILS_PER_EMAIL_DAY = 20
 MAX_NOTE = 2000
-ZIP_BYTES = 64 * 1024 * 1024
 def _clean_note(note: str) -> str:
     note = note.strip()
     if len(note) > MAX_NOTE:
@@ -76,13 +73,12 @@ class Desk:
         #: (a constant would let anyone reading the store recompute codes and open ids).
         self.key = settings.hash_key_bytes
         self.log = RequestLog(store, due_days=settings.request_due_days, key=self.key)
-        self.outbox = Outbox(store, settings, attachments=self._attachment,
-                             after_round=self.overdue_digest, key=self.key)
+        self.notify = Notifier(store, settings, log_=self.log, privacy=privacy, key=self.key,
+                               open_requests=self.every)
+        self.outbox = self.notify.outbox
         self._lock = threading.RLock()
-        self._zips: dict[str, bytes] = {}  # ref → the export completing made, until it is mailed
         self._workers: list[threading.Thread] = []
         self._completing: set[str] = set()
-        self._digest_day = ""
 
     # -- reading ------------------------------------------------------------------------
 
@@ -134,14 +130,14 @@ class Desk:
             if self.log.count_since("submitted", now - DAY_MS, key) >= PER_EMAIL_DAY:
                 raise RequestRefused("too_many_requests",
                                      "too many requests for this e-mail address today")
-            self._mail_budget(key)
+            self.notify.budget(key)
             ref = new_ref()
             self.log.append(ref, actor, "submitted", data, seq=1, email_key=key)
             audit.append(self.store, operation="request.submitted", id_type="request",
                          subject_hash="", requested_by=actor, reason=data["channel"],
                          outcome="done", details={"ref": ref, "kind": kind})
             request = self.log.get(ref)
-            self._mail(request, "acknowledgement")
+            self.notify.mail(request, "acknowledgement")
             self._send_code(request)
         return self.log.get(ref)
 
@@ -160,7 +156,7 @@ class Desk:
             wait = codes.may_send(request, now)
             if wait:
                 return wait
-            self._mail_budget(request.email_key)
+            self.notify.budget(request.email_key)
             self._send_code(request)
             return 0
 
@@ -170,19 +166,12 @@ class Desk:
                                  "(CONSENT_MW_USER_ID_KEY or CONSENT_MW_SECRET_KEY): it takes "
                                  "no privacy requests without one")
 
-    def _mail_budget(self, email_key: str) -> None:
-        """Refuse what would mail one mailbox more than :data:`MAILS_PER_EMAIL_DAY` times a
-        day, whatever requests it is spread over."""
-        if self.log.count_since("mailed", now_ms() - DAY_MS, email_key) >= MAILS_PER_EMAIL_DAY:
-            raise RequestRefused("too_many_requests",
-                                 "too many mails to this address today; try again tomorrow")
-
     def _send_code(self, request: Request) -> None:
         code = codes.draw()
         expires = now_ms() + codes.TTL_MS
         self._append(request, "system", "code_sent",
                      {"hash": codes.code_hash(self.key, request.ref, code), "expires": expires})
-        self._mail(request, "code", code=code, minutes=codes.TTL_MS // 60_000,
+        self.notify.mail(request, "code", code=code, minutes=codes.TTL_MS // 60_000,
                    secret=(code, expires))
 
     def enter_code(self, ref: str, code: str) -> tuple[codes.Verdict, Request]:
@@ -240,7 +229,7 @@ class Desk:
                     data["ground"] = ground
                 request = self._append(request, staff, RECORDED_AS[action], data)
                 if action == "refuse":
-                    self._mail(request, "refused", ground=label(GROUND_LABELS, ground,
+                    self.notify.mail(request, "refused", ground=label(GROUND_LABELS, ground,
                                                                   request.lang), note=note)
         if wait:
             self.wait_idle()
@@ -264,7 +253,7 @@ class Desk:
                 raise RequestRefused("no_fee", "only a disclosure request has a fee")
             request = self._append(request, staff, "fee", {"state": state,
                                                            "note": _clean_note(note)})
-            self._mail(request, "fee", fee_state=label(FEE_LABELS, state, request.lang),
+            self.notify.mail(request, "fee", fee_state=label(FEE_LABELS, state, request.lang),
                        note=note)
             return request
 
@@ -319,14 +308,14 @@ class Desk:
                              {"note": f"{request.operation} failed: {exc}"[:500]})
             return
         if pack is not None:
-            self._keep_zip(ref, pack)
+            self.notify.keep_zip(ref, pack)
         with self._lock:
             request = self.log.get(ref)
             if request.status != "in_progress":  # nothing else may change it meanwhile
                 raise RuntimeError(f"request {ref} became {request.status} while completing")
             request = self._append(request, staff, "completed", {
                 "operation": request.operation, "results": results, "note": note})
-            self._mail(request, "completed", note=note, result=result_text(request),
+            self.notify.mail(request, "completed", note=note, result=result_text(request),
                        attach=f"export:{ref}" if request.operation == "export" else "")
 
     def wait_idle(self, timeout: float = 120.0) -> None:
@@ -335,58 +324,8 @@ class Desk:
             thread.join(timeout)
         self._workers = [t for t in self._workers if t.is_alive()]
 
-    def _keep_zip(self, ref: str, pack: bytes) -> None:
-        """Hold a disclosure's zip for its mail, the newest first within :data:`ZIP_BYTES`
-        (an evicted one, or one larger than that, is made again when its mail is sent)."""
-        if len(pack) > ZIP_BYTES:
-            return  # made again when its mail is sent
-        with self._lock:
-            self._zips.pop(ref, None)
-            self._zips[ref] = pack
-            while sum(map(len, self._zips.values())) > ZIP_BYTES and len(self._zips) > 1:
-                self._zips.pop(next(iter(self._zips)))
-
-    def _attachment(self, name: str) -> tuple[str, bytes] | None:
-        if not name.startswith("export:"):
-            return None
-        ref = name.split(":", 1)[1]
-        with self._lock:
-            pack = self._zips.pop(ref, None)  # used once: no copy outlives the mail
-        if pack is None:  # a retry, a restart: made again from what the store holds now
-            pack = export_again(self.privacy, self.log.get(ref))
-        return f"my-data-{ref}.zip", pack
-
-    # -- mail ---------------------------------------------------------------------------
-
-    def _mail(self, request: Request, template: str, *, secret: tuple[str, int] | None = None,
-              attach: str = "", **values: object) -> None:
-        fields = mail_fields(request, self.settings.requests_url, _date(now_ms()), values)
-        mail = self.outbox.queue(ref=request.ref, template=template, lang=request.lang,
-                                 recipient=request.email, values=fields, attach=attach,
-                                 secret=secret)
-        self.log.append(request.ref, "system", "mailed",
-                        {"mail_id": mail.mail_id, "template": template},
-                        seq=self.log.get(request.ref).timeline[-1].seq + 1,
-                        email_key=request.email_key)
-
     def overdue_digest(self, console_url: str = "") -> int:
-        """Once a day, mail the privacy staff the open requests past their due date (with a
-        link to ``console_url``, else the configured console)."""
-        console_url = console_url or self.settings.console_url
-        to = self.settings.privacy_staff_email
-        today = _date(now_ms())
-        if not to or self._digest_day == today:
-            return 0
-        late = [r for r in self.every() if r.overdue(now_ms())]
-        self._digest_day = today
-        if not late:
-            return 0
-        listing = "\n".join(f"- {r.ref}  {r.kind}  due {_date(r.due_at or 0)}" for r in late)
-        self.outbox.queue(ref="", template="overdue", lang="ja", recipient=to,
-                          values={"count": len(late), "listing": listing,
-                                  "console": console_url})
-        log.info("overdue digest: %d requests", len(late))
-        return len(late)
+        return self.notify.overdue_digest(console_url)
 
     def start(self) -> None:
         self.outbox.start()
@@ -394,8 +333,4 @@ class Desk:
     def stop(self) -> None:
         self.wait_idle(60)
         self.outbox.stop()
-
-
-def _date(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
