@@ -157,6 +157,23 @@ def _rebuild_rollups(o: DdlOptions) -> list[str]:
             "SELECT tz, day, max(version) + 1, 0, 0, 0 FROM rollup_days GROUP BY tz, day"]
 
 
+def _state_precision(o: DdlOptions) -> list[str]:
+    """The rollup's build tables again, with visitor states at the current precision
+    (``tables.UNIQ_PRECISION``). States of one precision neither merge into nor convert to
+    another, and the tables hold only what the events give again, so they are dropped and
+    created anew; ``_rebuild_rollups`` then marks every day dirty, and the dashboards scan
+    those days raw until the next refresh has rebuilt them. (``rollup_days`` stays: it is
+    where the dirty marks go.)"""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    statements = []
+    for factory in (rollup_totals_table, rollup_dims_table, rollup_engagement_table,
+                    rollup_pages_table, rollup_goals_table):
+        table = factory(o)
+        statements.append(f"DROP TABLE IF EXISTS {table.name}{on} SYNC")
+        statements += table.render(o)
+    return statements + _page_reporters(o)  # the columns migration 11 added to rollup_pages
+
+
 def _page_reporters(o: DdlOptions) -> list[str]:
     """The reporter states of rollup_pages, then every rolled-up day rebuilt to fill them."""
     on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
@@ -213,6 +230,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _policy_versions, data=_policy_versions_backfill),
     Migration(16, "privacy requests: their timelines and their mail",
               _tables(rights_requests_table, rights_mail_table)),
+    Migration(17, "rollup: visitor states at precision 12, three times faster to merge",
+              _state_precision, data=_rebuild_rollups),
 )
 
 

@@ -532,18 +532,20 @@ ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engageme
                  "rollup_pages", "rollup_goals")
 #: The tables of a day's build (rollup_days says which build is current).
 ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
-#: Distinct visitors, sessions and consent ids are counted with uniqCombined(14) everywhere.
+#: Distinct visitors, sessions and consent ids are counted with uniqCombined(12) everywhere.
 #: Its states merge across days (what lets the rollup answer exactly what a scan of the raw
-#: events answers) in at most 12 KiB. A count, even of merged states, is exact up to
-#: EXACT_UP_TO (so k-anonymity decisions are exact), then a HyperLogLog estimate (~0.8 %).
-# Changing it changes the rollup tables' column type: that needs a new migration that drops
-# and recreates them (the next refresh rebuilds every day).
-UNIQ_PRECISION = 14
+#: events answers) in at most 3 KiB. A count, even of merged states, is exact up to
+#: EXACT_UP_TO (so k-anonymity decisions are exact), then a HyperLogLog estimate (~1.6 %).
+#: Precision 14 (exact to 512, ~0.8 %) made a page's breakdowns three times slower to merge;
+#: merging states is what a rolled-up page spends its time on (docs/benchmarks.md).
+# Changing it changes the rollup tables' column types: migration 17 is the pattern (create
+# the build tables anew, mark every day dirty for the next refresh).
+UNIQ_PRECISION = 12
 EXACT_UP_TO = 2 ** (UNIQ_PRECISION - 5)
 
 
 def uniq(combinator: str = "") -> str:
-    """``uniqCombined<combinator>(14)``, e.g. uniq("State") for a state to merge later."""
+    """``uniqCombined<combinator>(12)``, e.g. uniq("State") for a state to merge later."""
     return f"uniqCombined{combinator}({UNIQ_PRECISION})"
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 MAX_DAYS = 400
 #: The largest k: distinct counts up to here are exact, so no group below k can pass for k.
-K_MAX = 500
+K_MAX = 100
 assert K_MAX < EXACT_UP_TO
 MAX_FILTER_LEN = 512
 COMPARISONS = ("previous", "year")

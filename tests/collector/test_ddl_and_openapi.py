@@ -216,3 +216,51 @@ def test_a_store_from_before_migration_15_keeps_its_policy_marks(store_dsn: str)
         assert annotations(old)[0] == ("2026-06-18", "policy", "2026-06-18+abc")
     finally:
         old.close()
+
+
+def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
+        store_dsn: str, monkeypatch: Any) -> None:
+    """Migration 17: a store whose rollup holds uniqCombined(14) states gets its build tables
+    anew at the current precision, every rolled-up day marked dirty, and the next refresh
+    rolls them up again, equal to a raw scan."""
+    from collector.ddl import tables
+    from collector.query import run as query_run
+    from collector.query.rollup import Rollup
+
+    old = Store(store_dsn)
+    try:
+        monkeypatch.setattr(tables, "UNIQ_PRECISION", 14)
+        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 16])
+        day = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
+        old.insert("events", [[uuid.uuid4(), day, "pageview", "pageview", "/p", f"v{n}",
+                               f"s{n}"] for n in range(7)],
+                   ["event_id", "ts", "kind", "name", "path", "visitor_id", "session_id"])
+        # What a refresh at precision 14 left: a current build of the day.
+        old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
+                    "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 7)")
+        old.command("INSERT INTO rollup_totals (tz, day, build, visitors, sessions, visits, "
+                    "pageviews) SELECT 'Asia/Tokyo', '2026-06-18', 1, "
+                    "uniqCombinedState(14)(toString(number)), "
+                    "uniqCombinedState(14)(toString(number)), 7, 7 FROM numbers(7)")
+        monkeypatch.undo()
+        rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
+
+        assert apply_migrations(old, DdlOptions()) == [17]
+        types = {str(r[0]) for r in old.rows(
+            "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
+            "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
+        assert types == {f"AggregateFunction({tables.uniq()}, String)"}
+        assert old.scalar("SELECT count() FROM rollup_totals") == 0
+        assert {"engaged_visitors", "scroll_visitors"} <= {str(r[0]) for r in old.rows(
+            "SELECT name FROM system.columns WHERE table = 'rollup_pages' "
+            "AND database = currentDatabase()")}
+        params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2}
+        assert query_run.rollup_plan(
+            old, "kpis", query_run.params_for("kpis", params)) == []  # dirty: scanned raw
+        raw = query_run.run(old, "kpis", params)
+        assert rollup.refresh().built
+        assert query_run.rollup_plan(old, "kpis", query_run.params_for("kpis", params))
+        assert query_run.run(old, "kpis", params) == raw
+        assert raw[0]["visitors"] == 7
+    finally:
+        old.close()
