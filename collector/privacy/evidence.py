@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 
 from collector.csvsafe import csv_cell, write_csv
 from collector.privacy import audit
-from collector.privacy.subjects import PrivacyError
+from collector.privacy.subjects import PrivacyError, plain, plain_rows
 from collector.requests.log import RequestLog
 from collector.settings import CollectorSettings
 from collector.store import Store
@@ -282,21 +282,11 @@ def _ttl(ddl: str) -> list[str]:
 def _iso(ms: int | None) -> str:
     if not ms:
         return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return str(plain(datetime.fromtimestamp(ms / 1000, UTC)))
 
 
 def _csv(rows: list[dict[str, Any]]) -> bytes:
-    return write_csv([{k: _plain(v) for k, v in row.items()} for row in rows]).encode("utf-8")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, sort_keys=True, default=str)
-    return value
+    return write_csv(plain_rows(rows)).encode("utf-8")
 
 
 def _json(data: Any) -> bytes:
