@@ -35,6 +35,7 @@ from collector.ddl.tables import (
     rollup_days_table,
     rollup_dims_table,
     rollup_engagement_table,
+    rollup_filtered_tables,
     rollup_goals_table,
     rollup_pages_table,
     rollup_totals_table,
@@ -181,6 +182,15 @@ def _page_reporters(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE rollup_pages{on} {add}"]
 
 
+def _filtered_rollup(o: DdlOptions) -> list[str]:
+    """The build tables anew with granules of 256 rows (``tables.ROLLUP_GRANULES``: a
+    granule's setting is fixed when its table is created), and the per-filter-value twins
+    of the totals and breakdowns. Every day is then marked dirty, so each current build has
+    the twins once rebuilt: a plan never reads a build made before they existed."""
+    return _state_precision(o) + [s for table in rollup_filtered_tables(o)
+                                  for s in table.render(o)]
+
+
 #: A policy version's first record, from consent records (``source``): what the view that
 #: keeps ``policy_versions`` selects from every insert, and the backfill from what is there.
 POLICY_FIRST_SEEN = ("SELECT policy_version, min(ts) AS first_seen FROM {source} "
@@ -232,6 +242,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rights_requests_table, rights_mail_table)),
     Migration(17, "rollup: visitor states at precision 12, three times faster to merge",
               _state_precision, data=_rebuild_rollups),
+    Migration(18, "rollup: each day per filter value too, in granules of 256 rows",
+              _filtered_rollup, data=_rebuild_rollups),
 )
 
 

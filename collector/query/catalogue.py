@@ -56,6 +56,7 @@ from collector.query.sql import (
     grouped_sql,
     not_suppressed,
     property_sql,
+    rollup_table,
     rows_with_rollup,
     sources,
     visits_sql,
@@ -68,7 +69,7 @@ def q_kpis(p: Params) -> Sql:
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
     if rolled:
         source += (" UNION ALL SELECT visitors, visits, pageviews, bounces "
-                   f"FROM rollup_totals WHERE {rolled}")
+                   f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
     text = f"""
 SELECT
     if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
@@ -98,7 +99,7 @@ def q_timeseries(p: Params) -> Sql:
               f"FROM events WHERE {where} GROUP BY b")
     if rolled:
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
-                   f"pageviews FROM rollup_totals WHERE {rolled}")
+                   f"pageviews FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
     text = f"""
 SELECT toString(b) AS bucket,
        if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
@@ -125,7 +126,7 @@ def q_breakdown(p: Params) -> Sql:
     # No distinct visit count here: it would double the cost of every breakdown.
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
-    rows = rows_with_rollup(source, rolled, [p.dim], params)
+    rows = rows_with_rollup(source, rolled, [p.dim], params, rollup_table(p, "rollup_dims"))
     return Sql(f"SELECT key, is_other, visitors, events FROM ({folded(rows)})", params)
 
 
@@ -135,7 +136,8 @@ def q_breakdowns(p: Params) -> Sql:
         raise QueryError("dims: at least one dimension")
     params = base_params(p)
     where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims))
-    rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params)
+    rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params,
+                            rollup_table(p, "rollup_dims"))
     return Sql(folded(rows), params)
 
 

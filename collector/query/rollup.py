@@ -2,7 +2,8 @@
 
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
 aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement``,
-``rollup_pages`` and ``rollup_goals`` with the very SQL fragments the raw queries use
+``rollup_pages``, ``rollup_goals`` and the per-filter-value ``rollup_ftotals`` and
+``rollup_fdims`` (``collector.query.filtered``) with the very SQL fragments the raw queries use
 (``collector.query.sql``, ``collector.query.conversions``), and records the build in
 ``rollup_days``:
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
+from collector.query import filtered
 from collector.query.conversions import COVERED, Measure, goal_kinds, goal_rollup_sql
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
 from collector.query.params import DIMENSIONS, day_bounds
@@ -181,6 +183,8 @@ class Rollup:
             f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
             f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
+        for statement in filtered.build_statements(where, head):
+            store.command(statement, params, settings=INSERT_SETTINGS)
         self.build_goals(day, build, self._measures(), everyone=True)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],
                      DAY_COLUMNS)

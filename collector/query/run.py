@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from collector.query import filtered
 from collector.query.catalogue import FUNNEL_QUERIES, GOAL_QUERIES, params_for, with_plan
 from collector.query.conversions import COVERED, GOAL_ROLLUP_DIMS, GOALS_SQL
 from collector.query.funnels import FUNNELS_SQL, Funnel, stored_funnel
@@ -83,13 +84,14 @@ def rollup_plan(store: Store, name: str, p: Params, goals: Sequence[Goal] = (),
                 funnels: Sequence[Funnel] = ()) -> list[tuple[dt.date, int]]:
     """The current rollup days (and builds) a query may read; [] when it must scan events.
 
-    Filtered views select visits across the whole range, and hourly series are finer than a
-    day: neither can use daily aggregates. A query about goals reads only the builds that
-    cover each of its goals (``goals``: those there are); a funnel, those that cover its
-    steps, and only a funnel within one visit (a visitor's days cross the day's build).
+    Hourly series are finer than a day and cannot use daily aggregates; a filtered view can
+    only when the rollup keeps its filter's values (``collector.query.filtered.served``).
+    A query about goals reads only the builds that cover each of its goals (``goals``: those
+    there are); a funnel, those that cover its steps, and only a funnel within one visit (a
+    visitor's days cross the day's build).
     """
-    if name not in ROLLUP_QUERIES or p.filters or (name in ("timeseries", "goal_series")
-                                                   and p.grain not in ROLLUP_GRAINS):
+    if name not in ROLLUP_QUERIES or (p.filters and not filtered.served(name, p)) or (
+            name in ("timeseries", "goal_series") and p.grain not in ROLLUP_GRAINS):
         return []
     if name in ("goal_breakdown", "funnel_breakdown") and p.dim not in GOAL_ROLLUP_DIMS:
         return []
