@@ -39,6 +39,7 @@ from collector.ddl.tables import (
     rollup_goals_table,
     rollup_pages_table,
     rollup_totals_table,
+    rollup_visits_table,
     segments_table,
     suppressions_table,
 )
@@ -244,6 +245,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _state_precision, data=_rebuild_rollups),
     Migration(18, "rollup: each day per filter value too, in granules of 256 rows",
               _filtered_rollup, data=_rebuild_rollups),
+    Migration(19, "rollup: each day's visits with their filter values, for views with filters",
+              _tables(rollup_visits_table), data=_rebuild_rollups),
 )
 
 

@@ -410,6 +410,42 @@ ORDER BY (tz, fdim, fval, dim, day, build, key)
     ]
 
 
+#: The filterable dimensions (``collector.query.params.FILTERS``, in its order), each a column
+#: of ``rollup_visits`` holding the values a visit's events have. A dimension made filterable
+#: later needs a migration that adds its column and rebuilds the days (a test checks).
+VISIT_FILTER_COLUMNS = (
+    "path", "channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+    "click_id_type", "search_terms", "device_type", "browser", "os", "language",
+    "network_type", "country", "region", "city", "event", "interaction", "outbound", "app",
+    "tel_page", "mailto_page", "download", "form", "not_found")
+
+
+def rollup_visits_table(o: DdlOptions) -> Table:
+    # One row per visit of a day's build (collector.query.filtered): a hash of its session and
+    # day (no id), its visitor and session as uniq states, its page views and custom events,
+    # and every filter's values among its events: what a view with filters selects visits by.
+    # LowCardinality: has() over them reads keys, not strings (a quarter faster).
+    filters = ",\n".join(f"    f_{c} Array(LowCardinality(String))"
+                          for c in VISIT_FILTER_COLUMNS)
+    return Table(
+        name="rollup_visits",
+        distributed=False,
+        columns=f"""
+    tz LowCardinality(String),
+    day Date,
+    build UInt64,
+    visit UInt64,
+    vs AggregateFunction({uniq()}, String),
+    ss AggregateFunction({uniq()}, String),
+    pv UInt32,
+    other UInt32,
+{filters}""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, day, build, visit)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
 def rollup_goals_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build, goal, dimension, key): a goal's visitors, converting
     # visitors (uniq states), conversions, converting visits, what the conversions were worth
@@ -572,7 +608,8 @@ TTL hour + INTERVAL {o.events_ttl} SECOND""",
 
 
 ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engagement",
-                 "rollup_pages", "rollup_goals", "rollup_ftotals", "rollup_fdims")
+                 "rollup_pages", "rollup_goals", "rollup_ftotals", "rollup_fdims",
+                 "rollup_visits")
 #: The tables of a day's build (rollup_days says which build is current).
 ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
 #: Distinct visitors, sessions and consent ids are counted with uniqCombined(12) everywhere.

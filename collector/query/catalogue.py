@@ -56,6 +56,7 @@ from collector.query.sql import (
     grouped_sql,
     not_suppressed,
     property_sql,
+    rollup_mode,
     rollup_table,
     rows_with_rollup,
     sources,
@@ -67,7 +68,9 @@ def q_kpis(p: Params) -> Sql:
     params = base_params(p)
     where, rolled = sources(p, params)
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
-    if rolled:
+    if rolled and rollup_mode(p) == "visits":
+        source += f" UNION ALL SELECT {VISIT_TOTALS} FROM rollup_visits WHERE {rolled}"
+    elif rolled:
         source += (" UNION ALL SELECT visitors, visits, pageviews, bounces "
                    f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
     text = f"""
@@ -97,7 +100,10 @@ def q_timeseries(p: Params) -> Sql:
     source = (f"SELECT {GRAINS[p.grain]} AS b, {uniq('State')}(visitor_id) AS vs, "
               f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
               f"FROM events WHERE {where} GROUP BY b")
-    if rolled:
+    if rolled and rollup_mode(p) == "visits":
+        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, vs, ss, toUInt64(pv) "
+                   f"FROM rollup_visits WHERE {rolled}")
+    elif rolled:
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
                    f"pageviews FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
     text = f"""
@@ -122,7 +128,7 @@ def q_timeseries_previous(p: Params) -> Sql:
 def q_breakdown(p: Params) -> Sql:
     """Top rows of one dimension, small groups folded into "other" (k distinct visitors)."""
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=breakdown_kinds([p.dim]))
+    where, rolled = sources(p, params, kinds=breakdown_kinds([p.dim]), dims=[p.dim])
     # No distinct visit count here: it would double the cost of every breakdown.
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
@@ -135,7 +141,7 @@ def q_breakdowns(p: Params) -> Sql:
     if not p.dims:
         raise QueryError("dims: at least one dimension")
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims))
+    where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims), dims=p.dims)
     rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params,
                             rollup_table(p, "rollup_dims"))
     return Sql(folded(rows), params)

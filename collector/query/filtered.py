@@ -1,59 +1,42 @@
-"""The rollup per filter value: what keeps a view with one filter off the raw events.
+"""The rollup for filtered views: what keeps a view with filters off the raw events.
 
-A filter selects visits: a visit (a session's events within one day) is in "channel = search"
-when one of its events has that channel, and then all its events count. Marketing looks at
-one filter far more than at two (a campaign, a channel, a device, a landing page), and a
-filtered view over raw events scans every event of the period twice (once to find the visits,
-once to count them). So each day's build also writes its totals and breakdowns once per
-value of each dimension in :data:`FILTERED_DIMS`, over the visits that value selects:
+A filter selects visits (``collector.query.sql.matched_sql``): a visit (a session's events
+within one day) is in "channel = search" when one of its events has that channel, and then
+all its events count. Over raw events a filtered view scans every event of the period twice
+per panel: once to find the visits, once to count them. So each day's build also writes:
 
-- :func:`visit_filters_sql`: (session_id, fd, fv), the filter values each visit matches,
-  with :data:`collector.query.params.FILTERS`' very expressions;
-- :func:`build_statements`: the INSERTs into ``rollup_ftotals`` and ``rollup_fdims``, made of
-  the unfiltered rollup's fragments (``visits_sql``, ``grouped_sql``, ``VISIT_TOTALS``)
-  joined to those pairs, so a filtered day merges to exactly what a filtered scan gives.
+- per filter value (``rollup_ftotals``, ``rollup_fdims``): the day's totals and breakdowns
+  once per value of each dimension in ``params.PER_VALUE_FILTERS``, over the visits that
+  value selects. A view with one such filter, the common case (a campaign, a channel, a
+  device, a landing page), reads only its own rows;
+- per visit (``rollup_visits``): each visit's hash (``sql.VISIT``), visitor and session
+  states, page views, custom events, and for every filterable dimension the values its events
+  have. A view with any other filters reads its key figures and series from the visits its
+  filters select, and scans events only for its breakdowns, of just those visits.
 
-A view with one such filter then reads its own rows of those tables for its closed days and
-scans only the open ones (``collector.query.sql.sources``); a view with two filters, or one on
-another dimension, scans raw as before. Suppression and purge work as for the unfiltered
-rollup: the rows are part of the day's build, and the build is current only while its stamp
-is the latest suppression version.
+Both are made of the unfiltered rollup's fragments (``visits_sql``, ``grouped_sql``,
+``VISIT_TOTALS``) and of the filters' very expressions (``params.FILTERS``), so a day merges
+to exactly what a filtered scan gives; a test compares them. Suppression and purge work as
+for the unfiltered rollup: these rows are part of the day's build, current only while its
+stamp is the latest suppression version. ``rollup_visits`` holds a 64-bit hash of a session
+and day, no id; a purge changes the day's count, so the day is rebuilt and the old rows go
+with the superseded build.
 """
 
 from __future__ import annotations
 
 from collector.ddl.tables import uniq
-from collector.query.params import DIMENSIONS, FILTERS, Params
-from collector.query.sql import VISIT_TOTALS, grouped_sql, visits_sql
+from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
+from collector.query.sql import VISIT, VISIT_TOTALS, grouped_sql, visits_sql
 
-#: The dimensions whose values get their own rows: what marketing filters by (the issue's
-#: campaign, channel, device and landing page, and their neighbours). Dimensions with a value
-#: per visitor rather than per campaign (search terms, region, city) would multiply the rows
-#: for views nobody keeps open; they, the custom events and the beacon's interactions are
-#: filtered by a raw scan.
-FILTERED_DIMS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
-                 "click_id_type", "device_type", "browser", "os", "language", "network_type",
-                 "country", "path")
-assert all(d in FILTERS and not DIMENSIONS[d].guarded and not DIMENSIONS[d].interaction
-           for d in FILTERED_DIMS)
-#: The breakdowns a filtered build keeps: every dimension over visits' page views and custom
-#: events but ``property`` (an ARRAY JOIN of its own).
-FILTERED_BREAKDOWNS = tuple(d for d in DIMENSIONS
-                            if d != "property" and not DIMENSIONS[d].interaction)
-#: Catalogue queries that may read the filtered rollup.
+#: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                      "breakdown", "breakdowns"})
 
 
-def served(name: str, p: Params) -> bool:
-    """Whether the filtered rollup answers query ``name`` with ``p`` (which has filters)."""
-    if name not in QUERIES or len(p.filters) != 1 or p.filters[0][0] not in FILTERED_DIMS:
-        return False
-    if name == "breakdown":
-        return p.dim in FILTERED_BREAKDOWNS
-    if name == "breakdowns":
-        return set(p.dims) <= set(FILTERED_BREAKDOWNS)
-    return True
+def served(name: str) -> bool:
+    """Whether a filtered view of query ``name`` reads the rollup for its closed days."""
+    return name in QUERIES
 
 
 def visit_filters_sql(where: str) -> str:
@@ -62,15 +45,40 @@ def visit_filters_sql(where: str) -> str:
     ``where`` must hold one day and the rows a filter reads (``kinds_for``: page views and
     custom events, unsuppressed), as ``sql.detail_where``'s matching subquery does.
     """
-    pairs = ", ".join(f"('{d}', toString({FILTERS[d]}))" for d in FILTERED_DIMS)
+    pairs = ", ".join(f"('{d}', toString({FILTERS[d]}))" for d in PER_VALUE_FILTERS)
     return f"""SELECT DISTINCT session_id, pair.1 AS fd, pair.2 AS fv
     FROM events ARRAY JOIN [{pairs}] AS pair WHERE {where}"""
 
 
-def build_statements(where: str, head: str) -> list[str]:
-    """The INSERTs of a day's filtered rows; ``head`` selects (tz, day, build)."""
+def visit_rows_sql(everything: str) -> str:
+    """One row per visit of the day: what ``rollup_visits`` holds.
+
+    ``everything``: the day's unsuppressed page views, custom events and interactions. A
+    visit's figures count its page views and custom events (as :func:`visits_sql`'s do); each
+    filter's values come from the rows that filter reads (``sql.kinds_for``), so ``has()`` on
+    them selects what ``matched_sql`` selects.
+    """
+    visit_rows = "kind IN ('pageview', 'custom')"
+    values = []
+    for d in FILTERS:
+        rows = "1" if DIMENSIONS[d].interaction else visit_rows
+        values.append(f"groupUniqArrayIf(toString(assumeNotNull({FILTERS[d]})), "
+                      f"{rows} AND ({FILTERS[d]}) IS NOT NULL)")
+    return f"""SELECT {VISIT} AS visit, {uniq('StateIf')}(visitor_id, {visit_rows}) AS vs,
+           {uniq('StateIf')}(session_id, {visit_rows}) AS ss,
+           toUInt32(countIf(kind = 'pageview')) AS pv,
+           toUInt32(countIf(kind = 'custom')) AS other, {", ".join(values)}
+    FROM events WHERE {everything}
+    GROUP BY visit HAVING pv + other > 0"""
+
+
+def build_statements(where: str, everything: str, head: str) -> list[str]:
+    """The INSERTs of a day's rows for filtered views; ``head`` selects (tz, day, build);
+    ``where``: the day's unsuppressed page views and custom events; ``everything``: the
+    interactions too."""
     pairs = visit_filters_sql(where)
     joined = f"events INNER JOIN ({pairs}) AS p ON events.session_id = p.session_id"
+    columns = ", ".join(f"f_{d}" for d in FILTERS)
     return [
         "INSERT INTO rollup_ftotals (tz, day, build, fdim, fval, visitors, visits, pageviews, "
         f"bounces, sessions) {head}, fd, fv, {VISIT_TOTALS}, "
@@ -78,5 +86,7 @@ def build_statements(where: str, head: str) -> list[str]:
         f"INNER JOIN ({pairs}) AS p ON v.session_id = p.session_id GROUP BY fd, fv",
         "INSERT INTO rollup_fdims (tz, day, build, fdim, fval, dim, key, visitors, events) "
         f"{head}, fd, fv, dim, key0, vs, n FROM "
-        f"({grouped_sql(FILTERED_BREAKDOWNS, where, by=('fd', 'fv'), source=joined)})",
+        f"({grouped_sql(PER_VALUE_BREAKDOWNS, where, by=('fd', 'fv'), source=joined)})",
+        f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, {columns}) "
+        f"{head}, * FROM ({visit_rows_sql(everything)})",
     ]

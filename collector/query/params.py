@@ -108,6 +108,18 @@ DIMENSIONS: dict[str, Dim] = {
 }
 assert all(d.rows.startswith(f"kind = '{d.kind}'") for d in DIMENSIONS.values())
 FILTERS: dict[str, str] = {k: d.filter_expr for k, d in DIMENSIONS.items() if d.filterable}
+#: Filters whose every value has its own rows in the daily rollup (collector.query.filtered):
+#: what marketing filters by. Values per visitor rather than per campaign (search terms,
+#: region, city) would multiply the rows for views nobody keeps open.
+PER_VALUE_FILTERS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+                     "click_id_type", "device_type", "browser", "os", "language",
+                     "network_type", "country", "path")
+#: The breakdowns those rows hold: every dimension over page views and custom events but
+#: ``property`` (an ARRAY JOIN of its own).
+PER_VALUE_BREAKDOWNS = tuple(d for d, dim in DIMENSIONS.items()
+                             if d != "property" and not dim.interaction)
+assert all(d in FILTERS and not DIMENSIONS[d].guarded and not DIMENSIONS[d].interaction
+           for d in PER_VALUE_FILTERS)
 GRAINS: dict[str, str] = {
     "hour": "toStartOfHour(ts, {tz:String})",
     "day": "toDate(ts, {tz:String})",

@@ -1,11 +1,11 @@
-"""Daily rollups: what keeps the dashboards' unfiltered panels off the raw events.
+"""Daily rollups: what keeps the dashboards' panels off the raw events.
 
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
 aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement``,
-``rollup_pages``, ``rollup_goals`` and the per-filter-value ``rollup_ftotals`` and
-``rollup_fdims`` (``collector.query.filtered``) with the very SQL fragments the raw queries use
-(``collector.query.sql``, ``collector.query.conversions``), and records the build in
-``rollup_days``:
+``rollup_pages``, ``rollup_goals`` and, for filtered views, ``rollup_ftotals``,
+``rollup_fdims`` and ``rollup_visits`` (``collector.query.filtered``) with the very SQL
+fragments the raw queries use (``collector.query.sql``, ``collector.query.conversions``), and
+records the build in ``rollup_days``:
 
 - ``build``: the id of the day's rows. A rebuild writes new rows, then points the day at them,
   so a reader never sees half a day; superseded rows are deleted a few minutes later.
@@ -183,7 +183,7 @@ class Rollup:
             f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
             f"{uniq('MergeState')}(sv) "
             f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
-        for statement in filtered.build_statements(where, head):
+        for statement in filtered.build_statements(where, everything, head):
             store.command(statement, params, settings=INSERT_SETTINGS)
         self.build_goals(day, build, self._measures(), everyone=True)
         store.insert("rollup_days", [[self.tz, day, version, build, stamp, events]],

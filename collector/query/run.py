@@ -85,12 +85,12 @@ def rollup_plan(store: Store, name: str, p: Params, goals: Sequence[Goal] = (),
     """The current rollup days (and builds) a query may read; [] when it must scan events.
 
     Hourly series are finer than a day and cannot use daily aggregates; a filtered view can
-    only when the rollup keeps its filter's values (``collector.query.filtered.served``).
+    for its key figures, series and breakdowns (``collector.query.filtered``).
     A query about goals reads only the builds that cover each of its goals (``goals``: those
     there are); a funnel, those that cover its steps, and only a funnel within one visit (a
     visitor's days cross the day's build).
     """
-    if name not in ROLLUP_QUERIES or (p.filters and not filtered.served(name, p)) or (
+    if name not in ROLLUP_QUERIES or (p.filters and not filtered.served(name)) or (
             name in ("timeseries", "goal_series") and p.grain not in ROLLUP_GRAINS):
         return []
     if name in ("goal_breakdown", "funnel_breakdown") and p.dim not in GOAL_ROLLUP_DIMS:

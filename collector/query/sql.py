@@ -17,7 +17,14 @@ from typing import Any
 
 from collector.ddl.tables import uniq
 from collector.privacy.subjects import EVENT_SUBJECTS, RECORD_SUBJECTS
-from collector.query.params import DIMENSIONS, FILTERS, Params, day_bounds
+from collector.query.params import (
+    DIMENSIONS,
+    FILTERS,
+    PER_VALUE_BREAKDOWNS,
+    PER_VALUE_FILTERS,
+    Params,
+    day_bounds,
+)
 
 #: The columns of each table that name a person (``collector.privacy.subjects``).
 SUBJECT_COLUMNS = {"events": EVENT_SUBJECTS, "consent_records": RECORD_SUBJECTS}
@@ -82,25 +89,54 @@ def filters_sql(p: Params, params: dict[str, Any], only: set[str] | None = None)
 def detail_where(p: Params, params: dict[str, Any], span: str = RANGE,
                  kinds: str | None = None) -> str:
     """Consented detail (``kinds``: :data:`VISIT_KINDS` by default) in ``span``,
-    unsuppressed, filtered.
-
-    Filters select visits: every event of a visit with at least one matching event counts
-    (so "channel = search" keeps the pages viewed after the search landing, and bounce and
-    conversion keep their meaning). A visit is a session's events within one day, as
-    :func:`visits_sql` counts them, so the daily rollup per filter value
-    (``collector.query.filtered``) is exact; and an event of someone suppressed selects
-    nothing, as it counts for nothing.
-    """
-    active = p.active_suppressions
-    where = detail_rows(span, active, kinds or VISIT_KINDS)
+    unsuppressed, filtered (:func:`matched_sql`)."""
+    where = detail_rows(span, p.active_suppressions, kinds or VISIT_KINDS)
     if p.filters:
-        matched = detail_rows(span, active, kinds_for(k for k, _ in p.filters))
-        # A visit is named by a 64-bit hash of its session and day: twice as fast to look up
-        # as the pair, and a wrong match needs a collision (~1e-7 per query at 10M events).
-        visit = "cityHash64(session_id, toDate(ts, {tz:String}))"
-        where += (f" AND {visit} IN (SELECT {visit} FROM events "
-                  f"WHERE {matched}{filters_sql(p, params)})")
+        where += f" AND {matched_sql(p, params, span)}"
     return where
+
+
+#: A visit's name where filters select visits: a 64-bit hash of its session and day. Twice as
+#: fast to look up as the pair; a wrong match needs a collision (~1e-7 per query at 10M events).
+VISIT = "cityHash64(session_id, toDate(ts, {tz:String}))"
+
+
+def matched_sql(p: Params, params: dict[str, Any], span: str) -> str:
+    """The condition that a row's visit is selected by every filter, read from ``span``."""
+    return f"{VISIT} IN ({matched_visits_sql(p, params, span)})"
+
+
+def matched_visits_sql(p: Params, params: dict[str, Any], span: str) -> str:
+    """The visits in ``span`` every filter selects (:data:`VISIT` hashes).
+
+    Filters select visits: every event of a visit counts when, for each filter, one of its
+    events matches it (so "channel = search" keeps the pages viewed after the search
+    landing, and bounce and conversion keep their meaning; "channel = search, path = /price"
+    is the search visits that saw the price page). A visit is a session's events within one
+    day, as :func:`visits_sql` counts them, so the daily rollup (``collector.query.filtered``)
+    is exact; and an event of someone suppressed selects nothing, as it counts for nothing.
+    """
+    parts = []
+    for i, (key, value) in enumerate(p.filters):
+        params[f"f{i}"] = value
+        rows = detail_rows(span, p.active_suppressions, kinds_for([key]))
+        parts.append(f"SELECT {VISIT} AS v FROM events WHERE {rows} "
+                     f"AND {FILTERS[key]} = {{f{i}:String}}")
+    # One set to look each row up in, however many filters: INTERSECT, not an IN per filter.
+    return "SELECT v FROM (" + " INTERSECT ".join(parts) + ")"
+
+
+def rollup_mode(p: Params, dims: Sequence[str] | None = None) -> str:
+    """How a view planned with the rollup reads it: "" unfiltered (``rollup_totals``...),
+    "value" for one filter with rows per value (``rollup_ftotals``, ``rollup_fdims``), else
+    "visits": the day's visits (``rollup_visits``) with every filter's values. ``dims``: the
+    breakdowns a query shows (None: it shows none)."""
+    if not p.filters:
+        return ""
+    if (len(p.filters) == 1 and p.filters[0][0] in PER_VALUE_FILTERS
+            and (dims is None or set(dims) <= set(PER_VALUE_BREAKDOWNS))):
+        return "value"
+    return "visits"
 
 
 #: The events of visits: page views and the site's custom events. What counts visits,
@@ -251,8 +287,14 @@ def span_sql(spans: Sequence[tuple[int, int]], params: dict[str, Any]) -> str:
 
 
 def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
-            end: dt.date | None = None, kinds: str = VISIT_KINDS) -> tuple[str, str | None]:
-    """(where for the events part, where for the rollup part or None when unused)."""
+            end: dt.date | None = None, kinds: str = VISIT_KINDS,
+            dims: Sequence[str] | None = None) -> tuple[str, str | None]:
+    """(where for the events part, where for the rollup part or None when unused).
+
+    A filtered view (:func:`rollup_mode`) reads the rows of its filter's value, or the
+    visits of closed days its filters select: then its breakdowns (``dims``) scan every day's
+    events of just those visits, and its other figures read the visits' own rows.
+    """
     if p.rollup is None:
         return detail_where(p, params, kinds=kinds), None
     start, end = start or p.start, end or p.end
@@ -262,10 +304,22 @@ def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
                             kinds), None
     params.update(builds=builds, rd0=start, rd1=end)
     rolled = ROLLUP_ROWS
-    if p.filters:  # planned only for one filter the filtered rollup keeps
+    mode = rollup_mode(p, dims)
+    open_days = span_sql(spans, params)
+    if mode == "value":
         (params["rfd"], params["rfv"]), = p.filters
         rolled += " AND fdim = {rfd:String} AND fval = {rfv:String}"
-    return detail_where(p, params, span_sql(spans, params), kinds), rolled
+    elif mode == "visits":
+        rolled += "".join(f" AND has(f_{key}, {{f{i}:String}})"
+                          for i, (key, _) in enumerate(p.filters))
+        if dims is not None:
+            params["w0"], params["w1"] = day_bounds(p.tz, start, end)
+            whole = ("ts >= toDateTime64({w0:Int64}, 3, 'UTC') "
+                     "AND ts < toDateTime64({w1:Int64}, 3, 'UTC')")
+            return (f"{detail_rows(whole, p.active_suppressions, kinds)} AND {VISIT} IN "
+                    f"(SELECT visit FROM rollup_visits WHERE {rolled} UNION ALL "
+                    f"{matched_visits_sql(p, params, open_days)})"), None
+    return detail_where(p, params, open_days, kinds), rolled
 
 
 #: The rollup's per-filter-value twins (``collector.query.filtered``): a filtered view planned
@@ -274,8 +328,8 @@ FILTERED_TWINS = {"rollup_totals": "rollup_ftotals", "rollup_dims": "rollup_fdim
 
 
 def rollup_table(p: Params, name: str) -> str:
-    """The rollup table ``p`` reads: ``name``, or its per-filter twin when filtered."""
-    return FILTERED_TWINS[name] if p.filters else name
+    """The rollup table ``p`` reads: ``name``, or its per-filter-value twin."""
+    return FILTERED_TWINS[name] if rollup_mode(p) == "value" else name
 
 
 def rows_with_rollup(source: str, rolled: str | None, dims: Sequence[str],

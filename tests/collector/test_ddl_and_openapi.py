@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -262,9 +262,17 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         assert query_run.rollup_plan(old, "kpis", query_run.params_for("kpis", params))
         assert query_run.run(old, "kpis", params) == raw
         assert raw[0]["visitors"] == 7
-        # Migration 18's per-filter-value rows are in the rebuilt day too.
-        one = {**params, "filters": {"path": "/p"}}
-        assert query_run.rollup_plan(old, "kpis", query_run.params_for("kpis", one))
-        assert query_run.run(old, "kpis", one) == raw
+        # The rows for filtered views (migrations 18, 19) are in the rebuilt day too.
+        for filters in ({"path": "/p"}, {"path": "/p", "channel": ""}):
+            one = {**params, "filters": filters}
+            assert query_run.rollup_plan(old, "kpis", query_run.params_for("kpis", one))
+            assert query_run.run(old, "kpis", one) == raw
+
     finally:
         old.close()
+
+
+def test_every_filter_has_its_column_in_the_visits_rollup() -> None:
+    from collector.ddl.tables import VISIT_FILTER_COLUMNS
+    from collector.query.params import FILTERS
+    assert tuple(FILTERS) == VISIT_FILTER_COLUMNS

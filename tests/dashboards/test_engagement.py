@@ -159,15 +159,24 @@ def test_interaction_breakdowns_equal_python_and_fold_small_groups(store: Any) -
     assert [r["key"] for r in hosts] == ["reserve.example.com"]
 
 
-def tel_sessions(store: Any) -> set[str]:
-    return {r["session_id"] for r in store.dicts(
-        "SELECT session_id FROM events WHERE kind = 'interaction' AND name = 'tel'")}
+def tel_visits(store: Any) -> set[tuple[str, dt.date]]:
+    """The visits (a session within one Tokyo day) with a phone tap: what the filter selects."""
+    return {(str(r[0]), r[1]) for r in store.rows(
+        "SELECT session_id, toDate(ts, 'Asia/Tokyo') FROM events "
+        "WHERE kind = 'interaction' AND name = 'tel'")}
+
+
+def in_visits(rows: list[dict[str, Any]],
+              chosen: set[tuple[str, dt.date]]) -> list[dict[str, Any]]:
+    def day(r: dict[str, Any]) -> dt.date:
+        ts = r["ts"].replace(tzinfo=dt.UTC) if r["ts"].tzinfo is None else r["ts"]
+        return ts.astimezone(TOKYO).date()
+    return [r for r in rows if (r["session_id"], day(r)) in chosen]
 
 
 def test_a_visit_filter_by_interaction_keeps_the_visits_with_one(store: Any) -> None:
     rows = raw_rows(store)
-    tapped = tel_sessions(store)
-    visits = visits_of([r for r in rows if r["session_id"] in tapped])
+    visits = visits_of(in_visits(rows, tel_visits(store)))
     got = query_run.run(store, "engagement", {**BASE, "filters": {"interaction": "tel"}})
     assert got[0]["visits"] == len(visits) > 20
     kpis = query_run.run(store, "kpis", {**BASE, "filters": {"interaction": "tel"}})
@@ -181,9 +190,7 @@ def test_an_interaction_filter_matches_no_custom_event_of_the_same_name(store: A
     tapped = query_run.run(store, "kpis", {**BASE, "filters": {"interaction": "tel"}})
     custom = query_run.run(store, "kpis", {**BASE, "filters": {"event": "tel"}})
     assert custom[0]["visits"] == 40
-    sessions = tel_sessions(store)
-    assert tapped[0]["visits"] == len(visits_of([r for r in raw_rows(store)
-                                                 if r["session_id"] in sessions]))
+    assert tapped[0]["visits"] == len(visits_of(in_visits(raw_rows(store), tel_visits(store))))
 
 
 def tel_visitors(store: Any) -> dict[str, int]:

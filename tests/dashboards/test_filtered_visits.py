@@ -49,3 +49,30 @@ def test_a_filtered_view_counts_whole_visits_of_one_day(store: Any) -> None:
     Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: END).refresh()
     assert query_run.rollup_plan(store, "kpis", catalogue.params_for("kpis", raw))
     assert query_run.run(store, "kpis", raw) == [row]
+
+
+def test_with_two_filters_a_visit_must_match_each_by_any_of_its_events(store: Any) -> None:
+    """Search visits that saw the price page: the landing matches one filter, a later page
+    the other. A visit from search that never saw it, and one that saw it from an ad, are
+    not counted. The rollup of the day's visits answers the same."""
+    noon = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
+    rows = []
+    for i in range(6):
+        landing = "search" if i < 5 else "ad"
+        rows += [event(ts=noon, channel=landing, session_id=f"s{i}", visitor_id=f"v{i}",
+                       path="/a"),
+                 event(ts=noon + dt.timedelta(minutes=1), channel="internal",
+                       session_id=f"s{i}", visitor_id=f"v{i}", path="/price")]
+    rows += [event(ts=noon, channel="search", session_id=f"t{i}", visitor_id=f"w{i}",
+                   path="/a") for i in range(5)]
+    insert_events(store, rows)
+    raw = {"start": "2026-06-20", "end": "2026-06-21", "k": 2,
+           "filters": {"channel": "search", "path": "/price"}}
+    (row,) = query_run.run(store, "kpis", raw)
+    assert (row["visitors"], row["visits"], row["pageviews"]) == (5, 5, 10)
+    pages = query_run.run(store, "breakdown", {**raw, "dim": "path"})
+    assert {(r["key"], r["events"]) for r in pages} == {("/a", 5), ("/price", 5)}
+    Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: END).refresh()
+    assert query_run.rollup_plan(store, "kpis", catalogue.params_for("kpis", raw))
+    assert query_run.run(store, "kpis", raw) == [row]
+    assert query_run.run(store, "breakdown", {**raw, "dim": "path"}) == pages
