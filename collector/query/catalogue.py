@@ -366,7 +366,9 @@ def build(name: str, raw: Mapping[str, Any],
 
 def with_plan(name: str, p: Params, active_suppressions: frozenset[str] | None,
               rollup: Sequence[tuple[dt.date, int]] | None,
-              goals: Sequence[Goal] = (), funnels: Sequence[Funnel] = ()) -> Sql:
+              goals: Sequence[Goal] = (), funnels: Sequence[Funnel] = (),
+              per_value: bool = True) -> Sql:
     return CATALOGUE[name](dataclasses.replace(p, active_suppressions=active_suppressions,
                                                rollup=tuple(rollup) if rollup else None,
-                                               goals=tuple(goals), funnels=tuple(funnels)))
+                                               goals=tuple(goals), funnels=tuple(funnels),
+                                               per_value=per_value))

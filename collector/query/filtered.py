@@ -25,10 +25,20 @@ with the superseded build.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from collector.ddl.tables import uniq
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
 from collector.query.sql import VISIT, VISIT_TOTALS, grouped_sql, visits_sql
 
+#: At most this many values of one dimension get rows per value in a day's build, the
+#: values of most visits. A value is what a visitor sends (a campaign name, a path): without a
+#: cap, a flood of one-visit values would cost ~25 rollup rows a visit. A day whose values were
+#: cut is marked (fdim '#', fval the dimension), and a view of a value cut on one of its days
+#: reads the visits' rows instead, which are exact too (``per_value_covered``).
+PER_VALUE_CAP = 1000
+CUT = "#"
 #: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                      "breakdown", "breakdowns"})
@@ -75,8 +85,13 @@ def visit_rows_sql(everything: str) -> str:
 def build_statements(where: str, everything: str, head: str) -> list[str]:
     """The INSERTs of a day's rows for filtered views; ``head`` selects (tz, day, build);
     ``where``: the day's unsuppressed page views and custom events; ``everything``: the
-    interactions too."""
-    pairs = visit_filters_sql(where)
+    interactions too. The bound parameter ``cap`` is :data:`PER_VALUE_CAP` or a smaller
+    one."""
+    every = visit_filters_sql(where)
+    # The cap's values: those of most visits, ties by value, so a rebuild keeps the same ones.
+    kept = (f"SELECT fd, fv FROM ({every}) GROUP BY fd, fv "
+            "ORDER BY count() DESC, fv LIMIT {cap:UInt32} BY fd")
+    pairs = f"SELECT session_id, fd, fv FROM ({every}) WHERE (fd, fv) IN ({kept})"
     joined = f"events INNER JOIN ({pairs}) AS p ON events.session_id = p.session_id"
     columns = ", ".join(f"f_{d}" for d in FILTERS)
     return [
@@ -87,6 +102,24 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         "INSERT INTO rollup_fdims (tz, day, build, fdim, fval, dim, key, visitors, events) "
         f"{head}, fd, fv, dim, key0, vs, n FROM "
         f"({grouped_sql(PER_VALUE_BREAKDOWNS, where, by=('fd', 'fv'), source=joined)})",
+        "INSERT INTO rollup_ftotals (tz, day, build, fdim, fval, visits) "
+        f"{head}, '{CUT}', fd, uniqExact(fv) FROM ({every}) GROUP BY fd "
+        "HAVING uniqExact(fv) > {cap:UInt32}",
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, {columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
     ]
+
+
+def per_value_covered(rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether every planned day has the rows of a view's one filter value: ``rows`` are
+    (build, cut, present) per build from :data:`COVERAGE_SQL`; a day whose values were cut
+    and that lacks this one does not."""
+    return not any(cut and not present for _, cut, present in rows)
+
+
+#: Per planned build: whether its day's values of the filter's dimension were cut, and
+#: whether the filter's value has rows.
+COVERAGE_SQL = (f"SELECT build, countIf(fdim = '{CUT}') > 0, countIf(fdim != '{CUT}') > 0 "
+                "FROM rollup_ftotals WHERE tz = {tz:String} AND build IN {builds:Array(UInt64)} "
+                f"AND ((fdim = '{CUT}' AND fval = {{fd:String}}) "
+                "OR (fdim = {fd:String} AND fval = {fv:String})) GROUP BY build")

@@ -151,6 +151,9 @@ class Params:
     active_suppressions: frozenset[str] | None = None  # set by the runner, never the caller
     # Days served from the daily rollup, with their builds; set by the runner, never the caller.
     rollup: tuple[tuple[dt.date, int], ...] | None = None
+    # Whether every planned day has rows for the one filter's value (a day's values beyond
+    # collector.query.filtered.PER_VALUE_CAP are cut); set by the runner, never the caller.
+    per_value: bool = True
     # The goals there are (collector.query.goals), for the queries about goals; set by the
     # runner, never the caller.
     goals: tuple[Goal, ...] | None = None

@@ -85,12 +85,14 @@ class Rollup:
     """Builds and repairs one time zone's daily rollup; thread-safe, one refresh at a time."""
 
     def __init__(self, store: Store | Callable[[], Store], tz: str, *, grace: int = 900,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 per_value_cap: int = filtered.PER_VALUE_CAP) -> None:
         self._store_fn: Callable[[], Store] = store if callable(store) else (lambda: store)
         self.tz = tz
         self.zone = zoneinfo.ZoneInfo(tz)
         self.grace = grace
         self.clock = clock
+        self.per_value_cap = per_value_cap
         self._lock = threading.Lock()
         self._last_id = 0
         self._today: tuple[float, float] = (0.0, 0.0)  # [start, end) of today, epoch seconds
@@ -159,7 +161,8 @@ class Rollup:
         where = detail_rows(in_day, active)
         everything = detail_rows(in_day, active, DETAIL_KINDS)
         interactions = detail_rows(in_day, active, INTERACTION_KINDS)
-        params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, **span}
+        params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build,
+                                  "cap": self.per_value_cap, **span}
         head = "SELECT {tz:String}, {day:Date}, {build:UInt64}"
         store.command(
             "INSERT INTO rollup_totals (tz, day, build, visitors, visits, pageviews, bounces, "

@@ -151,6 +151,19 @@ def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]
     params = params_for(name, raw)
     goals = stored_goals(store) if name in GOAL_QUERIES | FUNNEL_QUERIES else []
     funnels = stored_funnels(store, goals) if name in FUNNEL_QUERIES else []
+    plan = rollup_plan(store, name, params, goals, funnels)
     return run_readonly(store, with_plan(
-        name, params, active_suppression_types(store),
-        rollup_plan(store, name, params, goals, funnels), goals, funnels))
+        name, params, active_suppression_types(store), plan, goals, funnels,
+        per_value_covered(store, params, plan)))
+
+
+def per_value_covered(store: Store, p: Params, plan: Sequence[tuple[dt.date, int]]) -> bool:
+    """Whether every day of ``plan`` has rows for ``p``'s one filter value; True when that
+    does not matter (no plan, not one filter)."""
+    if not plan or len(p.filters) != 1:
+        return True
+    (fd, fv), = p.filters
+    rows = store.query(filtered.COVERAGE_SQL, {"tz": p.tz, "builds": [b for _, b in plan],
+                                               "fd": fd, "fv": fv},
+                       settings=READONLY_SETTINGS).result_rows
+    return filtered.per_value_covered(rows)

@@ -133,7 +133,7 @@ def rollup_mode(p: Params, dims: Sequence[str] | None = None) -> str:
     breakdowns a query shows (None: it shows none)."""
     if not p.filters:
         return ""
-    if (len(p.filters) == 1 and p.filters[0][0] in PER_VALUE_FILTERS
+    if (len(p.filters) == 1 and p.filters[0][0] in PER_VALUE_FILTERS and p.per_value
             and (dims is None or set(dims) <= set(PER_VALUE_BREAKDOWNS))):
         return "value"
     return "visits"

@@ -352,3 +352,26 @@ def test_a_goal_defined_after_the_rollup_is_added_to_its_builds(seeded: Any) -> 
     r.refresh()
     served, scanned, days = served_and_raw(seeded, "goal_series", {**BASE, "goal": edited})
     assert served == scanned and days == 13 and any(row["conversions"] for row in served)
+
+
+def test_values_beyond_the_cap_are_answered_from_the_visits(seeded: Any) -> None:
+    """A visitor chooses their campaign names: a day keeps rows for its most visited values
+    only, and a view of a value cut on one of its days reads the visits' rows, exact too."""
+    Rollup(seeded, "Asia/Tokyo", grace=0, clock=lambda: END, per_value_cap=4).refresh()
+    assert seeded.scalar("SELECT count() FROM rollup_ftotals WHERE fdim = '#' "
+                         "AND fval = 'utm_campaign'") == 13
+    campaigns = sorted(str(r[0]) for r in seeded.rows(
+        "SELECT DISTINCT utm_campaign FROM events WHERE utm_campaign != ''"))
+    covered: dict[bool, str] = {}
+    for value in campaigns:
+        p = catalogue.params_for("kpis", {**BASE, "filters": {"utm_campaign": value}})
+        plan = query_run.rollup_plan(seeded, "kpis", p)
+        assert plan
+        covered.setdefault(query_run.per_value_covered(seeded, p, plan), value)
+    assert set(covered) == {True, False}  # some values kept every day, some cut on one
+    for value in covered.values():
+        for name, extra in [("kpis", {}), ("timeseries", {"grain": "day"}),
+                            ("breakdowns", {"dims": DIMS})]:
+            raw = {**BASE, **extra, "filters": {"utm_campaign": value}}
+            served, scanned, days = served_and_raw(seeded, name, raw)
+            assert served == scanned and days > 0, (value, name)
