@@ -151,10 +151,12 @@ def run(store: Store, name: str, raw: Mapping[str, Any]) -> list[dict[str, Any]]
     params = params_for(name, raw)
     goals = stored_goals(store) if name in GOAL_QUERIES | FUNNEL_QUERIES else []
     funnels = stored_funnels(store, goals) if name in FUNNEL_QUERIES else []
+    # Suppressions first: the plan's query falls back to a raw scan when it fails, and a
+    # store that fails reads must fail this query, not quietly slow it.
+    active = active_suppression_types(store)
     plan = rollup_plan(store, name, params, goals, funnels)
-    return run_readonly(store, with_plan(
-        name, params, active_suppression_types(store), plan, goals, funnels,
-        per_value_covered(store, params, plan)))
+    return run_readonly(store, with_plan(name, params, active, plan, goals, funnels,
+                                         per_value_covered(store, params, plan)))
 
 
 def per_value_covered(store: Store, p: Params, plan: Sequence[tuple[dt.date, int]]) -> bool:
