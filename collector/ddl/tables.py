@@ -327,6 +327,11 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
 
+#: The columns every rollup build table starts with: which zone's day, and which build of it.
+ROLLUP_KEY = """
+    tz LowCardinality(String),
+    day Date,
+    build UInt64,"""
 #: Rollup rows carry visitor states of up to ~2.5 KiB; a query reads a few hundred rows of one
 #: key (a filter value, a goal, a dimension), and with the default 8,192-row granules it would
 #: decompress ~20 MiB around each. Granules of 256 rows made a filtered page's breakdowns read
@@ -341,10 +346,7 @@ def rollup_totals_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_totals",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     visitors AggregateFunction({uniq()}, String),
     sessions AggregateFunction({uniq()}, String),
     visits UInt64,
@@ -364,10 +366,7 @@ def rollup_dims_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_dims",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     dim LowCardinality(String),
     key String,
     visitors AggregateFunction({uniq()}, String),
@@ -384,10 +383,7 @@ def rollup_filtered_tables(o: DdlOptions) -> list[Table]:
     # visits that filter selects (collector.query.filtered): what a view with one filter
     # reads instead of the raw events. Keyed by the filter first: such a view reads its own
     # rows only.
-    head = """
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+    head = f"""{ROLLUP_KEY}
     fdim LowCardinality(String),
     fval String,"""
     tail = f"TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND\n{ROLLUP_GRANULES}"
@@ -430,10 +426,7 @@ def rollup_visits_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_visits",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     visit UInt64,
     vs AggregateFunction({uniq()}, String),
     ss AggregateFunction({uniq()}, String),
@@ -455,10 +448,7 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_goals",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     goal_key LowCardinality(String),
     dim LowCardinality(String),
     key String,
@@ -482,10 +472,7 @@ def rollup_engagement_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_engagement",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     visitors AggregateFunction({uniq()}, String),
     visits UInt64,
     duration_sum UInt64,
@@ -505,10 +492,7 @@ def rollup_pages_table(o: DdlOptions) -> Table:
     return Table(
         name="rollup_pages",
         distributed=False,
-        columns=f"""
-    tz LowCardinality(String),
-    day Date,
-    build UInt64,
+        columns=f"""{ROLLUP_KEY}
     path String,
     visitors AggregateFunction({uniq()}, String),
     views UInt64,
