@@ -42,6 +42,7 @@ MAX_PATHS = 4096
 MAX_REMEMBERED_PATH = 512
 _time_ns = time.time_ns
 _new_tuple = tuple.__new__  # PageHit without its generated __new__: see PageHit
+_UA_ITEM = headers_size(((b"user-agent", b""),))  # an anonymous hit's one header, but its value
 
 
 def _discard(item: Item, nbytes: int = 0) -> bool:  # capture off: page() queues nothing
@@ -152,7 +153,7 @@ class Capture:
             if excluded:
                 return
             state = ctx.state
-            headers = scope.get("headers") or ()
+            headers = headers_in = scope.get("headers") or ()
             # state.granted_any(self._analytics), inline: this is paid on every page.
             if state.granted_names.isdisjoint(self._analytics):
                 if scope.get("method") != "GET" or not 200 <= status < 300:
@@ -161,9 +162,14 @@ class Capture:
                     return
                 # Only the User-Agent is read: anyone's oversized headers must not fill the
                 # queue's memory while the collector is slow.
-                ua = next((v for k, v in headers if k == b"user-agent"), None)
-                headers = () if ua is None else ((b"user-agent", bytes(ua[:wire.MAX_UA])),)
-                header_bytes = headers_size(headers)
+                headers = ()
+                header_bytes = 0
+                for k, v in headers_in:  # a loop, not next(<genexpr>): paid on every page
+                    if k == b"user-agent":
+                        ua = bytes(v[:wire.MAX_UA])
+                        headers = ((b"user-agent", ua),)
+                        header_bytes = len(ua) + _UA_ITEM
+                        break
             elif header_bytes < 0:
                 # The server's own list, not a copy (the worker only reads it), charged its
                 # size: a server may accept megabytes of headers.

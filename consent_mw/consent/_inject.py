@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from consent_mw.consent import i18n
-from consent_mw.consent.banner import render_banner, return_target
+from consent_mw.consent.banner import banner_bytes
 from consent_mw.consent.incoming import Incoming
 from consent_mw.consent.tags import render_tags
 from consent_mw.settings import Settings
@@ -131,8 +131,17 @@ def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any]
 
 
 def body_end(body: bytes) -> int:
-    """Where injected markup goes: before the last ``</body>`` (-1: none, leave the page)."""
-    return body.lower().rfind(b"</body")
+    """Where injected markup goes: before the last ``</body>``, in any letter case (-1:
+    none, leave the page).
+
+    Lower-casing a whole page copies it, so the usual spellings are looked for first and
+    only what follows the last of them is lower-cased (a later ``</Body`` still wins).
+    """
+    at = max(body.rfind(b"</body"), body.rfind(b"</BODY"))
+    if at < 0:
+        return body.lower().rfind(b"</body")
+    later = body[at + 2:].lower().rfind(b"</body")
+    return at if later < 0 else at + 2 + later
 
 
 def ascii_safe(content_type: bytes) -> bool:
@@ -151,19 +160,21 @@ def inject(settings: Settings, ctx: RequestContext, incoming: Incoming,
     if at < 0:
         return None
     lang = i18n.from_html(body)
-    ctx.locale = i18n.choose_locale(
-        settings, html_lang=lang, accept_language=incoming.header(b"accept-language") or "")
-    snippet = (render_tags(settings, ctx.state) if ctx.state.decided else "") + beacon
-    if not ctx.state.decided and settings.banner:
+    # The page's own language, else what the reading chose from Accept-Language (the same
+    # choice choose_locale makes, without reading the headers again).
+    ctx.locale = (lang if lang is not None and lang in i18n.supported_locales(settings.locales)
+                  else incoming.reading.locale)
+    decided = ctx.state.decided
+    snippet = (render_tags(settings, ctx.state) if decided else "") + beacon
+    encoding = charset(header_value(start["headers"], b"content-type") or b"")
+    encoded = snippet.encode(encoding, errors="xmlcharrefreplace") if snippet else b""
+    if not decided and settings.banner:
         # Its script reports the display (POST {prefix}/shown), which writes the
         # ``shown`` record: see Endpoints.shown.
-        snippet += render_banner(
-            settings, ctx.locale, return_target(scope.get("path", "/"),
-                                                scope.get("query_string", b"")))
-    if not snippet:
+        encoded += banner_bytes(settings, ctx.locale, scope.get("path") or "/",
+                                scope.get("query_string") or b"", encoding)
+    if not encoded:
         return None
-    encoding = charset(header_value(start["headers"], b"content-type") or b"")
-    encoded = snippet.encode(encoding, errors="xmlcharrefreplace")
     return body[:at] + encoded + body[at:]
 
 
@@ -173,8 +184,10 @@ def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Hea
     Validators describe the app's body, not ours: a 304 on revalidation would otherwise
     bring back a cached banner after the visitor decided.
     """
-    dropped = (b"content-length", b"etag", b"last-modified")
-    out = [(k, v) for k, v in headers if k.lower() not in dropped]
+    out = [(k, v) for k, v in headers if k.lower() not in _VALIDATORS]
     out.append((b"content-length", str(length).encode("ascii")))
     make_private(out)
     return out
+
+
+_VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))

@@ -8,7 +8,7 @@ counted (``ConsentMiddleware.stats()``) and the response goes out as the app mad
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING
 
 from consent_mw.consent._inject import (
@@ -27,6 +27,18 @@ from consent_mw.types import Message, Scope, Send
 
 if TYPE_CHECKING:  # the middleware imports this module
     from consent_mw.consent.middleware import ConsentMiddleware
+
+
+class _Done:
+    """An awaitable that is already done: what a held message's ``send`` returns."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return iter(())  # type: ignore[return-value]  # an empty iterator ends the await
+
+
+_DONE = _Done()
 
 
 class SettledSend:
@@ -142,19 +154,22 @@ class PageSend:
                  "passthrough", "scope", "send")
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, incoming: Incoming,
-                 scope: Scope, send: Send, header_bytes: int = -1) -> None:
+                 scope: Scope, send: Send, header_bytes: int = -1, *,
+                 excluded: bool) -> None:
         self.mw = mw
         self.header_bytes = header_bytes  # summed by the middleware's read: not again here
         self.ctx = ctx
         self.incoming = incoming
         self.scope = scope
         self.send = send
-        self.excluded = mw.excluded(scope.get("path", ""))
+        self.excluded = excluded  # routed by the middleware, which remembers it per path
         self.held: Message | None = None
         self.passthrough = False
         self.beacon = ""  # the beacon's script element, when this page gets it
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # A plain method returning the awaitable, as SettledSend: no coroutine of ours for a
+        # message passed on as it is or held.
         kind = message["type"]
         if kind == "http.response.start":
             info = None if self.excluded else self._start(message)
@@ -167,19 +182,21 @@ class PageSend:
                     and wants_body(mw.settings, self.ctx, self.scope, message, info,
                                    beacon=bool(self.beacon))):
                 self.held = message
-                return
-            await self.send(message)
-            return
+                return _DONE
+            return self.send(message)
         held = self.held
         if held is not None and not self.passthrough:
             self.held = None
             if kind == "http.response.body" and not message.get("more_body", False):
-                await self._send_injected(held, message)
-                return
+                return self._send_injected(held, message)
             # Streamed (or an extension message): leave it alone.
             self.passthrough = True
-            await self.send(held)
-        await self.send(message)
+            return self._send_both(held, message)
+        return self.send(message)
+
+    async def _send_both(self, first: Message, second: Message) -> None:
+        await self.send(first)
+        await self.send(second)
 
     def _start(self, message: Message) -> tuple[bool, bytes | None] | None:
         """Capture the page and add cookies and ``Vary``; the response's headers, as read
@@ -205,8 +222,9 @@ class PageSend:
             state = ctx.state
             if incoming.forget:
                 cookies = identity.forget_cookies(ctx, incoming, self.scope, component="api")
-            elif reading.ids_settled and state is reading.state:
-                cookies = None  # ids present and the session cookie recently set
+            elif (reading.ids_settled or reading.fresh) and state is reading.state:
+                # Ids present and the session cookie recently set, or no cookie at all.
+                cookies = None
             else:
                 cookies = identity.id_cookies(ctx, incoming)
             if not incoming.forget and (state.gpc_applied or incoming.new_visitor):

@@ -51,6 +51,32 @@ def render_banner(settings: Settings, locale: str, return_to: str) -> str:
     return head + escape(return_to, quote=True) + middle + quote(return_to) + tail
 
 
+#: Encoded banners of pages whose path and query together are at most this long: a new
+#: visitor's page would otherwise render, quote, escape and encode ~1.3 KB per request.
+MAX_CACHED_TARGET = 512
+_BYTES_MAX = 1024  # pages x locales x charsets: at most ~2.5 MiB of banners and keys
+_BYTES: dict[tuple[int, str, str, bytes, str], tuple[Settings, bytes]] = {}
+
+
+def banner_bytes(settings: Settings, locale: str, path: str, query: bytes,
+                 encoding: str) -> bytes:
+    """:func:`render_banner` for the page at ``path`` and ``query``, encoded in the page's
+    charset (characters it lacks as character references). Remembered per page, locale and
+    charset, with the same bounds as :func:`_parts`' cache: paths come from visitors, so long
+    ones are not kept and the map is emptied when full."""
+    key = (id(settings), locale, path, query, encoding)
+    entry = _BYTES.get(key)
+    if entry is not None and entry[0] is settings:
+        return entry[1]
+    data = render_banner(settings, locale, return_target(path, query)).encode(
+        encoding, errors="xmlcharrefreplace")
+    if len(path) + len(query) <= MAX_CACHED_TARGET:
+        if len(_BYTES) >= _BYTES_MAX:
+            _BYTES.clear()
+        _BYTES[key] = (settings, data)
+    return data
+
+
 _PARTS: dict[tuple[int, str], tuple[Settings, tuple[str, str, str]]] = {}
 _PARTS_MAX = 64  # locales are few and configured: a bound, not an expected size
 

@@ -220,10 +220,16 @@ def from_accept_language(header: str, supported: tuple[str, ...]) -> str | None:
     return next((lang for lang in ranked_languages(header) if lang in supported), None)
 
 
+@functools.lru_cache(maxsize=64)  # configured tuples: a handful per process
+def supported_locales(locales: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured locales the banner has messages for, in configured order."""
+    return tuple(loc for loc in locales if loc in MESSAGES)
+
+
 def choose_locale(settings: Settings, *, html_lang: str | None = None,
                   accept_language: str = "") -> str:
     """The page's own language first, then Accept-Language, then the default (ja)."""
-    supported = tuple(loc for loc in settings.locales if loc in MESSAGES)
+    supported = supported_locales(settings.locales)
     if html_lang and html_lang in supported:
         return html_lang
     return from_accept_language(accept_language, supported) or settings.default_locale

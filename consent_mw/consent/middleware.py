@@ -154,19 +154,25 @@ class ConsentMiddleware:
                     await self.app(scope, receive, SettledBeaconSend(
                         self, ctx, scope, send, header_bytes, self._beacon_bytes))
                 return
-        if path == self._metrics_path and self.metrics is not None:
+        route = self._routes.get(path)
+        if route is None:
+            route = self._route(path)
+        if route == _ROUTE_OURS and path == self._metrics_path and self.metrics is not None:
             # A scrape, not a visit: no consent to read, no ids, no page view.
             await self.metrics(scope, send)
             return
         incoming, ctx = self._read_or_fall_back(scope, reading, forget)
         scope[SCOPE_KEY] = ctx
-        if path == GPC_JSON_PATH:
-            await self.endpoints.gpc_json(scope, send)
-        elif path == self.settings.prefix or path.startswith(self._prefix_slash):
-            await self.endpoints.handle(ctx, incoming, scope, receive, send)
-        else:
-            await self.app(scope, receive,
-                           PageSend(self, ctx, incoming, scope, send, header_bytes))
+        if route == _ROUTE_OURS:
+            if path == GPC_JSON_PATH:
+                await self.endpoints.gpc_json(scope, send)
+                return
+            if path == self.settings.prefix or path.startswith(self._prefix_slash):
+                await self.endpoints.handle(ctx, incoming, scope, receive, send)
+                return
+        await self.app(scope, receive, PageSend(
+            self, ctx, incoming, scope, send, header_bytes,
+            excluded=route == _ROUTE_EXCLUDED or path in self._excluded))
 
     def stats(self) -> dict[str, Any]:
         """What failed, for hosts and tests to check: ``errors``, the middleware's own
@@ -240,8 +246,9 @@ class ConsentMiddleware:
         if forget:
             state = self.identity.forgotten_state()
             incoming.forget = True
-        ctx = RequestContext(settings=self.settings, state=state,
-                             locale=reading.locale, capture=self.capture)
+        # Positional: a keyword call costs ~3x, and a new visitor's every page makes one.
+        ctx = RequestContext(self.settings, state, reading.locale, None, None, None,
+                             self.capture)
         self.identity.assign_ids(ctx, incoming)
         return incoming, ctx
 

@@ -92,6 +92,9 @@ class Reading:
     #: middleware's fast path.
     settled: bool = False
     shown_rid: str | None = None  # the ``shown`` record a first decision follows
+    #: No stored decision, no analytics and no id cookies: a page response has no cookie to
+    #: set, expire or re-sign (a first visit, or a visitor who never decided).
+    fresh: bool = False
 
 
 class Reader:
@@ -217,4 +220,6 @@ class Reader:
                                                          or s.session_cookie in cookies))
                      and not (state.gpc_applied and stored is not None
                               and not stored.gpc_recorded)),
+            fresh=(stored is None and not analytics and s.visitor_cookie not in cookies
+                   and s.session_cookie not in cookies),
         )

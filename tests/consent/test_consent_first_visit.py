@@ -1,0 +1,97 @@
+"""A first visit's page: the banner where it belongs, in the page's charset, for that page; no
+cookie set; and the per-page banner cache bounded against a visitor who makes up paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from support.apps import cookie_values
+
+from consent_mw import ConsentMiddleware, Settings
+from consent_mw.config import Secret
+from consent_mw.consent import banner
+from consent_mw.consent._inject import body_end
+from consent_mw.types import Receive, Scope, Send
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"<p>x</p></body></html>", 8),
+    (b"<p>x</p></BODY></html>", 8),
+    (b"<p>x</p></Body></html>", 8),  # neither usual spelling: the whole page is searched
+    (b"</body><p>x</p></Body>", 15),  # a later mixed-case one wins over a lower-case one
+    (b"</BODY></body>", 7),
+    (b"</body><!-- </body -->", 12),
+    (b"<p>no end</p>", -1),
+    (b"", -1),
+])
+def test_the_banner_goes_before_the_last_body_end_tag_in_any_case(body: bytes,
+                                                                  expected: int) -> None:
+    assert body_end(body) == expected
+    assert body_end(body) == body.lower().rfind(b"</body")  # the plain rule it speeds up
+
+
+def charset_app(content_type: bytes, body: bytes) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type)]})
+        await send({"type": "http.response.body", "body": body})
+    return app
+
+
+def client_for(app: Any, **settings: Any) -> TestClient:
+    s = Settings(secret_keys=(Secret("first-visit-secret-0123456789abcdef"),), capture=False,
+                 **settings)
+    return TestClient(ConsentMiddleware(app, settings=s), base_url="http://testserver")
+
+
+@pytest.mark.parametrize("charset", ["shift_jis", "euc-jp", "iso-2022-jp", "utf-8"])
+def test_the_japanese_banner_is_encoded_in_the_pages_own_charset(charset: str) -> None:
+    page = '<html lang="ja"><body><p>ようこそ</p></body></html>'.encode(charset)
+    client = client_for(charset_app(f"text/html; charset={charset}".encode(), page))
+    for _ in range(2):  # the second is served from the banner cache
+        r = client.get("/")
+        text = r.content.decode(charset)
+        assert "すべて拒否する" in text and "ようこそ" in text
+        assert int(r.headers["content-length"]) == len(r.content)
+
+
+def test_a_charset_without_japanese_gets_character_references() -> None:
+    page = b'<html lang="ja"><body><p>caf\xe9</p></body></html>'
+    client = client_for(charset_app(b"text/html; charset=iso-8859-1", page))
+    text = client.get("/").content.decode("latin-1")
+    assert "caf\xe9" in text and "&#12377;&#12409;&#12390;" in text  # すべて
+
+
+def test_each_page_gets_its_own_return_target_and_it_is_escaped() -> None:
+    client = client_for(charset_app(b"text/html", b'<html lang="en"><body></body></html>'))
+    for _ in range(2):
+        a = client.get("/a?x=1").text
+        b = client.get('/a?x="><script>').text
+        assert 'name="return" value="/a?x=1"' in a
+        assert 'name="return" value="/a?x=%22%3E%3Cscript%3E"' in b  # as the browser sent it
+        assert '"><script>' not in b
+        assert "return=/a%3Fx%3D1" in a
+
+
+def test_a_visitor_who_makes_up_paths_cannot_grow_the_banner_cache() -> None:
+    client = client_for(charset_app(b"text/html", b'<html lang="en"><body></body></html>'))
+    long_tail = "x" * banner.MAX_CACHED_TARGET
+    for i in range(banner._BYTES_MAX + 50):
+        assert "cmw-banner" in client.get(f"/p{i}").text
+        assert len(banner._BYTES) <= banner._BYTES_MAX
+    banner._BYTES.clear()
+    r = client.get(f"/{long_tail}")
+    assert f'value="/{long_tail}"' in r.text  # served, just not kept
+    assert not banner._BYTES
+
+
+def test_a_first_visit_sets_no_cookie_but_leftover_ids_are_expired() -> None:
+    client = client_for(charset_app(b"text/html", b'<html lang="en"><body></body></html>'))
+    r = client.get("/")
+    assert "set-cookie" not in r.headers and "cmw-banner" in r.text
+    assert r.headers["cache-control"] == "private"
+    client.cookies.set("cmw_sid", "leftover")
+    r = client.get("/")
+    assert "Max-Age=0" in cookie_values(r)["cmw_sid"] and "cmw-banner" in r.text
