@@ -62,15 +62,20 @@ def make_private(headers: Headers) -> None:
     """A shared cache must not hand one visitor's banner, tags or ids to another."""
     for i, (k, v) in enumerate(headers):
         if k.lower() == b"cache-control":
-            low = v.lower()
-            if b"private" in low or b"no-store" in low:
-                return
-            parts = [p.strip() for p in v.split(b",") if p.strip()]
-            kept = [p for p in parts
-                    if p.lower() != b"public" and not p.lower().startswith(b"s-maxage")]
-            headers[i] = (k, b", ".join([b"private", *kept]))
+            headers[i] = (k, private_value(v))
             return
     headers.append((b"cache-control", b"private"))
+
+
+def private_value(value: bytes) -> bytes:
+    """A ``Cache-Control`` value that keeps shared caches out: as it is when it already says
+    ``private`` or ``no-store``, else ``private`` in place of ``public`` and ``s-maxage``."""
+    low = value.lower()
+    if b"private" in low or b"no-store" in low:
+        return value
+    parts = [p.strip() for p in value.split(b",") if p.strip()]
+    kept = [p for p in parts if p.lower() != b"public" and not p.lower().startswith(b"s-maxage")]
+    return b", ".join([b"private", *kept])
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -184,9 +189,21 @@ def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Hea
     Validators describe the app's body, not ours: a 304 on revalidation would otherwise
     bring back a cached banner after the visitor decided.
     """
-    out = [(k, v) for k, v in headers if k.lower() not in _VALIDATORS]
+    out: Headers = []
+    cache_control = -1
+    for k, v in headers:
+        name = k.lower()
+        if name not in _VALIDATORS:
+            if name == b"cache-control" and cache_control < 0:
+                cache_control = len(out)
+            out.append((k, v))
     out.append((b"content-length", str(length).encode("ascii")))
-    make_private(out)
+    # make_private, without a second pass over the headers.
+    if cache_control < 0:
+        out.append((b"cache-control", b"private"))
+    else:
+        k, v = out[cache_control]
+        out[cache_control] = (k, private_value(v))
     return out
 
 

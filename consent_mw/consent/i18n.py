@@ -176,7 +176,7 @@ def text(value: Mapping[str, str], locale: str, default_locale: str = "ja") -> s
 
 def from_html(body: bytes) -> str | None:
     """The primary subtag of ``<html lang=...>`` in the start of a page, if any."""
-    match = _HTML_LANG.search(body[:4096])
+    match = _HTML_LANG.search(body, 0, 4096)  # bounds, not a slice: no copy of the start
     return match.group(1).decode("ascii").lower() if match else None
 
 

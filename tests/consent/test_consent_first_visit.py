@@ -12,7 +12,7 @@ from support.apps import cookie_values
 from consent_mw import ConsentMiddleware, Settings
 from consent_mw.config import Secret
 from consent_mw.consent import banner
-from consent_mw.consent._inject import body_end
+from consent_mw.consent._inject import body_end, injected_headers
 from consent_mw.types import Receive, Scope, Send
 
 
@@ -95,3 +95,21 @@ def test_a_first_visit_sets_no_cookie_but_leftover_ids_are_expired() -> None:
     client.cookies.set("cmw_sid", "leftover")
     r = client.get("/")
     assert "Max-Age=0" in cookie_values(r)["cmw_sid"] and "cmw-banner" in r.text
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ([], [(b"content-length", b"9"), (b"cache-control", b"private")]),
+    ([(b"ETag", b'"x"'), (b"Last-Modified", b"then"), (b"Content-Length", b"3")],
+     [(b"content-length", b"9"), (b"cache-control", b"private")]),
+    ([(b"Cache-Control", b"public, max-age=60, s-maxage=600")],
+     [(b"Cache-Control", b"private, max-age=60"), (b"content-length", b"9")]),
+    ([(b"cache-control", b"no-store"), (b"cache-control", b"public")],
+     [(b"cache-control", b"no-store"), (b"cache-control", b"public"),
+      (b"content-length", b"9")]),
+    ([(b"cache-control", b"max-age=5"), (b"vary", b"Accept")],
+     [(b"cache-control", b"private, max-age=5"), (b"vary", b"Accept"),
+      (b"content-length", b"9")]),
+])
+def test_a_changed_body_drops_validators_and_is_private(
+        given: list[tuple[bytes, bytes]], expected: list[tuple[bytes, bytes]]) -> None:
+    assert injected_headers(given, 9) == expected
