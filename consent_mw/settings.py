@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
@@ -131,6 +131,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Every limit, however the settings were built (by keyword or :meth:`from_env`)."""
+        for f in fields(self):
+            # A host may pass lists: kept as tuples, so the settings stay frozen and hashable
+            # (what is derived from them is cached per value).
+            value = getattr(self, f.name)
+            if isinstance(value, list) and str(f.type).startswith("tuple["):
+                object.__setattr__(self, f.name, tuple(value))
         digest = hashlib.sha256(self.policy_text.encode("utf-8")).hexdigest()
         object.__setattr__(self, "_policy_hash", digest)
         object.__setattr__(self, "_policy_version", f"{self.policy_label}+{digest[:12]}")

@@ -207,4 +207,5 @@ def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Hea
     return out
 
 
-_VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))
+#: A tuple, not a set: a name that is a bytearray (outside ASGI, but seen) still compares.
+_VALIDATORS = (b"content-length", b"etag", b"last-modified")

@@ -8,7 +8,7 @@ counted (``ConsentMiddleware.stats()``) and the response goes out as the app mad
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from consent_mw.consent._inject import (
@@ -29,16 +29,9 @@ if TYPE_CHECKING:  # the middleware imports this module
     from consent_mw.consent.middleware import ConsentMiddleware
 
 
-class _Done:
-    """An awaitable that is already done: what a held message's ``send`` returns."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        return iter(())  # type: ignore[return-value]  # an empty iterator ends the await
-
-
-_DONE = _Done()
+async def _held() -> None:
+    """What ``send`` returns for a message held back: a coroutine, as a server's own ``send``
+    returns, so an app may also run it as a task."""
 
 
 class SettledSend:
@@ -182,7 +175,7 @@ class PageSend:
                     and wants_body(mw.settings, self.ctx, self.scope, message, info,
                                    beacon=bool(self.beacon))):
                 self.held = message
-                return _DONE
+                return _held()
             return self.send(message)
         held = self.held
         if held is not None and not self.passthrough:

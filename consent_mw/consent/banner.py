@@ -6,6 +6,7 @@ import re
 from html import escape
 from urllib.parse import quote
 
+from consent_mw.bounded import BoundedCache
 from consent_mw.consent.i18n import t
 from consent_mw.settings import Settings
 
@@ -51,29 +52,30 @@ def render_banner(settings: Settings, locale: str, return_to: str) -> str:
     return head + escape(return_to, quote=True) + middle + quote(return_to) + tail
 
 
-#: Encoded banners of pages whose path and query together are at most this long: a new
-#: visitor's page would otherwise render, quote, escape and encode ~1.3 KB per request.
-MAX_CACHED_TARGET = 512
-_BYTES_MAX = 1024  # pages x locales x charsets: at most ~2.5 MiB of banners and keys
-_BYTES: dict[tuple[int, str, str, bytes, str], tuple[Settings, bytes]] = {}
+#: Encoded banners of pages without a query string and with a path of at most this many
+#: characters: a new visitor's page would otherwise render, quote, escape and encode ~1.3 KB
+#: per request. A query is left out: first visits from ads each carry their own click id,
+#: so such pages would rarely be asked for twice, and their ids would sit in memory.
+MAX_CACHED_PATH = 512
+#: Paths come from visitors: the cache is bounded in entries and in bytes (what a path of
+#: non-ASCII characters grows to, escaped and quoted, is charged as it is).
+_BYTES: BoundedCache[tuple[int, str, str, str], tuple[Settings, bytes]] = BoundedCache(
+    max_entries=1024, max_bytes=2 * 1024 * 1024)
 
 
 def banner_bytes(settings: Settings, locale: str, path: str, query: bytes,
                  encoding: str) -> bytes:
     """:func:`render_banner` for the page at ``path`` and ``query``, encoded in the page's
-    charset (characters it lacks as character references). Remembered per page, locale and
-    charset, with the same bounds as :func:`_parts`' cache: paths come from visitors, so long
-    ones are not kept and the map is emptied when full."""
-    key = (id(settings), locale, path, query, encoding)
-    entry = _BYTES.get(key)
+    charset (characters it lacks as character references); remembered per page, locale and
+    charset for pages without a query (see :data:`MAX_CACHED_PATH`)."""
+    key = (id(settings), locale, path, encoding)
+    entry = _BYTES.get(key) if not query else None
     if entry is not None and entry[0] is settings:
         return entry[1]
     data = render_banner(settings, locale, return_target(path, query)).encode(
         encoding, errors="xmlcharrefreplace")
-    if len(path) + len(query) <= MAX_CACHED_TARGET:
-        if len(_BYTES) >= _BYTES_MAX:
-            _BYTES.clear()
-        _BYTES[key] = (settings, data)
+    if not query and len(path) <= MAX_CACHED_PATH:
+        _BYTES.put(key, (settings, data), len(data) + 4 * len(path) + len(locale) + len(encoding))
     return data
 
 

@@ -3,6 +3,7 @@ cookie set; and the per-page banner cache bounded against a visitor who makes up
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -77,14 +78,23 @@ def test_each_page_gets_its_own_return_target_and_it_is_escaped() -> None:
 
 def test_a_visitor_who_makes_up_paths_cannot_grow_the_banner_cache() -> None:
     client = client_for(charset_app(b"text/html", b'<html lang="en"><body></body></html>'))
-    long_tail = "x" * banner.MAX_CACHED_TARGET
-    for i in range(banner._BYTES_MAX + 50):
-        assert "cmw-banner" in client.get(f"/p{i}").text
-        assert len(banner._BYTES) <= banner._BYTES_MAX
     banner._BYTES.clear()
-    r = client.get(f"/{long_tail}")
-    assert f'value="/{long_tail}"' in r.text  # served, just not kept
-    assert not banner._BYTES
+    # Non-ASCII paths grow about eightfold once escaped and quoted: bounded in bytes too.
+    wide = "\u3042" * (banner.MAX_CACHED_PATH - 8)
+    for i in range(banner._BYTES.max_entries + 50):
+        assert "cmw-banner" in client.get(f"/{i:05d}{wide}").text
+        assert len(banner._BYTES) <= banner._BYTES.max_entries
+        assert banner._BYTES.bytes <= banner._BYTES.max_bytes
+    assert len(banner._BYTES) < banner._BYTES.max_entries  # the bytes bound it first
+    banner._BYTES.clear()
+    long_path = "x" * banner.MAX_CACHED_PATH
+    r = client.get(f"/{long_path}")
+    assert f'value="/{long_path}"' in r.text  # served, just not kept
+    r = client.get("/landing?gclid=abc123")  # nor a page with a query: a click id each
+    assert 'value="/landing?gclid=abc123"' in r.text
+    assert not len(banner._BYTES)
+    client.get("/landing")
+    assert len(banner._BYTES) == 1
 
 
 def test_a_first_visit_sets_no_cookie_but_leftover_ids_are_expired() -> None:
@@ -113,3 +123,30 @@ def test_a_first_visit_sets_no_cookie_but_leftover_ids_are_expired() -> None:
 def test_a_changed_body_drops_validators_and_is_private(
         given: list[tuple[bytes, bytes]], expected: list[tuple[bytes, bytes]]) -> None:
     assert injected_headers(given, 9) == expected
+
+
+def test_list_valued_settings_are_kept_as_tuples_and_the_banner_works() -> None:
+    client = client_for(charset_app(b"text/html", b"<html><body></body></html>"),
+                        locales=["ja", "en"])
+    assert "Reject all" in client.get("/", headers={"accept-language": "en"}).text
+    r = client.post("/_consent", data={"action": "accept_all", "return": "/"},
+                    headers={"origin": "http://testserver"}, follow_redirects=False)
+    assert r.status_code == 303 and "cmw_consent" in cookie_values(r)
+    assert "cmw-banner" not in client.get("/").text
+
+
+def test_an_app_may_run_send_as_a_task_on_a_first_visit() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.create_task(send({"type": "http.response.start", "status": 200,
+                                        "headers": [(b"content-type", b"text/html")]}))
+        await asyncio.ensure_future(send({"type": "http.response.body",
+                                          "body": b"<html><body></body></html>"}))
+
+    r = client_for(app).get("/")
+    assert r.status_code == 200 and "cmw-banner" in r.text
+
+
+def test_header_names_outside_asgi_as_bytearrays_still_get_the_banner() -> None:
+    assert injected_headers([(bytearray(b"ETag"), b'"x"'),
+                             (bytearray(b"Cache-Control"), b"public")], 3) == [
+        (bytearray(b"Cache-Control"), b"private"), (b"content-length", b"3")]
