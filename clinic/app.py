@@ -252,6 +252,9 @@ class _ServiceStoreBackend:
     def delete_item(self, item: str, item_id: str, author: str) -> bool:
         return StoreBackend(self.service.store).delete_item(item, item_id, author)
 
+    def for_page(self) -> StoreBackend:
+        return StoreBackend(self.service.store).for_page()
+
 
 def _dashboard_settings(secret_key: str, password: str | None
                         ) -> tuple[DashboardSettings, dict[str, str]]:

@@ -51,13 +51,24 @@ class Backend(Protocol):
         """Remove one; False when there is none."""
         ...
 
+    def for_page(self) -> Backend:
+        """This backend for the queries of one page, which may then share what each reads
+        before its own SQL (``collector.query.run.Reads``): use it for one page, then drop
+        it. A backend with nothing to share returns itself."""
+        ...
+
 
 class StoreBackend:
     """Catalogue queries on a store this process owns (the demo; a ClickHouse server)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, reads: query_run.Reads | None = None,
+                 items: dict[str, StaffItems] | None = None) -> None:
         self.store = store
-        self.items = staff_items(store)
+        self.items = items if items is not None else staff_items(store)
+        self.reads = reads  # a page's (for_page), or None: each query reads its own
+
+    def for_page(self) -> StoreBackend:
+        return StoreBackend(self.store, reads=query_run.Reads(self.store), items=self.items)
 
     def _item(self, item: str) -> StaffItems:
         found = self.items.get(item)
@@ -75,7 +86,7 @@ class StoreBackend:
         catalogue.params_for(name, params)  # QueryError passes through: the caller's fault
         for attempt in (1, 2):
             try:
-                return query_run.run(self.store, name, params)
+                return query_run.run(self.store, name, params, reads=self.reads)
             except QueryError:
                 raise
             except Exception as exc:
@@ -137,6 +148,9 @@ class CollectorBackend:
         return bool(self._post(f"/v1/{item}/{item_id}/delete", {"author": author})
                     .get("deleted"))
 
+    def for_page(self) -> CollectorBackend:
+        return self  # each query is its own request to the collector
+
     def close(self) -> None:
         self._client.close()
 
@@ -173,6 +187,12 @@ class CachedBackend:
         if self.max_age > 0:
             return f"{rows[0]['privacy_version']}@{int(time.time() // self.max_age)}"
         return str(rows[0]["version"])
+
+    def for_page(self) -> CachedBackend:
+        """The inner backend's for one page, behind the same cache."""
+        page = CachedBackend(self.inner.for_page(), self.max_entries, self.max_age)
+        page._cache, page._lock = self._cache, self._lock
+        return page
 
     def add_item(self, item: str, body: Mapping[str, object], author: str) -> str:
         return self.inner.add_item(item, body, author)  # the data version moves with it

@@ -138,9 +138,15 @@ class PageLoader:
 
     def __init__(self, backend: CachedBackend, settings: DashboardSettings) -> None:
         self.backend = backend
+        self.settings = settings
         self.k = settings.k
         self.tz = settings.tz
         self.top_n = settings.top_n
+
+    def for_page(self) -> PageLoader:
+        """A loader for one page's queries, which share what each reads first
+        (:meth:`Backend.for_page <dashboards.backends.Backend.for_page>`)."""
+        return PageLoader(self.backend.for_page(), self.settings)
 
     def version(self) -> str:
         """The data version answers are cached under (call once per page, then pass it on)."""

@@ -204,8 +204,9 @@ class DashboardViews:
         if not may_open(session.role, page):
             return self.error_page(request, 403, UI["forbidden"])
         view = parse_view(request.query_params, self.settings.tz)
-        version = await run_in_threadpool(self.loader.version)
-        segments = await run_in_threadpool(self.loader.backend.run, "segments", {},
+        loader = self.loader.for_page()  # the page's queries share what each reads first
+        version = await run_in_threadpool(loader.version)
+        segments = await run_in_threadpool(loader.backend.run, "segments", {},
                                            version=version)
         chosen = request.query_params.get("segment")
         if chosen:  # a saved segment: the same view with its filters, as a link
@@ -216,12 +217,12 @@ class DashboardViews:
             pairs += [(f"f.{k}", v) for k, v in sorted(filters_of(match).items())]
             return RedirectResponse(root(request) + "/" + page.id + "?" + urlencode(pairs),
                                     status_code=303, headers=SECURITY_HEADERS)
-        view = await run_in_threadpool(self.loader.with_goal, page, view, version)
-        data = await run_in_threadpool(self.loader.page, page, view, version)
-        goals = (await run_in_threadpool(self.loader.backend.run, "goal_list", {},
+        view = await run_in_threadpool(loader.with_goal, page, view, version)
+        data = await run_in_threadpool(loader.page, page, view, version)
+        goals = (await run_in_threadpool(loader.backend.run, "goal_list", {},
                                          version=version)
                  if page.id in ("goals", "funnels") else [])
-        funnels = (await run_in_threadpool(self.loader.backend.run, "funnel_list", {},
+        funnels = (await run_in_threadpool(loader.backend.run, "funnel_list", {},
                                            version=version) if page.id == "funnels" else [])
         # (id, name, author, whether it is the view's filters)
         listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
@@ -272,8 +273,9 @@ class DashboardViews:
         if not may_read(session.role, panel.id):
             return self.error_page(request, 403, UI["forbidden"])
         view = parse_view(request.query_params, self.settings.tz)
-        version = await run_in_threadpool(self.loader.version)
-        data = {panel.id: await run_in_threadpool(self.loader.panel, panel, view, version)}
+        loader = self.loader.for_page()
+        version = await run_in_threadpool(loader.version)
+        data = {panel.id: await run_in_threadpool(loader.panel, panel, view, version)}
         page = pages_showing(panel.id)[0]
         tables, now = self.shaped(data, view, root(request) + "/" + page.id, locale(request))
         return self.render(request, "_panel.html", pid=panel.id, d=data[panel.id],
@@ -292,13 +294,14 @@ class DashboardViews:
         if not may_read(session.role, panel.id):
             return json_error(403, "forbidden", "your role cannot read this panel")
         view = parse_view(request.query_params, self.settings.tz)
-        version = await run_in_threadpool(self.loader.version)
+        loader = self.loader.for_page()
+        version = await run_in_threadpool(loader.version)
         page = pages_showing(panel.id)[0]
-        view = await run_in_threadpool(self.loader.with_goal, page, view, version)
+        view = await run_in_threadpool(loader.with_goal, page, view, version)
         if ((panel.query in GOAL_DETAIL and not view.goal)
                 or (panel.query in FUNNEL_DETAIL and not view.funnel)):
             return panel, view, []  # none defined yet
-        rows = await run_in_threadpool(self.loader.panel_rows, panel, view, version)
+        rows = await run_in_threadpool(loader.panel_rows, panel, view, version)
         return panel, view, rows
 
     async def api(self, request: Request) -> Response:

@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dashboards import END, event, insert_events, interactions_beside, seeded_dsn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+from support.dashboards import (
+    END,
+    ORIGIN,
+    PASSWORD,
+    event,
+    insert_events,
+    interactions_beside,
+    seeded_dsn,
+)
 
 from collector.ddl.tables import EXACT_UP_TO, uniq
 from collector.funnels import Funnels
@@ -20,6 +31,8 @@ from collector.query.conversions import GOAL_ROLLUP_DIMS
 from collector.query.funnels import FUNNEL_DIMS
 from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
 from consent_mw.config import SettingsError
+from dashboards.app import create_dashboards
+from dashboards.backends import StoreBackend
 from dashboards.seed import seed
 from dashboards.settings import DashboardSettings
 
@@ -136,6 +149,63 @@ def test_rollup_answers_equal_a_raw_scan_for_every_query(seeded: Any) -> None:
     assert report.built == tuple(dt.date(2026, 6, d) for d in range(17, 30))
     assert_all_equal_raw(seeded)
     assert rollup(seeded).refresh().built == ()  # nothing changed: nothing rebuilt
+
+
+def test_a_pages_queries_share_their_reads_and_answer_as_each_alone(
+        seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``Reads`` for every query of a page: the same rows as each query reading its own
+    goals, suppressions and plan, from one read of each."""
+    rollup(seeded).refresh()
+    statements: list[str] = []
+    query = seeded.query
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return query(sql, *args, **kwargs)
+
+    reads = query_run.Reads(seeded)
+    shared = []
+    monkeypatch.setattr(seeded, "query", counted)
+    for name, extra in QUERIES:
+        shared.append(query_run.run(seeded, name, resolved(seeded, {**BASE, **extra}),
+                                    reads=reads))
+    monkeypatch.undo()
+    alone = [query_run.run(seeded, name, resolved(seeded, {**BASE, **extra}))
+             for name, extra in QUERIES]
+    assert shared == alone
+    assert statements.count(query_run.ACTIVE_TYPES_SQL) == 1
+    assert statements.count(query_run.GOALS_SQL) == 1
+    # One plan per period read: this period, the previous one and the year before.
+    assert statements.count(query_run.ROLLUP_PLAN_SQL) == 3
+    assert len(statements) < 2 * len(QUERIES)  # was five reads a query, not counting its own
+
+
+@pytest.mark.parametrize("page", ["overview", "goals"])
+def test_a_dashboard_page_reads_suppressions_and_plans_once(
+        seeded: Any, settings: DashboardSettings, monkeypatch: pytest.MonkeyPatch,
+        page: str) -> None:
+    rollup(seeded).refresh()
+    app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
+        settings, StoreBackend(seeded), cache=False))])
+    statements: list[str] = []
+    query = seeded.query
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return query(sql, *args, **kwargs)
+
+    with TestClient(app, follow_redirects=False) as client:
+        r = client.post("/dashboards/login", data={"username": "marketing",
+                                                   "password": PASSWORD},
+                        headers={"Origin": ORIGIN})
+        assert r.status_code == 303
+        monkeypatch.setattr(seeded, "query", counted)
+        for _ in range(2):  # and the next page reads them again
+            r = client.get(f"/dashboards/{page}", params={"preset": "custom", **BASE})
+            assert r.status_code == 200 and 'role="alert"' not in r.text
+    reads = [s for s in statements if s == query_run.ACTIVE_TYPES_SQL]
+    assert len(reads) == 2, len(statements)
+    assert statements.count(query_run.ROLLUP_PLAN_SQL) <= 2 * 3
 
 
 def test_views_the_rollup_cannot_answer_scan_raw(seeded: Any) -> None:
