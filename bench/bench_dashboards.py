@@ -50,8 +50,8 @@ def pct(samples: list[float], q: float) -> float:
 
 def fmt(samples: list[float]) -> str:
     """p50, p95 (nearest rank: with 10 runs, the slowest), the slowest, and the first run,
-    which is usually the slowest: the first of a query's shape in the process runs before
-    ClickHouse compiles its expressions (after 3 runs) and with its marks not yet cached."""
+    which is usually the slowest: the first of its queries in the process, with the engine's
+    caches (marks, compiled expressions) not yet holding them."""
     return (f"p50 {1000 * statistics.median(samples):7.1f} ms  "
             f"p95 {1000 * pct(samples, .95):7.1f} ms  max {1000 * max(samples):7.1f} ms  "
             f"first {1000 * samples[0]:7.1f} ms")
