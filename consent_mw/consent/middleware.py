@@ -214,9 +214,6 @@ class ConsentMiddleware:
         except Exception:
             self._fail("record_sink")
 
-    def excluded(self, path: str) -> bool:
-        return path in self._excluded
-
     def _route(self, path: str) -> int:
         """Where the settled path sends ``path``, remembered (bounded: paths come from
         visitors, so the map is emptied when full)."""
