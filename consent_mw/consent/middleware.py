@@ -172,7 +172,8 @@ class ConsentMiddleware:
                 return
         await self.app(scope, receive, PageSend(
             self, ctx, incoming, scope, send, header_bytes,
-            excluded=route == _ROUTE_EXCLUDED or path in self._excluded))
+            excluded=route == _ROUTE_EXCLUDED
+            or (route == _ROUTE_OURS and path in self._excluded)))
 
     def stats(self) -> dict[str, Any]:
         """What failed, for hosts and tests to check: ``errors``, the middleware's own
