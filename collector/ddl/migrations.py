@@ -192,6 +192,14 @@ def _filtered_rollup(o: DdlOptions) -> list[str]:
                                   for s in table.render(o)]
 
 
+def _goal_totals_first(o: DdlOptions) -> list[str]:
+    """``rollup_goals`` anew, sorted by dimension first (a table's sort key is fixed when it is
+    created); every day is then marked dirty and rebuilt, as for the tables before it."""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    table = rollup_goals_table(o)
+    return [f"DROP TABLE IF EXISTS {table.name}{on} SYNC", *table.render(o)]
+
+
 #: A policy version's first record, from consent records (``source``): what the view that
 #: keeps ``policy_versions`` selects from every insert, and the backfill from what is there.
 POLICY_FIRST_SEEN = ("SELECT policy_version, min(ts) AS first_seen FROM {source} "
@@ -247,6 +255,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _filtered_rollup, data=_rebuild_rollups),
     Migration(19, "rollup: each day's visits with their filter values, for views with filters",
               _tables(rollup_visits_table), data=_rebuild_rollups),
+    Migration(20, "rollup: every goal's daily totals side by side, for the goals page",
+              _goal_totals_first, data=_rebuild_rollups),
 )
 
 

