@@ -19,6 +19,10 @@ Targets (issue 13): streaming >= 0.80x bare, discarding >= 0.85x, new visitor >=
 consented p99 at most 1 ms above bare's. ``--parser h11`` gives the older, pure-Python
 parser's figures for comparison.
 
+Each variant also reports the CPU its processes used during the measured run, read from
+``/proc``: the server's, per request (is its core the bound, and what does a request cost
+it?), and the collector's share of the core it shares with wrk (is it starving wrk?).
+
     python bench/bench_overhead.py [--duration 6] [--rounds 5] [--connections 32]
                                    [--parser httptools|h11] [--only NAME ...]
 """
@@ -66,6 +70,15 @@ def pinned(cmd: list[str], cpu: int) -> list[str]:
     return (["taskset", "-c", str(cpu)] if shutil.which("taskset") else []) + cmd
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads so far (0 if unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def consent_cookie(base: str) -> str:
     """Accept all through the real endpoint and return the Cookie header it results in."""
     req = urllib.request.Request(
@@ -108,7 +121,7 @@ def serve(target: str, port: int, parser: str, env: dict[str, str] | None = None
 
 
 @contextmanager
-def collector(tmp: Path) -> Iterator[str]:
+def collector(tmp: Path) -> Iterator[tuple[str, int]]:
     """A real collector process on CPU 1 (with wrk), on a fresh embedded store."""
     port = free_port()
     cmd = [sys.executable, "-m", "consent_mw_cli", "collector", "--port", str(port),
@@ -117,7 +130,7 @@ def collector(tmp: Path) -> Iterator[str]:
         **os.environ, "CONSENT_MW_COLLECTOR_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)})
     try:
         wait_up(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -134,7 +147,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
 
-    with tempfile.TemporaryDirectory() as tmp, collector(Path(tmp)) as collector_url:
+    with tempfile.TemporaryDirectory() as tmp, collector(Path(tmp)) as (collector_url,
+                                                                       collector_pid):
         stream_env = {"BENCH_COLLECTOR_URL": collector_url, "BENCH_COLLECTOR_TOKEN": TOKEN,
                       "BENCH_SPOOL_DIR": str(Path(tmp) / "spool")}
         # What the bare app is sent: the same bytes as a consented visitor's request.
@@ -169,8 +183,15 @@ def main() -> None:
                         # response re-issue the (once a minute) sliding session cookie.
                         sent_cookie = consent_cookie(base)
                     run_wrk(base + "/", 1, args.connections, sent_cookie)  # warm-up
-                    runs[name].append(run_wrk(base + "/", args.duration, args.connections,
-                                              sent_cookie))
+                    # taskset execs the server and the collector: their pids are theirs.
+                    s0, c0, t0 = cpu_seconds(proc.pid), cpu_seconds(collector_pid), time.time()
+                    run = run_wrk(base + "/", args.duration, args.connections, sent_cookie)
+                    elapsed = time.time() - t0
+                    server = cpu_seconds(proc.pid) - s0
+                    run["server_cpu_pct"] = 100 * server / elapsed
+                    run["server_us_per_req"] = 1e6 * server / max(1.0, run["rps"] * elapsed)
+                    run["collector_cpu_pct"] = 100 * (cpu_seconds(collector_pid) - c0) / elapsed
+                    runs[name].append(run)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
@@ -181,12 +202,13 @@ def main() -> None:
     print(f"uvicorn --http {args.parser}; median of {args.rounds} rounds of "
           f"{args.duration} s, {args.connections} connections")
     print(f"{'variant':<24} {'req/s':>9} {'x bare':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'p99 - bare':>10}   per round")
+          f"{'p99 - bare':>10} {'server':>7} {'us/req':>7} {'collector':>9}   per round")
     for name, r in results.items():
         rounds = ", ".join(f"{x['rps']:.0f}" for x in runs[name])
         print(f"{name:<24} {r['rps']:>9.0f} {r['rps'] / bare['rps']:>7.2f} "
               f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['p99_ms'] - bare['p99_ms']:>+10.2f}"
-              f"   {rounds}")
+              f" {r['server_cpu_pct']:>6.0f}% {r['server_us_per_req']:>7.1f}"
+              f" {r['collector_cpu_pct']:>8.0f}%   {rounds}")
     print(json.dumps({"bench": "overhead", "parser": args.parser, "median_of": args.rounds,
                       "results": results, "rounds": runs}))
 
