@@ -46,6 +46,7 @@ from collector.query.segments import q_segments
 from collector.query.sql import (
     RANGE,
     ROLLUP_GRAINS,
+    SELECTED_VISITS,
     VISIT_TOTALS,
     Sql,
     base_params,
@@ -69,7 +70,7 @@ def q_kpis(p: Params) -> Sql:
     where, rolled = sources(p, params)
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
     if rolled and rollup_mode(p) == "visits":
-        source += f" UNION ALL SELECT {VISIT_TOTALS} FROM rollup_visits WHERE {rolled}"
+        source += f" UNION ALL SELECT {VISIT_TOTALS} FROM {SELECTED_VISITS} {rolled}"
     elif rolled:
         source += (" UNION ALL SELECT visitors, visits, pageviews, bounces "
                    f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
@@ -102,7 +103,7 @@ def q_timeseries(p: Params) -> Sql:
               f"FROM events WHERE {where} GROUP BY b")
     if rolled and rollup_mode(p) == "visits":
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, vs, ss, toUInt64(pv) "
-                   f"FROM rollup_visits WHERE {rolled}")
+                   f"FROM {SELECTED_VISITS} {rolled}")
     elif rolled:
         source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
                    f"pageviews FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")

@@ -174,6 +174,12 @@ def detail_rows(span: str, active: frozenset[str] | None, kinds: str = VISIT_KIN
 # so merged figures equal a raw scan's. Which days are current is decided per query
 # (:func:`rollup_plan`): a day counts only if its build excluded every suppression there is.
 
+#: How a view with filters reads the visits' rows: ``{SELECTED_VISITS} {rolled}``. PREWHERE, so
+#: the visitor states are read only for the visits the filters select: ClickHouse does not
+#: move ``has()`` there by itself, and a view with two filters read every visit's state
+#: (~723,000 over 30 days on 10M events: 92–96 ms for the key figures, 68–76 with this).
+SELECTED_VISITS = "rollup_visits PREWHERE"
+
 #: Which rollup days are current: built, not dirtied since, and built after the latest
 #: suppression change (suppressions' max(version) is the stamp a build records).
 ROLLUP_PLAN_SQL = """
@@ -317,7 +323,7 @@ def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
             whole = ("ts >= toDateTime64({w0:Int64}, 3, 'UTC') "
                      "AND ts < toDateTime64({w1:Int64}, 3, 'UTC')")
             return (f"{detail_rows(whole, p.active_suppressions, kinds)} AND {VISIT} IN "
-                    f"(SELECT visit FROM rollup_visits WHERE {rolled} UNION ALL "
+                    f"(SELECT visit FROM {SELECTED_VISITS} {rolled} UNION ALL "
                     f"{matched_visits_sql(p, params, open_days)})"), None
     return detail_where(p, params, open_days, kinds), rolled
 
