@@ -447,7 +447,7 @@ def rollup_goals_table(o: DdlOptions) -> Table:
     # the day's total, '#' marks that the build covers the goal (a day without visits too).
     # dim leads the key (migration 20): the goals page reads the totals (dim '') of every goal
     # at once, which then lie side by side instead of one short run per goal, each in
-    # granules of breakdown rows with their large states (40 → 13 ms on 10M events).
+    # granules of breakdown rows with their large states (19–21 → 10–13 ms on 10M events).
     return Table(
         name="rollup_goals",
         distributed=False,

@@ -36,9 +36,9 @@ def q_realtime(p: Params) -> Sql:
 
     One scan of the last :data:`SESSION_S` seconds: a row is "now" when it is in the last
     :data:`WINDOW_S`, and its session is present when any of its rows is (a window over the
-    session). The landings of present sessions give the sources. Four scans of the same
-    rows, as this once was, cost ~75 ms of every overview page on 10M events; one costs
-    ~15.
+    session). The landings of present sessions give the sources. Reading the same rows once
+    per figure, as this once did, cost ~120 ms of every overview page on 10M events (the
+    month's events in one merged part); one read costs ~50.
     """
     params = base_params(p)
     rows = f"""
