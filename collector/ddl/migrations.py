@@ -200,6 +200,20 @@ def _goal_totals_first(o: DdlOptions) -> list[str]:
     return [f"DROP TABLE IF EXISTS {table.name}{on} SYNC", *table.render(o)]
 
 
+#: What migration 21 adds to ``rollup_visits``: each visit's duration and engaged seconds.
+VISIT_ENGAGEMENT_COLUMNS = ("dur UInt32 AFTER other", "eng UInt64 AFTER dur")
+
+
+def _visit_engagement(o: DdlOptions) -> list[str]:
+    """Each visit's duration and engaged seconds in ``rollup_visits``, so a view with
+    filters reads its engagement figures from the visits it selects, as it reads its key
+    figures. The rows built before have zeros there: every day is then marked dirty and
+    rebuilt, and until then scanned raw."""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    add = ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in VISIT_ENGAGEMENT_COLUMNS)
+    return [f"ALTER TABLE rollup_visits{on} {add}"]
+
+
 #: A policy version's first record, from consent records (``source``): what the view that
 #: keeps ``policy_versions`` selects from every insert, and the backfill from what is there.
 POLICY_FIRST_SEEN = ("SELECT policy_version, min(ts) AS first_seen FROM {source} "
@@ -257,6 +271,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rollup_visits_table), data=_rebuild_rollups),
     Migration(20, "rollup: every goal's daily totals side by side, for the goals page",
               _goal_totals_first, data=_rebuild_rollups),
+    Migration(21, "rollup: each visit's duration and engaged time, for engagement with filters",
+              _visit_engagement, data=_rebuild_rollups),
 )
 
 

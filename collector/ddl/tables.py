@@ -419,7 +419,9 @@ VISIT_FILTER_COLUMNS = (
 def rollup_visits_table(o: DdlOptions) -> Table:
     # One row per visit of a day's build (collector.query.filtered): a hash of its session and
     # day (no id), its visitor and session as uniq states, its page views and custom events,
-    # and every filter's values among its events: what a view with filters selects visits by.
+    # its duration and engaged seconds (migration 21: the engagement figures of a filtered
+    # view), and every filter's values among its events: what a view with filters selects
+    # visits by.
     # LowCardinality: has() over them reads keys, not strings (a quarter faster).
     filters = ",\n".join(f"    f_{c} Array(LowCardinality(String))"
                           for c in VISIT_FILTER_COLUMNS)
@@ -432,6 +434,8 @@ def rollup_visits_table(o: DdlOptions) -> Table:
     ss AggregateFunction({uniq()}, String),
     pv UInt32,
     other UInt32,
+    dur UInt32,
+    eng UInt64,
 {filters}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, day, build, visit)

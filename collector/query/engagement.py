@@ -14,7 +14,8 @@ views already say (a visit's first and last event, its last page) become:
 
 Like every catalogue query they are built from ``collector.query.sql``'s fragments (so
 suppression, filters and visits are the one rule), answer only for k distinct visitors, and
-read closed days from the rollup (``rollup_engagement``, ``rollup_pages``), built by
+read closed days from the rollup (``rollup_engagement``, ``rollup_pages``; with filters,
+the visits' rows of ``rollup_visits`` for :func:`q_engagement`), built by
 ``collector.query.rollup`` from the fragments below: merged figures equal a raw scan's.
 """
 
@@ -26,6 +27,7 @@ from collector.query.sql import (
     DETAIL_KINDS,
     ENGAGED,
     SCROLLED,
+    SELECTED_VISITS,
     Sql,
     base_params,
     compared,
@@ -49,9 +51,12 @@ ENGAGEMENT_COLUMNS = "visitors, visits, duration_sum, durations, engaged_sum, en
 
 def q_engagement(p: Params) -> Sql:
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=DETAIL_KINDS)
+    where, rolled = sources(p, params, kinds=DETAIL_KINDS, by_visit=True)
     source = f"SELECT {ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})"
-    if rolled:
+    if rolled and p.filters:
+        # The visits the filters select, each with its duration and engaged seconds.
+        source += f" UNION ALL SELECT {ENGAGEMENT_TOTALS} FROM {SELECTED_VISITS} {rolled}"
+    elif rolled:
         source += f" UNION ALL SELECT {ENGAGEMENT_COLUMNS} FROM rollup_engagement WHERE {rolled}"
     shown = "if(v_n >= {k:UInt32}, %s, NULL)"
     text = f"""

@@ -10,9 +10,11 @@ per panel: once to find the visits, once to count them. So each day's build also
   value selects. A view with one such filter, the common case (a campaign, a channel, a
   device, a landing page), reads only its own rows;
 - per visit (``rollup_visits``): each visit's hash (``sql.VISIT``), visitor and session
-  states, page views, custom events, and for every filterable dimension the values its events
-  have. A view with any other filters reads its key figures and series from the visits its
-  filters select, and scans events only for its breakdowns, of just those visits.
+  states, page views, custom events, duration and engaged seconds, and for every filterable
+  dimension the values its events have. A view with any other filters reads its key figures,
+  series and engagement figures from the visits its filters select, and scans events only
+  for its breakdowns, of just those visits. Engagement has no rows per value: a view of one
+  value reads it from the visits too.
 
 Both are made of the unfiltered rollup's fragments (``visits_sql``, ``grouped_sql``,
 ``VISIT_TOTALS``) and of the filters' very expressions (``params.FILTERS``), so a day merges
@@ -30,7 +32,7 @@ from typing import Any
 
 from collector.ddl.tables import uniq
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
-from collector.query.sql import VISIT, VISIT_TOTALS, grouped_sql, visits_sql
+from collector.query.sql import ENGAGED, VISIT, VISIT_TOTALS, grouped_sql, visits_sql
 
 #: At most this many values of one dimension get rows per value in a day's build, the
 #: values of most visits. A value is what a visitor sends (a campaign name, a path): without a
@@ -41,7 +43,7 @@ PER_VALUE_CAP = 1000
 CUT = "#"
 #: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
-                     "breakdown", "breakdowns"})
+                     "breakdown", "breakdowns", "engagement", "engagement_previous"})
 
 
 def served(name: str) -> bool:
@@ -64,7 +66,8 @@ def visit_rows_sql(everything: str) -> str:
     """One row per visit of the day: what ``rollup_visits`` holds.
 
     ``everything``: the day's unsuppressed page views, custom events and interactions. A
-    visit's figures count its page views and custom events (as :func:`visits_sql`'s do); each
+    visit's figures count its page views and custom events (as :func:`visits_sql`'s do), its
+    duration and engaged seconds all its rows, interactions included (as there too); each
     filter's values come from the rows that filter reads (``sql.kinds_for``), so ``has()`` on
     them selects what ``matched_sql`` selects.
     """
@@ -77,7 +80,9 @@ def visit_rows_sql(everything: str) -> str:
     return f"""SELECT {VISIT} AS visit, {uniq('StateIf')}(visitor_id, {visit_rows}) AS vs,
            {uniq('StateIf')}(session_id, {visit_rows}) AS ss,
            toUInt32(countIf(kind = 'pageview')) AS pv,
-           toUInt32(countIf(kind = 'custom')) AS other, {", ".join(values)}
+           toUInt32(countIf(kind = 'custom')) AS other,
+           toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
+           sumIf(engaged_seconds, {ENGAGED}) AS eng, {", ".join(values)}
     FROM events WHERE {everything}
     GROUP BY visit HAVING pv + other > 0"""
 
@@ -105,7 +110,8 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         "INSERT INTO rollup_ftotals (tz, day, build, fdim, fval, visits) "
         f"{head}, '{CUT}', fd, uniqExact(fv) FROM ({every}) GROUP BY fd "
         "HAVING uniqExact(fv) > {cap:UInt32}",
-        f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, {columns}) "
+        f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
+        f"{columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
     ]
 

@@ -294,12 +294,15 @@ def span_sql(spans: Sequence[tuple[int, int]], params: dict[str, Any]) -> str:
 
 def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
             end: dt.date | None = None, kinds: str = VISIT_KINDS,
-            dims: Sequence[str] | None = None) -> tuple[str, str | None]:
+            dims: Sequence[str] | None = None, by_visit: bool = False
+            ) -> tuple[str, str | None]:
     """(where for the events part, where for the rollup part or None when unused).
 
     A filtered view (:func:`rollup_mode`) reads the rows of its filter's value, or the
     visits of closed days its filters select: then its breakdowns (``dims``) scan every day's
     events of just those visits, and its other figures read the visits' own rows.
+    ``by_visit``: figures only the visits' rows hold (engagement), read from them even for
+    one filter with rows per value.
     """
     if p.rollup is None:
         return detail_where(p, params, kinds=kinds), None
@@ -311,6 +314,8 @@ def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
     params.update(builds=builds, rd0=start, rd1=end)
     rolled = ROLLUP_ROWS
     mode = rollup_mode(p, dims)
+    if by_visit and mode == "value":
+        mode = "visits"
     open_days = span_sql(spans, params)
     if mode == "value":
         (params["rfd"], params["rfv"]), = p.filters

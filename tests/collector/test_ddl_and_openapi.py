@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -304,7 +304,7 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
         raw = query_run.run(old, "goals", params)
         assert raw[0]["conversions"] == 4 and raw[0]["visitors"] == 8
 
-        assert apply_migrations(old, DdlOptions()) == [20]
+        assert apply_migrations(old, DdlOptions()) == [20, 21]
         assert str(old.scalar(sorting)).startswith("tz, dim, goal_key")
         goals = query_run.params_for("goals", params)
         stored = query_run.stored_goals(old)
@@ -314,6 +314,54 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
         assert query_run.rollup_plan(old, "goals", goals, stored)
         assert old.scalar("SELECT count() FROM rollup_goals WHERE dim = ''") > 0
         assert query_run.run(old, "goals", params) == raw
+    finally:
+        old.close()
+
+
+def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -> None:
+    """Migration 21: ``rollup_visits`` as migrations 19 and 20 left it (no duration or
+    engaged seconds) gets both columns; its days are scanned raw until rebuilt, and then a
+    filtered view's engagement is read from the visits' rows, equal to a raw scan."""
+    from collector.query import run as query_run
+    from collector.query.rollup import Rollup
+
+    old = Store(store_dsn)
+    try:
+        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 20])
+        old.command("ALTER TABLE rollup_visits DROP COLUMN dur, DROP COLUMN eng")
+        start = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
+        rows = []
+        for n in range(6):
+            rows.append([uuid.uuid4(), start, "pageview", "pageview", "/", f"v{n}", f"s{n}",
+                         0])
+            rows.append([uuid.uuid4(), start.replace(minute=n + 1), "interaction", "engaged",
+                         "/", f"v{n}", f"s{n}", 10 * n + 5])
+        old.insert("events", rows, ["event_id", "ts", "kind", "name", "path", "visitor_id",
+                                    "session_id", "engaged_seconds"])
+        # A current build of the day, made before: its visit rows carry no engagement.
+        old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
+                    "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 12)")
+        old.command("INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, "
+                    "f_path) SELECT 'Asia/Tokyo', '2026-06-18', 1, number, "
+                    "uniqCombinedState(12)(toString(number)), "
+                    "uniqCombinedState(12)(toString(number)), 1, 0, ['/'] "
+                    "FROM numbers(6) GROUP BY number")
+
+        assert apply_migrations(old, DdlOptions()) == [21]
+        columns = {str(r[0]) for r in old.rows(
+            "SELECT name FROM system.columns WHERE table = 'rollup_visits' "
+            "AND database = currentDatabase()")}
+        assert {"dur", "eng"} <= columns
+        params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2,
+                  "filters": {"path": "/"}}
+        plan = query_run.params_for("engagement", params)
+        assert query_run.rollup_plan(old, "engagement", plan) == []  # dirty: scanned raw
+        raw = query_run.run(old, "engagement", params)
+        assert raw[0]["visits"] == 6 and raw[0]["engaged_mean"] == 30.0
+        assert Rollup(lambda: old, "Asia/Tokyo", grace=0).refresh().built
+        assert query_run.rollup_plan(old, "engagement", plan)
+        assert old.scalar("SELECT sum(eng) FROM rollup_visits") == 180
+        assert query_run.run(old, "engagement", params) == raw
     finally:
         old.close()
 

@@ -70,6 +70,7 @@ FILTERED: list[tuple[str, dict[str, Any]]] = [
                  {"city": "Osaka"}, {"interaction": "tel"})
     for name, extra in [("kpis", {}), ("kpis_previous", {}), ("timeseries", {"grain": "day"}),
                         ("timeseries_previous", {"grain": "week"}),
+                        ("engagement", {}), ("engagement_previous", {}),
                         ("breakdowns", {"dims": DIMS}), ("breakdown", {"dim": "event"}),
                         ("breakdown", {"dim": "outbound"}), ("breakdown", {"dim": "property"})]
 ]
@@ -210,9 +211,9 @@ def test_a_dashboard_page_reads_suppressions_and_plans_once(
 
 def test_views_the_rollup_cannot_answer_scan_raw(seeded: Any) -> None:
     rollup(seeded).refresh()
-    engagement = catalogue.params_for("engagement", {**BASE, "filters": {"channel": "search"}})
+    pages = catalogue.params_for("page_engagement", {**BASE, "filters": {"channel": "search"}})
     hourly = catalogue.params_for("timeseries", {**BASE, "start": "2026-06-29", "grain": "hour"})
-    assert query_run.rollup_plan(seeded, "engagement", engagement) == []
+    assert query_run.rollup_plan(seeded, "page_engagement", pages) == []
     assert query_run.rollup_plan(seeded, "timeseries", hourly) == []
 
 
@@ -348,7 +349,8 @@ INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}",
     # Filtered views fed too: by their filter on an interaction, or their interaction
     # breakdown.
     f"{name} {extra}" for name, extra in FILTERED
-    if "interaction" in extra["filters"] or extra.get("dim") == "outbound"}
+    if "interaction" in extra["filters"] or extra.get("dim") == "outbound"
+    or name.startswith("engagement")}
 
 
 def split(figs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
