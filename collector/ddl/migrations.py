@@ -18,6 +18,7 @@ from collector.ddl.tables import (
     PURGED_TABLES,
     ROLLUP_TABLES,
     VALUE_COLUMNS,
+    VISIT_FIGURE_COLUMNS,
     DdlOptions,
     Table,
     bot_hits_table,
@@ -39,6 +40,7 @@ from collector.ddl.tables import (
     rollup_goals_table,
     rollup_pages_table,
     rollup_totals_table,
+    rollup_visit_goals_table,
     rollup_visits_table,
     segments_table,
     suppressions_table,
@@ -200,18 +202,17 @@ def _goal_totals_first(o: DdlOptions) -> list[str]:
     return [f"DROP TABLE IF EXISTS {table.name}{on} SYNC", *table.render(o)]
 
 
-#: What migration 21 adds to ``rollup_visits``: each visit's duration and engaged seconds.
-VISIT_ENGAGEMENT_COLUMNS = ("dur UInt32 AFTER other", "eng UInt64 AFTER dur")
-
-
-def _visit_engagement(o: DdlOptions) -> list[str]:
-    """Each visit's duration and engaged seconds in ``rollup_visits``, so a view with
-    filters reads its engagement figures from the visits it selects, as it reads its key
-    figures. The rows built before have zeros there: every day is then marked dirty and
-    rebuilt, and until then scanned raw."""
+def _visit_figures(o: DdlOptions) -> list[str]:
+    """Each visit's duration, engaged seconds and first values in ``rollup_visits``
+    (``tables.VISIT_FIGURE_COLUMNS``), and its conversions per goal in
+    ``rollup_visit_goals``: a view with filters reads its engagement and goals from the
+    visits it selects, as it reads its key figures. The rows built before lack them: every
+    day is then marked dirty and rebuilt, and until then scanned raw."""
     on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
-    add = ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in VISIT_ENGAGEMENT_COLUMNS)
-    return [f"ALTER TABLE rollup_visits{on} {add}"]
+    after = ["other", *(c.split()[0] for c in VISIT_FIGURE_COLUMNS)]
+    add = ", ".join(f"ADD COLUMN IF NOT EXISTS {c} AFTER {a}"
+                    for c, a in zip(VISIT_FIGURE_COLUMNS, after, strict=False))
+    return [f"ALTER TABLE rollup_visits{on} {add}", *rollup_visit_goals_table(o).render(o)]
 
 
 #: A policy version's first record, from consent records (``source``): what the view that
@@ -271,8 +272,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rollup_visits_table), data=_rebuild_rollups),
     Migration(20, "rollup: every goal's daily totals side by side, for the goals page",
               _goal_totals_first, data=_rebuild_rollups),
-    Migration(21, "rollup: each visit's duration and engaged time, for engagement with filters",
-              _visit_engagement, data=_rebuild_rollups),
+    Migration(21, "rollup: each visit's engagement and conversions, for views with filters",
+              _visit_figures, data=_rebuild_rollups),
 )
 
 

@@ -416,15 +416,27 @@ VISIT_FILTER_COLUMNS = (
     "tel_page", "mailto_page", "download", "form", "not_found")
 
 
+#: The dimensions the goals page breaks conversions down by (``conversions.GOAL_ROLLUP_DIMS``):
+#: each a column ``k_<dim>`` of ``rollup_visits`` and ``rollup_visit_goals``, the visit's
+#: first value (what a raw scan of the visit attributes its conversions to).
+VISIT_KEY_COLUMNS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+                     "entry_path", "device_type")
+#: What migration 21 added to ``rollup_visits``, after ``other``: the visit's duration and
+#: engaged seconds, and its first value of each of :data:`VISIT_KEY_COLUMNS`.
+VISIT_FIGURE_COLUMNS = ("dur UInt32", "eng UInt64",
+                        *(f"k_{c} LowCardinality(String)" for c in VISIT_KEY_COLUMNS))
+
+
 def rollup_visits_table(o: DdlOptions) -> Table:
     # One row per visit of a day's build (collector.query.filtered): a hash of its session and
     # day (no id), its visitor and session as uniq states, its page views and custom events,
-    # its duration and engaged seconds (migration 21: the engagement figures of a filtered
-    # view), and every filter's values among its events: what a view with filters selects
-    # visits by.
+    # its duration, engaged seconds and first values (migration 21: a filtered view's
+    # engagement and goals), and every filter's values among its events: what a view with
+    # filters selects visits by.
     # LowCardinality: has() over them reads keys, not strings (a quarter faster).
     filters = ",\n".join(f"    f_{c} Array(LowCardinality(String))"
                           for c in VISIT_FILTER_COLUMNS)
+    figures = "".join(f"\n    {c}," for c in VISIT_FIGURE_COLUMNS)
     return Table(
         name="rollup_visits",
         distributed=False,
@@ -433,12 +445,32 @@ def rollup_visits_table(o: DdlOptions) -> Table:
     vs AggregateFunction({uniq()}, String),
     ss AggregateFunction({uniq()}, String),
     pv UInt32,
-    other UInt32,
-    dur UInt32,
-    eng UInt64,
+    other UInt32,{figures}
 {filters}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, day, build, visit)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
+def rollup_visit_goals_table(o: DdlOptions) -> Table:
+    # One row per goal and visit that converted, of a day's build (migration 21): the
+    # visit's hash (as in rollup_visits), its visitor as a uniq state, its conversions, what
+    # they were worth, and its first values. A view with filters reads the conversions of the
+    # visits they select here, and everyone's visitors from rollup_visits. Goal first: a
+    # view reads a few goals' rows of every day.
+    keys = "".join(f",\n    k_{c} LowCardinality(String)" for c in VISIT_KEY_COLUMNS)
+    return Table(
+        name="rollup_visit_goals",
+        distributed=False,
+        columns=f"""{ROLLUP_KEY}
+    goal_key LowCardinality(String),
+    visit UInt64,
+    vs AggregateFunction({uniq()}, String),
+    n UInt32,
+    w Float64{keys}""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, goal_key, day, build, visit)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
@@ -600,7 +632,7 @@ TTL hour + INTERVAL {o.events_ttl} SECOND""",
 
 ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engagement",
                  "rollup_pages", "rollup_goals", "rollup_ftotals", "rollup_fdims",
-                 "rollup_visits")
+                 "rollup_visits", "rollup_visit_goals")
 #: The tables of a day's build (rollup_days says which build is current).
 ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
 #: Distinct visitors, sessions and consent ids are counted with uniqCombined(12) everywhere.

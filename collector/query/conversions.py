@@ -19,7 +19,9 @@ read only unsuppressed, consented rows and select visits by the view's filters.
 
 Unfiltered figures read closed days from ``rollup_goals`` (built by ``collector.query.rollup``
 with :func:`goal_rollup_sql`, from the same per-visit rows), so merged figures equal a raw
-scan's; a day whose build does not cover a goal yet is scanned raw.
+scan's; a day whose build does not cover a goal yet is scanned raw. Filtered figures read the
+closed days' visits their filters select: everyone's visitors from ``rollup_visits``, the
+conversions of those visits from ``rollup_visit_goals`` (:func:`visit_goals_sql`).
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from collector.ddl.tables import uniq
+from collector.ddl.tables import VISIT_KEY_COLUMNS, uniq
 from collector.query.goals import Goal
 from collector.query.params import DIMENSIONS, Params, QueryError
 from collector.query.sql import (
     DETAIL_KINDS,
     ROLLUP_GRAINS,
+    ROLLUP_ROWS,
+    SELECTED_VISITS,
     VISIT_KINDS,
     Sql,
     base_params,
+    first_values,
     sources,
 )
 
@@ -55,8 +60,7 @@ VISIT_GRAINS = {
 GOAL_DIMS = frozenset(d for d, dim in DIMENSIONS.items()
                       if dim.kind == "pageview" and not dim.guarded and d != "path")
 #: Those the daily rollup keeps per goal (the goals page's); others are scanned raw.
-GOAL_ROLLUP_DIMS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
-                    "entry_path", "device_type")
+GOAL_ROLLUP_DIMS = VISIT_KEY_COLUMNS
 #: The rollup's row that says a build covers a goal.
 COVERED = "#"
 
@@ -91,8 +95,7 @@ def per_visit(goals: Sequence[Measure], where: str, params: dict[str, Any],
     ``keys`` its first value among its rows, ``k_<dim>``."""
     counts = "".join(f", {g.count_sql(i, params)} AS n{i}, {g.worth_sql(i, params)} AS w{i}"
                      for i, g in enumerate(goals))
-    keyed = "".join(f", argMinIf({DIMENSIONS[d].expr}, ts, {DIMENSIONS[d].rows}) AS k_{d}"
-                    for d in keys)
+    keyed = f", {first_values(keys)}" if keys else ""
     return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d, any(visitor_id) AS v,
            min(ts) AS t0{keyed}{counts}
     FROM events WHERE {where}
@@ -100,7 +103,7 @@ def per_visit(goals: Sequence[Measure], where: str, params: dict[str, Any],
     HAVING countIf({VISIT_KINDS}) > 0"""
 
 
-def _per_goal(goals: Sequence[Measure], everyone: bool = True) -> str:
+def per_goal(goals: Sequence[Measure], everyone: bool = True) -> str:
     """ARRAY JOIN turning a visit row into one row per goal, ``pos`` 1 to n with its
     conversions ``n`` and their worth ``w``; and (``everyone``) one row ``pos`` 0 for the
     visit itself, which alone carries its visitor (:data:`VISITS_ROWS`)."""
@@ -111,7 +114,7 @@ def _per_goal(goals: Sequence[Measure], everyone: bool = True) -> str:
             f"range({first}, {len(goals) + 1}) AS pos")
 
 
-#: A visit's rows once it is joined per goal (:func:`_per_goal`): ``vs``, the visitors, only
+#: A visit's rows once it is joined per goal (:func:`per_goal`): ``vs``, the visitors, only
 #: in row 0 (every goal's denominator is everyone's visitors; a state per goal would cost as
 #: many merges, each ~0.1 ms once past 512 visitors), ``cvs`` and the counts in the others.
 VISITS_ROWS = (f"{uniq('StateIf')}(v, pos = 0) AS vs, "
@@ -131,14 +134,18 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     named by a ``dim`` column."""
     if keys:
         return _rows_by(goals, p, params, keys)
-    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=True)
     key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
     raw = f"""SELECT pos, {key0} AS key0, {VISITS_ROWS}
-    FROM ({per_visit(goals, where, params, (key,) if key else ())}) {_per_goal(goals)}
+    FROM ({per_visit(goals, where, params, (key,) if key else ())}) {per_goal(goals)}
     GROUP BY pos, key0"""
     if not rolled:
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
+    if p.filters:
+        visit_key = f"k_{key}" if key else (ROLLUP_GRAINS[bucket] if bucket else "''")
+        return (f"{raw}\n    UNION ALL\n"
+                f"{_selected_visits(rolled, visit_key, columns=(visit_key,) if key else ())}")
     params["gdim"] = key or ""
     rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
     return f"""{raw}
@@ -155,19 +162,25 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
              keys: tuple[str, ...]) -> str:
     """(dim, pos, key0, vs, cvs, c, cv, val) of :func:`goal_rows` for every dimension of
     ``keys``: the raw days in one GROUPING SETS scan, the rolled-up ones from their rows."""
-    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=True)
     columns = [f"k_{d}" for d in keys]
     which = ", ".join(f"grouping({c}) = 0, '{d}'" for c, d in zip(columns, keys, strict=True))
     value = ", ".join(f"grouping({c}) = 0, {c}" for c in columns)
     sets = ", ".join(f"(pos, {c})" for c in columns)
     raw = f"""SELECT multiIf({which}, '') AS dim, pos, multiIf({value}, '') AS key0,
            {VISITS_ROWS}
-    FROM ({per_visit(goals, where, params, keys)}) {_per_goal(goals)}
+    FROM ({per_visit(goals, where, params, keys)}) {per_goal(goals)}
     GROUP BY GROUPING SETS ({sets})"""
     if not rolled:
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
     params["gdims"] = list(keys)
+    if p.filters:
+        # A row per visit and dimension, named by ``dim``, keyed by the visit's first value.
+        by_dim = (f"ARRAY JOIN {{gdims:Array(String)}} AS dim, [{', '.join(columns)}] "
+                  "AS key0")
+        return (f"{raw}\n    UNION ALL\n"
+                f"{_selected_visits(rolled, 'key0', by_dim, columns)}")
     return f"""{raw}
     UNION ALL
     SELECT dim, {_POSITIONS} AS pos, key AS key0,
@@ -176,6 +189,36 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     FROM rollup_goals
     WHERE {rolled} AND dim IN {{gdims:Array(String)}}
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
+
+
+def _selected_visits(rolled: str, key: str, by_dim: str = "",
+                     columns: Sequence[str] = ()) -> str:
+    """The rows of :func:`goal_rows` from the closed days' visits a view's filters select
+    (``rolled``: their condition on ``rollup_visits``): everyone's visitors (``pos`` 0) from
+    the visits' rows, each goal's conversions from ``rollup_visit_goals``' rows of the same
+    visits. ``key``: what a row is grouped by (a first value, ``day``), of ``day`` and
+    ``columns`` (the first values read); ``by_dim``: an ARRAY JOIN of several dimensions'
+    first values, each row then named by its ``dim``."""
+    empty = f"{uniq('StateIf')}('', 0)"
+    dim, dim_key = ("dim, ", "dim, ") if by_dim else ("", "")
+    read = ", ".join(["vs", "day", *columns])
+    # Everyone's visitors at every position, as a raw scan's per-visit rows put them (so a
+    # goal nobody reached still has its row); one state merged several times counts once.
+    positions = "0" if by_dim else "arrayJoin(range(0, length({gkeys:Array(String)}) + 1))"
+    return f"""SELECT {dim}{positions} AS pos, key0, vs, cvs, c, cv, val, wvs FROM (
+        SELECT {dim}{key} AS key0, {uniq('MergeState')}(vs) AS vs, {empty} AS cvs,
+               toUInt64(0) AS c, toUInt64(0) AS cv, toFloat64(0) AS val, {empty} AS wvs
+        FROM (SELECT {read} FROM {SELECTED_VISITS} {rolled}) {by_dim}
+        GROUP BY {dim_key}key0)
+    UNION ALL
+    SELECT {dim}{_POSITIONS} AS pos, key0, nobody AS vs, cvs, c, cv, val, wvs FROM (
+        SELECT {dim}goal_key, {key} AS key0, {empty} AS nobody, {uniq('MergeState')}(vs) AS cvs,
+               sum(n) AS c,
+               count() AS cv, sum(w) AS val, {uniq('MergeStateIf')}(vs, w > 0) AS wvs
+        FROM (SELECT goal_key, {read}, n, w FROM rollup_visit_goals
+              PREWHERE {ROLLUP_ROWS} AND goal_key IN {{gkeys:Array(String)}}
+                  AND visit IN (SELECT visit FROM {SELECTED_VISITS} {rolled})) {by_dim}
+        GROUP BY {dim_key}goal_key, key0)"""
 
 
 #: Which goals a rollup row belongs to: every position whose goal has that key (two goals
@@ -297,26 +340,3 @@ def q_goal_list(p: Params) -> Sql:
     """(goal_id, name, definition JSON, created_by): the goals there are, for the page that
     lists and edits them."""
     return Sql(GOALS_SQL)
-
-
-def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any],
-                    everyone: bool = True) -> str:
-    """(goal_key, dim, key0, vs, cvs, c, cv, val, wvs) of one day's visits, per goal: the total
-    (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
-    :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
-    ``rollup_goals``. ``everyone``: also the visitors of every visit (goal_key ''), which a
-    build holds once; goals added to a build later need not write them again."""
-    params["gkeys"] = [g.rollup_key for g in goals]
-    keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
-    which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
-                                                                 strict=True))
-    value = ", ".join(f"grouping({k}) = 0, {k}" for k in keys)
-    sets = ", ".join(["(pos)", *(f"(pos, {k})" for k in keys)])
-    empty = f"{uniq('StateIf')}('', 0)"
-    return f"""SELECT if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
-           multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}
-    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {_per_goal(goals, everyone)}
-    GROUP BY GROUPING SETS ({sets})
-    UNION ALL
-    SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
-           toUInt64(0), toUInt64(0), toFloat64(0), {empty}"""

@@ -30,9 +30,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.ddl.tables import uniq
+from collector.ddl.tables import VISIT_KEY_COLUMNS, uniq
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
-from collector.query.sql import ENGAGED, VISIT, VISIT_TOTALS, grouped_sql, visits_sql
+from collector.query.sql import (
+    ENGAGED,
+    VISIT,
+    VISIT_TOTALS,
+    first_values,
+    grouped_sql,
+    visits_sql,
+)
 
 #: At most this many values of one dimension get rows per value in a day's build, the
 #: values of most visits. A value is what a visitor sends (a campaign name, a path): without a
@@ -43,7 +50,8 @@ PER_VALUE_CAP = 1000
 CUT = "#"
 #: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
-                     "breakdown", "breakdowns", "engagement", "engagement_previous"})
+                     "breakdown", "breakdowns", "engagement", "engagement_previous",
+                     "goals", "goal_series", "goal_breakdown", "goal_breakdowns"})
 
 
 def served(name: str) -> bool:
@@ -67,7 +75,8 @@ def visit_rows_sql(everything: str) -> str:
 
     ``everything``: the day's unsuppressed page views, custom events and interactions. A
     visit's figures count its page views and custom events (as :func:`visits_sql`'s do), its
-    duration and engaged seconds all its rows, interactions included (as there too); each
+    duration and engaged seconds all its rows, interactions included (as there too), its
+    first values (:func:`first_values`) its page views; each
     filter's values come from the rows that filter reads (``sql.kinds_for``), so ``has()`` on
     them selects what ``matched_sql`` selects.
     """
@@ -82,7 +91,8 @@ def visit_rows_sql(everything: str) -> str:
            toUInt32(countIf(kind = 'pageview')) AS pv,
            toUInt32(countIf(kind = 'custom')) AS other,
            toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
-           sumIf(engaged_seconds, {ENGAGED}) AS eng, {", ".join(values)}
+           sumIf(engaged_seconds, {ENGAGED}) AS eng, {first_values(VISIT_KEY_COLUMNS)},
+           {", ".join(values)}
     FROM events WHERE {everything}
     GROUP BY visit HAVING pv + other > 0"""
 
@@ -99,6 +109,7 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
     pairs = f"SELECT session_id, fd, fv FROM ({every}) WHERE (fd, fv) IN ({kept})"
     joined = f"events INNER JOIN ({pairs}) AS p ON events.session_id = p.session_id"
     columns = ", ".join(f"f_{d}" for d in FILTERS)
+    keys = ", ".join(f"k_{d}" for d in VISIT_KEY_COLUMNS)
     return [
         "INSERT INTO rollup_ftotals (tz, day, build, fdim, fval, visitors, visits, pageviews, "
         f"bounces, sessions) {head}, fd, fv, {VISIT_TOTALS}, "
@@ -111,7 +122,7 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         f"{head}, '{CUT}', fd, uniqExact(fv) FROM ({every}) GROUP BY fd "
         "HAVING uniqExact(fv) > {cap:UInt32}",
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
-        f"{columns}) "
+        f"{keys}, {columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
     ]
 

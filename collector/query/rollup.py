@@ -3,7 +3,8 @@
 Once a day of the site's time zone is over (plus ``rollup_grace``), :meth:`Rollup.refresh`
 aggregates it into ``rollup_totals``, ``rollup_dims``, ``rollup_engagement``,
 ``rollup_pages``, ``rollup_goals`` and, for filtered views, ``rollup_ftotals``,
-``rollup_fdims`` and ``rollup_visits`` (``collector.query.filtered``) with the very SQL
+``rollup_fdims``, ``rollup_visits`` (``collector.query.filtered``) and ``rollup_visit_goals``
+(a goal's converting visits, written with the goal's rows) with the very SQL
 fragments the raw queries use (``collector.query.sql``, ``collector.query.conversions``), and
 records the build in ``rollup_days``:
 
@@ -18,7 +19,8 @@ records the build in ``rollup_days``:
 - ``version``: the ReplacingMergeTree version. Ingest marks a closed day dirty (``build = 0``)
   after inserting late events into it, with a version later than any build that missed them.
 
-Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes).
+Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes), a visit a 64-bit
+hash of its session and day.
 
 The thread that refreshes it, and the listener that wakes it, are ``collector.query.refresher``.
 A little over 300 lines: building a day writes six tables, each statement beside the others.
@@ -37,8 +39,9 @@ from typing import Any, NamedTuple
 
 from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
 from collector.query import filtered
-from collector.query.conversions import COVERED, Measure, goal_kinds, goal_rollup_sql
+from collector.query.conversions import COVERED, GOAL_ROLLUP_DIMS, Measure, goal_kinds
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
+from collector.query.goal_builds import goal_rollup_sql, visit_goals_sql
 from collector.query.params import DIMENSIONS, day_bounds
 from collector.query.run import active_suppression_types, stored_funnels, stored_goals
 from collector.query.sql import (
@@ -220,6 +223,15 @@ class Rollup:
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, "t0": t0,
                                   "t1": t1}
         where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
+        if chosen:
+            # Before rollup_goals: its COVERED rows say the build has the goals' rows, these
+            # included.
+            keys = ", ".join(f"k_{d}" for d in GOAL_ROLLUP_DIMS)
+            self.store.command(
+                "INSERT INTO rollup_visit_goals (tz, day, build, goal_key, visit, vs, n, w, "
+                f"{keys}) SELECT {{tz:String}}, {{day:Date}}, {{build:UInt64}}, * "
+                f"FROM ({visit_goals_sql(chosen, where, params)})", params,
+                settings=INSERT_SETTINGS)
         self.store.command(
             "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
             "converted, conversions, converted_visits, value, valued) SELECT {tz:String}, "

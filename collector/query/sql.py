@@ -222,6 +222,14 @@ def visits_sql(where: str) -> str:
     FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
 
 
+def first_values(dims: Sequence[str]) -> str:
+    """``k_<dim>``: a visit's first value of each of ``dims`` among the rows it counts (''
+    when none): what its conversions are attributed to, raw (``conversions.per_visit``) and
+    rolled up alike."""
+    return ", ".join(f"argMinIf({DIMENSIONS[d].expr}, ts, {DIMENSIONS[d].rows}) AS k_{d}"
+                     for d in dims)
+
+
 ENGAGED = "kind = 'interaction' AND name = 'engaged'"
 SCROLLED = "kind = 'interaction' AND name = 'scroll'"
 

@@ -283,7 +283,9 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
 
     old = Store(store_dsn)
     try:
-        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 19])
+        # Every other migration, so today's refresh can build the day (it writes the tables
+        # migration 21 makes); only rollup_goals has the old sort key.
+        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version != 20])
         table = rollup_goals_table(DdlOptions())
         old.command("DROP TABLE rollup_goals SYNC")
         for statement in table.render(DdlOptions()):
@@ -304,7 +306,7 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
         raw = query_run.run(old, "goals", params)
         assert raw[0]["conversions"] == 4 and raw[0]["visitors"] == 8
 
-        assert apply_migrations(old, DdlOptions()) == [20, 21]
+        assert apply_migrations(old, DdlOptions()) == [20]
         assert str(old.scalar(sorting)).startswith("tz, dim, goal_key")
         goals = query_run.params_for("goals", params)
         stored = query_run.stored_goals(old)
@@ -319,16 +321,24 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
 
 
 def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -> None:
-    """Migration 21: ``rollup_visits`` as migrations 19 and 20 left it (no duration or
-    engaged seconds) gets both columns; its days are scanned raw until rebuilt, and then a
-    filtered view's engagement is read from the visits' rows, equal to a raw scan."""
+    """Migration 21: ``rollup_visits`` as migrations 19 and 20 left it (no duration, engaged
+    seconds or first values) gets those columns, and ``rollup_visit_goals`` is made; the days
+    are scanned raw until rebuilt, and then a filtered view's engagement and goals are read
+    from the visits' rows, equal to a raw scan."""
+    from collector.ddl.tables import VISIT_FIGURE_COLUMNS
+    from collector.goals import Goals
+    from collector.query import catalogue
     from collector.query import run as query_run
     from collector.query.rollup import Rollup
 
     old = Store(store_dsn)
     try:
         apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 20])
-        old.command("ALTER TABLE rollup_visits DROP COLUMN dur, DROP COLUMN eng")
+        dropped = [c.split()[0] for c in VISIT_FIGURE_COLUMNS]
+        old.command("ALTER TABLE rollup_visits "
+                    + ", ".join(f"DROP COLUMN {c}" for c in dropped))
+        assert old.scalar("SELECT count() FROM system.tables WHERE database = "
+                          "currentDatabase() AND name = 'rollup_visit_goals'") == 0
         start = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
         rows = []
         for n in range(6):
@@ -348,10 +358,12 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
                     "FROM numbers(6) GROUP BY number")
 
         assert apply_migrations(old, DdlOptions()) == [21]
-        columns = {str(r[0]) for r in old.rows(
+        columns = [str(r[0]) for r in old.rows(
             "SELECT name FROM system.columns WHERE table = 'rollup_visits' "
-            "AND database = currentDatabase()")}
-        assert {"dur", "eng"} <= columns
+            "AND database = currentDatabase() ORDER BY position")]
+        # Where a fresh store has them: right after the visit's counts.
+        assert columns[columns.index("other") + 1:][:len(dropped)] == dropped
+        Goals(old).add("長く読む", {"kind": "engaged", "seconds": 20}, "test")
         params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2,
                   "filters": {"path": "/"}}
         plan = query_run.params_for("engagement", params)
@@ -362,6 +374,16 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
         assert query_run.rollup_plan(old, "engagement", plan)
         assert old.scalar("SELECT sum(eng) FROM rollup_visits") == 180
         assert query_run.run(old, "engagement", params) == raw
+        # Visits 2 to 5 were engaged for 25 s or more: 4 conversions, read from their rows.
+        goals = query_run.run(old, "goals", params)
+        assert query_run.rollup_plan(old, "goals", query_run.params_for("goals", params),
+                                     query_run.stored_goals(old))
+        assert old.scalar("SELECT sum(n) FROM rollup_visit_goals") == 4
+        assert (goals[0]["conversions"], goals[0]["visitors"]) == (4, 6)
+        scanned = query_run.run_readonly(old, catalogue.build(
+            "goals", params, query_run.active_suppression_types(old), None,
+            query_run.stored_goals(old)))
+        assert goals == scanned
     finally:
         old.close()
 

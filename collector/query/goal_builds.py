@@ -1,0 +1,56 @@
+"""What a day's build keeps of goals: per goal, its totals and breakdowns (``rollup_goals``),
+and its converting visits (``rollup_visit_goals``), both from the per-visit rows the raw
+queries count (``collector.query.conversions``), so merged figures equal a raw scan's.
+``collector.query.rollup`` inserts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from collector.ddl.tables import uniq
+from collector.query.conversions import (
+    COVERED,
+    GOAL_ROLLUP_DIMS,
+    VISITS_ROWS,
+    Measure,
+    per_goal,
+    per_visit,
+)
+
+
+def visit_goals_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]) -> str:
+    """(goal_key, visit, vs, n, w, k_<dim>...) per goal and visit of one day that converted:
+    the visit's hash (``sql.VISIT``), visitor state, conversions, their worth and first values.
+    What ``collector.query.rollup`` inserts into ``rollup_visit_goals``, from the very rows
+    :func:`goal_rollup_sql` counts."""
+    params["gkeys"] = [g.rollup_key for g in goals]
+    keys = ", ".join(f"k_{d}" for d in GOAL_ROLLUP_DIMS)
+    return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, cityHash64(session_id, d) AS visit,
+           arrayReduce('{uniq('State')}', [v]) AS vs, toUInt32(n) AS n, w, {keys}
+    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {per_goal(goals, False)}
+    WHERE n > 0"""
+
+
+def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any],
+                    everyone: bool = True) -> str:
+    """(goal_key, dim, key0, vs, cvs, c, cv, val, wvs) of one day's visits, per goal: the total
+    (dim '') and each of :data:`GOAL_ROLLUP_DIMS` (GROUPING SETS, one scan), then a
+    :data:`COVERED` row per goal. What ``collector.query.rollup`` inserts into
+    ``rollup_goals``. ``everyone``: also the visitors of every visit (goal_key ''), which a
+    build holds once; goals added to a build later need not write them again."""
+    params["gkeys"] = [g.rollup_key for g in goals]
+    keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
+    which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
+                                                                 strict=True))
+    value = ", ".join(f"grouping({k}) = 0, {k}" for k in keys)
+    sets = ", ".join(["(pos)", *(f"(pos, {k})" for k in keys)])
+    empty = f"{uniq('StateIf')}('', 0)"
+    return f"""SELECT if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
+           multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}
+    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {per_goal(goals, everyone)}
+    GROUP BY GROUPING SETS ({sets})
+    UNION ALL
+    SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
+           toUInt64(0), toUInt64(0), toFloat64(0), {empty}"""
