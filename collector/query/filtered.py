@@ -51,7 +51,8 @@ CUT = "#"
 #: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                      "breakdown", "breakdowns", "engagement", "engagement_previous",
-                     "goals", "goal_series", "goal_breakdown", "goal_breakdowns"})
+                     "goals", "goal_series", "goal_breakdown", "goal_breakdowns",
+                     "funnel", "funnel_breakdown"})
 
 
 def served(name: str) -> bool:

@@ -10,8 +10,9 @@ previous step's, drop-off their difference.
 k at every step: a step reached by fewer than k visitors shows no count ("–"), and neither
 do the rates and drop-offs computed from it; a group (channel, campaign) of fewer than k
 visitors folds into "other". A visit-mode funnel's steps are per-visit measures like goals
-(``collector.query.conversions``): the daily rollup keeps them, so figures over closed days
-need no scan; a funnel over N days follows visitors across days and is always scanned raw.
+(``collector.query.conversions``): the daily rollup keeps them, per day and per converting
+visit, so figures over closed days need no scan, with filters too; a funnel over N days
+follows visitors across days and is always scanned raw.
 
 An engaged-time goal has no moment, so it cannot be a step. Pure: no store.
 """

@@ -75,6 +75,8 @@ FILTERED: list[tuple[str, dict[str, Any]]] = [
                         ("goal_breakdown", {"dim": "utm_campaign", "goal": "first"}),
                         ("goal_breakdowns", {"dims": list(GOAL_ROLLUP_DIMS),
                                              "goal": "first"}),
+                        ("funnel", {"funnel": "first"}),
+                        ("funnel_breakdown", {"dim": "utm_source", "funnel": "first"}),
                         ("breakdowns", {"dims": DIMS}), ("breakdown", {"dim": "event"}),
                         ("breakdown", {"dim": "outbound"}), ("breakdown", {"dim": "property"})]
 ]
@@ -354,7 +356,7 @@ INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}",
     # breakdown.
     f"{name} {extra}" for name, extra in FILTERED
     if "interaction" in extra["filters"] or extra.get("dim") == "outbound"
-    or name.startswith(("engagement", "goal"))}
+    or name.startswith(("engagement", "goal", "funnel"))}
 
 
 def split(figs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
