@@ -23,7 +23,7 @@ Rollups hold no ids: visitors and sessions are uniq states (32-bit hashes), a vi
 hash of its session and day.
 
 The thread that refreshes it, and the listener that wakes it, are ``collector.query.refresher``.
-A little over 300 lines: building a day writes six tables, each statement beside the others.
+A little over 300 lines: building a day writes ten tables, each statement beside the others.
 """
 
 from __future__ import annotations
@@ -225,7 +225,17 @@ class Rollup:
         where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
         if chosen:
             # Before rollup_goals: its COVERED rows say the build has the goals' rows, these
-            # included.
+            # included. A backfill that failed between the two left these without those, and
+            # is retried: its rows go first, or the retry would count them twice.
+            params["gkeys"] = [g.rollup_key for g in chosen]
+            if not everyone and self.store.scalar(
+                    "SELECT count() FROM rollup_visit_goals WHERE tz = {tz:String} "
+                    "AND build = {build:UInt64} AND goal_key IN {gkeys:Array(String)}",
+                    params, settings=PRIVATE_SETTINGS):
+                self.store.command(
+                    "ALTER TABLE rollup_visit_goals DELETE WHERE tz = {tz:String} "
+                    "AND build = {build:UInt64} AND goal_key IN {gkeys:Array(String)}",
+                    params, settings=MUTATION_SETTINGS)
             keys = ", ".join(f"k_{d}" for d in GOAL_ROLLUP_DIMS)
             self.store.command(
                 "INSERT INTO rollup_visit_goals (tz, day, build, goal_key, visit, vs, n, w, "
@@ -308,7 +318,9 @@ class Rollup:
             "AND build < {cutoff:UInt64}", {"tz": self.tz, "cutoff": cutoff})
             if int(r[0]) not in current]
         if old:
-            for table in ROLLUP_BUILD_TABLES:
+            # rollup_totals last: it is where old builds are found, so a delete that fails
+            # leaves them to be found again by the next collection.
+            for table in reversed(ROLLUP_BUILD_TABLES):
                 store.command(f"ALTER TABLE {table} DELETE WHERE tz = {{tz:String}} "
                               "AND build IN {old:Array(UInt64)}", {"tz": self.tz, "old": old},
                               settings=MUTATION_SETTINGS)

@@ -225,9 +225,10 @@ def visits_sql(where: str) -> str:
 def first_values(dims: Sequence[str]) -> str:
     """``k_<dim>``: a visit's first value of each of ``dims`` among the rows it counts (''
     when none): what its conversions are attributed to, raw (``conversions.per_visit``) and
-    rolled up alike."""
-    return ", ".join(f"argMinIf({DIMENSIONS[d].expr}, ts, {DIMENSIONS[d].rows}) AS k_{d}"
-                     for d in dims)
+    rolled up alike. Of two in the same millisecond, the lesser value: scans of different
+    rows (a visit's, its conversions') then name the same one."""
+    return ", ".join(f"argMinIf({DIMENSIONS[d].expr}, (ts, {DIMENSIONS[d].expr}), "
+                     f"{DIMENSIONS[d].rows}) AS k_{d}" for d in dims)
 
 
 ENGAGED = "kind = 'interaction' AND name = 'engaged'"
