@@ -421,6 +421,8 @@ VISIT_FILTER_COLUMNS = (
 #: first value (what a raw scan of the visit attributes its conversions to).
 VISIT_KEY_COLUMNS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
                      "entry_path", "device_type")
+#: Those columns, as a statement lists them.
+VISIT_KEYS = ", ".join(f"k_{c}" for c in VISIT_KEY_COLUMNS)
 #: What migration 21 added to ``rollup_visits``, after ``other``: the visit's duration and
 #: engaged seconds, and its first value of each of :data:`VISIT_KEY_COLUMNS`.
 VISIT_FIGURE_COLUMNS = ("dur UInt32", "eng UInt64",

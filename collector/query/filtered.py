@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.ddl.tables import VISIT_KEY_COLUMNS, uniq
+from collector.ddl.tables import VISIT_KEY_COLUMNS, VISIT_KEYS, uniq
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
 from collector.query.sql import (
     ENGAGED,
@@ -110,7 +110,6 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
     pairs = f"SELECT session_id, fd, fv FROM ({every}) WHERE (fd, fv) IN ({kept})"
     joined = f"events INNER JOIN ({pairs}) AS p ON events.session_id = p.session_id"
     columns = ", ".join(f"f_{d}" for d in FILTERS)
-    keys = ", ".join(f"k_{d}" for d in VISIT_KEY_COLUMNS)
     return [
         "INSERT INTO rollup_ftotals (tz, day, build, fdim, fval, visitors, visits, pageviews, "
         f"bounces, sessions) {head}, fd, fv, {VISIT_TOTALS}, "
@@ -123,7 +122,7 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         f"{head}, '{CUT}', fd, uniqExact(fv) FROM ({every}) GROUP BY fd "
         "HAVING uniqExact(fv) > {cap:UInt32}",
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
-        f"{keys}, {columns}) "
+        f"{VISIT_KEYS}, {columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
     ]
 

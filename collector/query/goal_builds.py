@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.ddl.tables import uniq
+from collector.ddl.tables import VISIT_KEYS, uniq
 from collector.query.conversions import (
     COVERED,
     GOAL_ROLLUP_DIMS,
@@ -26,9 +26,8 @@ def visit_goals_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
     What ``collector.query.rollup`` inserts into ``rollup_visit_goals``, from the very rows
     :func:`goal_rollup_sql` counts."""
     params["gkeys"] = [g.rollup_key for g in goals]
-    keys = ", ".join(f"k_{d}" for d in GOAL_ROLLUP_DIMS)
     return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, cityHash64(session_id, d) AS visit,
-           arrayReduce('{uniq('State')}', [v]) AS vs, toUInt32(n) AS n, w, {keys}
+           arrayReduce('{uniq('State')}', [v]) AS vs, toUInt32(n) AS n, w, {VISIT_KEYS}
     FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {per_goal(goals, False)}
     WHERE n > 0"""
 

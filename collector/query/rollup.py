@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from collector.ddl.tables import ROLLUP_BUILD_TABLES, uniq
+from collector.ddl.tables import ROLLUP_BUILD_TABLES, VISIT_KEYS, uniq
 from collector.query import filtered
-from collector.query.conversions import COVERED, GOAL_ROLLUP_DIMS, Measure, goal_kinds
+from collector.query.conversions import COVERED, Measure, goal_kinds
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
 from collector.query.goal_builds import goal_rollup_sql, visit_goals_sql
 from collector.query.params import DIMENSIONS, day_bounds
@@ -236,10 +236,9 @@ class Rollup:
                     "ALTER TABLE rollup_visit_goals DELETE WHERE tz = {tz:String} "
                     "AND build = {build:UInt64} AND goal_key IN {gkeys:Array(String)}",
                     params, settings=MUTATION_SETTINGS)
-            keys = ", ".join(f"k_{d}" for d in GOAL_ROLLUP_DIMS)
             self.store.command(
                 "INSERT INTO rollup_visit_goals (tz, day, build, goal_key, visit, vs, n, w, "
-                f"{keys}) SELECT {{tz:String}}, {{day:Date}}, {{build:UInt64}}, * "
+                f"{VISIT_KEYS}) SELECT {{tz:String}}, {{day:Date}}, {{build:UInt64}}, * "
                 f"FROM ({visit_goals_sql(chosen, where, params)})", params,
                 settings=INSERT_SETTINGS)
         self.store.command(
