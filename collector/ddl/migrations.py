@@ -36,6 +36,7 @@ from collector.ddl.tables import (
     rollup_days_table,
     rollup_dims_table,
     rollup_engagement_table,
+    rollup_fgoals_table,
     rollup_filtered_tables,
     rollup_goals_table,
     rollup_pages_table,
@@ -274,6 +275,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _goal_totals_first, data=_rebuild_rollups),
     Migration(21, "rollup: each visit's engagement and conversions, for views with filters",
               _visit_figures, data=_rebuild_rollups),
+    Migration(22, "rollup: each goal per filter value, for the goals page with one filter",
+              _tables(rollup_fgoals_table), data=_rebuild_rollups),
 )
 
 

@@ -506,6 +506,33 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
     )
 
 
+def rollup_fgoals_table(o: DdlOptions) -> Table:
+    # rollup_goals' rows once more per filter value (fdim = fval, the values rollup_ftotals
+    # has rows for), over the visits that value selects (migration 22): what the goals and
+    # funnels pages read with one filter, instead of matching every converting visit against
+    # the selected ones. Keyed by the filter first, as rollup_ftotals is.
+    return Table(
+        name="rollup_fgoals",
+        distributed=False,
+        columns=f"""{ROLLUP_KEY}
+    fdim LowCardinality(String),
+    fval String,
+    goal_key LowCardinality(String),
+    dim LowCardinality(String),
+    key String,
+    visitors AggregateFunction({uniq()}, String),
+    converted AggregateFunction({uniq()}, String),
+    conversions UInt64,
+    converted_visits UInt64,
+    value Float64,
+    valued AggregateFunction({uniq()}, String)""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY (tz, fdim, fval, dim, goal_key, day, build, key)
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
+{ROLLUP_GRANULES}""",
+    )
+
+
 def rollup_engagement_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build): the day's visit durations and engaged time
     # (collector.query.engagement). The durations are an exact quantile state: the median of
@@ -634,7 +661,7 @@ TTL hour + INTERVAL {o.events_ttl} SECOND""",
 
 ROLLUP_TABLES = ("rollup_days", "rollup_totals", "rollup_dims", "rollup_engagement",
                  "rollup_pages", "rollup_goals", "rollup_ftotals", "rollup_fdims",
-                 "rollup_visits", "rollup_visit_goals")
+                 "rollup_visits", "rollup_visit_goals", "rollup_fgoals")
 #: The tables of a day's build (rollup_days says which build is current).
 ROLLUP_BUILD_TABLES = ROLLUP_TABLES[1:]
 #: Distinct visitors, sessions and consent ids are counted with uniqCombined(12) everywhere.

@@ -19,9 +19,11 @@ read only unsuppressed, consented rows and select visits by the view's filters.
 
 Unfiltered figures read closed days from ``rollup_goals`` (built by ``collector.query.rollup``
 with :func:`goal_rollup_sql`, from the same per-visit rows), so merged figures equal a raw
-scan's; a day whose build does not cover a goal yet is scanned raw. Filtered figures read the
-closed days' visits their filters select: everyone's visitors from ``rollup_visits``, the
-conversions of those visits from ``rollup_visit_goals`` (:func:`visit_goals_sql`).
+scan's; a day whose build does not cover a goal yet is scanned raw. A view of one filter
+value with rows per value reads that value's rows (``rollup_fgoals``, the same figures over
+the visits it selects). Other filtered figures read the closed days' visits their filters
+select: everyone's visitors from ``rollup_visits``, the conversions of those visits from
+``rollup_visit_goals`` (``goal_builds.visit_goals_sql``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from collector.query.sql import (
     Sql,
     base_params,
     first_values,
+    rollup_mode,
     sources,
 )
 
@@ -134,7 +137,7 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     named by a ``dim`` column."""
     if keys:
         return _rows_by(goals, p, params, keys)
-    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=True)
+    where, rolled = sources(p, params, kinds=goal_kinds(goals))
     key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
     raw = f"""SELECT pos, {key0} AS key0, {VISITS_ROWS}
     FROM ({per_visit(goals, where, params, (key,) if key else ())}) {per_goal(goals)}
@@ -142,7 +145,7 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     if not rolled:
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
-    if p.filters:
+    if rollup_mode(p) == "visits":
         visit_key = f"k_{key}" if key else (ROLLUP_GRAINS[bucket] if bucket else "''")
         return (f"{raw}\n    UNION ALL\n"
                 f"{_selected_visits(rolled, visit_key, columns=(visit_key,) if key else ())}")
@@ -153,7 +156,7 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     SELECT {_POSITIONS} AS pos, {rolled_key} AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val, valued AS wvs
-    FROM rollup_goals
+    FROM {_goal_table(p)}
     WHERE {rolled} AND dim = {{gdim:String}}
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
 
@@ -162,7 +165,7 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
              keys: tuple[str, ...]) -> str:
     """(dim, pos, key0, vs, cvs, c, cv, val) of :func:`goal_rows` for every dimension of
     ``keys``: the raw days in one GROUPING SETS scan, the rolled-up ones from their rows."""
-    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=True)
+    where, rolled = sources(p, params, kinds=goal_kinds(goals))
     columns = [f"k_{d}" for d in keys]
     which = ", ".join(f"grouping({c}) = 0, '{d}'" for c, d in zip(columns, keys, strict=True))
     value = ", ".join(f"grouping({c}) = 0, {c}" for c in columns)
@@ -175,7 +178,7 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
     params["gdims"] = list(keys)
-    if p.filters:
+    if rollup_mode(p) == "visits":
         # A row per visit and dimension, named by ``dim``, keyed by the visit's first value.
         by_dim = (f"ARRAY JOIN {{gdims:Array(String)}} AS dim, [{', '.join(columns)}] "
                   "AS key0")
@@ -186,9 +189,16 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     SELECT dim, {_POSITIONS} AS pos, key AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val, valued AS wvs
-    FROM rollup_goals
+    FROM {_goal_table(p)}
     WHERE {rolled} AND dim IN {{gdims:Array(String)}}
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
+
+
+def _goal_table(p: Params) -> str:
+    """Where a view's goal rows are: per filter value for a view of one value that has them
+    (``sql.rollup_mode``; ``rollup_fgoals`` then holds the rows ``rollup_goals`` would hold
+    for just the visits that value selects), else the day's."""
+    return "rollup_fgoals" if rollup_mode(p) == "value" else "rollup_goals"
 
 
 def _selected_visits(rolled: str, key: str, by_dim: str = "",

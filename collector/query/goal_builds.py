@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.ddl.tables import VISIT_KEYS, uniq
+from collector.query import filtered
 from collector.query.conversions import (
     COVERED,
     GOAL_ROLLUP_DIMS,
@@ -40,16 +41,42 @@ def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
     ``rollup_goals``. ``everyone``: also the visitors of every visit (goal_key ''), which a
     build holds once; goals added to a build later need not write them again."""
     params["gkeys"] = [g.rollup_key for g in goals]
+    empty = f"{uniq('StateIf')}('', 0)"
+    return f"""{_grouped(per_visit(goals, where, params, GOAL_ROLLUP_DIMS), goals, everyone)}
+    UNION ALL
+    SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
+           toUInt64(0), toUInt64(0), toFloat64(0), {empty}, 0"""
+
+
+def fgoal_rollup_sql(goals: Sequence[Measure], where: str, visit_where: str,
+                     params: dict[str, Any], everyone: bool = True) -> str:
+    """(fd, fv, goal_key, dim, key0, vs, cvs, c, cv, val, wvs): :func:`goal_rollup_sql`'s rows
+    once per filter value, over the visits that value selects, for the values the build's
+    ``rollup_ftotals`` has rows for (so a value has goal rows exactly where it has the rest).
+    What ``collector.query.rollup`` inserts into ``rollup_fgoals`` (bound ``build``).
+    ``visit_where``: the day's rows a filter reads (``filtered.visit_filters_sql``)."""
+    params["gkeys"] = [g.rollup_key for g in goals]
+    kept = ("SELECT fdim, fval FROM rollup_ftotals WHERE tz = {tz:String} "
+            f"AND build = {{build:UInt64}} AND fdim != '{filtered.CUT}'")
+    pairs = (f"SELECT session_id, fd, fv FROM ({filtered.visit_filters_sql(visit_where)}) "
+             f"WHERE (fd, fv) IN ({kept})")
+    visits = (f"SELECT * FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) AS v "
+              f"INNER JOIN ({pairs}) AS p USING session_id")
+    return _grouped(visits, goals, everyone, by=("fd", "fv"))
+
+
+def _grouped(visits: str, goals: Sequence[Measure], everyone: bool,
+             by: Sequence[str] = ()) -> str:
+    """``visits`` (:func:`per_visit` rows) per goal, grouped by its total and by each of
+    :data:`GOAL_ROLLUP_DIMS`; ``by``: columns of ``visits`` every set is grouped by too, and
+    selected first. Also selects ``pos``, last."""
     keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
     which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
                                                                  strict=True))
     value = ", ".join(f"grouping({k}) = 0, {k}" for k in keys)
-    sets = ", ".join(["(pos)", *(f"(pos, {k})" for k in keys)])
-    empty = f"{uniq('StateIf')}('', 0)"
-    return f"""SELECT if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
-           multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}
-    FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {per_goal(goals, everyone)}
-    GROUP BY GROUPING SETS ({sets})
-    UNION ALL
-    SELECT arrayJoin({{gkeys:Array(String)}}), '{COVERED}', '', {empty}, {empty},
-           toUInt64(0), toUInt64(0), toFloat64(0), {empty}"""
+    outer = "".join(f"{c}, " for c in by)
+    sets = ", ".join([f"({outer}pos)", *(f"({outer}pos, {k})" for k in keys)])
+    return f"""SELECT {outer}if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
+           multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}, pos
+    FROM ({visits}) {per_goal(goals, everyone)}
+    GROUP BY GROUPING SETS ({sets})"""

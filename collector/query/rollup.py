@@ -41,7 +41,11 @@ from collector.ddl.tables import ROLLUP_BUILD_TABLES, VISIT_KEYS, uniq
 from collector.query import filtered
 from collector.query.conversions import COVERED, Measure, goal_kinds
 from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
-from collector.query.goal_builds import goal_rollup_sql, visit_goals_sql
+from collector.query.goal_builds import (
+    fgoal_rollup_sql,
+    goal_rollup_sql,
+    visit_goals_sql,
+)
 from collector.query.params import DIMENSIONS, day_bounds
 from collector.query.run import active_suppression_types, stored_funnels, stored_goals
 from collector.query.sql import (
@@ -222,31 +226,44 @@ class Rollup:
         chosen = tuple(goals)
         params: dict[str, Any] = {"tz": self.tz, "day": day, "build": build, "t0": t0,
                                   "t1": t1}
-        where = detail_rows(in_day, active_suppression_types(self.store), goal_kinds(chosen))
+        active = active_suppression_types(self.store)
+        where = detail_rows(in_day, active, goal_kinds(chosen))
         if chosen:
             # Before rollup_goals: its COVERED rows say the build has the goals' rows, these
             # included. A backfill that failed between the two left these without those, and
             # is retried: its rows go first, or the retry would count them twice.
             params["gkeys"] = [g.rollup_key for g in chosen]
-            if not everyone and self.store.scalar(
-                    "SELECT count() FROM rollup_visit_goals WHERE tz = {tz:String} "
-                    "AND build = {build:UInt64} AND goal_key IN {gkeys:Array(String)}",
-                    params, settings=PRIVATE_SETTINGS):
-                self.store.command(
-                    "ALTER TABLE rollup_visit_goals DELETE WHERE tz = {tz:String} "
-                    "AND build = {build:UInt64} AND goal_key IN {gkeys:Array(String)}",
-                    params, settings=MUTATION_SETTINGS)
+            if not everyone:
+                self._drop_leftovers(params)
             self.store.command(
                 "INSERT INTO rollup_visit_goals (tz, day, build, goal_key, visit, vs, n, w, "
                 f"{VISIT_KEYS}) SELECT {{tz:String}}, {{day:Date}}, {{build:UInt64}}, * "
                 f"FROM ({visit_goals_sql(chosen, where, params)})", params,
                 settings=INSERT_SETTINGS)
+        by_value = fgoal_rollup_sql(chosen, where, detail_rows(in_day, active), params,
+                                    everyone)
+        self.store.command(
+            "INSERT INTO rollup_fgoals (tz, day, build, fdim, fval, goal_key, dim, key, "
+            "visitors, converted, conversions, converted_visits, value, valued) "
+            "SELECT {tz:String}, {day:Date}, {build:UInt64}, fd, fv, gk, dim, key0, vs, cvs, "
+            f"c, cv, val, wvs FROM ({by_value})", params, settings=INSERT_SETTINGS)
         self.store.command(
             "INSERT INTO rollup_goals (tz, day, build, goal_key, dim, key, visitors, "
             "converted, conversions, converted_visits, value, valued) SELECT {tz:String}, "
             "{day:Date}, {build:UInt64}, gk, dim, key0, vs, cvs, c, cv, val, wvs "
             f"FROM ({goal_rollup_sql(chosen, where, params, everyone)})", params,
             settings=INSERT_SETTINGS)
+
+    def _drop_leftovers(self, params: dict[str, Any]) -> None:
+        """Delete the rows of goals ``gkeys`` a failed backfill of ``build`` left behind.
+        Costs a count per table; a delete only after such a failure."""
+        for table in ("rollup_visit_goals", "rollup_fgoals"):
+            where = ("tz = {tz:String} AND build = {build:UInt64} "
+                     "AND goal_key IN {gkeys:Array(String)}")
+            if self.store.scalar(f"SELECT count() FROM {table} WHERE {where}", params,
+                                 settings=PRIVATE_SETTINGS):
+                self.store.command(f"ALTER TABLE {table} DELETE WHERE {where}", params,
+                                   settings=MUTATION_SETTINGS)
 
     def _backfill_goals(self, stamp: int) -> int:
         """Add a goal defined (or edited) since a current build was made to that build, so

@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21, 22]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -321,10 +321,11 @@ def test_goal_rollup_sorted_by_goal_first_is_made_anew_and_rebuilt(store_dsn: st
 
 
 def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -> None:
-    """Migration 21: ``rollup_visits`` as migrations 19 and 20 left it (no duration, engaged
-    seconds or first values) gets those columns, and ``rollup_visit_goals`` is made; the days
-    are scanned raw until rebuilt, and then a filtered view's engagement and goals are read
-    from the visits' rows, equal to a raw scan."""
+    """Migrations 21 and 22: ``rollup_visits`` as migrations 19 and 20 left it (no duration,
+    engaged seconds or first values) gets those columns, and ``rollup_visit_goals`` and
+    ``rollup_fgoals`` are made; the days are scanned raw until rebuilt, and then a filtered
+    view's engagement and goals are read from the visits' rows (two filters) or from the
+    rows of its one filter's value, equal to a raw scan."""
     from collector.ddl.tables import VISIT_FIGURE_COLUMNS
     from collector.goals import Goals
     from collector.query import catalogue
@@ -338,7 +339,8 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
         old.command("ALTER TABLE rollup_visits "
                     + ", ".join(f"DROP COLUMN {c}" for c in dropped))
         assert old.scalar("SELECT count() FROM system.tables WHERE database = "
-                          "currentDatabase() AND name = 'rollup_visit_goals'") == 0
+                          "currentDatabase() AND name IN ('rollup_visit_goals', "
+                          "'rollup_fgoals')") == 0
         start = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
         rows = []
         for n in range(6):
@@ -357,7 +359,7 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
                     "uniqCombinedState(12)(toString(number)), 1, 0, ['/'] "
                     "FROM numbers(6) GROUP BY number")
 
-        assert apply_migrations(old, DdlOptions()) == [21]
+        assert apply_migrations(old, DdlOptions()) == [21, 22]
         columns = [str(r[0]) for r in old.rows(
             "SELECT name FROM system.columns WHERE table = 'rollup_visits' "
             "AND database = currentDatabase() ORDER BY position")]
@@ -374,16 +376,21 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
         assert query_run.rollup_plan(old, "engagement", plan)
         assert old.scalar("SELECT sum(eng) FROM rollup_visits") == 180
         assert query_run.run(old, "engagement", params) == raw
-        # Visits 2 to 5 were engaged for 25 s or more: 4 conversions, read from their rows.
-        goals = query_run.run(old, "goals", params)
-        assert query_run.rollup_plan(old, "goals", query_run.params_for("goals", params),
-                                     query_run.stored_goals(old))
+        # Visits 2 to 5 were engaged for 25 s or more: 4 conversions, read from their rows
+        # with two filters, from the rows of the value with one.
         assert old.scalar("SELECT sum(n) FROM rollup_visit_goals") == 4
-        assert (goals[0]["conversions"], goals[0]["visitors"]) == (4, 6)
-        scanned = query_run.run_readonly(old, catalogue.build(
-            "goals", params, query_run.active_suppression_types(old), None,
-            query_run.stored_goals(old)))
-        assert goals == scanned
+        assert old.scalar("SELECT sum(conversions) FROM rollup_fgoals WHERE fdim = 'path' "
+                          "AND fval = '/' AND dim = ''") == 4
+        for filters in ({"path": "/"}, {"path": "/", "channel": ""}):
+            view = {**params, "filters": filters}
+            goals = query_run.run(old, "goals", view)
+            assert query_run.rollup_plan(old, "goals", query_run.params_for("goals", view),
+                                         query_run.stored_goals(old))
+            assert (goals[0]["conversions"], goals[0]["visitors"]) == (4, 6)
+            scanned = query_run.run_readonly(old, catalogue.build(
+                "goals", view, query_run.active_suppression_types(old), None,
+                query_run.stored_goals(old)))
+            assert goals == scanned
     finally:
         old.close()
 

@@ -440,9 +440,10 @@ def test_a_goal_defined_after_the_rollup_is_added_to_its_builds(seeded: Any) -> 
 
 def test_a_goal_backfill_that_failed_halfway_is_redone_not_counted_twice(
         seeded: Any) -> None:
-    """A backfill writes a goal's converting visits, then its rollup_goals rows (whose
-    COVERED rows say the build has the goal). If the second insert fails, the next refresh
-    backfills the goal again: the visits' rows of the first attempt must not count twice."""
+    """A backfill writes a goal's converting visits and its rows per filter value, then its
+    rollup_goals rows (whose COVERED rows say the build has the goal). If the last insert
+    fails, the next refresh backfills the goal again: the rows of the first attempt must not
+    count twice, whether a view reads the visits' rows (two filters) or the value's (one)."""
     r = rollup(seeded)
     r.refresh()
     added = Goals(seeded).add("tel", {"kind": "interaction", "interaction": "tel"},
@@ -452,16 +453,22 @@ def test_a_goal_backfill_that_failed_halfway_is_redone_not_counted_twice(
     # What a failure after the first insert leaves: visit rows, no rollup_goals rows.
     seeded.command("ALTER TABLE rollup_goals DELETE WHERE goal_key = {g:String}", {"g": key},
                    settings={"mutations_sync": 2})
-    raw = {**BASE, "filters": {"device_type": "mobile"}}
-    assert served_and_raw(seeded, "goals", raw)[2] == 0  # not covered: scanned raw
+    one = {**BASE, "filters": {"device_type": "mobile"}}
+    two = {**BASE, "filters": {"device_type": "mobile", "channel": "search"}}
+    assert served_and_raw(seeded, "goals", one)[2] == 0  # not covered: scanned raw
     r.refresh()  # the backfill again
     assert seeded.scalar("SELECT count() FROM rollup_visit_goals WHERE goal_key = {g:String}",
                          {"g": key}) == seeded.scalar(
         "SELECT count() FROM (SELECT DISTINCT build, visit FROM rollup_visit_goals "
         "WHERE goal_key = {g:String})", {"g": key}) > 0
-    served, scanned, days = served_and_raw(seeded, "goals", raw)
-    assert served == scanned and days == 13
-    assert next(row for row in served if row["goal_id"] == added)["conversions"]
+    assert seeded.scalar("SELECT count() FROM rollup_fgoals WHERE goal_key = {g:String}",
+                         {"g": key}) == seeded.scalar(
+        "SELECT count() FROM (SELECT DISTINCT build, fdim, fval, dim, key FROM rollup_fgoals "
+        "WHERE goal_key = {g:String})", {"g": key}) > 0
+    for raw in (one, two):
+        served, scanned, days = served_and_raw(seeded, "goals", raw)
+        assert served == scanned and days == 13
+        assert next(row for row in served if row["goal_id"] == added)["conversions"]
 
 
 def test_values_beyond_the_cap_are_answered_from_the_visits(seeded: Any) -> None:
@@ -481,7 +488,7 @@ def test_values_beyond_the_cap_are_answered_from_the_visits(seeded: Any) -> None
     assert set(covered) == {True, False}  # some values kept every day, some cut on one
     for value in covered.values():
         for name, extra in [("kpis", {}), ("timeseries", {"grain": "day"}),
-                            ("breakdowns", {"dims": DIMS})]:
+                            ("breakdowns", {"dims": DIMS}), ("goals", {})]:
             raw = {**BASE, **extra, "filters": {"utm_campaign": value}}
             served, scanned, days = served_and_raw(seeded, name, raw)
             assert served == scanned and days > 0, (value, name)
