@@ -151,9 +151,10 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
                 f"{_selected_visits(rolled, visit_key, columns=(visit_key,) if key else ())}")
     params["gdim"] = key or ""
     rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
+    positions = _EVERY_POSITION if rollup_mode(p) == "value" else _POSITIONS
     return f"""{raw}
     UNION ALL
-    SELECT {_POSITIONS} AS pos, {rolled_key} AS key0,
+    SELECT {positions} AS pos, {rolled_key} AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val, valued AS wvs
     FROM {_goal_table(p)}
@@ -197,7 +198,8 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
 def _goal_table(p: Params) -> str:
     """Where a view's goal rows are: per filter value for a view of one value that has them
     (``sql.rollup_mode``; ``rollup_fgoals`` then holds the rows ``rollup_goals`` would hold
-    for just the visits that value selects), else the day's."""
+    for just the visits that value selects, but of converting visits only: read with
+    :data:`_EVERY_POSITION` but by dimension), else the day's."""
     return "rollup_fgoals" if rollup_mode(p) == "value" else "rollup_goals"
 
 
@@ -235,6 +237,12 @@ def _selected_visits(rolled: str, key: str, by_dim: str = "",
 #: may be defined alike, and share their rows), or 0 for the visitors of every visit.
 _POSITIONS = ("arrayJoin(if(goal_key = '', [0], arrayFilter(i -> {gkeys:Array(String)}[i] "
               "= goal_key, arrayEnumerate({gkeys:Array(String)}))))")
+#: :data:`_POSITIONS`, but everyone's visitors (goal_key '') at every position, as
+#: ``_selected_visits`` puts them: ``rollup_fgoals`` has no row for a goal where it did not
+#: convert, and a goal nobody reached must still have its row.
+_EVERY_POSITION = ("arrayJoin(if(goal_key = '', range(0, length({gkeys:Array(String)}) + 1), "
+                   "arrayFilter(i -> {gkeys:Array(String)}[i] = goal_key, "
+                   "arrayEnumerate({gkeys:Array(String)}))))")
 #: What conversions were worth, in total, per conversion and per visitor (of the period or
 #: group): only when at least k visitors' conversions carried a value (``wv_n``; so no one
 #: buyer's amount is ever the total), and nothing for a goal worth nothing.

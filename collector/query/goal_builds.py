@@ -54,7 +54,12 @@ def fgoal_rollup_sql(goals: Sequence[Measure], where: str, visit_where: str,
     once per filter value, over the visits that value selects, for the values the build's
     ``rollup_ftotals`` has rows for (so a value has goal rows exactly where it has the rest).
     What ``collector.query.rollup`` inserts into ``rollup_fgoals`` (bound ``build``).
-    ``visit_where``: the day's rows a filter reads (``filtered.visit_filters_sql``)."""
+    ``visit_where``: the day's rows a filter reads (``filtered.visit_filters_sql``).
+
+    Only converting visits make rows for a goal: a visit counts once per filter value it
+    has, and a goal row of a visit that did not convert would cost the build a row per goal
+    and value and add nothing to a merge. A reader puts everyone's visitors at every goal's
+    position instead (``conversions._goal_table``), as a raw scan has them."""
     params["gkeys"] = [g.rollup_key for g in goals]
     kept = ("SELECT fdim, fval FROM rollup_ftotals WHERE tz = {tz:String} "
             f"AND build = {{build:UInt64}} AND fdim != '{filtered.CUT}'")
@@ -62,14 +67,15 @@ def fgoal_rollup_sql(goals: Sequence[Measure], where: str, visit_where: str,
              f"WHERE (fd, fv) IN ({kept})")
     visits = (f"SELECT * FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) AS v "
               f"INNER JOIN ({pairs}) AS p USING session_id")
-    return _grouped(visits, goals, everyone, by=("fd", "fv"))
+    return _grouped(visits, goals, everyone, by=("fd", "fv"), rows="pos = 0 OR n > 0")
 
 
 def _grouped(visits: str, goals: Sequence[Measure], everyone: bool,
-             by: Sequence[str] = ()) -> str:
+             by: Sequence[str] = (), rows: str = "1") -> str:
     """``visits`` (:func:`per_visit` rows) per goal, grouped by its total and by each of
     :data:`GOAL_ROLLUP_DIMS`; ``by``: columns of ``visits`` every set is grouped by too, and
-    selected first. Also selects ``pos``, last."""
+    selected first; ``rows``: which rows per visit and goal count. Also selects ``pos``,
+    last."""
     keys = [f"k_{d}" for d in GOAL_ROLLUP_DIMS]
     which = ", ".join(f"grouping({k}) = 0, '{d}'" for k, d in zip(keys, GOAL_ROLLUP_DIMS,
                                                                  strict=True))
@@ -79,4 +85,5 @@ def _grouped(visits: str, goals: Sequence[Measure], everyone: bool,
     return f"""SELECT {outer}if(pos = 0, '', {{gkeys:Array(String)}}[pos]) AS gk,
            multiIf({which}, '') AS dim, multiIf({value}, '') AS key0, {VISITS_ROWS}, pos
     FROM ({visits}) {per_goal(goals, everyone)}
+    WHERE {rows}
     GROUP BY GROUPING SETS ({sets})"""
