@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from collector.ddl.tables import VISIT_KEY_COLUMNS, uniq
 from collector.query.goals import Goal
-from collector.query.params import DIMENSIONS, Params, QueryError
+from collector.query.params import DIMENSIONS, PER_VALUE_GOAL_FILTERS, Params, QueryError
 from collector.query.sql import (
     DETAIL_KINDS,
     ROLLUP_GRAINS,
@@ -137,7 +137,7 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     named by a ``dim`` column."""
     if keys:
         return _rows_by(goals, p, params, keys)
-    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=not _by_value(p))
     key0 = f"k_{key}" if key else (VISIT_GRAINS[bucket] if bucket else "''")
     raw = f"""SELECT pos, {key0} AS key0, {VISITS_ROWS}
     FROM ({per_visit(goals, where, params, (key,) if key else ())}) {per_goal(goals)}
@@ -145,13 +145,13 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     if not rolled:
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
-    if rollup_mode(p) == "visits":
+    if p.filters and not _by_value(p):
         visit_key = f"k_{key}" if key else (ROLLUP_GRAINS[bucket] if bucket else "''")
         return (f"{raw}\n    UNION ALL\n"
                 f"{_selected_visits(rolled, visit_key, columns=(visit_key,) if key else ())}")
     params["gdim"] = key or ""
     rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
-    positions = _EVERY_POSITION if rollup_mode(p) == "value" else _POSITIONS
+    positions = _EVERY_POSITION if _by_value(p) else _POSITIONS
     return f"""{raw}
     UNION ALL
     SELECT {positions} AS pos, {rolled_key} AS key0,
@@ -166,7 +166,7 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
              keys: tuple[str, ...]) -> str:
     """(dim, pos, key0, vs, cvs, c, cv, val) of :func:`goal_rows` for every dimension of
     ``keys``: the raw days in one GROUPING SETS scan, the rolled-up ones from their rows."""
-    where, rolled = sources(p, params, kinds=goal_kinds(goals))
+    where, rolled = sources(p, params, kinds=goal_kinds(goals), by_visit=not _by_value(p))
     columns = [f"k_{d}" for d in keys]
     which = ", ".join(f"grouping({c}) = 0, '{d}'" for c, d in zip(columns, keys, strict=True))
     value = ", ".join(f"grouping({c}) = 0, {c}" for c in columns)
@@ -179,7 +179,7 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
         return raw
     params["gkeys"] = [g.rollup_key for g in goals]
     params["gdims"] = list(keys)
-    if rollup_mode(p) == "visits":
+    if p.filters and not _by_value(p):
         # A row per visit and dimension, named by ``dim``, keyed by the visit's first value.
         by_dim = (f"ARRAY JOIN {{gdims:Array(String)}} AS dim, [{', '.join(columns)}] "
                   "AS key0")
@@ -195,12 +195,20 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
       AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
 
 
+def _by_value(p: Params) -> bool:
+    """Whether a filtered view's goals read the rows of its one filter value: a value with
+    rows (``sql.rollup_mode``) of a dimension that has goal rows per value
+    (``params.PER_VALUE_GOAL_FILTERS``). Other filtered views read the visits they select."""
+    return (rollup_mode(p) == "value"
+            and p.filters[0][0] in PER_VALUE_GOAL_FILTERS)
+
+
 def _goal_table(p: Params) -> str:
-    """Where a view's goal rows are: per filter value for a view of one value that has them
-    (``sql.rollup_mode``; ``rollup_fgoals`` then holds the rows ``rollup_goals`` would hold
-    for just the visits that value selects, but of converting visits only: read with
-    :data:`_EVERY_POSITION` but by dimension), else the day's."""
-    return "rollup_fgoals" if rollup_mode(p) == "value" else "rollup_goals"
+    """Where a view's goal rows are: per filter value (:func:`_by_value`; ``rollup_fgoals``
+    then holds the rows ``rollup_goals`` would hold for just the visits that value selects,
+    but of converting visits only: read with :data:`_EVERY_POSITION` but by dimension),
+    else the day's."""
+    return "rollup_fgoals" if _by_value(p) else "rollup_goals"
 
 
 def _selected_visits(rolled: str, key: str, by_dim: str = "",

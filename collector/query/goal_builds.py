@@ -19,6 +19,7 @@ from collector.query.conversions import (
     per_goal,
     per_visit,
 )
+from collector.query.params import PER_VALUE_GOAL_FILTERS
 
 
 def visit_goals_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]) -> str:
@@ -51,8 +52,9 @@ def goal_rollup_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
 def fgoal_rollup_sql(goals: Sequence[Measure], where: str, visit_where: str,
                      params: dict[str, Any], everyone: bool = True) -> str:
     """(fd, fv, goal_key, dim, key0, vs, cvs, c, cv, val, wvs): :func:`goal_rollup_sql`'s rows
-    once per filter value, over the visits that value selects, for the values the build's
-    ``rollup_ftotals`` has rows for (so a value has goal rows exactly where it has the rest).
+    once per filter value, over the visits that value selects, for the values of
+    ``params.PER_VALUE_GOAL_FILTERS`` the build's ``rollup_ftotals`` has rows for (so such a
+    value has goal rows exactly where it has the rest).
     What ``collector.query.rollup`` inserts into ``rollup_fgoals`` (bound ``build``).
     ``visit_where``: the day's rows a filter reads (``filtered.visit_filters_sql``).
 
@@ -61,8 +63,9 @@ def fgoal_rollup_sql(goals: Sequence[Measure], where: str, visit_where: str,
     and value and add nothing to a merge. A reader puts everyone's visitors at every goal's
     position instead (``conversions._goal_table``), as a raw scan has them."""
     params["gkeys"] = [g.rollup_key for g in goals]
+    dims = ", ".join(f"'{d}'" for d in PER_VALUE_GOAL_FILTERS)
     kept = ("SELECT fdim, fval FROM rollup_ftotals WHERE tz = {tz:String} "
-            f"AND build = {{build:UInt64}} AND fdim != '{filtered.CUT}'")
+            f"AND build = {{build:UInt64}} AND fdim IN ({dims})")
     pairs = (f"SELECT session_id, fd, fv FROM ({filtered.visit_filters_sql(visit_where)}) "
              f"WHERE (fd, fv) IN ({kept})")
     visits = (f"SELECT * FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) AS v "

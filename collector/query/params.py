@@ -114,12 +114,19 @@ FILTERS: dict[str, str] = {k: d.filter_expr for k, d in DIMENSIONS.items() if d.
 PER_VALUE_FILTERS = ("channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
                      "click_id_type", "device_type", "browser", "os", "language",
                      "network_type", "country", "path")
+#: Those whose values also get goal and funnel-step rows (``rollup_fgoals``): where a visit
+#: came from and on what device, what marketing judges conversions by. The others' goal
+#: rows would more than double the table (a visit has a dozen pages, languages, browsers...)
+#: for filters read from the visits' rows well enough.
+PER_VALUE_GOAL_FILTERS = ("channel", "referrer_host", "utm_source", "utm_medium",
+                          "utm_campaign", "click_id_type", "device_type")
 #: The breakdowns those rows hold: every dimension over page views and custom events but
 #: ``property`` (an ARRAY JOIN of its own).
 PER_VALUE_BREAKDOWNS = tuple(d for d, dim in DIMENSIONS.items()
                              if d != "property" and not dim.interaction)
 assert all(d in FILTERS and not DIMENSIONS[d].guarded and not DIMENSIONS[d].interaction
            for d in PER_VALUE_FILTERS)
+assert set(PER_VALUE_GOAL_FILTERS) <= set(PER_VALUE_FILTERS)
 GRAINS: dict[str, str] = {
     "hour": "toStartOfHour(ts, {tz:String})",
     "day": "toDate(ts, {tz:String})",

@@ -345,11 +345,11 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
         rows = []
         for n in range(6):
             rows.append([uuid.uuid4(), start, "pageview", "pageview", "/", f"v{n}", f"s{n}",
-                         0])
+                         0, "mobile"])
             rows.append([uuid.uuid4(), start.replace(minute=n + 1), "interaction", "engaged",
-                         "/", f"v{n}", f"s{n}", 10 * n + 5])
+                         "/", f"v{n}", f"s{n}", 10 * n + 5, "mobile"])
         old.insert("events", rows, ["event_id", "ts", "kind", "name", "path", "visitor_id",
-                                    "session_id", "engaged_seconds"])
+                                    "session_id", "engaged_seconds", "device_type"])
         # A current build of the day, made before: its visit rows carry no engagement.
         old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
                     "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 12)")
@@ -379,9 +379,11 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
         # Visits 2 to 5 were engaged for 25 s or more: 4 conversions, read from their rows
         # with two filters, from the rows of the value with one.
         assert old.scalar("SELECT sum(n) FROM rollup_visit_goals") == 4
-        assert old.scalar("SELECT sum(conversions) FROM rollup_fgoals WHERE fdim = 'path' "
-                          "AND fval = '/' AND dim = ''") == 4
-        for filters in ({"path": "/"}, {"path": "/", "channel": ""}):
+        assert old.scalar("SELECT sum(conversions) FROM rollup_fgoals WHERE "
+                          "fdim = 'device_type' AND fval = 'mobile' AND dim = ''") == 4
+        assert old.scalar("SELECT count() FROM rollup_fgoals WHERE fdim = 'path'") == 0
+        for filters in ({"device_type": "mobile"}, {"path": "/"},
+                        {"path": "/", "device_type": "mobile"}):
             view = {**params, "filters": filters}
             goals = query_run.run(old, "goals", view)
             assert query_run.rollup_plan(old, "goals", query_run.params_for("goals", view),
