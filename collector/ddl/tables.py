@@ -477,6 +477,20 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
     )
 
 
+def _goal_figures() -> str:
+    """A goal row's key and figures (``rollup_goals``, ``rollup_fgoals``); a function, since
+    the states' precision is read when a table is made."""
+    return f"""    goal_key LowCardinality(String),
+    dim LowCardinality(String),
+    key String,
+    visitors AggregateFunction({uniq()}, String),
+    converted AggregateFunction({uniq()}, String),
+    conversions UInt64,
+    converted_visits UInt64,
+    value Float64,
+    valued AggregateFunction({uniq()}, String)"""
+
+
 def rollup_goals_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build, goal, dimension, key): a goal's visitors, converting
     # visitors (uniq states), conversions, converting visits, what the conversions were worth
@@ -490,15 +504,7 @@ def rollup_goals_table(o: DdlOptions) -> Table:
         name="rollup_goals",
         distributed=False,
         columns=f"""{ROLLUP_KEY}
-    goal_key LowCardinality(String),
-    dim LowCardinality(String),
-    key String,
-    visitors AggregateFunction({uniq()}, String),
-    converted AggregateFunction({uniq()}, String),
-    conversions UInt64,
-    converted_visits UInt64,
-    value Float64,
-    valued AggregateFunction({uniq()}, String)""",
+{_goal_figures()}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, dim, goal_key, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
@@ -507,25 +513,18 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
 
 
 def rollup_fgoals_table(o: DdlOptions) -> Table:
-    # rollup_goals' rows once more per filter value (fdim = fval, the values rollup_ftotals
-    # has rows for), over the visits that value selects (migration 22): what the goals and
-    # funnels pages read with one filter, instead of matching every converting visit against
-    # the selected ones. Keyed by the filter first, as rollup_ftotals is.
+    # rollup_goals' rows once more per filter value (fdim = fval: the values rollup_ftotals
+    # has rows for, of the dimensions in params.PER_VALUE_GOAL_FILTERS), over the converting
+    # visits that value selects (migration 22): what the goals and funnels pages read with
+    # one such filter, instead of matching every converting visit against the selected ones.
+    # Keyed by the filter first, as rollup_ftotals is.
     return Table(
         name="rollup_fgoals",
         distributed=False,
         columns=f"""{ROLLUP_KEY}
     fdim LowCardinality(String),
     fval String,
-    goal_key LowCardinality(String),
-    dim LowCardinality(String),
-    key String,
-    visitors AggregateFunction({uniq()}, String),
-    converted AggregateFunction({uniq()}, String),
-    conversions UInt64,
-    converted_visits UInt64,
-    value Float64,
-    valued AggregateFunction({uniq()}, String)""",
+{_goal_figures()}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, fdim, fval, dim, goal_key, day, build, key)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND

@@ -206,8 +206,8 @@ def _by_value(p: Params) -> bool:
 def _goal_table(p: Params) -> str:
     """Where a view's goal rows are: per filter value (:func:`_by_value`; ``rollup_fgoals``
     then holds the rows ``rollup_goals`` would hold for just the visits that value selects,
-    but of converting visits only: read with :data:`_EVERY_POSITION` but by dimension),
-    else the day's."""
+    but of converting visits only, so a total puts everyone's visitors at every position:
+    :data:`_EVERY_POSITION`), else the day's."""
     return "rollup_fgoals" if _by_value(p) else "rollup_goals"
 
 
