@@ -3,7 +3,8 @@
 :class:`PageLoader` fetches (one scan for all of a page's breakdowns, the previous period
 beside key figures); :func:`kpi_figures` and :func:`table` shape rows for the template. Every
 number comes from a catalogue query that already applies suppression and k-anonymity; this
-module only chooses which queries run and how their rows are laid out.
+module only chooses which queries run and how their rows are laid out. About 450 lines: the
+loader and the shapes of the rows it fetches change together.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from dashboards.format import (
 from dashboards.i18n import NO_TEXT, Locale, Text
 from dashboards.panels import PANELS, Page, Panel
 from dashboards.settings import DashboardSettings
-from dashboards.view import View, panel_params
+from dashboards.view import View, effective_grain, panel_params
 
 #: Charts over days, which show the notes on the time axis as the series does.
 TIME_CHARTS = frozenset({"optin", "gpc", "coverage", "goal"})
@@ -49,6 +50,8 @@ TIME_CHARTS = frozenset({"optin", "gpc", "coverage", "goal"})
 #: (``View.funnel``).
 GOAL_DETAIL = frozenset({"goal_series", "goal_breakdown"})
 FUNNEL_DETAIL = frozenset({"funnel", "funnel_breakdown"})
+#: The series grains whose key figures come in the same query (``kpis_series``).
+FUSED_GRAINS = frozenset({"day", "week"})
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 
@@ -248,9 +251,12 @@ class PageLoader:
                                 for r in rows if r["dim"] == p.dim]
         out: dict[str, PanelData] = {}
         memo: dict[str, Rows] = {}
+        fused = self._figures_with_series(page, view, version, memo)
         for pid in page.panels:
             panel = PANELS[pid]
-            if pid in shared:
+            if pid in fused:
+                out[pid] = fused[pid]
+            elif pid in shared:
                 out[pid] = PanelData(panel, shared[pid])
             elif ((panel.query in GOAL_DETAIL and not view.goal)
                   or (panel.query in FUNNEL_DETAIL and not view.funnel)):
@@ -258,6 +264,56 @@ class PageLoader:
             else:
                 out[pid] = self.panel(panel, view, version, memo)
         return out
+
+
+    def _figures_with_series(self, page: Page, view: View, version: str,
+                             memo: dict[str, Rows]) -> dict[str, PanelData]:
+        """The key figures and visitors series of ``page``, from one query a period
+        (``kpis_series``) instead of two: the same numbers, the period read once. By panel
+        id; empty when the page does not show both, or the series is hourly."""
+        kpis = [pid for pid in page.panels if PANELS[pid].query == "kpis"]
+        series = [pid for pid in page.panels if PANELS[pid].query == "timeseries"]
+        grain = effective_grain(view)
+        if not kpis or not series or grain not in FUSED_GRAINS:
+            return {}
+        params = view.params(self.k, self.tz, grain=grain)
+        try:
+            now, buckets = _split(self.backend.run("kpis_series", params, version=version))
+        except QueryError:  # a collector older than the query: the two queries answer
+            return {}
+        before: Rows | None = None
+        earlier: Rows = []
+        if view.compare != "off":
+            params = {**params, "compare": view.compare}
+            earlier, before = _split(self.backend.run("kpis_series_previous", params,
+                                                      version=version))
+        labels, figures = KEY_FIGURES["kpis"]
+        notes = self.annotations(view, version, memo)
+        out = {pid: PanelData(PANELS[pid], now, current=figures(now[0]),
+                              previous=figures(earlier[0]) if before is not None else None,
+                              below_k=bool(now[0].get("below_k")), labels=labels)
+               for pid in kpis}
+        for pid in series:
+            out[pid] = (PanelData(PANELS[pid], buckets, annotations=notes) if before is None
+                        else PanelData(PANELS[pid], buckets, previous_rows=before,
+                                       previous_shift=catalogue.params_for(
+                                           "timeseries", params).shift_days,
+                                       compare=view.compare, annotations=notes))
+        return out
+
+
+def _split(rows: Rows) -> tuple[Rows, Rows]:
+    """``kpis_series`` rows as ``kpis`` and ``timeseries`` answer them: the totals row (one,
+    with nothing counted, when the period has no row at all) and the buckets'."""
+    totals = [{k: v for k, v in r.items() if k != "bucket"} for r in rows if not r["bucket"]]
+    buckets = [{"bucket": r["bucket"], "visitors": r["visitors"], "visits": r["visits"],
+                "pageviews": r["pageviews"]} for r in rows if r["bucket"]]
+    return totals or [_NOTHING], buckets
+
+
+#: The key figures of a period with no visit: what ``kpis`` answers then.
+_NOTHING: dict[str, Any] = {"visitors": None, "visits": None, "pageviews": None,
+                            "bounces": None, "below_k": True}
 
 
 def funnel_table(panel: Panel, view: View, rows: Rows, page_url: str,

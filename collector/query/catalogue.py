@@ -7,7 +7,7 @@ parameters only; ``collector.query.run`` runs the result read-only. It lives bel
 dashboards package because the collector runs it without importing them (collector ←
 dashboards). Anonymous counts and consent records have no visitor: there ``k`` is a threshold
 on the count (events or consent ids) instead of on distinct visitors.
-About 300 lines: one builder per named query, which read best side by side.
+About 420 lines: one builder per named query, which read best side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from collector.ddl.tables import uniq
 from collector.query.annotations import q_annotations
 from collector.query.conversions import (
+    VISIT_GRAINS,
     q_goal_breakdown,
     q_goal_breakdowns,
     q_goal_list,
@@ -61,6 +62,7 @@ from collector.query.sql import (
     rollup_table,
     rows_with_rollup,
     sources,
+    visit_states_sql,
     visits_sql,
 )
 
@@ -124,6 +126,54 @@ ORDER BY b"""
 def q_timeseries_previous(p: Params) -> Sql:
     """The series over the compared period, in its own dates (the chart lays it over)."""
     return q_timeseries(compared(p))
+
+
+def q_kpis_series(p: Params) -> Sql:
+    """``kpis`` and ``timeseries`` in one scan, for the grains the rollup keeps (day, week).
+
+    The rows of ``timeseries``, then one with an empty ``bucket``: the key figures, with
+    ``bounces`` and ``below_k`` (there ``visits`` counts visits, as ``kpis`` does; in a
+    bucket, distinct sessions, as ``timeseries`` does). Every figure is merged from the
+    same rows the two queries read, so each equals theirs; a page showing both pays for one
+    read of the period (``dashboards.pagedata``).
+    """
+    if p.grain not in ROLLUP_GRAINS:
+        raise QueryError("grain: key figures with their series come by day or week")
+    params = base_params(p)
+    where, rolled = sources(p, params)
+    # Each row: a bucket, its visitors and sessions as states, and visits, page views and
+    # bounces counted (a visit's row counts one visit; a day's totals row, the day's).
+    visit = "toUInt64(1), toUInt64(pv), toUInt64(pv = 1 AND other = 0)"
+    source = (f"SELECT {VISIT_GRAINS[p.grain]} AS b, vs, ss, toUInt64(1) AS s, "
+              f"toUInt64(pv) AS pvs, toUInt64(pv = 1 AND other = 0) AS bn "
+              f"FROM ({visit_states_sql(where)})")
+    if rolled and rollup_mode(p) == "visits":
+        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]}, vs, ss, {visit} "
+                   f"FROM {SELECTED_VISITS} {rolled}")
+    elif rolled:
+        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]}, visitors, sessions, "
+                   f"toUInt64(visits), toUInt64(pageviews), toUInt64(bounces) "
+                   f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
+    text = f"""
+SELECT if(total, '', toString(b)) AS bucket,
+       if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
+       if(v_n >= {{k:UInt32}}, if(total, s_n, ss_n), NULL) AS visits,
+       if(v_n >= {{k:UInt32}}, pv_n, NULL) AS pageviews,
+       if(v_n >= {{k:UInt32}} AND total, b_n, NULL) AS bounces,
+       v_n < {{k:UInt32}} AS below_k
+FROM (
+    SELECT b, grouping(b) = 1 AS total, {uniq('Merge')}(vs) AS v_n, {uniq('Merge')}(ss) AS ss_n,
+           sum(s) AS s_n, sum(pvs) AS pv_n, sum(bn) AS b_n
+    FROM ({source})
+    GROUP BY GROUPING SETS ((b), ())
+)
+ORDER BY total, b"""
+    return Sql(text, params)
+
+
+def q_kpis_series_previous(p: Params) -> Sql:
+    """The same over the compared period (:func:`compared`)."""
+    return q_kpis_series(compared(p))
 
 
 def q_breakdown(p: Params) -> Sql:
@@ -305,6 +355,8 @@ CATALOGUE: dict[str, Callable[[Params], Sql]] = {
     "kpis_previous": q_kpis_previous,
     "timeseries": q_timeseries,
     "timeseries_previous": q_timeseries_previous,
+    "kpis_series": q_kpis_series,
+    "kpis_series_previous": q_kpis_series_previous,
     "breakdown": q_breakdown,
     "breakdowns": q_breakdowns,
     "coverage": q_coverage,

@@ -50,6 +50,7 @@ PER_VALUE_CAP = 1000
 CUT = "#"
 #: Catalogue queries a filtered view may answer from the rollup.
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
+                     "kpis_series", "kpis_series_previous",
                      "breakdown", "breakdowns", "engagement", "engagement_previous",
                      "goals", "goal_series", "goal_breakdown", "goal_breakdowns",
                      "funnel", "funnel_breakdown"})

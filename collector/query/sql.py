@@ -191,12 +191,14 @@ SELECT day, b FROM (
 )
 WHERE b != 0 AND st = (SELECT max(version) FROM suppressions)"""
 ROLLUP_QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
+                            "kpis_series", "kpis_series_previous",
                             "breakdown", "breakdowns", "engagement", "engagement_previous",
                             "page_engagement", "goals", "goal_breakdown", "goal_breakdowns",
                             "goal_series",
                             "funnel", "funnel_breakdown"})
 #: Queries over the compared period, before the one asked for (their plan covers both).
-PREVIOUS_QUERIES = frozenset({"kpis_previous", "timeseries_previous", "engagement_previous"})
+PREVIOUS_QUERIES = frozenset({"kpis_previous", "timeseries_previous", "engagement_previous",
+                              "kpis_series_previous"})
 ROLLUP_GRAINS = {"day": "day", "week": "toMonday(day)"}
 ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
                "AND build IN {builds:Array(UInt64)}")
@@ -219,6 +221,15 @@ def visits_sql(where: str) -> str:
            toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
            sumIf(engaged_seconds, {ENGAGED}) AS eng,
            argMaxIf(path, (ts, path), kind = 'pageview') AS exit_path
+    FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
+
+
+def visit_states_sql(where: str) -> str:
+    """:func:`visits_sql`'s visits with only what key figures and series read: the day,
+    visitor and session as uniq states, page views and custom events."""
+    return f"""SELECT toDate(ts, {{tz:String}}) AS d, {uniq('State')}(visitor_id) AS vs,
+           {uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv,
+           countIf(kind = 'custom') AS other
     FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
 
 

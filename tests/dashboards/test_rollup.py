@@ -45,6 +45,8 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("kpis", {}), ("kpis_previous", {}),
     ("timeseries", {"grain": "day"}), ("timeseries", {"grain": "week"}),
     ("timeseries_previous", {"grain": "day"}), ("kpis_previous", {"compare": "year"}),
+    ("kpis_series", {"grain": "day"}), ("kpis_series", {"grain": "week"}),
+    ("kpis_series_previous", {"grain": "day"}),
     ("breakdowns", {"dims": DIMS}),
     ("engagement", {}), ("engagement_previous", {}), ("page_engagement", {"limit": 50}),
     *[("breakdown", {"dim": d}) for d in params.DIMENSIONS],
@@ -70,6 +72,8 @@ FILTERED: list[tuple[str, dict[str, Any]]] = [
                  {"city": "Osaka"}, {"interaction": "tel"})
     for name, extra in [("kpis", {}), ("kpis_previous", {}), ("timeseries", {"grain": "day"}),
                         ("timeseries_previous", {"grain": "week"}),
+                        ("kpis_series", {"grain": "day"}),
+                        ("kpis_series_previous", {"grain": "week"}),
                         ("engagement", {}), ("engagement_previous", {}),
                         ("goals", {}), ("goal_series", {"goal": "first", "grain": "week"}),
                         ("goal_breakdown", {"dim": "utm_campaign", "goal": "first"}),
