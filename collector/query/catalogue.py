@@ -62,6 +62,7 @@ from collector.query.sql import (
     rollup_table,
     rows_with_rollup,
     sources,
+    union_with_events,
     visit_states_sql,
     visits_sql,
 )
@@ -143,17 +144,17 @@ def q_kpis_series(p: Params) -> Sql:
     where, rolled = sources(p, params)
     # Each row: a bucket, its visitors and sessions as states, and visits, page views and
     # bounces counted (a visit's row counts one visit; a day's totals row, the day's).
-    visit = "toUInt64(1), toUInt64(pv), toUInt64(pv = 1 AND other = 0)"
-    source = (f"SELECT {VISIT_GRAINS[p.grain]} AS b, vs, ss, toUInt64(1) AS s, "
-              f"toUInt64(pv) AS pvs, toUInt64(pv = 1 AND other = 0) AS bn "
-              f"FROM ({visit_states_sql(where)})")
+    visit = ("vs, ss, toUInt64(1) AS s, toUInt64(pv) AS pvs, "
+             "toUInt64(pv = 1 AND other = 0) AS bn")
+    source = f"SELECT {VISIT_GRAINS[p.grain]} AS b, {visit} FROM ({visit_states_sql(where)})"
     if rolled and rollup_mode(p) == "visits":
-        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]}, vs, ss, {visit} "
-                   f"FROM {SELECTED_VISITS} {rolled}")
+        source = union_with_events(source, where, f"SELECT {ROLLUP_GRAINS[p.grain]} AS b, "
+                                   f"{visit} FROM {SELECTED_VISITS} {rolled}")
     elif rolled:
-        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]}, visitors, sessions, "
-                   f"toUInt64(visits), toUInt64(pageviews), toUInt64(bounces) "
-                   f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
+        source = union_with_events(source, where, (
+            f"SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors AS vs, sessions AS ss, "
+            "toUInt64(visits) AS s, toUInt64(pageviews) AS pvs, toUInt64(bounces) AS bn "
+            f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}"))
     text = f"""
 SELECT if(total, '', toString(b)) AS bucket,
        if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
@@ -183,7 +184,8 @@ def q_breakdown(p: Params) -> Sql:
     # No distinct visit count here: it would double the cost of every breakdown.
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
-    rows = rows_with_rollup(source, rolled, [p.dim], params, rollup_table(p, "rollup_dims"))
+    rows = rows_with_rollup(source, where, rolled, [p.dim], params,
+                            rollup_table(p, "rollup_dims"))
     return Sql(f"SELECT key, is_other, visitors, events FROM ({folded(rows)})", params)
 
 
@@ -193,7 +195,7 @@ def q_breakdowns(p: Params) -> Sql:
         raise QueryError("dims: at least one dimension")
     params = base_params(p)
     where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims), dims=p.dims)
-    rows = rows_with_rollup(grouped_sql(p.dims, where), rolled, p.dims, params,
+    rows = rows_with_rollup(grouped_sql(p.dims, where), where, rolled, p.dims, params,
                             rollup_table(p, "rollup_dims"))
     return Sql(folded(rows), params)
 

@@ -45,6 +45,7 @@ from collector.query.sql import (
     first_values,
     rollup_mode,
     sources,
+    union_with_events,
 )
 
 #: What the goals table holds: every goal there is, by name (the runner reads them).
@@ -147,19 +148,18 @@ def goal_rows(goals: Sequence[Measure], p: Params, params: dict[str, Any],
     params["gkeys"] = [g.rollup_key for g in goals]
     if p.filters and not _by_value(p):
         visit_key = f"k_{key}" if key else (ROLLUP_GRAINS[bucket] if bucket else "''")
-        return (f"{raw}\n    UNION ALL\n"
-                f"{_selected_visits(rolled, visit_key, columns=(visit_key,) if key else ())}")
+        return union_with_events(raw, where, _selected_visits(
+            rolled, visit_key, columns=(visit_key,) if key else ()))
     params["gdim"] = key or ""
     rolled_key = ROLLUP_GRAINS[bucket] if bucket else "key"
     positions = _EVERY_POSITION if _by_value(p) else _POSITIONS
-    return f"""{raw}
-    UNION ALL
+    return union_with_events(raw, where, f"""
     SELECT {positions} AS pos, {rolled_key} AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val, valued AS wvs
     FROM {_goal_table(p)}
     WHERE {rolled} AND dim = {{gdim:String}}
-      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
+      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')""")
 
 
 def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
@@ -183,16 +183,14 @@ def _rows_by(goals: Sequence[Measure], p: Params, params: dict[str, Any],
         # A row per visit and dimension, named by ``dim``, keyed by the visit's first value.
         by_dim = (f"ARRAY JOIN {{gdims:Array(String)}} AS dim, [{', '.join(columns)}] "
                   "AS key0")
-        return (f"{raw}\n    UNION ALL\n"
-                f"{_selected_visits(rolled, 'key0', by_dim, columns)}")
-    return f"""{raw}
-    UNION ALL
+        return union_with_events(raw, where, _selected_visits(rolled, "key0", by_dim, columns))
+    return union_with_events(raw, where, f"""
     SELECT dim, {_POSITIONS} AS pos, key AS key0,
            visitors AS vs, converted AS cvs, conversions AS c, converted_visits AS cv,
            value AS val, valued AS wvs
     FROM {_goal_table(p)}
     WHERE {rolled} AND dim IN {{gdims:Array(String)}}
-      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')"""
+      AND (goal_key IN {{gkeys:Array(String)}} OR goal_key = '')""")
 
 
 def _by_value(p: Params) -> bool:
