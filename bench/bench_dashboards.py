@@ -113,7 +113,8 @@ def define_goals(store: Store) -> None:
 def run(store: Store, runs: int) -> None:
     users = demo_accounts("bench-password")
     settings = DashboardSettings(users=users)
-    # The site's today, not the machine's: in UTC it is yesterday in Tokyo until 15:00.
+    # The site's today, not the machine's: from 15:00 to midnight UTC, the machine's date is
+    # Tokyo's yesterday.
     today = dt.datetime.now(zoneinfo.ZoneInfo(settings.tz)).date()
     windows = [(today - dt.timedelta(days=29 + i), today - dt.timedelta(days=i))
                for i in range(runs)]

@@ -111,7 +111,7 @@ def run_wrk(url: str, duration: int, connections: int, cookie: str | None) -> di
 
 def serve(target: str, port: int, parser: str, env: dict[str, str] | None = None
           ) -> subprocess.Popen[bytes]:
-    factory = target.endswith(":streaming")
+    factory = target.endswith((":streaming", ":floor"))
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
            "--no-access-log", "--log-level", "warning", "--lifespan", "on", "--http", parser,
            "--loop", "uvloop" if parser == "httptools" else "asyncio",
@@ -166,6 +166,8 @@ def main() -> None:
             ("new visitor", "bench.overhead_app:wrapped", None, None),
             ("consented, discarding", "bench.overhead_app:wrapped", "fresh", None),
             ("consented, streaming", "bench.overhead_app:streaming", "fresh", stream_env),
+            # The least any capture costs (overhead_app.FloorMiddleware): the anchor.
+            ("floor", "bench.overhead_app:floor", cookie, None),
         ]
         if args.only:
             variants = [v for v in variants if v[0] == "bare" or v[0] in args.only]

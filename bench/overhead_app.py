@@ -8,6 +8,7 @@ the middleware's own cost (consent decision, snapshot, queue, worker build), not
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from consent_mw import ConsentMiddleware
@@ -105,3 +106,74 @@ def streaming_to_dead_collector() -> ConsentMiddleware:
         spool_max_bytes=int(os.environ.get("BENCH_SPOOL_MAX_BYTES", str(16 * 1024 * 1024))),
     )
     return ConsentMiddleware(bare, settings=down)
+
+
+class FloorMiddleware:
+    """The floor to compare with: a pure-ASGI middleware that does only what any capture must.
+
+    It reads the Cookie and User-Agent, looks the cookie up in a dict, and at the response's
+    start queues a tuple; a worker thread turns each into a dict and encodes the batch with
+    orjson, once per 1,000. No consent, no signature, no scrubbing, no bounds: not a design,
+    a measure of what the interpreter charges for the least a page view can cost
+    (``bench_instructions.py``; ``uvicorn --factory bench.overhead_app:floor``).
+    """
+
+    def __init__(self, app: Any) -> None:
+        import threading
+        from collections import deque
+
+        self.app = app
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.ids: dict[bytes, str] = {}
+        self.queued = self.encoded = 0  # items, for flush()
+        self.wake = threading.Condition()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        import orjson
+
+        while True:
+            with self.wake:
+                self.wake.wait(1.0)
+            items = [self.queue.popleft() for _ in range(len(self.queue))]
+            orjson.dumps([{"ts": ts, "path": path, "query": query.decode("latin-1"),
+                           "status": status, "visitor_id": vid, "ua": ua.decode("latin-1")}
+                          for ts, path, query, status, vid, ua in items])
+            self.encoded += len(items)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookie = ua = b""
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                cookie = value
+            elif key == b"user-agent":
+                ua = value
+        vid = self.ids.get(cookie)
+        if vid is None:
+            vid = self.ids[cookie] = cookie[:16].decode("latin-1")
+
+        def queued(message: Any) -> Any:
+            if message["type"] == "http.response.start":
+                self.queue.append((time.time_ns() // 1_000_000, scope["path"],
+                                   scope["query_string"], message["status"], vid, ua))
+                self.queued += 1
+                if len(self.queue) % 1000 == 0:
+                    with self.wake:
+                        self.wake.notify()
+            return send(message)
+
+        await self.app(scope, receive, queued)
+
+    def flush(self) -> None:
+        """Encode everything queued now (the bench counts the worker's share)."""
+        while self.encoded < self.queued:
+            with self.wake:
+                self.wake.notify()
+            time.sleep(0.001)
+
+
+def floor() -> FloorMiddleware:
+    return FloorMiddleware(bare)

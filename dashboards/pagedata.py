@@ -265,7 +265,6 @@ class PageLoader:
                 out[pid] = self.panel(panel, view, version, memo)
         return out
 
-
     def _figures_with_series(self, page: Page, view: View, version: str,
                              memo: dict[str, Rows]) -> dict[str, PanelData]:
         """The key figures and visitors series of ``page``, from one query a period
@@ -308,12 +307,12 @@ def _split(rows: Rows) -> tuple[Rows, Rows]:
     totals = [{k: v for k, v in r.items() if k != "bucket"} for r in rows if not r["bucket"]]
     buckets = [{"bucket": r["bucket"], "visitors": r["visitors"], "visits": r["visits"],
                 "pageviews": r["pageviews"]} for r in rows if r["bucket"]]
-    return totals or [_NOTHING], buckets
+    return totals or [dict(_NOTHING)], buckets
 
 
 #: The key figures of a period with no visit: what ``kpis`` answers then.
 _NOTHING: dict[str, Any] = {"visitors": None, "visits": None, "pageviews": None,
-                            "bounces": None, "below_k": True}
+                            "bounces": None, "below_k": 1}
 
 
 def funnel_table(panel: Panel, view: View, rows: Rows, page_url: str,

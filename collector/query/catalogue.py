@@ -135,8 +135,10 @@ def q_kpis_series(p: Params) -> Sql:
     The rows of ``timeseries``, then one with an empty ``bucket``: the key figures, with
     ``bounces`` and ``below_k`` (there ``visits`` counts visits, as ``kpis`` does; in a
     bucket, distinct sessions, as ``timeseries`` does). Every figure is merged from the
-    same rows the two queries read, so each equals theirs; a page showing both pays for one
-    read of the period (``dashboards.pagedata``).
+    same rows the two queries read, so each equals theirs (a bucket's, read raw, from its
+    visits' states: at exactly 128 distinct visitors the count may then differ by one, the
+    edge every merged count has, ``ddl.tables.EXACT_UP_TO``); a page showing both pays for
+    one read of the period (``dashboards.pagedata``).
     """
     if p.grain not in ROLLUP_GRAINS:
         raise QueryError("grain: key figures with their series come by day or week")

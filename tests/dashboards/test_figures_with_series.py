@@ -89,12 +89,15 @@ def test_an_hourly_series_is_refused_with_its_reason(store: Any) -> None:
         query_run.run(store, "kpis_series", {**BASE, "grain": "hour"})
 
 
-@pytest.mark.parametrize(("compare", "filters"), [
-    ("previous", {}), ("off", {"channel": "search", "device_type": "mobile"}),
-    ("year", {"channel": "search"})])
+@pytest.mark.parametrize(("compare", "filters", "rolled"), [
+    ("previous", {}, False), ("previous", {}, True),
+    ("off", {"channel": "search", "device_type": "mobile"}, True),
+    ("year", {"channel": "search"}, False), ("previous", {"channel": "search"}, True)])
 def test_the_overview_reads_each_period_once_and_shows_what_the_two_queries_give(
         store: Any, users: Any, monkeypatch: pytest.MonkeyPatch, compare: str,
-        filters: dict[str, str]) -> None:
+        filters: dict[str, str], rolled: bool) -> None:
+    if rolled:
+        Rollup(store, "Asia/Tokyo", grace=0, clock=lambda: END).refresh()
     settings = DashboardSettings(users=users, k=5)
     loader = PageLoader(CachedBackend(StoreBackend(store), max_entries=0), settings)
     view = parse_view({"preset": "custom", "start": "2026-06-17", "end": "2026-06-30",
@@ -132,9 +135,28 @@ def test_a_collector_without_the_query_gets_the_two_queries(
     page = PAGES["overview"]
     older = {k: v for k, v in catalogue.CATALOGUE.items() if not k.startswith("kpis_series")}
     monkeypatch.setattr(catalogue, "CATALOGUE", older)
+    asked: list[str] = []
+    run = loader.backend.run
+
+    def recorded(name: str, params: Any, *, version: str | None = None) -> Any:
+        asked.append(name)
+        return run(name, params, version=version)
+
+    monkeypatch.setattr(loader.backend, "run", recorded)
     data = loader.page(page, view)
+    assert asked.count("kpis_series") == 1 and "kpis" in asked and "timeseries" in asked
     assert data["kpis"].current and data["kpis"].current["visits"]
     assert data["series"].rows and data["series"].previous_rows is not None
+
+
+def test_an_empty_answer_reads_as_no_visit() -> None:
+    """Figures of a period no row answers for: what ``kpis`` gives for a period without a
+    visit, a fresh row each time (panels never share one to mutate)."""
+    first, buckets = pagedata._split([])
+    again, _ = pagedata._split([])
+    assert buckets == [] and first == again == [
+        {"visitors": None, "visits": None, "pageviews": None, "bounces": None, "below_k": 1}]
+    assert first[0] is not again[0]
 
 
 def test_the_dates_of_the_buckets_are_the_series_dates(store: Any) -> None:
