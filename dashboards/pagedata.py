@@ -190,25 +190,19 @@ class PageLoader:
             return PanelData(panel, rows, annotations=notes)
         if panel.show == "series":
             if view.compare == "off":
-                return PanelData(panel, rows, annotations=notes)
+                return series_data(panel, rows, notes, view, {}, None)
             params = {**panel_params(panel, view, self.k, self.tz, self.top_n),
                       "compare": view.compare}
-            return PanelData(panel, rows, previous_rows=self.backend.run(
-                "timeseries_previous", params, version=version),
-                previous_shift=catalogue.params_for("timeseries", params).shift_days,
-                compare=view.compare, annotations=notes)
+            return series_data(panel, rows, notes, view, params, self.backend.run(
+                "timeseries_previous", params, version=version))
         if panel.show != "kpis":
             return PanelData(panel, rows)
-        labels, figures = KEY_FIGURES[panel.query]
         previous = None
         if view.compare != "off":
-            prev = self.backend.run(f"{panel.query}_previous",
-                                    view.params(self.k, self.tz, compare=view.compare),
-                                    version=version)
-            previous = figures(prev[0] if prev else None)
-        return PanelData(panel, rows, current=figures(rows[0] if rows else None),
-                         previous=previous, below_k=bool(rows and rows[0].get("below_k")),
-                         labels=labels)
+            previous = self.backend.run(f"{panel.query}_previous",
+                                        view.params(self.k, self.tz, compare=view.compare),
+                                        version=version)
+        return kpi_data(panel, rows, previous)
 
     def with_goal(self, page: Page, view: View, version: str) -> View:
         """``view`` with the goal and funnel ``page`` shows in detail: the one asked for,
@@ -286,19 +280,34 @@ class PageLoader:
             params = {**params, "compare": view.compare}
             earlier, before = _split(self.backend.run("kpis_series_previous", params,
                                                       version=version))
-        labels, figures = KEY_FIGURES["kpis"]
         notes = self.annotations(view, version, memo)
-        out = {pid: PanelData(PANELS[pid], now, current=figures(now[0]),
-                              previous=figures(earlier[0]) if before is not None else None,
-                              below_k=bool(now[0].get("below_k")), labels=labels)
+        out = {pid: kpi_data(PANELS[pid], now, earlier if before is not None else None)
                for pid in kpis}
         for pid in series:
-            out[pid] = (PanelData(PANELS[pid], buckets, annotations=notes) if before is None
-                        else PanelData(PANELS[pid], buckets, previous_rows=before,
-                                       previous_shift=catalogue.params_for(
-                                           "timeseries", params).shift_days,
-                                       compare=view.compare, annotations=notes))
+            out[pid] = series_data(PANELS[pid], buckets, notes, view, params, before)
         return out
+
+
+def kpi_data(panel: Panel, rows: Rows, previous: Rows | None) -> PanelData:
+    """A key-figures panel: its figures, and the compared period's (``previous``: its rows,
+    None when not compared)."""
+    labels, figures = KEY_FIGURES[panel.query]
+    return PanelData(panel, rows, current=figures(rows[0] if rows else None),
+                     previous=(None if previous is None
+                               else figures(previous[0] if previous else None)),
+                     below_k=bool(rows and rows[0].get("below_k")), labels=labels)
+
+
+def series_data(panel: Panel, rows: Rows, notes: Rows, view: View,
+                params: Mapping[str, Any], previous: Rows | None) -> PanelData:
+    """A series panel: its rows and notes, and the compared period's rows laid over them
+    (``previous``, None when not compared; ``params``: the compared query's, which say how
+    many days back it lies)."""
+    if previous is None:
+        return PanelData(panel, rows, annotations=notes)
+    return PanelData(panel, rows, previous_rows=previous,
+                     previous_shift=catalogue.params_for("timeseries", params).shift_days,
+                     compare=view.compare, annotations=notes)
 
 
 def _split(rows: Rows) -> tuple[Rows, Rows]:
