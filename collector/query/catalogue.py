@@ -73,10 +73,12 @@ def q_kpis(p: Params) -> Sql:
     where, rolled = sources(p, params)
     source = f"SELECT {VISIT_TOTALS} FROM ({visits_sql(where)})"
     if rolled and rollup_mode(p) == "visits":
-        source += f" UNION ALL SELECT {VISIT_TOTALS} FROM {SELECTED_VISITS} {rolled}"
+        source = union_with_events(source, where,
+                                   f"SELECT {VISIT_TOTALS} FROM {SELECTED_VISITS} {rolled}")
     elif rolled:
-        source += (" UNION ALL SELECT visitors, visits, pageviews, bounces "
-                   f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
+        source = union_with_events(source, where, (
+            "SELECT visitors AS vs, visits AS s_n, pageviews AS pv_n, bounces AS b_n "
+            f"FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}"))
     text = f"""
 SELECT
     if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,
@@ -105,11 +107,13 @@ def q_timeseries(p: Params) -> Sql:
               f"{uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv "
               f"FROM events WHERE {where} GROUP BY b")
     if rolled and rollup_mode(p) == "visits":
-        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, vs, ss, toUInt64(pv) "
-                   f"FROM {SELECTED_VISITS} {rolled}")
+        source = union_with_events(source, where, (
+            f"SELECT {ROLLUP_GRAINS[p.grain]} AS b, vs, ss, toUInt64(pv) AS pv "
+            f"FROM {SELECTED_VISITS} {rolled}"))
     elif rolled:
-        source += (f" UNION ALL SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors, sessions, "
-                   f"pageviews FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}")
+        source = union_with_events(source, where, (
+            f"SELECT {ROLLUP_GRAINS[p.grain]} AS b, visitors AS vs, sessions AS ss, "
+            f"pageviews AS pv FROM {rollup_table(p, 'rollup_totals')} WHERE {rolled}"))
     text = f"""
 SELECT toString(b) AS bucket,
        if(v_n >= {{k:UInt32}}, v_n, NULL) AS visitors,

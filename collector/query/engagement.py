@@ -32,6 +32,7 @@ from collector.query.sql import (
     base_params,
     compared,
     sources,
+    union_with_events,
     visits_sql,
 )
 
@@ -47,6 +48,10 @@ ENGAGEMENT_TOTALS = (
     f"{MEDIAN.replace('(', 'State(', 1)}(dur) AS d_q, sum(eng) AS e_sum, "
     f"countIf(pv = 1 AND eng < {ENGAGED_BOUNCE_S}) AS eb_n")
 ENGAGEMENT_COLUMNS = "visitors, visits, duration_sum, durations, engaged_sum, engaged_bounces"
+#: Those columns read back, named as :data:`ENGAGEMENT_TOTALS` names them (the name a
+#: UNION's first part gives, when the events part is left out).
+ENGAGEMENT_READ = ", ".join(f"{c} AS {n}" for c, n in zip(
+    ENGAGEMENT_COLUMNS.split(", "), ("vs", "s_n", "d_sum", "d_q", "e_sum", "eb_n"), strict=True))
 
 
 def q_engagement(p: Params) -> Sql:
@@ -55,9 +60,11 @@ def q_engagement(p: Params) -> Sql:
     source = f"SELECT {ENGAGEMENT_TOTALS} FROM ({visits_sql(where)})"
     if rolled and p.filters:
         # The visits the filters select, each with its duration and engaged seconds.
-        source += f" UNION ALL SELECT {ENGAGEMENT_TOTALS} FROM {SELECTED_VISITS} {rolled}"
+        source = union_with_events(
+            source, where, f"SELECT {ENGAGEMENT_TOTALS} FROM {SELECTED_VISITS} {rolled}")
     elif rolled:
-        source += f" UNION ALL SELECT {ENGAGEMENT_COLUMNS} FROM rollup_engagement WHERE {rolled}"
+        source = union_with_events(
+            source, where, f"SELECT {ENGAGEMENT_READ} FROM rollup_engagement WHERE {rolled}")
     shown = "if(v_n >= {k:UInt32}, %s, NULL)"
     text = f"""
 SELECT
@@ -114,7 +121,8 @@ def q_page_engagement(p: Params) -> Sql:
     where, rolled = sources(p, params, kinds=DETAIL_KINDS)
     source = page_rows(where)
     if rolled:
-        source += f" UNION ALL SELECT {PAGE_COLUMNS} FROM rollup_pages WHERE {rolled}"
+        source = union_with_events(
+            source, where, f"SELECT {PAGE_COLUMNS} FROM rollup_pages WHERE {rolled}")
     # Pages seen by fewer than k visitors fold into one "other" row, as in every breakdown.
     text = f"""
 SELECT key, is_other, v_n AS visitors, views, exits,
