@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from collector.query import catalogue
+from collector.query import catalogue, sql
 from collector.query.params import DIMENSIONS, QueryError
 from dashboards.backends import CachedBackend, Rows
 from dashboards.format import (
@@ -51,7 +51,7 @@ TIME_CHARTS = frozenset({"optin", "gpc", "coverage", "goal"})
 GOAL_DETAIL = frozenset({"goal_series", "goal_breakdown"})
 FUNNEL_DETAIL = frozenset({"funnel", "funnel_breakdown"})
 #: The series grains whose key figures come in the same query (``kpis_series``).
-FUSED_GRAINS = frozenset({"day", "week"})
+FUSED_GRAINS = frozenset(sql.ROLLUP_GRAINS)
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 

@@ -48,6 +48,7 @@ from collector.query.sql import (
     RANGE,
     ROLLUP_GRAINS,
     SELECTED_VISITS,
+    VISIT_STATES,
     VISIT_TOTALS,
     Sql,
     base_params,
@@ -63,7 +64,6 @@ from collector.query.sql import (
     rows_with_rollup,
     sources,
     union_with_events,
-    visit_states_sql,
     visits_sql,
 )
 
@@ -152,7 +152,8 @@ def q_kpis_series(p: Params) -> Sql:
     # bounces counted (a visit's row counts one visit; a day's totals row, the day's).
     visit = ("vs, ss, toUInt64(1) AS s, toUInt64(pv) AS pvs, "
              "toUInt64(pv = 1 AND other = 0) AS bn")
-    source = f"SELECT {VISIT_GRAINS[p.grain]} AS b, {visit} FROM ({visit_states_sql(where)})"
+    source = (f"SELECT {VISIT_GRAINS[p.grain]} AS b, {visit} "
+              f"FROM ({visits_sql(where, VISIT_STATES)})")
     if rolled and rollup_mode(p) == "visits":
         source = union_with_events(source, where, f"SELECT {ROLLUP_GRAINS[p.grain]} AS b, "
                                    f"{visit} FROM {SELECTED_VISITS} {rolled}")

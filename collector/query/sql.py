@@ -204,32 +204,40 @@ ROLLUP_ROWS = ("tz = {tz:String} AND day >= {rd0:Date} AND day <= {rd1:Date} "
                "AND build IN {builds:Array(UInt64)}")
 
 
-def visits_sql(where: str) -> str:
+ENGAGED = "kind = 'interaction' AND name = 'engaged'"
+
+
+#: What a visit row can carry (:func:`visits_sql`), by column name.
+VISIT_FIGURES = {
+    "vs": f"{uniq('State')}(visitor_id)",
+    "ss": f"{uniq('State')}(session_id)",
+    "pv": "countIf(kind = 'pageview')",
+    "other": "countIf(kind = 'custom')",
+    "dur": "toUInt32(dateDiff('second', min(ts), max(ts)))",
+    "eng": f"sumIf(engaged_seconds, {ENGAGED})",
+    "exit_path": "argMaxIf(path, (ts, path), kind = 'pageview')",
+}
+#: The columns most readers want; key figures and series need only the states and counts
+#: (``catalogue.kpis_series``), and computing the rest per visit would cost them ~20 %.
+VISIT_ROW = ("vs", "pv", "other", "dur", "eng", "exit_path")
+VISIT_STATES = ("vs", "ss", "pv", "other")
+
+
+def visits_sql(where: str, columns: Sequence[str] = VISIT_ROW) -> str:
     """One row per visit: a session's events within one day of the site's time zone.
 
     Visits end at midnight, so a day's figures sum to the period's (and a rollup of days is
-    exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level.
-    A visit needs a page view or a custom event: the beacon's reports alone (a page hidden
-    after midnight) make none. ``dur`` runs from the visit's first event to its last, the
-    beacon's reports included (they come when a page is left); ``eng`` adds up the seconds
-    its pages were visible and in use, ``exit_path`` is its last page viewed (of two in
-    the same millisecond, the greater path: the one answer a rebuild gives again).
+    exact). ``vs`` is the visit's visitor as a uniq state, so visitors stay event-level
+    (``ss`` its session, for counts of distinct sessions). A visit needs a page view or a
+    custom event: the beacon's reports alone (a page hidden after midnight) make none.
+    ``dur`` runs from the visit's first event to its last, the beacon's reports included
+    (they come when a page is left); ``eng`` adds up the seconds its pages were visible and
+    in use, ``exit_path`` is its last page viewed (of two in the same millisecond, the
+    greater path: the one answer a rebuild gives again). ``columns`` names which of
+    :data:`VISIT_FIGURES` a row carries, besides ``session_id`` and the day ``d``.
     """
-    return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d,
-           {uniq('State')}(visitor_id) AS vs, countIf(kind = 'pageview') AS pv,
-           countIf(kind = 'custom') AS other,
-           toUInt32(dateDiff('second', min(ts), max(ts))) AS dur,
-           sumIf(engaged_seconds, {ENGAGED}) AS eng,
-           argMaxIf(path, (ts, path), kind = 'pageview') AS exit_path
-    FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
-
-
-def visit_states_sql(where: str) -> str:
-    """:func:`visits_sql`'s visits with only what key figures and series read: the day,
-    visitor and session as uniq states, page views and custom events."""
-    return f"""SELECT toDate(ts, {{tz:String}}) AS d, {uniq('State')}(visitor_id) AS vs,
-           {uniq('State')}(session_id) AS ss, countIf(kind = 'pageview') AS pv,
-           countIf(kind = 'custom') AS other
+    figures = ", ".join(f"{VISIT_FIGURES[c]} AS {c}" for c in columns)
+    return f"""SELECT session_id, toDate(ts, {{tz:String}}) AS d, {figures}
     FROM events WHERE {where} GROUP BY session_id, d HAVING pv + other > 0"""
 
 
@@ -242,7 +250,6 @@ def first_values(dims: Sequence[str]) -> str:
                      f"{DIMENSIONS[d].rows}) AS k_{d}" for d in dims)
 
 
-ENGAGED = "kind = 'interaction' AND name = 'engaged'"
 SCROLLED = "kind = 'interaction' AND name = 'scroll'"
 
 
