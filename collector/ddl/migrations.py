@@ -42,6 +42,7 @@ from collector.ddl.tables import (
     rollup_pages_table,
     rollup_totals_table,
     rollup_visit_goals_table,
+    rollup_visit_keys_table,
     rollup_visits_table,
     segments_table,
     suppressions_table,
@@ -277,6 +278,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _visit_figures, data=_rebuild_rollups),
     Migration(22, "rollup: each goal per filter value, for the goals page with one filter",
               _tables(rollup_fgoals_table), data=_rebuild_rollups),
+    Migration(23, "rollup: each visit's breakdown keys, for views with two or more filters",
+              _tables(rollup_visit_keys_table), data=_rebuild_rollups),
 )
 
 

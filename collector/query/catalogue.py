@@ -192,7 +192,7 @@ def q_breakdown(p: Params) -> Sql:
     source = (property_sql(where) if p.dim == "property"
               else grouped_sql([p.dim], f"{where} AND {DIMENSIONS[p.dim].rows}"))
     rows = rows_with_rollup(source, where, rolled, [p.dim], params,
-                            rollup_table(p, "rollup_dims"))
+                            rollup_table(p, "rollup_dims", [p.dim]))
     return Sql(f"SELECT key, is_other, visitors, events FROM ({folded(rows)})", params)
 
 
@@ -203,7 +203,7 @@ def q_breakdowns(p: Params) -> Sql:
     params = base_params(p)
     where, rolled = sources(p, params, kinds=breakdown_kinds(p.dims), dims=p.dims)
     rows = rows_with_rollup(grouped_sql(p.dims, where), where, rolled, p.dims, params,
-                            rollup_table(p, "rollup_dims"))
+                            rollup_table(p, "rollup_dims", p.dims))
     return Sql(folded(rows), params)
 
 

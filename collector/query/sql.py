@@ -259,6 +259,19 @@ VISIT_TOTALS = (f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(pv) AS pv_
                 "countIf(pv = 1 AND other = 0) AS b_n")
 
 
+def _grouping(dims: Sequence[str], by: Sequence[str]) -> tuple[str, str, str]:
+    """(the key columns, the dim and key expressions, the GROUPING SETS) of ``dims``, each
+    set grouped by ``by`` too: one copy of how a breakdown's rows are keyed."""
+    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
+                     for i, d in enumerate(dims))
+    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(dims))
+    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(dims))
+    outer = "".join(f"{c}, " for c in by)
+    labels = (f"multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey, "
+              "toString(assumeNotNull(nkey)) AS key0")
+    return keys, labels, ", ".join(f"({outer}k{i})" for i in range(len(dims)))
+
+
 def grouped_sql(dims: Sequence[str], where: str, *, by: Sequence[str] = (),
                 source: str = "events") -> str:
     """(dim, key0, vs, n) for several dimensions in one scan (GROUPING SETS).
@@ -267,17 +280,24 @@ def grouped_sql(dims: Sequence[str], where: str, *, by: Sequence[str] = (),
     pageviews for channels); those NULL groups are dropped. ``by``: columns of ``source``
     every set is grouped by too, and selected first (the filtered rollup's filter values).
     """
-    keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
-                     for i, d in enumerate(dims))
-    which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(dims))
-    value = ", ".join(f"grouping(k{i}) = 0, k{i}" for i, d in enumerate(dims))
+    keys, labels, sets = _grouping(dims, by)
     outer = "".join(f"{c}, " for c in by)
-    sets = ", ".join(f"({outer}k{i})" for i in range(len(dims)))
     return f"""SELECT {outer}dim, key0, vs, n FROM (
-        SELECT {outer}multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey,
-               toString(assumeNotNull(nkey)) AS key0, {uniq('State')}(visitor_id) AS vs,
-               count() AS n
+        SELECT {outer}{labels}, {uniq('State')}(visitor_id) AS vs, count() AS n
         FROM (SELECT {outer}visitor_id, {keys} FROM {source} WHERE {where})
+        GROUP BY GROUPING SETS ({sets})
+        HAVING nkey IS NOT NULL)"""
+
+
+def visit_keys_sql(dims: Sequence[str], where: str) -> str:
+    """(visit, visitor_id, dim, key0, n): :func:`grouped_sql`'s rows per visit (:data:`VISIT`)
+    and visitor, so the rows of visits a view selects merge to what a scan of their events
+    gives (``collector.query.filtered``). Per visitor too: a visit whose events carry two
+    visitor ids (those without a session id share one a day) counts each for its own keys."""
+    keys, labels, sets = _grouping(dims, ("visit", "visitor_id"))
+    return f"""SELECT visit, visitor_id, dim, key0, n FROM (
+        SELECT visit, visitor_id, {labels}, count() AS n
+        FROM (SELECT {VISIT} AS visit, visitor_id, {keys} FROM events WHERE {where})
         GROUP BY GROUPING SETS ({sets})
         HAVING nkey IS NOT NULL)"""
 
@@ -357,7 +377,7 @@ def sources(p: Params, params: dict[str, Any], start: dt.date | None = None,
     elif mode == "visits":
         rolled += "".join(f" AND has(f_{key}, {{f{i}:String}})"
                           for i, (key, _) in enumerate(p.filters))
-        if dims is not None:
+        if dims is not None and not set(dims) <= VISIT_KEY_DIMS:
             params["w0"], params["w1"] = day_bounds(p.tz, start, end)
             whole = ("ts >= toDateTime64({w0:Int64}, 3, 'UTC') "
                      "AND ts < toDateTime64({w1:Int64}, 3, 'UTC')")
@@ -379,9 +399,19 @@ def union_with_events(events: str, where: str, rolled: str) -> str:
 FILTERED_TWINS = {"rollup_totals": "rollup_ftotals", "rollup_dims": "rollup_fdims"}
 
 
-def rollup_table(p: Params, name: str) -> str:
-    """The rollup table ``p`` reads: ``name``, or its per-filter-value twin."""
-    return FILTERED_TWINS[name] if rollup_mode(p) == "value" else name
+#: The breakdowns a view with filters reads from its visits' rows (``rollup_visit_keys``): those
+#: with rows per filter value. The others scan the events of the visits it selects.
+VISIT_KEY_DIMS = frozenset(PER_VALUE_BREAKDOWNS)
+VISIT_KEYS_TABLE = "rollup_visit_keys"
+
+
+def rollup_table(p: Params, name: str, dims: Sequence[str] | None = None) -> str:
+    """The rollup table ``p`` reads: ``name``, its per-filter-value twin, or for breakdowns
+    (``dims``) by visit, the visits' keys."""
+    mode = rollup_mode(p, dims)
+    if mode == "value":
+        return FILTERED_TWINS[name]
+    return VISIT_KEYS_TABLE if mode == "visits" and name == "rollup_dims" else name
 
 
 def rows_with_rollup(source: str, where: str, rolled: str | None, dims: Sequence[str],
@@ -391,8 +421,16 @@ def rows_with_rollup(source: str, where: str, rolled: str | None, dims: Sequence
     if not rolled:
         return source
     params["rdims"] = list(dims)
-    rows = union_with_events(source, where, f"""SELECT dim, key AS key0, visitors AS vs,
-            events AS n FROM {table} WHERE {rolled} AND dim IN {{rdims:Array(String)}}""")
+    if table == VISIT_KEYS_TABLE:
+        # ``rolled`` selects visits (their filters' values); each of their rows adds its keys.
+        part = f"""SELECT dim, key0, vs, toUInt64(n) AS n FROM {table}
+            ARRAY JOIN dims AS dim, keys AS key0, ns AS n
+            PREWHERE {ROLLUP_ROWS} AND visit IN (SELECT visit FROM {SELECTED_VISITS} {rolled})
+            WHERE dim IN {{rdims:Array(String)}}"""
+    else:
+        part = f"""SELECT dim, key AS key0, visitors AS vs,
+            events AS n FROM {table} WHERE {rolled} AND dim IN {{rdims:Array(String)}}"""
+    rows = union_with_events(source, where, part)
     return f"""SELECT dim, key0, {uniq('MergeState')}(vs) AS vs, sum(n) AS n FROM (
         {rows})
     GROUP BY dim, key0"""

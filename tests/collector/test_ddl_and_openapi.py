@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21, 22]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21, 22, 23]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -359,7 +359,7 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
                     "uniqCombinedState(12)(toString(number)), 1, 0, ['/'] "
                     "FROM numbers(6) GROUP BY number")
 
-        assert apply_migrations(old, DdlOptions()) == [21, 22]
+        assert apply_migrations(old, DdlOptions()) == [21, 22, 23]
         columns = [str(r[0]) for r in old.rows(
             "SELECT name FROM system.columns WHERE table = 'rollup_visits' "
             "AND database = currentDatabase() ORDER BY position")]
@@ -393,6 +393,57 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
                 "goals", view, query_run.active_suppression_types(old), None,
                 query_run.stored_goals(old)))
             assert goals == scanned
+    finally:
+        old.close()
+
+
+def test_builds_without_visit_keys_are_scanned_raw_until_rebuilt(store_dsn: str) -> None:
+    """Migration 23: a store whose current builds predate ``rollup_visit_keys`` gets the
+    table and every day marked dirty. Until the refresh, a two-filter view's breakdowns
+    scan the events (a plan that read the old builds would find no keys and show nothing);
+    after it, they are read from the visits' keys and equal that scan, a visit whose events
+    carry two visitor ids included."""
+    from collector.query import catalogue
+    from collector.query import run as query_run
+    from collector.query.rollup import Rollup
+
+    old = Store(store_dsn)
+    try:
+        apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 22])
+        start = datetime(2026, 6, 18, 3, 0, tzinfo=UTC)
+        rows = []
+        for n in range(8):
+            device = "mobile" if n % 4 else "desktop"
+            for i, path in enumerate(("/", f"/p{n % 3}", "/price")):
+                rows.append([uuid.uuid4(), start.replace(minute=n * 5 + i), "pageview",
+                             "pageview", path, f"v{n}", f"s{n}", 0, device, "search"])
+        # Two visitors in one visit: events without a session id share one a day.
+        for n, path in ((8, "/"), (9, "/price"), (9, "/price")):
+            rows.append([uuid.uuid4(), start.replace(minute=50 + n), "pageview", "pageview",
+                         path, f"v{n}", "", 0, "mobile", "search"])
+        old.insert("events", rows, ["event_id", "ts", "kind", "name", "path", "visitor_id",
+                                    "session_id", "engaged_seconds", "device_type", "channel"])
+        old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
+                    "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 27)")
+
+        assert apply_migrations(old, DdlOptions()) == [23]
+        params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2,
+                  "dims": ["path", "device_type", "channel"],
+                  "filters": {"channel": "search", "device_type": "mobile"}}
+        plan = query_run.params_for("breakdowns", params)
+        assert query_run.rollup_plan(old, "breakdowns", plan) == []  # dirty: scanned raw
+        raw = query_run.run(old, "breakdowns", params)
+        paths = {r["key"]: (r["visitors"], r["events"]) for r in raw if r["dim"] == "path"}
+        assert paths["/price"] == (7, 8) and paths["/"] == (7, 7)
+
+        assert Rollup(lambda: old, "Asia/Tokyo", grace=0).refresh().built
+        assert query_run.rollup_plan(old, "breakdowns", plan)
+        # One row per visit and visitor: six single-visitor visits, and two in the shared one.
+        assert old.scalar("SELECT count() FROM rollup_visit_keys") == 10
+        built = catalogue.build("breakdowns", params, query_run.active_suppression_types(old),
+                                query_run.rollup_plan(old, "breakdowns", plan))
+        assert "rollup_visit_keys" in built.text and "FROM events" not in built.text
+        assert query_run.run(old, "breakdowns", params) == raw
     finally:
         old.close()
 

@@ -30,7 +30,7 @@ from collector.query import run as query_run
 from collector.query.conversions import GOAL_ROLLUP_DIMS
 from collector.query.funnels import FUNNEL_DIMS
 from collector.query.rollup import KEEP_SUPERSEDED_S, Rollup
-from collector.query.sql import compared, rollup_mode
+from collector.query.sql import VISIT_KEY_DIMS, compared, rollup_mode
 from consent_mw.config import SettingsError
 from dashboards.app import create_dashboards
 from dashboards.backends import StoreBackend
@@ -140,13 +140,32 @@ def served_and_raw(store: Any, name: str, raw: dict[str, Any]) -> tuple[Any, Any
     return served, scanned, len(plan)
 
 
+def same_figures(served: list[dict[str, Any]], scanned: list[dict[str, Any]]) -> bool:
+    """Equal rows, but for what ``ddl.tables.EXACT_UP_TO`` allows: a distinct count above it
+    is an estimate that depends on the order states were merged in (threads decide it), so
+    it, and a rate of the row it is in, may differ from the scan's by under 3 %."""
+    if len(served) != len(scanned):
+        return False
+    for a, b in zip(served, scanned, strict=True):
+        if a.keys() != b.keys():
+            return False
+        off = {k for k in a if a[k] != b[k]}
+        counts = {k for k in off if type(b[k]) is int and type(a[k]) is int}
+        if any(b[k] <= EXACT_UP_TO or abs(a[k] - b[k]) >= 0.03 * b[k] for k in counts):
+            return False
+        if any(not counts or type(b[k]) is not float or type(a[k]) is not float
+               or abs(a[k] - b[k]) >= 0.03 * abs(b[k]) for k in off - counts):
+            return False
+    return True
+
+
 def assert_all_equal_raw(store: Any, *, expect_rollup: bool = True) -> None:
     defined = bool(Goals(store).live())
     for name, extra in QUERIES:
         if (name.startswith(("goal", "funnel"))) and not defined:
             continue
         served, scanned, days = served_and_raw(store, name, {**BASE, **extra})
-        assert served == scanned, (name, extra)
+        assert same_figures(served, scanned), (name, extra, served, scanned)
         assert (days > 0) == expect_rollup, (name, extra, days)
 
 
@@ -183,22 +202,24 @@ def test_a_period_of_closed_days_reads_the_rollup_alone_and_equals_a_raw_scan(
     for name, extra in QUERIES:
         raw = resolved(seeded, {**closed, **extra})
         served, scanned, _ = served_and_raw(seeded, name, raw)
-        assert served == scanned, (name, extra)
+        assert same_figures(served, scanned), (name, extra, served, scanned)
         params = catalogue.params_for(name, raw)
         plan = query_run.rollup_plan(seeded, name, params, goals, funnels)
-        # A filtered breakdown reads the events of the visits its filters select; a compared
-        # period before the seeded days has no rollup days to read.
+        # A filtered breakdown of a custom event's properties or of interactions reads the
+        # events of the visits its filters select (the others, their keys: rollup_visit_keys);
+        # a compared period before the seeded days has no rollup days to read.
         dims = list(params.dims) or [params.dim]
         period = compared(params) if name.endswith("_previous") else params
         rolled_up = {d for d, _ in plan} >= {
             period.start + dt.timedelta(days=i)
             for i in range((period.end - period.start).days + 1)}
         if name in ROLLUP_ONLY and rolled_up and not (
-                name.startswith("breakdown") and rollup_mode(params, dims) == "visits"):
+                name.startswith("breakdown") and rollup_mode(params, dims) == "visits"
+                and not set(dims) <= VISIT_KEY_DIMS):
             sql = catalogue.build(name, raw, active, plan, goals, funnels).text
             assert "FROM events" not in sql, (name, extra)
             left_out += 1
-    assert left_out >= 20  # the check ran, filtered and not
+    assert left_out >= 30  # the check ran, filtered and not
 
 
 def test_a_pages_queries_share_their_reads_and_answer_as_each_alone(
@@ -321,7 +342,7 @@ def test_late_events_from_ingest_mark_their_day_until_it_is_rebuilt(seeded: Any)
     r.note_inserted([int(e["ts"].timestamp() * 1000) for e in late])  # as ingest calls it
     served, scanned, days = served_and_raw(seeded, "breakdown",
                                            {**BASE, "dim": "path", "limit": 500})
-    assert served == scanned and days == 12  # 06-20 is scanned raw
+    assert same_figures(served, scanned) and days == 12  # 06-20 is scanned raw
     assert any(row["key"] == "/late" for row in served)
     assert r.refresh().built == (dt.date(2026, 6, 20),)
     assert_all_equal_raw(seeded)
@@ -460,7 +481,7 @@ def test_a_goal_defined_after_the_rollup_is_added_to_its_builds(seeded: Any) -> 
     raw = {**BASE, "goal": added}
     # Until the next refresh the new goal's days are scanned raw: right, only slower.
     served, scanned, days = served_and_raw(seeded, "goal_series", raw)
-    assert served == scanned and days == 0
+    assert same_figures(served, scanned) and days == 0
     assert served_and_raw(seeded, "goals", BASE)[2] == 0  # a query of every goal, too
     report = r.refresh()
     assert report.built == ()  # no day is rebuilt for a goal: its figures are added
@@ -468,7 +489,7 @@ def test_a_goal_defined_after_the_rollup_is_added_to_its_builds(seeded: Any) -> 
                         ("goals", {}), ("goals", {"filters": {"device_type": "mobile"}}),
                         ("goal_series", {"filters": {"channel": "social"}})):
         served, scanned, days = served_and_raw(seeded, name, {**raw, **extra})
-        assert served == scanned and days == 13, name
+        assert same_figures(served, scanned) and days == 13, name
         if name == "goals":  # the new goal's own figures, filtered too
             assert next(r for r in served if r["goal_id"] == added)["converted_visits"], extra
     # An edited goal is a new definition: its figures are built again, the old ones unused.
@@ -478,7 +499,8 @@ def test_a_goal_defined_after_the_rollup_is_added_to_its_builds(seeded: Any) -> 
     assert served_and_raw(seeded, "goal_series", {**BASE, "goal": edited})[2] == 0
     r.refresh()
     served, scanned, days = served_and_raw(seeded, "goal_series", {**BASE, "goal": edited})
-    assert served == scanned and days == 13 and any(row["conversions"] for row in served)
+    assert same_figures(served, scanned) and days == 13
+    assert any(row["conversions"] for row in served)
 
 
 def test_a_goal_backfill_that_failed_halfway_is_redone_not_counted_twice(
@@ -510,7 +532,7 @@ def test_a_goal_backfill_that_failed_halfway_is_redone_not_counted_twice(
         "WHERE goal_key = {g:String})", {"g": key}) > 0
     for raw in (one, two):
         served, scanned, days = served_and_raw(seeded, "goals", raw)
-        assert served == scanned and days == 13
+        assert same_figures(served, scanned) and days == 13
         assert next(row for row in served if row["goal_id"] == added)["conversions"]
 
 
@@ -534,4 +556,4 @@ def test_values_beyond_the_cap_are_answered_from_the_visits(seeded: Any) -> None
                             ("breakdowns", {"dims": DIMS}), ("goals", {})]:
             raw = {**BASE, **extra, "filters": {"utm_campaign": value}}
             served, scanned, days = served_and_raw(seeded, name, raw)
-            assert served == scanned and days > 0, (value, name)
+            assert same_figures(served, scanned) and days > 0, (value, name)
