@@ -14,13 +14,14 @@ per panel: once to find the visits, once to count them. So each day's build also
   dimension the values its events have. A view with any other filters reads its key figures,
   series and engagement figures from the visits its filters select. Engagement has no rows
   per value: a view of one value reads it from the visits too;
-- per visit and visitor (``rollup_visit_keys``): the keys of the breakdowns with rows per
-  value (``params.PER_VALUE_BREAKDOWNS``) among their events, and the events each counts. The
+- per visit and visitor (``rollup_visit_keys``): the keys of every breakdown but a custom
+  event's properties (``sql.KEYED_DIMS``) among their events, interactions included (each
+  dimension's ``rows`` name their kind), and the events each counts. The
   breakdowns of a view with filters merge the rows of the visits it selects
   (``sql.rows_with_rollup``): a key's visitors are the union of the visitors of the rows that
   have it, which is the set a scan of those visits' events counts, since a row is one
-  visitor's (a visit with several visitor ids has a row each). Other breakdowns (a custom
-  event's properties, interactions) scan the events of just those visits.
+  visitor's (a visit with several visitor ids has a row each). A custom event's
+  properties scan the events of just those visits.
 
 Both are made of the unfiltered rollup's fragments (``visits_sql``, ``grouped_sql``,
 ``VISIT_TOTALS``) and of the filters' very expressions (``params.FILTERS``), so a day merges
@@ -40,6 +41,7 @@ from collector.ddl.tables import VISIT_KEY_COLUMNS, VISIT_KEYS, uniq
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
 from collector.query.sql import (
     ENGAGED,
+    KEYED_DIMS,
     VISIT,
     VISIT_TOTALS,
     first_values,
@@ -131,7 +133,7 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         "HAVING uniqExact(fv) > {cap:UInt32}",
         "INSERT INTO rollup_visit_keys (tz, day, build, visit, vs, dims, keys, ns) "
         f"{head}, visit, {uniq('State')}(visitor_id), groupArray(dim), groupArray(key0), "
-        f"groupArray(toUInt32(n)) FROM ({visit_keys_sql(PER_VALUE_BREAKDOWNS, where)}) "
+        f"groupArray(toUInt32(n)) FROM ({visit_keys_sql(KEYED_DIMS, everything)}) "
         "GROUP BY visit, visitor_id",
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
         f"{VISIT_KEYS}, {columns}) "

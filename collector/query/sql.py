@@ -399,9 +399,11 @@ def union_with_events(events: str, where: str, rolled: str) -> str:
 FILTERED_TWINS = {"rollup_totals": "rollup_ftotals", "rollup_dims": "rollup_fdims"}
 
 
-#: The breakdowns a view with filters reads from its visits' rows (``rollup_visit_keys``): those
-#: with rows per filter value. The others scan the events of the visits it selects.
-VISIT_KEY_DIMS = frozenset(PER_VALUE_BREAKDOWNS)
+#: The breakdowns a view with filters reads from its visits' rows (``rollup_visit_keys``):
+#: all but a custom event's properties (a row per property, many per event), which scan the
+#: events of the visits it selects.
+KEYED_DIMS = tuple(d for d in DIMENSIONS if d != "property")
+VISIT_KEY_DIMS = frozenset(KEYED_DIMS)
 VISIT_KEYS_TABLE = "rollup_visit_keys"
 
 

@@ -205,8 +205,8 @@ def test_a_period_of_closed_days_reads_the_rollup_alone_and_equals_a_raw_scan(
         assert same_figures(served, scanned), (name, extra, served, scanned)
         params = catalogue.params_for(name, raw)
         plan = query_run.rollup_plan(seeded, name, params, goals, funnels)
-        # A filtered breakdown of a custom event's properties or of interactions reads the
-        # events of the visits its filters select (the others, their keys: rollup_visit_keys);
+        # A filtered breakdown of a custom event's properties reads the events of the visits
+        # its filters select (the others, their keys: rollup_visit_keys);
         # a compared period before the seeded days has no rollup days to read.
         dims = list(params.dims) or [params.dim]
         period = compared(params) if name.endswith("_previous") else params
