@@ -278,7 +278,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _visit_figures, data=_rebuild_rollups),
     Migration(22, "rollup: each goal per filter value, for the goals page with one filter",
               _tables(rollup_fgoals_table), data=_rebuild_rollups),
-    Migration(23, "rollup: each visit's breakdown keys, for views with two or more filters",
+    Migration(23, "rollup: each visit's breakdown keys, for breakdowns with filters",
               _tables(rollup_visit_keys_table), data=_rebuild_rollups),
 )
 

@@ -217,8 +217,8 @@ VISIT_FIGURES = {
     "eng": f"sumIf(engaged_seconds, {ENGAGED})",
     "exit_path": "argMaxIf(path, (ts, path), kind = 'pageview')",
 }
-#: The columns most readers want; key figures and series need only the states and counts
-#: (``catalogue.kpis_series``), and computing the rest per visit would cost them ~20 %.
+#: The columns most readers want. Key figures with their series need only the states and
+#: counts (``catalogue.kpis_series``): the rest would be computed per visit for nothing.
 VISIT_ROW = ("vs", "pv", "other", "dur", "eng", "exit_path")
 VISIT_STATES = ("vs", "ss", "pv", "other")
 
