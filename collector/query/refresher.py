@@ -49,7 +49,7 @@ class RollupWorker:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                self.rollup.refresh()
+                self.rollup.refresh(self._stopping.is_set)
             except Exception:  # the store may be closing; dashboards scan raw meanwhile
                 log.exception("rollup refresh failed")
             self.refreshed.set()

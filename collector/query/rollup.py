@@ -286,12 +286,14 @@ class Rollup:
                 done += 1
         return done
 
-    def refresh(self) -> RefreshReport:
-        """Build closed days, rebuild changed ones, re-stamp the rest; then drop old builds."""
+    def refresh(self, stopping: Callable[[], bool] = lambda: False) -> RefreshReport:
+        """Build closed days, rebuild changed ones, re-stamp the rest; then drop old builds.
+        ``stopping``: asked between days; once true, the days left wait for the next refresh
+        (dashboards scan them raw meanwhile), so a shutdown never waits for a month's build."""
         with self._lock:
-            return self._refresh()
+            return self._refresh(stopping)
 
-    def _refresh(self) -> RefreshReport:
+    def _refresh(self, stopping: Callable[[], bool]) -> RefreshReport:
         started = time.perf_counter()
         store = self.store
         stamp = int(store.scalar("SELECT max(version) FROM suppressions") or 0)
@@ -307,8 +309,12 @@ class Rollup:
         todo = sorted(d for d in due if d not in state or not state[d].build
                       or state[d].events != counts.get(d, 0)
                       or (d in stale and d in affected))
+        built: list[dt.date] = []
         for day in todo:
+            if stopping():
+                return RefreshReport(tuple(built), 0, 0, time.perf_counter() - started)
             self.build_day(day, stamp)
+            built.append(day)
         # The other stale days were untouched by every change since their stamp: the stamp moves
         # on. The version rises by one only, so a dirty mark written meanwhile still wins.
         restamp = [[self.tz, d, state[d].version + 1, state[d].build, stamp, state[d].events]
