@@ -429,6 +429,21 @@ VISIT_FIGURE_COLUMNS = ("dur UInt32", "eng UInt64",
                         *(f"k_{c} LowCardinality(String)" for c in VISIT_KEY_COLUMNS))
 
 
+def _per_visit_table(o: DdlOptions, name: str, columns: str,
+                     order: str = "tz, day, build, visit") -> Table:
+    """A table with rows per visit of a day's build (``collector.query.filtered``): one shape,
+    so the three share their key, partitions and retention."""
+    return Table(
+        name=name,
+        distributed=False,
+        columns=f"""{ROLLUP_KEY}
+{columns}""",
+        tail=f"""PARTITION BY toYYYYMM(day)
+ORDER BY ({order})
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+    )
+
+
 def rollup_visits_table(o: DdlOptions) -> Table:
     # One row per visit of a day's build (collector.query.filtered): a hash of its session and
     # day (no id), its visitor and session as uniq states, its page views and custom events,
@@ -439,20 +454,12 @@ def rollup_visits_table(o: DdlOptions) -> Table:
     filters = ",\n".join(f"    f_{c} Array(LowCardinality(String))"
                           for c in VISIT_FILTER_COLUMNS)
     figures = "".join(f"\n    {c}," for c in VISIT_FIGURE_COLUMNS)
-    return Table(
-        name="rollup_visits",
-        distributed=False,
-        columns=f"""{ROLLUP_KEY}
-    visit UInt64,
+    return _per_visit_table(o, "rollup_visits", f"""    visit UInt64,
     vs AggregateFunction({uniq()}, String),
     ss AggregateFunction({uniq()}, String),
     pv UInt32,
     other UInt32,{figures}
-{filters}""",
-        tail=f"""PARTITION BY toYYYYMM(day)
-ORDER BY (tz, day, build, visit)
-TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
-    )
+{filters}""")
 
 
 def rollup_visit_goals_table(o: DdlOptions) -> Table:
@@ -462,19 +469,11 @@ def rollup_visit_goals_table(o: DdlOptions) -> Table:
     # visits they select here, and everyone's visitors from rollup_visits. Goal first: a
     # view reads a few goals' rows of every day.
     keys = "".join(f",\n    k_{c} LowCardinality(String)" for c in VISIT_KEY_COLUMNS)
-    return Table(
-        name="rollup_visit_goals",
-        distributed=False,
-        columns=f"""{ROLLUP_KEY}
-    goal_key LowCardinality(String),
+    return _per_visit_table(o, "rollup_visit_goals", f"""    goal_key LowCardinality(String),
     visit UInt64,
     vs AggregateFunction({uniq()}, String),
     n UInt32,
-    w Float64{keys}""",
-        tail=f"""PARTITION BY toYYYYMM(day)
-ORDER BY (tz, goal_key, day, build, visit)
-TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
-    )
+    w Float64{keys}""", order="tz, goal_key, day, build, visit")
 
 
 def rollup_visit_keys_table(o: DdlOptions) -> Table:
@@ -485,19 +484,11 @@ def rollup_visit_keys_table(o: DdlOptions) -> Table:
     # events, two filters' breakdowns read 370,000 events scattered over every granule.
     # LowCardinality keys: half the room of plain strings (114 against 223 MiB for 90 days
     # on the bench) and a fifth faster to read.
-    return Table(
-        name="rollup_visit_keys",
-        distributed=False,
-        columns=f"""{ROLLUP_KEY}
-    visit UInt64,
+    return _per_visit_table(o, "rollup_visit_keys", f"""    visit UInt64,
     vs AggregateFunction({uniq()}, String),
     dims Array(LowCardinality(String)),
     keys Array(LowCardinality(String)),
-    ns Array(UInt32)""",
-        tail=f"""PARTITION BY toYYYYMM(day)
-ORDER BY (tz, day, build, visit)
-TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
-    )
+    ns Array(UInt32)""")
 
 
 def _goal_figures() -> str:
