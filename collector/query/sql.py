@@ -259,9 +259,10 @@ VISIT_TOTALS = (f"{uniq('MergeState')}(vs) AS vs, count() AS s_n, sum(pv) AS pv_
                 "countIf(pv = 1 AND other = 0) AS b_n")
 
 
-def _grouping(dims: Sequence[str], by: Sequence[str]) -> tuple[str, str, str]:
-    """(the key columns, the dim and key expressions, the GROUPING SETS) of ``dims``, each
-    set grouped by ``by`` too: one copy of how a breakdown's rows are keyed."""
+def _grouping(dims: Sequence[str], by: Sequence[str]) -> tuple[str, str, str, str]:
+    """(``by`` as a select list's head, the key columns, the dim and key expressions, the
+    GROUPING SETS) of ``dims``, each set grouped by ``by`` too: one copy of how a
+    breakdown's rows are keyed."""
     keys = ", ".join(f"if({DIMENSIONS[d].rows}, {DIMENSIONS[d].expr}, NULL) AS k{i}"
                      for i, d in enumerate(dims))
     which = ", ".join(f"grouping(k{i}) = 0, '{d}'" for i, d in enumerate(dims))
@@ -269,7 +270,7 @@ def _grouping(dims: Sequence[str], by: Sequence[str]) -> tuple[str, str, str]:
     outer = "".join(f"{c}, " for c in by)
     labels = (f"multiIf({which}, '') AS dim, multiIf({value}, NULL) AS nkey, "
               "toString(assumeNotNull(nkey)) AS key0")
-    return keys, labels, ", ".join(f"({outer}k{i})" for i in range(len(dims)))
+    return outer, keys, labels, ", ".join(f"({outer}k{i})" for i in range(len(dims)))
 
 
 def grouped_sql(dims: Sequence[str], where: str, *, by: Sequence[str] = (),
@@ -280,8 +281,7 @@ def grouped_sql(dims: Sequence[str], where: str, *, by: Sequence[str] = (),
     pageviews for channels); those NULL groups are dropped. ``by``: columns of ``source``
     every set is grouped by too, and selected first (the filtered rollup's filter values).
     """
-    keys, labels, sets = _grouping(dims, by)
-    outer = "".join(f"{c}, " for c in by)
+    outer, keys, labels, sets = _grouping(dims, by)
     return f"""SELECT {outer}dim, key0, vs, n FROM (
         SELECT {outer}{labels}, {uniq('State')}(visitor_id) AS vs, count() AS n
         FROM (SELECT {outer}visitor_id, {keys} FROM {source} WHERE {where})
@@ -294,9 +294,9 @@ def visit_keys_sql(dims: Sequence[str], where: str) -> str:
     and visitor, so the rows of visits a view selects merge to what a scan of their events
     gives (``collector.query.filtered``). Per visitor too: a visit whose events carry two
     visitor ids (those without a session id share one a day) counts each for its own keys."""
-    keys, labels, sets = _grouping(dims, ("visit", "visitor_id"))
-    return f"""SELECT visit, visitor_id, dim, key0, n FROM (
-        SELECT visit, visitor_id, {labels}, count() AS n
+    outer, keys, labels, sets = _grouping(dims, ("visit", "visitor_id"))
+    return f"""SELECT {outer}dim, key0, n FROM (
+        SELECT {outer}{labels}, count() AS n
         FROM (SELECT {VISIT} AS visit, visitor_id, {keys} FROM events WHERE {where})
         GROUP BY GROUPING SETS ({sets})
         HAVING nkey IS NOT NULL)"""
