@@ -289,7 +289,9 @@ class Rollup:
     def refresh(self, stopping: Callable[[], bool] = lambda: False) -> RefreshReport:
         """Build closed days, rebuild changed ones, re-stamp the rest; then drop old builds.
         ``stopping``: asked between days; once true, the days left wait for the next refresh
-        (dashboards scan them raw meanwhile), so a shutdown never waits for a month's build."""
+        (dashboards scan them raw meanwhile), so a shutdown never waits for a month's build.
+        A refresh stopped so also skips the re-stamping, the goals' backfill and the garbage
+        collection: the next one does them, and a stale stamp only sends its day to a scan."""
         with self._lock:
             return self._refresh(stopping)
 
