@@ -204,7 +204,9 @@ SELECT
     r.6 AS scroll_depth, r.7 AS engaged_seconds
 FROM (
     SELECT *,
-        cityHash64({seed:UInt64}, 'ix', event_id) AS h,
+        -- of what the page view is, not its event_id: that is random (generateUUIDv4), and
+        -- drawing from it made every seed of the same rng_seed report other clicks
+        cityHash64({seed:UInt64}, 'ix', session_id, ts, kind, name, path) AS h,
         -- a reading time drawn for the last page: many glance, some read, a few stay long
         multiIf(h % 100 < 35, 2 + h % 8, h % 100 < 80, 10 + h % 90, 60 + h % 400) AS last_s,
         toInt64(ifNull(dateDiff('millisecond', ts, next_ts), toInt64(last_s) * 1000)) AS dwell_ms,
@@ -235,7 +237,7 @@ FROM (
                                 click.2, click.3, click.4, toUInt8(0), toUInt32(0))], [])
         ) AS reports
     FROM (
-        SELECT event_id, ts, kind, consent, gpc, host, path, visitor_id, session_id,
+        SELECT event_id, ts, kind, name, consent, gpc, host, path, visitor_id, session_id,
                consent_id, device_type,
                -- the next page view of the visit (a reservation ends it: no next)
                if(kind = 'pageview', leadInFrame(toNullable(ts)) OVER w, NULL) AS next_ts,
