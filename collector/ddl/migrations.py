@@ -16,6 +16,7 @@ from collector.ddl.tables import (
     INTERACTION_COLUMNS,
     PAGE_REPORTER_COLUMNS,
     PURGED_TABLES,
+    ROLLUP_MERGES,
     ROLLUP_TABLES,
     VALUE_COLUMNS,
     VISIT_FIGURE_COLUMNS,
@@ -217,6 +218,14 @@ def _visit_figures(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE rollup_visits{on} {add}", *rollup_visit_goals_table(o).render(o)]
 
 
+def _rollup_merges(o: DdlOptions) -> list[str]:
+    """The merge settings of ``tables.ROLLUP_MERGES`` on the rollup tables a store has (a new
+    store creates them so: setting them again changes nothing). No rebuild: the rows stay,
+    and the engine merges each month once its parts are old enough."""
+    on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
+    return [f"ALTER TABLE {t}{on} MODIFY SETTING {ROLLUP_MERGES}" for t in ROLLUP_TABLES]
+
+
 #: A policy version's first record, from consent records (``source``): what the view that
 #: keeps ``policy_versions`` selects from every insert, and the backfill from what is there.
 POLICY_FIRST_SEEN = ("SELECT policy_version, min(ts) AS first_seen FROM {source} "
@@ -280,6 +289,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rollup_fgoals_table), data=_rebuild_rollups),
     Migration(23, "rollup: each visit's breakdown keys, for breakdowns with filters",
               _tables(rollup_visit_keys_table), data=_rebuild_rollups),
+    Migration(24, "rollup: each month merged into one part once its builds are five minutes old",
+              _rollup_merges),
 )
 
 

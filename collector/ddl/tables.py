@@ -305,6 +305,17 @@ def purge_receipts_table(o: DdlOptions) -> Table:
     )
 
 
+#: Each month (partition) of a rollup table merged into one part once all its parts are five
+#: minutes old. A day's build is an insert, and ClickHouse's own merges leave a month in 3-6
+#: parts, which a query then reads as 3-6 runs of its keys, each in granules of other keys'
+#: rows. One part a month made the goals page a third faster on 10M events
+#: (docs/benchmarks.md). Whole months only, and only once no build has written to the month
+#: for five minutes, so a rebuild of many days is merged once, after it. The merge runs in
+#: the engine's background pool, not under the store's lock, so no query waits for it.
+ROLLUP_MERGES = ("min_age_to_force_merge_seconds = 300, "
+                 "min_age_to_force_merge_on_partition_only = 1")
+
+
 def rollup_days_table(o: DdlOptions) -> Table:
     # Which daily rollup build is current for each (time zone, day); the newest version wins.
     # build = 0 marks a day dirty (events arrived after it was built). stamp is the
@@ -323,7 +334,8 @@ def rollup_days_table(o: DdlOptions) -> Table:
     events UInt64,
     updated_at DateTime64(3, 'UTC') DEFAULT now64(3)""",
         tail=f"""ORDER BY (tz, day)
-TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
+SETTINGS {ROLLUP_MERGES}""",
     )
 
 
@@ -336,7 +348,7 @@ ROLLUP_KEY = """
 #: key (a filter value, a goal, a dimension), and with the default 8,192-row granules it would
 #: decompress ~20 MiB around each. Granules of 256 rows made a filtered page's breakdowns read
 #: in a third of the time (docs/benchmarks.md).
-ROLLUP_GRANULES = "SETTINGS index_granularity = 256"
+ROLLUP_GRANULES = f"SETTINGS index_granularity = 256, {ROLLUP_MERGES}"
 
 
 def rollup_totals_table(o: DdlOptions) -> Table:
@@ -440,7 +452,8 @@ def _per_visit_table(o: DdlOptions, name: str, columns: str,
 {columns}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY ({order})
-TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND""",
+TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
+SETTINGS {ROLLUP_MERGES}""",
     )
 
 
