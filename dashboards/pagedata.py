@@ -14,7 +14,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from collector.query import catalogue, sql
@@ -52,6 +52,8 @@ GOAL_DETAIL = frozenset({"goal_series", "goal_breakdown"})
 FUNNEL_DETAIL = frozenset({"funnel", "funnel_breakdown"})
 #: The series grains whose key figures come in the same query (``kpis_series``).
 FUSED_GRAINS = frozenset(sql.ROLLUP_GRAINS)
+#: The queries that list what staff defined, for a page's pickers (:meth:`PageLoader.listed`).
+ListQuery = Literal["goal_list", "funnel_list", "segments"]
 #: Key figure → its value; None when it stands for fewer than k visitors or divides by zero.
 Figures = dict[str, Number | None]
 
@@ -139,17 +141,31 @@ class PageLoader:
     """Runs the catalogue queries behind panels and pages, with the dashboards' k, time zone
     and table length."""
 
-    def __init__(self, backend: CachedBackend, settings: DashboardSettings) -> None:
+    def __init__(self, backend: CachedBackend, settings: DashboardSettings, *,
+                 one_page: bool = False) -> None:
         self.backend = backend
         self.settings = settings
         self.k = settings.k
         self.tz = settings.tz
         self.top_n = settings.top_n
+        # A page's lists of goals, funnels and segments, read once for it (:meth:`listed`);
+        # None for the app's loader, which never keeps them.
+        self._lists: dict[ListQuery, Rows] | None = {} if one_page else None
 
     def for_page(self) -> PageLoader:
         """A loader for one page's queries, which share what each reads first
         (:meth:`Backend.for_page <dashboards.backends.Backend.for_page>`)."""
-        return PageLoader(self.backend.for_page(), self.settings)
+        return PageLoader(self.backend.for_page(), self.settings, one_page=True)
+
+    def listed(self, name: ListQuery, version: str) -> Rows:
+        """The goals, funnels or saved segments there are; a page's loader reads each once,
+        so the detail a page picks and the list it offers name the same ones (and the
+        goals page no longer reads its list twice: ~5 ms each, uncached)."""
+        if self._lists is None:
+            return self.backend.run(name, {}, version=version)
+        if name not in self._lists:
+            self._lists[name] = self.backend.run(name, {}, version=version)
+        return self._lists[name]
 
     def version(self) -> str:
         """The data version answers are cached under (call once per page, then pass it on)."""
@@ -210,14 +226,13 @@ class PageLoader:
         queries = {PANELS[pid].query for pid in page.panels}
         if queries & GOAL_DETAIL:
             # The list, not the figures: a few ms, where every goal's figures cost a scan.
-            ids = [str(r["goal_id"]) for r in self.backend.run("goal_list", {},
-                                                               version=version)]
+            ids = [str(r["goal_id"]) for r in self.listed("goal_list", version)]
             if view.goal and view.goal not in ids:
                 raise QueryError("goal: no such goal")
             view = dataclasses.replace(view, goal=view.goal or (ids[0] if ids else ""))
         if queries & FUNNEL_DETAIL:
-            ids = [str(r["funnel_id"]) for r in self.backend.run("funnel_list", {},
-                                                                 version=version) if r["ok"]]
+            ids = [str(r["funnel_id"]) for r in self.listed("funnel_list", version)
+                   if r["ok"]]
             if view.funnel and view.funnel not in ids:
                 raise QueryError("funnel: no such funnel, or a step's goal was removed")
             view = dataclasses.replace(view, funnel=view.funnel or (ids[0] if ids else ""))

@@ -206,8 +206,7 @@ class DashboardViews:
         view = parse_view(request.query_params, self.settings.tz)
         loader = self.loader.for_page()  # the page's queries share what each reads first
         version = await run_in_threadpool(loader.version)
-        segments = await run_in_threadpool(loader.backend.run, "segments", {},
-                                           version=version)
+        segments = await run_in_threadpool(loader.listed, "segments", version)
         chosen = request.query_params.get("segment")
         if chosen:  # a saved segment: the same view with its filters, as a link
             match = next((row for row in segments if row["segment_id"] == chosen), None)
@@ -219,11 +218,10 @@ class DashboardViews:
                                     status_code=303, headers=SECURITY_HEADERS)
         view = await run_in_threadpool(loader.with_goal, page, view, version)
         data = await run_in_threadpool(loader.page, page, view, version)
-        goals = (await run_in_threadpool(loader.backend.run, "goal_list", {},
-                                         version=version)
+        goals = (await run_in_threadpool(loader.listed, "goal_list", version)
                  if page.id in ("goals", "funnels") else [])
-        funnels = (await run_in_threadpool(loader.backend.run, "funnel_list", {},
-                                           version=version) if page.id == "funnels" else [])
+        funnels = (await run_in_threadpool(loader.listed, "funnel_list", version)
+                   if page.id == "funnels" else [])
         # (id, name, author, whether it is the view's filters)
         listed = [(str(row["segment_id"]), str(row["name"]), str(row["created_by"]),
                    filters_of(row) == dict(view.filters)) for row in segments]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
-from support.dashboards import ORIGIN, RANGE, insert_events, seeded_dsn, visitors
+from support.dashboards import ORIGIN, PASSWORD, RANGE, insert_events, seeded_dsn, visitors
 
 from collector import staff
 from collector.ddl.tables import EXACT_UP_TO
@@ -381,6 +381,40 @@ def test_marketing_defines_a_goal_on_the_goals_page_and_sees_it_computed(
     assert removed.status_code == 303 and Goals(store).live() == []
     assert store.rows("SELECT updated_by, deleted FROM dashboard_goals FINAL") == [
         ("marketing", True)]
+
+
+def test_a_goals_or_funnels_page_reads_each_list_once(
+        store: Any, users: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The goal it shows and the goals it offers come from one read of the list (uncached,
+    each read is a query: the goals page read its list twice)."""
+    from starlette.routing import Mount
+
+    from collector.funnels import Funnels
+    from dashboards.app import create_dashboards
+    from dashboards.backends import StoreBackend
+    from dashboards.settings import DashboardSettings
+
+    goal = Goals(store).add("予約", {"kind": "page", "path": "/reservation"}, "test")
+    Funnels(store).add("予約まで", {"steps": [{"path": "/"}, {"goal": goal}]}, "test")
+    app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
+        DashboardSettings(users=users, k=5), StoreBackend(store), cache=False))])
+    ran: list[str] = []
+    run = query_run.run
+
+    def counted(store_: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        ran.append(name)
+        return run(store_, name, *args, **kwargs)
+
+    monkeypatch.setattr(query_run, "run", counted)
+    with TestClient(app, follow_redirects=False) as client:
+        client.post("/dashboards/login", data={"username": "marketing", "password": PASSWORD},
+                    headers={"Origin": ORIGIN})
+        for page, funnels in (("goals", 0), ("funnels", 1)):
+            ran.clear()
+            r = client.get(f"/dashboards/{page}", params=RANGE)
+            assert r.status_code == 200 and "予約" in r.text and goal in r.text, page
+            assert (ran.count("goal_list"), ran.count("funnel_list"),
+                    ran.count("segments")) == (1, funnels, 1), page
 
 
 def test_only_marketing_and_admin_write_goals_and_never_across_sites(
