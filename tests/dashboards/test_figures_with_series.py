@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.dashboards import seeded_dsn
+from support.dashboards import queries_run, seeded_dsn
 
 from collector.query import catalogue
 from collector.query import run as query_run
@@ -104,14 +104,7 @@ def test_the_overview_reads_each_period_once_and_shows_what_the_two_queries_give
                        "compare": compare, **{f"f.{k}": v for k, v in filters.items()}},
                       "Asia/Tokyo")
     page = PAGES["overview"]
-    ran: list[str] = []
-    run = query_run.run
-
-    def counted(store_: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        ran.append(name)
-        return run(store_, name, *args, **kwargs)
-
-    monkeypatch.setattr(query_run, "run", counted)
+    ran = queries_run(monkeypatch)
     fused = loader.page(page, view)
     expected = ["kpis_series"] + (["kpis_series_previous"] if compare != "off" else [])
     assert [n for n in ran if n.startswith(("kpis", "timeseries"))] == expected

@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
-from support.dashboards import ORIGIN, PASSWORD, RANGE, insert_events, seeded_dsn, visitors
+from support.dashboards import (
+    ORIGIN,
+    PASSWORD,
+    RANGE,
+    insert_events,
+    queries_run,
+    seeded_dsn,
+    visitors,
+)
 
 from collector import staff
 from collector.ddl.tables import EXACT_UP_TO
@@ -398,14 +406,7 @@ def test_a_goals_or_funnels_page_reads_each_list_once(
     Funnels(store).add("予約まで", {"steps": [{"path": "/"}, {"goal": goal}]}, "test")
     app = Starlette(routes=[Mount("/dashboards", app=create_dashboards(
         DashboardSettings(users=users, k=5), StoreBackend(store), cache=False))])
-    ran: list[str] = []
-    run = query_run.run
-
-    def counted(store_: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        ran.append(name)
-        return run(store_, name, *args, **kwargs)
-
-    monkeypatch.setattr(query_run, "run", counted)
+    ran = queries_run(monkeypatch)
     with TestClient(app, follow_redirects=False) as client:
         client.post("/dashboards/login", data={"username": "marketing", "password": PASSWORD},
                     headers={"Origin": ORIGIN})

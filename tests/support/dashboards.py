@@ -17,6 +17,22 @@ RANGE = {"preset": "custom", "start": "2026-06-17", "end": "2026-06-30"}
 ORIGIN = "http://testserver"
 
 
+def queries_run(monkeypatch: Any) -> list[str]:
+    """The names of the catalogue queries run from now on (``collector.query.run.run``), in
+    order: what a page asks of the store."""
+    from collector.query import run as query_run
+
+    ran: list[str] = []
+    run = query_run.run
+
+    def counted(store: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        ran.append(name)
+        return run(store, name, *args, **kwargs)
+
+    monkeypatch.setattr(query_run, "run", counted)
+    return ran
+
+
 def seeded_dsn(template: Path, tmp_path: Path) -> str:
     """A private copy of the seeded template, as a DSN for the ``store`` fixture."""
     copy = tmp_path / "seeded.chdb"
