@@ -308,10 +308,11 @@ def purge_receipts_table(o: DdlOptions) -> Table:
 #: Each month (partition) of a rollup table merged into one part once all its parts are five
 #: minutes old. A day's build is an insert, and ClickHouse's own merges leave a month in 3-6
 #: parts, which a query then reads as 3-6 runs of its keys, each in granules of other keys'
-#: rows. One part a month made the goals page a third faster on 10M events
-#: (docs/benchmarks.md). Whole months only, and only once no build has written to the month
-#: for five minutes, so a rebuild of many days is merged once, after it. The merge runs in
-#: the engine's background pool, not under the store's lock, so no query waits for it.
+#: rows. One part a month made the goals page's p50 about 15 % faster on 10M events, its
+#: breakdowns query 20 % (docs/benchmarks.md). Whole months only, and only once no build
+#: has written to the month for five minutes, so a rebuild of many days is merged once,
+#: after it. The merge runs in the engine's background pool, not under the store's lock, so
+#: no query waits for it.
 ROLLUP_MERGES = ("min_age_to_force_merge_seconds = 300, "
                  "min_age_to_force_merge_on_partition_only = 1")
 
