@@ -94,7 +94,9 @@ def page_rows(where: str) -> str:
     ``vs`` counts the page's viewers only; ``ev`` and ``sv`` who reported its engaged time and
     scroll depth: a mean of fewer than k people's reports is not shown. A page's exits are the
     visits whose last page view it was; their visitors viewed it in that visit, so the exit
-    side adds no state.
+    side adds no state. It reads the page views alone: a visit with none has no exit, and its
+    last page view is the same, so it skips the custom events and beacon reports (on 10M
+    events with one filter, a third of that side's time).
     """
     state = uniq('StateIf')
     return f"""SELECT path AS key0, {state}(visitor_id, kind = 'pageview') AS vs,
@@ -107,7 +109,8 @@ def page_rows(where: str) -> str:
     UNION ALL
     SELECT exit_path AS key0, {state}('', 0) AS vs, 0, count(), 0, 0, 0, 0,
            {state}('', 0), {state}('', 0)
-    FROM ({visits_sql(where)}) WHERE pv > 0 GROUP BY key0"""
+    FROM ({visits_sql(f"{where} AND kind = 'pageview'", ("pv", "other", "exit_path"))})
+    GROUP BY key0"""
 
 
 PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
