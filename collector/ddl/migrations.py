@@ -44,6 +44,7 @@ from collector.ddl.tables import (
     rollup_totals_table,
     rollup_visit_goals_table,
     rollup_visit_keys_table,
+    rollup_visit_pages_table,
     rollup_visits_table,
     segments_table,
     suppressions_table,
@@ -218,12 +219,17 @@ def _visit_figures(o: DdlOptions) -> list[str]:
     return [f"ALTER TABLE rollup_visits{on} {add}", *rollup_visit_goals_table(o).render(o)]
 
 
+#: The rollup tables a store has when migration 24 runs; a later one is created with
+#: ``tables.ROLLUP_MERGES`` (and does not exist yet when a store older than 24 upgrades).
+MERGED_BY_24 = ROLLUP_TABLES[:ROLLUP_TABLES.index("rollup_visit_keys") + 1]
+
+
 def _rollup_merges(o: DdlOptions) -> list[str]:
     """The merge settings of ``tables.ROLLUP_MERGES`` on the rollup tables a store has (a new
     store creates them so: setting them again changes nothing). No rebuild: the rows stay,
     and the engine merges each month once its parts are old enough."""
     on = f" ON CLUSTER {ident(o.cluster)}" if o.cluster else ""
-    return [f"ALTER TABLE {t}{on} MODIFY SETTING {ROLLUP_MERGES}" for t in ROLLUP_TABLES]
+    return [f"ALTER TABLE {t}{on} MODIFY SETTING {ROLLUP_MERGES}" for t in MERGED_BY_24]
 
 
 #: A policy version's first record, from consent records (``source``): what the view that
@@ -291,6 +297,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(rollup_visit_keys_table), data=_rebuild_rollups),
     Migration(24, "rollup: each month merged into one part once its builds are five minutes old",
               _rollup_merges),
+    Migration(25, "rollup: each visit's pages as they were read, for engagement with filters",
+              _tables(rollup_visit_pages_table), data=_rebuild_rollups),
 )
 
 

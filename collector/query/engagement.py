@@ -26,8 +26,10 @@ from collector.query.params import Params
 from collector.query.sql import (
     DETAIL_KINDS,
     ENGAGED,
+    ROLLUP_ROWS,
     SCROLLED,
     SELECTED_VISITS,
+    VISIT,
     Sql,
     base_params,
     compared,
@@ -88,8 +90,11 @@ def q_engagement_previous(p: Params) -> Sql:
     return q_engagement(compared(p))
 
 
-def page_rows(where: str) -> str:
-    """(key0, vs, views, exits, e_n, e_sum, s_n, s_sum) per page; a rollup_pages row.
+def page_rows(where: str, by_visit: bool = False) -> str:
+    """(key0, vs, views, exits, e_n, e_sum, s_n, s_sum, ev, sv) per page; a rollup_pages
+    row. ``by_visit``: per visit (``visit`` first, :data:`sql.VISIT`) and page, a
+    rollup_visit_pages row: the rows of any set of visits merge to what this gives over
+    just their events.
 
     ``vs`` counts the page's viewers only; ``ev`` and ``sv`` who reported its engaged time and
     scroll depth: a mean of fewer than k people's reports is not shown. A page's exits are the
@@ -99,20 +104,25 @@ def page_rows(where: str) -> str:
     events with one filter, a third of that side's time).
     """
     state = uniq('StateIf')
-    return f"""SELECT path AS key0, {state}(visitor_id, kind = 'pageview') AS vs,
+    # visits_sql's day is VISIT's: the same hash of a visit on both sides.
+    visit, exit_visit, keys = (f"{VISIT} AS visit, ", "cityHash64(session_id, d) AS visit, ",
+                               "visit, key0") if by_visit else ("", "", "key0")
+    return f"""SELECT {visit}path AS key0, {state}(visitor_id, kind = 'pageview') AS vs,
            countIf(kind = 'pageview') AS views, toUInt64(0) AS exits,
            countIf({ENGAGED}) AS e_n, sumIf(engaged_seconds, {ENGAGED}) AS e_sum,
            countIf({SCROLLED}) AS s_n, sumIf(scroll_depth, {SCROLLED}) AS s_sum,
            {state}(visitor_id, {ENGAGED}) AS ev, {state}(visitor_id, {SCROLLED}) AS sv
     FROM events WHERE {where} AND (kind = 'pageview' OR {ENGAGED} OR {SCROLLED})
-    GROUP BY key0
+    GROUP BY {keys}
     UNION ALL
-    SELECT exit_path AS key0, {state}('', 0) AS vs, 0, count(), 0, 0, 0, 0,
+    SELECT {exit_visit}exit_path AS key0, {state}('', 0) AS vs, 0, count(), 0, 0, 0, 0,
            {state}('', 0), {state}('', 0)
     FROM ({visits_sql(f"{where} AND kind = 'pageview'", ("pv", "other", "exit_path"))})
-    GROUP BY key0"""
+    GROUP BY {keys}"""
 
 
+#: Per visit and page: what a view with filters reads its page rows from.
+VISIT_PAGES_TABLE = "rollup_visit_pages"
 PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
                 "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum, "
                 "engaged_visitors AS ev, scroll_visitors AS sv")
@@ -121,9 +131,14 @@ PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
 def q_page_engagement(p: Params) -> Sql:
     """Per page: visitors, views, exits, mean engaged seconds and scroll depth; by views."""
     params = base_params(p)
-    where, rolled = sources(p, params, kinds=DETAIL_KINDS)
+    where, rolled = sources(p, params, kinds=DETAIL_KINDS, by_visit=True)
     source = page_rows(where)
-    if rolled:
+    if rolled and p.filters:
+        # The pages of the visits the filters select (``filtered``).
+        source = union_with_events(
+            source, where, f"SELECT {PAGE_COLUMNS} FROM {VISIT_PAGES_TABLE} PREWHERE "
+            f"{ROLLUP_ROWS} AND visit IN (SELECT visit FROM {SELECTED_VISITS} {rolled})")
+    elif rolled:
         source = union_with_events(
             source, where, f"SELECT {PAGE_COLUMNS} FROM rollup_pages WHERE {rolled}")
     # Pages seen by fewer than k visitors fold into one "other" row, as in every breakdown.

@@ -22,6 +22,9 @@ per panel: once to find the visits, once to count them. So each day's build also
   have it, which is the set a scan of those visits' events counts, since a row is one
   visitor's (a visit with several visitor ids has a row each). A custom event's
   properties scan the events of just those visits.
+- per visit and page (``rollup_visit_pages``): what ``rollup_pages`` holds per page (views,
+  exits, the beacon's engaged and scroll reports and who sent them), kept per visit: the page
+  engagement of a view with filters merges the rows of the visits it selects.
 
 Both are made of the unfiltered rollup's fragments (``visits_sql``, ``grouped_sql``,
 ``VISIT_TOTALS``) and of the filters' very expressions (``params.FILTERS``), so a day merges
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.ddl.tables import VISIT_KEY_COLUMNS, VISIT_KEYS, uniq
+from collector.query.engagement import VISIT_PAGES_TABLE, page_rows
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
 from collector.query.sql import (
     ENGAGED,
@@ -61,8 +65,8 @@ CUT = "#"
 QUERIES = frozenset({"kpis", "kpis_previous", "timeseries", "timeseries_previous",
                      "kpis_series", "kpis_series_previous",
                      "breakdown", "breakdowns", "engagement", "engagement_previous",
-                     "goals", "goal_series", "goal_breakdown", "goal_breakdowns",
-                     "funnel", "funnel_breakdown"})
+                     "page_engagement", "goals", "goal_series", "goal_breakdown",
+                     "goal_breakdowns", "funnel", "funnel_breakdown"})
 
 
 def served(name: str) -> bool:
@@ -138,6 +142,12 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
         f"{VISIT_KEYS}, {columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
+        f"INSERT INTO {VISIT_PAGES_TABLE} (tz, day, build, visit, path, visitors, views, "
+        "exits, engaged_n, engaged_sum, scroll_n, scroll_sum, engaged_visitors, "
+        f"scroll_visitors) {head}, visit, key0, {uniq('MergeState')}(vs), sum(views), "
+        f"sum(exits), sum(e_n), sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
+        f"{uniq('MergeState')}(sv) FROM ({page_rows(everything, by_visit=True)}) "
+        "GROUP BY visit, key0",
     ]
 
 

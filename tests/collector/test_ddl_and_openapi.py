@@ -245,7 +245,7 @@ def test_a_rollup_at_the_old_precision_is_rebuilt_at_the_new_one(
         monkeypatch.undo()
         rollup = Rollup(lambda: old, "Asia/Tokyo", grace=0)
 
-        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21, 22, 23, 24]
+        assert apply_migrations(old, DdlOptions()) == [17, 18, 19, 20, 21, 22, 23, 24, 25]
         types = {str(r[0]) for r in old.rows(
             "SELECT DISTINCT type FROM system.columns WHERE database = currentDatabase() "
             "AND table LIKE 'rollup_%' AND type LIKE 'AggregateFunction(uniq%'")}
@@ -359,7 +359,7 @@ def test_visit_rows_without_engagement_gain_it_and_are_rebuilt(store_dsn: str) -
                     "uniqCombinedState(12)(toString(number)), 1, 0, ['/'] "
                     "FROM numbers(6) GROUP BY number")
 
-        assert apply_migrations(old, DdlOptions()) == [21, 22, 23, 24]
+        assert apply_migrations(old, DdlOptions()) == [21, 22, 23, 24, 25]
         columns = [str(r[0]) for r in old.rows(
             "SELECT name FROM system.columns WHERE table = 'rollup_visits' "
             "AND database = currentDatabase() ORDER BY position")]
@@ -426,7 +426,7 @@ def test_builds_without_visit_keys_are_scanned_raw_until_rebuilt(store_dsn: str)
         old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
                     "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 27)")
 
-        assert apply_migrations(old, DdlOptions()) == [23, 24]
+        assert apply_migrations(old, DdlOptions()) == [23, 24, 25]
         params = {"start": "2026-06-18", "end": "2026-06-18", "k": 2,
                   "dims": ["path", "device_type", "channel"],
                   "filters": {"channel": "search", "device_type": "mobile"}}
@@ -448,36 +448,37 @@ def test_builds_without_visit_keys_are_scanned_raw_until_rebuilt(store_dsn: str)
         old.close()
 
 
-def merge_settings(store: Store) -> dict[str, bool]:
-    """Whether each rollup table merges its months once they are old (``ROLLUP_MERGES``)."""
-    from collector.ddl.tables import ROLLUP_TABLES
+def merge_settings(store: Store, tables: tuple[str, ...]) -> dict[str, bool]:
+    """Whether each of ``tables`` merges its months once they are old (``ROLLUP_MERGES``)."""
     engines = dict(store.rows("SELECT name, engine_full FROM system.tables "
                               "WHERE database = currentDatabase()"))
     return {t: "min_age_to_force_merge_seconds = 300" in str(engines[t])
             and "min_age_to_force_merge_on_partition_only = 1" in str(engines[t])
-            for t in ROLLUP_TABLES}
+            for t in tables}
 
 
 def test_rollup_tables_merge_each_month_once_its_builds_are_old(store_dsn: str) -> None:
     """Migration 24: a fresh store creates every rollup table with the forced merge of a
-    month (``tables.ROLLUP_MERGES``), and a store made before gets it, its rows kept."""
+    month (``tables.ROLLUP_MERGES``), and a store made before gets it, its rows kept. A
+    table made after migration 24 (``MERGED_BY_24`` leaves it out) is created with it."""
+    from collector.ddl.migrations import MERGED_BY_24
     from collector.ddl.tables import ROLLUP_TABLES
 
     old = Store(store_dsn)
     try:
         apply_migrations(old, DdlOptions(), [m for m in MIGRATIONS if m.version <= 23])
-        assert set(merge_settings(old).values()) == {True}  # created so
+        assert set(merge_settings(old, MERGED_BY_24).values()) == {True}  # created so
         # What a store made before this migration has: the engine's own merges only.
-        for table in ROLLUP_TABLES:
+        for table in MERGED_BY_24:
             old.command(f"ALTER TABLE {table} RESET SETTING min_age_to_force_merge_seconds, "
                         "min_age_to_force_merge_on_partition_only")
         old.command("INSERT INTO rollup_days (tz, day, version, build, stamp, events) "
                     "VALUES ('Asia/Tokyo', '2026-06-18', 1, 1, 0, 7)")
-        assert set(merge_settings(old).values()) == {False}
+        assert set(merge_settings(old, MERGED_BY_24).values()) == {False}
 
-        assert apply_migrations(old, DdlOptions()) == [24]
-        assert set(merge_settings(old).values()) == {True}
-        assert old.scalar("SELECT count() FROM rollup_days") == 1
+        assert apply_migrations(old, DdlOptions()) == [24, 25]
+        assert set(merge_settings(old, ROLLUP_TABLES).values()) == {True}
+        assert old.scalar("SELECT count() FROM rollup_days WHERE build = 1") == 1
         assert apply_migrations(old, DdlOptions()) == []
     finally:
         old.close()

@@ -83,7 +83,8 @@ FILTERED: list[tuple[str, dict[str, Any]]] = [
                         ("funnel", {"funnel": "first"}),
                         ("funnel_breakdown", {"dim": "utm_source", "funnel": "first"}),
                         ("breakdowns", {"dims": DIMS}), ("breakdown", {"dim": "event"}),
-                        ("breakdown", {"dim": "outbound"}), ("breakdown", {"dim": "property"})]
+                        ("breakdown", {"dim": "outbound"}), ("breakdown", {"dim": "property"}),
+                        ("page_engagement", {"limit": 50})]
 ]
 QUERIES += FILTERED
 GOALS: dict[str, dict[str, Any]] = {
@@ -281,10 +282,26 @@ def test_a_dashboard_page_reads_suppressions_and_plans_once(
 
 def test_views_the_rollup_cannot_answer_scan_raw(seeded: Any) -> None:
     rollup(seeded).refresh()
-    pages = catalogue.params_for("page_engagement", {**BASE, "filters": {"channel": "search"}})
     hourly = catalogue.params_for("timeseries", {**BASE, "start": "2026-06-29", "grain": "hour"})
-    assert query_run.rollup_plan(seeded, "page_engagement", pages) == []
     assert query_run.rollup_plan(seeded, "timeseries", hourly) == []
+
+
+def test_page_engagement_with_filters_reads_the_pages_of_the_visits_they_select(
+        seeded: Any) -> None:
+    """The pages of a filtered view come from its visits' rows (``rollup_visit_pages``),
+    not from a scan of their events, and equal that scan."""
+    rollup(seeded).refresh()
+    for filters in ({"channel": "search"}, {"channel": "search", "device_type": "mobile"}):
+        query = {**BASE, "end": "2026-06-29", "limit": 50, "filters": filters}
+        pages = catalogue.params_for("page_engagement", query)
+        plan = query_run.rollup_plan(seeded, "page_engagement", pages)
+        assert plan
+        built = catalogue.build("page_engagement", query,
+                                query_run.active_suppression_types(seeded), plan)
+        assert "rollup_visit_pages" in built.text and "FROM events" not in built.text
+        served, scanned, days = served_and_raw(seeded, "page_engagement", query)
+        assert days == 13 and same_figures(served, scanned)
+        assert len(served) > 3 and any(r["exits"] for r in served)
 
 
 def first_visitor(store: Any, day: str) -> tuple[str, set[dt.date]]:
@@ -417,10 +434,11 @@ INTERACTION_FIGURES = {"engagement {}", "engagement_previous {}",
     f"breakdown {{'dim': '{d}'}}" for d, dim in params.DIMENSIONS.items()
     if "'interaction'" in dim.rows} | {
     # Filtered views fed too: by their filter on an interaction, their interaction
-    # breakdown, or their engagement and goals (a visit's engaged time, a phone tap).
+    # breakdown, or their engagement, pages and goals (a visit's engaged time, a page's
+    # scroll depth, a phone tap).
     f"{name} {extra}" for name, extra in FILTERED
     if "interaction" in extra["filters"] or extra.get("dim") == "outbound"
-    or name.startswith(("engagement", "goal"))}
+    or name.startswith(("engagement", "page_engagement", "goal"))}
 
 
 def split(figs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
