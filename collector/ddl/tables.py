@@ -513,13 +513,7 @@ def rollup_visit_pages_table(o: DdlOptions) -> Table:
     # LowCardinality paths, as rollup_visit_keys' keys.
     return _per_visit_table(o, "rollup_visit_pages", f"""    visit UInt64,
     path LowCardinality(String),
-    visitors AggregateFunction({uniq()}, String),
-    views UInt64,
-    exits UInt64,
-    engaged_n UInt64,
-    engaged_sum UInt64,
-    scroll_n UInt64,
-    scroll_sum UInt64,
+{_page_figures()},
     {PAGE_REPORTER_COLUMNS[0]},
     {PAGE_REPORTER_COLUMNS[1]}""")
 
@@ -600,6 +594,18 @@ TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
     )
 
 
+def _page_figures() -> str:
+    """A page's figures (``rollup_pages``, ``rollup_visit_pages``); a function, since the
+    state's precision is read when a table is made."""
+    return f"""    visitors AggregateFunction({uniq()}, String),
+    views UInt64,
+    exits UInt64,
+    engaged_n UInt64,
+    engaged_sum UInt64,
+    scroll_n UInt64,
+    scroll_sum UInt64"""
+
+
 def rollup_pages_table(o: DdlOptions) -> Table:
     # One row per (tz, day, build, path): how the page was read (the beacon's scroll and
     # engaged reports) and how many visits ended on it.
@@ -608,13 +614,7 @@ def rollup_pages_table(o: DdlOptions) -> Table:
         distributed=False,
         columns=f"""{ROLLUP_KEY}
     path String,
-    visitors AggregateFunction({uniq()}, String),
-    views UInt64,
-    exits UInt64,
-    engaged_n UInt64,
-    engaged_sum UInt64,
-    scroll_n UInt64,
-    scroll_sum UInt64""",
+{_page_figures()}""",
         tail=f"""PARTITION BY toYYYYMM(day)
 ORDER BY (tz, day, build, path)
 TTL toDateTime(day) + INTERVAL {o.events_ttl} SECOND
