@@ -30,6 +30,7 @@ from collector.query.sql import (
     SCROLLED,
     SELECTED_VISITS,
     VISIT,
+    VISIT_OF_ROW,
     Sql,
     base_params,
     compared,
@@ -104,8 +105,7 @@ def page_rows(where: str, by_visit: bool = False) -> str:
     events with one filter, a third of that side's time).
     """
     state = uniq('StateIf')
-    # visits_sql's day is VISIT's: the same hash of a visit on both sides.
-    visit, exit_visit, keys = (f"{VISIT} AS visit, ", "cityHash64(session_id, d) AS visit, ",
+    visit, exit_visit, keys = (f"{VISIT} AS visit, ", f"{VISIT_OF_ROW} AS visit, ",
                                "visit, key0") if by_visit else ("", "", "key0")
     return f"""SELECT {visit}path AS key0, {state}(visitor_id, kind = 'pageview') AS vs,
            countIf(kind = 'pageview') AS views, toUInt64(0) AS exits,

@@ -20,6 +20,7 @@ from collector.query.conversions import (
     per_visit,
 )
 from collector.query.params import PER_VALUE_GOAL_FILTERS
+from collector.query.sql import VISIT_OF_ROW
 
 
 def visit_goals_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]) -> str:
@@ -28,7 +29,7 @@ def visit_goals_sql(goals: Sequence[Measure], where: str, params: dict[str, Any]
     What ``collector.query.rollup`` inserts into ``rollup_visit_goals``, from the very rows
     :func:`goal_rollup_sql` counts."""
     params["gkeys"] = [g.rollup_key for g in goals]
-    return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, cityHash64(session_id, d) AS visit,
+    return f"""SELECT {{gkeys:Array(String)}}[pos] AS gk, {VISIT_OF_ROW} AS visit,
            arrayReduce('{uniq('State')}', [v]) AS vs, toUInt32(n) AS n, w, {VISIT_KEYS}
     FROM ({per_visit(goals, where, params, GOAL_ROLLUP_DIMS)}) {per_goal(goals, False)}
     WHERE n > 0"""

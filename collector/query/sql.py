@@ -99,6 +99,8 @@ def detail_where(p: Params, params: dict[str, Any], span: str = RANGE,
 #: A visit's name where filters select visits: a 64-bit hash of its session and day. Twice as
 #: fast to look up as the pair; a wrong match needs a collision (~1e-7 per query at 10M events).
 VISIT = "cityHash64(session_id, toDate(ts, {tz:String}))"
+#: The same hash of a visit's row (``visits_sql``: its session and day ``d``).
+VISIT_OF_ROW = "cityHash64(session_id, d)"
 
 
 def matched_sql(p: Params, params: dict[str, Any], span: str) -> str:
