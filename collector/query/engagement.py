@@ -123,6 +123,12 @@ def page_rows(where: str, by_visit: bool = False) -> str:
 
 #: Per visit and page: what a view with filters reads its page rows from.
 VISIT_PAGES_TABLE = "rollup_visit_pages"
+#: What rollup_pages and rollup_visit_pages store of :func:`page_rows`, and how its rows
+#: merge into one of theirs.
+PAGE_TABLE_COLUMNS = ("visitors, views, exits, engaged_n, engaged_sum, scroll_n, scroll_sum, "
+                      "engaged_visitors, scroll_visitors")
+PAGE_TOTALS = (f"{uniq('MergeState')}(vs), sum(views), sum(exits), sum(e_n), sum(e_sum), "
+               f"sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), {uniq('MergeState')}(sv)")
 PAGE_COLUMNS = ("path AS key0, visitors AS vs, views, exits, engaged_n AS e_n, "
                 "engaged_sum AS e_sum, scroll_n AS s_n, scroll_sum AS s_sum, "
                 "engaged_visitors AS ev, scroll_visitors AS sv")

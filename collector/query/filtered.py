@@ -41,7 +41,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.ddl.tables import VISIT_KEY_COLUMNS, VISIT_KEYS, uniq
-from collector.query.engagement import VISIT_PAGES_TABLE, page_rows
+from collector.query.engagement import (
+    PAGE_TABLE_COLUMNS,
+    PAGE_TOTALS,
+    VISIT_PAGES_TABLE,
+    page_rows,
+)
 from collector.query.params import DIMENSIONS, FILTERS, PER_VALUE_BREAKDOWNS, PER_VALUE_FILTERS
 from collector.query.sql import (
     ENGAGED,
@@ -142,11 +147,8 @@ def build_statements(where: str, everything: str, head: str) -> list[str]:
         f"INSERT INTO rollup_visits (tz, day, build, visit, vs, ss, pv, other, dur, eng, "
         f"{VISIT_KEYS}, {columns}) "
         f"{head}, * FROM ({visit_rows_sql(everything)})",
-        f"INSERT INTO {VISIT_PAGES_TABLE} (tz, day, build, visit, path, visitors, views, "
-        "exits, engaged_n, engaged_sum, scroll_n, scroll_sum, engaged_visitors, "
-        f"scroll_visitors) {head}, visit, key0, {uniq('MergeState')}(vs), sum(views), "
-        f"sum(exits), sum(e_n), sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
-        f"{uniq('MergeState')}(sv) FROM ({page_rows(everything, by_visit=True)}) "
+        f"INSERT INTO {VISIT_PAGES_TABLE} (tz, day, build, visit, path, {PAGE_TABLE_COLUMNS}) "
+        f"{head}, visit, key0, {PAGE_TOTALS} FROM ({page_rows(everything, by_visit=True)}) "
         "GROUP BY visit, key0",
     ]
 

@@ -40,7 +40,13 @@ from typing import Any, NamedTuple
 from collector.ddl.tables import ROLLUP_BUILD_TABLES, VISIT_KEYS, uniq
 from collector.query import filtered
 from collector.query.conversions import COVERED, Measure, goal_kinds
-from collector.query.engagement import ENGAGEMENT_COLUMNS, ENGAGEMENT_TOTALS, page_rows
+from collector.query.engagement import (
+    ENGAGEMENT_COLUMNS,
+    ENGAGEMENT_TOTALS,
+    PAGE_TABLE_COLUMNS,
+    PAGE_TOTALS,
+    page_rows,
+)
 from collector.query.goal_builds import (
     fgoal_rollup_sql,
     goal_rollup_sql,
@@ -187,12 +193,9 @@ class Rollup:
             f"{ENGAGEMENT_TOTALS} FROM ({visits_sql(everything)})", params,
             settings=INSERT_SETTINGS)
         store.command(
-            "INSERT INTO rollup_pages (tz, day, build, path, visitors, views, exits, engaged_n, "
-            "engaged_sum, scroll_n, scroll_sum, engaged_visitors, scroll_visitors) "
-            f"{head}, key0, {uniq('MergeState')}(vs), sum(views), sum(exits), sum(e_n), "
-            f"sum(e_sum), sum(s_n), sum(s_sum), {uniq('MergeState')}(ev), "
-            f"{uniq('MergeState')}(sv) "
-            f"FROM ({page_rows(everything)}) GROUP BY key0", params, settings=INSERT_SETTINGS)
+            f"INSERT INTO rollup_pages (tz, day, build, path, {PAGE_TABLE_COLUMNS}) "
+            f"{head}, key0, {PAGE_TOTALS} FROM ({page_rows(everything)}) GROUP BY key0",
+            params, settings=INSERT_SETTINGS)
         for statement in filtered.build_statements(where, everything, head):
             store.command(statement, params, settings=INSERT_SETTINGS)
         self.build_goals(day, build, self._measures(), everyone=True)
