@@ -547,3 +547,73 @@ def test_a_batch_that_cannot_be_handed_on_is_counted_not_lost_silently() -> None
     exporter([RECORD, dict(RECORD, record_id="r2")])
     exporter.flush()  # must not raise into the worker
     assert counters.snapshot()["dropped"]["error"] == 2 and exporter.held == 0
+
+
+# -- a delivered batch ------------------------------------------------------------------------
+
+
+class _Item:
+    """A stand-in for an event that can be watched being freed."""
+
+
+def test_a_delivered_batch_is_freed_in_steps_unless_someone_kept_its_list() -> None:
+    import weakref
+
+    from consent_mw.capture.delivery import Outgoing
+    from consent_mw.capture.sender import RELEASE_STEP, _release
+
+    items = [_Item() for _ in range(2 * RELEASE_STEP + 7)]
+    watched = [weakref.ref(item) for item in items]
+    batch = Outgoing("b", 0, items, [], 0)
+    del items
+    _release(batch)
+    assert batch.events == []
+    assert all(ref() is None for ref in watched)  # freed, every one of them
+
+    kept = [_Item() for _ in range(2 * RELEASE_STEP + 7)]
+    batch = Outgoing("c", 0, kept, [], 0)
+    _release(batch)  # a transport (here: this test) still holds the list: left whole
+    assert len(kept) == 2 * RELEASE_STEP + 7
+
+
+def test_a_transport_that_keeps_the_lists_it_is_sent_gets_them_whole(
+        make_settings: Callable[..., Settings]) -> None:
+    class Keeping(RecordingTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lists: list[list[dict[str, Any]]] = []
+
+        def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
+                 batch_id: str, sent_at: int) -> SendResult:
+            self.lists.append(events)  # the list itself, as a host's queue might
+            return super().send(events, records, batch_id=batch_id, sent_at=sent_at)
+
+    transport = Keeping()
+    settings = make_settings(flush_interval=0.05, batch_size=1_500)
+    capture = Capture(settings, transport=transport)
+    capture.start()  # the sender thread frees what it delivered
+    try:
+        pages(capture, settings, 3_000)
+        assert wait_until(lambda: len(transport.events) == 3_000, capture)
+        assert sum(map(len, transport.lists)) == 3_000
+    finally:
+        capture.shutdown(5)
+
+
+def test_batches_spooled_by_the_sender_thread_keep_their_events_until_replayed(
+        make_settings: Callable[..., Settings], transport: RecordingTransport) -> None:
+    # The sender frees what it is done with; a batch the memory spool took is not done with.
+    settings = make_settings(batch_size=1_200, flush_interval=0.05)
+    state = {"up": False}
+    transport.fail = lambda: None if state["up"] else down(retry_after=0.01)
+    capture = Capture(settings, transport=transport, retry=FAST)
+    capture.start()
+    try:
+        pages(capture, settings, 2_500)
+        assert wait_until(lambda: capture.stats()["spooled"] == 2_500, capture)
+        state["up"] = True
+        assert wait_until(lambda: capture.stats()["sent"] == 2_500, capture)
+        ids = [e["event_id"] for e in transport.events]
+        assert len(ids) == 2_500 == len(set(ids))
+    finally:
+        capture.shutdown(5)

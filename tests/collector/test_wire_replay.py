@@ -48,3 +48,15 @@ def test_a_batch_from_a_clock_two_days_ahead_is_still_refused(
     with contextlib.suppress(TransportError):
         transport.send([make_event(ts=ahead)], [], batch_id="future-batch", sent_at=ahead)
     assert service.store.scalar("SELECT count() FROM events") == 0
+
+
+def test_batch_time_counts_only_int_stamps_whatever_else_a_batch_holds() -> None:
+    # The usual batch takes one C-level pass; anything unusual falls back to reading each.
+    assert batch_time([{"ts": 5}, {"ts": 9}], [{"ts": 7}]) == 9
+    assert batch_time([{"ts": 5}, {"ts": 9.5}], []) == 5  # a float is not a stamp
+    assert batch_time([{"ts": 5}, {"ts": 1.5}], []) == 5
+    assert batch_time([{"ts": 5}, {"ts": "99"}], []) == 5
+    assert batch_time([{"ts": 5}, {"kind": "x"}], []) == 5
+    before = int(time.time() * 1000)
+    assert batch_time([], []) >= before  # nothing stamped: now
+    assert batch_time([{"ts": "x"}], []) >= before
