@@ -73,11 +73,14 @@ KEY_PATH = 4 * wire.MAX_PATH + 320
 _ENVELOPE_BOUND = 400
 
 
-@lru_cache(maxsize=1024)  # keys of at most KEY_PATH + MAX_UA characters: ~10 MiB at most
-def _anonymous_fields(path: str, ua: str | None) -> tuple[tuple[tuple[str, Any], ...], int]:
-    fields = {"name": "pageview", "path": f.clean_text(path, wire.MAX_PATH) or "/",
-              "device_type": device_type(ua)}
-    return tuple(fields.items()), f.json_size(fields)
+@lru_cache(maxsize=1024)  # keys of at most KEY_PATH + MAX_UA bytes: ~10 MiB at most
+def _anonymous_template(path: str, ua: bytes | None) -> tuple[dict[str, Any], int]:
+    """An anonymous count's fields but its time, id and consent, and their encoded size.
+    Keyed on the User-Agent's bytes: decoding it per event cost as much as the rest."""
+    fields = {"kind": "anonymous", "name": "pageview",
+              "path": f.clean_text(path, wire.MAX_PATH) or "/",
+              "device_type": device_type(None if ua is None else ua.decode("latin-1"))}
+    return fields, f.json_size(fields)
 
 
 @lru_cache(maxsize=64)  # the same few category sets, event after event
@@ -162,7 +165,15 @@ class HitBuilder:
                 if known is None or known.state is not state:
                     known = self._known(state)
                 if not known.analytics:
-                    event, size = self._anonymous(path, ts, headers)
+                    # Only the User-Agent is read (Capture.page queued no other header).
+                    ua = None
+                    for name, value in headers:  # a loop, not next(<genexpr>): per event
+                        if name == b"user-agent":
+                            ua = bytes(value[:wire.MAX_UA])
+                            break
+                    template, size = _anonymous_template(path[:KEY_PATH], ua)
+                    event = template.copy()  # built events are only read: shared values
+                    event["ts"] = ts - ts % HOUR_MS
                     event["event_id"] = event_id
                     event["consent"] = known.consent
                     events.append(event)
@@ -205,17 +216,6 @@ class HitBuilder:
                        dict(state.categories))
         self._states[id(state)] = known
         return known
-
-    @staticmethod
-    def _anonymous(path: str, ts: int, headers: Sequence[tuple[bytes, bytes]]
-                   ) -> tuple[dict[str, Any], int]:
-        """An anonymous count's fields (all but its id and consent map) and their size."""
-        ua = next((v for k, v in headers if k == b"user-agent"), None)
-        items, size = _anonymous_fields(
-            path[:KEY_PATH], None if ua is None else bytes(ua[:wire.MAX_UA]).decode("latin-1"))
-        event: dict[str, Any] = {"ts": ts - ts % HOUR_MS, "kind": "anonymous"}
-        event.update(items)
-        return event, size
 
     def _template(self, key: tuple[object, ...]) -> tuple[dict[str, Any], int]:
         self.misses += 1
