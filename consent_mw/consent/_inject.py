@@ -22,29 +22,33 @@ from consent_mw.types import Headers, Message
 
 #: What a banner or tags depend on: a cache must key the HTML on these request headers.
 VARY = b"Cookie, Sec-GPC"
+#: A response gets markup only when its Content-Type, lower-cased, starts with this.
+HTML_TYPE = b"text/html"
 
 
 def response_info(headers: Iterable[tuple[bytes, bytes]]
-                  ) -> tuple[bool, bytes | None, bytes | None]:
-    """(is HTML, Content-Encoding, the ``Vary`` value to add) of response headers, in one
-    pass. Only HTML gets a banner or tags, so only HTML needs ``Vary``; None when the
-    response is not HTML or already names both headers."""
+                  ) -> tuple[bool, bytes | None, bytes | None, bytes]:
+    """(is HTML, Content-Encoding, the ``Vary`` value to add, Content-Type) of response
+    headers, in one pass. Only HTML gets a banner or tags, so only HTML needs ``Vary``; None
+    when the response is not HTML or already names both headers."""
     html: bool | None = None
     encoding: bytes | None = None
     vary: list[bytes] | None = None
+    content_type = b""
     for key, value in headers:
         name = key.lower()
         if name == b"content-type":
             if html is None:
-                html = value.lower().startswith(b"text/html")
+                html = value.lower().startswith(HTML_TYPE)
+                content_type = value
         elif name == b"content-encoding":
             if encoding is None:
                 encoding = value
         elif name == b"vary":
             vary = [value] if vary is None else [*vary, value]
     if not html:
-        return False, encoding, None
-    return True, encoding, VARY if vary is None else missing_vary(vary)
+        return False, encoding, None, content_type
+    return True, encoding, VARY if vary is None else missing_vary(vary), content_type
 
 
 def missing_vary(existing: list[bytes] | None) -> bytes | None:
@@ -122,17 +126,20 @@ def wants_body(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any]
         return False
     if not (settings.banner or settings.tags or beacon) or scope.get("method") == "HEAD":
         return False
-    status = int(message.get("status", 200))
-    if status < 200 or status in (204, 205, 304):
-        return False
     html, encoding = info
-    if not html:
-        return False
-    if encoding and encoding.strip().lower() != b"identity":
+    if not html or not changeable(int(message.get("status", 200)), encoding):
         return False
     if ctx.state.decided:
         return bool(settings.tags) or beacon
     return settings.banner or beacon
+
+
+def changeable(status: int, encoding: bytes | None) -> bool:
+    """Whether an HTML response with this status and Content-Encoding has a body that markup
+    can go into: one that is sent, and not compressed."""
+    if status < 200 or status in (204, 205, 304):
+        return False
+    return not encoding or encoding.strip().lower() == b"identity"
 
 
 def body_end(body: bytes) -> int:
@@ -161,17 +168,25 @@ def inject(settings: Settings, ctx: RequestContext, incoming: Incoming,
     """The body with tags, the beacon's script element (``beacon``, given only for a
     visitor who granted analytics) and the banner before the last ``</body>``; None to
     leave it."""
-    at = body_end(body)
+    return inject_at(settings, ctx, scope, body, body_end(body), locale=incoming.reading.locale,
+                     content_type=header_value(start["headers"], b"content-type") or b"",
+                     beacon=beacon)
+
+
+def inject_at(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any], body: bytes,
+              at: int, *, locale: str, content_type: bytes, beacon: str = "") -> bytes | None:
+    """:func:`inject` with the body's end (:func:`body_end`), the locale to fall back on (the
+    reading's, from Accept-Language) and the response's Content-Type already known."""
     if at < 0:
         return None
     lang = i18n.from_html(body)
     # The page's own language, else what the reading chose from Accept-Language (the same
     # choice choose_locale makes, without reading the headers again).
     ctx.locale = (lang if lang is not None and lang in i18n.supported_locales(settings.locales)
-                  else incoming.reading.locale)
+                  else locale)
     decided = ctx.state.decided
     snippet = (render_tags(settings, ctx.state) if decided else "") + beacon
-    encoding = charset(header_value(start["headers"], b"content-type") or b"")
+    encoding = charset(content_type)
     encoded = snippet.encode(encoding, errors="xmlcharrefreplace") if snippet else b""
     if not decided and settings.banner:
         # Its script reports the display (POST {prefix}/shown), which writes the
@@ -189,16 +204,27 @@ def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Hea
     Validators describe the app's body, not ours: a 304 on revalidation would otherwise
     bring back a cached banner after the visitor decided.
     """
+    out, cache_control = without_validators(headers)
+    return with_length(out, cache_control, length)
+
+
+def without_validators(headers: Iterable[tuple[bytes, bytes]]) -> tuple[Headers, int]:
+    """The headers but the validators, and where Cache-Control is among them (-1: absent)."""
     out: Headers = []
     cache_control = -1
     for k, v in headers:
         name = k.lower()
-        if name not in _VALIDATORS:
+        if name not in VALIDATORS:
             if name == b"cache-control" and cache_control < 0:
                 cache_control = len(out)
             out.append((k, v))
+    return out, cache_control
+
+
+def with_length(out: Headers, cache_control: int, length: int) -> Headers:
+    """:func:`without_validators`' headers made those of a changed body of ``length`` bytes
+    (changed in place): its Content-Length, and private (make_private, without another pass)."""
     out.append((b"content-length", str(length).encode("ascii")))
-    # make_private, without a second pass over the headers.
     if cache_control < 0:
         out.append((b"cache-control", b"private"))
     else:
@@ -208,4 +234,4 @@ def injected_headers(headers: Iterable[tuple[bytes, bytes]], length: int) -> Hea
 
 
 #: A tuple, not a set: a name that is a bytearray (outside ASGI, but seen) still compares.
-_VALIDATORS = (b"content-length", b"etag", b"last-modified")
+VALIDATORS = (b"content-length", b"etag", b"last-modified")

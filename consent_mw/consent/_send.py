@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from consent_mw.consent._inject import (
     ascii_safe,
     body_end,
-    header_value,
     inject,
     injected_headers,
     make_private,
@@ -29,7 +28,7 @@ if TYPE_CHECKING:  # the middleware imports this module
     from consent_mw.consent.middleware import ConsentMiddleware
 
 
-async def _held() -> None:
+async def held_back() -> None:
     """What ``send`` returns for a message held back: a coroutine, as a server's own ``send``
     returns, so an app may also run it as a task."""
 
@@ -127,13 +126,13 @@ class SettledBeaconSend:
             headers = message.get("headers") or ()
             if not isinstance(headers, (list, tuple)):
                 headers = message["headers"] = list(headers)
-            html, encoding, vary = response_info(headers)
+            html, encoding, vary, content_type = response_info(headers)
             if vary is not None:
                 message["headers"] = headers = [*headers, (b"vary", vary)]
             return (html and 200 <= status < 300 and status not in (204, 205)
                     and self.scope.get("method") != "HEAD"
                     and (not encoding or encoding.strip().lower() == b"identity")
-                    and ascii_safe(header_value(headers, b"content-type") or b""))
+                    and ascii_safe(content_type))
         except Exception:
             mw._fail("response_start")
             return False
@@ -175,7 +174,7 @@ class PageSend:
                     and wants_body(mw.settings, self.ctx, self.scope, message, info,
                                    beacon=bool(self.beacon))):
                 self.held = message
-                return _held()
+                return held_back()
             return self.send(message)
         held = self.held
         if held is not None and not self.passthrough:
@@ -205,7 +204,7 @@ class PageSend:
         try:
             if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
                 headers = message["headers"] = list(headers)
-            html, encoding, vary = response_info(headers)
+            html, encoding, vary, _ = response_info(headers)
         except Exception:  # headers that are not (name, value) pairs: leave them to the server
             mw._fail("response_start")
             return None

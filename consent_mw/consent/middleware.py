@@ -20,6 +20,7 @@ import anyio.to_thread
 from consent_mw.capture.pipeline import Capture
 from consent_mw.capture.transport import Transport
 from consent_mw.config import SettingsError
+from consent_mw.consent._first_visit import FirstVisitSend
 from consent_mw.consent._send import PageSend, SettledBeaconSend, SettledSend
 from consent_mw.consent.beacon import Beacon, render_beacon
 from consent_mw.consent.cookies import CookieCodec
@@ -108,6 +109,9 @@ class ConsentMiddleware:
         # goes into the pages of those who granted analytics; those who did not keep the
         # settled path); tests turn it off to compare the two paths.
         self._settled_path = not s.tags
+        # A first visit's page gets the banner and nothing else unless tags are configured
+        # (the beacon goes only to those who granted analytics): its own send wrapper.
+        self._first_visit_path = s.banner and not s.tags
         # With the beacon on, a settled visitor who granted analytics gets its script
         # element: the same bytes on every page, so encoded once.
         self._beacon_bytes = (None if self.beacon_tag is None
@@ -170,6 +174,13 @@ class ConsentMiddleware:
             if path == self.settings.prefix or path.startswith(self._prefix_slash):
                 await self.endpoints.handle(ctx, incoming, scope, receive, send)
                 return
+        if (route == _ROUTE_PAGE and self._first_visit_path and incoming.reading.fresh
+                and ctx.state is incoming.reading.state and not ctx.state.decided
+                and not ctx.state.gpc_applied and not incoming.forget):
+            # Nothing to set, expire or re-sign: PageSend's rules for this case, read once.
+            await self.app(scope, receive, FirstVisitSend(
+                self, ctx, incoming.reading.locale, scope, send, header_bytes))
+            return
         await self.app(scope, receive, PageSend(
             self, ctx, incoming, scope, send, header_bytes,
             excluded=route == _ROUTE_EXCLUDED

@@ -150,3 +150,79 @@ def test_header_names_outside_asgi_as_bytearrays_still_get_the_banner() -> None:
     assert injected_headers([(bytearray(b"ETag"), b'"x"'),
                              (bytearray(b"Cache-Control"), b"public")], 3) == [
         (bytearray(b"Cache-Control"), b"private"), (b"content-length", b"3")]
+
+
+# -- the first visit's own path (FirstVisitSend) gives what PageSend gives -----------------------
+
+PAGE = b"<html lang='en'><body><p>x</p></body></html>"
+HTML = (b"content-type", b"text/html; charset=utf-8")
+#: (method, status, headers, body chunks, whether the banner goes in): what a first visit's
+#: page can look like.
+RESPONSES: list[tuple[str, int, list[tuple[bytes, bytes]], list[bytes], bool]] = [
+    ("GET", 200, [HTML, (b"etag", b'"v1"'), (b"Cache-Control", b"public, max-age=60"),
+                  (b"vary", b"Accept-Encoding"), (b"content-length", b"45")], [PAGE], True),
+    ("HEAD", 200, [HTML, (b"content-length", b"45")], [PAGE], False),  # sent anyway
+    ("GET", 304, [HTML, (b"etag", b'"v1"')], [b""], False),
+    ("GET", 204, [HTML], [b""], False),
+    ("GET", 200, [HTML, (b"content-encoding", b"gzip")], [PAGE], False),
+    ("GET", 200, [HTML, (b"content-encoding", b" Identity ")], [PAGE], True),
+    ("GET", 200, [HTML], [PAGE[:20], PAGE[20:]], False),  # streamed
+    ("GET", 200, [(b"content-type", b"text/plain")], [b"</body>"], False),
+    ("GET", 200, [HTML], [b"<p>no end</p>"], False),
+    ("GET", 404, [HTML, (b"last-modified", b"x")], [PAGE], True),
+    ("GET", 200, [HTML, (b"vary", b"*")], [PAGE], True),
+    ("GET", 200, [HTML, (b"Vary", b"cookie"), (b"vary", b"Sec-GPC")], [PAGE], True),
+    ("GET", 200, [(b"Content-Type", b"TEXT/HTML")], [PAGE], True),
+    ("GET", 200, [], [PAGE], False),
+]
+
+
+def _served(mw: ConsentMiddleware, method: str, status: int,
+            headers: list[tuple[bytes, bytes]], chunks: list[bytes],
+            as_iterable: bool) -> list[dict[str, Any]]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        given = iter(list(headers)) if as_iterable else list(headers)
+        await send({"type": "http.response.start", "status": status, "headers": given})
+        for i, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk,
+                        "more_body": i < len(chunks) - 1})
+
+    mw.app = app
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append({**message, "headers": list(message.get("headers", []))})
+
+    scope = {"type": "http", "method": method, "path": "/p", "raw_path": b"/p",
+             "query_string": b"", "scheme": "http", "root_path": "", "headers": [
+                 (b"host", b"testserver"), (b"accept-language", b"en")]}
+    asyncio.run(mw(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize(("method", "status", "headers", "chunks", "banner"), RESPONSES)
+@pytest.mark.parametrize("as_iterable", [False, True])
+def test_a_first_visits_own_path_serves_what_the_general_path_does(
+        method: str, status: int, headers: list[tuple[bytes, bytes]], chunks: list[bytes],
+        banner: bool, as_iterable: bool) -> None:
+    from consent_mw.consent.categories import Tag
+
+    tag = Tag(name="ga4", kind="google_analytics", category="analytics",
+              service="google_analytics", measurement_id="G-TEST123",
+              recipient={"en": "Google LLC"}, items={"en": "pages"}, purpose={"en": "stats"})
+    secret = (Secret("first-visit-secret-0123456789abcdef"),)
+    own = ConsentMiddleware(charset_app(b"", b""), settings=Settings(
+        secret_keys=secret, capture=False))
+    # With tags configured every page takes the general path (PageSend); an undecided
+    # visitor is shown no tag, so the two must answer alike.
+    general = ConsentMiddleware(charset_app(b"", b""), settings=Settings(
+        secret_keys=secret, capture=False, tags=(tag,)))
+    assert own._first_visit_path and not general._first_visit_path
+    mine = _served(own, method, status, headers, chunks, as_iterable)
+    theirs = _served(general, method, status, headers, chunks, as_iterable)
+    assert mine == theirs
+    assert (b"cmw-banner" in mine[-1]["body"]) is banner
+    assert own.stats()["failures"] == 0 == general.stats()["failures"]
