@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from support.apps import cookie_values
+from support.servers import run_async
 
 from consent_mw import ConsentMiddleware, Settings
 from consent_mw.config import Secret
@@ -199,7 +200,7 @@ def _served(mw: ConsentMiddleware, method: str, status: int,
     scope = {"type": "http", "method": method, "path": "/p", "raw_path": b"/p",
              "query_string": b"", "scheme": "http", "root_path": "", "headers": [
                  (b"host", b"testserver"), (b"accept-language", b"en")]}
-    asyncio.run(mw(scope, receive, send))
+    run_async(mw(scope, receive, send))  # not asyncio.run: a browser test's loop may run
     return sent
 
 
