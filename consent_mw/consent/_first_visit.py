@@ -24,7 +24,7 @@ from consent_mw.consent._inject import (
     missing_vary,
     with_length,
 )
-from consent_mw.consent._send import held_back
+from consent_mw.consent._send import capture_page, held_back, start_headers
 from consent_mw.state import RequestContext
 from consent_mw.types import Headers, Message, Scope, Send
 
@@ -75,15 +75,9 @@ class FirstVisitSend:
         """Capture the page and add ``Vary``; whether its body is to be held for the banner."""
         mw = self.mw
         status = int(message.get("status", 200))
-        if mw.capture is not None:
-            try:
-                mw.capture.page(self.ctx, self.scope, status, self.header_bytes)
-            except Exception:
-                mw._fail("capture")
+        capture_page(mw, self.ctx, self.scope, status, self.header_bytes)
         try:
-            headers = message.get("headers") or ()
-            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
-                headers = message["headers"] = list(headers)
+            headers = start_headers(message)
             html: bool | None = None
             encoding: bytes | None = None
             vary: list[bytes] | None = None

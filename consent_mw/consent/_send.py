@@ -28,6 +28,26 @@ if TYPE_CHECKING:  # the middleware imports this module
     from consent_mw.consent.middleware import ConsentMiddleware
 
 
+def capture_page(mw: ConsentMiddleware, ctx: RequestContext, scope: Scope, status: int,
+                 header_bytes: int) -> None:
+    """Queue the served page for capture; a failure is counted (``capture``), never raised.
+    (SettledSend has this inline: it runs on every returning visitor's page.)"""
+    if mw.capture is not None:
+        try:
+            mw.capture.page(ctx, scope, status, header_bytes)
+        except Exception:
+            mw._fail("capture")
+
+
+def start_headers(message: Message) -> list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]:
+    """The start message's headers, read once: any iterable is allowed, so one that is not a
+    list or tuple is made a list, in the message too."""
+    headers = message.get("headers") or ()
+    if not isinstance(headers, (list, tuple)):
+        headers = message["headers"] = list(headers)
+    return headers
+
+
 async def held_back() -> None:
     """What ``send`` returns for a message held back: a coroutine, as a server's own ``send``
     returns, so an app may also run it as a task."""
@@ -117,15 +137,9 @@ class SettledBeaconSend:
         """Capture the page and add ``Vary``; whether its body is to be held for the tag."""
         mw = self.mw
         status = int(message.get("status", 200))
-        if mw.capture is not None:
-            try:
-                mw.capture.page(self.ctx, self.scope, status, self.header_bytes)
-            except Exception:
-                mw._fail("capture")
+        capture_page(mw, self.ctx, self.scope, status, self.header_bytes)
         try:
-            headers = message.get("headers") or ()
-            if not isinstance(headers, (list, tuple)):
-                headers = message["headers"] = list(headers)
+            headers = start_headers(message)
             html, encoding, vary, content_type = response_info(headers)
             if vary is not None:
                 message["headers"] = headers = [*headers, (b"vary", vary)]
@@ -194,16 +208,9 @@ class PageSend:
         """Capture the page and add cookies and ``Vary``; the response's headers, as read
         (None when they cannot be read: the response then passes as it is)."""
         mw, ctx, incoming = self.mw, self.ctx, self.incoming
-        if mw.capture is not None:
-            try:
-                mw.capture.page(ctx, self.scope, int(message.get("status", 200)),
-                                self.header_bytes)
-            except Exception:
-                mw._fail("capture")
-        headers = message.get("headers") or ()
+        capture_page(mw, ctx, self.scope, int(message.get("status", 200)), self.header_bytes)
         try:
-            if not isinstance(headers, (list, tuple)):  # any iterable is allowed: read it once
-                headers = message["headers"] = list(headers)
+            headers = start_headers(message)
             html, encoding, vary, _ = response_info(headers)
         except Exception:  # headers that are not (name, value) pairs: leave them to the server
             mw._fail("response_start")
