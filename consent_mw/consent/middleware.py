@@ -161,6 +161,17 @@ class ConsentMiddleware:
         route = self._routes.get(path)
         if route is None:
             route = self._route(path)
+        if (route == _ROUTE_PAGE and reading is not None and reading.fresh
+                and self._first_visit_path and not forget and not reading.state.decided
+                and not reading.state.gpc_applied):
+            # A first visit, or a visitor who never decides: no ids to assign (no analytics),
+            # no cookie to set, expire or re-sign, so no Incoming (read_request's result is
+            # this context); FirstVisitSend applies PageSend's rules from one read.
+            ctx = scope[SCOPE_KEY] = RequestContext(
+                self.settings, reading.state, reading.locale, None, None, None, self.capture)
+            await self.app(scope, receive, FirstVisitSend(
+                self, ctx, reading.locale, scope, send, header_bytes))
+            return
         if route == _ROUTE_OURS and path == self._metrics_path and self.metrics is not None:
             # A scrape, not a visit: no consent to read, no ids, no page view.
             await self.metrics(scope, send)
@@ -174,13 +185,6 @@ class ConsentMiddleware:
             if path == self.settings.prefix or path.startswith(self._prefix_slash):
                 await self.endpoints.handle(ctx, incoming, scope, receive, send)
                 return
-        if (route == _ROUTE_PAGE and self._first_visit_path and incoming.reading.fresh
-                and ctx.state is incoming.reading.state and not ctx.state.decided
-                and not ctx.state.gpc_applied and not incoming.forget):
-            # Nothing to set, expire or re-sign: PageSend's rules for this case, read once.
-            await self.app(scope, receive, FirstVisitSend(
-                self, ctx, incoming.reading.locale, scope, send, header_bytes))
-            return
         await self.app(scope, receive, PageSend(
             self, ctx, incoming, scope, send, header_bytes,
             excluded=route == _ROUTE_EXCLUDED

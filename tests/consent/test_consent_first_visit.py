@@ -12,9 +12,11 @@ from support.apps import cookie_values
 from support.servers import run_async
 
 from consent_mw import ConsentMiddleware, Settings
+from consent_mw.capture.transport import InMemoryTransport
 from consent_mw.config import Secret
 from consent_mw.consent import banner
 from consent_mw.consent._inject import body_end, injected_headers
+from consent_mw.ids import subject_hash
 from consent_mw.types import Receive, Scope, Send
 
 
@@ -106,6 +108,30 @@ def test_a_first_visit_sets_no_cookie_but_leftover_ids_are_expired() -> None:
     client.cookies.set("cmw_sid", "leftover")
     r = client.get("/")
     assert "Max-Age=0" in cookie_values(r)["cmw_sid"] and "cmw-banner" in r.text
+
+
+def test_an_undecided_browser_of_a_purged_person_is_reset_not_served_as_a_first_visit(
+) -> None:
+    # Only the banner's marker names this browser: its consent id is all a purge can match.
+    s = Settings(secret_keys=(Secret("first-visit-secret-0123456789abcdef"),))
+    mw = ConsentMiddleware(charset_app(b"text/html", b"<html><body></body></html>"),
+                           settings=s, transport=InMemoryTransport())
+    client = TestClient(mw, base_url="http://testserver")
+    assert client.post("/_consent/shown", json={"locale": "en", "path": "/"},
+                       headers={"origin": "http://testserver"}).status_code == 204
+    marker = mw.codec.load_shown_until(client.cookies["cmw_consent_shown"])
+    assert marker is not None
+    assert "set-cookie" not in client.get("/").headers  # a first visit, until the purge
+    assert mw.capture is not None
+    gone = subject_hash(s.hash_key, "consent_id", marker.consent_id)
+    mw.capture.suppressions.replace([gone], purged=[gone])
+    r = client.get("/")
+    cookies = cookie_values(r)
+    assert "Max-Age=0" in cookies["cmw_consent_shown"]
+    stored = mw.codec.load_consent(client.cookies["cmw_consent"])
+    assert stored is not None and stored.state.decided
+    assert "cmw-banner" not in r.text
+    assert mw.stats()["failures"] == 0
 
 
 @pytest.mark.parametrize(("given", "expected"), [
