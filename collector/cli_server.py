@@ -59,6 +59,9 @@ def collector(host: str, port: int, store: str | None, log_level: str) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     service.stop()  # the embedded store is opened again by the app's lifespan
+    from collector.gc_tuning import tune_for_ingest
+
+    tune_for_ingest()  # this command owns the process: see collector/gc_tuning.py
     uvicorn.run(service.app, host=host, port=port, log_level=log_level)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -21,6 +22,8 @@ class CollectorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The interpreter's collections per generation (python_gc_*): what gc_tuning is for.
+        r.register(GC_COLLECTOR)
         self.batches = Counter(f"{PREFIX}_batches", "Batches received, by outcome",
                                ["outcome"], registry=r)
         self.received = Counter(f"{PREFIX}_received", "Items received, by type (event/record)",
