@@ -3,7 +3,7 @@
 A batch is thousands of acyclic dicts and lists that live until its rows are built and
 inserted. Under CPython's thresholds (700, 10, 10) they outlive young collections, fill the
 old generation and set off full collections, each of which walks every object the process
-holds: the ~120,000 made at start (modules, the GeoIP reader, the schema) on every one.
+holds: the ~100,000 made at start (modules, settings, compiled schemas) on every one.
 Streaming from a web process at ~17,000 events/s, the garbage collector's own timing showed
 full collections at ~110 ms each and ~30 % of the collector's time.
 

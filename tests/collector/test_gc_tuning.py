@@ -41,5 +41,7 @@ def test_a_batch_is_ingested_without_a_young_collection_per_700_objects(tmp_path
         after = collections(httpx.get(base + "/metrics").text)
     # Decoding, checking and building 5,000 events makes ~27,000 containers: at CPython's
     # default of a young collection every 700, this batch ran 39 of them, and 4 middle ones.
+    # One is allowed: what the collector's own workers allocate meanwhile counts too.
     assert after[0] - before[0] <= 1, (before, after)
-    assert after[2] == before[2]  # and no full collection walked the process
+    if sys.version_info < (3, 14):  # 3.14's incremental collector counts generations anew
+        assert after[2] == before[2]  # and no full collection walked the process
