@@ -250,7 +250,8 @@ class ConsentMiddleware:
                      forget: bool = False) -> tuple[Incoming, RequestContext]:
         """Parse the request's consent inputs (unless ``reading`` has them already) into an
         :class:`Incoming` and a context. ``forget``: the browser belongs to a purged person
-        and is treated as having withdrawn (see :meth:`Identity.forget_cookies`)."""
+        and is treated as having withdrawn (see :meth:`Identity.forget_cookies`). The pages
+        of settled visitors and of first visits build their context without it (``__call__``)."""
         if reading is None:
             reading = self.reader.read_headers(scope.get("headers") or ())
         incoming = Incoming(scope.get("headers") or (), reading,
