@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from consent_mw import wire
 from consent_mw.clientip import DEFAULT_FORWARDED_HEADER, FORWARDED_HEADERS
 from consent_mw.config import Secret, SettingsError, Source, duration
 from consent_mw.consent.categories import (
@@ -107,6 +108,8 @@ class Settings:
     #: the batch goes to the spool and the sender moves on.
     collector_connect_timeout: float = 1.0
     collector_read_timeout: float = 5.0
+    #: ``auto``: batches gzipped unless the collector is on this host (capture/http_body.py).
+    collector_compression: str = "auto"
     #: Drops are logged at most once per reason per interval, with their counts.
     drop_log_interval: float = 60.0
     #: The first-party interaction beacon (docs/capture.md, "Interactions"): its script goes
@@ -161,6 +164,8 @@ class Settings:
             ("http://", "https://")
         ):
             raise SettingsError("collector_url", "must be an http(s) URL")
+        if self.collector_compression not in wire.COMPRESSION:
+            raise SettingsError("collector_compression", f"must be one of {wire.COMPRESSION}")
         for name, minimum in _MINIMUMS.items():
             value = getattr(self, name)
             if value < minimum:
@@ -262,7 +267,7 @@ def _path(src: Source, name: str) -> Path | None:
 _READERS: dict[str, Callable[[Source, str], object]] = {
     "cookie_salt": _text, "policy_label": _text, "consent_cookie": _text,
     "visitor_cookie": _text, "session_cookie": _text, "prefix": _text,
-    "default_locale": _text, "forwarded_header": _text,
+    "default_locale": _text, "forwarded_header": _text, "collector_compression": _text,
     "locales": _strings, "allowed_origins": _strings, "trusted_proxies": _strings,
     "search_params": _strings, "click_id_params": _strings, "exclude_paths": _strings,
     "beacon_path_hosts": _strings, "beacon_app_hosts": _strings,

@@ -201,6 +201,9 @@ def encode_json(item: Any) -> bytes:
 #: gzip level of request bodies: level 1 costs half the CPU of level 5 on event batches for
 #: about 15 % more bytes, and the CPU is the web process's.
 GZIP_LEVEL = 1
+#: How a web process compresses what it posts (``Settings.collector_compression``): gzip
+#: unless the collector is on this host, always, or never (``capture.http_body``).
+COMPRESSION = ("auto", "gzip", "identity")
 ENCODE_STEP = 500
 
 
@@ -212,12 +215,26 @@ def encode_batch(
     sent_at: int,
     level: int = GZIP_LEVEL,
 ) -> bytes:
-    """The gzip body the HTTP transport posts (and the spool keeps, at a higher ``level``):
-    ``{"schema", "sent_at", "batch_id", "events", "consent_records"}``.
+    """The gzip body the HTTP transport posts to a collector across a network (and the spool
+    keeps, at a higher ``level``): :func:`encode_batch_json`, compressed. (zlib lets go of the
+    GIL itself.)"""
+    return gzip.compress(encode_batch_json(events, consent_records, batch_id=batch_id,
+                                           sent_at=sent_at), compresslevel=level)
+
+
+def encode_batch_json(
+    events: Sequence[Mapping[str, Any]],
+    consent_records: Sequence[Mapping[str, Any]] = (),
+    *,
+    batch_id: str,
+    sent_at: int,
+) -> bytes:
+    """A batch's JSON, ``{"schema", "sent_at", "batch_id", "events", "consent_records"}``:
+    what a collector on the same host is sent as it is (``capture.http_body``).
 
     Encoded ``ENCODE_STEP`` events at a time, letting other threads run in between: this runs
     in a web process's sender thread, and one call encoding 5,000 events holds the GIL for
-    milliseconds that the server's requests would wait out. (zlib lets go of it itself.)
+    milliseconds that the server's requests would wait out.
     """
     head = encode_json({"schema": SCHEMA_ID, "sent_at": sent_at, "batch_id": batch_id})
     parts = [head[:-1], b',"events":[']
@@ -229,4 +246,4 @@ def encode_batch(
     if events:
         parts.pop()  # the last comma
     parts += [b'],"consent_records":', encode_json(list(consent_records)), b"}"]
-    return gzip.compress(b"".join(parts), compresslevel=level)
+    return b"".join(parts)

@@ -30,6 +30,7 @@ def test_env_wins_over_toml(tmp_path: Path) -> None:
         ({"CONSENT_MW_CONSENT_MAX_AGE": "six months"}, "consent_max_age"),
         ({"CONSENT_MW_BANNER": "maybe"}, "banner"),
         ({"CONSENT_MW_VISITOR_MAX_AGE": "2y"}, "visitor_max_age"),
+        ({"CONSENT_MW_COLLECTOR_COMPRESSION": "zstd"}, "collector_compression"),
     ],
 )
 def test_bad_values_fail_with_an_error_naming_the_field(env: dict[str, str], field: str) -> None:
@@ -47,6 +48,12 @@ def test_limits_hold_for_settings_built_by_keyword_too(field: str, value: float)
     with pytest.raises(SettingsError) as err:
         Settings(secret_keys=(Secret(KEY),), **{field: value})  # type: ignore[arg-type]
     assert err.value.field == field
+
+
+def test_the_collector_compression_is_read_from_the_environment() -> None:
+    env = {"CONSENT_MW_SECRET_KEY": KEY, "CONSENT_MW_COLLECTOR_COMPRESSION": "gzip"}
+    assert Settings.from_env(env).collector_compression == "gzip"
+    assert Settings(secret_keys=(Secret(KEY),)).collector_compression == "auto"
 
 
 def test_unset_fields_keep_the_dataclass_defaults(tmp_path: Path,

@@ -63,7 +63,8 @@ class Capture:
         if transport is None and settings.capture and settings.collector_url:
             transport = HttpTransport(settings.collector_url, settings.collector_token.value,
                                       connect_timeout=settings.collector_connect_timeout,
-                                      read_timeout=settings.collector_read_timeout)
+                                      read_timeout=settings.collector_read_timeout,
+                                      compression=settings.collector_compression)
             self._owns_transport = True
         self.transport = transport
         self.enabled = bool(settings.capture and transport is not None)

@@ -11,7 +11,6 @@ capture pipeline, so every transport, an in-process one included, gets them alik
 from __future__ import annotations
 
 import email.utils
-import json
 import operator
 import random
 import threading
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import httpx
 
 from consent_mw import wire
+from consent_mw.capture.http_body import answer_json, batch_body, gzips, rejected_items
 from consent_mw.errors import ConsentMWError
 
 
@@ -122,23 +122,6 @@ def is_retryable(status: int) -> bool:
     return status in (408, 425, 429) or status >= 500
 
 
-def _rejected_items(body: Any) -> tuple[int, tuple[str, ...]] | None:
-    """Per-item rejections from a collector answer, if it lists any."""
-    if not isinstance(body, dict):
-        return None
-    for key in ("rejected", "errors"):
-        value = body.get(key)
-        if isinstance(value, list):
-            reasons = tuple(
-                str(item.get("reason", item)) if isinstance(item, dict) else str(item)
-                for item in value
-            )
-            return len(value), reasons
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, ()
-    return None
-
-
 def batch_time(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> int:
     """The batch's ``sent_at``: its newest item's time, the same on every replay.
 
@@ -156,7 +139,8 @@ def batch_time(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> i
 
 
 class HttpTransport:
-    """POST ``{collector_url}/v1/events``: gzip JSON, bearer token, sync httpx client.
+    """POST ``{collector_url}/v1/events``: JSON (gzipped but to a collector on this host:
+    ``compression``, see ``capture.http_body``), bearer token, sync httpx client.
 
     Timeouts are short (``connect_timeout``, ``read_timeout``): a collector that is down or
     frozen costs one send that long, then the batch is spooled. A batch the collector stored
@@ -164,8 +148,10 @@ class HttpTransport:
     """
 
     def __init__(self, collector_url: str, token: str = "", *, connect_timeout: float = 1.0,
-                 read_timeout: float = 5.0, client: httpx.Client | None = None) -> None:
+                 read_timeout: float = 5.0, client: httpx.Client | None = None,
+                 compression: str = "auto") -> None:
         self.base_url = collector_url.rstrip("/")
+        self.gzip = gzips(collector_url, compression)  # see capture/http_body.py
         headers = {"User-Agent": "consent-mw"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -186,20 +172,24 @@ class HttpTransport:
 
     def send(self, events: list[dict[str, Any]], records: list[dict[str, Any]], *,
              batch_id: str, sent_at: int) -> SendResult:
-        body = wire.encode_batch(events, records, batch_id=batch_id, sent_at=sent_at)
-        try:
-            response = self._client.post(
-                self.base_url + "/v1/events",
-                content=body,
-                headers={"Content-Type": wire.CONTENT_TYPE,
-                         "Content-Encoding": wire.CONTENT_ENCODING},
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
+        gzipped = self.gzip
+        while True:
+            body, encoding = batch_body(events, records, batch_id=batch_id, sent_at=sent_at,
+                                        gzipped=gzipped)
+            try:
+                response = self._client.post(
+                    self.base_url + "/v1/events", content=body,
+                    headers={"Content-Type": wire.CONTENT_TYPE, "Content-Encoding": encoding})
+            except httpx.HTTPError as exc:
+                raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
+            if response.status_code != 413 or gzipped:
+                break
+            # A collector that takes fewer bytes than a plain batch: gzip, now and from now on.
+            gzipped = self.gzip = True
         status = response.status_code
         if 200 <= status < 300:
-            parsed = _json(response)
-            items = _rejected_items(parsed)
+            parsed = answer_json(response)
+            items = rejected_items(parsed)
             total = len(events) + len(records)
             if items and items[0]:
                 return SendResult(rejected=items[0], reasons=items[1],
@@ -207,7 +197,7 @@ class HttpTransport:
             return SendResult(accepted=total)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 400:
-            items = _rejected_items(_json(response))
+            items = rejected_items(answer_json(response))
             if items is not None:  # per-item reasons: the rest of the batch was taken
                 return SendResult(rejected=items[0], reasons=items[1],
                                   accepted=max(0, len(events) + len(records) - items[0]))
@@ -235,7 +225,7 @@ class HttpTransport:
             raise TransportError(f"suppressions: {response.status_code}",
                                  retryable=is_retryable(response.status_code),
                                  status=response.status_code)
-        body = _json(response)
+        body = answer_json(response)
         if isinstance(body, dict) and body.get("unchanged") is True:
             return Suppressions([], since, [], unchanged=True)
         if not isinstance(body, dict) or not isinstance(body.get("hashes"), list):
@@ -249,13 +239,6 @@ class HttpTransport:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (ValueError, json.JSONDecodeError):
-        return None
 
 
 class SentBatch(NamedTuple):

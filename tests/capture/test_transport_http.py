@@ -19,20 +19,83 @@ from consent_mw.capture.transport import (
     is_retryable,
     parse_retry_after,
 )
+from consent_mw.config import SettingsError
 
 EVENT = {"event_id": "5f0c7e0e-1d2b-4c35-9a36-1e2f3a4b5c6d", "ts": 1, "kind": "anonymous",
          "consent": {}}
 
 
 def transport_answering(handler: Callable[[httpx.Request], httpx.Response],
-                        seen: list[httpx.Request] | None = None) -> HttpTransport:
+                        seen: list[httpx.Request] | None = None, *,
+                        url: str = "https://collector.example/",
+                        compression: str = "auto") -> HttpTransport:
     def record(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
         return handler(request)
 
     client = httpx.Client(transport=httpx.MockTransport(record))
-    return HttpTransport("https://collector.example/", "tok-123", client=client)
+    return HttpTransport(url, "tok-123", client=client, compression=compression)
+
+
+def batch_of(request: httpx.Request) -> dict[str, Any]:
+    """The batch a request carries, read as the collector reads it (by Content-Encoding)."""
+    gzipped = request.headers["content-encoding"] == "gzip"
+    body: dict[str, Any] = json.loads(gzip.decompress(request.content) if gzipped
+                                      else request.content)
+    return body
+
+
+@pytest.mark.parametrize(("url", "compression", "encoding"), [
+    ("https://collector.example/", "auto", "gzip"),
+    ("http://10.0.0.7:8100", "auto", "gzip"),
+    ("http://localhost.example.com:8100", "auto", "gzip"),
+    ("http://127.0.0.1:8100", "auto", "identity"),
+    ("http://127.8.0.1:8100", "auto", "identity"),
+    ("http://[::1]:8100", "auto", "identity"),
+    ("http://LOCALHOST:8100", "auto", "identity"),
+    ("http://collector.localhost:8100", "auto", "identity"),
+    ("http://127.0.0.1:8100", "gzip", "gzip"),
+    ("https://collector.example/", "identity", "identity"),
+])
+def test_batches_are_gzipped_unless_the_collector_is_on_this_host(
+        url: str, compression: str, encoding: str) -> None:
+    seen: list[httpx.Request] = []
+    t = transport_answering(lambda r: httpx.Response(200, json={"rejected": []}), seen,
+                            url=url, compression=compression)
+    assert t.send([EVENT], [], batch_id="b", sent_at=1) == SendResult(accepted=1)
+    (request,) = seen
+    assert request.headers["content-encoding"] == encoding
+    assert batch_of(request)["events"] == [EVENT]
+
+
+def test_a_collector_refusing_a_plain_batch_as_too_large_gets_it_gzipped_from_then_on() -> None:
+    seen: list[httpx.Request] = []
+
+    def small_limit(request: httpx.Request) -> httpx.Response:
+        if request.headers["content-encoding"] != "gzip":
+            return httpx.Response(413, json={"error": "too_large"})
+        return httpx.Response(200, json={"rejected": []})
+
+    t = transport_answering(small_limit, seen, url="http://127.0.0.1:8100")
+    assert t.send([EVENT] * 3, [], batch_id="b1", sent_at=1) == SendResult(accepted=3)
+    assert t.send([EVENT], [], batch_id="b2", sent_at=2) == SendResult(accepted=1)
+    assert [(r.headers["content-encoding"], batch_of(r)["batch_id"]) for r in seen] == [
+        ("identity", "b1"), ("gzip", "b1"), ("gzip", "b2")]
+
+
+def test_a_gzipped_batch_refused_as_too_large_is_not_sent_again() -> None:
+    seen: list[httpx.Request] = []
+    t = transport_answering(lambda r: httpx.Response(413), seen, url="http://127.0.0.1:8100")
+    with pytest.raises(TransportError) as info:
+        t.send([EVENT], [], batch_id="b", sent_at=1)
+    assert info.value.status == 413 and info.value.retryable is False
+    assert [r.headers["content-encoding"] for r in seen] == ["identity", "gzip"]
+
+
+def test_an_unknown_compression_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="collector_compression"):
+        HttpTransport("http://127.0.0.1:8100", compression="zstd")
 
 
 def test_posts_a_gzip_batch_with_bearer_token() -> None:

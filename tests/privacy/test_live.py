@@ -138,6 +138,22 @@ def test_http_rights_serve_self_service_from_a_remote_collector(live: Any) -> No
         HttpRights(live.url, "wrong").export(target)
 
 
+def test_a_web_process_on_the_same_host_posts_plain_json_and_it_is_stored(live: Any) -> None:
+    from consent_mw.capture.transport import HttpTransport, SendResult
+
+    target = vid()
+    transport = HttpTransport(live.url, COLLECT)
+    try:
+        assert not transport.gzip  # live.url is a loopback address
+        events = [wire_event(visitor_id=target, path=f"/p{i}") for i in range(3)]
+        assert transport.send(events, [], batch_id=vid(), sent_at=events[0]["ts"]) == (
+            SendResult(accepted=3))
+    finally:
+        transport.close()
+    assert live.store.scalar("SELECT count() FROM events WHERE visitor_id = {v:String}",
+                             {"v": target}) == 3
+
+
 def test_web_process_transport_reads_the_suppression_list(live: Any) -> None:
     from consent_mw.capture.suppression import SuppressionList
     from consent_mw.capture.transport import HttpTransport
