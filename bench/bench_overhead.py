@@ -12,8 +12,9 @@ minute to minute), medians reported:
   cookie set, an anonymous count captured, on every request;
 - ``consented, discarding``: a decided visitor, captured in full into a transport that keeps
   only counts;
-- ``consented, streaming``: the same, streaming to the collector over HTTP (gzip batches,
-  the collector validating, enriching and inserting into chDB on the other core).
+- ``consented, streaming``: the same, streaming to the collector over HTTP (plain JSON
+  batches, since the collector is on this host: ``capture/http_body.py``; the collector
+  validating, enriching and inserting into chDB on the other core).
 
 Targets (issue 13): streaming >= 0.80x bare, discarding >= 0.85x, new visitor >= 0.60x,
 consented p99 at most 1 ms above bare's. ``--parser h11`` gives the older, pure-Python

@@ -144,6 +144,7 @@ class Settings:
         object.__setattr__(self, "_policy_hash", digest)
         object.__setattr__(self, "_policy_version", f"{self.policy_label}+{digest[:12]}")
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
+        object.__setattr__(self, "collector_compression", self.collector_compression.lower())
         if not self.secret_keys or not all(k.value for k in self.secret_keys):
             raise SettingsError("secret_key", "at least one non-empty secret key is required")
         if len(self.secret_keys[0].value) < 16:

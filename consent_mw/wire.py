@@ -22,7 +22,6 @@ import orjson
 
 SCHEMA_ID = "consent-mw/1"
 CONTENT_TYPE = "application/json"
-CONTENT_ENCODING = "gzip"
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # decompressed
 MAX_BATCH_ITEMS = 5_000
 

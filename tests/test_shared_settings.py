@@ -54,6 +54,8 @@ def test_the_collector_compression_is_read_from_the_environment() -> None:
     env = {"CONSENT_MW_SECRET_KEY": KEY, "CONSENT_MW_COLLECTOR_COMPRESSION": "gzip"}
     assert Settings.from_env(env).collector_compression == "gzip"
     assert Settings(secret_keys=(Secret(KEY),)).collector_compression == "auto"
+    upper = Settings(secret_keys=(Secret(KEY),), collector_compression="IDENTITY")
+    assert upper.collector_compression == "identity"
 
 
 def test_unset_fields_keep_the_dataclass_defaults(tmp_path: Path,

@@ -72,17 +72,20 @@ async def read_body(request: Request, max_compressed: int, max_decompressed: int
     if encoding not in ("gzip", "identity", ""):
         raise BadBody(f"unsupported Content-Encoding {encoding!r}: use gzip or identity",
                       status=415)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_compressed:
-        raise BodyTooLarge(f"body over {max_compressed} bytes")
     gz = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    # A plain body is its own decompressed size: both caps hold it (web processes on this
+    # host send plain JSON, capture/http_body.py).
+    limit = max_compressed if gz is not None else min(max_compressed, max_decompressed)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body over {limit} bytes")
     out = bytearray()
     received = 0
-    cap = max_decompressed if gz is not None else max_compressed
+    cap = max_decompressed
     async for chunk in request.stream():
         received += len(chunk)
-        if received > max_compressed:
-            raise BodyTooLarge(f"body over {max_compressed} bytes")
+        if received > limit:
+            raise BodyTooLarge(f"body over {limit} bytes")
         if gz is None:
             out += chunk
             continue

@@ -5,8 +5,9 @@ gzip at level 1 is four fifths of encoding a batch (~2.4 of ~2.9 µs an event he
 the web process's core, and the collector pays ~0.9 µs an event to inflate it again. Over
 loopback there is no bandwidth to save, so ``auto`` (the default) leaves a batch for a
 ``localhost`` or loopback-address collector uncompressed, at most ``wire.MAX_BATCH_BYTES``.
-A collector that takes fewer bytes than that answers 413: the transport then sends the same
-batch gzipped, and gzips from then on (see ``HttpTransport.send``).
+A collector that takes fewer bytes than that answers 413: under ``auto`` the transport then
+sends the same batch gzipped, and gzips from then on (see ``HttpTransport.send``);
+``identity`` never gzips.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def batch_body(events: Sequence[Mapping[str, Any]], records: Sequence[Mapping[st
         return wire.encode_batch(events, records, batch_id=batch_id, sent_at=sent_at), "gzip"
     return (wire.encode_batch_json(events, records, batch_id=batch_id, sent_at=sent_at),
             "identity")
+
+
+def too_many_bytes(response: httpx.Response) -> bool:
+    """Whether the collector refused a batch for its bytes (413), which gzip may bring under
+    its limit, rather than for its items (``too_many_items``, counted after inflating)."""
+    if response.status_code != 413:
+        return False
+    body = answer_json(response)
+    return not (isinstance(body, dict) and body.get("error") == "too_many_items")
 
 
 def answer_json(response: httpx.Response) -> Any:

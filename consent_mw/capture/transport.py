@@ -11,6 +11,7 @@ capture pipeline, so every transport, an in-process one included, gets them alik
 from __future__ import annotations
 
 import email.utils
+import logging
 import operator
 import random
 import threading
@@ -21,8 +22,16 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import httpx
 
 from consent_mw import wire
-from consent_mw.capture.http_body import answer_json, batch_body, gzips, rejected_items
+from consent_mw.capture.http_body import (
+    answer_json,
+    batch_body,
+    gzips,
+    rejected_items,
+    too_many_bytes,
+)
 from consent_mw.errors import ConsentMWError
+
+log = logging.getLogger(__name__)
 
 
 class TransportError(ConsentMWError):
@@ -152,6 +161,7 @@ class HttpTransport:
                  compression: str = "auto") -> None:
         self.base_url = collector_url.rstrip("/")
         self.gzip = gzips(collector_url, compression)  # see capture/http_body.py
+        self._fall_back = compression == "auto"  # "identity" was asked for: never gzip
         headers = {"User-Agent": "consent-mw"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -182,9 +192,11 @@ class HttpTransport:
                     headers={"Content-Type": wire.CONTENT_TYPE, "Content-Encoding": encoding})
             except httpx.HTTPError as exc:
                 raise TransportError(f"collector unreachable: {exc!r}", retryable=True) from exc
-            if response.status_code != 413 or gzipped:
+            if gzipped or not self._fall_back or not too_many_bytes(response):
                 break
             # A collector that takes fewer bytes than a plain batch: gzip, now and from now on.
+            log.warning("collector %s refused a plain batch as too large; gzipping batches "
+                        "from now on", self.base_url)
             gzipped = self.gzip = True
         status = response.status_code
         if 200 <= status < 300:

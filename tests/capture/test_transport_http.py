@@ -93,6 +93,21 @@ def test_a_gzipped_batch_refused_as_too_large_is_not_sent_again() -> None:
     assert [r.headers["content-encoding"] for r in seen] == ["identity", "gzip"]
 
 
+@pytest.mark.parametrize(("compression", "answer"), [
+    ("auto", {"error": "too_many_items", "message": "over 5000 events"}),  # counted inflated
+    ("identity", {"error": "too_large", "message": "body over 1000 bytes"}),  # asked for
+])
+def test_a_plain_batch_is_not_gzipped_again_when_that_cannot_help_or_was_not_asked(
+        compression: str, answer: dict[str, str]) -> None:
+    seen: list[httpx.Request] = []
+    t = transport_answering(lambda r: httpx.Response(413, json=answer), seen,
+                            url="http://127.0.0.1:8100", compression=compression)
+    with pytest.raises(TransportError) as info:
+        t.send([EVENT], [], batch_id="b", sent_at=1)
+    assert info.value.status == 413  # the sender halves the batch (delivery)
+    assert [r.headers["content-encoding"] for r in seen] == ["identity"] and not t.gzip
+
+
 def test_an_unknown_compression_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="collector_compression"):
         HttpTransport("http://127.0.0.1:8100", compression="zstd")

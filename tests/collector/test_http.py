@@ -118,6 +118,25 @@ def test_body_over_the_compressed_limit_is_413(collector_settings) -> None:  # t
         svc.stop()
 
 
+def test_a_plain_body_is_held_to_the_decompressed_limit_too(collector_settings) -> None:  # type: ignore[no-untyped-def]
+    # Web processes on this host send plain JSON: the smaller cap is what memory allows.
+    svc = CollectorService(collector_settings(max_decompressed_bytes=64 * 1024))
+    svc.start()
+    try:
+        client = TestClient(svc.app)
+        raw = gzip.decompress(batch_body([make_event(path=f"/{uuid.uuid4()}")
+                                          for _ in range(300)]))
+        assert 64 * 1024 < len(raw) < svc.settings.max_body_bytes
+        plain = {**AUTH, "Content-Encoding": "identity"}
+        r = client.post("/v1/events", content=raw, headers=plain)
+        assert r.status_code == 413 and r.json()["error"] == "too_large"
+        assert client.post("/v1/events", content=raw[:64 * 1024 - 1] + b"}",
+                           headers=plain).status_code != 413  # under it: read (and refused)
+        assert count(svc, "events") == 0
+    finally:
+        svc.stop()
+
+
 def test_gzip_bomb_is_413_without_inflating_it(collector_settings) -> None:  # type: ignore[no-untyped-def]
     svc = CollectorService(collector_settings(max_decompressed_bytes=1024 * 1024))
     svc.start()
