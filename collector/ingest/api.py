@@ -81,7 +81,6 @@ async def read_body(request: Request, max_compressed: int, max_decompressed: int
         raise BodyTooLarge(f"body over {limit} bytes")
     out = bytearray()
     received = 0
-    cap = max_decompressed
     async for chunk in request.stream():
         received += len(chunk)
         if received > limit:
@@ -93,9 +92,9 @@ async def read_body(request: Request, max_compressed: int, max_decompressed: int
         try:
             while data and not gz.eof:
                 # max_length bounds each step, so a bomb never inflates past the cap.
-                out += gz.decompress(data, cap + 1 - len(out))
-                if len(out) > cap:
-                    raise BodyTooLarge(f"decompressed body over {cap} bytes")
+                out += gz.decompress(data, max_decompressed + 1 - len(out))
+                if len(out) > max_decompressed:
+                    raise BodyTooLarge(f"decompressed body over {max_decompressed} bytes")
                 data = gz.unconsumed_tail
         except zlib.error as exc:
             raise BadBody(f"invalid gzip: {exc}") from None
