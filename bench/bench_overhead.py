@@ -22,7 +22,12 @@ parser's figures for comparison.
 
 Each variant also reports the CPU its processes used during the measured run, read from
 ``/proc``: the server's, per request (is its core the bound, and what does a request cost
-it?), and the collector's share of the core it shares with wrk (is it starving wrk?).
+it?), and the collector's share of the core it shares with wrk (is it starving wrk?). A second
+table splits that CPU by thread, from ``/proc/<pid>/task``: the server's event loop against
+capture's worker and sender; for the streaming run, the collector's Python threads against
+chDB's merges and its other threads, per event. It also gives the server's garbage
+collections per 100,000 requests and their pauses (``overhead_app.GcLog``): what the held
+events cost the process beyond their own building.
 
     python bench/bench_overhead.py [--duration 6] [--rounds 5] [--connections 32]
                                    [--parser httptools|h11] [--only NAME ...]
@@ -34,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -42,7 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,6 +86,57 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Each thread's name and user + system CPU seconds so far (empty if unreadable)."""
+    threads: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name, fields = task.joinpath("stat").read_text().split("(", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        values = fields.split()
+        threads[int(task.name)] = (name, (int(values[11]) + int(values[12])) / tick)
+    return threads
+
+
+def cpu_split(pid: int, before: dict[int, tuple[str, float]], requests: int,
+              classify: Callable[[int, str], str]) -> dict[str, float]:
+    """CPU µs per request spent since ``before`` by each class of ``pid``'s threads."""
+    split: dict[str, float] = {}
+    for tid, (name, seconds) in thread_cpu(pid).items():
+        spent = seconds - before.get(tid, (name, 0.0))[1]
+        key = classify(tid, name)
+        split[key] = split.get(key, 0.0) + 1e6 * spent / max(1, requests)
+    return split
+
+
+def server_thread(pid: int) -> Callable[[int, str], str]:
+    """The server's event loop runs in its main thread; capture's worker and sender in others."""
+    return lambda tid, name: "loop_us" if tid == pid else "threads_us"
+
+
+def collector_thread(_tid: int, name: str) -> str:
+    """The collector's Python threads keep the interpreter's name; chDB names its own."""
+    if name.startswith("python"):
+        return "coll_python_us"
+    return "coll_merges_us" if name.startswith("MergeMutate") else "coll_chdb_us"
+
+
+def gc_figures(path: Path, requests: int) -> dict[str, float]:
+    """The server's garbage collections per 100,000 requests, by generation, their pause time
+    per request and the longest pause (``overhead_app.GcLog``); empty if it wrote none."""
+    try:
+        log = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    per = 100_000 / max(1, requests)
+    return {"gc0": log["count"][0] * per, "gc1": log["count"][1] * per,
+            "gc2": log["count"][2] * per,
+            "gc_us": 1e6 * sum(log["seconds"]) / max(1, requests),
+            "gc_longest_ms": 1e3 * log["longest"]}
+
+
 def consent_cookie(base: str) -> str:
     """Accept all through the real endpoint and return the Cookie header it results in."""
     req = urllib.request.Request(
@@ -97,8 +154,12 @@ def run_wrk(url: str, duration: int, connections: int, cookie: str | None) -> di
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
     if cookie:
         cmd[1:1] = ["-H", f"Cookie: {cookie}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(pinned(cmd, 1), capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
@@ -107,7 +168,8 @@ def run_wrk(url: str, duration: int, connections: int, cookie: str | None) -> di
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99")}
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "requests": total,
+            "wrk_us": 1e6 * wrk_cpu / max(1, total)}
 
 
 def serve(target: str, port: int, parser: str, env: dict[str, str] | None = None
@@ -173,11 +235,13 @@ def main() -> None:
         if args.only:
             variants = [v for v in variants if v[0] == "bare" or v[0] in args.only]
         runs: dict[str, list[dict[str, float]]] = {v[0]: [] for v in variants}
-        for _ in range(args.rounds):
+        for round_no in range(args.rounds):
             for name, target, sent_cookie, env in variants:
                 port = free_port()
                 base = f"http://127.0.0.1:{port}"
-                proc = serve(target, port, args.parser, env)
+                gc_log = Path(tmp) / f"gc-{round_no}-{name.replace(' ', '_')}.json"
+                proc = serve(target, port, args.parser, {**(env or {}),
+                                                         "BENCH_GC_LOG": str(gc_log)})
                 try:
                     wait_up(base + "/")
                     if sent_cookie == "fresh":
@@ -185,21 +249,28 @@ def main() -> None:
                         # wrk replays one Cookie header, so an old one would make every
                         # response re-issue the (once a minute) sliding session cookie.
                         sent_cookie = consent_cookie(base)
-                    run_wrk(base + "/", 1, args.connections, sent_cookie)  # warm-up
+                    warm = run_wrk(base + "/", 1, args.connections, sent_cookie)
                     # taskset execs the server and the collector: their pids are theirs.
                     s0, c0, t0 = cpu_seconds(proc.pid), cpu_seconds(collector_pid), time.time()
+                    threads0, coll0 = thread_cpu(proc.pid), thread_cpu(collector_pid)
                     run = run_wrk(base + "/", args.duration, args.connections, sent_cookie)
                     elapsed = time.time() - t0
                     server = cpu_seconds(proc.pid) - s0
                     run["server_cpu_pct"] = 100 * server / elapsed
                     run["server_us_per_req"] = 1e6 * server / max(1.0, run["rps"] * elapsed)
                     run["collector_cpu_pct"] = 100 * (cpu_seconds(collector_pid) - c0) / elapsed
-                    runs[name].append(run)
+                    served = int(run["requests"])
+                    run |= cpu_split(proc.pid, threads0, served, server_thread(proc.pid))
+                    if name == "consented, streaming":  # the collector's work is this run's
+                        run |= cpu_split(collector_pid, coll0, served, collector_thread)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
+                run |= gc_figures(gc_log, served + int(warm["requests"]))
+                runs[name].append(run)
 
-    results = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+    results = {name: {key: statistics.median(r[key] for r in rs)
+                      for key in rs[0] if all(key in r for r in rs)}
                for name, rs in runs.items()}
     bare = results["bare"]
     print(f"uvicorn --http {args.parser}; median of {args.rounds} rounds of "
@@ -212,6 +283,21 @@ def main() -> None:
               f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['p99_ms'] - bare['p99_ms']:>+10.2f}"
               f" {r['server_cpu_pct']:>6.0f}% {r['server_us_per_req']:>7.1f}"
               f" {r['collector_cpu_pct']:>8.0f}%   {rounds}")
+    print()
+    print("where the CPU went, µs per request (median): the server's event loop and capture's")
+    print("threads; the garbage collector's collections per 100,000 requests (young, middle, full),")
+    print("its pauses per request and its longest; wrk's own CPU (it shares CPU 1 with the")
+    print("collector); the collector's Python threads, chDB's merges and its other threads")
+    print("(streaming only: one event per request)")
+    print(f"{'variant':<24} {'loop':>6} {'threads':>7} {'gc 0/1/2':>15} {'gc µs':>6} "
+          f"{'longest':>8} {'wrk':>6} {'py':>6} {'merges':>6} {'chdb':>6}")
+    for name, r in results.items():
+        gcs = (f"{r['gc0']:.0f}/{r['gc1']:.0f}/{r['gc2']:.1f}" if "gc0" in r else "-")
+        longest = f"{r['gc_longest_ms']:.1f} ms" if "gc_longest_ms" in r else "-"
+        coll = " ".join(f"{r[k]:>6.1f}" if k in r else f"{'-':>6}"
+                        for k in ("coll_python_us", "coll_merges_us", "coll_chdb_us"))
+        print(f"{name:<24} {r.get('loop_us', 0):>6.1f} {r.get('threads_us', 0):>7.1f} "
+              f"{gcs:>15} {r.get('gc_us', 0):>6.2f} {longest:>8} {r['wrk_us']:>6.1f} {coll}")
     print(json.dumps({"bench": "overhead", "parser": args.parser, "median_of": args.rounds,
                       "results": results, "rounds": runs}))
 
