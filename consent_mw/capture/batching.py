@@ -17,7 +17,7 @@ from consent_mw import wire
 from consent_mw.capture.counters import Counters
 from consent_mw.capture.events import SiteEvent, build_site_event
 from consent_mw.capture.fields import json_size
-from consent_mw.capture.hits import HitBuilder, PageHit
+from consent_mw.capture.hits import HitBuilder, PageHit, attach_consent
 from consent_mw.capture.suppression import SuppressionList
 from consent_mw.ids import new_event_id, new_event_ids
 
@@ -96,8 +96,10 @@ class Exporter:
         self._send = send
         self._max_event_bytes = max_event_bytes
         self._batch_size = batch_size
+        # Built pageviews and their consent maps, apart until handed on (hits.Held).
         self._events: Items = []
         self._sizes: list[int] = []
+        self._consents: list[dict[str, bool]] = []
         self._others: list[tuple[dict[str, Any], int, bool]] = []
 
     @property
@@ -111,8 +113,10 @@ class Exporter:
         if not self._events and not self._others:
             return
         cut = len(self._events) - keep
-        events, sizes, others = self._events[:cut], self._sizes[:cut], self._others
+        events = attach_consent(self._events[:cut], self._consents[:cut])
+        sizes, others = self._sizes[:cut], self._others
         self._events, self._sizes, self._others = self._events[cut:], self._sizes[cut:], []
+        self._consents = self._consents[cut:]
         batches = Batches(self._max_event_bytes, self._counters.drop)
         batches.add_events(events, sizes)
         for built in others:
@@ -144,10 +148,11 @@ class Exporter:
                 # the added latency to a part's build time (~1 ms).
                 time.sleep(0)
             part = hits[start:start + BUILD_STEP]
-            part_events, part_sizes = self._hits.build_all(
+            part_events, part_sizes, part_consents = self._hits.build_all(
                 part, new_event_ids(len(part)), self._build_failed)
             self._events += part_events
             self._sizes += part_sizes
+            self._consents += part_consents
         for item in others:
             try:
                 built = self._build_other(item)

@@ -272,3 +272,28 @@ def test_behind_a_unix_socket_the_proxys_chain_names_the_pageviews_ip() -> None:
     assert event["ip"] == "198.51.100.23"
     resolved, _ = builder()(hit("/", b"", [], ip="192.0.2.1"), "e2")  # the site resolved it
     assert resolved["ip"] == "192.0.2.1"
+
+
+def test_held_events_are_invisible_to_the_garbage_collector_until_handed_on() -> None:
+    """The exporter holds up to a batch of built events for a second: tracked, they were
+    promoted to the oldest generation and set off the web process's full collections."""
+    import gc
+
+    from consent_mw.capture.batching import Exporter
+    from consent_mw.capture.counters import Counters
+    from consent_mw.capture.suppression import SuppressionList
+
+    handed: list[list[dict[str, Any]]] = []
+    exporter = Exporter(builder(), SuppressionList(b"k" * 16), Counters(),
+                        lambda events, records, size: handed.append(events),
+                        max_event_bytes=16_384, batch_size=100)
+    headers = [(b"user-agent", b"Mozilla/5.0 (iPhone)"), (b"referer", b"https://a.example/")]
+    exporter([hit("/a", b"q=1", headers), hit("/b", headers=headers, granted=())])
+    held = exporter._events
+    assert len(held) == 2 and not any(gc.is_tracked(event) for event in held)
+    assert all("consent" not in event for event in held)
+    exporter.flush()
+    (events,) = handed
+    assert [e["kind"] for e in events] == ["pageview", "anonymous"]
+    assert events[0]["consent"]["analytics"] is True
+    assert events[1]["consent"]["analytics"] is False
