@@ -95,9 +95,21 @@ class BatchBuffer(Generic[T]):
         self._bytes += nbytes
         queue.append((item, nbytes))
         if (size + 1) % self.wake_every == 0:  # wake the worker once per step, not per item
-            with self._cv:
-                self._cv.notify()
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        """Notify the worker, never waiting for its lock. The worker holds it only between
+        waking and deciding, or deciding and waiting, and it holds it while waiting for the
+        GIL, which the caller (the server's thread) has: waiting here blocked the server until
+        the worker had built a step. Skipping is safe: a worker holding the lock is about to
+        read the queue, or to wait at most an interval, and the next step notifies again."""
+        cv = self._cv
+        if cv.acquire(blocking=False):
+            try:
+                cv.notify()
+            finally:
+                cv.release()
 
     def start(self) -> None:
         with self._cv:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from consent_mw.capture.buffer import BatchBuffer
@@ -47,6 +48,36 @@ def test_worker_exports_when_a_batch_is_full_before_the_interval() -> None:
     try:
         for i in range(10):
             buf.emit(i)
+        assert sink.exported.wait(WAIT)
+        assert sink.batches == [list(range(10))]
+    finally:
+        buf.shutdown(5)
+
+
+def test_emit_never_waits_for_the_workers_lock_and_a_skipped_wake_is_made_up() -> None:
+    """The worker holds its lock while it waits for the GIL, which the server's thread has:
+    emit must not wait for it. A wake it had to skip is made up by the next step."""
+    sink = Sink()
+    buf = make(sink, batch_size=10, wake_every=5, interval=3600.0)
+    buf.start()
+    try:
+        emitted = threading.Event()
+
+        def emit_a_step() -> None:
+            for i in range(5):  # the fifth wakes the worker
+                buf.emit(i)
+            emitted.set()
+
+        deadline = time.monotonic() + WAIT
+        while not buf._cv._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)  # until the worker waits for a wake (CPython's Condition)
+        with buf._cv:  # as the worker does between waking and deciding
+            emitter = threading.Thread(target=emit_a_step, daemon=True)
+            emitter.start()
+            assert emitted.wait(WAIT)  # the old notify blocked here until the lock was free
+        assert not sink.exported.wait(0.2)  # that wake was skipped ...
+        for i in range(5, 10):
+            buf.emit(i)  # ... and the next step's wakes the worker
         assert sink.exported.wait(WAIT)
         assert sink.batches == [list(range(10))]
     finally:
