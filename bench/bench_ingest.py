@@ -7,6 +7,10 @@
 Prints both and the ratio. Target: end to end >= 50% of the raw insert rate.
 
     python bench/bench_ingest.py [--events 200000] [--batch 1000]
+    python bench/bench_ingest.py --events 100000 --block-sizes 2000,5000,20000
+
+The second form gives chDB's CPU a row by insert size, merges included: a part costs about
+the same whatever its rows, which is why the web process sends batches of 5,000.
 """
 
 from __future__ import annotations
@@ -109,12 +113,59 @@ def raw_run(events: list[dict[str, object]], batch: int, workdir: Path) -> float
         store.close()
 
 
+def block_costs(events: list[dict[str, object]], sizes: list[int], workdir: Path,
+                settle: float) -> None:
+    """chDB's CPU a row by insert size: the same rows (enriched beforehand, untimed) inserted
+    in blocks of each size into a fresh store, then ``settle`` seconds for the merges the
+    parts set off. CPU is the whole process's (chDB's threads included), so the rest of this
+    process must be idle meanwhile."""
+    from collector.ddl.migrations import apply_migrations
+    from collector.ddl.tables import DdlOptions
+    from collector.enrich.geo import GeoLookup
+    from collector.ingest.rows import EVENT_COLUMNS
+    from collector.store import Store
+
+    geo = GeoLookup(GEOIP)
+    rows = [event_row(e, geo) for e in events]
+    print(f"chDB CPU a row by insert size ({len(rows)} rows; merges: {settle:.0f} s after)")
+    for size in sizes:
+        store = Store(f"chdb://{workdir / f'blocks-{size}.chdb'}")
+        apply_migrations(store, DdlOptions())
+        blocks = [[list(col) for col in zip(*rows[i:i + size], strict=True)]
+                  for i in range(0, len(rows), size)]
+        try:
+            cpu0 = time.process_time()
+            for columns in blocks:
+                store.insert("events", columns, EVENT_COLUMNS, column_oriented=True)
+            inserted = time.process_time() - cpu0
+            time.sleep(settle)
+            total = time.process_time() - cpu0
+            parts = store.query("SELECT count() FROM system.parts WHERE table = 'events' "
+                                "AND active").result_rows[0][0]
+        finally:
+            store.close()
+        print(f"  {size:>6} rows an insert: {1e6 * inserted / len(rows):5.1f} µs a row inserting,"
+              f" {1e6 * total / len(rows):5.1f} with merges; {parts} parts left")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--block-sizes", help="instead: chDB's CPU a row by insert size, e.g. "
+                    "2000,5000,20000 (the ingest pipeline's insert size follows the batches)")
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="with --block-sizes: seconds left for merges after the inserts")
     args = ap.parse_args()
     events = workload.events(args.events)
+    if args.block_sizes:
+        workdir = Path(tempfile.mkdtemp(prefix="cmw-bench-blocks-"))
+        try:
+            block_costs(events, [int(n) for n in args.block_sizes.split(",")], workdir,
+                        args.settle)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="cmw-bench-ingest-"))
     try:
         http_s, inserted = http_run(events, args.batch, workdir)
