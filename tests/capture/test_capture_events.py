@@ -278,6 +278,7 @@ def test_held_events_are_invisible_to_the_garbage_collector_until_handed_on() ->
     """The exporter holds up to a batch of built events for a second: tracked, they were
     promoted to the oldest generation and set off the web process's full collections."""
     import gc
+    import sys
 
     from consent_mw.capture.batching import Exporter
     from consent_mw.capture.counters import Counters
@@ -290,8 +291,9 @@ def test_held_events_are_invisible_to_the_garbage_collector_until_handed_on() ->
     headers = [(b"user-agent", b"Mozilla/5.0 (iPhone)"), (b"referer", b"https://a.example/")]
     exporter([hit("/a", b"q=1", headers), hit("/b", headers=headers, granted=())])
     held = exporter._events
-    assert len(held) == 2 and not any(gc.is_tracked(event) for event in held)
-    assert all("consent" not in event for event in held)
+    assert len(held) == 2 and all("consent" not in event for event in held)
+    if sys.version_info < (3, 14):  # 3.14 tracks every dict from its creation (gh-127010)
+        assert not any(gc.is_tracked(event) for event in held)
     exporter.flush()
     (events,) = handed
     assert [e["kind"] for e in events] == ["pageview", "anonymous"]
