@@ -77,27 +77,28 @@ def pinned(cmd: list[str], cpu: int) -> list[str]:
     return (["taskset", "-c", str(cpu)] if shutil.which("taskset") else []) + cmd
 
 
+def read_stat(path: Path) -> tuple[str, float] | None:
+    """The name and user + system CPU seconds in a ``/proc`` stat file (a process's counts
+    its threads'), or None if unreadable."""
+    try:
+        name, fields = path.read_text().split("(", 1)[1].rsplit(")", 1)
+    except (OSError, IndexError, ValueError):
+        return None
+    values = fields.split()
+    return name, (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and its threads so far (0 if unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stat = read_stat(Path(f"/proc/{pid}/stat"))
+    return 0.0 if stat is None else stat[1]
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """Each thread's name and user + system CPU seconds so far (empty if unreadable)."""
-    threads: dict[int, tuple[str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            name, fields = task.joinpath("stat").read_text().split("(", 1)[1].rsplit(")", 1)
-        except (OSError, IndexError, ValueError):
-            continue
-        values = fields.split()
-        threads[int(task.name)] = (name, (int(values[11]) + int(values[12])) / tick)
-    return threads
+    threads = {int(task.name): read_stat(task / "stat")
+               for task in Path(f"/proc/{pid}/task").glob("*")}
+    return {tid: stat for tid, stat in threads.items() if stat is not None}
 
 
 def cpu_split(pid: int, before: dict[int, tuple[str, float]], requests: int,
