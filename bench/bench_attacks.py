@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,19 +25,9 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def peak_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
+from bench.procfs import free_port, memory_mib
 
 
 async def many(url: str, count: int, concurrency: int,
@@ -111,11 +100,11 @@ def run(name: str, command: list[str], ready: Callable[[subprocess.Popen[str]], 
     try:
         ready(proc)
         time.sleep(0.5)
-        before = peak_mib(proc.pid)
+        before = memory_mib(proc.pid, "VmHWM")
         started = time.perf_counter()
         statuses = attack()
         seconds = time.perf_counter() - started
-        after = peak_mib(proc.pid)
+        after = memory_mib(proc.pid, "VmHWM")
         print(f"{name:58s} peak {before:7.0f} -> {after:7.0f} MiB  (+{after - before:6.0f})"
               f"  {seconds:5.1f} s  statuses {dict(sorted(statuses.items()))}", flush=True)
     finally:

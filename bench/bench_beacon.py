@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_overhead import consent_cookie, free_port, pinned, serve, wait_up
+from bench.bench_overhead import consent_cookie, serve, wait_up
+from bench.procfs import free_port, pinned
 
 BODY = json.dumps({"events": [{"k": "scroll", "p": "/", "d": 75},
                               {"k": "engaged", "p": "/", "s": 42}]})

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import workload
+from bench.procfs import free_port
 from collector.ingest.rows import event_row
 from consent_mw.wire import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 GEOIP = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
 TOKEN = "bench-collector-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def post(url: str, body: bytes) -> None:

@@ -24,16 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_overhead import consent_cookie, free_port, pinned, wait_up
+from bench.bench_overhead import consent_cookie, wait_up
+from bench.procfs import free_port, memory_mib, pinned
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def dir_mib(path: Path) -> float:
@@ -63,13 +57,13 @@ def main() -> None:
     try:
         wait_up(base + "/")
         cookie = consent_cookie(base)
-        start_rss = rss_mib(proc.pid)
+        start_rss = memory_mib(proc.pid)
         stop = threading.Event()
 
         def sample() -> None:
             t0 = time.monotonic()
             while not stop.wait(1.0):
-                samples.append((time.monotonic() - t0, rss_mib(proc.pid)))
+                samples.append((time.monotonic() - t0, memory_mib(proc.pid)))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

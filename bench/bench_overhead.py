@@ -27,7 +27,8 @@ table splits that CPU by thread, from ``/proc/<pid>/task``: the server's event l
 capture's worker and sender; for the streaming run, the collector's Python threads against
 chDB's merges and its other threads, per event. It also gives the server's garbage
 collections per 100,000 requests and their pauses (``overhead_app.GcLog``): what the held
-events cost the process beyond their own building.
+events cost the process beyond their own building; and the server's peak memory (VmHWM), the
+price of what capture holds, beside its speed.
 
     python bench/bench_overhead.py [--duration 6] [--rounds 5] [--connections 32]
                                    [--parser httptools|h11] [--only NAME ...]
@@ -41,7 +42,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,13 +53,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procfs import cpu_seconds, free_port, memory_mib, pinned, thread_cpu
+
 TOKEN = "bench-collector-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_up(url: str, timeout: float = 60.0) -> None:
@@ -71,34 +69,6 @@ def wait_up(url: str, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"server at {url} did not come up")
-
-
-def pinned(cmd: list[str], cpu: int) -> list[str]:
-    return (["taskset", "-c", str(cpu)] if shutil.which("taskset") else []) + cmd
-
-
-def read_stat(path: Path) -> tuple[str, float] | None:
-    """The name and user + system CPU seconds in a ``/proc`` stat file (a process's counts
-    its threads'), or None if unreadable."""
-    try:
-        name, fields = path.read_text().split("(", 1)[1].rsplit(")", 1)
-    except (OSError, IndexError, ValueError):
-        return None
-    values = fields.split()
-    return name, (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its threads so far (0 if unreadable)."""
-    stat = read_stat(Path(f"/proc/{pid}/stat"))
-    return 0.0 if stat is None else stat[1]
-
-
-def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """Each thread's name and user + system CPU seconds so far (empty if unreadable)."""
-    threads = {int(task.name): read_stat(task / "stat")
-               for task in Path(f"/proc/{pid}/task").glob("*")}
-    return {tid: stat for tid, stat in threads.items() if stat is not None}
 
 
 def cpu_split(pid: int, before: dict[int, tuple[str, float]], requests: int,
@@ -262,8 +232,10 @@ def main() -> None:
                     run["collector_cpu_pct"] = 100 * (cpu_seconds(collector_pid) - c0) / elapsed
                     served = int(run["requests"])
                     run |= cpu_split(proc.pid, threads0, served, server_thread(proc.pid))
+                    run["peak_mib"] = memory_mib(proc.pid, "VmHWM")
                     if name == "consented, streaming":  # the collector's work is this run's
                         run |= cpu_split(collector_pid, coll0, served, collector_thread)
+                        run["coll_peak_mib"] = memory_mib(collector_pid, "VmHWM")
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
@@ -289,14 +261,17 @@ def main() -> None:
     print("threads; the garbage collector's collections per 100,000 requests (young, middle, full),")
     print("its pauses per request and its longest; wrk's own CPU (it shares CPU 1 with the")
     print("collector); the collector's Python threads, chDB's merges and its other threads")
-    print("(streaming only: one event per request)")
+    print("(streaming only: one event per request); the server's peak RSS and, streaming, the")
+    print("collector's since it started, in MiB")
     print(f"{'variant':<24} {'loop':>6} {'threads':>7} {'gc 0/1/2':>15} {'gc µs':>6} "
-          f"{'longest':>8} {'wrk':>6} {'py':>6} {'merges':>6} {'chdb':>6}")
+          f"{'longest':>8} {'wrk':>6} {'py':>6} {'merges':>6} {'chdb':>6} {'peak':>6} "
+          f"{'coll.':>6}")
     for name, r in results.items():
         gcs = (f"{r['gc0']:.0f}/{r['gc1']:.0f}/{r['gc2']:.1f}" if "gc0" in r else "-")
         longest = f"{r['gc_longest_ms']:.1f} ms" if "gc_longest_ms" in r else "-"
         coll = " ".join(f"{r[k]:>6.1f}" if k in r else f"{'-':>6}"
-                        for k in ("coll_python_us", "coll_merges_us", "coll_chdb_us"))
+                        for k in ("coll_python_us", "coll_merges_us", "coll_chdb_us",
+                                  "peak_mib", "coll_peak_mib"))
         print(f"{name:<24} {r.get('loop_us', 0):>6.1f} {r.get('threads_us', 0):>7.1f} "
               f"{gcs:>15} {r.get('gc_us', 0):>6.2f} {longest:>8} {r['wrk_us']:>6.1f} {coll}")
     print(json.dumps({"bench": "overhead", "parser": args.parser, "median_of": args.rounds,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
-from bench.bench_overhead import free_port
+from bench.procfs import free_port
 from consent_mw.capture.spool.disk import SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
