@@ -10,6 +10,8 @@ minute to minute), medians reported:
 - ``bare, no cookie``: for reference;
 - ``new visitor``: no cookie: the banner is injected, a ``shown`` record written, the marker
   cookie set, an anonymous count captured, on every request;
+- ``consented, no capture``: a decided visitor, capture off: what consent alone costs (the
+  cookie verified, the decision, ``Vary``);
 - ``consented, discarding``: a decided visitor, captured in full into a transport that keeps
   only counts;
 - ``consented, streaming``: the same, streaming to the collector over HTTP (plain JSON
@@ -198,6 +200,7 @@ def main() -> None:
             ("bare", "bench.overhead_app:bare", cookie, None),
             ("bare, no cookie", "bench.overhead_app:bare", None, None),
             ("new visitor", "bench.overhead_app:wrapped", None, None),
+            ("consented, no capture", "bench.overhead_app:consent_only", "fresh", None),
             ("consented, discarding", "bench.overhead_app:wrapped", "fresh", None),
             ("consented, streaming", "bench.overhead_app:streaming", "fresh", stream_env),
             # The least any capture costs (overhead_app.FloorMiddleware): the anchor.
