@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
-from bench.procfs import free_port
+from bench.procfs import free_port, pinned
 from consent_mw.capture.spool.disk import SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +36,6 @@ SECRET = "drill-secret-key-0123456789abcdef"
 def get_json(url: str, timeout: float = 5.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
-
-
-def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
-    if cpu is None or not shutil.which("taskset"):
-        return cmd
-    return ["taskset", "-c", str(cpu), *cmd]
 
 
 def _env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -87,7 +80,7 @@ class Proc:
             raise RuntimeError(f"{self.name} already running")
         if self.log is not None and self._log_fh is None:
             self._log_fh = open(self.log, "ab")  # noqa: SIM115 (kept open across restarts)
-        self.proc = subprocess.Popen(_pinned(self.command(), self.cpu), cwd=ROOT,
+        self.proc = subprocess.Popen(pinned(self.command(), self.cpu), cwd=ROOT,
                                      env=self.environment(), stdout=self._log_fh,
                                      stderr=self._log_fh)
         self.wait_ready(timeout)

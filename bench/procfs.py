@@ -15,8 +15,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pinned(cmd: list[str], cpu: int) -> list[str]:
-    return (["taskset", "-c", str(cpu)] if shutil.which("taskset") else []) + cmd
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    """``cmd`` run on CPU ``cpu`` only (as it is with None, or without taskset)."""
+    if cpu is None or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", str(cpu), *cmd]
 
 
 def read_stat(path: Path) -> tuple[str, float] | None:
@@ -45,12 +48,13 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
 
 def memory_mib(pid: int, field: str = "VmRSS") -> float:
     """A memory figure of ``/proc/<pid>/status`` in MiB: ``VmRSS`` now, ``VmHWM`` its peak so
-    far; NaN if the process is gone."""
+    far. Raises if the process is gone (a zombie has no figures): a server killed for its
+    memory is what the memory benches exist to catch, not a number to average."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return float("nan")
+    except OSError as exc:
+        raise RuntimeError(f"process {pid} is gone: {exc}") from exc
     for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    raise RuntimeError(f"process {pid} has no {field} (it has exited)")
