@@ -103,8 +103,8 @@ settings = Settings(secret_keys=(Secret("bench-secret-key-0123456789abcdef"),),
                     policy_text="bench policy")
 wrapped = ConsentMiddleware(bare, settings=settings, transport=CountingTransport())
 #: The same without capture (no transport, no collector): what consent alone costs a page,
-#: the cookie read and verified, the decision, ``Vary`` added; ``bench_overhead.py`` sets it
-#: between the floor and the discarding run.
+#: the cookie read and verified, the decision, ``Vary`` added. ``bench_overhead.py`` runs it
+#: beside the discarding variant, to split consent's cost from capture's.
 consent_only = ConsentMiddleware(bare, settings=settings)
 
 
