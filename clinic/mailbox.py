@@ -88,12 +88,17 @@ class Mailbox:
         with self._lock:
             return list(self._mails)
 
-    def wait_for(self, to: str, subject_has: str = "", timeout: float = 20.0) -> Received:
-        """The newest mail to ``to`` whose subject contains ``subject_has``, waiting for it."""
+    def wait_for(self, to: str, subject_has: str = "", timeout: float = 20.0, *,
+                 after: Received | None = None) -> Received:
+        """The newest mail to ``to`` whose subject contains ``subject_has``, waiting for it;
+        with ``after``, one that arrived after that mail (a second mail of the same kind,
+        which an older one must not stand in for)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
                 for mail in reversed(self._mails):
+                    if mail is after:
+                        break
                     if to in mail.recipients and subject_has in mail.subject:
                         return mail
                 left = deadline - time.monotonic()
