@@ -1,5 +1,5 @@
 """Fixtures shared by every test area: fresh stores, settings, the one set of collector
-fixtures (``collector_settings``, ``service``, ``client``) and the browser.
+fixtures (``collector_settings``, ``service``, ``client``), the mailbox and the browser.
 
 chDB allows one store path per process at a time, so each ``store`` is closed before the
 next test opens its own fresh directory.
@@ -143,6 +143,19 @@ def client(service: Any) -> Any:
 
     # No `with`: the service is already started and the fixture stops it.
     return TestClient(service.app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Any]:
+    """The demo's SMTP server (``clinic.mailbox.Mailbox``), started on a free port."""
+    from clinic.mailbox import Mailbox
+
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 @pytest.fixture(scope="session")

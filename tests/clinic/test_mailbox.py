@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import threading
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
@@ -12,16 +11,6 @@ import pytest
 from clinic.mailbox import Mailbox
 
 TO = "hanako@example.jp"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 def send(box: Mailbox, subject: str, text: str) -> None:

@@ -25,16 +25,6 @@ STAFF_AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture
 def desk_live(collector_settings: Callable[..., Any], mailbox: Mailbox) -> Iterator[Any]:
     """A collector with SMTP pointed at the mailbox, served by uvicorn in this process."""
     from collector.service import CollectorService
