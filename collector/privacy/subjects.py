@@ -2,8 +2,9 @@
 
 A person is named by ``visitor_id`` (the ``cmw_vid`` cookie) or ``user_id`` (the site's
 account id, stored as ``ids.hash_user_id(key, user_id)``). :func:`resolve` widens that to every
-id of the same person: a user id covers every visitor id seen with it, and both cover the
-consent ids their events and consent records carry. Suppressions, purges and exports all act
+id of the same person: a user id covers every visitor id seen with it and with no other
+account, and both cover the consent ids their events and consent records carry and no other
+visitor's do. Suppressions, purges and exports all act
 on the resolved :class:`PersonScope`.
 """
 
@@ -103,9 +104,15 @@ def resolve(store: Store, root: Subject) -> PersonScope:
     found: dict[str, set[str]] = {t: set() for t in SUBJECT_TYPES}
     found[root.id_type].add(root.stored)
     if root.id_type == "user_id":
+        # A browser another account was also used in (a shared computer, or a login forced
+        # on someone else's browser) is not this person's alone: widening to it would hand
+        # one account the other's pages. The browser's own request (its signed visitor id,
+        # the my-data page) still covers it.
         found["visitor_id"] |= {str(r[0]) for r in store.rows(
-            "SELECT DISTINCT visitor_id FROM events WHERE user_id = {u:String} "
-            "AND visitor_id != ''", {"u": root.stored}, settings=p)}
+            "SELECT visitor_id FROM events WHERE visitor_id IN (SELECT visitor_id FROM events "
+            "WHERE user_id = {u:String} AND visitor_id != '') GROUP BY visitor_id "
+            "HAVING countIf(user_id NOT IN ('', {u:String})) = 0",
+            {"u": root.stored}, settings=p)}
     # A purge interrupted after its events were deleted still finds the linked ids here.
     for id_type, subject in store.rows(
         "SELECT id_type, subject FROM suppressions FINAL WHERE root_hash = {h:String} "

@@ -122,6 +122,32 @@ def test_user_id_purge_covers_every_linked_visitor(privacy: Privacy, store: Any)
     assert privacy.is_suppressed("user_id", uid_hash)
 
 
+def test_an_account_never_reaches_another_accounts_pages_on_a_shared_browser(
+        privacy: Privacy, store: Any) -> None:
+    # One browser, two accounts: a family computer, or a login forced on the victim's
+    # browser. The attacker's own request must not carry the victim's pages with it.
+    shared, own = vid(), vid()
+    attacker, victim = hash_user_id(KEY, "attacker-1"), hash_user_id(KEY, "victim-2")
+    insert_events(store, 1, visitor_id=shared, user_id=attacker, consent_id="cid-shared")
+    insert_events(store, 2, visitor_id=shared, user_id=victim, consent_id="cid-shared",
+                  path="/clinic/hiv-testing")
+    insert_events(store, 3, visitor_id=shared, consent_id="cid-shared")  # nobody logged in
+    insert_events(store, 4, visitor_id=own, user_id=attacker)
+    insert_events(store, 5, visitor_id=own)
+
+    exported = privacy.export(user_id="attacker-1")
+    assert exported["subject"]["visitor_ids"] == [own]
+    assert sorted(e["user_id"] for e in exported["events"]).count(attacker) == 5
+    assert len(exported["events"]) == 10
+    assert not any(e["path"] == "/clinic/hiv-testing" for e in exported["events"])
+
+    receipt = privacy.purge(user_id="attacker-1", reason="account closed", requested_by="dpo")
+    assert receipt["rows_deleted"]["events"] == 10
+    assert not privacy.is_suppressed("visitor_id", shared)
+    left = privacy.export(visitor_id=shared)["events"]
+    assert sorted(e["user_id"] for e in left) == ["", "", "", victim, victim]
+
+
 def test_unknown_id_gives_an_empty_export_and_a_zero_row_receipt(privacy: Privacy) -> None:
     data = privacy.export(visitor_id=vid())
     assert (data["events"], data["consent_records"], data["receipts"]) == ([], [], [])
