@@ -76,12 +76,21 @@ class RequestLog:
                                settings=PRIVATE_SETTINGS)
         return [self._entry(r) for r in rows]
 
+    def _fold(self, entries: list[Entry]) -> Request | None:
+        """The request, or None when its submission is gone: each row expires on its own
+        (``requests_ttl`` from its time), so a request past its retention loses its first
+        row days before its last. What is left is being removed, not a request to show."""
+        entries = sorted(entries, key=lambda e: e.seq)
+        if not entries or entries[0].action != "submitted":
+            return None
+        return fold(entries, due_days=self.due_days)
+
     def get(self, ref: str) -> Request:
         """The request, or UnknownRequest."""
-        entries = self.entries(ref)
-        if not entries:
+        request = self._fold(self.entries(ref))
+        if request is None:
             raise UnknownRequest()
-        return fold(entries, due_days=self.due_days)
+        return request
 
     def append(self, ref: str, actor: str, action: str, data: Mapping[str, Any],
                *, seq: int, email_key: str, at: int | None = None) -> Entry:
@@ -111,8 +120,7 @@ class RequestLog:
 
     def before(self, ref: str, stop_ms: int) -> Request | None:
         """The request as its timeline stood before ``stop_ms`` (None if it did not exist)."""
-        entries = [e for e in self.entries(ref) if e.at < stop_ms]
-        return fold(entries, due_days=self.due_days) if entries else None
+        return self._fold([e for e in self.entries(ref) if e.at < stop_ms])
 
     def refs_received(self, start_ms: int, stop_ms: int) -> list[str]:
         rows = self.store.rows(
@@ -128,6 +136,6 @@ class RequestLog:
         for row in self.store.rows(_SELECT + " ORDER BY ref, seq", settings=PRIVATE_SETTINGS):
             entry = self._entry(row)
             grouped.setdefault(entry.ref, []).append(entry)
-        requests = [fold(e, due_days=self.due_days) for e in grouped.values()]
+        requests = [r for r in map(self._fold, grouped.values()) if r is not None]
         return sorted(requests, key=lambda r: r.received_at, reverse=True)
 

@@ -282,9 +282,13 @@ class Outbox:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            try:
-                if self.after_round is not None:
+            # Apart: a digest that fails must not hold back a person's code or receipt.
+            if self.after_round is not None:
+                try:
                     self.after_round()
+                except Exception:
+                    log.exception("request mail: the round's digest failed")
+            try:
                 self.send_due()
             except Exception:  # the store may be briefly unavailable; the next round retries
                 log.exception("request mail: sending round failed")

@@ -239,6 +239,32 @@ def test_an_overdue_request_is_flagged_and_mailed_to_the_staff(
     assert ref in digest.text and "/dashboards/requests" in digest.text
 
 
+def test_a_request_whose_submission_aged_out_is_gone_not_an_error(desk_live: Any) -> None:
+    # Each row expires requests_ttl after its own time, so an old request loses its
+    # submission days before its last entries: what is left must not break the queue, the
+    # person's status or the mail round.
+    svc = desk_live
+    old, kept = submit(svc, kind="suspension"), submit(svc, kind="suspension")
+    svc.store.command("ALTER TABLE rights_requests DELETE WHERE ref = {r:String} AND "
+                      "action = 'submitted'", {"r": old}, settings={"mutations_sync": 2})
+    queue = svc.http.get("/v1/requests", headers=STAFF_AUTH)
+    assert queue.status_code == 200, queue.text
+    assert [r["ref"] for r in queue.json()["requests"]] == [kept]
+    assert svc.http.get(f"/v1/requests/{old}", headers=STAFF_AUTH).status_code == 404
+    assert svc.desk.overdue_digest("http://clinic.test/dashboards/requests") == 0
+
+
+def test_a_failing_digest_never_holds_back_a_persons_mail(
+        desk_live: Any, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    def digest() -> None:
+        raise RuntimeError("the digest's query failed")
+
+    monkeypatch.setattr(desk_live.desk.outbox, "after_round", digest)
+    ref = submit(desk_live, kind="suspension")
+    desk_live.desk.outbox.kick()
+    assert code_from(code_mail(mailbox, ref))
+
+
 def test_a_mail_that_cannot_be_sent_is_retried_and_shown(
         collector_settings: Callable[..., Any]) -> None:
     from collector.service import CollectorService
