@@ -231,16 +231,26 @@ def email_ok(value: str) -> bool:
     return bool(EMAIL.fullmatch(value)) and len(value) <= 254
 
 
+#: Providers known to deliver every dotted spelling of a local part to one mailbox.
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
 def canonical_email(value: str) -> str:
-    """One mailbox, one spelling: lower case, without a ``+tag``. The limits per address
-    count this, so ``a+1@x.jp`` and ``A@x.jp`` are the same person's budget."""
+    """One mailbox, one spelling, for the limits only: lower case, without a ``+tag``, and
+    without dots where the provider ignores them, so ``a+1@x.jp`` and ``A@x.jp``, or
+    ``h.anako@gmail.com`` and ``hanako@googlemail.com``, spend the same person's budget."""
     local, _, domain = value.strip().lower().partition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
+    local = local.split("+", 1)[0]
+    if domain in DOTLESS_DOMAINS:
+        local, domain = local.replace(".", ""), DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
 
 
 def same_email(a: str, b: str) -> bool:
-    """Whether two (ASCII) addresses name the same mailbox, as :func:`canonical_email`."""
-    return canonical_email(a) == canonical_email(b)
+    """Whether two (ASCII) addresses are the same, in any case: what lets a request act on
+    an account. Not :func:`canonical_email`: a ``+tag`` may be delivered to someone else
+    (a catch-all, or a server that routes tags), and the code goes to the address given."""
+    return a.strip().lower() == b.strip().lower()
 
 
 def submission(*, kind: str, email: str, lang: str, channel: str, text: str,

@@ -95,7 +95,13 @@ def test_one_mailbox_has_one_spelling() -> None:
     from collector.requests.model import canonical_email, same_email
 
     assert canonical_email("Hanako+Clinic@Example.JP") == "hanako@example.jp"
-    assert same_email("hanako@example.jp", "HANAKO+x@example.jp")
+    assert canonical_email("h.a.nako+x@GoogleMail.com") == "hanako@gmail.com"
+    assert canonical_email("h.anako@example.jp") == "h.anako@example.jp"
+    # What lets a request act on an account is the address itself: a +tag may be delivered
+    # to someone else, and the code goes to the address given.
+    assert same_email(" hanako@example.jp", "HANAKO@Example.jp")
+    assert not same_email("hanako@example.jp", "hanako+x@example.jp")
+    assert not same_email("hanako@gmail.com", "h.anako@gmail.com")
     assert not same_email("hanako@example.jp", "hanako@example.com")
 
 

@@ -192,6 +192,15 @@ def test_no_operation_runs_on_an_unverified_request(desk_live: Any, mailbox: Mai
     assert not ops & {"purge", "export", "suppress"}
 
 
+def test_every_entry_of_a_timeline_has_its_own_number(desk_live: Any,
+                                                      mailbox: Mailbox) -> None:
+    svc = desk_live
+    ref = submit(svc, kind="suspension")
+    check(svc, ref, code_from(code_mail(mailbox, ref)))
+    seqs = [e.seq for e in svc.desk.log.entries(ref)]
+    assert len(seqs) >= 5 and seqs == list(range(1, len(seqs) + 1))
+
+
 def test_a_code_works_once(desk_live: Any, mailbox: Mailbox) -> None:
     svc = desk_live
     ref = submit(svc, kind="suspension", visitor_ids=[vid()])
@@ -295,6 +304,20 @@ def test_too_many_requests_for_one_mailbox_however_it_is_spelt(desk_live: Any) -
         answer = svc.http.post("/v1/requests", headers=WEB,
                                json={"kind": "suspension", "email": trick})
         assert answer.status_code == 400 and answer.json()["error"] == "bad_email", trick
+    # A stranger who spent this mailbox's requests cannot keep its owner from the desk:
+    # staff enter the owner's call.
+    by_staff = svc.http.post("/v1/requests", headers=STAFF_AUTH,
+                             json={"kind": "suspension", "email": PERSON, "channel": "phone"})
+    assert by_staff.status_code == 201, by_staff.text
+    assert svc.desk.get(by_staff.json()["ref"]).timeline[0].actor != "person"
+
+
+def test_a_gmail_mailbox_is_one_budget_however_it_is_dotted(desk_live: Any) -> None:
+    for spelling in ("ha.nako@gmail.com", "h.anako@gmail.com", "hanako@googlemail.com"):
+        submit(desk_live, kind="suspension", email=spelling)
+    answer = desk_live.http.post("/v1/requests", headers=WEB,
+                                 json={"kind": "suspension", "email": "h.a.n.a.k.o@gmail.com"})
+    assert answer.status_code == 429 and answer.json()["error"] == "too_many_requests"
 
 
 @pytest.mark.parametrize(("body", "error"), [
