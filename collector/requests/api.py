@@ -160,8 +160,9 @@ def build_routes(desk: Desk, settings: CollectorSettings) -> list[BaseRoute]:
         ---
         summary: Check a confirmation code
         description: >
-          verdict is ok, wrong, expired, no_code or too_many. With ok the answer carries the
-          person's view of their request.
+          verdict is ok, wrong, malformed (not six digits: no try spent), expired,
+          no_code or too_many. With ok the answer carries the person's view of their
+          request.
         security: [{bearer: []}]
         responses:
           200: {description: The verdict}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from typing import Literal
 
 from collector.requests.model import Request
@@ -38,7 +39,8 @@ STATUS_WINDOW_MS = 30 * 86_400_000
 SEND_WINDOW_MS = 3_600_000
 RESEND_AFTER_MS = 60_000
 
-Verdict = Literal["ok", "wrong", "expired", "no_code", "too_many"]
+#: ``malformed``: not six digits (an empty box, a slip of the finger): not a try at the code.
+Verdict = Literal["ok", "wrong", "malformed", "expired", "no_code", "too_many"]
 
 
 def draw() -> str:
@@ -59,9 +61,11 @@ def judge(request: Request, key: bytes, code: str, now: int) -> Verdict:
         return "too_many"
     if now > request.code_expires:
         return "expired"
-    given = "".join(ch for ch in code if ch.isdigit())
-    if len(given) != 6 or not hmac.compare_digest(code_hash(key, request.ref, given),
-                                                  request.code_hash):
+    # A Japanese input method types full-width digits (１４２７７２): the same code.
+    given = "".join(str(unicodedata.decimal(ch)) for ch in code if ch.isdecimal())
+    if len(given) != 6:
+        return "malformed"
+    if not hmac.compare_digest(code_hash(key, request.ref, given), request.code_hash):
         return "wrong"
     return "ok"
 
@@ -69,7 +73,9 @@ def judge(request: Request, key: bytes, code: str, now: int) -> Verdict:
 def may_send(request: Request, now: int) -> int:
     """0 if a new code may be sent now, else the seconds to wait."""
     recent = [at for at in request.codes_sent if now - at < SEND_WINDOW_MS]
-    if recent and request.code_hash and now - recent[-1] < RESEND_AFTER_MS:
+    # A code locked by wrong tries is no reason to wait for the next one.
+    if (recent and request.code_hash and request.code_tries < MAX_TRIES
+            and now - recent[-1] < RESEND_AFTER_MS):
         return (RESEND_AFTER_MS - (now - recent[-1])) // 1000 + 1
     if len(recent) >= MAX_SENDS:
         return (SEND_WINDOW_MS - (now - recent[0])) // 1000 + 1

@@ -42,7 +42,8 @@ from consent_mw.types import Receive, Scope, Send
 SUBMITS = 10
 CHECKS = 60
 KINDS = ("disclosure", "deletion", "suspension", "withdrawal")
-MAX_FORM = 16 * 1024
+#: 2,000 characters of Japanese are ~18 KB once a browser has URL-encoded them (9 bytes each).
+MAX_FORM = 64 * 1024
 #: The site's member id → the e-mail its records have (None: no such member). Blocking.
 AccountEmail = Callable[[str], "str | None"]
 #: Refusal code → the sentence the page says; any other reads as "could not accept".
@@ -53,7 +54,8 @@ REFUSALS = {"bad_email": "rq_bad_email", "bad_kind": "rq_bad_kind",
             "too_many_codes": "rq_too_many_codes", "bad_visitor_ids": "rq_refused",
             "not_configured": "md_unavailable"}
 #: Code verdict → the sentence (``ok`` shows the request instead).
-VERDICTS = {"wrong": "rq_wrong", "expired": "rq_expired", "no_code": "rq_no_code",
+VERDICTS = {"wrong": "rq_wrong", "malformed": "rq_code_format", "expired": "rq_expired",
+            "no_code": "rq_no_code",
             "too_many": "rq_too_many"}
 
 

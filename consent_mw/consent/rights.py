@@ -41,8 +41,8 @@ class Intake(Protocol):
 
     def check_request_code(self, ref: str, code: str,
                            lang: str = "") -> tuple[str, dict[str, Any] | None]:
-        """The verdict ("ok", "wrong", "expired", "no_code", "too_many") and, with "ok",
-        the person's view of the request, its words in ``lang``."""
+        """The verdict ("ok", "wrong", "malformed", "expired", "no_code", "too_many") and,
+        with "ok", the person's view of the request, its words in ``lang``."""
         ...
 
 

@@ -66,9 +66,16 @@ def test_a_bad_field_comes_back_with_its_reason_and_the_values_kept(demo: Demo) 
     assert answer.status_code == 400
     assert "メールアドレスを正しく入力してください" in answer.text and "詳細です" in answer.text
     assert refs(demo) == []
-    big = b.post("/_consent/requests", content=b"kind=deletion&text=" + b"x" * 20_000,
+    big = b.post("/_consent/requests", content=b"kind=deletion&text=" + b"x" * 70_000,
                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert big.status_code == 413
+
+
+def test_the_longest_details_in_japanese_are_taken(demo: Demo) -> None:
+    # 2,000 characters, the field's limit, are ~18 KB once the browser URL-encodes them.
+    b = demo.browser()
+    ref = submitted(demo, b, text="診療の記録" * 400)
+    assert demo.parts.service.desk.get(ref).text == "診療の記録" * 400
 
 
 def test_this_browser_is_included_only_when_asked_and_only_its_bound_id(demo: Demo) -> None:
@@ -107,6 +114,11 @@ def test_the_status_page_opens_nothing_without_the_right_code(demo: Demo) -> Non
                                                       "action": "check"})
     assert wrong.status_code == 400 and "確認コードが違います" in wrong.text
     assert EMAIL not in wrong.text and "受付日" not in wrong.text
+    slip = b.post("/_consent/requests/status", data={"ref": ref, "code": "12345",
+                                                     "action": "check"})
+    assert slip.status_code == 400 and "6桁の数字" in slip.text
+    tries = [e.action for e in demo.parts.service.desk.get(ref).timeline]
+    assert tries.count("code_failed") == 1  # the wrong code, not the slip
     again = b.post("/_consent/requests/status", data={"ref": ref, "action": "send"})
     assert again.status_code == 200 and "秒後に送れます" in again.text  # the code is unused
 
