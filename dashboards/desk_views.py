@@ -27,6 +27,7 @@ from collector.requests.model import GROUNDS, KINDS, STATUSES, RequestRefused, U
 from dashboards import desk_words as words
 from dashboards.desk_backend import DeskBackend
 from dashboards.i18n import UI
+from dashboards.reasons import explain
 from dashboards.views import SECURITY_HEADERS, DashboardViews, here, locale, root
 
 ROLES = frozenset({"privacy", "admin"})
@@ -80,9 +81,11 @@ class DeskViews:
         status = 404 if isinstance(exc, UnknownRequest) else 409 if isinstance(
             exc, RequestRefused) and exc.code in ("unverified", "bad_state", "busy", "fee_due",
                                                    "no_ids", "closed", "no_fee") else 400
-        reason = exc.message if isinstance(exc, RequestRefused) else str(exc)
-        return self.views.error_page(request, status, UI["bad_request"](locale(request))
-                                     + reason)
+        if isinstance(exc, RequestRefused):
+            words = explain(exc.message, locale(request), exc.code)
+        else:
+            words = explain(str(exc), locale(request))
+        return self.views.error_page(request, status, words)
 
     # -- pages --------------------------------------------------------------------------
 

@@ -158,7 +158,6 @@ UI: dict[str, Text] = {
         "Disclosure, deletion and suspension requests are handled under Requests, once the "
         "person is verified. The figures never show an individual visitor."),
     # what views.py answers with
-    "bad_request": Text("入力が正しくありません: ", "Bad input: "),
     "unavailable": Text("分析データに接続できません。しばらくしてからもう一度お試しください。",
                         "The analytics store is unavailable; try again shortly."),
     "failed": Text("ダッシュボードが応答できませんでした。しばらくしてからもう一度お試しください。",

@@ -50,6 +50,7 @@ from dashboards.pagedata import (
     table,
 )
 from dashboards.panels import PAGES, PANELS, Panel, pages_showing
+from dashboards.reasons import explain
 from dashboards.settings import DashboardSettings
 from dashboards.view import View, effective_grain, parse_view
 
@@ -171,8 +172,7 @@ class DashboardViews:
                 return await handler(request)
             except QueryError as exc:
                 return error(request, 400, "bad_request",
-                             exc.reason if json else UI["bad_request"](locale(request))
-                             + exc.reason)
+                             exc.reason if json else explain(exc.reason, locale(request)))
             except BackendError as exc:
                 log.warning("backend unavailable: %s", exc)
                 return error(request, 503, "unavailable",

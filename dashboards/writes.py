@@ -19,7 +19,7 @@ from collector.notes import WriteRefused
 from collector.query.funnels import MAX_STEPS
 from collector.query.goals import GOAL_FIELDS
 from dashboards.auth import may_write_notes
-from dashboards.i18n import UI
+from dashboards.reasons import explain
 from dashboards.views import SECURITY_HEADERS, DashboardViews, locale
 
 
@@ -48,8 +48,7 @@ class WriteViews:
         try:
             await run_in_threadpool(action, session, form)
         except WriteRefused as exc:
-            return self.views.error_page(request, 400, UI["bad_request"](locale(request))
-                                         + exc.reason)
+            return self.views.error_page(request, 400, explain(exc.reason, locale(request)))
         return self._back(request, form)
 
     def add(self, item: str) -> Callable[[Request], Awaitable[Response]]:

@@ -271,7 +271,7 @@ def test_marketing_builds_a_funnel_on_the_page_and_a_removed_goal_breaks_it_gent
     assert "ステップ3" in by_channel and "最後まで" in by_channel
     one_step = {**form, "name": "x", "step2_path": "", "step3_goal": ""}
     refused = client.post("/dashboards/funnels", data=one_step, headers={"Origin": ORIGIN})
-    assert refused.status_code == 400 and "steps: 2 to 8" in refused.text
+    assert refused.status_code == 400 and "ステップは 2〜8 個" in refused.text
     # The goal goes: the funnel stays listed as broken, and the page still answers.
     Goals(store).delete(goal, "admin")
     page = client.get("/dashboards/funnels", params=RANGE)

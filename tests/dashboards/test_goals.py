@@ -375,11 +375,11 @@ def test_marketing_defines_a_goal_on_the_goals_page_and_sees_it_computed(
         assert "<td" in page.split(f'id="panel-{pid}"')[1].split("</section>")[0], pid
     # The same name twice, and a broken goal, are refused with the reason, in Japanese.
     again = client.post("/dashboards/goals", data=form, headers={"Origin": ORIGIN})
-    assert again.status_code == 400 and "exists already" in again.text
+    assert again.status_code == 400 and "という目標はすでにあります" in again.text
     broken = client.post("/dashboards/goals", data={**form, "name": "x", "kind": "page",
                                                    "path": "thanks"},
                          headers={"Origin": ORIGIN})
-    assert broken.status_code == 400 and "path: a pattern starts with /" in broken.text
+    assert broken.status_code == 400 and "ページのパスは / から始めて" in broken.text
     # Each goal's name links to its detail on the goals page.
     assert "/dashboards/goals?" in table and "goal=" in table
     goal_id = Goals(store).live()[0].goal_id

@@ -153,7 +153,7 @@ def test_an_unverified_request_cannot_be_completed_from_the_console(demo: Demo) 
     ref = submitted(demo, b0, kind="deletion", attach="yes")
     b, token = staff(demo)
     answer = b.post(f"/dashboards/requests/{ref}/complete", data={"csrf": token})
-    assert answer.status_code == 409 and "not verified" in answer.text
+    assert answer.status_code == 409 and "本人確認がまだ済んでいません" in answer.text
     assert demo.parts.service.desk.get(ref).status == "received"
     assert not demo.store.rows("SELECT 1 FROM privacy_requests WHERE operation = 'purge'")
     assert visitor
@@ -235,4 +235,4 @@ def test_staff_make_the_evidence_pack_from_the_console(demo: Demo) -> None:
     assert "index.html" in names and f"notices/{version}/ja/banner.html" in names
     bad = b.post("/dashboards/evidence", data={"from": today, "to": "2000-01-01",
                                                "csrf": token})
-    assert bad.status_code == 400 and "to must not be before from" in bad.text
+    assert bad.status_code == 400 and "終了日が開始日より前" in bad.text
