@@ -129,14 +129,19 @@ def render_external_transmission(settings: Settings, locale: str) -> str:
     """Per tag: recipient, items sent, purpose, opt-out (電気通信事業法 第27条の12)."""
     d = settings.default_locale
     labels = {c.name: text(c.label, locale, d) for c in settings.categories}
+    # A heading a person reads: the service's own label ("Google アナリティクス"), not the
+    # tag's config name.
+    services = {(c.name, s.name): text(s.label, locale, d)
+                for c in settings.categories for s in c.services}
     rows = []
     for tag in settings.tags:
+        heading = services.get((tag.category, tag.service or ""), tag.name)
         opt_out = escape(text(tag.opt_out, locale, d)) if tag.opt_out else ""
         if tag.opt_out_url:
             url = escape(tag.opt_out_url, quote=True)
             opt_out += f' <a class="cmw-link" href="{url}" rel="noopener">{url}</a>'
         rows.append(
-            f'<section class="cmw-tag"><h2>{escape(tag.name)}</h2><dl>'
+            f'<section class="cmw-tag"><h2>{escape(heading)}</h2><dl>'
             f'<dt>{escape(t(locale, "recipient"))}</dt>'
             f"<dd>{escape(text(tag.recipient, locale, d))}</dd>"
             f'<dt>{escape(t(locale, "items"))}</dt><dd>{escape(text(tag.items, locale, d))}</dd>'

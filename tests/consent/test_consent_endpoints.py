@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -268,6 +269,13 @@ def test_external_transmission_notice_is_generated_from_the_tags(make_client: Ma
                  "Refuse analytics", "https://tools.google.com/dlpage/gaoptout", "Analytics"):
         assert text in html
     assert "外部送信" in client.get("/_consent/external-transmission").text
+
+
+def test_a_tag_of_a_service_is_headed_by_the_services_label(make_client: MakeClient) -> None:
+    client = make_client(tags=(dataclasses.replace(TAG, name="google_analytics",
+                                                   service="google_analytics"),))
+    html = client.get("/_consent/external-transmission").text
+    assert "<h2>Google アナリティクス</h2>" in html and "google_analytics</h2>" not in html
 
 
 def test_external_transmission_notice_without_tags(client: TestClient) -> None:
