@@ -122,7 +122,7 @@ class DeskViews:
             try:
                 lookup = await run_in_threadpool(self.desk.lookup, id_type, value)
             except PrivacyError as exc:
-                problem = str(exc)
+                problem = explain(str(exc), locale(request))
         return self._render(request, "request.html", session, r=view, lookup=lookup,
                             lookup_type=id_type, lookup_value=value, lookup_problem=problem,
                             GROUNDS=GROUNDS)

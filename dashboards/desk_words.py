@@ -39,6 +39,8 @@ DESK_UI: dict[str, Text] = {
                       "None yet. Link the ids you find with the lookup below."),
     "rq_actions": Text("対応", "Actions"),
     "rq_note": Text("メモ(記録に残ります)", "Note (kept in the record)"),
+    "rq_note_mailed": Text("ご本人へのメッセージ(メールに記載され、記録にも残ります)",
+                           "Message to the person (goes into their mail, and the record)"),
     "rq_verify": Text("本人確認済みにする", "Mark verified"),
     "rq_verify_help": Text("確認の方法を必ず書いてください(例: 窓口で保険証を確認)。",
                            "Say how the identity was confirmed (e.g. ID shown at the clinic)."),

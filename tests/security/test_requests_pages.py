@@ -174,8 +174,14 @@ def test_staff_enter_a_phone_request_look_up_an_id_and_link_it(demo: Demo) -> No
     assert request.channel == "phone" and request.timeline[0].actor == "privacy"
     found = b.get(f"/dashboards/requests/{ref}?id_type=visitor_id&value={visitor}")
     assert found.status_code == 200 and "記録の件数" in found.text
+    # Words and the dashboards' clock, not column names and ISO timestamps.
+    assert "ページ閲覧・イベント: " in found.text and "events:" not in found.text
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", found.text)
+    # The fee, the completion and a refusal mail their note: the label says so.
+    assert "メールに記載され" in found.text
     bad = b.get(f"/dashboards/requests/{ref}?id_type=visitor_id&value=%3Cscript%3E")
     assert bad.status_code == 200 and "<script>" not in bad.text
+    assert "識別子の形式が正しくありません" in bad.text and "is malformed" not in bad.text
     linked = b.post(f"/dashboards/requests/{ref}/link", data={
         "csrf": token, "id_type": "visitor_id", "value": visitor, "note": "予約番号で照合"})
     assert linked.status_code == 303
