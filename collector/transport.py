@@ -157,7 +157,9 @@ class InProcessIntake:
             raise RightsRefused(exc.code, exc.message) from exc
         except StoreError as exc:
             raise _rights_error(exc) from exc
-        return verdict, public_view(request, lang) if verdict == "ok" else None
+        if verdict != "ok":
+            return verdict, None
+        return verdict, public_view(request, lang, tz=self.desk.settings.rollup_tz)
 
 
 def _rights_error(exc: Exception) -> RightsError:

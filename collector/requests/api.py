@@ -39,10 +39,10 @@ CONFLICT = {"unverified", "bad_state", "busy", "fee_due", "no_ids", "closed", "n
 TOO_MANY = {"too_many_requests", "too_many_codes"}
 
 
-def public_view(r: PrivacyRequest, lang: str = "") -> dict[str, Any]:
+def public_view(r: PrivacyRequest, lang: str = "", *, tz: str = "UTC") -> dict[str, Any]:
     """What the person sees about their own request (after their code), with its words in
-    ``lang`` (else the request's language)."""
-    return {**words(r, lang if lang in ("ja", "en") else r.lang),
+    ``lang`` (else the request's language) and its dates in the site's time zone ``tz``."""
+    return {**words(r, lang if lang in ("ja", "en") else r.lang, tz),
             "ref": r.ref, "kind": r.kind, "status": r.status, "lang": r.lang,
             "received_at": r.received_at, "verified_at": r.verified_at, "due_at": r.due_at,
             "closed_at": r.closed_at, "fee": r.fee, "fee_yen": r.fee_yen, "ground": r.ground,
@@ -174,7 +174,8 @@ def build_routes(desk: Desk, settings: CollectorSettings) -> list[BaseRoute]:
                                                  text_field(body, "code"))
         answer: dict[str, Any] = {"ref": ref, "verdict": verdict}
         if verdict == "ok":
-            answer["request"] = public_view(found, text_field(body, "lang"))
+            answer["request"] = public_view(found, text_field(body, "lang"),
+                                            tz=settings.rollup_tz)
         return JSONResponse(answer)
 
     async def queue(request: Request) -> Response:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from collector.privacy.operations import Privacy
 from collector.requests.fulfil import export_again
 from collector.requests.log import RequestLog, now_ms
 from collector.requests.mail import Outbox
 from collector.requests.model import DAY_MS, Request, RequestRefused
-from collector.requests.wording import mail_fields
+from collector.requests.wording import local_day, mail_fields
 from collector.settings import CollectorSettings
 from collector.store import Store
 
@@ -29,8 +28,6 @@ MAILS_PER_EMAIL_DAY = 20
 ZIP_BYTES = 64 * 1024 * 1024
 
 
-def day_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
 class Notifier:
@@ -59,7 +56,8 @@ class Notifier:
     def mail(self, request: Request, template: str, *, secret: tuple[str, int] | None = None,
              attach: str = "", **values: object) -> None:
         """Queue ``template`` to the request's person and note it on the timeline."""
-        fields = mail_fields(request, self.settings.requests_url, day_of(now_ms()), values)
+        today = local_day(now_ms(), self.settings.rollup_tz)
+        fields = mail_fields(request, self.settings.requests_url, today, values)
         mail = self.outbox.queue(ref=request.ref, template=template, lang=request.lang,
                                  recipient=request.email, values=fields, attach=attach,
                                  secret=secret)
@@ -94,14 +92,15 @@ class Notifier:
         link to ``console_url``, else the configured console)."""
         console_url = console_url or self.settings.console_url
         to = self.settings.privacy_staff_email
-        today = day_of(now_ms())
+        today = local_day(now_ms(), self.settings.rollup_tz)
         if not to or self._digest_day == today:
             return 0
         late = [r for r in self.open_requests() if r.overdue(now_ms())]
         self._digest_day = today
         if not late:
             return 0
-        listing = "\n".join(f"- {r.ref}  {r.kind}  due {day_of(r.due_at or 0)}" for r in late)
+        tz = self.settings.rollup_tz
+        listing = "\n".join(f"- {r.ref}  {r.kind}  due {local_day(r.due_at, tz)}" for r in late)
         self.outbox.queue(ref="", template="overdue", lang="ja", recipient=to,
                           values={"count": len(late), "listing": listing,
                                   "console": console_url})

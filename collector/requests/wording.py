@@ -6,7 +6,9 @@ The kinds and grounds are the clinic policy's own words (Articles 5 to 7); the m
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from collector.requests.model import Request
 
@@ -83,9 +85,22 @@ def mail_fields(request: Request, requests_url: str, today: str,
     return fields
 
 
-def words(request: Request, lang: str) -> dict[str, str]:
-    """The person's view of their request in words of ``lang``, never codes."""
-    return {"kind_label": label(KIND_LABELS, request.kind, lang),
+def local_day(ms: int | None, tz: str, lang: str = "") -> str:
+    """A moment's date in the site's time zone (``rollup_tz``, what staff see too), as a
+    person reads it: ``2026年12月8日``, ``2026-12-08`` in English or for a program ("")."""
+    if not ms:
+        return ""
+    d = datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz))
+    return f"{d.year}年{d.month}月{d.day}日" if lang == "ja" else d.strftime("%Y-%m-%d")
+
+
+def words(request: Request, lang: str, tz: str = "UTC") -> dict[str, str]:
+    """The person's view of their request in words of ``lang``, never codes; its dates
+    in the site's time zone ``tz``, so the person's deadline is the one staff see."""
+    return {"received_on": local_day(request.received_at, tz, lang),
+            "verified_on": local_day(request.verified_at, tz, lang),
+            "due_on": local_day(request.due_at, tz, lang),
+            "kind_label": label(KIND_LABELS, request.kind, lang),
             "status_label": label(STATUS_LABELS, request.status, lang),
             "ground_label": label(GROUND_LABELS, request.ground, lang) if request.ground else "",
             "fee_label": label(FEE_LABELS, request.fee, lang) if request.fee != "none" else "",

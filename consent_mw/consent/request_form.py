@@ -63,6 +63,13 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _on(view: dict[str, Any], moment: str, loc: str) -> str:
+    """A date of the request as the collector gives it, in the site's time zone (the day
+    staff see); in UTC from a collector that does not."""
+    given = view.get(f"{moment}_on")
+    return given if isinstance(given, str) and given else _day(view.get(f"{moment}_at"), loc)
+
+
 def _day(ms: object, loc: str) -> str:
     if not isinstance(ms, int | float) or not ms:
         return "–"
@@ -266,11 +273,11 @@ class RequestForms:
     async def _show(self, page: MyDataPage, loc: str, view: dict[str, Any]) -> None:
         rows = [("rq_reference", view.get("ref", "")), ("rq_kind", view.get("kind_label", "")),
                 ("rq_status", view.get("status_label", "")),
-                ("rq_received_at", _day(view.get("received_at"), loc))]
+                ("rq_received_at", _on(view, "received", loc))]
         if view.get("verified_at"):
-            rows.append(("rq_verified_at", _day(view.get("verified_at"), loc)))
+            rows.append(("rq_verified_at", _on(view, "verified", loc)))
         if view.get("due_at") and view.get("status") in ("verified", "in_progress"):
-            rows.append(("rq_due", _day(view.get("due_at"), loc)))
+            rows.append(("rq_due", _on(view, "due", loc)))
         if view.get("fee_label"):
             amount = t(loc, "rq_fee_amount").format(fee=f"{int(view.get('fee_yen') or 0):,}")
             rows.append(("rq_fee", f"{amount} · {view['fee_label']}"))

@@ -150,6 +150,19 @@ def test_codes_are_sent_at_most_three_an_hour_and_not_twice_a_minute() -> None:
     assert codes.may_send(locked, 30_000) == 0
 
 
+def test_the_person_sees_the_dates_staff_see_in_the_sites_time_zone() -> None:
+    from collector.requests.api import public_view
+
+    r = fold(timeline(), due_days=30)
+    # 20:05 UTC on 7 December is 05:05 on 8 December in Tokyo, where staff work.
+    r.received_at = 1_796_601_600_000 + 20 * 3_600_000 + 5 * 60_000
+    r.due_at = r.received_at + 30 * 86_400_000
+    tokyo = public_view(r, "ja", tz="Asia/Tokyo")
+    assert (tokyo["received_on"], tokyo["due_on"]) == ("2026年12月8日", "2027年1月7日")
+    assert public_view(r, "en", tz="Asia/Tokyo")["received_on"] == "2026-12-08"
+    assert public_view(r, "ja", tz="UTC")["received_on"] == "2026年12月7日"
+
+
 def test_sealed_ids_share_no_bytes_with_the_ids() -> None:
     sealer = Sealer(KEY)
     data = {"visitor_ids": ["0123456789abcdef0123456789abcdef"], "user_id": "member-42",
