@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dashboards.text import Text
 
 DESK_UI: dict[str, Text] = {
@@ -39,6 +41,8 @@ DESK_UI: dict[str, Text] = {
                       "None yet. Link the ids you find with the lookup below."),
     "rq_actions": Text("対応", "Actions"),
     "rq_note": Text("メモ(記録に残ります)", "Note (kept in the record)"),
+    "rq_confirm_purge": Text("この方のデータを削除します。削除は元に戻せません。",
+                             "This deletes the person's data; it cannot be undone."),
     "rq_note_mailed": Text("ご本人へのメッセージ(メールに記載され、記録にも残ります)",
                            "Message to the person (goes into their mail, and the record)"),
     "rq_verify": Text("本人確認済みにする", "Mark verified"),
@@ -146,7 +150,8 @@ ACTION = {
 }
 ID_TYPE = {"visitor_id": Text("訪問者 ID(ブラウザー)", "Visitor id (browser)"),
            "user_id": Text("会員 ID", "Member id")}
-ACTOR = {"person": Text("ご本人", "the person"), "system": Text("システム", "system")}
+ACTOR = {"person": Text("ご本人", "the person"), "system": Text("システム", "system"),
+         "visitor": Text("ご本人(マイデータのページ)", "the person (my-data page)")}
 OPERATION = {
     "export": Text("書き出し(開示)", "Export (disclosure)"),
     "purge": Text("削除と確認", "Verified purge"),
@@ -163,11 +168,14 @@ RESULT = {
     "subject_hash": Text("識別子のハッシュ", "Id hash"),
     "events": Text("ページ閲覧・イベント", "Page views and events"),
     "consent_records": Text("同意の記録", "Consent records"),
+    # Under rows_deleted: a purge keeps consent records as proof and only unlinks them.
+    "consent_records_unlinked": Text("結び付きを消した同意の記録", "Consent records unlinked"),
     "suppressions": Text("利用停止の記録", "Suppression rows"),
     "zip_sha256": Text("送付ファイルの SHA-256", "SHA-256 of the file sent"),
     "audit_id": Text("監査ログの番号", "Audit entry"),
 }
 OUTCOME = {"done": Text("完了", "done"), "completed": Text("完了", "completed"),
+           "started": Text("開始", "started"),
            "resolved": Text("対象を特定", "ids resolved"),
            "incomplete": Text("未完了", "incomplete"),
            "not_suppressed": Text("対象なし", "nothing to lift")}
@@ -181,3 +189,26 @@ def operation(name: str) -> Text:
         if found is not None:
             return Text("ご請求: " + found.ja, "Request: " + found.en)
     return OPERATION.get(name, Text(name, name))
+
+
+#: Why an operation ran, as the collector records it (``audit.reason``) → words.
+REASONS = {"self-service download": Text("ご本人によるダウンロード", "self-service download"),
+           "self-service deletion": Text("ご本人による削除", "self-service deletion"),
+           "staff export": Text("担当者による書き出し", "staff export")}
+_REQUEST_REASON = re.compile(r"privacy request (R-[0-9A-Z]{4}-[0-9A-Z]{4})(: .*)?")
+_PACK_REASON = re.compile(r"evidence pack (\S+)\.\.(\S+)")
+
+
+def reason(text: str) -> Text:
+    """An audit row's reason in words: the collector's own reasons translated, anything
+    else (a reason staff typed) as it was written."""
+    if text in REASONS:
+        return REASONS[text]
+    found = _REQUEST_REASON.fullmatch(text)
+    if found:
+        again = " (再送)" if found[2] else ""
+        return Text(f"ご請求 {found[1]}{again}", text)
+    found = _PACK_REASON.fullmatch(text)
+    if found:
+        return Text(f"証跡パック {found[1]}〜{found[2]}", text)
+    return Text(text, text)

@@ -89,6 +89,7 @@ UI: dict[str, Text] = {
                              "launched, mentioned on TV"),
     "note_add": Text("メモを追加", "Add note"),
     "note_delete": Text("削除", "Remove"),
+    "note_delete_confirm": Text("削除する(元に戻せません)", "Remove (cannot be undone)"),
     "segment": Text("セグメント", "Segment"),
     "segment_none": Text("なし", "None"),
     "segment_name": Text("この絞り込みを保存:", "Save these filters as:"),

@@ -67,3 +67,13 @@ def test_every_refusal_the_request_desk_raises_has_words() -> None:
               for code in re.findall(r'RequestRefused\(\s*"([a-z_]+)"', path.read_text())}
     assert raised and raised - set(REFUSALS) == set()
     assert explain("the disclosure fee is due", "ja", "fee_due") == REFUSALS["fee_due"].ja
+
+
+def test_the_audit_reads_the_collectors_own_reasons_as_words() -> None:
+    from dashboards.desk_words import reason
+
+    assert reason("self-service deletion").ja == "ご本人による削除"
+    assert reason("privacy request R-AB12-CD34").ja == "ご請求 R-AB12-CD34"
+    assert reason("privacy request R-AB12-CD34: the export mailed again").ja.endswith("(再送)")
+    assert reason("evidence pack 2026-12-01..2026-12-07").ja == "証跡パック 2026-12-01〜2026-12-07"
+    assert reason("窓口で本人確認").ja == "窓口で本人確認"  # what staff typed stays as typed

@@ -73,6 +73,11 @@ def test_a_deletion_request_from_the_form_to_the_result_on_a_phone(
         staff.screenshot(path=str(artifacts / "console-request-ja-390.png"), full_page=True)
         staff.fill("form[action$='/complete'] input[name=note]", "削除を実施しました")
         staff.click("form[action$='/complete'] button")
+        # A purge cannot be undone: the form asks for a tick first, and nothing ran yet.
+        assert staff.locator("form[action$='/complete'] input[name=confirm]").count() == 1
+        assert "実行結果(受領証)" not in staff.inner_text("body")
+        staff.check("form[action$='/complete'] input[name=confirm]")
+        staff.click("form[action$='/complete'] button")
 
         def completed() -> bool:
             staff.goto(demo.url + f"/dashboards/requests/{ref}")
@@ -81,13 +86,17 @@ def test_a_deletion_request_from_the_form_to_the_result_on_a_phone(
         wait_for(completed, 90, "the purge receipt on the request")
         body = staff.inner_text("body")
         assert "削除と確認" in body and "残った記録\n0" in body.replace("\t", "\n")
+        # Consent records are kept as proof and unlinked: the receipt does not call it deleted.
+        assert "結び付きを消した同意の記録" in body
         looks_human(staff)
         staff.screenshot(path=str(artifacts / "console-completed-ja-390.png"), full_page=True)
         staff.goto(demo.url + "/dashboards/requests")
         looks_human(staff)
         staff.screenshot(path=str(artifacts / "console-queue-ja-390.png"), full_page=True)
         staff.goto(demo.url + "/dashboards/audit")
-        assert "改ざんなし" in staff.inner_text("body")
+        audit = staff.inner_text("body")
+        assert "改ざんなし" in audit and "privacy request" not in audit
+        assert "(started)" not in audit
         looks_human(staff)
 
         # The patient is told by mail, and reads the result behind a new code.
