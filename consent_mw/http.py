@@ -83,6 +83,12 @@ def same_origin(scope: Mapping[str, Any], allowed_origins: Iterable[str] = ()) -
     return False
 
 
+#: On every page of the middleware's own (preferences, my data, requests): nothing may frame
+#: them, so no other site can lay its own buttons over "accept all" or "delete my data".
+NO_FRAMING = ((b"content-security-policy", b"frame-ancestors 'none'"),
+              (b"x-frame-options", b"DENY"))
+
+
 async def respond(send: Send, status: int, body: bytes, content_type: bytes,
                   headers: Iterable[tuple[bytes, bytes]] = (), *, head: bool = False) -> None:
     raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),

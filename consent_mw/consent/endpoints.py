@@ -30,7 +30,7 @@ from consent_mw.consent.incoming import Incoming
 from consent_mw.consent.pages import render_external_transmission, render_preferences
 from consent_mw.consent.posts import Posts, status
 from consent_mw.consent.self_service import SelfService
-from consent_mw.http import STATUS_CODES, header, json_bytes, respond, respond_error
+from consent_mw.http import NO_FRAMING, STATUS_CODES, header, json_bytes, respond, respond_error
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 from consent_mw.types import Receive, Scope, Send
@@ -171,7 +171,7 @@ class Endpoints:
         else:
             page = render_external_transmission(self.settings, locale)
         await respond(send, 200, page.encode("utf-8"), b"text/html; charset=utf-8",
-                      no_store, head=head)
+                      [*no_store, *NO_FRAMING], head=head)
 
     def _forget(self, ctx: RequestContext, incoming: Incoming, scope: Scope, component: str,
                 *, reset: bool = True) -> list[tuple[bytes, bytes]]:

@@ -21,6 +21,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "prefs_title": "プライバシー設定",
         "prefs_intro": "カテゴリごとに同意を選べます。あらかじめ選択されている項目はありません。"
         "いつでも変更・撤回できます。",
+        "prefs_intro_decided": "カテゴリごとに同意を選べます。チェックは、いまの設定です。"
+        "いつでも変更・撤回できます。",
         "save": "選択を保存する",
         "withdraw": "すべて撤回する(必須以外を拒否)",
         "always_on": "常に有効・無効にできません",
@@ -94,6 +96,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "prefs_title": "Privacy settings",
         "prefs_intro": "Choose per category. Nothing is pre-selected. "
         "You can change or withdraw your choice at any time.",
+        "prefs_intro_decided": "Choose per category. The ticks show your current choices. "
+        "You can change or withdraw them at any time.",
         "save": "Save my choices",
         "withdraw": "Withdraw all (refuse everything optional)",
         "always_on": "always on, cannot be turned off",

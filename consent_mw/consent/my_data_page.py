@@ -13,7 +13,7 @@ from typing import Any
 
 from consent_mw.consent.i18n import t
 from consent_mw.consent.pages import document
-from consent_mw.http import respond, respond_error
+from consent_mw.http import NO_FRAMING, respond, respond_error
 from consent_mw.settings import Settings
 from consent_mw.state import RequestContext
 from consent_mw.types import Send
@@ -24,7 +24,7 @@ Headers = Sequence[tuple[bytes, bytes]]
 #: browsers send "Origin: null" with the page's own form POST, which the same-origin rule
 #: refuses. The status link's signed reference still never leaves the site.
 SECURITY_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"))
+                    (b"referrer-policy", b"same-origin"), *NO_FRAMING)
 
 
 class MyDataPage:

@@ -104,7 +104,10 @@ def render_preferences(settings: Settings, state: ConsentState, locale: str, *,
     body = (
         f'<h1 id="cmw-prefs-title">{escape(t(locale, "prefs_title"))}</h1>'
         f"{_lang_switch(settings, locale, settings.prefix + '/preferences')}"
-        f'<p>{escape(t(locale, "prefs_intro"))}</p>{"".join(notices)}'
+        # "Nothing is pre-selected" is true only before a choice: after one, the ticks shown
+        # are the visitor's own.
+        f'<p>{escape(t(locale, "prefs_intro_decided" if state.decided else "prefs_intro"))}'
+        f'</p>{"".join(notices)}'
         f'<form class="cmw-prefs" method="post" action="{p}" '
         f'aria-labelledby="cmw-prefs-title">'
         f'<input type="hidden" name="form" value="preferences">'

@@ -195,6 +195,10 @@ def test_preferences_page_lists_every_category_nothing_pre_ticked(client: TestCl
     assert 'method="post" action="/_consent"' in html
     assert "Download my data" not in html
     assert "<script" not in html and "style=" not in html
+    assert "Nothing is pre-selected" in html
+    # No other site may frame it and lay its own buttons over "accept all".
+    assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert r.headers["x-frame-options"] == "DENY"
 
 
 def test_preferences_page_shows_current_choices_in_japanese_by_default(client: TestClient) -> None:
@@ -203,6 +207,9 @@ def test_preferences_page_shows_current_choices_in_japanese_by_default(client: T
     assert 'lang="ja"' in html and "プライバシー設定" in html
     assert 'name="marketing" value="on" checked' in html
     assert 'name="analytics" value="on" aria' in html
+    # Ticked boxes are the visitor's own choice now: the page no longer says none are.
+    assert "チェックは、いまの設定です" in html
+    assert "あらかじめ選択されている項目はありません" not in html
 
 
 def test_withdrawal_from_the_preferences_page(client: TestClient) -> None:

@@ -45,6 +45,8 @@ def test_deleting_my_data_stops_recording_and_the_google_tag(demo: Demo) -> None
     visitor.accept_all()
     assert GA in visitor.get("/treatments/datsumo").text
     vid, cid = ids_of(demo, visitor)
+    page = visitor.get("/_consent/my-data")
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"  # no clickjacking
     deleted = visitor.post("/_consent/my-data/delete", data={"confirm": "yes"})
     assert deleted.status_code == 202
     assert "cmw_vid" not in visitor.cookies() and "cmw_sid" not in visitor.cookies()
