@@ -192,7 +192,8 @@ def inject_at(settings: Settings, ctx: RequestContext, scope: Mapping[str, Any],
         # Its script reports the display (POST {prefix}/shown), which writes the
         # ``shown`` record: see Endpoints.shown.
         encoded += banner_bytes(settings, ctx.locale, scope.get("path") or "/",
-                                scope.get("query_string") or b"", encoding)
+                                scope.get("query_string") or b"", encoding,
+                                gpc=ctx.state.gpc_applied)
     if not encoded:
         return None
     return body[:at] + encoded + body[at:]

@@ -39,7 +39,8 @@ def return_target(path: str, query: bytes) -> str:
     return safe_return(target)
 
 
-def render_banner(settings: Settings, locale: str, return_to: str) -> str:
+def render_banner(settings: Settings, locale: str, return_to: str, *, gpc: bool = False
+                  ) -> str:
     """Banner markup: no inline script or style, so a strict CSP still works.
 
     "Reject all" and "Accept all" are the same element with the same class: equally prominent.
@@ -48,7 +49,7 @@ def render_banner(settings: Settings, locale: str, return_to: str) -> str:
     Everything but the return path depends on the settings and the locale only: rendered once
     per pair (a new visitor's first page would otherwise escape a dozen strings).
     """
-    head, middle, tail = _parts(settings, locale)
+    head, middle, tail = _parts(settings, locale, gpc)
     return head + escape(return_to, quote=True) + middle + quote(return_to) + tail
 
 
@@ -59,33 +60,33 @@ def render_banner(settings: Settings, locale: str, return_to: str) -> str:
 MAX_CACHED_PATH = 512
 #: Paths come from visitors: the cache is bounded in entries and in bytes (what a path of
 #: non-ASCII characters grows to, escaped and quoted, is charged as it is).
-_BYTES: BoundedCache[tuple[int, str, str, str], tuple[Settings, bytes]] = BoundedCache(
+_BYTES: BoundedCache[tuple[int, str, str, str, bool], tuple[Settings, bytes]] = BoundedCache(
     max_entries=1024, max_bytes=2 * 1024 * 1024)
 
 
 def banner_bytes(settings: Settings, locale: str, path: str, query: bytes,
-                 encoding: str) -> bytes:
+                 encoding: str, *, gpc: bool = False) -> bytes:
     """:func:`render_banner` for the page at ``path`` and ``query``, encoded in the page's
-    charset (characters it lacks as character references); remembered per page, locale and
-    charset for pages without a query (see :data:`MAX_CACHED_PATH`)."""
-    key = (id(settings), locale, path, encoding)
+    charset (characters it lacks as character references); remembered per page, locale,
+    charset and GPC signal for pages without a query (see :data:`MAX_CACHED_PATH`)."""
+    key = (id(settings), locale, path, encoding, gpc)
     entry = _BYTES.get(key) if not query else None
     if entry is not None and entry[0] is settings:
         return entry[1]
-    data = render_banner(settings, locale, return_target(path, query)).encode(
+    data = render_banner(settings, locale, return_target(path, query), gpc=gpc).encode(
         encoding, errors="xmlcharrefreplace")
     if not query and len(path) <= MAX_CACHED_PATH:
         _BYTES.put(key, (settings, data), len(data) + 4 * len(path) + len(locale) + len(encoding))
     return data
 
 
-_PARTS: dict[tuple[int, str], tuple[Settings, tuple[str, str, str]]] = {}
+_PARTS: dict[tuple[int, str, bool], tuple[Settings, tuple[str, str, str]]] = {}
 _PARTS_MAX = 64  # locales are few and configured: a bound, not an expected size
 
 
-def _parts(settings: Settings, locale: str) -> tuple[str, str, str]:
-    """The banner around its two return-path slots, cached per Settings and locale."""
-    entry = _PARTS.get((id(settings), locale))
+def _parts(settings: Settings, locale: str, gpc: bool) -> tuple[str, str, str]:
+    """The banner around its two return-path slots, cached per Settings, locale and GPC."""
+    entry = _PARTS.get((id(settings), locale, gpc))
     if entry is not None and entry[0] is settings:
         return entry[1]
     p = escape(settings.prefix, quote=True)
@@ -99,7 +100,9 @@ def _parts(settings: Settings, locale: str) -> tuple[str, str, str]:
         f'<p id="cmw-banner-text" class="cmw-text">{escape(t(locale, "banner_text"))} '
         f'<a class="cmw-link" href="{p}/external-transmission">'
         f'{escape(t(locale, "external_link"))}</a></p>'
-        f'<form class="cmw-actions" method="post" action="{p}">'
+        # The browser's GPC signal changes what "accept all" grants: say so before the tap.
+        + (f'<p class="cmw-text cmw-gpc">{escape(t(locale, "gpc_banner"))}</p>' if gpc else "")
+        + f'<form class="cmw-actions" method="post" action="{p}">'
         f'<input type="hidden" name="return" value="',
         f'">'
         f'<input type="hidden" name="locale" value="{lang}">'
@@ -115,5 +118,5 @@ def _parts(settings: Settings, locale: str) -> tuple[str, str, str]:
     )
     if len(_PARTS) >= _PARTS_MAX:
         _PARTS.clear()
-    _PARTS[(id(settings), locale)] = (settings, parts)
+    _PARTS[(id(settings), locale, gpc)] = (settings, parts)
     return parts

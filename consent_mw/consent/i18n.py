@@ -36,6 +36,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status_undecided": "まだ選択されていません。",
         "gpc_notice": "お使いのブラウザーはグローバル・プライバシー・コントロール(GPC)を"
         "送信しています。広告・マーケティングは、ここで明示的に選択しない限り拒否として扱います。",
+        "gpc_banner": "お使いのブラウザーはグローバル・プライバシー・コントロール(GPC)を送信して"
+        "いるため、「すべて同意する」を選んでも広告・マーケティングはオフのままです。"
+        "変えるときは「設定」からどうぞ。",
         "back": "元のページに戻る",
         "my_data": "あなたのデータ",
         "download": "データをダウンロードする",
@@ -111,6 +114,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status_undecided": "You have not made a choice yet.",
         "gpc_notice": "Your browser sends Global Privacy Control (GPC). Marketing is treated as "
         "refused unless you explicitly choose it here.",
+        "gpc_banner": "Your browser sends Global Privacy Control (GPC), so advertising and "
+        "marketing stay off even if you accept all. To change that, use Settings.",
         "back": "Back to the page",
         "my_data": "Your data",
         "download": "Download my data",

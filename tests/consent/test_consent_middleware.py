@@ -56,6 +56,16 @@ def test_banner_language_follows_html_lang_then_accept_language(client: TestClie
     assert "すべて拒否する" in client.get("/nolang").text
 
 
+def test_the_banner_says_what_gpc_changes_before_the_tap(client: TestClient) -> None:
+    # With GPC, "accept all" leaves marketing off: the banner says so, and only then (the
+    # banner bytes are cached: the two must not be served for each other).
+    for _ in range(2):
+        assert "グローバル・プライバシー・コントロール" in client.get(
+            "/nolang", headers={"sec-gpc": "1"}).text
+        assert "グローバル・プライバシー・コントロール" not in client.get("/nolang").text
+    assert "stay off even if you accept all" in client.get("/en", headers={"sec-gpc": "1"}).text
+
+
 def test_reject_is_as_prominent_as_accept(client: TestClient) -> None:
     html = client.get("/en").text
     reject = re.search(r'<(\w+)([^>]*)value="reject_all"[^>]*>', html)
