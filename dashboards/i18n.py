@@ -90,6 +90,8 @@ UI: dict[str, Text] = {
     "note_add": Text("メモを追加", "Add note"),
     "note_delete": Text("削除", "Remove"),
     "note_delete_confirm": Text("削除する(元に戻せません)", "Remove (cannot be undone)"),
+    "done_saved": Text("保存しました。", "Saved."),
+    "done_removed": Text("削除しました。", "Removed."),
     "segment": Text("セグメント", "Segment"),
     "segment_none": Text("なし", "None"),
     "segment_name": Text("この絞り込みを保存:", "Save these filters as:"),

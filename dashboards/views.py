@@ -117,9 +117,13 @@ class DashboardViews:
             return UI[key](lang).format(**values)
 
         other = "en" if lang == "ja" else "ja"
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        query = [(k, v) for k, v in request.query_params.multi_items()
+                 if k not in ("lang", "done")]
+        done = request.query_params.get("done", "")
         html = self.templates.get_template(template).render(
             root=root(request), lang=lang, t=t,
+            # What the write that led here did ("saved", "removed"): said once, at the top.
+            done=UI["done_" + done](lang) if "done_" + done in UI else "",
             other_lang_url=request.url.path + "?" + urlencode([*query, ("lang", other)]),
             **context)
         response = HTMLResponse(html, status_code=status,

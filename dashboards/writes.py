@@ -9,6 +9,7 @@ error page with its reason, never a 500.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,12 +35,17 @@ class WriteViews:
         """The staff member and the posted form, or the refusal."""
         return await self.views.staff_post(request, may_write_notes)
 
-    def _back(self, request: Request, form: Mapping[str, str]) -> Response:
-        target = self.views.safe_next(request, form.get("next", ""))
+    def _back(self, request: Request, form: Mapping[str, str], done: str) -> Response:
+        """Back to the page the form was on, which then says what was done (``DONE``)."""
+        parts = urlsplit(self.views.safe_next(request, form.get("next", "")))
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k != "done"] + [("done", done)]
+        target = urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
         return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
 
     async def _write(self, request: Request,
-                     action: Callable[[Session, dict[str, str]], object]) -> Response:
+                     action: Callable[[Session, dict[str, str]], object],
+                     done: str = "saved") -> Response:
         """Check the post, run ``action`` with its staff member and form, go back."""
         found = await self._form(request)
         if isinstance(found, Response):
@@ -49,7 +55,7 @@ class WriteViews:
             await run_in_threadpool(action, session, form)
         except WriteRefused as exc:
             return self.views.error_page(request, 400, explain(exc.reason, locale(request)))
-        return self._back(request, form)
+        return self._back(request, form, done)
 
     def add(self, item: str) -> Callable[[Request], Awaitable[Response]]:
         """The endpoint adding an ``item`` from its form (:data:`FORMS`)."""
@@ -67,7 +73,7 @@ class WriteViews:
         async def endpoint(request: Request) -> Response:
             item_id = request.path_params["item_id"]
             return await self._write(request, lambda who, _: self.backend.delete_item(
-                item, item_id, who.user))
+                item, item_id, who.user), done="removed")
 
         return endpoint
 

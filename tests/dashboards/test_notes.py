@@ -53,9 +53,11 @@ def test_a_note_written_on_the_page_shows_on_the_chart_and_can_be_removed(
     form = note_form(client, text="春のキャンペーン開始\n(LINE配信)")
     r = client.post("/dashboards/notes", data=form, headers={"Origin": ORIGIN},
                     follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == form["next"]
+    assert r.status_code == 303 and r.headers["location"] == form["next"] + "&done=saved"
     assert ("2026-06-24", "note", "春のキャンペーン開始 (LINE配信)") in annotations(store)
-    page = client.get(form["next"]).text
+    page = client.get(r.headers["location"]).text
+    assert '<p class="flash" role="status">保存しました。</p>' in page  # the write is confirmed
+    assert "done=saved" not in page.split('class="lang" href="')[1].split('"')[0]
     assert "春のキャンペーン開始 (LINE配信)" in page and "(marketing)" in page
     chart = page.split('id="chart-data">')[1].split("</script>")[0]
     assert '"x0":"2026-06-24"' in chart and "春のキャンペーン開始" in chart
@@ -63,7 +65,9 @@ def test_a_note_written_on_the_page_shows_on_the_chart_and_can_be_removed(
     gone = client.post(f"/dashboards/notes/{note_id}/delete", headers={"Origin": ORIGIN},
                        data={"csrf": form["csrf"], "next": form["next"]},
                        follow_redirects=False)
-    assert gone.status_code == 303
+    assert gone.status_code == 303 and gone.headers["location"].endswith("&done=removed")
+    assert "削除しました。" in client.get(gone.headers["location"]).text
+    assert "削除しました。" not in client.get(form["next"]).text  # said once, not on every view
     assert ("2026-06-24", "note", "春のキャンペーン開始 (LINE配信)") not in annotations(store)
     # Kept, marked deleted by whoever removed it: what was noted stays on record.
     assert store.rows("SELECT created_by, updated_by, deleted FROM dashboard_notes FINAL "

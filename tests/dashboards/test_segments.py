@@ -71,9 +71,9 @@ def test_a_saved_segment_is_shared_and_applies_its_filters(store: Any, login: An
 
 
 @pytest.mark.parametrize(("name", "view", "reason"), [
-    ("", FILTERED, "name: 1 to 60"),
-    ("x" * 61, FILTERED, "name: 1 to 60"),
-    ("no filters", RANGE, "at least one filter"),
+    ("", FILTERED, "名前は 1〜60 文字"),
+    ("x" * 61, FILTERED, "名前は 1〜60 文字"),
+    ("no filters", RANGE, "絞り込みの条件が1つ以上必要"),
 ])
 def test_a_bad_segment_is_refused_with_its_reason(store: Any, login: Any, name: str,
                                                   view: dict[str, str], reason: str) -> None:
@@ -93,7 +93,7 @@ def test_an_unknown_segment_is_a_400_and_privacy_staff_cannot_save(store: Any,
                                                                     login: Any) -> None:
     client = login("marketing")
     r = client.get("/dashboards/overview", params={**RANGE, "segment": "0" * 32})
-    assert r.status_code == 400 and "no such saved segment" in r.text
+    assert r.status_code == 400 and "すでに削除された可能性があります" in r.text
     privacy = login("privacy")
     page = privacy.get("/dashboards/consent", params=FILTERED).text
     assert 'id="segment-save"' not in page
