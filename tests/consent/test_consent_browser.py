@@ -115,6 +115,8 @@ def test_banner_reject_accept_and_withdraw(server_url: str, page_factory: Any,
                      "/_consent/preferences?return=/"]
     page.evaluate("document.activeElement.blur()")  # no focus ring favouring either button
     page.screenshot(path=str(artifacts / "banner.png"))
+    settings_box = page.locator(".cmw-settings").bounding_box()
+    assert settings_box and settings_box["height"] >= 40  # a finger's target, not 24 px
 
     page.get_by_role("button", name="すべて拒否する").click()
     banner.wait_for(state="detached")
@@ -134,6 +136,9 @@ def test_banner_reject_accept_and_withdraw(server_url: str, page_factory: Any,
     page.screenshot(path=str(artifacts / "preferences.png"), full_page=True)
     assert page.locator("#cmw-cat-analytics").is_checked()
     assert page.locator("#cmw-cat-necessary").is_disabled()
+    box = page.locator("#cmw-cat-analytics").bounding_box()
+    label = page.locator("label[for=cmw-cat-analytics]").bounding_box()
+    assert box and label and box["height"] >= 24 and label["height"] >= 40
     with page.expect_navigation():
         page.locator("button[value=reject_all]").click()
     assert "saved=1" in page.url
