@@ -167,6 +167,13 @@ class DeskViews:
         if action not in ACTIONS:
             return self.views.error_page(request, 404, UI["no_page"])
         try:
+            if action == "complete" and form.get("confirm") != "yes":
+                # A purge cannot be undone: the form's tick is checked here too, not only by
+                # the browser (a request not yet verified is refused as such, further on).
+                view = await run_in_threadpool(self.desk.one, ref)
+                if view["kind"] == "deletion" and view["status"] in ("verified", "in_progress"):
+                    return self.views.error_page(request, 400,
+                                                 words.DESK_UI["rq_confirm_needed"])
             await run_in_threadpool(self.desk.act, ref, action, session.user, form)
         except (RequestRefused, PrivacyError) as exc:
             return self.refused(request, exc)

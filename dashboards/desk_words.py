@@ -41,6 +41,9 @@ DESK_UI: dict[str, Text] = {
                       "None yet. Link the ids you find with the lookup below."),
     "rq_actions": Text("対応", "Actions"),
     "rq_note": Text("メモ(記録に残ります)", "Note (kept in the record)"),
+    "rq_confirm_needed": Text("削除は元に戻せません。確認のチェックを入れてから、もう一度"
+                              "「完了する」を押してください。",
+                              "A deletion cannot be undone: tick the box, then complete."),
     "rq_confirm_purge": Text("この方のデータを削除します。削除は元に戻せません。",
                              "This deletes the person's data; it cannot be undone."),
     "rq_note_mailed": Text("ご本人へのメッセージ(メールに記載され、記録にも残ります)",
@@ -156,6 +159,7 @@ OPERATION = {
     "export": Text("書き出し(開示)", "Export (disclosure)"),
     "purge": Text("削除と確認", "Verified purge"),
     "suppress": Text("利用停止", "Suppression"),
+    "evidence": Text("証跡パックの作成", "Evidence pack"),
     "unsuppress": Text("利用停止の解除", "Suppression lifted"),
 }
 RESULT = {
@@ -199,7 +203,7 @@ _REQUEST_REASON = re.compile(r"privacy request (R-[0-9A-Z]{4}-[0-9A-Z]{4})(: .*)
 _PACK_REASON = re.compile(r"evidence pack (\S+)\.\.(\S+)")
 
 
-def reason(text: str) -> Text:
+def audit_reason(text: str) -> Text:
     """An audit row's reason in words: the collector's own reasons translated, anything
     else (a reason staff typed) as it was written."""
     if text in REASONS:

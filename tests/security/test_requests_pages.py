@@ -76,6 +76,13 @@ def test_the_longest_details_in_japanese_are_taken(demo: Demo) -> None:
     b = demo.browser()
     ref = submitted(demo, b, text="診療の記録" * 400)
     assert demo.parts.service.desk.get(ref).text == "診療の記録" * 400
+    # Past the limit (within the form's body limit): refused here, the form kept.
+    long = b.post("/_consent/requests", data=form(text="診療の記録" * 1000))
+    assert long.status_code == 400 and "2,000 文字以内" in long.text
+    assert "診療の記録" * 50 in long.text
+    from collector.requests.model import MAX_TEXT as COLLECTORS
+    from consent_mw.consent.request_form import MAX_TEXT
+    assert MAX_TEXT == COLLECTORS
 
 
 def test_this_browser_is_included_only_when_asked_and_only_its_bound_id(demo: Demo) -> None:
@@ -145,6 +152,22 @@ def test_console_changes_need_the_same_origin_and_the_session_token(demo: Demo) 
     assert ok.status_code == 303
     request = demo.parts.service.desk.get(ref)
     assert request.status == "verified" and request.timeline[-1].actor == "privacy"
+
+
+def test_a_deletion_is_completed_only_with_the_tick_that_says_it_cannot_be_undone(
+        demo: Demo) -> None:
+    ref = submitted(demo, demo.browser(), kind="deletion")
+    b, token = staff(demo)
+    verified = b.post(f"/dashboards/requests/{ref}/verify",
+                      data={"csrf": token, "note": "窓口で身分証を確認"})
+    assert verified.status_code == 303
+    unticked = b.post(f"/dashboards/requests/{ref}/complete", data={"csrf": token})
+    assert unticked.status_code == 400 and "元に戻せません" in unticked.text
+    assert demo.parts.service.desk.get(ref).status == "verified"
+    # Ticked, the request goes on to the desk's own checks (no id is linked yet).
+    ticked = b.post(f"/dashboards/requests/{ref}/complete",
+                    data={"csrf": token, "confirm": "yes"})
+    assert ticked.status_code == 409 and "識別子が結び付いていません" in ticked.text
 
 
 def test_an_unverified_request_cannot_be_completed_from_the_console(demo: Demo) -> None:
