@@ -53,6 +53,8 @@ REFUSALS: dict[str, Text] = {
                           "The details are too long."),
     "too_many_requests": Text("このメールアドレスからのご請求は、本日の上限に達しました。",
                               "Too many requests for this address today."),
+    "unknown_request": Text("このご請求は見つかりませんでした。保存期間が過ぎて消えた可能性が"
+                            "あります。", "No such request (it may be past its retention)."),
     "bad_action": Text("この操作はできません。", "No such action."),
     "bad_status": Text("状態の指定が正しくありません。", "No such status."),
     "not_configured": Text("ご請求の受付が設定されていません。システム管理者にご連絡ください。",
@@ -82,7 +84,7 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"(?:date range: |a pack covers )at most (\d+) days",
          "期間は {0} 日以内でお選びください。"),
         (r"dates: between (\S+) and (\S+)", "日付は {0} から {1} の間でお選びください。"),
-        (r"(\w+): (?:expected a date YYYY-MM-DD|'.*' is not a valid date)"
+        (r"(\w+): (?:expected a date YYYY-MM-DD|['\"].*['\"] is not a valid date)"
          r"|from and to must be dates.*", "日付を正しく入力してください。"),
         (r"(\w+): required for this kind of goal",
          "この種類の目標には{field}が必要です。入力してください。"),
@@ -95,13 +97,22 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"(\w+): expected one line of text", "{field}は1行で入力してください。"),
         (r"(\w+): expected a string of valid text", "{field}に使えない文字が含まれています。"),
         (r"text: a note needs some text", "メモの内容を入力してください。"),
-        (r"name: a goal called '(.*)' exists already", "「{0}」という目標はすでにあります。"),
-        (r"name: a funnel called '(.*)' exists already",
+        # {name!r} quotes with " when the name holds a '.
+        (r"name: a goal called ['\"](.*)['\"] exists already",
+         "「{0}」という目標はすでにあります。"),
+        (r"name: a funnel called ['\"](.*)['\"] exists already",
          "「{0}」というファネルはすでにあります。"),
         (r"goals: at most (\d+).*",
          "目標は {0} 件までです。どれかを削除してから追加してください。"),
         (r"funnels: at most (\d+).*",
          "ファネルは {0} 件までです。どれかを削除してから追加してください。"),
+        (r"filters: at most (\d+)", "絞り込みの条件は {0} 個までです。"),
+        (r"day: must be within (\d+) days of today",
+         "日付は今日の前後 {0} 日以内でお選びください。"),
+        (r"days: 0 \(one visit\) to (\d+)",
+         "日数は 0(1回の訪問の中)から {0} までで指定してください。"),
+        (r"author: .*", "担当者名がありません。ログインし直してください。"),
+        (r"(\w+)_id: not a \w+", "見つかりませんでした。すでに削除された可能性があります。"),
         (r"filters: a segment needs at least one filter",
          "セグメントには絞り込みの条件が1つ以上必要です。先に絞り込んでから保存してください。"),
         (r"path: a pattern starts with /.*",
@@ -123,8 +134,8 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 
 #: A reason about one step of a funnel (or goal of a file) wraps the step's own reason.
-NESTED = re.compile(r"(step|goal) (\d+): (.+)")
-NESTED_WORDS = {"step": "ステップ {n}: ", "goal": "目標 {n}: "}
+NESTED = re.compile(r"(step) (\d+): (.+)")
+NESTED_WORDS = {"step": "ステップ {n}: "}
 
 
 def explain(reason: str, lang: Locale, code: str | None = None) -> str:

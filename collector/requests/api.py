@@ -60,6 +60,10 @@ def staff_view(r: PrivacyRequest, mails: list[Mail] | None = None) -> dict[str, 
     """Everything about a request, for the privacy staff."""
     now = now_ms()
     view = public_view(r)
+    # Staff read the moments (``*_at``), which the console shows in its own time zone; the
+    # person's dates (``*_on``) are the person's view, in the site's (public_view's ``tz``).
+    for day in ("received_on", "verified_on", "due_on"):
+        del view[day]
     view.update(
         email=r.email, channel=r.channel, text=r.text, account_id=r.account_id,
         account_match=r.account_match, visitor_ids=r.visitor_ids, subjects=r.subjects,

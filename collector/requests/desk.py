@@ -97,11 +97,8 @@ class Desk:
                 data: dict[str, Any] | None = None) -> Request:
         """Record an entry after the request's last one, and audit it; the new state."""
         data = data or {}
-        # From the log, not ``request``: a mail noted on the timeline since it was read would
-        # otherwise share this entry's number, and the evidence pack's order would waver.
-        entries = self.log.entries(request.ref)
-        seq = max(e.seq for e in entries) + 1 if entries else 1
-        self.log.append(request.ref, actor, action, data, seq=seq, email_key=request.email_key)
+        self.log.append(request.ref, actor, action, data, seq=self.log.next_seq(request.ref),
+                        email_key=request.email_key)
         if action not in ("code_sent", "code_failed", "code_used", "mailed"):
             # The reason is the step's name, never the note: notes are what staff wrote
             # about a person, and the audit trail is kept longer and goes into evidence packs.
@@ -130,14 +127,15 @@ class Desk:
             now = now_ms()
             # A request staff enter (from a call or at the counter) is not what these limits
             # stop, and a person whose mailbox a stranger spent must still reach the desk.
-            if actor == "person" and self.log.count_since(
-                    "submitted", now - 3_600_000) >= PER_HOUR:
+            limited = actor == "person"
+            if limited and self.log.count_since("submitted", now - 3_600_000) >= PER_HOUR:
                 raise RequestRefused("busy", "too many requests this hour; try again later")
-            if actor == "person" and self.log.count_since(
+            if limited and self.log.count_since(
                     "submitted", now - DAY_MS, key) >= PER_EMAIL_DAY:
                 raise RequestRefused("too_many_requests",
                                      "too many requests for this e-mail address today")
-            self.notify.budget(key)
+            if limited:
+                self.notify.budget(key)
             ref = new_ref()
             self.log.append(ref, actor, "submitted", data, seq=1, email_key=key)
             audit.append(self.store, operation="request.submitted", id_type="request",

@@ -92,6 +92,11 @@ class RequestLog:
             raise UnknownRequest()
         return request
 
+    def next_seq(self, ref: str) -> int:
+        """The number of the entry to append after ``ref``'s last one, read from the store:
+        a request read before a mail was noted on it would give that mail's number again."""
+        return max((e.seq for e in self.entries(ref)), default=0) + 1
+
     def append(self, ref: str, actor: str, action: str, data: Mapping[str, Any],
                *, seq: int, email_key: str, at: int | None = None) -> Entry:
         entry = Entry(ref=ref, seq=seq, at=at if at is not None else now_ms(), actor=actor,

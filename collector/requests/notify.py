@@ -63,7 +63,7 @@ class Notifier:
                                  secret=secret)
         self.log.append(request.ref, "system", "mailed",
                         {"mail_id": mail.mail_id, "template": template},
-                        seq=self.log.get(request.ref).timeline[-1].seq + 1,
+                        seq=self.log.next_seq(request.ref),
                         email_key=request.email_key)
 
     def keep_zip(self, ref: str, pack: bytes) -> None:

@@ -42,6 +42,8 @@ from consent_mw.types import Receive, Scope, Send
 SUBMITS = 10
 CHECKS = 60
 KINDS = ("disclosure", "deletion", "suspension", "withdrawal")
+#: The details' limit, the collector's (``collector.requests.model.MAX_TEXT``) and the field's.
+MAX_TEXT = 2000
 #: 2,000 characters of Japanese are ~18 KB once a browser has URL-encoded them (9 bytes each).
 MAX_FORM = 64 * 1024
 #: The site's member id → the e-mail its records have (None: no such member). Blocking.
@@ -170,7 +172,7 @@ class RequestForms:
             f' autocomplete="username" value="{_e(f.get("account_id", ""))}">'
             f'<span class="cmw-help">{_e(t(loc, "rq_account_help"))}</span></p>'
             f'<p><label class="cmw-label" for="cmw-rq-text">{_e(t(loc, "rq_text"))}</label>'
-            f'<textarea id="cmw-rq-text" name="text" rows="5" maxlength="2000">'
+            f'<textarea id="cmw-rq-text" name="text" rows="5" maxlength="{MAX_TEXT}">'
             f'{_e(f.get("text", ""))}</textarea></p>{attach}'
             f'<p class="cmw-actions"><button class="cmw-button" type="submit">'
             f'{_e(t(loc, "rq_submit"))}</button></p></form>'
@@ -187,6 +189,12 @@ class RequestForms:
             "lang": loc if loc in ("ja", "en") else "en", "text": form.get("text", ""),
             "account_id": account_id,
             "visitor_ids": [visitor_id] if visitor_id and form.get("attach") == "yes" else []}
+        if len(fields["text"]) > MAX_TEXT:
+            # Refused here, with the form kept: a text far past the limit would pass this
+            # form's body limit and meet the collector's smaller one.
+            await self._form(page, ctx, visitor_id, problem="rq_text_too_long", form=form,
+                             status=400)
+            return
         try:
             if account_id and self.account_email is not None:
                 fields["account_email"] = await anyio.to_thread.run_sync(

@@ -44,8 +44,7 @@ REQUEST_MESSAGES: dict[str, dict[str, str]] = {
         "コードがお手元にない場合は「コードを再送する」を押してください。",
         "rq_resent": "新しい確認コードをメールでお送りしました。",
         "rq_wait": "少し時間をおいてから、もう一度お試しください。",
-        "rq_wait_seconds": "新しいコードは {seconds} 秒後に送れます。"
-        "先にお送りしたコードも、まだお使いいただけます。",
+        "rq_wait_seconds": "新しいコードは {seconds} 秒後に送れます。",
         "rq_wrong": "確認コードが違います。もう一度入力してください。",
         "rq_code_format": "確認コードは6桁の数字です。メールに記載のコードを入力してください。",
         "rq_expired": "確認コードの有効期限が切れました。「コードを再送する」を押してください。",
@@ -115,8 +114,7 @@ REQUEST_MESSAGES: dict[str, dict[str, str]] = {
         "at hand? Press \"Send a new code\".",
         "rq_resent": "We e-mailed you a new confirmation code.",
         "rq_wait": "Please wait a little and try again.",
-        "rq_wait_seconds": "A new code can be sent in {seconds} seconds. The code we sent "
-        "before still works.",
+        "rq_wait_seconds": "A new code can be sent in {seconds} seconds.",
         "rq_wrong": "That code is not right. Please enter it again.",
         "rq_code_format": "The code is six digits: enter the one in our e-mail.",
         "rq_expired": "That code has expired. Press \"Send a new code\".",

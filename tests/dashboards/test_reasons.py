@@ -29,6 +29,12 @@ MET_BY_STAFF = [
     "text: a note needs some text",
     "text: at most 500 characters",
     "name: a goal called '予約' exists already",
+    'name: a funnel called "春\'s" exists already',  # repr quotes with " around a '
+    "filters: at most 8",
+    "day: must be within 400 days of today",
+    "days: 0 (one visit) to 90",
+    "author: expected the staff member's name",
+    "note_id: not a note",
     "goals: at most 50; remove one first",
     "filters: a segment needs at least one filter",
     "path: a pattern starts with / (use * for any characters)",
@@ -63,14 +69,17 @@ def test_an_unknown_reason_is_a_general_sentence_in_japanese_and_as_is_in_englis
 
 
 def test_every_refusal_the_request_desk_raises_has_words() -> None:
+    # RequestRefused("code", ...) and its subclasses' super().__init__("code", ...).
     raised = {code for path in (ROOT / "collector" / "requests").glob("*.py")
-              for code in re.findall(r'RequestRefused\(\s*"([a-z_]+)"', path.read_text())}
+              for code in re.findall(r'(?:RequestRefused|super\(\).__init__)\(\s*"([a-z_]+)"',
+                                     path.read_text())}
+    assert "unknown_request" in raised
     assert raised and raised - set(REFUSALS) == set()
     assert explain("the disclosure fee is due", "ja", "fee_due") == REFUSALS["fee_due"].ja
 
 
 def test_the_audit_reads_the_collectors_own_reasons_as_words() -> None:
-    from dashboards.desk_words import reason
+    from dashboards.desk_words import audit_reason as reason
 
     assert reason("self-service deletion").ja == "ご本人による削除"
     assert reason("privacy request R-AB12-CD34").ja == "ご請求 R-AB12-CD34"
