@@ -7,6 +7,7 @@ from html import escape
 from urllib.parse import quote
 
 from consent_mw.bounded import BoundedCache
+from consent_mw.consent.decision import gpc_categories
 from consent_mw.consent.i18n import t
 from consent_mw.settings import Settings
 
@@ -100,8 +101,10 @@ def _parts(settings: Settings, locale: str, gpc: bool) -> tuple[str, str, str]:
         f'<p id="cmw-banner-text" class="cmw-text">{escape(t(locale, "banner_text"))} '
         f'<a class="cmw-link" href="{p}/external-transmission">'
         f'{escape(t(locale, "external_link"))}</a></p>'
-        # The browser's GPC signal changes what "accept all" grants: say so before the tap.
-        + (f'<p class="cmw-text cmw-gpc">{escape(t(locale, "gpc_banner"))}</p>' if gpc else "")
+        # The browser's GPC signal changes what "accept all" grants: say so before the tap
+        # (on a site with a category GPC refuses: elsewhere it changes nothing).
+        + (f'<p class="cmw-text cmw-gpc">{escape(t(locale, "gpc_banner"))}</p>'
+           if gpc and gpc_categories(settings) else "")
         + f'<form class="cmw-actions" method="post" action="{p}">'
         f'<input type="hidden" name="return" value="',
         f'">'

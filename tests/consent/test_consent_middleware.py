@@ -66,6 +66,16 @@ def test_the_banner_says_what_gpc_changes_before_the_tap(client: TestClient) -> 
     assert "stay off even if you accept all" in client.get("/en", headers={"sec-gpc": "1"}).text
 
 
+def test_a_site_without_a_category_gpc_refuses_says_nothing_of_it(
+        make_client: MakeClient) -> None:
+    from consent_mw.consent.categories import DEFAULT_CATEGORIES
+
+    client = make_client(categories=tuple(c for c in DEFAULT_CATEGORIES
+                                          if c.name != "marketing"))
+    page = client.get("/nolang", headers={"sec-gpc": "1"}).text
+    assert "すべて拒否する" in page and "グローバル・プライバシー・コントロール" not in page
+
+
 def test_reject_is_as_prominent_as_accept(client: TestClient) -> None:
     html = client.get("/en").text
     reject = re.search(r'<(\w+)([^>]*)value="reject_all"[^>]*>', html)
