@@ -29,6 +29,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +48,18 @@ VARIANTS = ("consented, no capture", "consented, discarding", "new visitor")
 #: mypyc writes the C struct field of an attribute ``_thread`` as ``__thread``, which GCC
 #: reads as its thread-local keyword; the copy names those attributes otherwise.
 THREAD_ATTR = re.compile(r"self\._thread\b")
-MYPY_INI = """\
-[mypy]
-strict = True
-python_version = 3.11
-[mypy-user_agents.*,ua_parser.*,chdb.*,clickhouse_connect.*,geoip2.*,maxminddb.*,prometheus_client.*]
-ignore_missing_imports = True
-"""
+
+
+def mypy_ini() -> str:
+    """The project's mypy settings (pyproject's ``[tool.mypy]``) as a mypy.ini."""
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    lines = ["[mypy]", f"strict = {conf.get('strict', False)}",
+             f"python_version = {conf['python_version']}"]
+    for override in conf.get("overrides", []):
+        modules = override["module"]
+        lines.append(f"[mypy-{','.join([modules] if isinstance(modules, str) else modules)}]")
+        lines += [f"{k} = {v}" for k, v in override.items() if k != "module"]
+    return "\n".join(lines) + "\n"
 
 
 def compiled_copy(dest: Path) -> None:
@@ -66,7 +72,7 @@ def compiled_copy(dest: Path) -> None:
         path.write_text(THREAD_ATTR.sub("self._worker_thread", path.read_text()))
     # No pyproject.toml in the copy: mypyc's generated setup.py would read it with the
     # venv's setuptools, which may predate the SPDX license field.
-    (dest / "mypy.ini").write_text(MYPY_INI)
+    (dest / "mypy.ini").write_text(mypy_ini())
     mypyc = Path(sys.executable).with_name("mypyc")
     built = subprocess.run(
         [str(mypyc), "--config-file", "mypy.ini", *(f"consent_mw/{m}" for m in COMPILED)],
