@@ -42,10 +42,9 @@ from consent_mw.types import Receive, Scope, Send
 SUBMITS = 10
 CHECKS = 60
 KINDS = ("disclosure", "deletion", "suspension", "withdrawal")
-#: The details' limit, the collector's (``collector.requests.model.MAX_TEXT``) and the field's.
-MAX_TEXT = 2000
-#: 2,000 characters of Japanese are ~18 KB once a browser has URL-encoded them (9 bytes each).
-MAX_FORM = 64 * 1024
+#: The details' limit (the collector's too), and the body's: 2,000 characters of Japanese are
+#: ~18 KB once a browser has URL-encoded them (9 bytes each).
+MAX_TEXT, MAX_FORM = 2000, 64 * 1024
 #: The site's member id → the e-mail its records have (None: no such member). Blocking.
 AccountEmail = Callable[[str], "str | None"]
 #: Refusal code → the sentence the page says; any other reads as "could not accept".
@@ -57,8 +56,7 @@ REFUSALS = {"bad_email": "rq_bad_email", "bad_kind": "rq_bad_kind",
             "not_configured": "md_unavailable"}
 #: Code verdict → the sentence (``ok`` shows the request instead).
 VERDICTS = {"wrong": "rq_wrong", "malformed": "rq_code_format", "expired": "rq_expired",
-            "no_code": "rq_no_code",
-            "too_many": "rq_too_many"}
+            "no_code": "rq_no_code", "too_many": "rq_too_many"}
 
 
 def _e(value: object) -> str:
@@ -66,8 +64,7 @@ def _e(value: object) -> str:
 
 
 def _on(view: dict[str, Any], moment: str, loc: str) -> str:
-    """A date of the request as the collector gives it, in the site's time zone (the day
-    staff see); in UTC from a collector that does not."""
+    """A date of the request in the site's time zone, as the collector gives it (else UTC)."""
     given = view.get(f"{moment}_on")
     return given if isinstance(given, str) and given else _day(view.get(f"{moment}_at"), loc)
 
@@ -190,8 +187,7 @@ class RequestForms:
             "account_id": account_id,
             "visitor_ids": [visitor_id] if visitor_id and form.get("attach") == "yes" else []}
         if len(fields["text"]) > MAX_TEXT:
-            # Refused here, with the form kept: a text far past the limit would pass this
-            # form's body limit and meet the collector's smaller one.
+            # Here, with the form kept: far past it, the collector's body limit would answer.
             await self._form(page, ctx, visitor_id, problem="rq_text_too_long", form=form,
                              status=400)
             return
